@@ -1,0 +1,119 @@
+//! Server configuration: every setting is a flag and an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// How a Confab instance runs. Defaults give a working single instance on SQLite.
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, env = "CONFAB_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// Folder for the SQLite database, the generated JWT secret and job exports.
+    #[arg(long, env = "CONFAB_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL; default `sqlite://<data dir>/confab.db`. `postgres://…` for scale-out.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Redis URL for the channel layer and presence; unset = in-process (one instance).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// HMAC secret for access tokens; unset = generated once and kept in the data dir.
+    #[arg(long, env = "CONFAB_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Extra browser origins allowed to open sockets (comma-separated); the server's own origin always is.
+    #[arg(long, env = "CONFAB_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Folder with the built SPA (`index.html`, `pkg/`), served at `/`.
+    #[arg(long, env = "CONFAB_STATIC_DIR", default_value = "frontend/dist")]
+    pub static_dir: PathBuf,
+
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "CONFAB_ACCESS_TTL_SECS", default_value_t = 900)]
+    pub access_ttl_secs: u64,
+
+    /// Refresh token (and session) lifetime in seconds.
+    #[arg(long, env = "CONFAB_REFRESH_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub refresh_ttl_secs: u64,
+
+    /// Largest WebSocket frame accepted, in bytes; larger closes with 1009.
+    #[arg(long, env = "CONFAB_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Frames queued per connection before a slow consumer is evicted with 1013.
+    #[arg(long, env = "CONFAB_OUTBOX_CAPACITY", default_value_t = 1024)]
+    pub outbox_capacity: usize,
+
+    /// Calls per second a connection may make (burst = 2×); beyond that: -32029.
+    #[arg(long, env = "CONFAB_RATE_PER_SEC", default_value_t = 50)]
+    pub rate_per_sec: u32,
+
+    /// Seconds between server pings; a connection silent for 3 intervals is dropped.
+    #[arg(long, env = "CONFAB_PING_SECS", default_value_t = 20)]
+    pub ping_secs: u64,
+
+    /// Seconds before access-token expiry at which `session.expiring` is sent.
+    #[arg(long, env = "CONFAB_EXPIRY_WARNING_SECS", default_value_t = 60)]
+    pub expiry_warning_secs: u64,
+
+    /// Failed logins per username (and 4× that per IP) in 5 minutes before 429.
+    #[arg(long, env = "CONFAB_LOGIN_ATTEMPTS", default_value_t = 5)]
+    pub login_attempts: u32,
+
+    /// Most concurrent background jobs per user.
+    #[arg(long, env = "CONFAB_JOBS_PER_USER", default_value_t = 2)]
+    pub jobs_per_user: usize,
+
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "CONFAB_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl Config {
+    /// The database URL, defaulting to SQLite (WAL) in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("confab.db").display())
+        })
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_ttl_secs)
+    }
+
+    pub fn refresh_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_ttl_secs)
+    }
+
+    /// A configuration for tests: ephemeral port, the given data dir, in-process layer.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            database_url: None,
+            redis_url: None,
+            jwt_secret: None,
+            allowed_origins: Vec::new(),
+            static_dir: PathBuf::from("frontend/dist"),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            max_frame_bytes: 64 * 1024,
+            outbox_capacity: 1024,
+            rate_per_sec: 50,
+            ping_secs: 20,
+            expiry_warning_secs: 60,
+            login_attempts: 5,
+            jobs_per_user: 2,
+            log_json: false,
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The error of the feature layer, mapped once to problem+json and once to JSON-RPC.
+//!
+//! Features return [`AppError`] whether they were called over REST or over the socket; the
+//! two transports differ only in these two mappings. Internal causes are logged where the
+//! mapping happens and never shown to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use confab_shared::Problem;
+use confab_shared::rpc::{ErrorCode, ErrorObject};
+
+use crate::storage::StorageError;
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 401 / -32001: no valid credentials for something that needs them.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// 401 on login: unknown user or wrong password, deliberately indistinguishable.
+    #[error("invalid username or password")]
+    BadCredentials,
+    /// 403 / -32003.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 404 / -32004.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409 / -32009.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// 422 / -32602, naming the offending field or param.
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// 413: a body over its limit.
+    #[error("{0}")]
+    TooLarge(&'static str),
+    /// 429 / -32029.
+    #[error("too many requests")]
+    RateLimited { retry_after_ms: u64 },
+    /// 503: a dependency is down; the client may retry.
+    #[error("service unavailable: {0}")]
+    Unavailable(&'static str),
+    /// 500 / -32603: logged, never shown.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    /// A validation failure of `field`.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid { field, message: message.into() }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated | Self::BadCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem `type` slug.
+    fn slug(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::BadCredentials => "bad-credentials",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not-found",
+            Self::Conflict(_) => "conflict",
+            Self::Invalid { .. } => "validation",
+            Self::TooLarge(_) => "too-large",
+            Self::RateLimited { .. } => "rate-limited",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// What the client may read: internals are replaced by a generic sentence.
+    fn public_detail(&self) -> String {
+        match self {
+            Self::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The problem+json body for this error.
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status();
+        Problem {
+            kind: format!("/problems/{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("error").to_owned(),
+            status: status.as_u16(),
+            detail: self.public_detail(),
+            field: match self {
+                Self::Invalid { field, .. } => Some((*field).to_owned()),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl From<StorageError> for AppError {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::Unavailable(_) => Self::Unavailable("database"),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let problem = self.to_problem();
+        let status = self.status();
+        let mut response = (status, axum::Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Self::RateLimited { retry_after_ms } = self {
+            let secs = retry_after_ms.div_ceil(1000).max(1);
+            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<AppError> for ErrorObject {
+    fn from(err: AppError) -> Self {
+        match &err {
+            AppError::Unauthenticated | AppError::BadCredentials => {
+                ErrorObject::with_message(ErrorCode::Unauthenticated, err.to_string())
+            }
+            AppError::Forbidden(_) => ErrorObject::with_message(ErrorCode::Forbidden, err.to_string()),
+            AppError::NotFound(_) => ErrorObject::with_message(ErrorCode::NotFound, err.to_string()),
+            AppError::Conflict(_) => ErrorObject::with_message(ErrorCode::Conflict, err.to_string()),
+            AppError::Invalid { field, message } => ErrorObject::invalid_param(field, format!("{field}: {message}")),
+            AppError::TooLarge(_) => ErrorObject::with_message(ErrorCode::InvalidParams, err.to_string()),
+            AppError::RateLimited { retry_after_ms } => ErrorObject::rate_limited(*retry_after_ms),
+            AppError::Unavailable(_) | AppError::Internal(_) => {
+                ErrorObject::with_message(ErrorCode::Internal, err.public_detail())
+            }
+        }
+    }
+}

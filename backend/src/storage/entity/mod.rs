@@ -1,0 +1,13 @@
+//! sea-orm entities, one per table. Times are `i64` milliseconds since the Unix epoch so
+//! SQLite and PostgreSQL store and compare them identically.
+
+pub mod direct_messages;
+pub mod dm_reads;
+pub mod jobs;
+pub mod memberships;
+pub mod messages;
+pub mod reactions;
+pub mod refresh_tokens;
+pub mod rooms;
+pub mod sessions;
+pub mod users;

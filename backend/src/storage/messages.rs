@@ -1,0 +1,202 @@
+//! Room messages and reactions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use confab_shared::{Message, Timestamp};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use super::entity::{messages, reactions, rooms};
+use super::{Db, StorageResult, now_ms};
+
+/// A message to persist.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub room_id: i64,
+    pub author_id: i64,
+    pub author: String,
+    pub text: String,
+    pub nonce: Option<String>,
+}
+
+/// Persists a batch in one transaction (group commit), returning the rows in batch order.
+///
+/// Rooms are locked in id order (no deadlocks between instances); each room's counter moves
+/// under its row lock before its rows take ids, so within a room commit order is id order.
+pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> StorageResult<Vec<messages::Model>> {
+    let now = now_ms();
+    let txn = db.conn.begin().await?;
+    let mut per_room: BTreeMap<i64, i64> = BTreeMap::new();
+    for m in batch {
+        *per_room.entry(m.room_id).or_default() += 1;
+    }
+    let mut next_seq: HashMap<i64, i64> = HashMap::with_capacity(per_room.len());
+    for (&room_id, &n) in &per_room {
+        next_seq.insert(room_id, super::rooms::reserve_seq(&txn, room_id, n, now).await?);
+    }
+    let rows: Vec<messages::ActiveModel> = batch
+        .iter()
+        .map(|m| {
+            let seq = next_seq.get_mut(&m.room_id).map_or(0, |s| {
+                *s += 1;
+                *s - 1
+            });
+            messages::ActiveModel {
+                room_id: Set(m.room_id),
+                seq: Set(seq),
+                author_id: Set(m.author_id),
+                author: Set(m.author.clone()),
+                text: Set(m.text.clone()),
+                sent_at: Set(now),
+                edited_at: Set(None),
+                deleted: Set(false),
+                nonce: Set(m.nonce.clone()),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let mut inserted = messages::Entity::insert_many(rows).exec_with_returning_many(&txn).await?;
+    txn.commit().await?;
+    // Ids were drawn in VALUES order; sort in case the database returned rows otherwise.
+    inserted.sort_by_key(|m| m.id);
+    Ok(inserted)
+}
+
+/// The message an author already sent with this nonce.
+pub async fn by_nonce(db: &Db, author_id: i64, nonce: &str) -> StorageResult<Option<messages::Model>> {
+    Ok(messages::Entity::find()
+        .filter(messages::Column::AuthorId.eq(author_id))
+        .filter(messages::Column::Nonce.eq(nonce))
+        .one(&db.conn)
+        .await?)
+}
+
+pub async fn by_id(db: &Db, id: i64) -> StorageResult<Option<messages::Model>> {
+    Ok(messages::Entity::find_by_id(id).one(&db.conn).await?)
+}
+
+/// Up to `limit` messages before `before` (or the newest), oldest first.
+pub async fn history(db: &Db, room_id: i64, before: Option<i64>, limit: u64) -> StorageResult<Vec<messages::Model>> {
+    let mut query = messages::Entity::find().filter(messages::Column::RoomId.eq(room_id));
+    if let Some(before) = before {
+        query = query.filter(messages::Column::Id.lt(before));
+    }
+    let mut rows = query.order_by_desc(messages::Column::Id).limit(limit).all(&db.conn).await?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Up to `limit` messages after `after`, oldest first.
+pub async fn after(db: &Db, room_id: i64, after: i64, limit: u64) -> StorageResult<Vec<messages::Model>> {
+    Ok(messages::Entity::find()
+        .filter(messages::Column::RoomId.eq(room_id))
+        .filter(messages::Column::Id.gt(after))
+        .order_by_asc(messages::Column::Id)
+        .limit(limit)
+        .all(&db.conn)
+        .await?)
+}
+
+/// Replaces a message's text.
+pub async fn edit(db: &Db, id: i64, text: &str) -> StorageResult<()> {
+    messages::Entity::update_many()
+        .col_expr(messages::Column::Text, Expr::value(text))
+        .col_expr(messages::Column::EditedAt, Expr::value(now_ms()))
+        .filter(messages::Column::Id.eq(id))
+        .exec(&db.conn)
+        .await?;
+    Ok(())
+}
+
+/// Soft-deletes a message: the id stays, the text and reactions go.
+pub async fn delete(db: &Db, id: i64) -> StorageResult<()> {
+    let txn = db.conn.begin().await?;
+    messages::Entity::update_many()
+        .col_expr(messages::Column::Text, Expr::value(""))
+        .col_expr(messages::Column::Deleted, Expr::value(true))
+        .filter(messages::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
+    reactions::Entity::delete_many().filter(reactions::Column::MessageId.eq(id)).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Adds or removes one user's reaction.
+pub async fn react(db: &Db, message_id: i64, user_id: i64, username: &str, emoji: &str, on: bool) -> StorageResult<()> {
+    if on {
+        reactions::Entity::insert(reactions::ActiveModel {
+            message_id: Set(message_id),
+            user_id: Set(user_id),
+            emoji: Set(emoji.to_owned()),
+            username: Set(username.to_owned()),
+            created_at: Set(now_ms()),
+        })
+        .on_conflict(
+            OnConflict::columns([reactions::Column::MessageId, reactions::Column::UserId, reactions::Column::Emoji])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&db.conn)
+        .await?;
+    } else {
+        reactions::Entity::delete_many()
+            .filter(reactions::Column::MessageId.eq(message_id))
+            .filter(reactions::Column::UserId.eq(user_id))
+            .filter(reactions::Column::Emoji.eq(emoji))
+            .exec(&db.conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Turns rows into wire messages, loading their reactions and room names in two queries.
+pub async fn to_wire(db: &Db, rows: Vec<messages::Model>) -> StorageResult<Vec<Message>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
+    let mut reactions_by_message: HashMap<i64, BTreeMap<String, Vec<String>>> = HashMap::new();
+    let found = reactions::Entity::find()
+        .filter(reactions::Column::MessageId.is_in(ids))
+        .order_by_asc(reactions::Column::CreatedAt)
+        .all(&db.conn)
+        .await?;
+    for r in found {
+        reactions_by_message.entry(r.message_id).or_default().entry(r.emoji).or_default().push(r.username);
+    }
+    let mut room_ids: Vec<i64> = rows.iter().map(|m| m.room_id).collect();
+    room_ids.sort_unstable();
+    room_ids.dedup();
+    let names: HashMap<i64, String> = rooms::Entity::find()
+        .filter(rooms::Column::Id.is_in(room_ids))
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.name))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|m| {
+            let room = names.get(&m.room_id).cloned().unwrap_or_default();
+            let reactions = reactions_by_message.remove(&m.id).unwrap_or_default();
+            wire(m, room, reactions)
+        })
+        .collect())
+}
+
+/// One row as a wire message, given its room name and reactions.
+pub fn wire(m: messages::Model, room: String, reactions: BTreeMap<String, Vec<String>>) -> Message {
+    Message {
+        id: m.id,
+        room,
+        author: m.author,
+        text: m.text,
+        sent_at: Timestamp::from_millis(m.sent_at),
+        edited_at: m.edited_at.map(Timestamp::from_millis),
+        deleted: m.deleted,
+        reactions,
+    }
+}

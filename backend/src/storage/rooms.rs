@@ -1,0 +1,135 @@
+//! Rooms, memberships and read cursors.
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, Set,
+};
+
+use super::entity::{memberships, rooms};
+use super::{Db, StorageError, StorageResult, now_ms, statement};
+
+pub async fn by_name(db: &Db, name: &str) -> StorageResult<Option<rooms::Model>> {
+    Ok(rooms::Entity::find().filter(rooms::Column::Name.eq(name)).one(&db.conn).await?)
+}
+
+pub async fn by_id(db: &Db, id: i64) -> StorageResult<Option<rooms::Model>> {
+    Ok(rooms::Entity::find_by_id(id).one(&db.conn).await?)
+}
+
+/// Creates a room; [`StorageError::Duplicate`] when it exists.
+pub async fn create(db: &Db, name: &str, admin_only: bool, created_by: Option<i64>) -> StorageResult<rooms::Model> {
+    rooms::ActiveModel {
+        name: Set(name.to_owned()),
+        admin_only: Set(admin_only),
+        created_by: Set(created_by),
+        created_at: Set(now_ms()),
+        last_message_at: Set(None),
+        last_seq: Set(0),
+        ..Default::default()
+    }
+    .insert(&db.conn)
+    .await
+    .map_err(StorageError::from)
+}
+
+/// The room, created as a public room when it does not exist yet.
+pub async fn get_or_create(db: &Db, name: &str, created_by: i64) -> StorageResult<rooms::Model> {
+    if let Some(room) = by_name(db, name).await? {
+        return Ok(room);
+    }
+    match create(db, name, false, Some(created_by)).await {
+        // Someone (maybe on another instance) created it between our read and our insert.
+        Err(StorageError::Duplicate) => by_name(db, name).await?.ok_or(StorageError::Duplicate),
+        other => other,
+    }
+}
+
+/// Rooms, most recently active first; admin-only rooms only when asked.
+pub async fn list(db: &Db, include_admin_only: bool) -> StorageResult<Vec<rooms::Model>> {
+    let mut query = rooms::Entity::find();
+    if !include_admin_only {
+        query = query.filter(rooms::Column::AdminOnly.eq(false));
+    }
+    let mut rooms = query.order_by_asc(rooms::Column::Name).all(&db.conn).await?;
+    rooms.sort_by_key(|r| std::cmp::Reverse(r.last_message_at));
+    Ok(rooms)
+}
+
+/// Records that a user joined a room; a new member starts with everything read.
+pub async fn add_member(db: &Db, user_id: i64, room_id: i64) -> StorageResult<()> {
+    let latest = latest_message_id(db, room_id).await?;
+    memberships::Entity::insert(memberships::ActiveModel {
+        user_id: Set(user_id),
+        room_id: Set(room_id),
+        joined_at: Set(now_ms()),
+        last_read_id: Set(latest),
+    })
+    .on_conflict(OnConflict::columns([memberships::Column::UserId, memberships::Column::RoomId]).do_nothing().to_owned())
+    .exec_without_returning(&db.conn)
+    .await?;
+    Ok(())
+}
+
+async fn latest_message_id(db: &Db, room_id: i64) -> StorageResult<i64> {
+    #[derive(FromQueryResult)]
+    struct Latest {
+        id: Option<i64>,
+    }
+    let row = Latest::find_by_statement(statement(
+        db,
+        "SELECT MAX(id) AS id FROM messages WHERE room_id = ?",
+        vec![room_id.into()],
+    ))
+    .one(&db.conn)
+    .await?;
+    Ok(row.and_then(|r| r.id).unwrap_or(0))
+}
+
+/// Moves the read cursor forward (never back); `true` when it moved.
+pub async fn mark_read(db: &Db, user_id: i64, room_id: i64, id: i64) -> StorageResult<bool> {
+    add_member(db, user_id, room_id).await?;
+    let moved = memberships::Entity::update_many()
+        .col_expr(memberships::Column::LastReadId, Expr::value(id))
+        .filter(memberships::Column::UserId.eq(user_id))
+        .filter(memberships::Column::RoomId.eq(room_id))
+        .filter(memberships::Column::LastReadId.lt(id))
+        .exec(&db.conn)
+        .await?
+        .rows_affected;
+    Ok(moved > 0)
+}
+
+/// Unread messages per room for a user: others' messages after the read cursor.
+pub async fn unread_counts(db: &Db, user_id: i64) -> StorageResult<HashMap<i64, i64>> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        room_id: i64,
+        unread: i64,
+    }
+    let rows = Row::find_by_statement(statement(
+        db,
+        "SELECT m.room_id AS room_id, COUNT(msg.id) AS unread FROM memberships m \
+         JOIN messages msg ON msg.room_id = m.room_id AND msg.id > m.last_read_id \
+         AND msg.author_id <> m.user_id AND msg.deleted = ? \
+         WHERE m.user_id = ? GROUP BY m.room_id",
+        vec![false.into(), user_id.into()],
+    ))
+    .all(&db.conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.room_id, r.unread)).collect())
+}
+
+/// Bumps the room's counter by `n` under its row lock (the caller's transaction), returning
+/// the first sequence number of the block.
+pub async fn reserve_seq(conn: &impl ConnectionTrait, room_id: i64, n: i64, now: i64) -> StorageResult<i64> {
+    rooms::Entity::update_many()
+        .col_expr(rooms::Column::LastSeq, Expr::col(rooms::Column::LastSeq).add(n))
+        .col_expr(rooms::Column::LastMessageAt, Expr::value(now))
+        .filter(rooms::Column::Id.eq(room_id))
+        .exec(conn)
+        .await?;
+    let room = rooms::Entity::find_by_id(room_id).one(conn).await?;
+    Ok(room.map_or(1, |r| r.last_seq - n + 1))
+}

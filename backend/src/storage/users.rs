@@ -1,0 +1,49 @@
+//! Accounts.
+
+use confab_shared::{Timestamp, User};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+
+use super::entity::users;
+use super::{Db, StorageError, StorageResult, now_ms};
+
+impl From<users::Model> for User {
+    fn from(m: users::Model) -> Self {
+        User { id: m.id, username: m.username, is_admin: m.is_admin, created_at: Timestamp::from_millis(m.created_at) }
+    }
+}
+
+/// Creates an account; [`StorageError::Duplicate`] when the name is taken (case-insensitively).
+pub async fn create(db: &Db, username: &str, password_hash: &str, is_admin: bool) -> StorageResult<users::Model> {
+    let row = users::ActiveModel {
+        username: Set(username.to_owned()),
+        username_key: Set(username.to_ascii_lowercase()),
+        password_hash: Set(password_hash.to_owned()),
+        is_admin: Set(is_admin),
+        created_at: Set(now_ms()),
+        ..Default::default()
+    };
+    row.insert(&db.conn).await.map_err(StorageError::from)
+}
+
+/// Looks a user up by name, case-insensitively.
+pub async fn by_name(db: &Db, username: &str) -> StorageResult<Option<users::Model>> {
+    Ok(users::Entity::find()
+        .filter(users::Column::UsernameKey.eq(username.to_ascii_lowercase()))
+        .one(&db.conn)
+        .await?)
+}
+
+pub async fn by_id(db: &Db, id: i64) -> StorageResult<Option<users::Model>> {
+    Ok(users::Entity::find_by_id(id).one(&db.conn).await?)
+}
+
+/// Every username, alphabetically (case-insensitive).
+pub async fn all_names(db: &Db) -> StorageResult<Vec<String>> {
+    Ok(users::Entity::find()
+        .select_only()
+        .column(users::Column::Username)
+        .order_by_asc(users::Column::UsernameKey)
+        .into_tuple()
+        .all(&db.conn)
+        .await?)
+}

@@ -1,0 +1,216 @@
+//! REST bodies (`/api/...`) and the payload types the WebSocket API reuses.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+
+/// Declares wire types with the derives every one of them carries: serde both ways,
+/// TypeScript under `ts`, an OpenAPI schema under `openapi`.
+macro_rules! wire {
+    ($($(#[$meta:meta])* pub $kind:ident $name:ident $body:tt $(;)?)*) => {$(
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        $(#[$meta])*
+        pub $kind $name $body
+    )*};
+}
+pub(crate) use wire;
+
+wire! {
+    /// An account as the API shows it.
+    pub struct User {
+        pub id: i64,
+        pub username: String,
+        pub is_admin: bool,
+        pub created_at: Timestamp,
+    }
+
+    /// A user and whether they have at least one open connection on any instance.
+    pub struct UserPresence {
+        pub username: String,
+        pub online: bool,
+    }
+
+    /// Username and password, for both signup (password 8–128 chars) and login.
+    pub struct Credentials {
+        pub username: String,
+        pub password: String,
+    }
+
+    /// The body of `POST /api/auth/refresh`.
+    pub struct RefreshRequest {
+        pub refresh_token: String,
+    }
+
+    /// Tokens issued by login and refresh.
+    pub struct TokenPair {
+        /// A JWT (HS256) to send as `Authorization: Bearer …` or as the `bearer.<token>` subprotocol.
+        pub access_token: String,
+        /// Always `"Bearer"`.
+        pub token_type: String,
+        /// Lifetime of the access token in seconds.
+        pub expires_in: i64,
+        /// An opaque single-use token for `POST /api/auth/refresh`; rotated on every use.
+        pub refresh_token: String,
+        pub user: User,
+    }
+
+    /// A room as the room list shows it.
+    pub struct RoomSummary {
+        pub name: String,
+        /// Distinct users with a connection in the room, across instances.
+        pub online: u32,
+        pub admin_only: bool,
+        pub last_message_at: Option<Timestamp>,
+        /// Messages after the caller's read cursor; `null` for anonymous callers.
+        pub unread: Option<i64>,
+    }
+
+    /// The body of `POST /api/rooms`.
+    pub struct CreateRoom {
+        pub name: String,
+        #[serde(default)]
+        pub admin_only: bool,
+    }
+
+    /// A persisted room message. A deleted message keeps its id, with `text: ""`.
+    pub struct Message {
+        pub id: i64,
+        pub room: String,
+        pub author: String,
+        pub text: String,
+        pub sent_at: Timestamp,
+        pub edited_at: Option<Timestamp>,
+        pub deleted: bool,
+        /// Emoji to the usernames that reacted with it, in reaction order.
+        pub reactions: BTreeMap<String, Vec<String>>,
+    }
+
+    /// A persisted one-to-one message; as the result of `dm.send` it is the delivery receipt.
+    pub struct DirectMessage {
+        pub id: i64,
+        pub from: String,
+        pub to: String,
+        pub text: String,
+        pub sent_at: Timestamp,
+    }
+
+    /// Where a publish from outside goes.
+    #[serde(rename_all = "snake_case")]
+    pub enum PublishTarget {
+        /// Every connection joined to the room.
+        Room(String),
+        /// Every connection of the user.
+        User(String),
+        /// Every connection (the value must be `true`).
+        All(bool),
+    }
+
+    /// The body of `POST /api/publish`.
+    pub struct PublishRequest {
+        pub target: PublishTarget,
+        /// Any JSON value of at most 16 KiB; delivered as `notice {payload}`.
+        #[cfg_attr(feature = "ts", ts(type = "unknown"))]
+        pub payload: serde_json::Value,
+    }
+
+    /// The answer of `POST /api/publish`.
+    pub struct PublishAccepted {
+        /// Connections on this instance that received it (other instances do not report back).
+        pub delivered_locally: u64,
+    }
+
+    /// What a background job does.
+    #[serde(rename_all = "snake_case")]
+    pub enum JobKind {
+        ExportRoom,
+    }
+
+    /// File format of a room export.
+    #[serde(rename_all = "snake_case")]
+    pub enum ExportFormat {
+        Json,
+        Csv,
+    }
+
+    /// The body of `POST /api/jobs`.
+    pub struct CreateJob {
+        pub kind: JobKind,
+        pub room: String,
+        pub format: ExportFormat,
+    }
+
+    /// The answer of `POST /api/jobs`.
+    pub struct JobAccepted {
+        pub job_id: i64,
+    }
+
+    /// Lifecycle of a job.
+    #[serde(rename_all = "snake_case")]
+    pub enum JobState {
+        Queued,
+        Running,
+        Done,
+        Failed,
+    }
+
+    /// A background job and how far it got.
+    pub struct Job {
+        pub id: i64,
+        pub kind: JobKind,
+        pub state: JobState,
+        pub percent: u8,
+        pub error: Option<String>,
+        pub created_at: Timestamp,
+        pub finished_at: Option<Timestamp>,
+    }
+
+    /// State of one dependency in `/api/health`.
+    #[serde(rename_all = "snake_case")]
+    pub enum Status {
+        Up,
+        Down,
+    }
+
+    /// The body of `GET /api/health`.
+    pub struct Health {
+        /// `"ok"` when every dependency is up, `"degraded"` otherwise (HTTP 503).
+        pub status: String,
+        pub db: Status,
+        /// `"up"` for the in-process layer and a reachable Redis.
+        pub channel_layer: Status,
+    }
+
+    /// An RFC 9457 problem document (`application/problem+json`).
+    pub struct Problem {
+        /// A URI reference naming the problem type, e.g. `/problems/validation`.
+        #[serde(rename = "type")]
+        #[cfg_attr(feature = "ts", ts(rename = "type"))]
+        pub kind: String,
+        pub title: String,
+        pub status: u16,
+        pub detail: String,
+        /// For 422: the offending body or query field.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub field: Option<String>,
+    }
+
+    /// Query of `GET /api/rooms/{room}/messages`.
+    #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+    #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+    pub struct HistoryQuery {
+        /// Only messages with a smaller id.
+        pub before: Option<i64>,
+        /// 1 to 100, default 50.
+        pub limit: Option<u32>,
+    }
+}
+
+impl TokenPair {
+    /// The value of `token_type`.
+    pub const BEARER: &'static str = "Bearer";
+}

@@ -1,0 +1,25 @@
+//! The WebSocket API: JSON-RPC 2.0 over text frames, subprotocol `confab.v1`.
+//!
+//! # Layout
+//! - [`methods`]: the request table (method name, params type, result type), generated once
+//!   by a macro so the server's decoder, the SPA's typed `call` and the TypeScript method map
+//!   cannot disagree.
+//! - [`notify`]: server-pushed notifications.
+//! - [`envelope`]: request/response/error envelopes and frame decoding with exact error codes.
+//! - [`close`]: WebSocket close codes.
+
+pub mod close;
+pub mod envelope;
+pub mod methods;
+pub mod notify;
+
+pub use envelope::{ErrorCode, ErrorObject, Frame, Incoming, RequestId, Response, ServerMessage, decode_frame, parse_server_frame};
+pub use methods::*;
+pub use notify::Notification;
+
+/// The one subprotocol the server speaks; it is always the one selected.
+pub const SUBPROTOCOL: &str = "confab.v1";
+/// Browser clients put `bearer.<access token>` in their subprotocol list.
+pub const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
+/// The most calls one batch array may hold.
+pub const MAX_BATCH: usize = 20;

@@ -1,0 +1,358 @@
+//! JSON-RPC 2.0 envelopes and the frame decoder that assigns every failure its exact code.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::methods::{DecodeError, Request};
+use super::notify::Notification;
+
+/// A request id: a number or a string, echoed back unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub enum RequestId {
+    Number(i64),
+    String(String),
+}
+
+/// JSON-RPC and Confab error codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ErrorCode {
+    /// The frame is not JSON.
+    ParseError = -32700,
+    /// Not a JSON-RPC 2.0 request object, or a batch that is empty or too long.
+    InvalidRequest = -32600,
+    /// No such method.
+    MethodNotFound = -32601,
+    /// Params of the wrong shape or type, or out of range; `data.field` names the param.
+    InvalidParams = -32602,
+    /// Something failed on the server; details are in its log, not here.
+    Internal = -32603,
+    /// The method needs an authenticated connection.
+    Unauthenticated = -32001,
+    /// Not allowed: not joined, not the author, not an admin.
+    Forbidden = -32003,
+    /// No such room, message, user or job.
+    NotFound = -32004,
+    /// Conflicts with the current state.
+    Conflict = -32009,
+    /// Too many calls; `data.retry_after_ms` says when to try again.
+    RateLimited = -32029,
+}
+
+impl ErrorCode {
+    /// Every code with its meaning, for documentation.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::ParseError,
+        Self::InvalidRequest,
+        Self::MethodNotFound,
+        Self::InvalidParams,
+        Self::Internal,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::Conflict,
+        Self::RateLimited,
+    ];
+
+    /// The numeric code.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The standard short message.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::ParseError => "parse error",
+            Self::InvalidRequest => "invalid request",
+            Self::MethodNotFound => "method not found",
+            Self::InvalidParams => "invalid params",
+            Self::Internal => "internal error",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not found",
+            Self::Conflict => "conflict",
+            Self::RateLimited => "rate limited",
+        }
+    }
+}
+
+/// The `error` member of an error response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ErrorObject {
+    pub code: i32,
+    pub message: String,
+    /// `{field}` for -32602, `{retry_after_ms}` for -32029.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional, type = "unknown"))]
+    pub data: Option<Value>,
+}
+
+impl ErrorObject {
+    /// An error with the code's standard message and no data.
+    pub fn new(code: ErrorCode) -> Self {
+        Self { code: code.code(), message: code.message().to_owned(), data: None }
+    }
+
+    /// An error with a specific message.
+    pub fn with_message(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code: code.code(), message: message.into(), data: None }
+    }
+
+    /// -32602 naming the offending param.
+    pub fn invalid_param(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::InvalidParams.code(),
+            message: message.into(),
+            data: Some(serde_json::json!({ "field": field })),
+        }
+    }
+
+    /// -32029 with the wait before a retry can succeed.
+    pub fn rate_limited(retry_after_ms: u64) -> Self {
+        Self {
+            code: ErrorCode::RateLimited.code(),
+            message: ErrorCode::RateLimited.message().to_owned(),
+            data: Some(serde_json::json!({ "retry_after_ms": retry_after_ms })),
+        }
+    }
+}
+
+impl From<DecodeError> for ErrorObject {
+    fn from(err: DecodeError) -> Self {
+        match err {
+            DecodeError::UnknownMethod(name) => {
+                Self::with_message(ErrorCode::MethodNotFound, format!("method not found: {name}"))
+            }
+            DecodeError::InvalidParams { field: Some(field), message } => Self::invalid_param(&field, message),
+            DecodeError::InvalidParams { field: None, message } => Self::with_message(ErrorCode::InvalidParams, message),
+        }
+    }
+}
+
+/// A response: exactly one of `result` and `error`, with the request's id (null when unknown).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Response {
+    /// Always `"2.0"`.
+    pub jsonrpc: String,
+    pub id: Option<RequestId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional, type = "unknown"))]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub error: Option<ErrorObject>,
+}
+
+impl Response {
+    /// A success.
+    pub fn ok(id: Option<RequestId>, result: Value) -> Self {
+        Self { jsonrpc: "2.0".to_owned(), id, result: Some(result), error: None }
+    }
+
+    /// A failure.
+    pub fn err(id: Option<RequestId>, error: ErrorObject) -> Self {
+        Self { jsonrpc: "2.0".to_owned(), id, result: None, error: Some(error) }
+    }
+}
+
+/// One call of a frame, decoded as far as it could be.
+#[derive(Debug, PartialEq)]
+pub struct Incoming {
+    /// `None` for a notification (no `id` member): it gets no response, not even an error.
+    pub id: Option<Option<RequestId>>,
+    /// The request, or the error to answer with.
+    pub request: Result<Request, ErrorObject>,
+}
+
+impl Incoming {
+    /// Whether the sender expects a response.
+    pub fn wants_response(&self) -> bool {
+        self.id.is_some()
+    }
+
+    fn invalid(id: Option<Option<RequestId>>, message: &str) -> Self {
+        // An invalid request is always answered, with a null id when it had none we could read.
+        Self { id: Some(id.flatten()), request: Err(ErrorObject::with_message(ErrorCode::InvalidRequest, message)) }
+    }
+}
+
+/// A decoded text frame.
+#[derive(Debug, PartialEq)]
+pub enum Frame {
+    /// One call.
+    Single(Incoming),
+    /// A batch of 1..=20 calls, answered as one array.
+    Batch(Vec<Incoming>),
+    /// The whole frame is unusable: answer this single error (parse error, bad batch).
+    Reject(Response),
+}
+
+/// Decodes one text frame into calls, assigning every failure its JSON-RPC code.
+pub fn decode_frame(text: &str) -> Frame {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let items: Vec<&RawValue> = match serde_json::from_str(trimmed) {
+            Ok(items) => items,
+            Err(err) => return Frame::Reject(parse_error(&err)),
+        };
+        if items.is_empty() || items.len() > super::MAX_BATCH {
+            let message = format!("a batch holds 1 to {} calls", super::MAX_BATCH);
+            return Frame::Reject(Response::err(None, ErrorObject::with_message(ErrorCode::InvalidRequest, message)));
+        }
+        return Frame::Batch(items.into_iter().map(decode_call).collect());
+    }
+    match serde_json::from_str::<&RawValue>(trimmed) {
+        Ok(raw) => Frame::Single(decode_call(raw)),
+        Err(err) => Frame::Reject(parse_error(&err)),
+    }
+}
+
+fn parse_error(err: &serde_json::Error) -> Response {
+    Response::err(None, ErrorObject::with_message(ErrorCode::ParseError, format!("parse error: {err}")))
+}
+
+/// The members of a call, each kept loose so a wrong type becomes -32600, not a parse error.
+#[derive(Deserialize)]
+struct RawCall<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<Cow<'a, str>>,
+    /// Outer `None`: no `id` member (a notification). Inner: the raw id, possibly `null`.
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    #[serde(borrow, default)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+}
+
+fn present<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(de).map(Some)
+}
+
+fn decode_call(raw: &RawValue) -> Incoming {
+    let Ok(call) = serde_json::from_str::<RawCall<'_>>(raw.get()) else {
+        return Incoming::invalid(None, "a call must be a JSON-RPC 2.0 request object");
+    };
+    let id = match call.id {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(value) => match serde_json::from_value::<RequestId>(value) {
+            Ok(id) => Some(Some(id)),
+            Err(_) => return Incoming::invalid(None, "id must be an integer or a string"),
+        },
+    };
+    if call.jsonrpc.as_deref() != Some("2.0") {
+        return Incoming::invalid(id, "jsonrpc must be \"2.0\"");
+    }
+    let Some(method) = call.method.and_then(|m| serde_json::from_str::<Cow<'_, str>>(m.get()).ok()) else {
+        return Incoming::invalid(id, "method must be a string");
+    };
+    let params = call.params.filter(|p| p.get() != "null");
+    Incoming { id, request: Request::decode(&method, params).map_err(ErrorObject::from) }
+}
+
+/// What a client receives: a response to one of its calls or a notification.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerMessage {
+    Response(Response),
+    Notification(Notification),
+}
+
+/// Decodes a server frame (a single object or a batch response array), for clients.
+pub fn parse_server_frame(text: &str) -> Result<Vec<ServerMessage>, serde_json::Error> {
+    let value: Value = serde_json::from_str(text)?;
+    let items = match value {
+        Value::Array(items) => items,
+        single => vec![single],
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            if item.get("method").is_some() {
+                serde_json::from_value(item).map(ServerMessage::Notification)
+            } else {
+                serde_json::from_value(item).map(ServerMessage::Response)
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::methods::EchoParams;
+
+    fn single(text: &str) -> Incoming {
+        match decode_frame(text) {
+            Frame::Single(call) => call,
+            other => panic!("expected a single call, got {other:?}"),
+        }
+    }
+
+    fn code(call: &Incoming) -> i32 {
+        call.request.as_ref().err().map_or(0, |e| e.code)
+    }
+
+    #[test]
+    fn a_well_formed_request_decodes() {
+        let call = single(r#"{"jsonrpc":"2.0","id":7,"method":"echo","params":{"text":"hi"}}"#);
+        assert_eq!(call.id, Some(Some(RequestId::Number(7))));
+        assert_eq!(call.request, Ok(Request::Echo(EchoParams { text: "hi".into() })));
+    }
+
+    #[test]
+    fn garbage_is_a_parse_error_with_null_id() {
+        match decode_frame("{not json") {
+            Frame::Reject(resp) => {
+                assert_eq!(resp.id, None);
+                assert_eq!(resp.error.map(|e| e.code), Some(-32700));
+            }
+            other => panic!("expected a reject, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_envelopes_are_invalid_requests() {
+        assert_eq!(code(&single(r#"{"id":1,"method":"echo"}"#)), -32600);
+        assert_eq!(code(&single(r#"{"jsonrpc":"1.0","id":1,"method":"echo"}"#)), -32600);
+        assert_eq!(code(&single(r#"{"jsonrpc":"2.0","id":1,"method":5}"#)), -32600);
+        assert_eq!(code(&single(r#"{"jsonrpc":"2.0","id":{},"method":"echo"}"#)), -32600);
+        assert_eq!(code(&single("42")), -32600);
+        assert!(single("42").wants_response());
+    }
+
+    #[test]
+    fn notifications_are_recognised_by_a_missing_id() {
+        let call = single(r#"{"jsonrpc":"2.0","method":"room.typing","params":{"room":"a"}}"#);
+        assert!(!call.wants_response());
+        let call = single(r#"{"jsonrpc":"2.0","id":null,"method":"echo","params":{"text":""}}"#);
+        assert_eq!(call.id, Some(None));
+    }
+
+    #[test]
+    fn batches_are_bounded() {
+        assert!(matches!(decode_frame("[]"), Frame::Reject(_)));
+        let one = r#"{"jsonrpc":"2.0","id":1,"method":"echo","params":{"text":"x"}}"#;
+        let ok = format!("[{}]", vec![one; 20].join(","));
+        assert!(matches!(decode_frame(&ok), Frame::Batch(calls) if calls.len() == 20));
+        let too_long = format!("[{}]", vec![one; 21].join(","));
+        assert!(matches!(decode_frame(&too_long), Frame::Reject(_)));
+    }
+
+    #[test]
+    fn server_frames_parse_into_responses_and_notifications() {
+        let frames = parse_server_frame(
+            r#"[{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","method":"room.typing","params":{"room":"a","username":"b"}}]"#,
+        )
+        .unwrap();
+        assert!(matches!(frames[0], ServerMessage::Response(_)));
+        assert!(matches!(frames[1], ServerMessage::Notification(Notification::Typing(_))));
+    }
+}

@@ -1,0 +1,331 @@
+//! The method table: every client request with its params and result type.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::rest::wire;
+use crate::{DirectMessage, Job, Message, RoomSummary, Timestamp, UserPresence};
+
+/// A params type that names its method and its result: `call(params)` is typed end to end.
+pub trait Method: Serialize + DeserializeOwned {
+    /// The JSON-RPC method name.
+    const NAME: &'static str;
+    /// What a successful call returns.
+    type Result: Serialize + DeserializeOwned;
+    /// Wraps the params as a [`Request`].
+    fn into_request(self) -> Request;
+}
+
+/// Why a request's method or params could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// No method of that name (-32601).
+    UnknownMethod(String),
+    /// Params missing, of the wrong shape or wrong type (-32602); `field` names the param.
+    InvalidParams { field: Option<String>, message: String },
+}
+
+macro_rules! methods {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal ($params:ident) -> $result:ty; )*) => {
+        /// A decoded client request: the method and its typed params.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "method", content = "params")]
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+        pub enum Request {
+            $( $(#[doc = $doc])* #[serde(rename = $name)] $variant($params), )*
+        }
+
+        impl Request {
+            /// Every method name, in table order.
+            pub const METHODS: &'static [&'static str] = &[$($name),*];
+
+            /// The JSON-RPC method name.
+            pub fn method(&self) -> &'static str {
+                match self { $(Self::$variant(_) => $name,)* }
+            }
+
+            /// Decodes a method name and its (optional, by-name) params.
+            pub fn decode(method: &str, params: Option<&RawValue>) -> Result<Self, DecodeError> {
+                match method {
+                    $($name => decode_params(params).map(Self::$variant),)*
+                    other => Err(DecodeError::UnknownMethod(other.to_owned())),
+                }
+            }
+        }
+
+        $(
+            impl Method for $params {
+                const NAME: &'static str = $name;
+                type Result = $result;
+                fn into_request(self) -> Request { Request::$variant(self) }
+            }
+        )*
+
+        /// The method table as `(name, params type, result type, doc)` in TypeScript terms.
+        #[cfg(feature = "ts")]
+        pub fn table_ts() -> Vec<(&'static str, String, String, &'static str)> {
+            use ts_rs::TS;
+            let cfg = ts_rs::Config::default();
+            vec![$(($name, <$params as TS>::name(&cfg), <$result as TS>::name(&cfg), concat!($($doc),*)),)*]
+        }
+    };
+}
+
+methods! {
+    /// Echo the text back; any connection.
+    Echo = "echo" (EchoParams) -> EchoParams;
+    /// Every user with their presence; any connection.
+    UsersList = "users.list" (UsersListParams) -> Vec<UserPresence>;
+    /// Rooms visible to the caller with online counts; any connection.
+    RoomsList = "rooms.list" (RoomsListParams) -> Vec<RoomSummary>;
+    /// Join (and for authenticated users, create) a room; returns its online users and last messages.
+    RoomJoin = "room.join" (JoinParams) -> JoinResult;
+    /// Leave a room.
+    RoomLeave = "room.leave" (LeaveParams) -> Ack;
+    /// Send a message to a joined room; persisted before it is broadcast.
+    RoomSend = "room.send" (SendParams) -> Message;
+    /// Page back through a room's history, oldest first.
+    RoomHistory = "room.history" (HistoryParams) -> Vec<Message>;
+    /// Tell the room you are typing (at most once per 2 s per room).
+    RoomTyping = "room.typing" (TypingParams) -> Ack;
+    /// Edit your own message.
+    MessageEdit = "message.edit" (EditParams) -> Message;
+    /// Delete a message (its author or an admin).
+    MessageDelete = "message.delete" (DeleteParams) -> Ack;
+    /// Add or remove a reaction.
+    MessageReact = "message.react" (ReactParams) -> Message;
+    /// Send a private message; the result is the delivery receipt.
+    DmSend = "dm.send" (DmSendParams) -> DirectMessage;
+    /// Page back through a private conversation, oldest first.
+    DmHistory = "dm.history" (DmHistoryParams) -> Vec<DirectMessage>;
+    /// Move the read cursor of a room forward.
+    RoomRead = "room.read" (RoomReadParams) -> Ack;
+    /// Move the read cursor of a conversation forward.
+    DmRead = "dm.read" (DmReadParams) -> Ack;
+    /// Catch up after a reconnect.
+    Sync = "sync" (SyncParams) -> SyncResult;
+    /// Follow a background job's progress.
+    JobSubscribe = "job.subscribe" (JobSubscribeParams) -> Job;
+    /// Replace the connection's access token before it expires.
+    AuthRefresh = "auth.refresh" (AuthRefreshParams) -> AuthRefreshResult;
+}
+
+wire! {
+    /// Params and result of `echo`.
+    pub struct EchoParams { pub text: String }
+
+    /// Params of `users.list` (none).
+    pub struct UsersListParams {}
+
+    /// Params of `rooms.list` (none).
+    pub struct RoomsListParams {}
+
+    /// An empty result, `{}`.
+    pub struct Ack {}
+
+    /// Params of `room.join`.
+    pub struct JoinParams {
+        pub room: String,
+        /// How many recent messages to return, 0 to 100 (default 10).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub history: Option<u32>,
+    }
+
+    /// Result of `room.join`.
+    pub struct JoinResult {
+        pub room: RoomSummary,
+        /// Usernames present in the room.
+        pub online: Vec<String>,
+        /// The last messages, oldest first.
+        pub history: Vec<Message>,
+    }
+
+    /// Params of `room.leave`.
+    pub struct LeaveParams { pub room: String }
+
+    /// Params of `room.send`.
+    pub struct SendParams {
+        pub room: String,
+        pub text: String,
+        /// Client-chosen de-duplication key: a repeat returns the first message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub nonce: Option<String>,
+    }
+
+    /// Params of `room.history`.
+    pub struct HistoryParams {
+        pub room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub before: Option<i64>,
+        /// 1 to 100, default 50.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub limit: Option<u32>,
+    }
+
+    /// Params of `room.typing`.
+    pub struct TypingParams { pub room: String }
+
+    /// Params of `message.edit`.
+    pub struct EditParams { pub id: i64, pub text: String }
+
+    /// Params of `message.delete`.
+    pub struct DeleteParams { pub id: i64 }
+
+    /// Params of `message.react`.
+    pub struct ReactParams { pub id: i64, pub emoji: String, pub on: bool }
+
+    /// Params of `dm.send`.
+    pub struct DmSendParams {
+        pub to: String,
+        pub text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub nonce: Option<String>,
+    }
+
+    /// Params of `dm.history`.
+    pub struct DmHistoryParams {
+        pub with: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub before: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub limit: Option<u32>,
+    }
+
+    /// Params of `room.read`.
+    pub struct RoomReadParams { pub room: String, pub id: i64 }
+
+    /// Params of `dm.read`.
+    pub struct DmReadParams { pub with: String, pub id: i64 }
+
+    /// Params of `sync`.
+    pub struct SyncParams {
+        /// Room name to the last message id the client saw there.
+        #[serde(default)]
+        pub rooms: BTreeMap<String, i64>,
+        /// The last direct message id the client saw.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub dm_after: Option<i64>,
+    }
+
+    /// Result of `sync`: at most 500 items; `complete: false` means call again.
+    pub struct SyncResult {
+        pub messages: Vec<Message>,
+        pub dms: Vec<DirectMessage>,
+        pub complete: bool,
+    }
+
+    /// Params of `job.subscribe`.
+    pub struct JobSubscribeParams { pub job_id: i64 }
+
+    /// Params of `auth.refresh`.
+    pub struct AuthRefreshParams { pub access_token: String }
+
+    /// Result of `auth.refresh`.
+    pub struct AuthRefreshResult { pub expires_at: Timestamp }
+}
+
+/// Decodes by-name params; absent params mean `{}`.
+fn decode_params<T: DeserializeOwned>(params: Option<&RawValue>) -> Result<T, DecodeError> {
+    let json = params.map_or("{}", RawValue::get).trim_start();
+    if !json.starts_with('{') {
+        return Err(DecodeError::InvalidParams {
+            field: None,
+            message: "params must be an object (by-name)".to_owned(),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = inner.to_string();
+        let field = if path == "." { missing_field(&message) } else { Some(path) };
+        DecodeError::InvalidParams { field, message: strip_position(&message) }
+    })
+}
+
+/// serde reports a missing field only in its message: "missing field `text` at line …".
+fn missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next().map(str::to_owned)
+}
+
+/// Drops serde_json's " at line 1 column 9" suffix: it describes our buffer, not the client's frame.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn decodes_known_methods_with_params() {
+        let params = raw(r#"{"room":"lobby","text":"hi"}"#);
+        let request = Request::decode("room.send", Some(&params));
+        assert_eq!(
+            request,
+            Ok(Request::RoomSend(SendParams { room: "lobby".into(), text: "hi".into(), nonce: None }))
+        );
+    }
+
+    #[test]
+    fn absent_params_mean_an_empty_object() {
+        assert_eq!(Request::decode("users.list", None), Ok(Request::UsersList(UsersListParams {})));
+    }
+
+    #[test]
+    fn unknown_methods_are_named() {
+        assert_eq!(Request::decode("nope", None), Err(DecodeError::UnknownMethod("nope".into())));
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let params = raw(r#"{"room":"lobby","text":5}"#);
+        match Request::decode("room.send", Some(&params)) {
+            Err(DecodeError::InvalidParams { field, .. }) => assert_eq!(field.as_deref(), Some("text")),
+            other => panic!("expected invalid params, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let params = raw(r#"{"room":"lobby"}"#);
+        match Request::decode("room.send", Some(&params)) {
+            Err(DecodeError::InvalidParams { field, .. }) => assert_eq!(field.as_deref(), Some("text")),
+            other => panic!("expected invalid params, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn positional_params_are_rejected() {
+        let params = raw(r#"["lobby"]"#);
+        assert!(matches!(
+            Request::decode("room.leave", Some(&params)),
+            Err(DecodeError::InvalidParams { field: None, .. })
+        ));
+    }
+
+    #[test]
+    fn requests_serialize_as_method_and_params() {
+        let json = serde_json::to_value(Request::RoomLeave(LeaveParams { room: "a".into() })).unwrap();
+        assert_eq!(json, serde_json::json!({"method": "room.leave", "params": {"room": "a"}}));
+    }
+}
