@@ -33,6 +33,9 @@ pub enum AppError {
     /// 422 / -32602, naming the offending field or param.
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
+    /// 400: malformed JSON or the wrong content type.
+    #[error("{0}")]
+    BadRequest(String),
     /// 413: a body over its limit.
     #[error("{0}")]
     TooLarge(&'static str),
@@ -60,6 +63,7 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -76,6 +80,7 @@ impl AppError {
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
             Self::Invalid { .. } => "validation",
+            Self::BadRequest(_) => "bad-request",
             Self::TooLarge(_) => "too-large",
             Self::RateLimited { .. } => "rate-limited",
             Self::Unavailable(_) => "unavailable",
@@ -146,6 +151,7 @@ impl From<AppError> for ErrorObject {
             AppError::NotFound(_) => ErrorObject::with_message(ErrorCode::NotFound, err.to_string()),
             AppError::Conflict(_) => ErrorObject::with_message(ErrorCode::Conflict, err.to_string()),
             AppError::Invalid { field, message } => ErrorObject::invalid_param(field, format!("{field}: {message}")),
+            AppError::BadRequest(_) => ErrorObject::with_message(ErrorCode::InvalidRequest, err.to_string()),
             AppError::TooLarge(_) => ErrorObject::with_message(ErrorCode::InvalidParams, err.to_string()),
             AppError::RateLimited { retry_after_ms } => ErrorObject::rate_limited(*retry_after_ms),
             AppError::Unavailable(_) | AppError::Internal(_) => {

@@ -1,0 +1,150 @@
+//! `/api/auth/*` and `/api/me`.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use confab_shared::rpc::close;
+use confab_shared::{Credentials, Problem, RefreshRequest, TokenPair, User, validate};
+
+use super::extract::AuthUser;
+use super::{password, token};
+use crate::error::{AppError, AppResult};
+use crate::http::ApiJson;
+use crate::layer::{Delivery, group};
+use crate::state::AppState;
+use crate::storage::{StorageError, sessions, users};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/signup", post(signup))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/me", get(me))
+}
+
+/// Create an account.
+#[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = Credentials,
+    responses(
+        (status = 201, description = "Account created", body = User),
+        (status = 409, description = "Username taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid username or password", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn signup(State(state): State<AppState>, ApiJson(body): ApiJson<Credentials>) -> AppResult<(StatusCode, Json<User>)> {
+    let username = validate::username(&body.username).map_err(|m| AppError::invalid("username", m))?;
+    validate::password(&body.password).map_err(|m| AppError::invalid("password", m))?;
+    let hash = password::hash(body.password).await?;
+    match users::create(&state.db, username, &hash, false).await {
+        Ok(user) => Ok((StatusCode::CREATED, Json(user.into()))),
+        Err(StorageError::Duplicate) => Err(AppError::Conflict("username is taken")),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Log in and receive an access token and a refresh token.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in", body = TokenPair),
+        (status = 401, description = "Unknown user or wrong password (indistinguishable)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts for this username or address", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<Credentials>,
+) -> AppResult<Json<TokenPair>> {
+    let ip = Some(peer.ip());
+    if let Err(wait) = state.throttle.check(&body.username, ip) {
+        return Err(AppError::RateLimited { retry_after_ms: wait.as_millis() as u64 });
+    }
+    let user = users::by_name(&state.db, &body.username).await?;
+    let stored = match &user {
+        Some(user) => user.password_hash.clone(),
+        None => password::decoy_hash().await?,
+    };
+    let valid = password::verify(body.password, stored).await?;
+    let Some(user) = user.filter(|_| valid) else {
+        state.throttle.failed(&body.username, ip);
+        tracing::info!(username = %body.username, %peer, "login failed");
+        return Err(AppError::BadCredentials);
+    };
+    state.throttle.succeeded(&user.username);
+    let session_id = uuid::Uuid::new_v4().simple().to_string();
+    let refresh_token = token::new_refresh_token();
+    let ttl_ms = state.config.refresh_ttl().as_millis() as i64;
+    sessions::open(&state.db, &session_id, user.id, &token::hash_refresh_token(&refresh_token), ttl_ms).await?;
+    tracing::info!(user = %user.username, session = %session_id, "logged in");
+    issue_pair(&state, user.into(), &session_id, refresh_token).map(Json)
+}
+
+fn issue_pair(state: &AppState, user: User, session_id: &str, refresh_token: String) -> AppResult<TokenPair> {
+    let (access_token, _) = state.keys.issue(user.id, &user.username, user.is_admin, session_id)?;
+    Ok(TokenPair {
+        access_token,
+        token_type: TokenPair::BEARER.to_owned(),
+        expires_in: state.keys.access_ttl().as_secs() as i64,
+        refresh_token,
+        user,
+    })
+}
+
+/// Exchange a refresh token for a new pair. The old refresh token stops working; presenting
+/// it again revokes the whole session (its access tokens get 401, its sockets close with 4003).
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A rotated token pair", body = TokenPair),
+        (status = 401, description = "Unknown, expired, reused or revoked refresh token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<RefreshRequest>) -> AppResult<Json<TokenPair>> {
+    let new_token = token::new_refresh_token();
+    let ttl_ms = state.config.refresh_ttl().as_millis() as i64;
+    let old_hash = token::hash_refresh_token(&body.refresh_token);
+    match sessions::rotate(&state.db, &old_hash, &token::hash_refresh_token(&new_token), ttl_ms).await? {
+        sessions::Rotation::Rotated { session_id, user_id } => {
+            let user = users::by_id(&state.db, user_id).await?.ok_or(AppError::Unauthenticated)?;
+            issue_pair(&state, user.into(), &session_id, new_token).map(Json)
+        }
+        sessions::Rotation::Reused { session_id } => {
+            tracing::warn!(session = %session_id, "refresh token reused: session revoked");
+            close_session_sockets(&state, &session_id);
+            Err(AppError::Unauthenticated)
+        }
+        sessions::Rotation::Invalid => Err(AppError::Unauthenticated),
+    }
+}
+
+/// Log out: revoke the session and close its open sockets with 4003.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn logout(State(state): State<AppState>, AuthUser(identity): AuthUser) -> AppResult<StatusCode> {
+    sessions::revoke(&state.db, &identity.session_id).await?;
+    close_session_sockets(&state, &identity.session_id);
+    tracing::info!(user = %identity.username, session = %identity.session_id, "logged out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn close_session_sockets(state: &AppState, session_id: &str) {
+    if let Err(err) = state.layer.group_send(&group::session(session_id), Delivery::Close { code: close::LOGGED_OUT }) {
+        // Local sockets were closed by the hub; remote ones learn of the revocation when
+        // their token is next checked (refresh or expiry).
+        tracing::warn!(%err, "could not broadcast session close");
+    }
+}
+
+/// The caller's account.
+#[utoipa::path(get, path = "/api/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = User),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn me(State(state): State<AppState>, AuthUser(identity): AuthUser) -> AppResult<Json<User>> {
+    let user = users::by_id(&state.db, identity.user_id).await?.ok_or(AppError::Unauthenticated)?;
+    Ok(Json(user.into()))
+}

@@ -1,0 +1,204 @@
+//! Access tokens (JWT, HS256, pinned) and opaque refresh tokens.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const ISSUER: &str = "confab";
+const AUDIENCE: &str = "confab";
+/// Clock skew tolerated on `exp` and `nbf` (the contract allows at most 5 s).
+const LEEWAY_SECS: u64 = 5;
+
+/// The claims of an access token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// The user id as a decimal string.
+    pub sub: String,
+    pub name: String,
+    pub adm: bool,
+    pub sid: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+/// Who a verified token speaks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: i64,
+    pub username: String,
+    pub is_admin: bool,
+    pub session_id: String,
+    /// Token expiry, seconds since the Unix epoch.
+    pub expires_at: i64,
+}
+
+/// Signing and verification keys with a validation that pins everything the contract names.
+pub struct Keys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    access_ttl: Duration,
+}
+
+impl Keys {
+    pub fn new(secret: &[u8], access_ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            access_ttl,
+        }
+    }
+
+    /// The configured secret, or the one kept in the data dir (generated on first run).
+    pub fn load_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+        if let Some(secret) = configured.filter(|s| !s.is_empty()) {
+            return Ok(secret.as_bytes().to_vec());
+        }
+        let path = data_dir.join("jwt_secret");
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            let existing = existing.trim();
+            if existing.len() >= 32 {
+                return Ok(existing.as_bytes().to_vec());
+            }
+        }
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let secret = URL_SAFE_NO_PAD.encode(random_bytes::<48>());
+        write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+        Ok(secret.into_bytes())
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        self.access_ttl
+    }
+
+    /// Issues an access token; returns it with its expiry (seconds since the epoch).
+    pub fn issue(&self, user_id: i64, username: &str, is_admin: bool, session_id: &str) -> anyhow::Result<(String, i64)> {
+        let now = chrono::Utc::now().timestamp();
+        let exp = now + self.access_ttl.as_secs() as i64;
+        let claims = Claims {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            sub: user_id.to_string(),
+            name: username.to_owned(),
+            adm: is_admin,
+            sid: session_id.to_owned(),
+            iat: now,
+            nbf: now,
+            exp,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok((token, exp))
+    }
+
+    /// Verifies signature, algorithm, issuer, audience, `nbf` and `exp`; `None` when any fails.
+    pub fn verify(&self, token: &str) -> Option<Identity> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
+        let claims = data.claims;
+        Some(Identity {
+            user_id: claims.sub.parse().ok()?,
+            username: claims.name,
+            is_admin: claims.adm,
+            session_id: claims.sid,
+            expires_at: claims.exp,
+        })
+    }
+}
+
+/// A new opaque refresh token: 256 random bits, URL-safe.
+pub fn new_refresh_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
+/// The stored form of a refresh token.
+pub fn hash_refresh_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    bytes
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(900))
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_carry_the_identity() {
+        let k = keys();
+        let (token, _) = k.issue(42, "ann", true, "s1").unwrap();
+        let id = k.verify(&token).unwrap();
+        assert_eq!((id.user_id, id.username.as_str(), id.is_admin, id.session_id.as_str()), (42, "ann", true, "s1"));
+    }
+
+    #[test]
+    fn tokens_from_another_secret_or_algorithm_are_rejected() {
+        let (token, _) = Keys::new(b"another secret another secret!!!", Duration::from_secs(900)).issue(1, "a", false, "s").unwrap();
+        assert!(keys().verify(&token).is_none());
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iss: ISSUER.into(), aud: AUDIENCE.into(), sub: "1".into(), name: "a".into(), adm: true, sid: "s".into(),
+            iat: now, nbf: now, exp: now + 60, jti: "j".into(),
+        };
+        let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef")).unwrap();
+        assert!(keys().verify(&hs512).is_none());
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid_tokens_are_rejected_beyond_the_leeway() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let now = chrono::Utc::now().timestamp();
+        let make = |nbf: i64, exp: i64, aud: &str| {
+            let claims = Claims {
+                iss: ISSUER.into(), aud: aud.into(), sub: "1".into(), name: "a".into(), adm: false, sid: "s".into(),
+                iat: now, nbf, exp, jti: "j".into(),
+            };
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret)).unwrap()
+        };
+        assert!(keys().verify(&make(now, now - 10, AUDIENCE)).is_none());
+        assert!(keys().verify(&make(now + 30, now + 600, AUDIENCE)).is_none());
+        assert!(keys().verify(&make(now, now + 600, "someone-else")).is_none());
+        assert!(keys().verify(&make(now, now - 2, AUDIENCE)).is_some(), "within the 5 s leeway");
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_hashed() {
+        let (a, b) = (new_refresh_token(), new_refresh_token());
+        assert_ne!(a, b);
+        assert_eq!(hash_refresh_token(&a).len(), 64);
+        assert!(!a.contains('.'), "a refresh token can never pass for a JWT");
+    }
+}

@@ -1,0 +1,94 @@
+//! Room messages: send, edit, delete, react.
+
+pub mod writer;
+
+use confab_shared::rpc::notify::MessageRef;
+use confab_shared::rpc::{Ack, DeleteParams, EditParams, Notification, ReactParams, SendParams};
+use confab_shared::{Message, validate};
+
+use super::rooms::broadcast;
+use crate::error::{AppError, AppResult};
+use crate::layer::Class;
+use crate::state::AppState;
+use crate::storage::entity::messages as message_entity;
+use crate::storage::messages::{self, NewMessage};
+use crate::storage::rooms;
+use crate::ws::Conn;
+
+/// `room.send`: authenticated and joined; persisted, then broadcast, then answered.
+pub async fn send(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<Message> {
+    let me = conn.user()?;
+    let Some(&room_id) = conn.rooms.get(&p.room) else {
+        return Err(AppError::Forbidden("join the room first"));
+    };
+    let text = validate::message_text(&p.text).map_err(|m| AppError::invalid("text", m))?;
+    let nonce = p.nonce.as_deref().map(validate::nonce).transpose().map_err(|m| AppError::invalid("nonce", m))?;
+    let message = NewMessage {
+        room_id,
+        author_id: me.user_id,
+        author: me.username.clone(),
+        text: text.to_owned(),
+        nonce: nonce.map(str::to_owned),
+    };
+    state.writer.send(message, p.room).await
+}
+
+/// Loads a message and its room name, or -32004.
+async fn load(state: &AppState, id: i64) -> AppResult<(message_entity::Model, String)> {
+    let row = messages::by_id(&state.db, id).await?.ok_or(AppError::NotFound("message"))?;
+    let room = rooms::by_id(&state.db, row.room_id).await?.ok_or(AppError::NotFound("room"))?;
+    Ok((row, room.name))
+}
+
+async fn reload(state: &AppState, id: i64) -> AppResult<Message> {
+    let row = messages::by_id(&state.db, id).await?.ok_or(AppError::NotFound("message"))?;
+    messages::to_wire(&state.db, vec![row]).await?.pop().ok_or(AppError::NotFound("message"))
+}
+
+/// `message.edit`: the author only; a deleted message cannot be edited.
+pub async fn edit(state: &AppState, conn: &Conn, p: EditParams) -> AppResult<Message> {
+    let me = conn.user()?;
+    let text = validate::message_text(&p.text).map_err(|m| AppError::invalid("text", m))?;
+    let (row, room) = load(state, p.id).await?;
+    if row.author_id != me.user_id {
+        return Err(AppError::Forbidden("only the author can edit a message"));
+    }
+    if row.deleted {
+        return Err(AppError::Conflict("the message was deleted"));
+    }
+    messages::edit(&state.db, p.id, text).await?;
+    let message = reload(state, p.id).await?;
+    broadcast(state, &room, &Notification::MessageEdited(message.clone()), Class::Reliable);
+    Ok(message)
+}
+
+/// `message.delete`: the author or an admin; deleting twice is harmless.
+pub async fn delete(state: &AppState, conn: &Conn, p: DeleteParams) -> AppResult<Ack> {
+    let me = conn.user()?;
+    let (row, room) = load(state, p.id).await?;
+    if row.author_id != me.user_id && !me.is_admin {
+        return Err(AppError::Forbidden("only the author or an admin can delete a message"));
+    }
+    if !row.deleted {
+        messages::delete(&state.db, p.id).await?;
+        broadcast(state, &room, &Notification::MessageDeleted(MessageRef { id: p.id, room: room.clone() }), Class::Reliable);
+    }
+    Ok(Ack {})
+}
+
+/// `message.react`: users joined to the message's room add or remove a reaction.
+pub async fn react(state: &AppState, conn: &Conn, p: ReactParams) -> AppResult<Message> {
+    let me = conn.user()?;
+    let emoji = validate::emoji(&p.emoji).map_err(|m| AppError::invalid("emoji", m))?;
+    let (row, room) = load(state, p.id).await?;
+    if !conn.rooms.contains_key(&room) {
+        return Err(AppError::Forbidden("join the room first"));
+    }
+    if row.deleted {
+        return Err(AppError::Conflict("the message was deleted"));
+    }
+    messages::react(&state.db, p.id, me.user_id, &me.username, emoji, p.on).await?;
+    let message = reload(state, p.id).await?;
+    broadcast(state, &room, &Notification::MessageReacted(message.clone()), Class::Reliable);
+    Ok(message)
+}

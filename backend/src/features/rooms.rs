@@ -1,0 +1,245 @@
+//! Rooms: list, create, join (creating on first join), leave, history, typing, read cursors.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use confab_shared::rpc::notify::RoomUser;
+use confab_shared::rpc::{
+    Ack, HistoryParams, JoinParams, JoinResult, LeaveParams, Notification, RoomReadParams, TypingParams,
+};
+use confab_shared::rpc::notify::ReadCursor;
+use confab_shared::{CreateRoom, HistoryQuery, Message, Problem, RoomSummary, Timestamp, validate};
+
+use super::page_limit;
+use crate::auth::Identity;
+use crate::auth::extract::{AuthUser, MaybeAuthUser};
+use crate::error::{AppError, AppResult};
+use crate::http::{ApiJson, ApiQuery};
+use crate::layer::{Class, Delivery, Except, group};
+use crate::state::AppState;
+use crate::storage::entity::rooms as room_entity;
+use crate::storage::{StorageError, messages, rooms};
+use crate::ws::Conn;
+
+/// One `room.typing` per room per connection in this interval.
+const TYPING_INTERVAL: Duration = Duration::from_secs(2);
+/// Default number of messages `room.join` returns.
+const JOIN_HISTORY: u32 = 10;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/rooms", get(list_rooms).post(create_room))
+        .route("/api/rooms/{room}/messages", get(room_messages))
+}
+
+/// Rooms visible to the caller, most recently active first.
+#[utoipa::path(get, path = "/api/rooms", tag = "rooms", security((), ("bearer" = [])),
+    responses((status = 200, description = "Rooms with online counts; admin-only rooms only for admins", body = [RoomSummary])))]
+pub async fn list_rooms(State(state): State<AppState>, MaybeAuthUser(caller): MaybeAuthUser) -> AppResult<Json<Vec<RoomSummary>>> {
+    list(&state, caller.as_ref()).await.map(Json)
+}
+
+/// Create a room.
+#[utoipa::path(post, path = "/api/rooms", tag = "rooms", security(("bearer" = [])), request_body = CreateRoom,
+    responses(
+        (status = 201, description = "Created", body = RoomSummary),
+        (status = 401, description = "Not logged in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "admin_only requested by a non-admin", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A room with that name exists", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_room(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    ApiJson(body): ApiJson<CreateRoom>,
+) -> AppResult<(StatusCode, Json<RoomSummary>)> {
+    let name = validate::room_name(&body.name).map_err(|m| AppError::invalid("name", m))?;
+    if body.admin_only && !caller.is_admin {
+        return Err(AppError::Forbidden("only admins can create admin-only rooms"));
+    }
+    let room = match rooms::create(&state.db, name, body.admin_only, Some(caller.user_id)).await {
+        Err(StorageError::Duplicate) => return Err(AppError::Conflict("a room with that name exists")),
+        other => other?,
+    };
+    Ok((StatusCode::CREATED, Json(summary(&state, Some(&caller), &room).await?)))
+}
+
+/// A page of a room's history, oldest first.
+#[utoipa::path(get, path = "/api/rooms/{room}/messages", tag = "rooms", security((), ("bearer" = [])),
+    params(("room" = String, Path, description = "Room name"), HistoryQuery),
+    responses(
+        (status = 200, description = "Messages, oldest first", body = [Message]),
+        (status = 403, description = "Admin-only room", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such room", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn room_messages(
+    State(state): State<AppState>,
+    MaybeAuthUser(caller): MaybeAuthUser,
+    Path(room): Path<String>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> AppResult<Json<Vec<Message>>> {
+    let params = HistoryParams { room, before: query.before, limit: query.limit };
+    history(&state, caller.as_ref(), params).await.map(Json)
+}
+
+/// Rooms visible to `caller` with online counts and unread counts.
+pub async fn list(state: &AppState, caller: Option<&Identity>) -> AppResult<Vec<RoomSummary>> {
+    let is_admin = caller.is_some_and(|c| c.is_admin);
+    let all = rooms::list(&state.db, is_admin).await?;
+    let online = state.presence.room_counts().await?;
+    let unread = match caller {
+        Some(c) => Some(rooms::unread_counts(&state.db, c.user_id).await?),
+        None => None,
+    };
+    Ok(all
+        .into_iter()
+        .map(|room| RoomSummary {
+            online: online.get(&room.name).copied().unwrap_or(0),
+            unread: unread.as_ref().map(|u| u.get(&room.id).copied().unwrap_or(0)),
+            name: room.name,
+            admin_only: room.admin_only,
+            last_message_at: room.last_message_at.map(Timestamp::from_millis),
+        })
+        .collect())
+}
+
+async fn summary(state: &AppState, caller: Option<&Identity>, room: &room_entity::Model) -> AppResult<RoomSummary> {
+    let online = state.presence.room_members(&room.name).await?.len() as u32;
+    let unread = match caller {
+        Some(c) => Some(rooms::unread_counts(&state.db, c.user_id).await?.get(&room.id).copied().unwrap_or(0)),
+        None => None,
+    };
+    Ok(RoomSummary {
+        name: room.name.clone(),
+        online,
+        admin_only: room.admin_only,
+        last_message_at: room.last_message_at.map(Timestamp::from_millis),
+        unread,
+    })
+}
+
+/// Finds a room the caller may read: -32004 when it does not exist, -32003 when admin-only.
+pub async fn readable(state: &AppState, caller: Option<&Identity>, name: &str) -> AppResult<room_entity::Model> {
+    validate::room_name(name).map_err(|m| AppError::invalid("room", m))?;
+    let room = rooms::by_name(&state.db, name).await?.ok_or(AppError::NotFound("room"))?;
+    check_access(caller, &room)?;
+    Ok(room)
+}
+
+fn check_access(caller: Option<&Identity>, room: &room_entity::Model) -> AppResult<()> {
+    if room.admin_only && !caller.is_some_and(|c| c.is_admin) {
+        return Err(AppError::Forbidden("this room is for admins only"));
+    }
+    Ok(())
+}
+
+/// `room.join`: subscribe, announce the user's first arrival, return who is here and the latest messages.
+pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult<JoinResult> {
+    let name = validate::room_name(&p.room).map_err(|m| AppError::invalid("room", m))?;
+    let limit = match p.history {
+        None => JOIN_HISTORY,
+        Some(n @ 0..=100) => n,
+        Some(_) => return Err(AppError::invalid("history", "must be 0 to 100")),
+    };
+    let room = match (rooms::by_name(&state.db, name).await?, &conn.identity) {
+        (Some(room), _) => room,
+        (None, Some(me)) => rooms::get_or_create(&state.db, name, me.user_id).await?,
+        (None, None) => return Err(AppError::NotFound("room")),
+    };
+    check_access(conn.identity.as_ref(), &room)?;
+
+    if !conn.rooms.contains_key(&room.name) {
+        // Subscribe before announcing, so our own join and everything after it reaches us.
+        state.layer.group_add(&group::room(&room.name), conn.id).await.map_err(|e| anyhow::anyhow!(e))?;
+        conn.rooms.insert(room.name.clone(), room.id);
+        if let Some(me) = &conn.identity {
+            rooms::add_member(&state.db, me.user_id, room.id).await?;
+            if state.presence.enter(&room.name, &me.username).await? {
+                let event = Notification::UserJoined(RoomUser { room: room.name.clone(), username: me.username.clone() });
+                broadcast(state, &room.name, &event, Class::Droppable);
+            }
+        }
+    }
+    let online = state.presence.room_members(&room.name).await?;
+    let history = messages::to_wire(&state.db, messages::history(&state.db, room.id, None, u64::from(limit)).await?).await?;
+    let summary = summary(state, conn.identity.as_ref(), &room).await?;
+    Ok(JoinResult { room: summary, online, history })
+}
+
+/// `room.leave`: idempotent; announces the user's last departure.
+pub async fn leave(state: &AppState, conn: &mut Conn, p: LeaveParams) -> AppResult<Ack> {
+    validate::room_name(&p.room).map_err(|m| AppError::invalid("room", m))?;
+    leave_room(state, conn, &p.room).await;
+    Ok(Ack {})
+}
+
+/// Leaves one room (also used when a connection closes).
+pub async fn leave_room(state: &AppState, conn: &mut Conn, room: &str) {
+    if conn.rooms.remove(room).is_none() {
+        return;
+    }
+    conn.typing.remove(room);
+    state.layer.group_discard(&group::room(room), conn.id);
+    if let Some(me) = &conn.identity {
+        match state.presence.exit(room, &me.username).await {
+            Ok(true) => {
+                let event = Notification::UserLeft(RoomUser { room: room.to_owned(), username: me.username.clone() });
+                broadcast(state, room, &event, Class::Droppable);
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!(%err, room, "presence exit not recorded"),
+        }
+    }
+}
+
+/// `room.history` and `GET /api/rooms/{room}/messages`.
+pub async fn history(state: &AppState, caller: Option<&Identity>, p: HistoryParams) -> AppResult<Vec<Message>> {
+    let limit = page_limit(p.limit)?;
+    let room = readable(state, caller, &p.room).await?;
+    let rows = messages::history(&state.db, room.id, p.before, limit).await?;
+    Ok(messages::to_wire(&state.db, rows).await?)
+}
+
+/// `room.typing`: at most once per 2 s per room; `Ok(None)` means "over the limit" for a
+/// notification, which is dropped silently.
+pub async fn typing(state: &AppState, conn: &mut Conn, p: TypingParams) -> AppResult<Ack> {
+    let me = conn.user()?.clone();
+    if !conn.rooms.contains_key(&p.room) {
+        return Err(AppError::Forbidden("join the room first"));
+    }
+    let now = Instant::now();
+    if let Some(last) = conn.typing.get(&p.room) {
+        let elapsed = now.duration_since(*last);
+        if elapsed < TYPING_INTERVAL {
+            return Err(AppError::RateLimited { retry_after_ms: (TYPING_INTERVAL - elapsed).as_millis() as u64 });
+        }
+    }
+    conn.typing.insert(p.room.clone(), now);
+    let frame = Notification::Typing(RoomUser { room: p.room.clone(), username: me.username }).to_frame();
+    let delivery = Delivery::Frame { text: frame.into(), class: Class::Droppable, except: Except::User(me.user_id) };
+    state.layer.group_send(&group::room(&p.room), delivery).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Ack {})
+}
+
+/// `room.read`: moves the cursor forward and tells the reader's other connections.
+pub async fn read(state: &AppState, conn: &Conn, p: RoomReadParams) -> AppResult<Ack> {
+    let me = conn.user()?;
+    let room = readable(state, Some(me), &p.room).await?;
+    if rooms::mark_read(&state.db, me.user_id, room.id, p.id).await? {
+        let event = Notification::ReadMoved(ReadCursor::Room { room: room.name, id: p.id });
+        let delivery = Delivery::Frame { text: event.to_frame().into(), class: Class::Reliable, except: Except::Conn(conn.id) };
+        state.layer.group_send(&group::user(me.user_id), delivery).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    Ok(Ack {})
+}
+
+/// Sends a notification to every connection in a room.
+pub fn broadcast(state: &AppState, room: &str, event: &Notification, class: Class) {
+    if let Err(err) = state.layer.group_send(&group::room(room), Delivery::frame(event.to_frame(), class)) {
+        tracing::warn!(%err, room, method = event.method(), "room broadcast failed");
+    }
+}

@@ -1,0 +1,105 @@
+//! The channel layer: how a frame reaches every connection in a group, on every instance.
+//!
+//! Django Channels' idea with Rust types: a connection joins named groups (`room:lobby`,
+//! `user:42`, `session:…`, `all`), and anything sent to a group reaches its members. A
+//! broadcast is serialized once, before it enters the layer; the layer moves shared bytes.
+//!
+//! # Layout
+//! - [`hub`]: this instance's connections and groups, and the per-connection [`Outbox`].
+//! - [`memory`]: the in-process layer (one instance).
+//! - [`redis`]: the Redis layer (many instances), chosen by `REDIS_URL`.
+
+pub mod hub;
+pub mod memory;
+pub mod redis;
+
+use async_trait::async_trait;
+use axum::extract::ws::Utf8Bytes;
+
+pub use hub::{ConnId, Hub, Outbox};
+
+/// Group names, in one place so no feature spells them differently.
+pub mod group {
+    /// Every connection: presence changes, publish-to-all.
+    pub const ALL: &str = "all";
+
+    pub fn room(name: &str) -> String {
+        format!("room:{name}")
+    }
+
+    pub fn user(user_id: i64) -> String {
+        format!("user:{user_id}")
+    }
+
+    pub fn session(session_id: &str) -> String {
+        format!("session:{session_id}")
+    }
+}
+
+/// How a frame may be treated when a connection's queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Chat, DMs, edits, responses: never dropped; a connection that cannot take it is evicted (1013).
+    Reliable,
+    /// Typing, presence, progress: dropped for a slow connection.
+    Droppable,
+}
+
+/// Recipients to leave out of a group send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Except {
+    Nobody,
+    /// Every connection of this user (typing indicators).
+    User(i64),
+    /// One connection (the sender's other tabs get DMs and read cursors).
+    Conn(ConnId),
+}
+
+/// What travels through the layer.
+#[derive(Clone, Debug)]
+pub enum Delivery {
+    /// A complete text frame, shared by every recipient.
+    Frame { text: Utf8Bytes, class: Class, except: Except },
+    /// Close the recipients with this code (logout: 4003).
+    Close { code: u16 },
+}
+
+impl Delivery {
+    /// A frame for every member.
+    pub fn frame(text: impl Into<Utf8Bytes>, class: Class) -> Self {
+        Self::Frame { text: text.into(), class, except: Except::Nobody }
+    }
+}
+
+/// Why the layer could not take a send.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("channel layer unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The contract every layer implementation fulfils; features see only this.
+#[async_trait]
+pub trait ChannelLayer: Send + Sync + 'static {
+    /// Adds a local connection to a group. When this returns, sends to the group from any
+    /// instance reach the connection ("subscribe before announcing").
+    async fn group_add(&self, group: &str, conn: ConnId) -> Result<(), LayerError>;
+
+    /// Removes a local connection from a group.
+    fn group_discard(&self, group: &str, conn: ConnId);
+
+    /// Takes a closing connection out of every group and forgets it.
+    fn leave_all(&self, conn: ConnId);
+
+    /// Sends to every member of a group on every instance, in per-group order.
+    fn group_send(&self, group: &str, delivery: Delivery) -> Result<(), LayerError>;
+
+    /// Sends to one connection, wherever it is.
+    fn send(&self, conn: ConnId, delivery: Delivery) -> Result<(), LayerError>;
+
+    /// This instance's registry of local connections.
+    fn hub(&self) -> &Hub;
+
+    /// Whether cross-instance delivery currently works (always for the in-process layer).
+    fn is_up(&self) -> bool;
+}

@@ -1,0 +1,34 @@
+//! Confab: a real-time chat and presence server.
+//!
+//! REST for accounts and listings, a JSON-RPC 2.0 WebSocket for everything live, the wire
+//! types from `confab-shared`, SQLite or PostgreSQL underneath, and a channel layer that is
+//! in-process for one instance and Redis for many.
+//!
+//! # Layout
+//! - [`cli`], [`config`]: the `confab` command and its settings (flags and env vars).
+//! - [`startup`]: builds an [`startup::Application`] (storage, keys, layer, router) and runs it.
+//! - [`state`]: the [`state::AppState`] of cheap handles every handler receives.
+//! - [`error`]: the one feature-layer error, mapped to problem+json and to JSON-RPC errors.
+//! - [`http`]: REST extractors with field-level validation errors.
+//! - [`auth`]: passwords, tokens, login throttling, extractors, `/api/auth/*`.
+//! - [`storage`]: sea-orm entities, migrations and queries.
+//! - [`layer`]: the channel layer trait, the local hub of connections, its implementations.
+//! - [`presence`]: connection counting per user and per room.
+//! - [`ws`]: the socket endpoint and the per-connection session.
+//! - [`features`]: users, rooms, chat, private messages, sync, system endpoints.
+//! - [`openapi`], [`metrics`]: the API document and Prometheus counters.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod features;
+pub mod http;
+pub mod layer;
+pub mod metrics;
+pub mod openapi;
+pub mod presence;
+pub mod startup;
+pub mod state;
+pub mod storage;
+pub mod ws;

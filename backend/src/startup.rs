@@ -1,0 +1,132 @@
+//! Building and running an instance: storage, keys, channel layer, router, listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::any;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::token::Keys;
+use crate::config::Config;
+use crate::error::AppError;
+use crate::features::chat::writer::MessageWriter;
+use crate::features::{rooms, system, users};
+use crate::layer::ChannelLayer;
+use crate::layer::memory::MemoryLayer;
+use crate::presence::PresenceStore;
+use crate::presence::memory::MemoryPresence;
+use crate::state::AppState;
+use crate::storage::Db;
+use crate::{auth, http, ws};
+
+/// How long sockets get to close (1001) when the server stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A bound, ready-to-run instance. Tests build one on port 0 and talk to it over sockets.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+        let db = Db::connect(&config.database_url()).await.context("connecting to the database")?;
+        db.migrate().await.context("migrating the database")?;
+        let secret = Keys::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+        let keys = Arc::new(Keys::new(&secret, config.access_ttl()));
+        let (layer, presence) = channel_layer(&config).await?;
+        let writer = MessageWriter::spawn(db.clone(), layer.clone());
+        let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
+        let state = AppState {
+            throttle: Arc::new(LoginThrottle::new(config.login_attempts)),
+            config: Arc::new(config),
+            db,
+            keys,
+            layer,
+            presence,
+            writer,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| self.state.config.bind)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `stop` resolves, then closes every socket with 1001 and waits for the
+    /// sessions to finish (bounded by a grace period).
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let shutdown = state.shutdown.clone();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                stop.await;
+                shutdown.cancel();
+            })
+            .await?;
+        state.shutdown.cancel();
+        state.sessions.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, state.sessions.wait()).await.is_err() {
+            tracing::warn!("some sockets did not close within the grace period");
+        }
+        Ok(())
+    }
+}
+
+/// The channel layer and presence store `REDIS_URL` selects.
+async fn channel_layer(config: &Config) -> anyhow::Result<(Arc<dyn ChannelLayer>, Arc<dyn PresenceStore>)> {
+    match &config.redis_url {
+        None => Ok((Arc::new(MemoryLayer::new()), Arc::new(MemoryPresence::default()))),
+        Some(_) => anyhow::bail!("REDIS_URL is set but this build has no Redis channel layer yet"),
+    }
+}
+
+/// Every route, the SPA as the fallback, and the cross-cutting layers.
+pub fn router(state: AppState) -> Router {
+    let static_dir = &state.config.static_dir;
+    let index = static_dir.join("index.html");
+    if !index.exists() {
+        tracing::warn!(path = %index.display(), "the SPA is not built (run `just build-spa`); only the API is served");
+    }
+    let spa = ServeDir::new(static_dir).fallback(ServeFile::new(index));
+    Router::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(rooms::router())
+        .merge(system::router())
+        .merge(ws::router())
+        .route("/api", any(api_not_found))
+        .route("/api/{*rest}", any(api_not_found))
+        .fallback_service(spa)
+        .layer(DefaultBodyLimit::max(http::MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            axum::response::IntoResponse::into_response(AppError::Internal(anyhow::anyhow!("handler panicked")))
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn api_not_found() -> AppError {
+    AppError::NotFound("API route")
+}

@@ -1,0 +1,33 @@
+//! The shared state every handler and socket session receives: cheap handles only.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::token::Keys;
+use crate::config::Config;
+use crate::features::chat::writer::MessageWriter;
+use crate::layer::ChannelLayer;
+use crate::presence::PresenceStore;
+use crate::storage::Db;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    /// JWT signing/verification with the pinned validation.
+    pub keys: Arc<Keys>,
+    /// Group membership and delivery, local or through Redis.
+    pub layer: Arc<dyn ChannelLayer>,
+    /// Connection counts per user and per room, local or in Redis.
+    pub presence: Arc<dyn PresenceStore>,
+    pub throttle: Arc<LoginThrottle>,
+    /// The group-commit writer every `room.send` goes through.
+    pub writer: MessageWriter,
+    /// Cancelled when the server begins shutting down.
+    pub shutdown: CancellationToken,
+    /// Socket sessions, awaited on shutdown so each can say goodbye (1001).
+    pub sessions: TaskTracker,
+}

@@ -1,0 +1,60 @@
+//! From a decoded request to its result: the one place that maps methods to features.
+
+use confab_shared::Timestamp;
+use confab_shared::rpc::{AuthRefreshParams, AuthRefreshResult, ErrorObject, Request};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Conn;
+use crate::error::{AppError, AppResult};
+use crate::features::{chat, dm, rooms, sync, users};
+use crate::layer::group;
+use crate::state::AppState;
+
+/// Runs one call; every failure becomes a JSON-RPC error object.
+pub async fn dispatch(state: &AppState, conn: &mut Conn, request: Request) -> Result<Value, ErrorObject> {
+    let outcome = match request {
+        Request::Echo(p) => json(Ok(p)),
+        Request::UsersList(_) => json(users::list(state).await),
+        Request::RoomsList(_) => json(rooms::list(state, conn.identity.as_ref()).await),
+        Request::RoomJoin(p) => json(rooms::join(state, conn, p).await),
+        Request::RoomLeave(p) => json(rooms::leave(state, conn, p).await),
+        Request::RoomSend(p) => json(chat::send(state, conn, p).await),
+        Request::RoomHistory(p) => json(rooms::history(state, conn.identity.as_ref(), p).await),
+        Request::RoomTyping(p) => json(rooms::typing(state, conn, p).await),
+        Request::MessageEdit(p) => json(chat::edit(state, conn, p).await),
+        Request::MessageDelete(p) => json(chat::delete(state, conn, p).await),
+        Request::MessageReact(p) => json(chat::react(state, conn, p).await),
+        Request::DmSend(p) => json(dm::send(state, conn, p).await),
+        Request::DmHistory(p) => json(dm::history(state, conn, p).await),
+        Request::RoomRead(p) => json(rooms::read(state, conn, p).await),
+        Request::DmRead(p) => json(dm::read(state, conn, p).await),
+        Request::Sync(p) => json(sync::sync(state, conn, p).await),
+        Request::JobSubscribe(p) => json(crate::features::jobs::subscribe(state, conn, p).await),
+        Request::AuthRefresh(p) => json(refresh(state, conn, p).await),
+    };
+    outcome.map_err(ErrorObject::from)
+}
+
+fn json<T: Serialize>(result: AppResult<T>) -> AppResult<Value> {
+    result.and_then(|value| serde_json::to_value(value).map_err(|e| AppError::Internal(e.into())))
+}
+
+/// `auth.refresh`: adopt a fresh access token of the same user, moving the connection to
+/// its session (so that logging that session out closes this socket).
+async fn refresh(state: &AppState, conn: &mut Conn, p: AuthRefreshParams) -> AppResult<AuthRefreshResult> {
+    let current = conn.user()?.clone();
+    let fresh = crate::auth::authenticate(state, &p.access_token)
+        .await
+        .map_err(|_| AppError::invalid("access_token", "invalid, expired or revoked token"))?;
+    if fresh.user_id != current.user_id {
+        return Err(AppError::Forbidden("the token belongs to another user"));
+    }
+    if fresh.session_id != current.session_id {
+        state.layer.group_add(&group::session(&fresh.session_id), conn.id).await.map_err(|e| anyhow::anyhow!(e))?;
+        state.layer.group_discard(&group::session(&current.session_id), conn.id);
+    }
+    let expires_at = Timestamp::from_millis(fresh.expires_at * 1000);
+    conn.identity = Some(fresh);
+    Ok(AuthRefreshResult { expires_at })
+}

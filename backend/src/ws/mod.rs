@@ -1,0 +1,96 @@
+//! The WebSocket endpoint: authentication at the upgrade, then one session per socket.
+//!
+//! # Layout
+//! - this file: `GET /ws`: Origin allow-list, token from the header or the `bearer.`
+//!   subprotocol, socket limits; everything is decided before the socket exists.
+//! - [`session`]: a connection's life: reader loop, writer task, timers, close codes.
+//! - [`dispatch`]: method → feature.
+//! - [`conn`]: the per-connection state; [`limits`]: the call rate limiter.
+
+pub mod conn;
+pub mod dispatch;
+pub mod limits;
+pub mod session;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use confab_shared::rpc::{BEARER_PROTOCOL_PREFIX, SUBPROTOCOL};
+
+pub use conn::Conn;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// tungstenite's default read buffer is 128 KiB per connection, allocated up front; frames
+/// are small, so 4 KiB keeps idle connections cheap while large frames still read fine.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Flushes happen once per batch anyway; this bounds the buffer a batch may build.
+const WRITE_BUFFER_BYTES: usize = 32 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&state, &headers) {
+        return AppError::Forbidden("origin not allowed").into_response();
+    }
+    let token = header_token(&headers).or_else(|| protocol_token(&ws));
+    let identity = match token {
+        None => None,
+        Some(token) => match crate::auth::authenticate(&state, &token).await {
+            Ok(identity) => Some(identity),
+            Err(err) => return err.into_response(),
+        },
+    };
+    let max = state.config.max_frame_bytes;
+    ws.protocols([SUBPROTOCOL])
+        .max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(WRITE_BUFFER_BYTES * 64)
+        .on_failed_upgrade(|err| tracing::debug!(%err, "websocket upgrade failed"))
+        .on_upgrade(move |socket| {
+            let tracker = state.sessions.clone();
+            tracker.track_future(session::run(state, socket, identity, peer))
+        })
+}
+
+fn header_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
+fn protocol_token(ws: &WebSocketUpgrade) -> Option<String> {
+    ws.requested_protocols()
+        .filter_map(|p| p.to_str().ok())
+        .flat_map(|list| list.split(','))
+        .find_map(|p| p.trim().strip_prefix(BEARER_PROTOCOL_PREFIX).map(str::to_owned))
+}
+
+/// Browsers send `Origin`; programs usually do not and pass. A browser origin must be the
+/// server's own (same host as the request) or in `CONFAB_ALLOWED_ORIGINS`.
+fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let allowed = &state.config.allowed_origins;
+    if allowed.iter().any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest.trim_end_matches('/'));
+    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+}

@@ -1,0 +1,261 @@
+//! A connection's life: open (groups, presence), the reader loop, the writer task, and the
+//! close (rooms left, presence uncounted, one log line).
+//!
+//! The reader handles one frame at a time, so responses leave in request order; the writer
+//! drains the outbound queue in batches, feeding every queued frame before one flush.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
+use confab_shared::Timestamp;
+use confab_shared::rpc::notify::SessionExpiring;
+use confab_shared::rpc::{Frame, Incoming, Notification, Response, close, decode_frame};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{Instant, sleep, sleep_until};
+
+use super::Conn;
+use super::dispatch::dispatch;
+use super::limits::TokenBucket;
+use crate::auth::Identity;
+use crate::features::{rooms, users};
+use crate::layer::hub::{Control, Inbox};
+use crate::layer::{Class, Outbox, group};
+use crate::metrics::METRICS;
+use crate::state::AppState;
+
+/// Most frames written between two flushes.
+const WRITE_BATCH: usize = 256;
+/// How long the writer gets to say goodbye before the session ends anyway.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Why the reader stopped.
+enum End {
+    /// Close the socket with this code (the writer sends the close frame).
+    Close(u16),
+    /// The peer is gone (reset, EOF, silent too long): nothing to send.
+    Gone(&'static str),
+}
+
+pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>, peer: SocketAddr) {
+    let started = std::time::Instant::now();
+    let user_id = identity.as_ref().map(|i| i.user_id);
+    let (outbox, inbox) = state.layer.hub().register(user_id, state.config.outbox_capacity);
+    let control = inbox.control.clone();
+    let mut conn = Conn::new(outbox.conn(), identity);
+    let username = conn.identity.as_ref().map(|i| i.username.clone());
+    METRICS.connections_opened.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(conn = conn.id, user = username.as_deref().unwrap_or("-"), %peer, "connection opened");
+
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, inbox, Duration::from_secs(state.config.ping_secs.max(1))));
+    open(&state, &conn).await;
+    let end = read_loop(&state, &mut conn, stream, &outbox, &control).await;
+    let code = match end {
+        End::Close(code) => {
+            outbox.close(code);
+            Some(code)
+        }
+        End::Gone(_) => {
+            // Nothing to say to a peer that is gone; stop the writer all the same.
+            outbox.close(close::NORMAL);
+            None
+        }
+    };
+    if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
+        tracing::debug!(conn = conn.id, "writer did not finish in time");
+    }
+    finish(&state, &mut conn).await;
+    METRICS.connections_closed.fetch_add(1, Ordering::Relaxed);
+    let reason = match end {
+        End::Gone(reason) => reason,
+        End::Close(_) => "closed",
+    };
+    tracing::info!(
+        conn = conn.id,
+        user = username.as_deref().unwrap_or("-"),
+        %peer,
+        duration_ms = started.elapsed().as_millis() as u64,
+        close_code = code.unwrap_or(0),
+        reason,
+        "connection closed"
+    );
+}
+
+/// Joins the connection's standing groups, then announces the user (subscribe before announcing).
+async fn open(state: &AppState, conn: &Conn) {
+    let mut groups = vec![group::ALL.to_owned()];
+    if let Some(me) = &conn.identity {
+        groups.push(group::user(me.user_id));
+        groups.push(group::session(&me.session_id));
+    }
+    for g in &groups {
+        if let Err(err) = state.layer.group_add(g, conn.id).await {
+            tracing::warn!(%err, group = %g, "group subscription failed; local delivery only");
+        }
+    }
+    if let Some(me) = &conn.identity {
+        users::connected(state, &me.username).await;
+    }
+}
+
+/// Leaves every room (announcing last departures), every group, and uncounts presence.
+async fn finish(state: &AppState, conn: &mut Conn) {
+    let joined: Vec<String> = conn.rooms.keys().cloned().collect();
+    for room in joined {
+        rooms::leave_room(state, conn, &room).await;
+    }
+    state.layer.leave_all(conn.id);
+    if let Some(me) = &conn.identity {
+        users::disconnected(state, &me.username).await;
+    }
+}
+
+async fn read_loop(
+    state: &AppState,
+    conn: &mut Conn,
+    mut stream: SplitStream<WebSocket>,
+    outbox: &Outbox,
+    control: &Arc<Control>,
+) -> End {
+    let config = &state.config;
+    let idle_limit = Duration::from_secs(config.ping_secs.max(1) * 3);
+    let idle = sleep(idle_limit);
+    tokio::pin!(idle);
+    let mut bucket = TokenBucket::new(config.rate_per_sec, config.rate_per_sec.saturating_mul(2));
+    // The expiry we already warned about; a refreshed token has a new one.
+    let mut warned_for = None;
+    loop {
+        let expires_at = conn.identity.as_ref().map(|i| i.expires_at);
+        let expiry = expires_at.map(instant_of);
+        let warning = expires_at.map(|exp| instant_of(exp - config.expiry_warning_secs as i64));
+        tokio::select! {
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    idle.as_mut().reset(Instant::now() + idle_limit);
+                    METRICS.frames_received.fetch_add(1, Ordering::Relaxed);
+                    if let Some(reply) = handle_text(state, conn, &mut bucket, &text).await {
+                        outbox.push(&reply.into(), Class::Reliable);
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => return End::Close(close::UNSUPPORTED_DATA),
+                Some(Ok(Message::Close(_))) => return End::Close(close::NORMAL),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => idle.as_mut().reset(Instant::now() + idle_limit),
+                Some(Err(err)) => return classify(err),
+                None => return End::Gone("eof"),
+            },
+            code = control.closed() => return End::Close(code),
+            () = &mut idle => return End::Gone("idle timeout"),
+            () = sleep_until(warning.unwrap_or_else(far_future)), if warning.is_some() && warned_for != expires_at => {
+                warned_for = expires_at;
+                if let Some(exp) = expires_at {
+                    let event = Notification::SessionExpiring(SessionExpiring { expires_at: Timestamp::from_millis(exp * 1000) });
+                    outbox.push(&event.to_frame().into(), Class::Reliable);
+                }
+            }
+            () = sleep_until(expiry.unwrap_or_else(far_future)), if expiry.is_some() => return End::Close(close::TOKEN_EXPIRED),
+            () = state.shutdown.cancelled() => return End::Close(close::GOING_AWAY),
+        }
+    }
+}
+
+/// A tokio instant for a Unix time in seconds.
+fn instant_of(unix_secs: i64) -> Instant {
+    let now = chrono::Utc::now().timestamp_millis();
+    let delta = (unix_secs * 1000 - now).max(0) as u64;
+    Instant::now() + Duration::from_millis(delta)
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// tungstenite reports an oversized or malformed frame as an error without closing; say why.
+fn classify(err: axum::Error) -> End {
+    match err.into_inner().downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => End::Close(close::MESSAGE_TOO_BIG),
+        Some(tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_)) => End::Close(close::PROTOCOL_ERROR),
+        _ => End::Gone("connection error"),
+    }
+}
+
+/// Decodes a frame, runs its calls in order and returns the reply frame, if any.
+async fn handle_text(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, text: &str) -> Option<String> {
+    match decode_frame(text) {
+        Frame::Reject(response) => Some(encode(&response)),
+        Frame::Single(call) => call_one(state, conn, bucket, call).await.map(|r| encode(&r)),
+        Frame::Batch(calls) => {
+            let mut replies = Vec::with_capacity(calls.len());
+            for call in calls {
+                replies.extend(call_one(state, conn, bucket, call).await);
+            }
+            (!replies.is_empty()).then(|| encode(&replies))
+        }
+    }
+}
+
+async fn call_one(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, call: Incoming) -> Option<Response> {
+    let wants_response = call.wants_response();
+    let id = call.id.flatten();
+    let result = match call.request {
+        Err(err) => Err(err),
+        Ok(request) => match bucket.take() {
+            Err(retry_after_ms) => Err(confab_shared::rpc::ErrorObject::rate_limited(retry_after_ms)),
+            Ok(()) => dispatch(state, conn, request).await,
+        },
+    };
+    if result.is_err() {
+        METRICS.rpc_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    wants_response.then(|| match result {
+        Ok(value) => Response::ok(id, value),
+        Err(error) => Response::err(id, error),
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> String {
+    // Responses hold only JSON values and strings; serializing them cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut inbox: Inbox, ping_every: Duration) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            code = inbox.control.closed() => {
+                let frame = CloseFrame { code, reason: reason_of(code).into() };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                return;
+            }
+            received = inbox.rx.recv_many(&mut batch, WRITE_BATCH) => {
+                if received == 0 {
+                    return;
+                }
+                for text in batch.drain(..) {
+                    if sink.feed(Message::Text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn reason_of(code: u16) -> &'static str {
+    close::ALL.iter().find(|(c, _)| *c == code).map_or("", |(_, reason)| reason)
+}

@@ -1,0 +1,8 @@
+//! The two ways the SPA talks to Confab, both typed by `confab-shared`.
+//!
+//! - [`rest`]: `fetch` helpers for `/api/...`; failures carry the problem+json `detail`.
+//! - [`socket`]: the tab's single WebSocket: typed JSON-RPC calls, notifications,
+//!   reconnect with backoff and jitter.
+
+pub mod rest;
+pub mod socket;

@@ -1,0 +1,124 @@
+//! Typed helpers for the REST API. Every failure becomes an [`ApiError`] whose message is
+//! the server's problem+json `detail`, so forms can show exactly what went wrong.
+
+use confab_shared::{CreateRoom, Credentials, Problem, RefreshRequest, RoomSummary, TokenPair, User};
+use gloo_net::http::{Request, RequestBuilder, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A failed REST call, worded for people.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    /// The HTTP status; 0 when the server could not be reached at all.
+    pub status: u16,
+    /// What to show: the problem's `detail`, or a fallback for the status.
+    pub message: String,
+    /// For 422: the offending body or query field.
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    fn unreachable() -> Self {
+        Self { status: 0, message: "Cannot reach the server. Check your connection and try again.".into(), field: None }
+    }
+
+    /// The credentials were refused (bad token, revoked session, wrong password).
+    pub fn is_unauthorized(&self) -> bool {
+        self.status == 401
+    }
+
+    /// Whether retrying later could help (network trouble, overload), as opposed to a refusal.
+    pub fn is_transient(&self) -> bool {
+        self.status == 0 || self.status >= 500
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn with_bearer(builder: RequestBuilder, token: Option<&str>) -> RequestBuilder {
+    match token {
+        Some(token) => builder.header("Authorization", &format!("Bearer {token}")),
+        None => builder,
+    }
+}
+
+async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, ApiError> {
+    let request = request.map_err(|_| ApiError::unreachable())?;
+    let response = request.send().await.map_err(|_| ApiError::unreachable())?;
+    if response.ok() { Ok(response) } else { Err(problem(response).await) }
+}
+
+async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
+    response.json::<T>().await.map_err(|_| ApiError {
+        status: response.status(),
+        message: "The server sent an answer this page does not understand. Try reloading.".into(),
+        field: None,
+    })
+}
+
+/// Reads a problem+json body; a body that is not one still yields a sensible message.
+async fn problem(response: Response) -> ApiError {
+    let status = response.status();
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
+    let text = response.text().await.unwrap_or_default();
+    let (mut message, field) = match serde_json::from_str::<Problem>(&text) {
+        Ok(p) if !p.detail.trim().is_empty() => (crate::util::sentence(p.detail.trim()), p.field),
+        Ok(p) if !p.title.trim().is_empty() => (crate::util::sentence(p.title.trim()), p.field),
+        _ => (fallback(status).to_owned(), None),
+    };
+    if let Some(secs) = retry_after.filter(|_| status == 429) {
+        message = format!("{}. Try again in {secs} s.", message.trim_end_matches('.'));
+    }
+    ApiError { status, message, field }
+}
+
+fn fallback(status: u16) -> &'static str {
+    match status {
+        400 | 422 => "The request was not valid.",
+        401 => "Please log in again.",
+        403 => "You are not allowed to do that.",
+        404 => "Not found.",
+        409 => "That already exists.",
+        413 => "That is too large.",
+        429 => "Too many attempts. Please wait a moment.",
+        _ => "The server had a problem. Please try again.",
+    }
+}
+
+async fn post_json<B: Serialize, T: DeserializeOwned>(path: &str, body: &B, token: Option<&str>) -> Result<T, ApiError> {
+    decode(send(with_bearer(Request::post(path), token).json(body)).await?).await
+}
+
+/// `POST /api/auth/signup`.
+pub async fn signup(credentials: &Credentials) -> Result<User, ApiError> {
+    post_json("/api/auth/signup", credentials, None).await
+}
+
+/// `POST /api/auth/login`.
+pub async fn login(credentials: &Credentials) -> Result<TokenPair, ApiError> {
+    post_json("/api/auth/login", credentials, None).await
+}
+
+/// `POST /api/auth/refresh`: rotates the pair; the old refresh token stops working.
+pub async fn refresh(refresh_token: &str) -> Result<TokenPair, ApiError> {
+    post_json("/api/auth/refresh", &RefreshRequest { refresh_token: refresh_token.to_owned() }, None).await
+}
+
+/// `POST /api/auth/logout`: revokes the session; its sockets close with 4003.
+pub async fn logout(access_token: &str) -> Result<(), ApiError> {
+    send(with_bearer(Request::post("/api/auth/logout"), Some(access_token)).build()).await.map(drop)
+}
+
+/// `GET /api/me`: used to tell a refused WebSocket upgrade (401) from a server that is down.
+pub async fn me(access_token: &str) -> Result<User, ApiError> {
+    decode(send(with_bearer(Request::get("/api/me"), Some(access_token)).build()).await?).await
+}
+
+/// `POST /api/rooms`: the only way to create an admin-only room.
+pub async fn create_room(access_token: &str, body: &CreateRoom) -> Result<RoomSummary, ApiError> {
+    post_json("/api/rooms", body, Some(access_token)).await
+}

@@ -1,0 +1,188 @@
+//! Who is logged in: the token pair, kept in `localStorage` so a reload stays logged in.
+//!
+//! Refresh tokens rotate and *reusing* an old one revokes the whole session, so two tabs
+//! must never refresh with the same token. Every refresh therefore runs under a Web Lock
+//! shared by the origin's tabs and first re-reads storage: if another tab already rotated
+//! the pair, we adopt its result instead of spending the stale token.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+
+use confab_shared::{TokenPair, User};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::api::rest::{self, ApiError};
+use crate::util::{load_json, now_ms, remove_key, save_json};
+
+/// The `localStorage` key of the current session.
+pub const STORAGE_KEY: &str = "confab.session";
+const REFRESH_LOCK: &str = "confab.refresh";
+
+/// A token pair as stored, with the absolute expiry of the access token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// When the access token expires, in ms since the epoch (by our clock, from `expires_in`).
+    pub expires_at_ms: f64,
+    pub user: User,
+}
+
+impl Tokens {
+    fn from_pair(pair: TokenPair) -> Self {
+        Self {
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token,
+            expires_at_ms: now_ms() + pair.expires_in as f64 * 1000.0,
+            user: pair.user,
+        }
+    }
+
+    /// Whether the access token expires within `margin_ms`.
+    pub fn expires_within(&self, margin_ms: f64) -> bool {
+        self.expires_at_ms - now_ms() <= margin_ms
+    }
+}
+
+/// A copyable handle on the session.
+#[derive(Clone, Copy)]
+pub struct Session {
+    tokens: RwSignal<Option<Tokens>>,
+}
+
+impl Session {
+    /// The session saved by an earlier visit, if any.
+    pub fn load() -> Self {
+        Self { tokens: RwSignal::new(load_json(STORAGE_KEY)) }
+    }
+
+    /// The logged-in user (reactive).
+    pub fn user(&self) -> Option<User> {
+        self.tokens.with(|t| t.as_ref().map(|t| t.user.clone()))
+    }
+
+    /// The logged-in user's name (reactive).
+    pub fn username(&self) -> Option<String> {
+        self.tokens.with(|t| t.as_ref().map(|t| t.user.username.clone()))
+    }
+
+    /// Whether someone is logged in (reactive).
+    pub fn is_logged_in(&self) -> bool {
+        self.tokens.with(Option::is_some)
+    }
+
+    /// Whether the logged-in user is an admin (reactive).
+    pub fn is_admin(&self) -> bool {
+        self.tokens.with(|t| t.as_ref().is_some_and(|t| t.user.is_admin))
+    }
+
+    /// Whether `name` is the logged-in user (usernames are case-insensitive; reactive).
+    pub fn is_me(&self, name: &str) -> bool {
+        self.tokens.with(|t| t.as_ref().is_some_and(|t| t.user.username.eq_ignore_ascii_case(name)))
+    }
+
+    /// The current tokens, without subscribing.
+    pub fn tokens_untracked(&self) -> Option<Tokens> {
+        self.tokens.get_untracked()
+    }
+
+    /// The user id of the session, without subscribing; identifies "the same person" across reconnects.
+    pub fn user_id_untracked(&self) -> Option<i64> {
+        self.tokens.with_untracked(|t| t.as_ref().map(|t| t.user.id))
+    }
+
+    /// Saves a pair from login or refresh.
+    pub fn store(&self, pair: TokenPair) {
+        let tokens = Tokens::from_pair(pair);
+        save_json(STORAGE_KEY, &tokens);
+        self.tokens.set(Some(tokens));
+    }
+
+    /// Forgets the session (logout, or the server revoked it).
+    pub fn clear(&self) {
+        remove_key(STORAGE_KEY);
+        self.tokens.set(None);
+    }
+
+    /// Re-reads storage after another tab changed it; returns whether the *user* changed
+    /// (a rotated token of the same user is adopted silently).
+    pub fn reload(&self) -> bool {
+        let fresh: Option<Tokens> = load_json(STORAGE_KEY);
+        let before = self.user_id_untracked();
+        let after = fresh.as_ref().map(|t| t.user.id);
+        self.tokens.set(fresh);
+        before != after
+    }
+
+    /// Gets a fresh access token with the refresh token, coordinated across tabs.
+    ///
+    /// An error with [`ApiError::is_unauthorized`] means the session is over.
+    pub async fn refresh(&self) -> Result<String, ApiError> {
+        let Some(stale) = self.tokens_untracked() else {
+            return Err(ApiError { status: 401, message: "Not logged in.".into(), field: None });
+        };
+        let outcome: Rc<RefCell<Option<Result<Tokens, ApiError>>>> = Rc::default();
+        let slot = outcome.clone();
+        with_lock(REFRESH_LOCK, async move {
+            let current: Option<Tokens> = load_json(STORAGE_KEY);
+            if let Some(current) = current.filter(|c| c.user.id == stale.user.id && c.refresh_token != stale.refresh_token)
+            {
+                // Another tab rotated the pair while we waited for the lock.
+                *slot.borrow_mut() = Some(Ok(current));
+                return;
+            }
+            let result = rest::refresh(&stale.refresh_token).await.map(Tokens::from_pair);
+            if let Ok(tokens) = &result {
+                save_json(STORAGE_KEY, tokens);
+            }
+            *slot.borrow_mut() = Some(result);
+        })
+        .await;
+        let result = outcome.borrow_mut().take();
+        match result {
+            Some(Ok(tokens)) => {
+                let access = tokens.access_token.clone();
+                self.tokens.set(Some(tokens));
+                Ok(access)
+            }
+            Some(Err(err)) => Err(err),
+            None => Err(ApiError { status: 0, message: "Could not refresh the session.".into(), field: None }),
+        }
+    }
+}
+
+/// Runs `task` while holding the origin-wide Web Lock `name`; without the Web Locks API
+/// (insecure origins, old browsers) it just runs it.
+async fn with_lock(name: &str, task: impl Future<Output = ()> + 'static) {
+    let locks = web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w.navigator(), &"locks".into()).ok())
+        .filter(|locks| locks.is_object());
+    let request = locks
+        .as_ref()
+        .and_then(|locks| js_sys::Reflect::get(locks, &"request".into()).ok())
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    let (Some(locks), Some(request)) = (locks, request) else {
+        task.await;
+        return;
+    };
+    let mut task = Some(task);
+    // The lock is held until the promise returned by this callback settles.
+    let callback = Closure::<dyn FnMut(JsValue) -> js_sys::Promise>::new(move |_lock: JsValue| {
+        let task = task.take();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if let Some(task) = task {
+                task.await;
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    });
+    let granted = request.call2(&locks, &JsValue::from_str(name), callback.as_ref().unchecked_ref());
+    if let Ok(promise) = granted.and_then(|p| p.dyn_into::<js_sys::Promise>().map_err(JsValue::from)) {
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    }
+    drop(callback);
+}

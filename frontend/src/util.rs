@@ -1,0 +1,129 @@
+//! Small browser helpers: clock, randomness, local storage, time formatting, error wording.
+
+use confab_shared::Timestamp;
+use confab_shared::rpc::{ErrorCode, ErrorObject};
+use wasm_bindgen::JsValue;
+
+use crate::api::socket::{CONNECTION_LOST, NOT_CONNECTED, TIMED_OUT};
+
+/// Milliseconds since the Unix epoch, from the JS clock.
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// A uniform random number in `[0, 1)`; good enough for jitter and nonces, not for secrets.
+pub fn random() -> f64 {
+    js_sys::Math::random()
+}
+
+/// A client-chosen de-duplication key for `room.send` / `dm.send` (well under 64 chars).
+pub fn nonce() -> String {
+    // Time plus 48 random bits: unique per tab in practice, and the server only compares
+    // nonces of the same user.
+    format!("{:x}-{:012x}", now_ms() as u64, (random() * 281_474_976_710_656.0) as u64)
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// Reads and decodes a JSON value from `localStorage`; anything unreadable counts as absent.
+pub fn load_json<T: serde::de::DeserializeOwned>(key: &str) -> Option<T> {
+    let text = storage()?.get_item(key).ok().flatten()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Stores a JSON value in `localStorage`; a full or disabled storage only costs persistence.
+pub fn save_json<T: serde::Serialize>(key: &str, value: &T) {
+    if let (Some(storage), Ok(text)) = (storage(), serde_json::to_string(value)) {
+        let _ = storage.set_item(key, &text);
+    }
+}
+
+/// Removes a `localStorage` entry.
+pub fn remove_key(key: &str) {
+    if let Some(storage) = storage() {
+        let _ = storage.remove_item(key);
+    }
+}
+
+fn local_date(ts: Timestamp) -> js_sys::Date {
+    js_sys::Date::new(&JsValue::from_f64(ts.millis() as f64))
+}
+
+/// A short local time for message lists: `14:05` today, `23 Nov 14:05` on other days.
+pub fn short_time(ts: Timestamp) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let date = local_date(ts);
+    let today = js_sys::Date::new_0();
+    let hm = format!("{:02}:{:02}", date.get_hours(), date.get_minutes());
+    let same_day = date.get_full_year() == today.get_full_year()
+        && date.get_month() == today.get_month()
+        && date.get_date() == today.get_date();
+    if same_day {
+        hm
+    } else {
+        let month = MONTHS.get(date.get_month() as usize).copied().unwrap_or("");
+        format!("{} {month} {hm}", date.get_date())
+    }
+}
+
+/// The full local date and time, for tooltips.
+pub fn long_time(ts: Timestamp) -> String {
+    String::from(local_date(ts).to_string())
+}
+
+/// Upper-cases the first letter so server phrases read as sentences.
+pub fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Turns a JSON-RPC error into a message a person can act on.
+pub fn describe(err: &ErrorObject) -> String {
+    let data = err.data.as_ref();
+    let standard = ErrorCode::ALL.iter().any(|c| c.code() == err.code && c.message() == err.message);
+    let specific = (!standard && !err.message.is_empty()).then(|| sentence(&err.message));
+    match err.code {
+        NOT_CONNECTED => "Not connected to the server. Wait until it reconnects and try again.".into(),
+        CONNECTION_LOST => "The connection dropped before the server answered. Please try again.".into(),
+        TIMED_OUT => "The server did not answer in time. Please try again.".into(),
+        -32001 => specific.unwrap_or_else(|| "Log in to do that.".into()),
+        -32003 => specific.unwrap_or_else(|| "You are not allowed to do that.".into()),
+        -32004 => specific.unwrap_or_else(|| "Not found.".into()),
+        -32009 => specific.unwrap_or_else(|| "That conflicts with the current state.".into()),
+        -32029 => {
+            let wait = data.and_then(|d| d.get("retry_after_ms")).and_then(serde_json::Value::as_u64);
+            match wait {
+                Some(ms) => format!("Rate limited: slow down and try again in {} s.", ms.div_ceil(1000).max(1)),
+                None => "Rate limited: slow down and try again in a moment.".into(),
+            }
+        }
+        -32602 => {
+            let field = data.and_then(|d| d.get("field")).and_then(serde_json::Value::as_str);
+            match (field, specific) {
+                (Some(field), Some(msg)) if !msg.to_lowercase().contains(&field.to_lowercase()) => {
+                    format!("{}: {msg}", sentence(field))
+                }
+                (_, Some(msg)) => msg,
+                (Some(field), None) => format!("{} is not valid.", sentence(field)),
+                (None, None) => "The request was not valid.".into(),
+            }
+        }
+        _ => specific.unwrap_or_else(|| "Something went wrong on the server. Please try again.".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_start_upper_case() {
+        assert_eq!(sentence("name taken"), "Name taken");
+        assert_eq!(sentence(""), "");
+    }
+}
