@@ -1,0 +1,259 @@
+//! The client-side state of one joined room: its message log, who is here, who is typing.
+//!
+//! Messages are kept sorted by id and de-duplicated by id, because the same message can
+//! arrive up to three times (the `room.send` result, the `room.message` broadcast to the
+//! sender, and `sync` after a reconnect). Each message sits in its own signal so an edit
+//! or a reaction re-renders one row, not the list.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use confab_shared::{Message, Timestamp};
+use leptos::prelude::*;
+
+use crate::util::now_ms;
+
+/// How many messages the log renders by default; older ones stay in memory (or on the
+/// server) until "load earlier" reveals them, so a busy room stays fast.
+pub const RENDER_WINDOW: usize = 500;
+/// How many messages one "load earlier" adds (the protocol's maximum page).
+pub const PAGE: u32 = 100;
+/// Past this many messages beyond the window, the oldest are dropped from memory.
+const TRIM_SLACK: usize = 2_000;
+/// How long "… is typing" stays up after the last `room.typing`.
+const TYPING_TTL_MS: f64 = 4_000.0;
+
+/// One message row.
+#[derive(Clone)]
+pub struct MsgItem {
+    pub id: i64,
+    pub msg: ArcRwSignal<Message>,
+}
+
+/// A "joined" / "left" line, placed after the message that was last when it happened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventLine {
+    pub seq: u64,
+    pub after_id: i64,
+    pub text: String,
+    pub at: Timestamp,
+}
+
+/// What the log renders, in order.
+#[derive(Clone)]
+pub enum Row {
+    Msg(MsgItem),
+    Event(EventLine),
+}
+
+/// A stable key per row for the keyed list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RowKey {
+    Msg(i64),
+    Event(u64),
+}
+
+impl Row {
+    pub fn key(&self) -> RowKey {
+        match self {
+            Self::Msg(item) => RowKey::Msg(item.id),
+            Self::Event(line) => RowKey::Event(line.seq),
+        }
+    }
+}
+
+/// A message this tab sent whose result has not come back (or that failed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingSend {
+    /// Doubles as the de-duplication key: a retry with the same nonce cannot post twice.
+    pub nonce: String,
+    pub text: String,
+    /// Why it failed, once it has.
+    pub failed: Option<String>,
+}
+
+/// Where joining stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JoinStatus {
+    Joining,
+    Joined,
+    /// Joining was refused; the reason is shown in place of the log.
+    Failed(String),
+}
+
+/// The state of one room, cheap to clone (every field is a shared signal).
+#[derive(Clone)]
+pub struct RoomState {
+    /// The name as requested by the page (the server's spelling is in `summary`).
+    pub name: String,
+    pub status: ArcRwSignal<JoinStatus>,
+    pub summary: ArcRwSignal<Option<confab_shared::RoomSummary>>,
+    pub messages: ArcRwSignal<Vec<MsgItem>>,
+    pub events: ArcRwSignal<Vec<EventLine>>,
+    /// How many of the newest messages to render.
+    pub window: ArcRwSignal<usize>,
+    /// Whether the server may hold messages older than the oldest we have.
+    pub has_more: ArcRwSignal<bool>,
+    pub loading_earlier: ArcRwSignal<bool>,
+    pub online: ArcRwSignal<BTreeSet<String>>,
+    /// Typists and when their indicator lapses (ms since the epoch).
+    pub typing: ArcRwSignal<Vec<(String, f64)>>,
+    pub pending: ArcRwSignal<Vec<PendingSend>>,
+    next_event: Arc<AtomicU64>,
+}
+
+impl RoomState {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            status: ArcRwSignal::new(JoinStatus::Joining),
+            summary: ArcRwSignal::new(None),
+            messages: ArcRwSignal::new(Vec::new()),
+            events: ArcRwSignal::new(Vec::new()),
+            window: ArcRwSignal::new(RENDER_WINDOW),
+            has_more: ArcRwSignal::new(false),
+            loading_earlier: ArcRwSignal::new(false),
+            online: ArcRwSignal::new(BTreeSet::new()),
+            typing: ArcRwSignal::new(Vec::new()),
+            pending: ArcRwSignal::new(Vec::new()),
+            next_event: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// The room's name as the server spells it, once known.
+    pub fn wire_name(&self) -> String {
+        self.summary.with_untracked(|s| s.as_ref().map(|s| s.name.clone())).unwrap_or_else(|| self.name.clone())
+    }
+
+    /// The newest message id we hold.
+    pub fn last_id(&self) -> Option<i64> {
+        self.messages.with_untracked(|m| m.last().map(|i| i.id))
+    }
+
+    /// The oldest message id we hold.
+    pub fn first_id(&self) -> Option<i64> {
+        self.messages.with_untracked(|m| m.first().map(|i| i.id))
+    }
+
+    /// Merges messages in, keeping id order and ignoring ids we already have
+    /// (a duplicate carries nothing new: edits and reactions come as their own notifications).
+    pub fn insert(&self, batch: impl IntoIterator<Item = Message>) {
+        let mut batch: Vec<Message> = batch.into_iter().collect();
+        if batch.is_empty() {
+            return;
+        }
+        batch.sort_by_key(|m| m.id);
+        let mut authors = Vec::new();
+        self.messages.update(|list| {
+            for message in batch {
+                let id = message.id;
+                authors.push(message.author.clone());
+                // The common case, a new message at the end, is O(1).
+                if list.last().is_none_or(|last| last.id < id) {
+                    list.push(MsgItem { id, msg: ArcRwSignal::new(message) });
+                } else if let Err(at) = list.binary_search_by_key(&id, |i| i.id) {
+                    list.insert(at, MsgItem { id, msg: ArcRwSignal::new(message) });
+                }
+            }
+        });
+        // Whoever just posted has stopped typing.
+        self.typing.update(|typing| typing.retain(|(name, _)| !authors.iter().any(|a| a.eq_ignore_ascii_case(name))));
+        self.trim();
+    }
+
+    /// Keeps memory bounded in a room that runs for hours: far-off history is dropped and
+    /// can be paged back in from the server.
+    fn trim(&self) {
+        let window = self.window.get_untracked();
+        let len = self.messages.with_untracked(Vec::len);
+        if len <= window + TRIM_SLACK {
+            return;
+        }
+        let drop_count = len - window;
+        let mut new_first = 0;
+        self.messages.update(|list| {
+            list.drain(..drop_count);
+            new_first = list.first().map_or(0, |i| i.id);
+        });
+        self.events.update(|events| events.retain(|e| e.after_id >= new_first));
+        self.has_more.set(true);
+    }
+
+    /// Replaces a message we hold (edit, reaction) with the server's new version.
+    pub fn replace(&self, message: Message) {
+        let item = self.messages.with_untracked(|list| {
+            list.binary_search_by_key(&message.id, |i| i.id).ok().and_then(|at| list.get(at).cloned())
+        });
+        if let Some(item) = item {
+            item.msg.set(message);
+        }
+    }
+
+    /// Shows a message as deleted: it keeps its place, loses its text.
+    pub fn mark_deleted(&self, id: i64) {
+        let item = self
+            .messages
+            .with_untracked(|list| list.binary_search_by_key(&id, |i| i.id).ok().and_then(|at| list.get(at).cloned()));
+        if let Some(item) = item {
+            item.msg.update(|m| {
+                m.deleted = true;
+                m.text.clear();
+                m.reactions.clear();
+            });
+        }
+    }
+
+    /// Adds a "joined" / "left" line after the newest message.
+    pub fn add_event(&self, text: String) {
+        let seq = self.next_event.fetch_add(1, Ordering::Relaxed);
+        let after_id = self.last_id().unwrap_or(0);
+        self.events.update(|events| events.push(EventLine { seq, after_id, text, at: Timestamp::now() }));
+    }
+
+    /// Someone is typing; their indicator lapses on its own unless renewed.
+    pub fn typing_started(&self, username: &str) {
+        let until = now_ms() + TYPING_TTL_MS;
+        self.typing.update(|typing| {
+            typing.retain(|(name, _)| !name.eq_ignore_ascii_case(username));
+            typing.push((username.to_owned(), until));
+        });
+        let typing = self.typing.clone();
+        set_timeout(
+            move || {
+                let now = now_ms();
+                if typing.with_untracked(|t| t.iter().any(|(_, until)| *until <= now)) {
+                    typing.update(|t| t.retain(|(_, until)| *until > now));
+                }
+            },
+            Duration::from_millis(TYPING_TTL_MS as u64 + 50),
+        );
+    }
+
+    /// The rows to render: the newest `window` messages with the event lines among them.
+    pub fn rows(&self) -> Vec<Row> {
+        let window = self.window.get();
+        let events = self.events.get();
+        self.messages.with(|list| {
+            let start = list.len().saturating_sub(window);
+            let visible = &list[start..];
+            let first_visible = visible.first().map_or(i64::MIN, |i| i.id);
+            let mut events = events.into_iter().filter(|e| start == 0 || e.after_id >= first_visible).peekable();
+            let mut rows = Vec::with_capacity(visible.len() + 8);
+            for item in visible {
+                while let Some(event) = events.next_if(|e| e.after_id < item.id) {
+                    rows.push(Row::Event(event));
+                }
+                rows.push(Row::Msg(item.clone()));
+            }
+            rows.extend(events.map(Row::Event));
+            rows
+        })
+    }
+
+    /// Whether "load earlier" has anything to show (reactive).
+    pub fn can_load_earlier(&self) -> bool {
+        self.has_more.get() || self.messages.with(Vec::len) > self.window.get()
+    }
+}

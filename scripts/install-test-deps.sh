@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, skipping whatever is already there:
+# redis-server, PostgreSQL, Chromium (Debian packages), the e2e npm packages, schemathesis.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server redis-tools)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium chromium-driver)
+command -v node >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo_cmd=""
+    [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Every e2e package (browser tests, the TypeScript example client, ...) installs its own.
+for package in e2e/*/package.json; do
+    [ -f "$package" ] || continue
+    dir=$(dirname "$package")
+    if [ -f "$dir/package-lock.json" ]; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    else
+        (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+    fi
+done
+for requirements in e2e/*/requirements.txt; do
+    [ -f "$requirements" ] || continue
+    python3 -m pip install --quiet --disable-pip-version-check -r "$requirements"
+done
