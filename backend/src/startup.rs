@@ -24,6 +24,11 @@ use crate::features::chat::writer::MessageWriter;
 use crate::features::{rooms, system, users};
 use crate::layer::ChannelLayer;
 use crate::layer::memory::MemoryLayer;
+use crate::layer::redis::RedisLayer;
+use crate::layer::Class;
+use confab_shared::rpc::Notification;
+use confab_shared::rpc::notify::RoomUser;
+use crate::presence::redis::RedisPresence;
 use crate::presence::PresenceStore;
 use crate::presence::memory::MemoryPresence;
 use crate::state::AppState;
@@ -47,7 +52,8 @@ impl Application {
         db.migrate().await.context("migrating the database")?;
         let secret = Keys::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let keys = Arc::new(Keys::new(&secret, config.access_ttl()));
-        let (layer, presence) = channel_layer(&config).await?;
+        let shutdown = CancellationToken::new();
+        let (layer, presence) = channel_layer(&config, &shutdown).await?;
         let writer = MessageWriter::spawn(db.clone(), layer.clone());
         let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
         let state = AppState {
@@ -58,7 +64,7 @@ impl Application {
             layer,
             presence,
             writer,
-            shutdown: CancellationToken::new(),
+            shutdown,
             sessions: TaskTracker::new(),
         };
         Ok(Self { listener, state })
@@ -94,11 +100,31 @@ impl Application {
 }
 
 /// The channel layer and presence store `REDIS_URL` selects.
-async fn channel_layer(config: &Config) -> anyhow::Result<(Arc<dyn ChannelLayer>, Arc<dyn PresenceStore>)> {
-    match &config.redis_url {
-        None => Ok((Arc::new(MemoryLayer::new()), Arc::new(MemoryPresence::default()))),
-        Some(_) => anyhow::bail!("REDIS_URL is set but this build has no Redis channel layer yet"),
-    }
+async fn channel_layer(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Arc<dyn ChannelLayer>, Arc<dyn PresenceStore>)> {
+    let Some(url) = &config.redis_url else {
+        return Ok((Arc::new(MemoryLayer::new()), Arc::new(MemoryPresence::default())));
+    };
+    let client = redis::Client::open(url.as_str()).context("parsing REDIS_URL")?;
+    let layer: Arc<dyn ChannelLayer> = Arc::new(RedisLayer::start(client.clone()).await.context("connecting to redis")?);
+    let (reaped_tx, mut reaped) = tokio::sync::mpsc::unbounded_channel();
+    let presence = RedisPresence::start(&client, layer.hub().instance(), reaped_tx, shutdown.clone()).await?;
+    // Announce the departures of users whose instance died (SIGKILL) as if they had left.
+    let announcer = layer.clone();
+    tokio::spawn(async move {
+        while let Some(departures) = reaped.recv().await {
+            for (room, username) in departures.left {
+                let event = Notification::UserLeft(RoomUser { room: room.clone(), username });
+                rooms::broadcast_on(announcer.as_ref(), &room, &event, Class::Droppable);
+            }
+            for username in departures.offline {
+                users::announce_on(announcer.as_ref(), &username, false);
+            }
+        }
+    });
+    Ok((layer, presence))
 }
 
 /// Every route, the SPA as the fallback, and the cross-cutting layers.

@@ -8,7 +8,7 @@ use confab_shared::rpc::Notification;
 
 use crate::auth::extract::MaybeAuthUser;
 use crate::error::{AppError, AppResult};
-use crate::layer::{Class, Delivery, group};
+use crate::layer::{ChannelLayer, Class, Delivery, group};
 use crate::presence::PresenceError;
 use crate::state::AppState;
 use crate::storage::users;
@@ -64,8 +64,13 @@ pub async fn disconnected(state: &AppState, username: &str) {
 
 /// Tells every connection on every instance that a user came online or went offline.
 pub fn announce(state: &AppState, username: &str, online: bool) {
+    announce_on(state.layer.as_ref(), username, online);
+}
+
+/// [`announce`] with only a layer at hand (the presence reaper).
+pub fn announce_on(layer: &dyn ChannelLayer, username: &str, online: bool) {
     let frame = Notification::PresenceChanged(UserPresence { username: username.to_owned(), online }).to_frame();
-    if let Err(err) = state.layer.group_send(group::ALL, Delivery::frame(frame, Class::Droppable)) {
+    if let Err(err) = layer.group_send(group::ALL, Delivery::frame(frame, Class::Droppable)) {
         tracing::warn!(%err, "presence change not broadcast");
     }
 }

@@ -110,6 +110,7 @@ impl Outbox {
                 };
                 !skip && self.push(text, *class)
             }
+            Delivery::Ordered { text, .. } => self.push(text, Class::Reliable),
             Delivery::Close { code } => {
                 self.close(*code);
                 true
@@ -211,9 +212,19 @@ impl Hub {
         emptied
     }
 
+    /// Every group with a local member.
+    pub fn group_names(&self) -> Vec<String> {
+        self.groups.iter().filter(|g| !g.is_empty()).map(|g| g.key().clone()).collect()
+    }
+
     /// Whether any local connection is in the group.
     pub fn has_group(&self, group: &str) -> bool {
         self.groups.get(group).is_some_and(|m| !m.is_empty())
+    }
+
+    /// How many local connections are in the group.
+    pub fn group_len(&self, group: &str) -> usize {
+        self.groups.get(group).map_or(0, |m| m.len())
     }
 
     /// Delivers to the group's local members; returns how many took it.

@@ -36,6 +36,10 @@ impl ChannelLayer for MemoryLayer {
         Ok(())
     }
 
+    fn group_send_counted(&self, group: &str, delivery: Delivery) -> Result<usize, LayerError> {
+        Ok(self.hub.deliver_group(group, &delivery))
+    }
+
     fn send(&self, conn: ConnId, delivery: Delivery) -> Result<(), LayerError> {
         self.hub.deliver_conn(conn, &delivery);
         Ok(())

@@ -60,6 +60,9 @@ pub enum Except {
 pub enum Delivery {
     /// A complete text frame, shared by every recipient.
     Frame { text: Utf8Bytes, class: Class, except: Except },
+    /// A room message: reliable, for every member, released in `seq` order (the room's
+    /// per-room counter) by layers that could otherwise reorder across instances.
+    Ordered { text: Utf8Bytes, seq: i64 },
     /// Close the recipients with this code (logout: 4003).
     Close { code: u16 },
 }
@@ -93,6 +96,18 @@ pub trait ChannelLayer: Send + Sync + 'static {
 
     /// Sends to every member of a group on every instance, in per-group order.
     fn group_send(&self, group: &str, delivery: Delivery) -> Result<(), LayerError>;
+
+    /// Like [`group_send`](Self::group_send), and says how many connections on this instance
+    /// took it (`POST /api/publish` reports that number; other instances do not report back).
+    ///
+    /// The default counts the local members before sending, which overstates only when a
+    /// member's queue is full or closing; a layer that delivers to local members inline
+    /// overrides it with the exact count, as [`memory::MemoryLayer`] does.
+    fn group_send_counted(&self, group: &str, delivery: Delivery) -> Result<usize, LayerError> {
+        let local = self.hub().group_len(group);
+        self.group_send(group, delivery)?;
+        Ok(local)
+    }
 
     /// Sends to one connection, wherever it is.
     fn send(&self, conn: ConnId, delivery: Delivery) -> Result<(), LayerError>;

@@ -1,1 +1,519 @@
-//! The Redis layer (scale-out).
+//! The Redis channel layer: many instances behaving as one.
+//!
+//! Each instance holds exactly two Redis connections whatever its number of sockets and
+//! rooms: one multiplexed connection that pipelines `PUBLISH`es, and one pub/sub connection
+//! on which it subscribes `confab:g:<group>` for every group with a local member (plus its
+//! own `confab:i:<instance>` for single-connection sends). A delivery is encoded once per
+//! publish (a few header bytes + the frame), and a receiving instance fans the same bytes
+//! out to its local members. Local members also receive through Redis, so every instance
+//! sees one order per group.
+//!
+//! Room messages carry their per-room sequence number; a receiver releases them in
+//! sequence, holding a gap open for [`REORDER_WINDOW`] at most, so two instances committing
+//! to one room cannot be seen out of id order.
+//!
+//! When Redis is unreachable the layer reports itself down (`/api/health` → 503), delivers
+//! to local members directly, and reconnects with backoff, resubscribing every local group.
+//! Nothing persisted is lost: clients recover missed cross-instance messages with `sync`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{ChannelLayer, Class, ConnId, Delivery, Except, Hub, LayerError};
+
+const GROUP_PREFIX: &str = "confab:g:";
+const INSTANCE_PREFIX: &str = "confab:i:";
+/// Publishes waiting for the pipeline before senders fall back to local delivery.
+const PUBLISH_QUEUE: usize = 64 * 1024;
+/// Most publishes written in one pipeline round trip.
+const PUBLISH_BATCH: usize = 512;
+/// How long a receiver waits for a missing room message before releasing later ones.
+pub const REORDER_WINDOW: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+enum SubCommand {
+    Subscribe(String, oneshot::Sender<bool>),
+    Unsubscribe(String),
+}
+
+pub struct RedisLayer {
+    hub: Arc<Hub>,
+    /// The pub/sub connection is up and subscribed.
+    subscribed: Arc<AtomicBool>,
+    /// The last pipeline of publishes succeeded.
+    publishing: Arc<AtomicBool>,
+    publish: mpsc::Sender<(String, Bytes)>,
+    commands: mpsc::UnboundedSender<SubCommand>,
+}
+
+impl RedisLayer {
+    /// Connects both connections and starts the publisher and the subscriber supervisor.
+    pub async fn start(client: redis::Client) -> anyhow::Result<Self> {
+        let hub = Arc::new(Hub::default());
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(1))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(1)
+            .set_max_delay(1000);
+        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let layer = Self {
+            hub: hub.clone(),
+            subscribed: Arc::new(AtomicBool::new(false)),
+            publishing: Arc::new(AtomicBool::new(true)),
+            publish,
+            commands,
+        };
+        tokio::spawn(publish_loop(conn, publish_rx, hub.clone(), layer.publishing.clone()));
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(supervise(client, hub, layer.subscribed.clone(), commands_rx, Some(ready_tx)));
+        // Wait for the first subscription so the instance starts fully connected.
+        let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
+        Ok(layer)
+    }
+
+    fn instance_channel(instance: u32) -> String {
+        format!("{INSTANCE_PREFIX}{instance:08x}")
+    }
+
+    fn publish_or_deliver(&self, channel: String, payload: Bytes, local: impl FnOnce()) {
+        if !self.is_up() {
+            local();
+            return;
+        }
+        if let Err(err) = self.publish.try_send((channel, payload)) {
+            tracing::warn!(%err, "publish queue full; delivering locally only");
+            local();
+        }
+    }
+}
+
+#[async_trait]
+impl ChannelLayer for RedisLayer {
+    async fn group_add(&self, group: &str, conn: ConnId) -> Result<(), LayerError> {
+        self.hub.group_add(group, conn);
+        if !self.subscribed.load(Ordering::Acquire) {
+            // Resubscribed from the hub's groups when the connection comes back.
+            return Ok(());
+        }
+        let (reply, confirmed) = oneshot::channel();
+        self.commands
+            .send(SubCommand::Subscribe(group.to_owned(), reply))
+            .map_err(|_| LayerError::Unavailable("subscriber stopped".into()))?;
+        match tokio::time::timeout(Duration::from_secs(2), confirmed).await {
+            Ok(Ok(true)) => Ok(()),
+            _ => Err(LayerError::Unavailable(format!("subscribing {group} did not complete"))),
+        }
+    }
+
+    fn group_discard(&self, group: &str, conn: ConnId) {
+        if self.hub.group_discard(group, conn) {
+            let _ = self.commands.send(SubCommand::Unsubscribe(group.to_owned()));
+        }
+    }
+
+    fn leave_all(&self, conn: ConnId) {
+        for group in self.hub.unregister(conn) {
+            let _ = self.commands.send(SubCommand::Unsubscribe(group));
+        }
+    }
+
+    fn group_send(&self, group: &str, delivery: Delivery) -> Result<(), LayerError> {
+        let payload = encode(&delivery, None);
+        let hub = &self.hub;
+        self.publish_or_deliver(format!("{GROUP_PREFIX}{group}"), payload, || {
+            hub.deliver_group(group, &delivery);
+        });
+        Ok(())
+    }
+
+    fn send(&self, conn: ConnId, delivery: Delivery) -> Result<(), LayerError> {
+        let instance = Hub::instance_of(conn);
+        if instance == self.hub.instance() {
+            self.hub.deliver_conn(conn, &delivery);
+            return Ok(());
+        }
+        if !self.is_up() {
+            return Err(LayerError::Unavailable("redis is down".into()));
+        }
+        self.publish
+            .try_send((Self::instance_channel(instance), encode(&delivery, Some(conn))))
+            .map_err(|e| LayerError::Unavailable(e.to_string()))
+    }
+
+    fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    fn is_up(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire) && self.publishing.load(Ordering::Acquire)
+    }
+}
+
+/// Pipelines publishes; on failure, delivers the batch locally and reports the layer down
+/// until a pipeline succeeds again.
+async fn publish_loop(
+    mut conn: ConnectionManager,
+    mut rx: mpsc::Receiver<(String, Bytes)>,
+    hub: Arc<Hub>,
+    publishing: Arc<AtomicBool>,
+) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for (channel, payload) in &batch {
+            pipe.publish(channel, payload.as_ref()).ignore();
+        }
+        match pipe.query_async::<()>(&mut conn).await {
+            Ok(()) => publishing.store(true, Ordering::Release),
+            Err(err) => {
+                if publishing.swap(false, Ordering::AcqRel) {
+                    tracing::warn!(%err, "redis publish failed; local delivery only");
+                }
+                for (channel, payload) in batch.iter() {
+                    deliver_local(&hub, channel, payload);
+                }
+                // Probe again soon: ConnectionManager reconnects in the background.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if conn.send_packed_command(&redis::cmd("PING")).await.is_ok() {
+                    publishing.store(true, Ordering::Release);
+                    tracing::info!("redis publishing restored");
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+fn deliver_local(hub: &Hub, channel: &str, payload: &[u8]) {
+    if let Some(group) = channel.strip_prefix(GROUP_PREFIX) {
+        if let Some((delivery, _)) = decode(payload, false) {
+            hub.deliver_group(group, &delivery);
+        }
+    } else if let Some((delivery, Some(conn))) = decode(payload, true) {
+        hub.deliver_conn(conn, &delivery);
+    }
+}
+
+/// Keeps the pub/sub connection alive: connect, subscribe every local group, serve
+/// (un)subscribe commands and receive; on loss, mark down and retry with backoff.
+async fn supervise(
+    client: redis::Client,
+    hub: Arc<Hub>,
+    subscribed: Arc<AtomicBool>,
+    mut commands: mpsc::UnboundedReceiver<SubCommand>,
+    mut ready: Option<oneshot::Sender<()>>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let instance_channel = RedisLayer::instance_channel(hub.instance());
+    loop {
+        let connected = tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub()).await;
+        let pubsub = match connected {
+            Ok(Ok(pubsub)) => pubsub,
+            Ok(Err(err)) => {
+                tracing::warn!(%err, ?backoff, "redis pub/sub connect failed; retrying");
+                drain_while_down(&mut commands, backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!(?backoff, "redis pub/sub connect timed out; retrying");
+                drain_while_down(&mut commands, backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        let (mut sink, stream) = pubsub.split();
+        let mut channels: HashSet<String> = HashSet::new();
+        let mut ok = sink.subscribe(&instance_channel).await.is_ok();
+        for group in hub.group_names() {
+            if !ok {
+                break;
+            }
+            ok = sink.subscribe(format!("{GROUP_PREFIX}{group}")).await.is_ok();
+            channels.insert(group);
+        }
+        if !ok {
+            drain_while_down(&mut commands, backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            continue;
+        }
+        subscribed.store(true, Ordering::Release);
+        backoff = Duration::from_millis(100);
+        tracing::info!(groups = channels.len(), "redis channel layer subscribed");
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
+        let mut receiver = tokio::spawn(receive(stream, hub.clone()));
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(SubCommand::Subscribe(group, reply)) => {
+                        if channels.contains(&group) {
+                            let _ = reply.send(true);
+                        } else if sink.subscribe(format!("{GROUP_PREFIX}{group}")).await.is_ok() {
+                            channels.insert(group);
+                            let _ = reply.send(true);
+                        } else {
+                            let _ = reply.send(false);
+                            break;
+                        }
+                    }
+                    Some(SubCommand::Unsubscribe(group)) => {
+                        // A member may have joined since the command was queued.
+                        if !hub.has_group(&group) && channels.remove(&group) {
+                            let _ = sink.unsubscribe(format!("{GROUP_PREFIX}{group}")).await;
+                        }
+                    }
+                    None => {
+                        receiver.abort();
+                        return;
+                    }
+                },
+                _ = &mut receiver => break,
+            }
+        }
+        receiver.abort();
+        subscribed.store(false, Ordering::Release);
+        tracing::warn!("redis pub/sub connection lost; local delivery only until it is back");
+    }
+}
+
+/// While disconnected, answer subscribe requests at once (the hub remembers the groups
+/// and they are resubscribed on reconnect) so sockets never wait on Redis.
+async fn drain_while_down(commands: &mut mpsc::UnboundedReceiver<SubCommand>, wait: Duration) {
+    let deadline = tokio::time::sleep(wait);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => return,
+            command = commands.recv() => match command {
+                Some(SubCommand::Subscribe(_, reply)) => { let _ = reply.send(true); }
+                Some(SubCommand::Unsubscribe(_)) => {}
+                None => return,
+            },
+        }
+    }
+}
+
+/// Per-group hold-back queue that releases room messages in sequence.
+#[derive(Default)]
+struct Reorder {
+    next: HashMap<String, i64>,
+    held: HashMap<String, (Instant, BTreeMap<i64, Delivery>)>,
+}
+
+impl Reorder {
+    fn accept(&mut self, hub: &Hub, group: &str, seq: i64, delivery: Delivery) {
+        let expected = self.next.get(group).copied();
+        match expected {
+            Some(next) if seq > next => {
+                let (_, queue) = self.held.entry(group.to_owned()).or_insert_with(|| (Instant::now() + REORDER_WINDOW, BTreeMap::new()));
+                queue.insert(seq, delivery);
+            }
+            _ => {
+                hub.deliver_group(group, &delivery);
+                if expected.is_none_or(|next| seq >= next) {
+                    self.next.insert(group.to_owned(), seq + 1);
+                }
+                self.release(hub, group, false);
+            }
+        }
+    }
+
+    /// Delivers held messages that are now in sequence (or all of them when `force`).
+    fn release(&mut self, hub: &Hub, group: &str, force: bool) {
+        let Some((_, queue)) = self.held.get_mut(group) else { return };
+        let mut next = self.next.get(group).copied().unwrap_or(i64::MIN);
+        while let Some(entry) = queue.first_entry() {
+            if !force && *entry.key() != next {
+                break;
+            }
+            let seq = *entry.key();
+            hub.deliver_group(group, &entry.remove());
+            next = seq + 1;
+        }
+        self.next.insert(group.to_owned(), next);
+        if queue.is_empty() {
+            self.held.remove(group);
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.held.values().map(|(deadline, _)| *deadline).min()
+    }
+
+    fn expire(&mut self, hub: &Hub) {
+        let now = Instant::now();
+        let due: Vec<String> = self.held.iter().filter(|(_, (d, _))| *d <= now).map(|(g, _)| g.clone()).collect();
+        for group in due {
+            tracing::debug!(%group, "released room messages after a gap");
+            self.release(hub, &group, true);
+        }
+    }
+}
+
+async fn receive(mut stream: PubSubStream, hub: Arc<Hub>) {
+    let mut reorder = Reorder::default();
+    loop {
+        let deadline = reorder.deadline();
+        let message = tokio::select! {
+            message = stream.next() => message,
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))), if deadline.is_some() => {
+                reorder.expire(&hub);
+                continue;
+            }
+        };
+        let Some(message) = message else { return };
+        let channel = message.get_channel_name();
+        let payload = message.get_payload_bytes();
+        if let Some(group) = channel.strip_prefix(GROUP_PREFIX) {
+            match decode(payload, false) {
+                Some((delivery, _)) => match delivery {
+                    Delivery::Ordered { seq, .. } => reorder.accept(&hub, group, seq, delivery),
+                    other => {
+                        hub.deliver_group(group, &other);
+                    }
+                },
+                None => tracing::warn!(%channel, "undecodable layer message"),
+            }
+        } else if let Some((delivery, Some(conn))) = decode(payload, true) {
+            hub.deliver_conn(conn, &delivery);
+        }
+    }
+}
+
+/// `[conn u64]` (instance channel only), then one of:
+/// `F class except text` · `O seq text` · `X code`.
+fn encode(delivery: &Delivery, conn: Option<ConnId>) -> Bytes {
+    let text_len = match delivery {
+        Delivery::Frame { text, .. } | Delivery::Ordered { text, .. } => text.len(),
+        Delivery::Close { .. } => 0,
+    };
+    let mut out = Vec::with_capacity(text_len + 20);
+    if let Some(conn) = conn {
+        out.extend_from_slice(&conn.to_be_bytes());
+    }
+    match delivery {
+        Delivery::Frame { text, class, except } => {
+            out.push(b'F');
+            out.push(if *class == Class::Reliable { b'R' } else { b'D' });
+            match except {
+                Except::Nobody => out.push(b'N'),
+                Except::User(id) => {
+                    out.push(b'U');
+                    out.extend_from_slice(&id.to_be_bytes());
+                }
+                Except::Conn(id) => {
+                    out.push(b'C');
+                    out.extend_from_slice(&id.to_be_bytes());
+                }
+            }
+            out.extend_from_slice(text.as_bytes());
+        }
+        Delivery::Ordered { text, seq } => {
+            out.push(b'O');
+            out.extend_from_slice(&seq.to_be_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        Delivery::Close { code } => {
+            out.push(b'X');
+            out.extend_from_slice(&code.to_be_bytes());
+        }
+    }
+    Bytes::from(out)
+}
+
+fn decode(payload: &[u8], with_conn: bool) -> Option<(Delivery, Option<ConnId>)> {
+    let (conn, rest) = if with_conn {
+        let (head, rest) = payload.split_first_chunk::<8>()?;
+        (Some(u64::from_be_bytes(*head)), rest)
+    } else {
+        (None, payload)
+    };
+    let (&tag, rest) = rest.split_first()?;
+    let text = |bytes: &[u8]| Utf8Bytes::try_from(Bytes::copy_from_slice(bytes)).ok();
+    let delivery = match tag {
+        b'F' => {
+            let (&class, rest) = rest.split_first()?;
+            let class = if class == b'R' { Class::Reliable } else { Class::Droppable };
+            let (&except, rest) = rest.split_first()?;
+            let (except, rest) = match except {
+                b'N' => (Except::Nobody, rest),
+                b'U' => {
+                    let (id, rest) = rest.split_first_chunk::<8>()?;
+                    (Except::User(i64::from_be_bytes(*id)), rest)
+                }
+                b'C' => {
+                    let (id, rest) = rest.split_first_chunk::<8>()?;
+                    (Except::Conn(u64::from_be_bytes(*id)), rest)
+                }
+                _ => return None,
+            };
+            Delivery::Frame { text: text(rest)?, class, except }
+        }
+        b'O' => {
+            let (seq, rest) = rest.split_first_chunk::<8>()?;
+            Delivery::Ordered { text: text(rest)?, seq: i64::from_be_bytes(*seq) }
+        }
+        b'X' => {
+            let (code, _) = rest.split_first_chunk::<2>()?;
+            Delivery::Close { code: u16::from_be_bytes(*code) }
+        }
+        _ => return None,
+    };
+    Some((delivery, conn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliveries_survive_the_wire_encoding() {
+        let cases = [
+            Delivery::Frame { text: "hello".into(), class: Class::Droppable, except: Except::User(-7) },
+            Delivery::Frame { text: "x".into(), class: Class::Reliable, except: Except::Conn(1 << 40) },
+            Delivery::Ordered { text: "{\"m\":1}".into(), seq: 42 },
+            Delivery::Close { code: 4003 },
+        ];
+        for case in cases {
+            let (back, conn) = decode(&encode(&case, Some(9)), true).unwrap();
+            assert_eq!(conn, Some(9));
+            assert_eq!(format!("{back:?}"), format!("{case:?}"));
+        }
+        assert!(decode(b"Zjunk", false).is_none());
+        assert!(decode(b"", false).is_none());
+    }
+
+    #[test]
+    fn room_messages_are_released_in_sequence() {
+        let hub = Hub::new(1);
+        let (a, mut inbox) = hub.register(None, 16);
+        hub.group_add("room:r", a.conn());
+        let mut reorder = Reorder::default();
+        let msg = |seq: i64| Delivery::Ordered { text: seq.to_string().into(), seq };
+        reorder.accept(&hub, "room:r", 1, msg(1));
+        reorder.accept(&hub, "room:r", 3, msg(3));
+        reorder.accept(&hub, "room:r", 4, msg(4));
+        reorder.accept(&hub, "room:r", 2, msg(2));
+        let got: Vec<String> = std::iter::from_fn(|| inbox.rx.try_recv().ok()).map(|t| t.to_string()).collect();
+        assert_eq!(got, ["1", "2", "3", "4"]);
+        // A gap that never fills is released when forced (the window expired).
+        reorder.accept(&hub, "room:r", 6, msg(6));
+        assert!(inbox.rx.try_recv().is_err());
+        reorder.release(&hub, "room:r", true);
+        assert_eq!(inbox.rx.try_recv().ok().map(|t| t.to_string()).as_deref(), Some("6"));
+    }
+}

@@ -31,6 +31,20 @@ impl MemoryPresence {
     }
 }
 
+impl MemoryPresence {
+    /// Connections per user, for writing this instance's state elsewhere.
+    pub fn counts_users(&self) -> Vec<(String, u32)> {
+        self.with(|c| c.users.iter().map(|(u, n)| (u.clone(), *n)).collect())
+    }
+
+    /// Connections per user per room.
+    pub fn counts_rooms(&self) -> HashMap<String, Vec<(String, u32)>> {
+        self.with(|c| {
+            c.rooms.iter().map(|(room, m)| (room.clone(), m.iter().map(|(u, n)| (u.clone(), *n)).collect())).collect()
+        })
+    }
+}
+
 fn increment(map: &mut HashMap<String, u32>, key: &str) -> bool {
     let count = map.entry(key.to_owned()).or_insert(0);
     *count += 1;

@@ -6,6 +6,7 @@
 //! for one instance, in Redis (with heartbeats and expiry) for many.
 
 pub mod memory;
+pub mod redis;
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,10 +1,20 @@
 //! Background jobs (room exports).
+//!
+//! Every state change is a conditional update (`… WHERE state = 'running'`), so a job that
+//! was marked failed (its instance stopped, or the sweeper declared it dead) never flips
+//! back to running or done; the runner learns from the `false` it gets and stops.
 
-use confab_shared::{Job, JobKind, JobState, Timestamp};
-use sea_orm::EntityTrait;
+use confab_shared::{ExportFormat, Job, JobKind, JobState, Timestamp};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 
 use super::entity::jobs;
-use super::{Db, StorageResult};
+use super::{Db, StorageError, StorageResult, now_ms};
+
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const DONE: &str = "done";
+pub const FAILED: &str = "failed";
 
 impl From<&jobs::Model> for Job {
     fn from(m: &jobs::Model) -> Self {
@@ -12,9 +22,9 @@ impl From<&jobs::Model> for Job {
             id: m.id,
             kind: JobKind::ExportRoom,
             state: match m.state.as_str() {
-                "queued" => JobState::Queued,
-                "running" => JobState::Running,
-                "done" => JobState::Done,
+                QUEUED => JobState::Queued,
+                RUNNING => JobState::Running,
+                DONE => JobState::Done,
                 _ => JobState::Failed,
             },
             percent: m.percent.clamp(0, 100) as u8,
@@ -25,6 +35,134 @@ impl From<&jobs::Model> for Job {
     }
 }
 
+/// The `format` column's spelling of an export format.
+pub fn format_name(format: &ExportFormat) -> &'static str {
+    match format {
+        ExportFormat::Json => "json",
+        ExportFormat::Csv => "csv",
+    }
+}
+
+/// The export format a row names (`csv`, anything else is JSON).
+pub fn format_of(m: &jobs::Model) -> ExportFormat {
+    if m.format == "csv" { ExportFormat::Csv } else { ExportFormat::Json }
+}
+
 pub async fn by_id(db: &Db, id: i64) -> StorageResult<Option<jobs::Model>> {
     Ok(jobs::Entity::find_by_id(id).one(&db.conn).await?)
+}
+
+/// Records a new queued room export.
+pub async fn create_export(db: &Db, owner_id: i64, room: &str, format: &ExportFormat) -> StorageResult<jobs::Model> {
+    let now = now_ms();
+    jobs::ActiveModel {
+        owner_id: Set(owner_id),
+        kind: Set("export_room".to_owned()),
+        room: Set(room.to_owned()),
+        format: Set(format_name(format).to_owned()),
+        state: Set(QUEUED.to_owned()),
+        percent: Set(0),
+        error: Set(None),
+        file: Set(None),
+        created_at: Set(now),
+        finished_at: Set(None),
+        heartbeat_at: Set(Some(now)),
+        ..Default::default()
+    }
+    .insert(&db.conn)
+    .await
+    .map_err(StorageError::from)
+}
+
+/// Forgets a job that was never started (admission refused it).
+pub async fn delete(db: &Db, id: i64) -> StorageResult<()> {
+    jobs::Entity::delete_by_id(id).exec(&db.conn).await?;
+    Ok(())
+}
+
+/// The owner's jobs that are queued or running, on any instance.
+pub async fn active_count(db: &Db, owner_id: i64) -> StorageResult<u64> {
+    Ok(jobs::Entity::find()
+        .filter(jobs::Column::OwnerId.eq(owner_id))
+        .filter(jobs::Column::State.is_in([QUEUED, RUNNING]))
+        .count(&db.conn)
+        .await?)
+}
+
+/// queued → running; `false` when the job is no longer queued.
+pub async fn start(db: &Db, id: i64) -> StorageResult<bool> {
+    let result = jobs::Entity::update_many()
+        .col_expr(jobs::Column::State, Expr::value(RUNNING))
+        .col_expr(jobs::Column::HeartbeatAt, Expr::value(now_ms()))
+        .filter(jobs::Column::Id.eq(id))
+        .filter(jobs::Column::State.eq(QUEUED))
+        .exec(&db.conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Records progress and a heartbeat; `false` when the job is no longer running.
+pub async fn progress(db: &Db, id: i64, percent: u8) -> StorageResult<bool> {
+    let result = jobs::Entity::update_many()
+        .col_expr(jobs::Column::Percent, Expr::value(i32::from(percent)))
+        .col_expr(jobs::Column::HeartbeatAt, Expr::value(now_ms()))
+        .filter(jobs::Column::Id.eq(id))
+        .filter(jobs::Column::State.eq(RUNNING))
+        .exec(&db.conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// running → done with its file (relative to the data dir); `None` when it was no longer running.
+pub async fn finish(db: &Db, id: i64, file: &str) -> StorageResult<Option<jobs::Model>> {
+    let now = now_ms();
+    let result = jobs::Entity::update_many()
+        .col_expr(jobs::Column::State, Expr::value(DONE))
+        .col_expr(jobs::Column::Percent, Expr::value(100))
+        .col_expr(jobs::Column::File, Expr::value(file))
+        .col_expr(jobs::Column::FinishedAt, Expr::value(now))
+        .col_expr(jobs::Column::HeartbeatAt, Expr::value(now))
+        .filter(jobs::Column::Id.eq(id))
+        .filter(jobs::Column::State.eq(RUNNING))
+        .exec(&db.conn)
+        .await?;
+    if result.rows_affected != 1 {
+        return Ok(None);
+    }
+    by_id(db, id).await
+}
+
+/// queued/running → failed with `error`; `None` when it had already ended.
+pub async fn fail(db: &Db, id: i64, error: &str) -> StorageResult<Option<jobs::Model>> {
+    let result = jobs::Entity::update_many()
+        .col_expr(jobs::Column::State, Expr::value(FAILED))
+        .col_expr(jobs::Column::Error, Expr::value(error))
+        .col_expr(jobs::Column::FinishedAt, Expr::value(now_ms()))
+        .filter(jobs::Column::Id.eq(id))
+        .filter(jobs::Column::State.is_in([QUEUED, RUNNING]))
+        .exec(&db.conn)
+        .await?;
+    if result.rows_affected != 1 {
+        return Ok(None);
+    }
+    by_id(db, id).await
+}
+
+/// Marks failed every queued or running job whose last heartbeat is before `before`
+/// (`i64::MAX`: all of them), returning the jobs it failed.
+pub async fn fail_stale(db: &Db, before: i64, error: &str) -> StorageResult<Vec<jobs::Model>> {
+    let stale = jobs::Entity::find()
+        .filter(jobs::Column::State.is_in([QUEUED, RUNNING]))
+        .filter(Expr::expr(Expr::col(jobs::Column::HeartbeatAt).if_null(Expr::col(jobs::Column::CreatedAt))).lt(before))
+        .order_by_asc(jobs::Column::Id)
+        .all(&db.conn)
+        .await?;
+    let mut failed = Vec::with_capacity(stale.len());
+    for job in stale {
+        // One conditional update each: a job that finished in between stays finished.
+        if let Some(job) = fail(db, job.id, error).await? {
+            failed.push(job);
+        }
+    }
+    Ok(failed)
 }

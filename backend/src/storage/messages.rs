@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use confab_shared::{Message, Timestamp};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use super::entity::{messages, reactions, rooms};
-use super::{Db, StorageResult, now_ms};
+use super::{Db, StorageResult, now_ms, statement};
 
 /// A message to persist.
 #[derive(Clone, Debug)]
@@ -93,6 +93,36 @@ pub async fn after(db: &Db, room_id: i64, after: i64, limit: u64) -> StorageResu
     Ok(messages::Entity::find()
         .filter(messages::Column::RoomId.eq(room_id))
         .filter(messages::Column::Id.gt(after))
+        .order_by_asc(messages::Column::Id)
+        .limit(limit)
+        .all(&db.conn)
+        .await?)
+}
+
+/// How many messages a room holds and the newest id (0 for an empty room): the extent of
+/// an export, fixed when it starts so later messages do not move its goalposts.
+pub async fn extent(db: &Db, room_id: i64) -> StorageResult<(u64, i64)> {
+    #[derive(FromQueryResult)]
+    struct Extent {
+        n: i64,
+        last: Option<i64>,
+    }
+    let row = Extent::find_by_statement(statement(
+        db,
+        "SELECT COUNT(*) AS n, MAX(id) AS last FROM messages WHERE room_id = ?",
+        vec![room_id.into()],
+    ))
+    .one(&db.conn)
+    .await?;
+    Ok(row.map_or((0, 0), |r| (u64::try_from(r.n).unwrap_or(0), r.last.unwrap_or(0))))
+}
+
+/// Up to `limit` messages with `after < id <= through`, oldest first: one keyset page of an export.
+pub async fn page_through(db: &Db, room_id: i64, after: i64, through: i64, limit: u64) -> StorageResult<Vec<messages::Model>> {
+    Ok(messages::Entity::find()
+        .filter(messages::Column::RoomId.eq(room_id))
+        .filter(messages::Column::Id.gt(after))
+        .filter(messages::Column::Id.lte(through))
         .order_by_asc(messages::Column::Id)
         .limit(limit)
         .all(&db.conn)

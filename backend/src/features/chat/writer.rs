@@ -15,7 +15,7 @@ use confab_shared::rpc::Notification;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
-use crate::layer::{ChannelLayer, Class, Delivery, group};
+use crate::layer::{ChannelLayer, Delivery, group};
 use crate::metrics::METRICS;
 use crate::storage::messages::{self, NewMessage};
 use crate::storage::{Db, StorageError};
@@ -127,14 +127,15 @@ async fn commit(db: &Db, layer: &dyn ChannelLayer, batch: Vec<Pending>) {
 
     // Committed. Rows are sorted by id and ids were drawn in batch order, so zipping pairs
     // each row with its request, and broadcasting in this order is id order.
+    let seqs: Vec<i64> = inserted.iter().map(|row| row.seq).collect();
     let sent: Vec<Message> = inserted
         .into_iter()
         .zip(&fresh)
         .map(|(row, pending)| messages::wire(row, pending.room.clone(), BTreeMap::new()))
         .collect();
-    for wire in &sent {
-        let frame = Notification::RoomMessage(wire.clone()).to_frame();
-        if let Err(err) = layer.group_send(&group::room(&wire.room), Delivery::frame(frame, Class::Reliable)) {
+    for (wire, seq) in sent.iter().zip(seqs) {
+        let text = Notification::RoomMessage(wire.clone()).to_frame().into();
+        if let Err(err) = layer.group_send(&group::room(&wire.room), Delivery::Ordered { text, seq }) {
             // Persisted all the same: clients catch up with `sync` once the layer is back.
             tracing::warn!(%err, id = wire.id, "room.message not broadcast");
         }

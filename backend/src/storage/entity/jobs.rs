@@ -21,6 +21,9 @@ pub struct Model {
     pub file: Option<String>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// Last sign of life from the instance running it; a queued or running job whose
+    /// heartbeat is stale belongs to a dead instance and is marked failed.
+    pub heartbeat_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
