@@ -3,12 +3,16 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Serve the SPA and the API on SQLite with the in-process channel layer.
-run: build-spa
+run: build-spa build-docs
     cargo run --release --bin confab
 
 # Build the Leptos SPA into frontend/dist (installs the wasm target and wasm-bindgen if needed).
 build-spa:
     bash frontend/build.sh
+
+# Vendor the Swagger UI assets /api/docs serves (npm registry, once; no CDN at run time).
+build-docs:
+    bash docs/api-ui/vendor.sh
 
 # Install test dependencies, start redis + postgres on private ports, run every test, stop them.
 test:
@@ -17,3 +21,11 @@ test:
 # Apply database migrations.
 migrate:
     cargo run --release --bin confab -- migrate
+
+# Benchmark Confab against Django Channels and Socket.IO, every scenario (under 10 min); writes docs/bench/.
+bench:
+    bash e2e/bench/run.sh full
+
+# The benchmark, smaller and shorter (under a minute); writes target/bench/quick/.
+bench-quick:
+    bash e2e/bench/run.sh quick

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 bash scripts/install-test-deps.sh
+bash docs/api-ui/vendor.sh
 bash frontend/build.sh
 
 bash scripts/services.sh start

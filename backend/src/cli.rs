@@ -1,11 +1,13 @@
-//! The `confab` command: `serve` (default), `migrate`, `user create`.
+//! The `confab` command: `serve` (default), `migrate`, `user create`, `publish`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+
+use confab_shared::{PublishAccepted, PublishRequest, PublishTarget};
 
 use crate::config::Config;
 use crate::startup::Application;
@@ -31,6 +33,38 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Deliver a `notice` to the open connections of a room, a user or everyone, on every
+    /// instance (needs an admin). Through the server's HTTP API, or straight into Redis
+    /// when REDIS_URL is set and no --url is given.
+    Publish(PublishArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("target").required(true).args(["room", "user", "all"])))]
+pub struct PublishArgs {
+    /// Every connection joined to this room.
+    #[arg(long)]
+    pub room: Option<String>,
+    /// Every connection of this user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Every connection.
+    #[arg(long)]
+    pub all: bool,
+    /// The payload: JSON when it parses as JSON, otherwise sent as a JSON string.
+    pub payload: String,
+    /// The server whose API to publish through [default: http://127.0.0.1:8000].
+    #[arg(long, env = "CONFAB_URL")]
+    pub url: Option<String>,
+    /// An admin's access token.
+    #[arg(long, env = "CONFAB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Log in as this admin instead (password from --password, CONFAB_PASSWORD, stdin or a prompt).
+    #[arg(long, conflicts_with = "token")]
+    pub username: Option<String>,
+    /// The password for --username.
+    #[arg(long, env = "CONFAB_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,6 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { command: UserCommand::Create { username, admin } } => create_user(&cli.config, &username, admin).await,
+        Command::Publish(args) => publish(&cli.config, args).await,
     }
 }
 
@@ -120,13 +155,7 @@ async fn shutdown_signal() {
 
 async fn create_user(config: &Config, username: &str, admin: bool) -> anyhow::Result<()> {
     let username = confab_shared::validate::username(username).map_err(|m| anyhow::anyhow!("username {m}"))?;
-    let password = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(format!("Password for {username}: "))?
-    } else {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
-        line.trim_end_matches(['\r', '\n']).to_owned()
-    };
+    let password = read_password(username)?;
     confab_shared::validate::password(&password).map_err(|m| anyhow::anyhow!("password {m}"))?;
     std::fs::create_dir_all(&config.data_dir)?;
     let db = Db::connect(&config.database_url()).await?;
@@ -140,4 +169,102 @@ async fn create_user(config: &Config, username: &str, admin: bool) -> anyhow::Re
         Err(StorageError::Duplicate) => anyhow::bail!("username {username} is taken"),
         Err(err) => Err(err.into()),
     }
+}
+
+/// The server `confab publish` talks to when none is given.
+const DEFAULT_URL: &str = "http://127.0.0.1:8000";
+
+async fn publish(config: &Config, args: PublishArgs) -> anyhow::Result<()> {
+    // Not JSON? Then it is text, sent as a JSON string.
+    let payload = serde_json::from_str(&args.payload).unwrap_or_else(|_| serde_json::Value::String(args.payload.clone()));
+    let target = match (&args.room, &args.user) {
+        (Some(room), _) => PublishTarget::Room(room.clone()),
+        (None, Some(user)) => PublishTarget::User(user.clone()),
+        (None, None) => PublishTarget::All(true),
+    };
+    let request = PublishRequest { target, payload };
+    match (&config.redis_url, &args.url) {
+        (Some(redis_url), None) => publish_to_redis(config, redis_url, request).await,
+        _ => publish_over_http(&args, request).await,
+    }
+}
+
+/// `POST /api/publish` on the server, with a token or after logging in.
+async fn publish_over_http(args: &PublishArgs, request: PublishRequest) -> anyhow::Result<()> {
+    let base = args.url.as_deref().unwrap_or(DEFAULT_URL).trim_end_matches('/');
+    if !base.starts_with("http://") {
+        anyhow::bail!("--url must be an http:// address (this build has no TLS client): {base}");
+    }
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+    let (token, logged_in) = match (&args.token, &args.username) {
+        (Some(token), _) => (token.clone(), false),
+        (None, Some(username)) => (http_login(&http, base, username, args.password.clone()).await?, true),
+        (None, None) => anyhow::bail!("publishing needs an admin: pass --token (or CONFAB_TOKEN) or --username"),
+    };
+    let sent = http.post(format!("{base}/api/publish")).bearer_auth(&token).json(&request).send().await;
+    if logged_in {
+        // The session was only for this call; end it either way (best effort).
+        let _ = http.post(format!("{base}/api/auth/logout")).bearer_auth(&token).send().await;
+    }
+    let response = sent.with_context(|| format!("reaching {base}"))?;
+    if response.status() != reqwest::StatusCode::ACCEPTED {
+        anyhow::bail!("publish refused: {}", problem_text(response).await);
+    }
+    let accepted: PublishAccepted = response.json().await.context("reading the answer")?;
+    match accepted.delivered_locally {
+        0 => println!("no one received it: no open connection matched on the instance that took the request"),
+        1 => println!("delivered to 1 connection"),
+        n => println!("delivered to {n} connections"),
+    }
+    Ok(())
+}
+
+async fn http_login(http: &reqwest::Client, base: &str, username: &str, password: Option<String>) -> anyhow::Result<String> {
+    let password = match password {
+        Some(password) => password,
+        None => read_password(username)?,
+    };
+    let credentials = confab_shared::Credentials { username: username.to_owned(), password };
+    let response = http.post(format!("{base}/api/auth/login")).json(&credentials).send().await.with_context(|| format!("reaching {base}"))?;
+    if !response.status().is_success() {
+        anyhow::bail!("login refused: {}", problem_text(response).await);
+    }
+    let tokens: confab_shared::TokenPair = response.json().await.context("reading the tokens")?;
+    Ok(tokens.access_token)
+}
+
+/// The `detail` of a problem+json answer, or the status when there is none.
+async fn problem_text(response: reqwest::Response) -> String {
+    let status = response.status();
+    match response.json::<confab_shared::Problem>().await {
+        Ok(problem) => format!("{} ({})", problem.detail, status.as_u16()),
+        Err(_) => status.to_string(),
+    }
+}
+
+/// Straight into the Redis layer every instance listens to, naming the target with the
+/// shared database. Instances do not answer back, so the count is of instances.
+async fn publish_to_redis(config: &Config, redis_url: &str, request: PublishRequest) -> anyhow::Result<()> {
+    let frame = crate::features::publish::notice_frame(request.payload).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let db = Db::connect(&config.database_url()).await.context("connecting to the database")?;
+    let group = crate::features::publish::resolve_target(&db, &request.target).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let client = redis::Client::open(redis_url).context("parsing REDIS_URL")?;
+    let delivery = crate::layer::Delivery::frame(frame, crate::layer::Class::Reliable);
+    let instances = crate::layer::redis::publish_once(&client, &group, &delivery).await.context("publishing to redis")?;
+    match instances {
+        0 => println!("no one received it: no instance has an open connection in {group}"),
+        1 => println!("delivered to the connections in {group} on 1 instance"),
+        n => println!("delivered to the connections in {group} on {n} instances"),
+    }
+    Ok(())
+}
+
+/// A password from stdin, or prompted for on a terminal.
+fn read_password(username: &str) -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        return Ok(rpassword::prompt_password(format!("Password for {username}: "))?);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }

@@ -37,6 +37,10 @@ pub struct Config {
     #[arg(long, env = "CONFAB_STATIC_DIR", default_value = "frontend/dist")]
     pub static_dir: PathBuf,
 
+    /// Folder with the vendored Swagger UI assets of `/api/docs` (`just build-docs` fills it).
+    #[arg(long, env = "CONFAB_DOCS_ASSETS_DIR", default_value = "docs/api-ui/dist")]
+    pub docs_assets_dir: PathBuf,
+
     /// Access token lifetime in seconds.
     #[arg(long, env = "CONFAB_ACCESS_TTL_SECS", default_value_t = 900)]
     pub access_ttl_secs: u64,
@@ -104,6 +108,7 @@ impl Config {
             jwt_secret: None,
             allowed_origins: Vec::new(),
             static_dir: PathBuf::from("frontend/dist"),
+            docs_assets_dir: PathBuf::from("docs/api-ui/dist"),
             access_ttl_secs: 900,
             refresh_ttl_secs: 30 * 24 * 3600,
             max_frame_bytes: 64 * 1024,

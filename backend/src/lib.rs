@@ -15,12 +15,16 @@
 //! - [`layer`]: the channel layer trait, the local hub of connections, its implementations.
 //! - [`presence`]: connection counting per user and per room.
 //! - [`ws`]: the socket endpoint and the per-connection session.
-//! - [`features`]: users, rooms, chat, private messages, sync, system endpoints.
+//! - [`features`]: users, rooms, chat, private messages, sync, publishing from outside,
+//!   background jobs (room exports), system endpoints.
 //! - [`openapi`], [`metrics`]: the API document and Prometheus counters.
+//! - [`asyncapi`], [`docs`]: the WebSocket API document and the pages under `/api/docs`.
 
+pub mod asyncapi;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod features;
 pub mod http;

@@ -11,7 +11,7 @@ use crate::{auth, features};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Confab", description = "Real-time chat and presence: REST API. The WebSocket JSON-RPC API is described at /api/asyncapi.json."),
+    info(title = "Confab", description = "Real-time chat and presence: REST API. The WebSocket JSON-RPC API is described at /api/asyncapi.json, and for people at /api/docs/protocol."),
     paths(
         auth::routes::signup,
         auth::routes::login,
@@ -22,15 +22,23 @@ use crate::{auth, features};
         features::rooms::list_rooms,
         features::rooms::create_room,
         features::rooms::room_messages,
+        features::publish::publish,
+        features::jobs::create_job,
+        features::jobs::get_job,
+        features::jobs::download,
         features::system::health,
+        features::system::openapi_json,
+        features::system::asyncapi_json,
     ),
-    components(schemas(User, UserPresence, Credentials, RefreshRequest, TokenPair, RoomSummary, CreateRoom, Message, DirectMessage, Health, Status, Problem)),
-    modifiers(&BearerAuth),
+    components(schemas(User, UserPresence, Credentials, RefreshRequest, TokenPair, RoomSummary, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem)),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "users", description = "Users and presence"),
         (name = "rooms", description = "Rooms and history"),
-        (name = "system", description = "Health"),
+        (name = "publish", description = "Notices from outside to rooms, users or everyone"),
+        (name = "jobs", description = "Background jobs (room exports) and their files"),
+        (name = "system", description = "Health and the API documents"),
     )
 )]
 pub struct ApiDoc;
@@ -44,6 +52,45 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
+    }
+}
+
+/// Documents the answers every operation of a kind can give, so no handler can forget them:
+/// an operation with a JSON body can answer 400 (not JSON, or malformed), 413 (too large) and
+/// 422 (a field is missing or invalid); an operation that reads a bearer token can answer 401
+/// (a bad token is refused even where a token is optional).
+struct ProblemResponses;
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+            ResponseBuilder::new().description(description).content("application/problem+json", content).build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                if operation.request_body.is_some() {
+                    for (status, description) in [
+                        ("400", "The body is not JSON (or not sent as application/json)"),
+                        ("413", "The body is too large"),
+                        ("422", "A body field is missing or invalid; `field` names it"),
+                    ] {
+                        responses.entry(status.to_owned()).or_insert_with(|| problem(description).into());
+                    }
+                }
+                let reads_token = operation.security.iter().flatten().any(|requirement| {
+                    serde_json::to_value(requirement).is_ok_and(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+                });
+                if reads_token {
+                    responses
+                        .entry("401".to_owned())
+                        .or_insert_with(|| problem("Missing, invalid, expired or revoked token").into());
+                }
+            }
+        }
     }
 }
 

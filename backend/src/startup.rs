@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt as _;
 use axum::routing::any;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +22,8 @@ use crate::auth::token::Keys;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::features::chat::writer::MessageWriter;
-use crate::features::{rooms, system, users};
+use crate::features::jobs::{self, JobRunner};
+use crate::features::{publish, rooms, system, users};
 use crate::layer::ChannelLayer;
 use crate::layer::memory::MemoryLayer;
 use crate::layer::redis::RedisLayer;
@@ -55,6 +57,8 @@ impl Application {
         let shutdown = CancellationToken::new();
         let (layer, presence) = channel_layer(&config, &shutdown).await?;
         let writer = MessageWriter::spawn(db.clone(), layer.clone());
+        // Jobs left unfinished by an earlier run (or, with Redis, by a dead instance) are failed.
+        jobs::runner::sweep(&db, layer.as_ref(), config.redis_url.is_none()).await;
         let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
         let state = AppState {
             throttle: Arc::new(LoginThrottle::new(config.login_attempts)),
@@ -64,6 +68,7 @@ impl Application {
             layer,
             presence,
             writer,
+            jobs: JobRunner::new(shutdown.clone()),
             shutdown,
             sessions: TaskTracker::new(),
         };
@@ -78,13 +83,20 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `stop` resolves, then closes every socket with 1001 and waits for the
-    /// sessions to finish (bounded by a grace period).
+    /// Serves until `stop` resolves, then closes every socket with 1001, and waits for the
+    /// sessions to finish and for running jobs to record themselves failed (both bounded).
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let state = self.state.clone();
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = state.shutdown.clone();
-        axum::serve(self.listener, app)
+        tokio::spawn(jobs::runner::sweep_periodically(state.db.clone(), state.layer.clone(), shutdown.clone()));
+        // Frames are small and latency-bound: no Nagle delay (40 ms with a delayed ACK).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(%err, "TCP_NODELAY not set");
+            }
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 stop.await;
                 shutdown.cancel();
@@ -92,9 +104,12 @@ impl Application {
             .await?;
         state.shutdown.cancel();
         state.sessions.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, state.sessions.wait()).await.is_err() {
-            tracing::warn!("some sockets did not close within the grace period");
-        }
+        let sessions = async {
+            if tokio::time::timeout(SHUTDOWN_GRACE, state.sessions.wait()).await.is_err() {
+                tracing::warn!("some sockets did not close within the grace period");
+            }
+        };
+        tokio::join!(sessions, state.jobs.shutdown(&state.db));
         Ok(())
     }
 }
@@ -139,7 +154,9 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(users::router())
         .merge(rooms::router())
-        .merge(system::router())
+        .merge(publish::router())
+        .merge(jobs::router())
+        .merge(system::router(&state.config.docs_assets_dir))
         .merge(ws::router())
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))

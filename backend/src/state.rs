@@ -9,6 +9,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::Keys;
 use crate::config::Config;
 use crate::features::chat::writer::MessageWriter;
+use crate::features::jobs::JobRunner;
 use crate::layer::ChannelLayer;
 use crate::presence::PresenceStore;
 use crate::storage::Db;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
     /// The group-commit writer every `room.send` goes through.
     pub writer: MessageWriter,
+    /// Background jobs running on this instance, failed on shutdown.
+    pub jobs: JobRunner,
     /// Cancelled when the server begins shutting down.
     pub shutdown: CancellationToken,
     /// Socket sessions, awaited on shutdown so each can say goodbye (1001).

@@ -52,37 +52,51 @@ impl Tokens {
 #[derive(Clone, Copy)]
 pub struct Session {
     tokens: RwSignal<Option<Tokens>>,
+    /// The user alone, so views do not re-render when only the tokens rotate.
+    user: Memo<Option<User>>,
 }
 
 impl Session {
     /// The session saved by an earlier visit, if any.
     pub fn load() -> Self {
-        Self { tokens: RwSignal::new(load_json(STORAGE_KEY)) }
+        let tokens = RwSignal::new(load_json::<Tokens>(STORAGE_KEY));
+        let user = Memo::new(move |_| tokens.with(|t| t.as_ref().map(|t| t.user.clone())));
+        Self { tokens, user }
     }
 
     /// The logged-in user (reactive).
     pub fn user(&self) -> Option<User> {
-        self.tokens.with(|t| t.as_ref().map(|t| t.user.clone()))
+        self.user.get()
     }
 
     /// The logged-in user's name (reactive).
     pub fn username(&self) -> Option<String> {
-        self.tokens.with(|t| t.as_ref().map(|t| t.user.username.clone()))
+        self.user.with(|u| u.as_ref().map(|u| u.username.clone()))
     }
 
     /// Whether someone is logged in (reactive).
     pub fn is_logged_in(&self) -> bool {
-        self.tokens.with(Option::is_some)
+        self.user.with(Option::is_some)
     }
 
     /// Whether the logged-in user is an admin (reactive).
     pub fn is_admin(&self) -> bool {
-        self.tokens.with(|t| t.as_ref().is_some_and(|t| t.user.is_admin))
+        self.user.with(|u| u.as_ref().is_some_and(|u| u.is_admin))
     }
 
     /// Whether `name` is the logged-in user (usernames are case-insensitive; reactive).
     pub fn is_me(&self, name: &str) -> bool {
-        self.tokens.with(|t| t.as_ref().is_some_and(|t| t.user.username.eq_ignore_ascii_case(name)))
+        self.user.with(|u| u.as_ref().is_some_and(|u| u.username.eq_ignore_ascii_case(name)))
+    }
+
+    /// Whether someone is logged in, without subscribing.
+    pub fn is_logged_in_untracked(&self) -> bool {
+        self.tokens.with_untracked(Option::is_some)
+    }
+
+    /// Whether `name` is the logged-in user, without subscribing.
+    pub fn is_me_untracked(&self, name: &str) -> bool {
+        self.tokens.with_untracked(|t| t.as_ref().is_some_and(|t| t.user.username.eq_ignore_ascii_case(name)))
     }
 
     /// The current tokens, without subscribing.
@@ -181,7 +195,7 @@ async fn with_lock(name: &str, task: impl Future<Output = ()> + 'static) {
         })
     });
     let granted = request.call2(&locks, &JsValue::from_str(name), callback.as_ref().unchecked_ref());
-    if let Ok(promise) = granted.and_then(|p| p.dyn_into::<js_sys::Promise>().map_err(JsValue::from)) {
+    if let Ok(promise) = granted.and_then(|p| p.dyn_into::<js_sys::Promise>()) {
         let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
     }
     drop(callback);

@@ -23,6 +23,11 @@ pub fn nonce() -> String {
     format!("{:x}-{:012x}", now_ms() as u64, (random() * 281_474_976_710_656.0) as u64)
 }
 
+/// Whether the tab is in front (a message arriving in a hidden tab is not "read").
+pub fn page_visible() -> bool {
+    web_sys::window().and_then(|w| w.document()).is_none_or(|d| !d.hidden())
+}
+
 fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()
 }

@@ -3,4 +3,8 @@
 /**
  * The body of `POST /api/rooms`.
  */
-export type CreateRoom = { name: string, admin_only: boolean, };
+export type CreateRoom = { 
+/**
+ * 1 to 64 letters, digits, `_` or `-`.
+ */
+name: string, admin_only: boolean, };

@@ -3,4 +3,12 @@
 /**
  * Username and password, for both signup (password 8–128 chars) and login.
  */
-export type Credentials = { username: string, password: string, };
+export type Credentials = { 
+/**
+ * 3 to 32 letters, digits, `_`, `.` or `-`; unique regardless of case.
+ */
+username: string, 
+/**
+ * 8 to 128 characters.
+ */
+password: string, };

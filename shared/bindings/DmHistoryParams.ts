@@ -3,4 +3,16 @@
 /**
  * Params of `dm.history`.
  */
-export type DmHistoryParams = { with: string, before?: number, limit?: number, };
+export type DmHistoryParams = { 
+/**
+ * The other user's username.
+ */
+with: string, 
+/**
+ * Only messages with a smaller id.
+ */
+before?: number, 
+/**
+ * 1 to 100, default 50.
+ */
+limit?: number, };

@@ -3,4 +3,12 @@
 /**
  * Params of `dm.read`.
  */
-export type DmReadParams = { with: string, id: number, };
+export type DmReadParams = { 
+/**
+ * The other user's username.
+ */
+with: string, 
+/**
+ * The newest direct message id read; the cursor never moves back.
+ */
+id: number, };

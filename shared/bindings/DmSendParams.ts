@@ -3,4 +3,16 @@
 /**
  * Params of `dm.send`.
  */
-export type DmSendParams = { to: string, text: string, nonce?: string, };
+export type DmSendParams = { 
+/**
+ * The recipient's username.
+ */
+to: string, 
+/**
+ * 1 to 4000 characters after trimming.
+ */
+text: string, 
+/**
+ * Client-chosen de-duplication key (1 to 64 characters): a repeat returns the first message.
+ */
+nonce?: string, };

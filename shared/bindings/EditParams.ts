@@ -3,4 +3,8 @@
 /**
  * Params of `message.edit`.
  */
-export type EditParams = { id: number, text: string, };
+export type EditParams = { id: number, 
+/**
+ * 1 to 4000 characters after trimming.
+ */
+text: string, };

@@ -3,7 +3,11 @@
 /**
  * Params of `room.history`.
  */
-export type HistoryParams = { room: string, before?: number, 
+export type HistoryParams = { room: string, 
+/**
+ * Only messages with a smaller id.
+ */
+before?: number, 
 /**
  * 1 to 100, default 50.
  */

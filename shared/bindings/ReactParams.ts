@@ -3,4 +3,12 @@
 /**
  * Params of `message.react`.
  */
-export type ReactParams = { id: number, emoji: string, on: boolean, };
+export type ReactParams = { id: number, 
+/**
+ * 1 to 16 characters, no whitespace.
+ */
+emoji: string, 
+/**
+ * `true` to add the reaction, `false` to remove it.
+ */
+on: boolean, };

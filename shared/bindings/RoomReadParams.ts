@@ -3,4 +3,8 @@
 /**
  * Params of `room.read`.
  */
-export type RoomReadParams = { room: string, id: number, };
+export type RoomReadParams = { room: string, 
+/**
+ * The newest message id read; the cursor never moves back.
+ */
+id: number, };

@@ -3,8 +3,12 @@
 /**
  * Params of `room.send`.
  */
-export type SendParams = { room: string, text: string, 
+export type SendParams = { room: string, 
 /**
- * Client-chosen de-duplication key: a repeat returns the first message.
+ * 1 to 4000 characters after trimming.
+ */
+text: string, 
+/**
+ * Client-chosen de-duplication key (1 to 64 characters): a repeat returns the first message.
  */
 nonce?: string, };

@@ -11,11 +11,22 @@
 //! - [`rest`]: bodies of the HTTP API, including the problem+json error.
 //! - [`rpc`]: JSON-RPC 2.0 envelopes, the method table with params and results,
 //!   notifications, error codes and close codes.
+//! - [`schema`] (feature `openapi`): the wire types' schemas by reference and the method and
+//!   notification tables the AsyncAPI document and the protocol reference are built from.
+//! - [`bindings`] (feature `ts`): the generated TypeScript package in `shared/bindings/`.
+//! - `fuzz` (feature `fuzz`): hostile-frame generators and the contract's model of the answers,
+//!   for property tests here and in the backend.
 
 pub mod rest;
 pub mod rpc;
 pub mod time;
 pub mod validate;
+
+#[cfg(feature = "openapi")]
+pub mod schema;
+
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
 
 #[cfg(feature = "ts")]
 pub mod bindings;

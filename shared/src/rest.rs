@@ -15,6 +15,9 @@ macro_rules! wire {
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         $(#[$meta])*
         pub $kind $name $body
+
+        #[cfg(feature = "openapi")]
+        $crate::schema::named_schema!($name);
     )*};
 }
 pub(crate) use wire;
@@ -36,7 +39,11 @@ wire! {
 
     /// Username and password, for both signup (password 8–128 chars) and login.
     pub struct Credentials {
+        /// 3 to 32 letters, digits, `_`, `.` or `-`; unique regardless of case.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{3,32}$", min_length = 3, max_length = 32))]
         pub username: String,
+        /// 8 to 128 characters.
+        #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
         pub password: String,
     }
 
@@ -71,6 +78,8 @@ wire! {
 
     /// The body of `POST /api/rooms`.
     pub struct CreateRoom {
+        /// 1 to 64 letters, digits, `_` or `-`.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub name: String,
         #[serde(default)]
         pub admin_only: bool,
@@ -96,17 +105,6 @@ wire! {
         pub to: String,
         pub text: String,
         pub sent_at: Timestamp,
-    }
-
-    /// Where a publish from outside goes.
-    #[serde(rename_all = "snake_case")]
-    pub enum PublishTarget {
-        /// Every connection joined to the room.
-        Room(String),
-        /// Every connection of the user.
-        User(String),
-        /// Every connection (the value must be `true`).
-        All(bool),
     }
 
     /// The body of `POST /api/publish`.
@@ -139,6 +137,7 @@ wire! {
     /// The body of `POST /api/jobs`.
     pub struct CreateJob {
         pub kind: JobKind,
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
         pub format: ExportFormat,
     }
@@ -206,9 +205,57 @@ wire! {
         /// Only messages with a smaller id.
         pub before: Option<i64>,
         /// 1 to 100, default 50.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
+        #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
         pub limit: Option<u32>,
     }
 }
+
+/// Where a publish from outside goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum PublishTarget {
+    /// Every connection joined to the room.
+    Room(String),
+    /// Every connection of the user.
+    User(String),
+    /// Every connection (the value must be `true`).
+    All(bool),
+}
+
+/// Written by hand: serde reads an externally tagged enum from an object with exactly one
+/// member, which the derived schema does not say (it allows extra members).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for PublishTarget {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let variant = |name: &str, description: &str, value: ObjectBuilder| {
+            ObjectBuilder::new()
+                .description(Some(description))
+                .property(name, value)
+                .required(name)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        let string = |pattern: &str| ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern));
+        OneOfBuilder::new()
+            .description(Some("Where a publish from outside goes: exactly one of `room`, `user` and `all`."))
+            .item(variant("room", "Every connection joined to the room.", string("^[A-Za-z0-9_-]{1,64}$")))
+            .item(variant("user", "Every connection of the user.", string("^[A-Za-z0-9_.-]{3,32}$")))
+            .item(variant(
+                "all",
+                "Every connection (the value must be `true`).",
+                ObjectBuilder::new().schema_type(Type::Boolean).enum_values(Some([true])),
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for PublishTarget {}
+
+#[cfg(feature = "openapi")]
+crate::schema::named_schema!(PublishTarget);
 
 impl TokenPair {
     /// The value of `token_type`.

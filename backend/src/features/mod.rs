@@ -7,11 +7,14 @@
 //! - [`chat`]: sending (through the group-commit [`chat::writer`]), editing, deleting, reacting.
 //! - [`dm`]: private messages and their receipts.
 //! - [`sync`]: catch-up after a reconnect.
+//! - [`publish`]: notices to a room, a user or everyone, from outside (`POST /api/publish`).
+//! - [`jobs`]: background jobs (room exports) with live progress.
 //! - [`system`]: health and the API documents.
 
 pub mod chat;
 pub mod dm;
 pub mod jobs;
+pub mod publish;
 pub mod rooms;
 pub mod sync;
 pub mod system;

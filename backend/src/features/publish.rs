@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         (status = 404, description = "No such room or user", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Payload over 16 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid target", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The channel layer refused the send", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn publish(
     State(state): State<AppState>,
@@ -50,7 +51,10 @@ pub async fn publish(
     let delivered = state
         .layer
         .group_send_counted(&target, Delivery::frame(frame, Class::Reliable))
-        .map_err(|err| AppError::Internal(err.into()))?;
+        .map_err(|err| {
+            tracing::warn!(%err, "publish not handed to the channel layer");
+            AppError::Unavailable("channel layer")
+        })?;
     tracing::info!(admin = %caller.username, group = %target, delivered_locally = delivered, "published a notice");
     Ok((StatusCode::ACCEPTED, Json(PublishAccepted { delivered_locally: delivered as u64 })))
 }
@@ -69,12 +73,12 @@ pub fn notice_frame(payload: serde_json::Value) -> AppResult<String> {
 pub async fn resolve_target(db: &Db, target: &PublishTarget) -> AppResult<String> {
     match target {
         PublishTarget::Room(name) => {
-            let name = validate::room_name(name).map_err(|m| AppError::invalid("target", format!("room {m}")))?;
+            let name = validate::room_name(name).map_err(|m| AppError::invalid("target", format!("room name {m}")))?;
             let room = rooms::by_name(db, name).await?.ok_or(AppError::NotFound("room"))?;
             Ok(group::room(&room.name))
         }
         PublishTarget::User(name) => {
-            let name = validate::username(name).map_err(|m| AppError::invalid("target", format!("user {m}")))?;
+            let name = validate::username(name).map_err(|m| AppError::invalid("target", format!("username {m}")))?;
             let user = users::by_name(db, name).await?.ok_or(AppError::NotFound("user"))?;
             Ok(group::user(user.id))
         }

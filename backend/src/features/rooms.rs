@@ -69,7 +69,7 @@ pub async fn create_room(
 
 /// A page of a room's history, oldest first.
 #[utoipa::path(get, path = "/api/rooms/{room}/messages", tag = "rooms", security((), ("bearer" = [])),
-    params(("room" = String, Path, description = "Room name"), HistoryQuery),
+    params(("room" = String, Path, description = "Room name", pattern = "^[A-Za-z0-9_-]{1,64}$"), HistoryQuery),
     responses(
         (status = 200, description = "Messages, oldest first", body = [Message]),
         (status = 403, description = "Admin-only room", body = Problem, content_type = "application/problem+json"),

@@ -1,4 +1,5 @@
-//! Operational endpoints: health and the API documents.
+//! Operational endpoints: health, metrics and the API documents (`/api/openapi.json`,
+//! `/api/asyncapi.json`, and the pages under `/api/docs`, see [`crate::docs`]).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -9,10 +10,17 @@ use confab_shared::{Health, Status};
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router(docs_assets: &std::path::Path) -> Router<AppState> {
     Router::new()
         .route("/api/health", get(health))
         .route("/api/openapi.json", get(openapi_json))
+        .route("/api/asyncapi.json", get(asyncapi_json))
+        .route("/api/docs", get(docs_index))
+        .route("/api/docs/", get(docs_index))
+        .route("/api/docs/init.js", get(docs_init))
+        .route("/api/docs/protocol", get(docs_protocol))
+        .route("/api/docs/protocol.md", get(docs_protocol_md))
+        .nest_service("/api/docs/assets", tower_http::services::ServeDir::new(docs_assets))
         .route("/metrics", get(crate::metrics::handler))
 }
 
@@ -31,6 +39,36 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
 }
 
 /// The OpenAPI document, identical to the committed `openapi/openapi.json`.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "system",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", body = Object)))]
 pub async fn openapi_json() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], crate::openapi::openapi_json())
+}
+
+/// The AsyncAPI 3.0 document of the WebSocket API, identical to the committed `openapi/asyncapi.json`.
+#[utoipa::path(get, path = "/api/asyncapi.json", tag = "system",
+    responses((status = 200, description = "The WebSocket API (AsyncAPI 3.0), generated from the same types", body = Object)))]
+pub async fn asyncapi_json() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], crate::asyncapi::asyncapi_json())
+}
+
+/// The API documentation page: Swagger UI on `/api/openapi.json`, with vendored assets.
+async fn docs_index(State(state): State<AppState>) -> impl IntoResponse {
+    let dir = &state.config.docs_assets_dir;
+    let vendored = crate::docs::SWAGGER_ASSETS.iter().all(|file| dir.join(file).is_file());
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], crate::docs::index_html(vendored))
+}
+
+async fn docs_init() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], crate::docs::INIT_JS)
+}
+
+/// The WebSocket protocol reference, generated from the shared types.
+async fn docs_protocol() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], crate::docs::protocol_html())
+}
+
+/// The same reference as Markdown, identical to the committed `docs/protocol.md`.
+async fn docs_protocol_md() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], crate::docs::protocol_markdown())
 }

@@ -96,7 +96,11 @@ impl Outbox {
     /// Asks the writer to close the socket with `code` (the first request wins).
     pub fn close(&self, code: u16) {
         if self.control.close.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            self.control.notify.notify_one();
+            // Both the session's reader and its writer wait in `closed()`: wake every waiter
+            // (`notify_one` would wake only one, and a socket closed from outside, by logout
+            // or eviction, could then end without its close frame). `closed()` creates its
+            // `Notified` before checking the code, so no wake-up is lost.
+            self.control.notify.notify_waiters();
         }
     }
 
@@ -288,6 +292,24 @@ mod tests {
         assert_eq!(inbox.control.close_code(), None);
         assert!(!a.push(&"3".into(), Class::Reliable));
         assert_eq!(inbox.control.close_code(), Some(crate_close::TRY_AGAIN_LATER));
+    }
+
+    #[tokio::test]
+    async fn a_close_wakes_the_reader_and_the_writer() {
+        let hub = Hub::new(1);
+        let (a, inbox) = hub.register(None, 1);
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let control = inbox.control.clone();
+                tokio::spawn(async move { control.closed().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        a.close(crate_close::LOGGED_OUT);
+        for waiter in waiters {
+            let code = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
+            assert_eq!(code.ok().and_then(Result::ok), Some(crate_close::LOGGED_OUT));
+        }
     }
 
     #[test]

@@ -68,6 +68,12 @@ pub enum Delivery {
 }
 
 impl Delivery {
+    /// Room messages, DMs, edits: events a client can recover with `sync` and must never
+    /// see with a hole below its last-seen id.
+    pub fn is_persisted_event(&self) -> bool {
+        matches!(self, Self::Ordered { .. } | Self::Frame { class: Class::Reliable, .. })
+    }
+
     /// A frame for every member.
     pub fn frame(text: impl Into<Utf8Bytes>, class: Class) -> Self {
         Self::Frame { text: text.into(), class, except: Except::Nobody }

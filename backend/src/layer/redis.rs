@@ -12,9 +12,14 @@
 //! sequence, holding a gap open for [`REORDER_WINDOW`] at most, so two instances committing
 //! to one room cannot be seen out of id order.
 //!
-//! When Redis is unreachable the layer reports itself down (`/api/health` → 503), delivers
-//! to local members directly, and reconnects with backoff, resubscribing every local group.
-//! Nothing persisted is lost: clients recover missed cross-instance messages with `sync`.
+//! When Redis is unreachable the layer reports itself down (`/api/health` → 503) and
+//! reconnects with backoff, resubscribing every local group. Meanwhile the instance keeps
+//! serving: logins, joins, sends (persisted and answered with their receipts), typing and
+//! presence between its own sockets, logout closes. What it holds back is the live fan-out
+//! of persisted events (room messages, DMs, edits): delivering only the local ones would
+//! leave holes *below* a client's last-seen id, which `sync` (by last-seen id) could never
+//! fill. When Redis is back, the instance first closes its sockets with 1013; clients
+//! reconnect, call `sync` from the last id they saw, and get exactly what they missed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -52,6 +57,8 @@ pub struct RedisLayer {
     subscribed: Arc<AtomicBool>,
     /// The last pipeline of publishes succeeded.
     publishing: Arc<AtomicBool>,
+    /// Set while Redis is (or was, since the last recovery) unreachable.
+    outage: Arc<Outage>,
     publish: mpsc::Sender<(String, Bytes)>,
     commands: mpsc::UnboundedSender<SubCommand>,
 }
@@ -72,12 +79,14 @@ impl RedisLayer {
             hub: hub.clone(),
             subscribed: Arc::new(AtomicBool::new(false)),
             publishing: Arc::new(AtomicBool::new(true)),
+            outage: Arc::new(Outage::default()),
             publish,
             commands,
         };
-        tokio::spawn(publish_loop(conn, publish_rx, hub.clone(), layer.publishing.clone()));
+        let publisher = Publisher { hub: hub.clone(), publishing: layer.publishing.clone(), subscribed: layer.subscribed.clone(), outage: layer.outage.clone() };
+        tokio::spawn(publish_loop(conn, publish_rx, publisher));
         let (ready_tx, ready_rx) = oneshot::channel();
-        tokio::spawn(supervise(client, hub, layer.subscribed.clone(), commands_rx, Some(ready_tx)));
+        tokio::spawn(supervise(client, hub, layer.subscribed.clone(), layer.publishing.clone(), layer.outage.clone(), commands_rx, Some(ready_tx)));
         // Wait for the first subscription so the instance starts fully connected.
         let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
         Ok(layer)
@@ -87,14 +96,20 @@ impl RedisLayer {
         format!("{INSTANCE_PREFIX}{instance:08x}")
     }
 
-    fn publish_or_deliver(&self, channel: String, payload: Bytes, local: impl FnOnce()) {
+    fn publish_or_hold(&self, channel: String, payload: Bytes, delivery: &Delivery, local: impl FnOnce()) {
         if !self.is_up() {
-            local();
+            self.outage.begin();
+            if !delivery.is_persisted_event() {
+                local();
+            }
             return;
         }
         if let Err(err) = self.publish.try_send((channel, payload)) {
-            tracing::warn!(%err, "publish queue full; delivering locally only");
-            local();
+            tracing::warn!(%err, "publish queue full; treating redis as down");
+            self.outage.begin();
+            if !delivery.is_persisted_event() {
+                local();
+            }
         }
     }
 }
@@ -132,7 +147,7 @@ impl ChannelLayer for RedisLayer {
     fn group_send(&self, group: &str, delivery: Delivery) -> Result<(), LayerError> {
         let payload = encode(&delivery, None);
         let hub = &self.hub;
-        self.publish_or_deliver(format!("{GROUP_PREFIX}{group}"), payload, || {
+        self.publish_or_hold(format!("{GROUP_PREFIX}{group}"), payload, &delivery, || {
             hub.deliver_group(group, &delivery);
         });
         Ok(())
@@ -161,49 +176,91 @@ impl ChannelLayer for RedisLayer {
     }
 }
 
-/// Pipelines publishes; on failure, delivers the batch locally and reports the layer down
-/// until a pipeline succeeds again.
-async fn publish_loop(
-    mut conn: ConnectionManager,
-    mut rx: mpsc::Receiver<(String, Bytes)>,
+/// Tracks an outage so that recovery can tell the clients to resynchronise.
+#[derive(Default)]
+struct Outage {
+    active: AtomicBool,
+}
+
+impl Outage {
+    fn begin(&self) {
+        if !self.active.swap(true, Ordering::AcqRel) {
+            tracing::warn!("redis unreachable: holding persisted events, serving local traffic");
+        }
+    }
+
+    /// Called once both connections work again: sockets that lived through the outage
+    /// may have missed persisted events, so they reconnect (1013) and `sync`.
+    fn end(&self, hub: &Hub) {
+        if self.active.swap(false, Ordering::AcqRel) {
+            tracing::info!(sockets = hub.len(), "redis is back: asking sockets to reconnect and sync");
+            hub.close_all(confab_shared::rpc::close::TRY_AGAIN_LATER);
+        }
+    }
+}
+
+struct Publisher {
     hub: Arc<Hub>,
     publishing: Arc<AtomicBool>,
-) {
+    subscribed: Arc<AtomicBool>,
+    outage: Arc<Outage>,
+}
+
+/// Pipelines publishes; on failure reports the layer down (delivering what may be delivered
+/// locally) until a probe succeeds.
+async fn publish_loop(mut conn: ConnectionManager, mut rx: mpsc::Receiver<(String, Bytes)>, p: Publisher) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
         let mut pipe = redis::pipe();
         for (channel, payload) in &batch {
             pipe.publish(channel, payload.as_ref()).ignore();
         }
-        match pipe.query_async::<()>(&mut conn).await {
-            Ok(()) => publishing.store(true, Ordering::Release),
-            Err(err) => {
-                if publishing.swap(false, Ordering::AcqRel) {
-                    tracing::warn!(%err, "redis publish failed; local delivery only");
-                }
-                for (channel, payload) in batch.iter() {
-                    deliver_local(&hub, channel, payload);
-                }
-                // Probe again soon: ConnectionManager reconnects in the background.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if conn.send_packed_command(&redis::cmd("PING")).await.is_ok() {
-                    publishing.store(true, Ordering::Release);
-                    tracing::info!("redis publishing restored");
-                }
+        if let Err(err) = pipe.query_async::<()>(&mut conn).await {
+            p.publishing.store(false, Ordering::Release);
+            p.outage.begin();
+            tracing::warn!(%err, "redis publish failed");
+            for (channel, payload) in &batch {
+                deliver_local(&p.hub, channel, payload);
             }
+            // ConnectionManager reconnects in the background; probe until it answers.
+            let mut wait = Duration::from_millis(100);
+            while conn.send_packed_command(&redis::cmd("PING")).await.is_err() {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MAX_BACKOFF);
+            }
+            p.publishing.store(true, Ordering::Release);
+            if p.subscribed.load(Ordering::Acquire) {
+                p.outage.end(&p.hub);
+            }
+            tracing::info!("redis publishing restored");
         }
         batch.clear();
     }
 }
 
+/// Local delivery of a publish that did not reach Redis: ephemeral frames and closes only.
 fn deliver_local(hub: &Hub, channel: &str, payload: &[u8]) {
-    if let Some(group) = channel.strip_prefix(GROUP_PREFIX) {
-        if let Some((delivery, _)) = decode(payload, false) {
+    let decoded = match channel.strip_prefix(GROUP_PREFIX) {
+        Some(group) => decode(payload, false).map(|(d, _)| (d, Target::Group(group))),
+        None => decode(payload, true).and_then(|(d, conn)| conn.map(|c| (d, Target::Conn(c)))),
+    };
+    let Some((delivery, target)) = decoded else { return };
+    if delivery.is_persisted_event() {
+        return;
+    }
+    match target {
+        Target::Group(group) => {
             hub.deliver_group(group, &delivery);
         }
-    } else if let Some((delivery, Some(conn))) = decode(payload, true) {
-        hub.deliver_conn(conn, &delivery);
+        Target::Conn(conn) => {
+            hub.deliver_conn(conn, &delivery);
+        }
     }
+}
+
+enum Target<'a> {
+    Group(&'a str),
+    Conn(ConnId),
 }
 
 /// Keeps the pub/sub connection alive: connect, subscribe every local group, serve
@@ -212,6 +269,8 @@ async fn supervise(
     client: redis::Client,
     hub: Arc<Hub>,
     subscribed: Arc<AtomicBool>,
+    publishing: Arc<AtomicBool>,
+    outage: Arc<Outage>,
     mut commands: mpsc::UnboundedReceiver<SubCommand>,
     mut ready: Option<oneshot::Sender<()>>,
 ) {
@@ -248,6 +307,9 @@ async fn supervise(
             drain_while_down(&mut commands, backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
             continue;
+        }
+        if publishing.load(Ordering::Acquire) {
+            outage.end(&hub);
         }
         subscribed.store(true, Ordering::Release);
         backoff = Duration::from_millis(100);
@@ -286,6 +348,7 @@ async fn supervise(
         }
         receiver.abort();
         subscribed.store(false, Ordering::Release);
+        outage.begin();
         tracing::warn!("redis pub/sub connection lost; local delivery only until it is back");
     }
 }
@@ -392,6 +455,14 @@ async fn receive(mut stream: PubSubStream, hub: Arc<Hub>) {
             hub.deliver_conn(conn, &delivery);
         }
     }
+}
+
+/// Publishes one delivery to a group from a process that is not an instance (`confab
+/// publish` with `REDIS_URL`). Returns how many instances received it: each instance
+/// subscribes a group's channel while it has a member, so 0 means no connection anywhere.
+pub async fn publish_once(client: &redis::Client, group: &str, delivery: &Delivery) -> redis::RedisResult<usize> {
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    redis::cmd("PUBLISH").arg(format!("{GROUP_PREFIX}{group}")).arg(encode(delivery, None).as_ref()).query_async(&mut conn).await
 }
 
 /// `[conn u64]` (instance channel only), then one of:

@@ -231,7 +231,10 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut inbox: Inbox, p
             biased;
             code = inbox.control.closed() => {
                 let frame = CloseFrame { code, reason: reason_of(code).into() };
+                // When the client started the close, tungstenite has already queued its reply
+                // and refuses a second close frame; the flush sends whichever one is pending.
                 let _ = sink.send(Message::Close(Some(frame))).await;
+                let _ = sink.flush().await;
                 return;
             }
             received = inbox.rx.recv_many(&mut batch, WRITE_BATCH) => {

@@ -124,6 +124,16 @@ impl Conversation {
         }
     }
 
+    /// Forgets what was loaded (another user logged in); the next open loads afresh.
+    pub fn reset(&self) {
+        self.messages.set(Vec::new());
+        self.loaded.set(false);
+        self.has_more.set(false);
+        self.window.set(RENDER_WINDOW);
+        self.pending.set(Vec::new());
+        self.error.set(None);
+    }
+
     /// Merges DMs in, sorted and de-duplicated by id.
     pub fn insert(&self, batch: impl IntoIterator<Item = DirectMessage>) {
         let mut batch: Vec<DirectMessage> = batch.into_iter().collect();

@@ -1,33 +1,54 @@
 //! WebSocket close codes the server uses, and what a client should do about each.
 
-/// Normal closure.
-pub const NORMAL: u16 = 1000;
-/// The server is shutting down: reconnect (possibly to another instance).
-pub const GOING_AWAY: u16 = 1001;
-/// A binary frame arrived; the API is text only.
-pub const UNSUPPORTED_DATA: u16 = 1003;
-/// A malformed frame (protocol error).
-pub const PROTOCOL_ERROR: u16 = 1002;
-/// A frame larger than the configured limit (default 64 KiB).
-pub const MESSAGE_TOO_BIG: u16 = 1009;
-/// An internal error ended the session.
-pub const INTERNAL_ERROR: u16 = 1011;
-/// Slow consumer evicted or server overloaded: reconnect with backoff, then `sync`.
-pub const TRY_AGAIN_LATER: u16 = 1013;
-/// The access token expired without an `auth.refresh`.
-pub const TOKEN_EXPIRED: u16 = 4001;
-/// The session was logged out or revoked.
-pub const LOGGED_OUT: u16 = 4003;
+/// Declares the codes once: the constants, [`ALL`] (code, reason phrase) and [`DOCS`]
+/// (code, name, advice), so the close frames, the TypeScript constants and the protocol
+/// reference cannot disagree.
+macro_rules! close_codes {
+    ($( $(#[doc = $doc:literal])* $name:ident = $code:literal, $reason:literal; )*) => {
+        $( $(#[doc = $doc])* pub const $name: u16 = $code; )*
 
-/// Every code with its reason phrase, for documentation.
-pub const ALL: &[(u16, &str)] = &[
-    (NORMAL, "normal closure"),
-    (GOING_AWAY, "server shutting down; reconnect elsewhere"),
-    (PROTOCOL_ERROR, "malformed frame"),
-    (UNSUPPORTED_DATA, "binary frames are not accepted"),
-    (MESSAGE_TOO_BIG, "frame larger than the limit"),
-    (INTERNAL_ERROR, "internal error"),
-    (TRY_AGAIN_LATER, "slow consumer evicted or server overloaded; reconnect with backoff"),
-    (TOKEN_EXPIRED, "access token expired"),
-    (LOGGED_OUT, "session logged out"),
-];
+        /// Every code with its reason phrase (sent in the close frame), for documentation.
+        pub const ALL: &[(u16, &str)] = &[$(($name, $reason)),*];
+
+        /// Every code with its constant name and what a client should do about it.
+        pub const DOCS: &[(u16, &str, &str)] = &[$(($name, stringify!($name), concat!($($doc),*))),*];
+    };
+}
+
+close_codes! {
+    /// Normal closure.
+    NORMAL = 1000, "normal closure";
+    /// The server is shutting down: reconnect (possibly to another instance).
+    GOING_AWAY = 1001, "server shutting down; reconnect elsewhere";
+    /// A malformed frame (protocol error).
+    PROTOCOL_ERROR = 1002, "malformed frame";
+    /// A binary frame arrived; the API is text only.
+    UNSUPPORTED_DATA = 1003, "binary frames are not accepted";
+    /// A frame larger than the configured limit (default 64 KiB).
+    MESSAGE_TOO_BIG = 1009, "frame larger than the limit";
+    /// An internal error ended the session.
+    INTERNAL_ERROR = 1011, "internal error";
+    /// Slow consumer evicted or server overloaded: reconnect with backoff, then `sync`.
+    TRY_AGAIN_LATER = 1013, "slow consumer evicted or server overloaded; reconnect with backoff";
+    /// The access token expired without an `auth.refresh`.
+    TOKEN_EXPIRED = 4001, "access token expired";
+    /// The session was logged out or revoked.
+    LOGGED_OUT = 4003, "session logged out";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_documented_once() {
+        assert_eq!(ALL.len(), DOCS.len());
+        for ((code, _), (doc_code, name, advice)) in ALL.iter().zip(DOCS) {
+            assert_eq!(code, doc_code);
+            assert!(!name.is_empty() && !advice.trim().is_empty());
+        }
+        let mut codes: Vec<u16> = ALL.iter().map(|(c, _)| *c).collect();
+        codes.dedup();
+        assert_eq!(codes.len(), ALL.len());
+    }
+}

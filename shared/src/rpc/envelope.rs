@@ -18,67 +18,65 @@ pub enum RequestId {
     String(String),
 }
 
-/// JSON-RPC and Confab error codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum ErrorCode {
-    /// The frame is not JSON.
-    ParseError = -32700,
-    /// Not a JSON-RPC 2.0 request object, or a batch that is empty or too long.
-    InvalidRequest = -32600,
-    /// No such method.
-    MethodNotFound = -32601,
-    /// Params of the wrong shape or type, or out of range; `data.field` names the param.
-    InvalidParams = -32602,
-    /// Something failed on the server; details are in its log, not here.
-    Internal = -32603,
-    /// The method needs an authenticated connection.
-    Unauthenticated = -32001,
-    /// Not allowed: not joined, not the author, not an admin.
-    Forbidden = -32003,
-    /// No such room, message, user or job.
-    NotFound = -32004,
-    /// Conflicts with the current state.
-    Conflict = -32009,
-    /// Too many calls; `data.retry_after_ms` says when to try again.
-    RateLimited = -32029,
+/// Declares the error codes once: the enum, its numbers, short messages and descriptions,
+/// so responses, the TypeScript constants and the protocol reference cannot disagree.
+macro_rules! error_codes {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $code:literal, $message:literal; )*) => {
+        /// JSON-RPC and Confab error codes.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(i32)]
+        pub enum ErrorCode {
+            $( $(#[doc = $doc])* $variant = $code, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, standard ones first.
+            pub const ALL: &'static [ErrorCode] = &[$(Self::$variant),*];
+
+            /// The numeric code.
+            pub fn code(self) -> i32 {
+                self as i32
+            }
+
+            /// The standard short message.
+            pub fn message(self) -> &'static str {
+                match self { $(Self::$variant => $message,)* }
+            }
+
+            /// The variant name, e.g. `InvalidParams`.
+            pub fn name(self) -> &'static str {
+                match self { $(Self::$variant => stringify!($variant),)* }
+            }
+
+            /// When the server answers with this code (the variant's doc line).
+            pub fn description(self) -> &'static str {
+                match self { $(Self::$variant => concat!($($doc),*).trim_ascii(),)* }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// Every code with its meaning, for documentation.
-    pub const ALL: &'static [ErrorCode] = &[
-        Self::ParseError,
-        Self::InvalidRequest,
-        Self::MethodNotFound,
-        Self::InvalidParams,
-        Self::Internal,
-        Self::Unauthenticated,
-        Self::Forbidden,
-        Self::NotFound,
-        Self::Conflict,
-        Self::RateLimited,
-    ];
-
-    /// The numeric code.
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-
-    /// The standard short message.
-    pub fn message(self) -> &'static str {
-        match self {
-            Self::ParseError => "parse error",
-            Self::InvalidRequest => "invalid request",
-            Self::MethodNotFound => "method not found",
-            Self::InvalidParams => "invalid params",
-            Self::Internal => "internal error",
-            Self::Unauthenticated => "unauthenticated",
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not found",
-            Self::Conflict => "conflict",
-            Self::RateLimited => "rate limited",
-        }
-    }
+error_codes! {
+    /// The frame is not JSON.
+    ParseError = -32700, "parse error";
+    /// Not a JSON-RPC 2.0 request object, or a batch that is empty or too long.
+    InvalidRequest = -32600, "invalid request";
+    /// No such method.
+    MethodNotFound = -32601, "method not found";
+    /// Params of the wrong shape or type, or out of range; `data.field` names the param.
+    InvalidParams = -32602, "invalid params";
+    /// Something failed on the server; details are in its log, not here.
+    Internal = -32603, "internal error";
+    /// The method needs an authenticated connection.
+    Unauthenticated = -32001, "unauthenticated";
+    /// Not allowed: not joined, not the author, not an admin.
+    Forbidden = -32003, "forbidden";
+    /// No such room, message, user or job.
+    NotFound = -32004, "not found";
+    /// Conflicts with the current state.
+    Conflict = -32009, "conflict";
+    /// Too many calls; `data.retry_after_ms` says when to try again.
+    RateLimited = -32029, "rate limited";
 }
 
 /// The `error` member of an error response.
@@ -221,8 +219,10 @@ fn parse_error(err: &serde_json::Error) -> Response {
 /// The members of a call, each kept loose so a wrong type becomes -32600, not a parse error.
 #[derive(Deserialize)]
 struct RawCall<'a> {
+    /// Raw, so that `"jsonrpc": 2` is an invalid request answered with the call's own id
+    /// rather than an unreadable call answered with a null id.
     #[serde(borrow, default)]
-    jsonrpc: Option<Cow<'a, str>>,
+    jsonrpc: Option<&'a RawValue>,
     /// Outer `None`: no `id` member (a notification). Inner: the raw id, possibly `null`.
     #[serde(default, deserialize_with = "present")]
     id: Option<Value>,
@@ -237,7 +237,10 @@ fn present<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Value>, D::Error> 
 }
 
 fn decode_call(raw: &RawValue) -> Incoming {
-    let Ok(call) = serde_json::from_str::<RawCall<'_>>(raw.get()) else {
+    // serde would also read a struct from an array (`[null, 7, "echo"]` by position); a call
+    // must be an object.
+    let is_object = raw.get().starts_with('{');
+    let Some(call) = is_object.then(|| serde_json::from_str::<RawCall<'_>>(raw.get()).ok()).flatten() else {
         return Incoming::invalid(None, "a call must be a JSON-RPC 2.0 request object");
     };
     let id = match call.id {
@@ -248,7 +251,8 @@ fn decode_call(raw: &RawValue) -> Incoming {
             Err(_) => return Incoming::invalid(None, "id must be an integer or a string"),
         },
     };
-    if call.jsonrpc.as_deref() != Some("2.0") {
+    let version = call.jsonrpc.and_then(|v| serde_json::from_str::<Cow<'_, str>>(v.get()).ok());
+    if version.as_deref() != Some("2.0") {
         return Incoming::invalid(id, "jsonrpc must be \"2.0\"");
     }
     let Some(method) = call.method.and_then(|m| serde_json::from_str::<Cow<'_, str>>(m.get()).ok()) else {
@@ -326,6 +330,23 @@ mod tests {
         assert_eq!(code(&single(r#"{"jsonrpc":"2.0","id":{},"method":"echo"}"#)), -32600);
         assert_eq!(code(&single("42")), -32600);
         assert!(single("42").wants_response());
+    }
+
+    #[test]
+    fn a_wrong_jsonrpc_member_keeps_the_calls_id() {
+        let call = single(r#"{"jsonrpc":2,"id":5,"method":"echo"}"#);
+        assert_eq!((call.id, code(&single(r#"{"jsonrpc":2,"id":5,"method":"echo"}"#))), (Some(Some(RequestId::Number(5))), -32600));
+    }
+
+    #[test]
+    fn a_call_given_as_an_array_is_not_read_by_position() {
+        match decode_frame(r#"[[null, 7, "echo"]]"#) {
+            Frame::Batch(calls) => {
+                assert_eq!(calls[0].id, Some(None));
+                assert_eq!(code(&calls[0]), -32600);
+            }
+            other => panic!("expected a batch, got {other:?}"),
+        }
     }
 
     #[test]

@@ -64,6 +64,27 @@ macro_rules! methods {
             }
         )*
 
+        /// The method table: name, doc, params and result schemas of each.
+        #[cfg(feature = "openapi")]
+        pub fn table() -> Vec<crate::schema::MethodSchema> {
+            use crate::schema::WireSchema;
+            vec![$(crate::schema::MethodSchema {
+                name: $name,
+                doc: crate::schema::doc_text(&[$($doc),*]),
+                params: <$params as WireSchema>::reference(),
+                params_type: <$params as WireSchema>::display(),
+                result: <$result as WireSchema>::reference(),
+                result_type: <$result as WireSchema>::display(),
+            },)*]
+        }
+
+        /// Adds the schema of every method's params and result (and what they refer to).
+        #[cfg(feature = "openapi")]
+        pub fn collect_schemas(into: &mut crate::schema::Schemas) {
+            use crate::schema::WireSchema;
+            $(<$params as WireSchema>::collect(into); <$result as WireSchema>::collect(into);)*
+        }
+
         /// The method table as `(name, params type, result type, doc)` in TypeScript terms.
         #[cfg(feature = "ts")]
         pub fn table_ts() -> Vec<(&'static str, String, String, &'static str)> {
@@ -82,34 +103,44 @@ methods! {
     /// Rooms visible to the caller with online counts; any connection.
     RoomsList = "rooms.list" (RoomsListParams) -> Vec<RoomSummary>;
     /// Join (and for authenticated users, create) a room; returns its online users and last messages.
+    /// Anonymous connections may join existing public rooms only (-32004 otherwise); admin-only
+    /// rooms need an admin (-32003).
     RoomJoin = "room.join" (JoinParams) -> JoinResult;
-    /// Leave a room.
+    /// Leave a room (idempotent).
     RoomLeave = "room.leave" (LeaveParams) -> Ack;
-    /// Send a message to a joined room; persisted before it is broadcast.
+    /// Send a message to a joined room; persisted before it is broadcast as `room.message`.
+    /// Authenticated (-32001) and joined (-32003) only; a repeated `nonce` returns the first
+    /// message instead of a duplicate.
     RoomSend = "room.send" (SendParams) -> Message;
     /// Page back through a room's history, oldest first.
     RoomHistory = "room.history" (HistoryParams) -> Vec<Message>;
-    /// Tell the room you are typing (at most once per 2 s per room).
+    /// Tell the room you are typing; may be sent as a notification. At most once per 2 s per
+    /// room: over the limit -32029 (silence for a notification).
     RoomTyping = "room.typing" (TypingParams) -> Ack;
-    /// Edit your own message.
+    /// Edit your own message (-32003 for someone else's, -32009 once deleted).
     MessageEdit = "message.edit" (EditParams) -> Message;
     /// Delete a message (its author or an admin).
     MessageDelete = "message.delete" (DeleteParams) -> Ack;
-    /// Add or remove a reaction.
+    /// Add or remove a reaction; for users joined to the message's room.
     MessageReact = "message.react" (ReactParams) -> Message;
-    /// Send a private message; the result is the delivery receipt.
+    /// Send a private message; persisted, delivered as `dm.message`, works when the recipient
+    /// is offline. The result is the delivery receipt. Authenticated only.
     DmSend = "dm.send" (DmSendParams) -> DirectMessage;
     /// Page back through a private conversation, oldest first.
     DmHistory = "dm.history" (DmHistoryParams) -> Vec<DirectMessage>;
-    /// Move the read cursor of a room forward.
+    /// Move the read cursor of a room forward (never back); the caller's other connections get
+    /// `read.moved`.
     RoomRead = "room.read" (RoomReadParams) -> Ack;
-    /// Move the read cursor of a conversation forward.
+    /// Move the read cursor of a conversation forward (never back); the caller's other
+    /// connections get `read.moved`.
     DmRead = "dm.read" (DmReadParams) -> Ack;
-    /// Catch up after a reconnect.
+    /// Catch up after a reconnect: everything newer than the given ids, at most 500 items
+    /// (messages and DMs together); `complete: false` means call again with the newer ids.
     Sync = "sync" (SyncParams) -> SyncResult;
-    /// Follow a background job's progress.
+    /// Follow a background job's progress (`job.progress`, `job.finished`); its owner only.
     JobSubscribe = "job.subscribe" (JobSubscribeParams) -> Job;
-    /// Replace the connection's access token before it expires.
+    /// Replace the connection's access token before it expires (answer to `session.expiring`);
+    /// the new token must belong to the same user.
     AuthRefresh = "auth.refresh" (AuthRefreshParams) -> AuthRefreshResult;
 }
 
@@ -128,8 +159,10 @@ wire! {
 
     /// Params of `room.join`.
     pub struct JoinParams {
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
         /// How many recent messages to return, 0 to 100 (default 10).
+        #[cfg_attr(feature = "openapi", schema(maximum = 100))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub history: Option<u32>,
@@ -145,13 +178,20 @@ wire! {
     }
 
     /// Params of `room.leave`.
-    pub struct LeaveParams { pub room: String }
+    pub struct LeaveParams {
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
+        pub room: String,
+    }
 
     /// Params of `room.send`.
     pub struct SendParams {
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
+        /// 1 to 4000 characters after trimming.
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
         pub text: String,
-        /// Client-chosen de-duplication key: a repeat returns the first message.
+        /// Client-chosen de-duplication key (1 to 64 characters): a repeat returns the first message.
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub nonce: Option<String>,
@@ -159,32 +199,56 @@ wire! {
 
     /// Params of `room.history`.
     pub struct HistoryParams {
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
+        /// Only messages with a smaller id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub before: Option<i64>,
         /// 1 to 100, default 50.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub limit: Option<u32>,
     }
 
     /// Params of `room.typing`.
-    pub struct TypingParams { pub room: String }
+    pub struct TypingParams {
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
+        pub room: String,
+    }
 
     /// Params of `message.edit`.
-    pub struct EditParams { pub id: i64, pub text: String }
+    pub struct EditParams {
+        pub id: i64,
+        /// 1 to 4000 characters after trimming.
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
+        pub text: String,
+    }
 
     /// Params of `message.delete`.
     pub struct DeleteParams { pub id: i64 }
 
     /// Params of `message.react`.
-    pub struct ReactParams { pub id: i64, pub emoji: String, pub on: bool }
+    pub struct ReactParams {
+        pub id: i64,
+        /// 1 to 16 characters, no whitespace.
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 16))]
+        pub emoji: String,
+        /// `true` to add the reaction, `false` to remove it.
+        pub on: bool,
+    }
 
     /// Params of `dm.send`.
     pub struct DmSendParams {
+        /// The recipient's username.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{3,32}$", min_length = 3, max_length = 32))]
         pub to: String,
+        /// 1 to 4000 characters after trimming.
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
         pub text: String,
+        /// Client-chosen de-duplication key (1 to 64 characters): a repeat returns the first message.
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub nonce: Option<String>,
@@ -192,20 +256,36 @@ wire! {
 
     /// Params of `dm.history`.
     pub struct DmHistoryParams {
+        /// The other user's username.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{3,32}$", min_length = 3, max_length = 32))]
         pub with: String,
+        /// Only messages with a smaller id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub before: Option<i64>,
+        /// 1 to 100, default 50.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub limit: Option<u32>,
     }
 
     /// Params of `room.read`.
-    pub struct RoomReadParams { pub room: String, pub id: i64 }
+    pub struct RoomReadParams {
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
+        pub room: String,
+        /// The newest message id read; the cursor never moves back.
+        pub id: i64,
+    }
 
     /// Params of `dm.read`.
-    pub struct DmReadParams { pub with: String, pub id: i64 }
+    pub struct DmReadParams {
+        /// The other user's username.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{3,32}$", min_length = 3, max_length = 32))]
+        pub with: String,
+        /// The newest direct message id read; the cursor never moves back.
+        pub id: i64,
+    }
 
     /// Params of `sync`.
     pub struct SyncParams {

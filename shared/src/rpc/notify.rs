@@ -5,53 +5,78 @@ use serde::{Deserialize, Serialize};
 use crate::rest::wire;
 use crate::{DirectMessage, Job, Message, Timestamp, UserPresence};
 
-/// A server-pushed notification: `{"jsonrpc":"2.0","method":…,"params":…}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "method", content = "params")]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub enum Notification {
+/// Declares the notifications once: the enum, the method names and (feature `openapi`) the
+/// table the AsyncAPI document and the protocol reference are generated from.
+macro_rules! notifications {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal ($params:ty); )*) => {
+        /// A server-pushed notification: `{"jsonrpc":"2.0","method":…,"params":…}`.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "method", content = "params")]
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+        pub enum Notification {
+            $( $(#[doc = $doc])* #[serde(rename = $name)] $variant($params), )*
+        }
+
+        impl Notification {
+            /// Every notification method name, in table order.
+            pub const METHODS: &'static [&'static str] = &[$($name),*];
+
+            /// The method name.
+            pub fn method(&self) -> &'static str {
+                match self { $(Self::$variant(_) => $name,)* }
+            }
+        }
+
+        /// The notification table: name, doc and params schema of each.
+        #[cfg(feature = "openapi")]
+        pub fn table() -> Vec<crate::schema::NotificationSchema> {
+            use crate::schema::WireSchema;
+            vec![$(crate::schema::NotificationSchema {
+                name: $name,
+                doc: crate::schema::doc_text(&[$($doc),*]),
+                params: <$params as WireSchema>::reference(),
+                params_type: <$params as WireSchema>::display(),
+            },)*]
+        }
+
+        /// Adds the schema of every notification's params (and what they refer to).
+        #[cfg(feature = "openapi")]
+        pub fn collect_schemas(into: &mut crate::schema::Schemas) {
+            use crate::schema::WireSchema;
+            $(<$params as WireSchema>::collect(into);)*
+        }
+    };
+}
+
+notifications! {
     /// A user's first connection opened or last one closed, on any instance.
-    #[serde(rename = "presence.changed")]
-    PresenceChanged(UserPresence),
+    PresenceChanged = "presence.changed" (UserPresence);
     /// A new message in a room the connection joined (the sender's connection included).
-    #[serde(rename = "room.message")]
-    RoomMessage(Message),
+    RoomMessage = "room.message" (Message);
     /// A user's first connection joined the room.
-    #[serde(rename = "room.user_joined")]
-    UserJoined(RoomUser),
+    UserJoined = "room.user_joined" (RoomUser);
     /// A user's last connection left the room.
-    #[serde(rename = "room.user_left")]
-    UserLeft(RoomUser),
+    UserLeft = "room.user_left" (RoomUser);
     /// Someone else is typing in the room.
-    #[serde(rename = "room.typing")]
-    Typing(RoomUser),
+    Typing = "room.typing" (RoomUser);
     /// A message was edited.
-    #[serde(rename = "message.edited")]
-    MessageEdited(Message),
+    MessageEdited = "message.edited" (Message);
     /// A message's reactions changed.
-    #[serde(rename = "message.reacted")]
-    MessageReacted(Message),
+    MessageReacted = "message.reacted" (Message);
     /// A message was deleted.
-    #[serde(rename = "message.deleted")]
-    MessageDeleted(MessageRef),
+    MessageDeleted = "message.deleted" (MessageRef);
     /// A private message to or from this user.
-    #[serde(rename = "dm.message")]
-    DmMessage(DirectMessage),
+    DmMessage = "dm.message" (DirectMessage);
     /// A job of this user made progress.
-    #[serde(rename = "job.progress")]
-    JobProgress(JobProgress),
+    JobProgress = "job.progress" (JobProgress);
     /// A job of this user finished or failed.
-    #[serde(rename = "job.finished")]
-    JobFinished(Job),
+    JobFinished = "job.finished" (Job);
     /// A message published from outside (`POST /api/publish`).
-    #[serde(rename = "notice")]
-    Notice(Notice),
+    Notice = "notice" (Notice);
     /// The connection's access token expires soon: answer with `auth.refresh`.
-    #[serde(rename = "session.expiring")]
-    SessionExpiring(SessionExpiring),
+    SessionExpiring = "session.expiring" (SessionExpiring);
     /// Another connection of this user moved a read cursor.
-    #[serde(rename = "read.moved")]
-    ReadMoved(ReadCursor),
+    ReadMoved = "read.moved" (ReadCursor);
 }
 
 impl Notification {
@@ -65,26 +90,6 @@ impl Notification {
         }
         // Serializing these plain data types cannot fail: no maps with non-string keys.
         serde_json::to_string(&Frame { jsonrpc: "2.0", body: self }).unwrap_or_default()
-    }
-
-    /// The method name.
-    pub fn method(&self) -> &'static str {
-        match self {
-            Self::PresenceChanged(_) => "presence.changed",
-            Self::RoomMessage(_) => "room.message",
-            Self::UserJoined(_) => "room.user_joined",
-            Self::UserLeft(_) => "room.user_left",
-            Self::Typing(_) => "room.typing",
-            Self::MessageEdited(_) => "message.edited",
-            Self::MessageReacted(_) => "message.reacted",
-            Self::MessageDeleted(_) => "message.deleted",
-            Self::DmMessage(_) => "dm.message",
-            Self::JobProgress(_) => "job.progress",
-            Self::JobFinished(_) => "job.finished",
-            Self::Notice(_) => "notice",
-            Self::SessionExpiring(_) => "session.expiring",
-            Self::ReadMoved(_) => "read.moved",
-        }
     }
 }
 
@@ -118,12 +123,16 @@ wire! {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReadCursor {
     /// In a room.
     Room { room: String, id: i64 },
     /// In a conversation with another user.
     Dm { with: String, id: i64 },
 }
+
+#[cfg(feature = "openapi")]
+crate::schema::named_schema!(ReadCursor);
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,12 @@ use crate::ws::Conn;
 
 /// `room.send`: authenticated and joined; persisted, then broadcast, then answered.
 pub async fn send(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<Message> {
+    submit(state, conn, p).await?.wait().await
+}
+
+/// `room.send` up to the commit queue: checks and queues the message without waiting for
+/// its commit (the session pipelines consecutive sends of one connection this way).
+pub async fn submit(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<writer::Receipt> {
     let me = conn.user()?;
     let Some(&room_id) = conn.rooms.get(&p.room) else {
         return Err(AppError::Forbidden("join the room first"));
@@ -30,7 +36,7 @@ pub async fn send(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<Mes
         text: text.to_owned(),
         nonce: nonce.map(str::to_owned),
     };
-    state.writer.send(message, p.room).await
+    state.writer.submit(message, p.room).await
 }
 
 /// Loads a message and its room name, or -32004.

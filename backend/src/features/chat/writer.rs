@@ -45,12 +45,28 @@ impl MessageWriter {
 
     /// Persists and broadcasts a message; resolves after the commit and the broadcast.
     pub async fn send(&self, message: NewMessage, room: String) -> AppResult<Message> {
+        self.submit(message, room).await?.wait().await
+    }
+
+    /// Queues a message for the next commit and returns without waiting for it. Messages
+    /// submitted one after another commit in that order (the queue is FIFO), so a connection
+    /// may keep several in flight and still see its ids increase.
+    pub async fn submit(&self, message: NewMessage, room: String) -> AppResult<Receipt> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Pending { message, room, reply })
             .await
             .map_err(|_| AppError::Unavailable("message writer"))?;
-        answer.await.map_err(|_| AppError::Unavailable("message writer"))?
+        Ok(Receipt(answer))
+    }
+}
+
+/// A submitted message's outcome, available once its batch has committed and been broadcast.
+pub struct Receipt(oneshot::Receiver<AppResult<Message>>);
+
+impl Receipt {
+    pub async fn wait(self) -> AppResult<Message> {
+        self.0.await.map_err(|_| AppError::Unavailable("message writer"))?
     }
 }
 

@@ -1,0 +1,242 @@
+//! `export_room`: a room's whole history, streamed to a file in keyset pages.
+//!
+//! The extent (message count and newest id) is fixed when the export starts, so messages
+//! sent meanwhile neither appear nor move the percentage. Pages of [`PAGE`] rows are read
+//! by id (`id > last AND id <= newest`), so no row is read twice or skipped, memory holds
+//! one page, and the database sees short independent reads: WAL readers never block the
+//! chat writer. Each page is encoded into one buffer and written through a `BufWriter`; the
+//! file appears under its final name only once complete (written as `.part`, then renamed).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use confab_shared::{ExportFormat, Message};
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio_util::sync::CancellationToken;
+
+use super::runner::Progress;
+use crate::state::AppState;
+use crate::storage::entity::jobs as job_entity;
+use crate::storage::{jobs, messages, rooms};
+
+/// Rows per page.
+const PAGE: u64 = 1000;
+/// The export folder, inside the data dir.
+pub const DIR: &str = "exports";
+/// The CSV columns, in order.
+const CSV_HEADER: [&str; 7] = ["id", "room", "author", "text", "sent_at", "edited_at", "deleted"];
+
+/// How an export ended without a file.
+#[derive(Debug)]
+pub enum ExportError {
+    /// The server is stopping.
+    Interrupted,
+    /// The job is no longer running in the database (already failed elsewhere).
+    Gone,
+    /// Anything else; logged, and the owner reads a generic reason.
+    Failed(anyhow::Error),
+}
+
+impl From<crate::storage::StorageError> for ExportError {
+    fn from(err: crate::storage::StorageError) -> Self {
+        Self::Failed(err.into())
+    }
+}
+
+impl From<std::io::Error> for ExportError {
+    fn from(err: std::io::Error) -> Self {
+        Self::Failed(err.into())
+    }
+}
+
+/// The file's path relative to the data dir (what the job row records).
+pub fn relative_path(job_id: i64, format: &ExportFormat) -> String {
+    format!("{DIR}/job-{job_id}.{}", extension(format))
+}
+
+pub fn extension(format: &ExportFormat) -> &'static str {
+    match format {
+        ExportFormat::Json => "json",
+        ExportFormat::Csv => "csv",
+    }
+}
+
+/// Runs the export; returns the finished file's path relative to the data dir.
+pub async fn run(state: &AppState, job: &job_entity::Model, stop: &CancellationToken) -> Result<String, ExportError> {
+    if !jobs::start(&state.db, job.id).await? {
+        return Err(ExportError::Gone);
+    }
+    let format = jobs::format_of(job);
+    let relative = relative_path(job.id, &format);
+    let path = state.config.data_dir.join(&relative);
+    let part = part_path(&path);
+    let written = write(state, job, &format, &part, stop).await;
+    match written {
+        Ok(()) => {
+            tokio::fs::rename(&part, &path).await.with_context(|| format!("renaming {}", part.display())).map_err(ExportError::Failed)?;
+            Ok(relative)
+        }
+        Err(err) => {
+            discard(&part).await;
+            Err(err)
+        }
+    }
+}
+
+/// Removes a file that will never be downloaded (best effort).
+pub async fn discard(path: &Path) {
+    if let Err(err) = tokio::fs::remove_file(path).await
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), %err, "could not remove an unfinished export");
+    }
+}
+
+fn part_path(path: &Path) -> PathBuf {
+    let mut part = path.as_os_str().to_owned();
+    part.push(".part");
+    PathBuf::from(part)
+}
+
+async fn write(
+    state: &AppState,
+    job: &job_entity::Model,
+    format: &ExportFormat,
+    part: &Path,
+    stop: &CancellationToken,
+) -> Result<(), ExportError> {
+    let db = &state.db;
+    let room = rooms::by_name(db, &job.room).await?.ok_or_else(|| ExportError::Failed(anyhow::anyhow!("room {} is gone", job.room)))?;
+    let (total, newest) = messages::extent(db, room.id).await?;
+    if let Some(dir) = part.parent() {
+        tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display())).map_err(ExportError::Failed)?;
+    }
+    let file = tokio::fs::File::create(part).await.with_context(|| format!("creating {}", part.display())).map_err(ExportError::Failed)?;
+    let mut out = BufWriter::with_capacity(256 * 1024, file);
+    let mut progress = Progress::new(job.id, job.owner_id, total);
+    let mut encoder = Encoder::new(format);
+    out.write_all(&encoder.start()?).await?;
+    let mut after = 0;
+    loop {
+        // Stop between pages, or during a slow read, but never mid-page: the file is discarded anyway.
+        let page = tokio::select! {
+            biased;
+            () = stop.cancelled() => return Err(ExportError::Interrupted),
+            page = messages::page_through(db, room.id, after, newest, PAGE) => page?,
+        };
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let rows = page.len() as u64;
+        let wire = messages::to_wire(db, page).await?;
+        out.write_all(&encoder.page(&wire)?).await?;
+        progress.advance(state, rows).await?;
+    }
+    out.write_all(encoder.end()).await?;
+    out.flush().await?;
+    // Durable before the row says "done": a crash right after must not leave a done job
+    // pointing at a truncated file.
+    out.into_inner().sync_all().await?;
+    Ok(())
+}
+
+/// Encodes pages of messages as a JSON array or as CSV with a header.
+struct Encoder {
+    csv: bool,
+    first: bool,
+}
+
+impl Encoder {
+    fn new(format: &ExportFormat) -> Self {
+        Self { csv: matches!(format, ExportFormat::Csv), first: true }
+    }
+
+    fn start(&self) -> Result<Vec<u8>, ExportError> {
+        if !self.csv {
+            return Ok(b"[".to_vec());
+        }
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        csv.write_record(CSV_HEADER).map_err(|e| ExportError::Failed(e.into()))?;
+        csv.into_inner().map_err(|e| ExportError::Failed(anyhow::anyhow!("{e}")))
+    }
+
+    fn page(&mut self, page: &[Message]) -> Result<Vec<u8>, ExportError> {
+        if self.csv {
+            let mut csv = csv::Writer::from_writer(Vec::with_capacity(page.len() * 128));
+            for m in page {
+                let edited = m.edited_at.map(|t| t.to_string()).unwrap_or_default();
+                let record = [&m.id.to_string(), &m.room, &m.author, &m.text, &m.sent_at.to_string(), &edited, &m.deleted.to_string()];
+                csv.write_record(record).map_err(|e| ExportError::Failed(e.into()))?;
+            }
+            return csv.into_inner().map_err(|e| ExportError::Failed(anyhow::anyhow!("{e}")));
+        }
+        let mut buf = Vec::with_capacity(page.len() * 160);
+        for m in page {
+            buf.extend_from_slice(if self.first { b"\n" } else { b",\n" });
+            self.first = false;
+            serde_json::to_writer(&mut buf, m).map_err(|e| ExportError::Failed(e.into()))?;
+        }
+        Ok(buf)
+    }
+
+    fn end(&self) -> &'static [u8] {
+        match (self.csv, self.first) {
+            (true, _) => b"",
+            (false, true) => b"]\n",
+            (false, false) => b"\n]\n",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use confab_shared::Timestamp;
+
+    use super::*;
+
+    fn message(id: i64, text: &str) -> Message {
+        Message {
+            id,
+            room: "r".into(),
+            author: "ann".into(),
+            text: text.into(),
+            sent_at: Timestamp::from_millis(1_700_000_000_000),
+            edited_at: None,
+            deleted: false,
+            reactions: BTreeMap::new(),
+        }
+    }
+
+    fn encode(format: ExportFormat, pages: &[&[Message]]) -> String {
+        let mut encoder = Encoder::new(&format);
+        let mut out = encoder.start().unwrap();
+        for page in pages {
+            out.extend(encoder.page(page).unwrap());
+        }
+        out.extend_from_slice(encoder.end());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_pages_join_into_one_array() {
+        let text = encode(ExportFormat::Json, &[&[message(1, "a")], &[message(2, "b"), message(3, "c")]]);
+        let back: Vec<Message> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.iter().map(|m| m.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let empty: Vec<Message> = serde_json::from_str(&encode(ExportFormat::Json, &[])).unwrap();
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn csv_quotes_commas_quotes_and_newlines() {
+        let text = encode(ExportFormat::Csv, &[&[message(1, "plain"), message(2, "a, \"b\"\nc")]]);
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), CSV_HEADER);
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[1][3], "a, \"b\"\nc");
+        assert_eq!(&rows[1][4], "2023-11-14T22:13:20.000Z");
+        assert_eq!(&rows[1][5], "");
+        assert_eq!(&rows[1][6], "false");
+    }
+}

@@ -1,0 +1,152 @@
+//! Background jobs: `POST /api/jobs` starts one, `GET /api/jobs/{id}` polls it,
+//! `GET /api/jobs/{id}/download` fetches its file, and `job.subscribe` returns its state
+//! to a socket.
+//!
+//! A job runs on the instance that accepted it and outlives the request and any socket.
+//! Its progress (`job.progress`, droppable) and its end (`job.finished`, reliable) go to the
+//! owner's user group, so they reach every connection of the owner on every instance.
+//! Only the owner can see a job; everyone else gets 404, so job ids reveal nothing.
+//!
+//! Export files live under `<data dir>/exports/`: with several instances the data dir
+//! must be shared for every instance to serve every download.
+//!
+//! # Layout
+//! - this file: the routes and `job.subscribe`.
+//! - [`runner`]: the tasks, their tracking for shutdown, progress pacing, the sweeper.
+//! - [`export`]: `export_room`, streaming a room's history to JSON or CSV.
+
+pub mod export;
+pub mod runner;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use confab_shared::rpc::JobSubscribeParams;
+use confab_shared::{CreateJob, ExportFormat, Job, JobAccepted, JobKind, Message, Problem};
+use tokio_util::io::ReaderStream;
+
+pub use runner::JobRunner;
+
+use crate::auth::Identity;
+use crate::auth::extract::AuthUser;
+use crate::error::{AppError, AppResult};
+use crate::http::ApiJson;
+use crate::state::AppState;
+use crate::storage::entity::jobs as job_entity;
+use crate::storage::jobs;
+use crate::ws::Conn;
+
+/// What a client over the per-user limit is told to wait before trying again.
+const RETRY_AFTER_MS: u64 = 5_000;
+/// Read size when streaming a download.
+const DOWNLOAD_CHUNK: usize = 64 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/jobs", post(create_job))
+        .route("/api/jobs/{id}", get(get_job))
+        .route("/api/jobs/{id}/download", get(download))
+}
+
+/// Start a background job: `export_room` writes a room's whole history to a JSON or CSV file.
+///
+/// Progress arrives on the owner's sockets as `job.progress` and `job.finished`.
+#[utoipa::path(post, path = "/api/jobs", tag = "jobs", security(("bearer" = [])), request_body = CreateJob,
+    responses(
+        (status = 202, description = "Accepted; the job runs in the background", body = JobAccepted),
+        (status = 401, description = "Not logged in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admin-only room", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such room", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The caller already has `jobs_per_user` jobs queued or running", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_job(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    ApiJson(body): ApiJson<CreateJob>,
+) -> AppResult<(StatusCode, Json<JobAccepted>)> {
+    let CreateJob { kind: JobKind::ExportRoom, room, format } = body;
+    let room = crate::features::rooms::readable(&state, Some(&caller), &room).await?;
+    let job = jobs::create_export(&state.db, caller.user_id, &room.name, &format).await?;
+    // Admission after the insert, counting every committed job on every instance: of two
+    // racing requests at the limit the later counter sees both, so the limit is never
+    // exceeded (at worst both are refused and one retries).
+    if jobs::active_count(&state.db, caller.user_id).await? > state.config.jobs_per_user as u64 {
+        jobs::delete(&state.db, job.id).await?;
+        return Err(AppError::RateLimited { retry_after_ms: RETRY_AFTER_MS });
+    }
+    let job_id = job.id;
+    tracing::info!(job = job_id, user = %caller.username, room = %room.name, format = jobs::format_name(&format), "export queued");
+    state.jobs.spawn(state.clone(), job);
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id })))
+}
+
+/// A job's state, for clients that poll.
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = Job),
+        (status = 401, description = "Not logged in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job of the caller", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_job(State(state): State<AppState>, AuthUser(caller): AuthUser, Path(id): Path<String>) -> AppResult<Json<Job>> {
+    let job = owned(&state, &caller, &id).await?;
+    Ok(Json(Job::from(&job)))
+}
+
+/// The finished job's file, streamed: JSON (an array of `Message`) or CSV.
+#[utoipa::path(get, path = "/api/jobs/{id}/download", tag = "jobs", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The export; `Content-Disposition` names the file",
+            content(([Message] = "application/json"), (String = "text/csv"))),
+        (status = 401, description = "Not logged in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job of the caller, or its file is gone", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job has not finished, or failed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn download(State(state): State<AppState>, AuthUser(caller): AuthUser, Path(id): Path<String>) -> AppResult<Response> {
+    let job = owned(&state, &caller, &id).await?;
+    match job.state.as_str() {
+        jobs::DONE => {}
+        jobs::FAILED => return Err(AppError::Conflict("the job failed; it has no file")),
+        _ => return Err(AppError::Conflict("the job has not finished")),
+    }
+    let relative = job.file.as_deref().ok_or(AppError::NotFound("export file"))?;
+    let path = state.config.data_dir.join(relative);
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(AppError::NotFound("export file")),
+        Err(err) => return Err(AppError::Internal(anyhow::Error::new(err).context(format!("opening {}", path.display())))),
+    };
+    let length = file.metadata().await.map_err(|e| AppError::Internal(e.into()))?.len();
+    let format = jobs::format_of(&job);
+    let content_type = match format {
+        ExportFormat::Json => "application/json",
+        ExportFormat::Csv => "text/csv; charset=utf-8",
+    };
+    // Room names are [A-Za-z0-9_-], so the filename needs no quoting beyond the quotes.
+    let disposition = format!("attachment; filename=\"{}-export-{}.{}\"", job.room, job.id, export::extension(&format));
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (header::CONTENT_LENGTH, HeaderValue::from(length)),
+        (header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).map_err(|e| AppError::Internal(e.into()))?),
+    ];
+    let body = Body::from_stream(ReaderStream::with_capacity(file, DOWNLOAD_CHUNK));
+    Ok((headers, body).into_response())
+}
+
+/// `job.subscribe`: the owner only; others get "not found" so job ids reveal nothing.
+pub async fn subscribe(state: &AppState, conn: &Conn, p: JobSubscribeParams) -> AppResult<Job> {
+    let me = conn.user()?;
+    let job = jobs::by_id(&state.db, p.job_id).await?.filter(|j| j.owner_id == me.user_id).ok_or(AppError::NotFound("job"))?;
+    Ok(Job::from(&job))
+}
+
+/// The caller's job with this id (a path segment that is not an id names no job).
+async fn owned(state: &AppState, caller: &Identity, id: &str) -> AppResult<job_entity::Model> {
+    let id: i64 = id.parse().map_err(|_| AppError::NotFound("job"))?;
+    jobs::by_id(&state.db, id).await?.filter(|j| j.owner_id == caller.user_id).ok_or(AppError::NotFound("job"))
+}

@@ -1,0 +1,29 @@
+//! The backend integration suite, in one binary: every test starts the real server on an
+//! ephemeral port with a database of its own and talks to it over real HTTP and WebSocket.
+//!
+//! `cargo test -p confab --test api` runs it on SQLite; `CONFAB_TEST_DATABASE=postgres` (with
+//! `CONFAB_TEST_PG_URL`, see `scripts/services.sh`) runs the same tests on PostgreSQL.
+//!
+//! # Layout
+//! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
+//! - one module per area: accounts and tokens, REST, the socket's handshake and frames,
+//!   rooms, chat, presence, private messages, catch-up, ordering, back-pressure, publishing
+//!   from outside, background jobs.
+//! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
+
+mod helpers;
+
+mod anonymous;
+mod auth;
+mod backpressure;
+mod chat;
+mod dm;
+mod fuzz;
+mod jobs;
+mod ordering;
+mod presence;
+mod publish;
+mod rest;
+mod rooms;
+mod socket;
+mod sync;

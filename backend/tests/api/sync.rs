@@ -1,0 +1,261 @@
+//! Catching up: `sync` after a reconnect (also under live traffic and across a server
+//! restart) returns exactly what was missed, none twice, at most 500 items per call.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use confab_shared::rpc::{EchoParams, SendParams, SyncResult};
+use confab_shared::{CreateRoom, DirectMessage, Message};
+use serde_json::{Value, json};
+
+use crate::helpers::{dm, join, send, spawn_app, spawn_app_with, sync_rooms, unique, within};
+
+fn ids(messages: &[Message]) -> Vec<i64> {
+    messages.iter().map(|m| m.id).collect()
+}
+
+#[tokio::test]
+async fn sync_after_a_reconnect_returns_exactly_the_missed_messages_and_dms() {
+    let app = spawn_app().await;
+    let ann = app.signup_and_login(&unique("ann")).await;
+    let (_, mut bob) = app.user_online("bob").await;
+    let (main, side) = (unique("main"), unique("side"));
+    let mut ann_ws = app.ws(&ann.access_token).await;
+    for ws in [&mut ann_ws, &mut bob] {
+        ws.ok(join(&main)).await;
+        ws.ok(join(&side)).await;
+    }
+    let seen_main = bob.ok(send(&main, "before 1")).await;
+    let seen_side = bob.ok(send(&side, "before 2")).await;
+    let seen_dm = bob.ok(dm(&ann.user.username, "before 3")).await;
+    assert_eq!(ann_ws.next::<Message>("room.message").await, seen_main);
+    assert_eq!(ann_ws.next::<Message>("room.message").await, seen_side);
+    assert_eq!(ann_ws.next::<DirectMessage>("dm.message").await, seen_dm);
+    ann_ws.close().await;
+    ann_ws.expect_close().await;
+
+    let mut missed_main = Vec::new();
+    let mut missed_side = Vec::new();
+    let mut missed_dms = Vec::new();
+    for i in 0..5 {
+        missed_main.push(bob.ok(send(&main, &format!("main {i}"))).await);
+        missed_side.push(bob.ok(send(&side, &format!("side {i}"))).await);
+        missed_dms.push(bob.ok(dm(&ann.user.username, &format!("dm {i}"))).await);
+    }
+
+    let mut back = app.ws(&ann.access_token).await;
+    let caught_up = back.ok(sync_rooms(&[(&main, seen_main.id), (&side, seen_side.id)], Some(seen_dm.id))).await;
+
+    let mut expected: Vec<Message> = missed_main.iter().chain(&missed_side).cloned().collect();
+    expected.sort_by_key(|m| m.id);
+    let mut got = caught_up.messages.clone();
+    got.sort_by_key(|m| m.id);
+    assert_eq!(got, expected, "exactly the missed room messages");
+    assert_eq!(caught_up.dms, missed_dms, "exactly the missed DMs, oldest first");
+    assert!(caught_up.complete);
+    for room in [&main, &side] {
+        let in_room: Vec<i64> = caught_up.messages.iter().filter(|m| &m.room == room).map(|m| m.id).collect();
+        assert!(in_room.windows(2).all(|w| w[0] < w[1]), "oldest first within {room}: {in_room:?}");
+    }
+
+    let last_main = missed_main.last().map(|m| m.id).unwrap_or_default();
+    let last_side = missed_side.last().map(|m| m.id).unwrap_or_default();
+    let last_dm = missed_dms.last().map(|m| m.id);
+    let nothing_new = back.ok(sync_rooms(&[(&main, last_main), (&side, last_side)], last_dm)).await;
+    assert_eq!(nothing_new, SyncResult { messages: vec![], dms: vec![], complete: true });
+}
+
+#[tokio::test]
+async fn sync_returns_at_most_500_items_and_says_when_to_call_again() {
+    let app = spawn_app_with(|c| c.rate_per_sec = 10_000).await;
+    let ann = app.signup_and_login(&unique("ann")).await;
+    let (_, mut bob) = app.user_online("bob").await;
+    let room = unique("busy");
+    bob.ok(join(&room)).await;
+    // 490 room messages in batches of 20, then 20 DMs: 510 items.
+    let mut sent: Vec<i64> = Vec::new();
+    for batch in 0..25 {
+        let n = if batch == 24 { 10 } else { 20 };
+        let calls: Vec<Value> = (0..n)
+            .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "room.send", "params": SendParams {
+                room: room.clone(), text: format!("{batch}/{i}"), nonce: None }}))
+            .collect();
+        let answer = bob.call_raw(&Value::Array(calls).to_string()).await;
+        for item in answer.as_array().expect("a batch answer") {
+            sent.push(item["result"]["id"].as_i64().unwrap_or_else(|| panic!("a sent message: {item}")));
+        }
+    }
+    let mut dms = Vec::new();
+    for i in 0..20 {
+        dms.push(bob.ok(dm(&ann.user.username, &format!("dm {i}"))).await);
+    }
+    assert_eq!(sent.len(), 490);
+    let mut ann_ws = app.ws(&ann.access_token).await;
+
+    let first = ann_ws.ok(sync_rooms(&[(&room, 0)], Some(0))).await;
+
+    assert!(!first.complete);
+    assert_eq!(first.messages.len() + first.dms.len(), 500);
+    assert_eq!(ids(&first.messages), sent, "rooms first, oldest first");
+    assert_eq!(first.dms, dms[..10]);
+    let last_dm = first.dms.last().map(|m| m.id);
+    let second = ann_ws.ok(sync_rooms(&[(&room, *sent.last().expect("sent"))], last_dm)).await;
+    assert!(second.complete);
+    assert!(second.messages.is_empty());
+    assert_eq!(second.dms, dms[10..]);
+}
+
+#[tokio::test]
+async fn sync_pages_through_one_long_room() {
+    let app = spawn_app_with(|c| c.rate_per_sec = 10_000).await;
+    let (_, mut bob) = app.user_online("bob").await;
+    let room = unique("long");
+    bob.ok(join(&room)).await;
+    let mut sent = Vec::new();
+    for batch in 0..26 {
+        let calls: Vec<Value> = (0..20)
+            .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "room.send", "params": {"room": room, "text": format!("{batch}/{i}")}}))
+            .collect();
+        for item in bob.call_raw(&Value::Array(calls).to_string()).await.as_array().expect("a batch answer") {
+            sent.push(item["result"]["id"].as_i64().expect("a sent message"));
+        }
+    }
+    let mut ws = app.ws_anonymous().await;
+
+    let mut got = Vec::new();
+    let mut last = 0;
+    let mut calls = 0;
+    loop {
+        let page = ws.ok(sync_rooms(&[(&room, last)], None)).await;
+        calls += 1;
+        assert!(page.messages.len() <= 500);
+        got.extend(ids(&page.messages));
+        last = got.last().copied().unwrap_or(last);
+        if page.complete {
+            break;
+        }
+        assert!(calls < 5, "sync never completes");
+    }
+
+    assert_eq!(calls, 2);
+    assert_eq!(got, sent, "all 520, none twice, in order");
+}
+
+#[tokio::test]
+async fn sync_skips_rooms_the_caller_may_not_read_or_that_do_not_exist() {
+    let app = spawn_app().await;
+    let boss = app.admin(&unique("boss")).await;
+    let (_, mut ann) = app.user_online("ann").await;
+    let mut boss_ws = app.ws(&boss.access_token).await;
+    let (staff, public) = (unique("staff"), unique("public"));
+    app.post_json("/api/rooms", &CreateRoom { name: staff.clone(), admin_only: true }, Some(&boss.access_token)).await;
+    boss_ws.ok(join(&staff)).await;
+    boss_ws.ok(join(&public)).await;
+    boss_ws.ok(send(&staff, "secret")).await;
+    let open = boss_ws.ok(send(&public, "open")).await;
+
+    let result = ann.ok(sync_rooms(&[(&staff, 0), (&public, 0), (&unique("nowhere"), 0)], None)).await;
+
+    assert_eq!(result, SyncResult { messages: vec![open], dms: vec![], complete: true });
+}
+
+#[tokio::test]
+async fn reconnecting_under_live_traffic_misses_nothing_and_sync_repeats_nothing() {
+    let app = spawn_app().await;
+    let ann = app.signup_and_login(&unique("ann")).await;
+    let (_, mut bob) = app.user_online("bob").await;
+    let room = unique("live");
+    bob.ok(join(&room)).await;
+    let mut ann_ws = app.ws(&ann.access_token).await;
+    ann_ws.ok(join(&room)).await;
+    const TOTAL: usize = 120;
+
+    // Bob keeps talking while ann drops off and comes back.
+    let bobs_room = room.clone();
+    let sender = tokio::spawn(async move {
+        let mut sent = Vec::with_capacity(TOTAL);
+        for i in 0..TOTAL {
+            sent.push(bob.ok(send(&bobs_room, &format!("live {i}"))).await.id);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        sent
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 20 {
+        seen.push(ann_ws.next::<Message>("room.message").await.id);
+    }
+    drop(ann_ws);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Reconnect the way a client should: subscribe (join) first, then sync from the last id seen.
+    let mut back = app.ws(&ann.access_token).await;
+    back.ok(join(&room)).await;
+    let last_seen = *seen.last().expect("seen");
+    let mut synced: Vec<i64> = Vec::new();
+    loop {
+        let after = synced.last().copied().unwrap_or(last_seen);
+        let page = back.ok(sync_rooms(&[(&room, after)], None)).await;
+        synced.extend(ids(&page.messages));
+        if page.complete {
+            break;
+        }
+    }
+    let sent = within("the sender to finish", sender).await.expect("the sender task");
+    let mut live = Vec::new();
+    let mut have: BTreeSet<i64> = seen.iter().chain(&synced).copied().collect();
+    while have.len() < sent.len() {
+        let id = back.next::<Message>("room.message").await.id;
+        live.push(id);
+        have.insert(id);
+    }
+
+    assert_eq!(seen, sent[..20], "the first connection saw a gap-free prefix");
+    assert!(synced.windows(2).all(|w| w[0] < w[1]), "sync is ordered and repeats nothing: {synced:?}");
+    assert!(synced.iter().all(|id| *id > last_seen), "sync returns only what was missed");
+    assert!(live.windows(2).all(|w| w[0] < w[1]), "live messages arrive in id order: {live:?}");
+    assert_eq!(have, sent.iter().copied().collect::<BTreeSet<_>>(), "nothing missed, nothing foreign");
+}
+
+#[tokio::test]
+async fn after_a_restart_sync_returns_exactly_what_was_sent_while_away() {
+    let mut app = spawn_app().await;
+    let ann = app.signup_and_login(&unique("ann")).await;
+    let bob = app.signup_and_login(&unique("bob")).await;
+    let room = unique("durable");
+    let mut ann_ws = app.ws(&ann.access_token).await;
+    let mut bob_ws = app.ws(&bob.access_token).await;
+    ann_ws.ok(join(&room)).await;
+    bob_ws.ok(join(&room)).await;
+    let mut before = Vec::new();
+    for i in 0..3 {
+        before.push(bob_ws.ok(send(&room, &format!("before {i}"))).await);
+    }
+    for message in &before {
+        assert_eq!(&ann_ws.next::<Message>("room.message").await, message);
+    }
+    let last_seen = before[2].id;
+
+    app.restart().await;
+
+    assert_eq!(ann_ws.expect_close().await, 1001);
+    assert_eq!(bob_ws.expect_close().await, 1001);
+    // Tokens survive the restart: the signing secret lives in the data dir.
+    let mut bob_ws = app.ws(&bob.access_token).await;
+    bob_ws.ok(join(&room)).await;
+    let mut after = Vec::new();
+    for i in 0..3 {
+        after.push(bob_ws.ok(send(&room, &format!("after {i}"))).await);
+    }
+    let dm_sent = bob_ws.ok(dm(&ann.user.username, "while you were away")).await;
+    let mut ann_ws = app.ws(&ann.access_token).await;
+    ann_ws.ok(EchoParams { text: "back".into() }).await;
+
+    let caught_up = ann_ws.ok(sync_rooms(&[(&room, last_seen)], Some(0))).await;
+
+    assert_eq!(caught_up.messages, after);
+    assert_eq!(caught_up.dms, vec![dm_sent]);
+    assert!(caught_up.complete);
+    assert!(after[0].id > last_seen, "ids keep increasing across a restart");
+    let history = ann_ws.ok(crate::helpers::history(&room, None, None)).await;
+    assert_eq!(history, before.into_iter().chain(after).collect::<Vec<_>>());
+}

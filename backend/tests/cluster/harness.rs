@@ -1,0 +1,327 @@
+//! Processes and clients for the cluster tests.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use confab_shared::rpc::{ErrorObject, Method, Response};
+use confab_shared::{Message, TokenPair};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const WAIT: Duration = Duration::from_secs(10);
+const SECRET: &str = "cluster-test-secret-cluster-test-secret";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run `bash scripts/services.sh start && source /tmp/confab-services/env` (just test does)")
+    })
+}
+
+struct Instance {
+    child: Child,
+    port: u16,
+    _data: tempfile::TempDir,
+}
+
+pub struct Cluster {
+    /// A short random tag that keeps names unique across tests.
+    pub tag: String,
+    redis_port: u16,
+    redis: Option<Child>,
+    redis_dir: tempfile::TempDir,
+    instances: Vec<Instance>,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    /// A private redis-server, a fresh PostgreSQL database and `n` instances.
+    pub async fn start(n: usize) -> Self {
+        let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+        let admin_url = required_env("CONFAB_TEST_PG_URL");
+        let db_name = format!("confab_cluster_{tag}");
+        let admin = sea_orm::Database::connect(&admin_url).await.expect("connecting to PostgreSQL");
+        sea_orm::ConnectionTrait::execute_unprepared(&admin, &format!("CREATE DATABASE {db_name}")).await.expect("creating the database");
+        let db_url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{db_name}"),
+            None => panic!("CONFAB_TEST_PG_URL must end with a database name"),
+        };
+        let redis_dir = tempfile::tempdir().expect("temp dir");
+        let mut cluster = Self {
+            tag,
+            redis_port: free_port(),
+            redis: None,
+            redis_dir,
+            instances: Vec::new(),
+            http: reqwest::Client::new(),
+        };
+        cluster.start_redis();
+        // Migrate once up front so the instances do not race on the schema.
+        let status = Command::new(env!("CARGO_BIN_EXE_confab"))
+            .arg("migrate")
+            .env("DATABASE_URL", &db_url)
+            .env("CONFAB_DATA_DIR", cluster.redis_dir.path())
+            .stdout(Stdio::null())
+            .status()
+            .expect("running confab migrate");
+        assert!(status.success(), "confab migrate failed");
+        for _ in 0..n {
+            let instance = cluster.spawn_instance(&db_url);
+            cluster.instances.push(instance);
+        }
+        for i in 0..n {
+            cluster.wait_healthy(i).await;
+        }
+        cluster
+    }
+
+    fn spawn_instance(&self, db_url: &str) -> Instance {
+        let port = free_port();
+        let data = tempfile::tempdir().expect("temp dir");
+        let log = std::fs::File::create(data.path().join("confab.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_confab"))
+            .env("CONFAB_BIND", format!("127.0.0.1:{port}"))
+            .env("CONFAB_DATA_DIR", data.path())
+            .env("DATABASE_URL", db_url)
+            .env("REDIS_URL", format!("redis://127.0.0.1:{}", self.redis_port))
+            .env("CONFAB_JWT_SECRET", SECRET)
+            .env("CONFAB_RATE_PER_SEC", "1000")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning confab");
+        Instance { child, port, _data: data }
+    }
+
+    pub fn start_redis(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .current_dir(self.redis_dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawning redis-server (install redis-server)");
+        self.redis = Some(child);
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", self.redis_port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops redis-server abruptly, losing all its data (no persistence).
+    pub fn stop_redis(&mut self) {
+        if let Some(mut child) = self.redis.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGKILL: no goodbye, no presence cleanup; the survivors must notice.
+    pub fn kill(&mut self, i: usize) {
+        let _ = self.instances[i].child.kill();
+        let _ = self.instances[i].child.wait();
+    }
+
+    pub fn port(&self, i: usize) -> u16 {
+        self.instances[i].port
+    }
+
+    pub fn room(&self, name: &str) -> String {
+        format!("{name}-{}", self.tag)
+    }
+
+    pub async fn health(&self, i: usize) -> u16 {
+        let url = format!("http://127.0.0.1:{}/api/health", self.port(i));
+        match self.http.get(url).timeout(Duration::from_secs(3)).send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+
+    pub async fn wait_healthy(&self, i: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.health(i).await != 200 {
+            assert!(tokio::time::Instant::now() < deadline, "instance {i} never became healthy");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Signs up (through instance `i`) and logs in.
+    pub async fn login(&self, i: usize, username: &str) -> String {
+        let base = format!("http://127.0.0.1:{}", self.port(i));
+        let body = json!({"username": username, "password": "correct horse"});
+        let signup = self.http.post(format!("{base}/api/auth/signup")).json(&body).send().await.expect("signup");
+        assert_eq!(signup.status().as_u16(), 201, "signup of {username}");
+        let login = self.http.post(format!("{base}/api/auth/login")).json(&body).send().await.expect("login");
+        let pair: TokenPair = login.json().await.expect("a token pair");
+        pair.access_token
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for instance in &mut self.instances {
+            let _ = instance.child.kill();
+            let _ = instance.child.wait();
+        }
+        self.stop_redis();
+    }
+}
+
+/// A JSON-RPC client over a real socket.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: i64,
+    /// Notifications that arrived while waiting for something else.
+    backlog: Vec<Value>,
+    closed: bool,
+}
+
+impl Client {
+    pub async fn connect(port: u16, token: &str) -> Self {
+        let mut request = format!("ws://127.0.0.1:{port}/ws").into_client_request().expect("a request");
+        let headers = request.headers_mut();
+        headers.insert("Authorization", HeaderValue::from_str(&format!("Bearer {token}")).expect("header"));
+        headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static("confab.v1"));
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect timed out")
+            .expect("websocket connect");
+        Self { ws, next_id: 1, backlog: Vec::new(), closed: false }
+    }
+
+    async fn next_value(&mut self, timeout: Duration) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(timeout, self.ws.next()).await {
+                Err(_) => return None,
+                Ok(None | Some(Err(_))) => {
+                    self.closed = true;
+                    return None;
+                }
+                Ok(Some(Ok(Frame::Text(text)))) => return serde_json::from_str(&text).ok(),
+                Ok(Some(Ok(Frame::Close(_)))) => {
+                    self.closed = true;
+                    return None;
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    /// Calls a method; `None` when the socket closed before the answer.
+    pub async fn try_call<P: Method>(&mut self, params: P) -> Option<Result<P::Result, ErrorObject>> {
+        if self.closed {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = json!({"jsonrpc": "2.0", "id": id, "method": P::NAME, "params": params});
+        self.ws.send(Frame::text(frame.to_string())).await.ok()?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(!left.is_zero(), "no answer to {} within {WAIT:?}", P::NAME);
+            let value = self.next_value(left).await?;
+            if value.get("id") == Some(&json!(id)) {
+                let response: Response = serde_json::from_value(value).expect("a JSON-RPC response");
+                return Some(match (response.result, response.error) {
+                    (Some(result), None) => Ok(serde_json::from_value(result).expect("a typed result")),
+                    (_, Some(error)) => Err(error),
+                    _ => panic!("a response with neither result nor error"),
+                });
+            }
+            self.backlog.push(value);
+        }
+    }
+
+    pub async fn call<P: Method>(&mut self, params: P) -> Result<P::Result, ErrorObject> {
+        let method = P::NAME;
+        self.try_call(params).await.unwrap_or_else(|| panic!("socket closed during {method}"))
+    }
+
+    /// The next notification `method` whose params satisfy `pred`, within `within`.
+    pub async fn wait_notification(&mut self, method: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let matches = |v: &Value| v["method"] == method && pred(&v["params"]);
+        if let Some(pos) = self.backlog.iter().position(matches) {
+            return Some(self.backlog.remove(pos)["params"].clone());
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let value = self.next_value(left).await?;
+            if matches(&value) {
+                return Some(value["params"].clone());
+            }
+            self.backlog.push(value);
+        }
+    }
+
+    pub async fn expect_notification(&mut self, method: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        match self.wait_notification(method, WAIT, pred).await {
+            Some(params) => params,
+            None => panic!("no {method} notification within {WAIT:?}"),
+        }
+    }
+
+    pub async fn expect_no_notification(&mut self, method: &str, within: Duration) {
+        if let Some(params) = self.wait_notification(method, within, |_| true).await {
+            panic!("unexpected {method}: {params}");
+        }
+    }
+
+    pub async fn expect_presence(&mut self, username: &str, online: bool) {
+        self.expect_presence_within(username, online, WAIT).await;
+    }
+
+    pub async fn expect_presence_within(&mut self, username: &str, online: bool, within: Duration) {
+        let found = self
+            .wait_notification("presence.changed", within, |p| p["username"] == username && p["online"] == online)
+            .await;
+        assert!(found.is_some(), "no presence.changed {username} online={online} within {within:?}");
+    }
+
+    /// Collects `room.message`s until `count` have arrived (panics after `within`).
+    pub async fn room_messages_until(&mut self, count: usize, within: Duration) -> Vec<Message> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + within;
+        while out.len() < count {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(!left.is_zero(), "only {} of {count} room messages within {within:?}", out.len());
+            match self.wait_notification("room.message", left, |_| true).await {
+                Some(params) => out.push(serde_json::from_value(params).expect("a Message")),
+                None => panic!("only {} of {count} room messages (socket closed or timed out)", out.len()),
+            }
+        }
+        out
+    }
+
+    /// Every `room.message` that arrives until the socket is quiet for `quiet` or closes.
+    pub async fn drain_room_messages(&mut self, quiet: Duration) -> Vec<Message> {
+        let mut out = Vec::new();
+        while let Some(params) = self.wait_notification("room.message", quiet, |_| true).await {
+            out.push(serde_json::from_value(params).expect("a Message"));
+        }
+        out
+    }
+
+    pub async fn expect_no_room_message(&mut self, within: Duration) {
+        self.expect_no_notification("room.message", within).await;
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

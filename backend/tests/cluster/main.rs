@@ -1,0 +1,202 @@
+//! Scale-out tests: real `confab` processes sharing a real redis-server and PostgreSQL.
+//!
+//! Each test starts its own redis-server on a free port (so it can stop it), creates a
+//! fresh PostgreSQL database on `CONFAB_TEST_PG_URL` (from `scripts/services.sh`), and runs
+//! the release-or-debug `confab` binary three times. Every wait has a timeout.
+
+mod harness;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use confab_shared::rpc::{JoinParams, SendParams, SyncParams, TypingParams, UsersListParams};
+use harness::{Cluster, Client};
+
+/// Users spread over three instances chat in one room: every client receives every
+/// message exactly once, in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn users_on_three_instances_receive_every_message_exactly_once_in_id_order() {
+    let cluster = Cluster::start(3).await;
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let name = format!("spread{i}_{}", cluster.tag);
+        let token = cluster.login(i % 3, &name).await;
+        let mut client = Client::connect(cluster.port(i % 3), &token).await;
+        client.call(JoinParams { room: cluster.room("spread"), history: Some(0) }).await.expect("join");
+        clients.push(client);
+    }
+    let room = cluster.room("spread");
+    const PER_CLIENT: usize = 25;
+    // Everyone sends concurrently, from every instance.
+    let mut senders = Vec::new();
+    for (i, mut client) in clients.into_iter().enumerate() {
+        let room = room.clone();
+        senders.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for n in 0..PER_CLIENT {
+                let sent = client.call(SendParams { room: room.clone(), text: format!("{i}:{n}"), nonce: None }).await.expect("send");
+                mine.push(sent.id);
+            }
+            (client, mine)
+        }));
+    }
+    let mut all_ids = BTreeSet::new();
+    let mut clients = Vec::new();
+    for sender in senders {
+        let (client, mine) = sender.await.expect("sender task");
+        all_ids.extend(mine);
+        clients.push(client);
+    }
+    assert_eq!(all_ids.len(), 6 * PER_CLIENT);
+    for client in &mut clients {
+        let received = client.room_messages_until(all_ids.len(), Duration::from_secs(20)).await;
+        let ids: Vec<i64> = received.iter().map(|m| m.id).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids out of order or repeated: {ids:?}");
+        assert_eq!(ids.iter().copied().collect::<BTreeSet<_>>(), all_ids, "a client missed or got extra messages");
+        client.expect_no_room_message(Duration::from_millis(300)).await;
+    }
+}
+
+/// Presence, room membership and typing cross instances, and a user with tabs on two
+/// instances goes offline only when the last one closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presence_and_typing_cross_instances_and_respect_tabs_on_two_instances() {
+    let cluster = Cluster::start(3).await;
+    let (ann, bob) = (format!("ann_{}", cluster.tag), format!("bob_{}", cluster.tag));
+    let room = cluster.room("presence");
+    let bob_token = cluster.login(1, &bob).await;
+    let mut watcher = Client::connect(cluster.port(1), &bob_token).await;
+    watcher.call(JoinParams { room: room.clone(), history: None }).await.expect("bob joins");
+
+    let ann_token = cluster.login(0, &ann).await;
+    let mut tab1 = Client::connect(cluster.port(0), &ann_token).await;
+    watcher.expect_presence(&ann, true).await;
+    let mut tab2 = Client::connect(cluster.port(2), &ann_token).await;
+    let joined = tab1.call(JoinParams { room: room.clone(), history: None }).await.expect("ann joins");
+    assert_eq!(joined.online, vec![ann.clone(), bob.clone()]);
+    watcher.expect_notification("room.user_joined", |p| p["username"] == ann.as_str()).await;
+    tab2.call(JoinParams { room: room.clone(), history: None }).await.expect("ann joins in tab 2");
+
+    let users = watcher.call(UsersListParams {}).await.expect("users.list");
+    assert!(users.iter().any(|u| u.username == ann && u.online));
+
+    // Typing from instance 0 reaches bob on instance 1 but not ann's own tab on instance 2.
+    tab1.call(TypingParams { room: room.clone() }).await.expect("typing");
+    watcher.expect_notification("room.typing", |p| p["username"] == ann.as_str()).await;
+    tab2.expect_no_notification("room.typing", Duration::from_millis(500)).await;
+
+    // Closing one tab changes nothing; closing the last one announces the departure.
+    tab1.close().await;
+    watcher.expect_no_notification("presence.changed", Duration::from_millis(800)).await;
+    tab2.close().await;
+    watcher.expect_notification("room.user_left", |p| p["username"] == ann.as_str()).await;
+    watcher.expect_presence(&ann, false).await;
+}
+
+/// An instance killed with SIGKILL takes its users offline on the others within 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn users_of_a_killed_instance_go_offline_elsewhere_within_thirty_seconds() {
+    let mut cluster = Cluster::start(2).await;
+    let (ann, bob) = (format!("kann_{}", cluster.tag), format!("kbob_{}", cluster.tag));
+    let room = cluster.room("kill");
+    let bob_token = cluster.login(1, &bob).await;
+    let mut watcher = Client::connect(cluster.port(1), &bob_token).await;
+    watcher.call(JoinParams { room: room.clone(), history: None }).await.expect("bob joins");
+    let ann_token = cluster.login(0, &ann).await;
+    let mut victim = Client::connect(cluster.port(0), &ann_token).await;
+    victim.call(JoinParams { room: room.clone(), history: None }).await.expect("ann joins");
+    watcher.expect_presence(&ann, true).await;
+
+    cluster.kill(0);
+    let killed = Instant::now();
+    watcher.expect_presence_within(&ann, false, Duration::from_secs(30)).await;
+    eprintln!("offline announced {:?} after SIGKILL", killed.elapsed());
+    let users = watcher.call(UsersListParams {}).await.expect("users.list");
+    assert!(users.iter().any(|u| u.username == ann && !u.online), "ann still online: {users:?}");
+    let joined = watcher.call(JoinParams { room, history: Some(0) }).await.expect("rejoin");
+    assert_eq!(joined.online, vec![bob]);
+}
+
+/// Redis stops for 5 s during a stream of sends: instances keep serving, health says the
+/// layer is down, and after Redis returns every client's `sync` yields exactly what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_outage_delays_messages_but_loses_none() {
+    let mut cluster = Cluster::start(2).await;
+    let room = cluster.room("outage");
+    let names: Vec<String> = (0..2).map(|i| format!("out{i}_{}", cluster.tag)).collect();
+    let mut readers = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let token = cluster.login(i, name).await;
+        let mut client = Client::connect(cluster.port(i), &token).await;
+        client.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("join");
+        readers.push((i, token, client));
+    }
+    let writer_token = cluster.login(0, &format!("outw_{}", cluster.tag)).await;
+    let mut writer = Client::connect(cluster.port(0), &writer_token).await;
+    writer.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("writer joins");
+
+    let mut persisted = BTreeSet::new();
+    let started = Instant::now();
+    let mut stopped_at = None;
+    let mut restarted = false;
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(10) {
+        if stopped_at.is_none() && started.elapsed() > Duration::from_secs(2) {
+            cluster.stop_redis();
+            stopped_at = Some(Instant::now());
+        }
+        if let Some(at) = stopped_at {
+            if !restarted && at.elapsed() > Duration::from_secs(5) {
+                cluster.start_redis();
+                restarted = true;
+            }
+            if !restarted && at.elapsed() > Duration::from_secs(2) {
+                assert_eq!(cluster.health(1).await, 503, "health must report the layer down");
+            }
+        }
+        n += 1;
+        // The writer may itself be asked to reconnect (1013) when Redis returns.
+        match writer.try_call(SendParams { room: room.clone(), text: format!("m{n}"), nonce: Some(format!("n{n}")) }).await {
+            Some(Ok(message)) => {
+                persisted.insert(message.id);
+            }
+            Some(Err(err)) => panic!("send failed during the outage: {err:?}"),
+            None => {
+                writer = Client::connect(cluster.port(0), &writer_token).await;
+                writer.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("writer rejoins");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(restarted, "the test must cover the restart");
+    cluster.wait_healthy(0).await;
+    cluster.wait_healthy(1).await;
+
+    for (i, token, mut client) in readers {
+        // What the client saw live (until the server asked it to reconnect).
+        let live = client.drain_room_messages(Duration::from_millis(500)).await;
+        let seen: BTreeSet<i64> = live.iter().map(|m| m.id).collect();
+        let last_seen = live.last().map_or(0, |m| m.id);
+        assert!(
+            persisted.iter().filter(|id| **id <= last_seen).all(|id| seen.contains(id)),
+            "client {i} saw a hole below its last-seen id"
+        );
+        // Reconnect and catch up.
+        let mut fresh = Client::connect(cluster.port(i), &token).await;
+        let mut missed = Vec::new();
+        let mut cursor = last_seen;
+        loop {
+            let params = SyncParams { rooms: [(room.clone(), cursor)].into(), dm_after: None };
+            let batch = fresh.call(params).await.expect("sync");
+            cursor = batch.messages.last().map_or(cursor, |m| m.id);
+            missed.extend(batch.messages.into_iter().map(|m| m.id));
+            if batch.complete {
+                break;
+            }
+        }
+        let union: BTreeSet<i64> = seen.iter().copied().chain(missed.iter().copied()).collect();
+        assert_eq!(missed.len() + seen.len(), union.len(), "client {i} got a message twice");
+        assert!(persisted.is_subset(&union), "client {i} lost messages: {:?}", persisted.difference(&union).collect::<Vec<_>>());
+        eprintln!("client {i}: {} live, {} recovered by sync, {} persisted", seen.len(), missed.len(), persisted.len());
+    }
+}

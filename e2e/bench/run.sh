@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The benchmark, as `just bench` and `just bench-quick` run it:
+#   e2e/bench/run.sh full    # every scenario, Confab + Django Channels + Socket.IO → docs/bench/
+#   e2e/bench/run.sh quick   # under a minute → target/bench/quick/ (BENCH_OUT overrides)
+# Builds the release binaries, installs the peers (once), makes sure PostgreSQL is up for the
+# PostgreSQL scenarios, raises the open-file limit for 10k connections, and runs
+# `loadgen bench`, which starts and stops every server itself. Traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+profile=${1:-full}
+case "$profile" in
+    full) out=${BENCH_OUT:-docs/bench}; command="just bench" ;;
+    quick) out=${BENCH_OUT:-target/bench/quick}; command="just bench-quick" ;;
+    *) echo "usage: $0 full|quick" >&2; exit 2 ;;
+esac
+
+# 10 000 connections: one descriptor each in the load generator and in the server.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 12000 ]; then
+    echo "warning: open-file limit $(ulimit -n); scenario (d) needs about 10 100" >&2
+fi
+
+cargo build --release --quiet --bin confab --bin loadgen
+
+bash e2e/bench/setup-peers.sh || echo "warning: peer setup failed; the peers will be skipped" >&2
+
+# PostgreSQL for (e-postgres) and (f): reuse the test services if they run, else start them
+# (and stop them again at the end). Without it those runs are recorded as skipped.
+pg_url=${CONFAB_BENCH_PG_URL:-postgres://postgres@127.0.0.1:${CONFAB_PG_PORT:-15432}/postgres}
+started_services=0
+if ! psql "$pg_url" -qc 'SELECT 1' >/dev/null 2>&1; then
+    if bash scripts/services.sh start; then
+        started_services=1
+    else
+        echo "warning: could not start PostgreSQL; its scenarios will be skipped" >&2
+    fi
+fi
+if [ "$started_services" = 1 ]; then
+    trap 'bash scripts/services.sh stop' EXIT
+fi
+
+CONFAB_BENCH_PG_URL=$pg_url target/release/loadgen bench --profile "$profile" --out "$out" --command-line "$command"

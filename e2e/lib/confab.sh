@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Sourced by e2e suites: starts one Confab server for the suite and stops it on exit.
+#
+#   source "$(dirname "$0")/../lib/confab.sh"
+#   confab_start [VAR=value ...]    # extra environment for the server
+#   curl "$CONFAB_URL/api/health"
+#
+# The server is $CONFAB_BIN (default target/release/confab) on a free loopback port, with a
+# fresh data dir (SQLite, in-process channel layer) that is removed afterwards. Its log is
+# printed when the suite fails. Sets CONFAB_URL, CONFAB_PID and CONFAB_DATA.
+
+CONFAB_BIN=${CONFAB_BIN:-$PWD/target/release/confab}
+CONFAB_PID=""
+CONFAB_DATA=""
+CONFAB_URL=""
+
+confab_free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+confab_stop() {
+    local status=$?
+    if [ -n "$CONFAB_PID" ] && kill -0 "$CONFAB_PID" 2>/dev/null; then
+        kill -TERM "$CONFAB_PID" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$CONFAB_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$CONFAB_PID" 2>/dev/null || true
+        wait "$CONFAB_PID" 2>/dev/null || true
+    fi
+    if [ "$status" != 0 ] && [ -f "$CONFAB_DATA/server.log" ]; then
+        echo "--- last lines of the server log ($CONFAB_DATA/server.log)" >&2
+        grep -v "^ \{2,\}\(at \|[0-9]\+: \)" "$CONFAB_DATA/server.log" | tail -n 40 >&2
+    fi
+    [ -n "$CONFAB_DATA" ] && rm -rf "$CONFAB_DATA"
+    return "$status"
+}
+
+confab_start() {
+    if [ ! -x "$CONFAB_BIN" ]; then
+        echo "no server binary at $CONFAB_BIN (cargo build --release --bin confab)" >&2
+        return 1
+    fi
+    CONFAB_DATA=$(mktemp -d -t confab-e2e.XXXXXX)
+    local port
+    port=$(confab_free_port)
+    CONFAB_URL="http://127.0.0.1:$port"
+    trap confab_stop EXIT
+    env -u DATABASE_URL -u REDIS_URL \
+        CONFAB_BIND="127.0.0.1:$port" CONFAB_DATA_DIR="$CONFAB_DATA" RUST_LOG="${RUST_LOG:-info}" "$@" \
+        "$CONFAB_BIN" serve >"$CONFAB_DATA/server.log" 2>&1 &
+    CONFAB_PID=$!
+    for _ in $(seq 150); do
+        if curl -fsS -o /dev/null "$CONFAB_URL/api/health" 2>/dev/null; then
+            return 0
+        fi
+        if ! kill -0 "$CONFAB_PID" 2>/dev/null; then
+            echo "the server exited during startup" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+    echo "the server did not become healthy within 30 s" >&2
+    return 1
+}

@@ -1,0 +1,262 @@
+//! `loadgen`: the Confab load generator and benchmark.
+//!
+//! - `loadgen bench --profile full|quick`: every scenario of issue 7 against Confab and its
+//!   peers (Django Channels, Socket.IO), starting and stopping the servers itself; writes
+//!   `results.json`, `results.md` and `chart.svg`. `just bench` / `just bench-quick`.
+//! - `loadgen run …`: one load against servers that are already running.
+//! - `loadgen report`: re-renders the Markdown and the chart from a `results.json`.
+//!
+//! # Layout
+//! - [`ws`]: a lean WebSocket client (many frames per read, no allocation per message).
+//! - [`dialect`]: Confab JSON-RPC, the Django consumer's JSON, Socket.IO; the send time in the text.
+//! - [`load`]: connections, publishers, phases, histograms: one run, one [`load::LoadResult`].
+//! - [`accounts`]: Confab users and their tokens.
+//! - [`servers`]: the server processes (pinned, logged, killed on drop), Redis, PostgreSQL databases.
+//! - [`bench`]: the scenarios and the orchestration; [`report`]: JSON, Markdown, SVG.
+//! - [`procfs`], [`clock`]: CPU time and RSS from `/proc`; one monotonic clock.
+
+mod accounts;
+mod bench;
+mod clock;
+mod dialect;
+mod load;
+mod procfs;
+mod report;
+mod servers;
+mod ws;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::dialect::Dialect;
+use crate::load::{Plan, SendMode};
+
+#[derive(Parser, Debug)]
+#[command(name = "loadgen", about = "Load generator and benchmark for Confab")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the benchmark: start servers, run every scenario, write results.
+    Bench(BenchCmd),
+    /// One load against running servers; prints the result as JSON.
+    Run(RunCmd),
+    /// Re-render results.md and chart.svg from a results.json.
+    Report {
+        /// The results file.
+        #[arg(long, default_value = "docs/bench/results.json")]
+        results: PathBuf,
+        /// Where to write results.md and chart.svg (default: next to the results file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct BenchCmd {
+    #[arg(long, value_enum, default_value = "full")]
+    profile: bench::Profile,
+    /// Where results.json, results.md and chart.svg go.
+    #[arg(long, default_value = "docs/bench")]
+    out: PathBuf,
+    /// Only these scenarios (a, b, c, d, e-sqlite, e-postgres, f-a, f-c).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Only these servers.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "confab,django,socketio")]
+    servers: Vec<Dialect>,
+    #[arg(long, default_value = "target/release/confab")]
+    confab_bin: PathBuf,
+    #[arg(long, default_value = "e2e/bench/peers")]
+    peers_dir: PathBuf,
+    /// The Django peer's virtualenv (made by e2e/bench/setup-peers.sh).
+    #[arg(long, env = "CONFAB_BENCH_VENV", default_value = "target/bench/venv")]
+    venv: PathBuf,
+    /// Logs and temporary data dirs.
+    #[arg(long, default_value = "target/bench/work")]
+    work_dir: PathBuf,
+    /// CPUs for the servers (`taskset -c` list); default: the first half; `none`: unpinned.
+    #[arg(long)]
+    server_cpus: Option<String>,
+    /// CPUs for the load generator; default: the second half; `none`: unpinned.
+    #[arg(long)]
+    loadgen_cpus: Option<String>,
+    /// An existing PostgreSQL to create databases in (scripts/services.sh start gives one).
+    #[arg(long, env = "CONFAB_BENCH_PG_URL", default_value = "postgres://postgres@127.0.0.1:15432/postgres")]
+    pg_url: String,
+    /// How to reproduce this run, for the report.
+    #[arg(long, default_value = "just bench")]
+    command_line: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunCmd {
+    #[arg(long, value_enum, default_value = "confab")]
+    dialect: Dialect,
+    /// Server address(es); connections are spread over them.
+    #[arg(long = "endpoint", required = true)]
+    endpoints: Vec<SocketAddr>,
+    /// Confab: create this many users on the first endpoint and share their tokens.
+    #[arg(long, default_value_t = 10)]
+    users: usize,
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    #[arg(long, default_value_t = 0)]
+    idle: usize,
+    /// Messages per second per publisher; absent: flat out.
+    #[arg(long)]
+    rate: Option<f64>,
+    #[arg(long, default_value_t = 32)]
+    window: usize,
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
+    /// Server pids whose CPU and memory to measure.
+    #[arg(long = "server-pid")]
+    server_pids: Vec<u32>,
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    #[arg(long, default_value = "bench-run-")]
+    room_prefix: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("loadgen: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match cli.command {
+        Command::Bench(cmd) => {
+            let (server_cpus, loadgen_cpus) = cpu_split(cmd.server_cpus.clone(), cmd.loadgen_cpus.clone());
+            // Pin before any worker thread exists, so they all inherit it.
+            if let Some(cpus) = &loadgen_cpus {
+                pin_self(cpus);
+            }
+            runtime.block_on(bench_cmd(cmd, server_cpus, loadgen_cpus))
+        }
+        Command::Run(cmd) => runtime.block_on(run_cmd(cmd)),
+        Command::Report { results, out } => report_cmd(&results, out),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("loadgen: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Default: servers on the first half of the CPUs, the load generator on the rest.
+fn cpu_split(server: Option<String>, loadgen: Option<String>) -> (Option<String>, Option<String>) {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let half = |from: usize, to: usize| if to - from == 1 { from.to_string() } else { format!("{from}-{}", to - 1) };
+    let (ds, dl) = if n >= 2 { (Some(half(0, n / 2)), Some(half(n / 2, n))) } else { (None, None) };
+    let pick = |given: Option<String>, default: Option<String>| match given.as_deref() {
+        Some("none") => None,
+        Some(_) => given,
+        None => default,
+    };
+    (pick(server, ds), pick(loadgen, dl))
+}
+
+fn pin_self(cpus: &str) {
+    let pid = std::process::id().to_string();
+    match std::process::Command::new("taskset").args(["-a", "-p", "-c", cpus, &pid]).output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => eprintln!("loadgen: could not pin to CPUs {cpus}: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(err) => eprintln!("loadgen: could not pin to CPUs {cpus}: {err}"),
+    }
+}
+
+async fn bench_cmd(cmd: BenchCmd, server_cpus: Option<String>, loadgen_cpus: Option<String>) -> anyhow::Result<()> {
+    // Servers run in other working directories: make every path absolute.
+    std::fs::create_dir_all(&cmd.work_dir)?;
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let env = servers::Env {
+        confab_bin: absolute(cmd.confab_bin),
+        peers_dir: absolute(cmd.peers_dir),
+        venv: absolute(cmd.venv),
+        work_dir: absolute(cmd.work_dir),
+        server_cpus,
+        pg_url: Some(cmd.pg_url),
+    };
+    let args = bench::BenchArgs {
+        profile: cmd.profile,
+        out: cmd.out.clone(),
+        only: cmd.only,
+        servers: cmd.servers,
+        env,
+        loadgen_cpus,
+        command: cmd.command_line,
+    };
+    // Ctrl-C drops the benchmark future, and with it every server process it started.
+    let results = tokio::select! {
+        r = bench::run(args) => r?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+    };
+    let failed = results.runs.iter().filter(|r| r.status == bench::Status::Failed).count();
+    eprintln!(
+        "wrote {0}/results.json, {0}/results.md, {0}/chart.svg ({1} runs, {2} failed, {3:.0} s)",
+        cmd.out.display(),
+        results.runs.len(),
+        failed,
+        results.meta.wall_secs
+    );
+    Ok(())
+}
+
+async fn run_cmd(cmd: RunCmd) -> anyhow::Result<()> {
+    let tokens = if cmd.dialect == Dialect::Confab && cmd.users > 0 {
+        accounts::tokens(&format!("http://{}", cmd.endpoints[0]), "loadgen", cmd.users).await?
+    } else {
+        Vec::new()
+    };
+    let secs = Duration::from_secs_f64;
+    let plan = Plan {
+        dialect: cmd.dialect,
+        endpoints: cmd.endpoints,
+        tokens,
+        rooms: cmd.rooms,
+        room_prefix: cmd.room_prefix,
+        subscribers_per_room: cmd.subscribers,
+        publishers: cmd.publishers,
+        idle: cmd.idle,
+        mode: cmd.rate.map_or(SendMode::FlatOut, SendMode::Rate),
+        window: cmd.window,
+        warmup: secs(cmd.warmup),
+        duration: secs(cmd.duration),
+        drain: secs(cmd.drain),
+        settle: secs(1.0),
+        connect_concurrency: 256,
+        phase_timeout: secs(60.0),
+        server_pids: cmd.server_pids,
+        workers: cmd.workers,
+    };
+    let result = load::run(plan).await?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
+}
+
+fn report_cmd(results: &std::path::Path, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let parsed: bench::Results = serde_json::from_str(&std::fs::read_to_string(results)?)?;
+    let out = out.unwrap_or_else(|| results.parent().map_or_else(|| PathBuf::from("."), PathBuf::from));
+    report::write_all(&parsed, &out)
+}

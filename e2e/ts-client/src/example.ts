@@ -1,0 +1,171 @@
+// The example scenario, and an end-to-end test of the server (e2e/suites/20-ts-client.sh):
+//
+//   1. sign up and log in two users over REST;
+//   2. open sockets with the bearer header, join a room, send, receive our own message;
+//   3. make typed calls fail on purpose and read the JSON-RPC error codes;
+//   4. drop alice's connection; while she is away bob sends room messages and a DM;
+//   5. alice reconnects by herself, and `sync` delivers exactly what she missed, once each;
+//   6. live delivery resumes.
+//
+// Usage: CONFAB_URL=http://127.0.0.1:8000 node out/example.js
+
+import { ErrorCodes, type DirectMessage, type Message, type TokenPair } from "@confab/types";
+
+import { ConfabSocket, RestClient, RpcError, type Resync } from "./client.js";
+
+const baseUrl = process.env["CONFAB_URL"] ?? "http://127.0.0.1:8000";
+const OVERALL_TIMEOUT_MS = 60_000;
+const WAIT_MS = 5_000;
+
+let passed = 0;
+
+function check(condition: boolean, what: string): void {
+  if (!condition) throw new Error(`check failed: ${what}`);
+  passed += 1;
+  console.log(`  ok - ${what}`);
+}
+
+/** Resolves when `predicate` holds, polling; rejects after `ms`. */
+async function eventually(what: string, predicate: () => boolean, ms = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  check(true, what);
+}
+
+async function expectRpcError(what: string, call: Promise<unknown>, code: number, field?: string): Promise<void> {
+  try {
+    await call;
+  } catch (error) {
+    if (error instanceof RpcError) {
+      check(error.code === code && (field === undefined || error.field === field), `${what} (${error.code}${field ? `, field ${field}` : ""})`);
+      return;
+    }
+    throw error;
+  }
+  throw new Error(`check failed: ${what}: the call succeeded`);
+}
+
+async function account(rest: RestClient, name: string): Promise<TokenPair> {
+  const credentials = { username: name, password: "correct horse battery" };
+  const user = await rest.signup(credentials);
+  check(user.username === name && !user.is_admin, `signed up ${name}`);
+  const tokens = await rest.login(credentials);
+  check(tokens.token_type === "Bearer" && tokens.user.id === user.id, `logged in ${name}`);
+  return tokens;
+}
+
+async function main(): Promise<void> {
+  const rest = new RestClient(baseUrl);
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const room = `ts-${suffix}`;
+  let aliceTokens = await account(rest, `alice-${suffix}`);
+  const bobTokens = await account(rest, `bob-${suffix}`);
+
+  // While alice is away, the reconnection waits at this gate until bob has sent everything,
+  // so "sent while disconnected" does not depend on timing.
+  let openGate: () => void = () => {};
+  const gate = new Promise<void>((resolve) => (openGate = resolve));
+  let reconnects = 0;
+
+  const alice = new ConfabSocket({
+    url: rest.socketUrl(),
+    token: () => aliceTokens.access_token,
+    initialDelayMs: 100,
+    beforeReconnect: async () => {
+      reconnects += 1;
+      await gate;
+      // A real client refreshes here when its access token is about to expire.
+      aliceTokens = await rest.refresh(aliceTokens.refresh_token);
+    },
+  });
+  const bob = new ConfabSocket({ url: rest.socketUrl(), token: () => bobTokens.access_token });
+
+  const aliceMessages: Message[] = [];
+  const aliceDms: DirectMessage[] = [];
+  const resyncs: Resync[] = [];
+  alice.on("room.message", (message) => aliceMessages.push(message));
+  alice.on("dm.message", (dm) => aliceDms.push(dm));
+  alice.onResync((resync) => resyncs.push(resync));
+  const states: string[] = [];
+  alice.onState((state) => states.push(state));
+
+  await alice.connect();
+  await bob.connect();
+  check(alice.connectionState === "open", "alice's socket is open (bearer header accepted)");
+
+  const echoed = await alice.call("echo", { text: "ping" });
+  check(echoed.text === "ping", "echo answers with the same text");
+
+  const joined = await alice.call("room.join", { room });
+  check(joined.room.name === room && joined.history.length === 0, "alice created and joined a fresh room");
+  await bob.call("room.join", { room, history: 0 });
+
+  const hello = await alice.call("room.send", { room, text: "hello from alice", nonce: `n-${suffix}` });
+  check(hello.author === `alice-${suffix}` && hello.text === "hello from alice", "room.send returns the persisted Message");
+  await eventually("alice receives her own room.message", () => aliceMessages.some((m) => m.id === hello.id));
+  const again = await alice.call("room.send", { room, text: "hello from alice", nonce: `n-${suffix}` });
+  check(again.id === hello.id, "a repeated nonce returns the first message, not a duplicate");
+
+  await expectRpcError("room.send to a room not joined is forbidden", alice.call("room.send", { room: `other-${suffix}`, text: "x" }), ErrorCodes.Forbidden);
+  await expectRpcError("empty text is invalid params naming the field", alice.call("room.send", { room, text: "   " }), ErrorCodes.InvalidParams, "text");
+  await expectRpcError("editing an unknown message is not found", alice.call("message.edit", { id: 999_999_999, text: "x" }), ErrorCodes.NotFound);
+  check(alice.connectionState === "open", "errors do not close the socket");
+
+  // --- Reconnect and catch up ---------------------------------------------------------
+  const beforeDrop = aliceMessages.length;
+  alice.dropConnection();
+  await eventually("alice notices the dropped connection", () => alice.connectionState === "reconnecting" && reconnects > 0);
+
+  const missed: Message[] = [];
+  for (let i = 1; i <= 3; i += 1) {
+    missed.push(await bob.call("room.send", { room, text: `missed ${i}` }));
+  }
+  const missedDm = await bob.call("dm.send", { to: `alice-${suffix}`, text: "are you there?" });
+  openGate();
+
+  await eventually("alice reconnects and resyncs by herself", () => resyncs.length === 1 && alice.connectionState === "open");
+  const resync = resyncs[0]!;
+  check(
+    JSON.stringify(resync.messages.map((m) => m.id)) === JSON.stringify(missed.map((m) => m.id)),
+    "sync returned exactly the three missed room messages, in order",
+  );
+  check(resync.messages.every((m, i) => m.text === `missed ${i + 1}`), "the missed messages carry their text");
+  check(resync.dms.length === 1 && resync.dms[0]?.id === missedDm.id && resync.dms[0]?.from === `bob-${suffix}`, "sync returned the missed DM");
+  const delivered = aliceMessages.slice(beforeDrop).map((m) => m.id);
+  check(new Set(aliceMessages.map((m) => m.id)).size === aliceMessages.length, "no message reached the handler twice");
+  check(delivered.length === 3, "the room.message handler got each missed message once");
+  check(aliceDms.some((dm) => dm.id === missedDm.id), "the dm.message handler got the missed DM");
+  check(states.includes("reconnecting") && states.at(-1) === "open", "state went open → reconnecting → open");
+
+  const me = await rest.me(aliceTokens.access_token);
+  check(me.username === `alice-${suffix}`, "the refreshed access token works over REST");
+
+  const live = await bob.call("room.send", { room, text: "welcome back" });
+  await eventually("live delivery resumes after the reconnect", () => aliceMessages.some((m) => m.id === live.id));
+  check(alice.lastSeenIn(room) === live.id, "the client tracks the last seen id per room");
+
+  alice.close();
+  bob.close();
+}
+
+const timer = setTimeout(() => {
+  console.error(`ts-client example: timed out after ${OVERALL_TIMEOUT_MS} ms`);
+  process.exit(1);
+}, OVERALL_TIMEOUT_MS);
+
+main().then(
+  () => {
+    clearTimeout(timer);
+    console.log(`ts-client example: ${passed} passed, 0 failed`);
+    process.exit(0);
+  },
+  (error: unknown) => {
+    clearTimeout(timer);
+    console.error(`ts-client example failed after ${passed} checks:`, error);
+    console.log(`ts-client example: ${passed} passed, 1 failed`);
+    process.exit(1);
+  },
+);

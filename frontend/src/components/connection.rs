@@ -1,0 +1,34 @@
+//! The connection badge: people should know when what they see may be stale.
+
+use leptos::prelude::*;
+
+use crate::api::socket::ConnState;
+use crate::state::Chat;
+
+#[component]
+pub fn ConnectionBadge() -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let state = move || chat.socket.state();
+    let stalled = move || matches!(state(), ConnState::Reconnecting | ConnState::Offline);
+    view! {
+        <div
+            class="conn"
+            data-testid="connection-state"
+            data-state=move || state().as_str()
+            role="status"
+            aria-live="polite"
+        >
+            <span class="conn-dot" aria-hidden="true"></span>
+            <span class="conn-label">{move || state().label()}</span>
+            <Show when=stalled>
+                <button
+                    class="link conn-retry"
+                    data-testid="connection-retry"
+                    on:click=move |_| chat.socket.connect()
+                >
+                    "Retry now"
+                </button>
+            </Show>
+        </div>
+    }
+}

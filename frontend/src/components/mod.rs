@@ -1,0 +1,19 @@
+//! Reusable pieces of the UI.
+//!
+//! - [`shell`]: the header with navigation, unread badge, user menu.
+//! - [`connection`]: the connected / reconnecting / offline badge.
+//! - [`toasts`]: transient error and info messages.
+//! - [`presence`]: the Online/Offline badge.
+//! - [`scroll_log`]: a scrolling log that sticks to the bottom and pages back on demand.
+//! - [`message`]: one room message with edit, delete and reactions; pending sends.
+//! - [`composer`]: the message box (Enter sends, Shift+Enter breaks the line).
+//! - [`typing`]: "… is typing".
+
+pub mod composer;
+pub mod connection;
+pub mod message;
+pub mod presence;
+pub mod scroll_log;
+pub mod shell;
+pub mod toasts;
+pub mod typing;

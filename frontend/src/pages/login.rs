@@ -1,0 +1,117 @@
+//! Log in.
+
+use confab_shared::Credentials;
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::{use_navigate, use_query_map};
+
+use super::set_title;
+use crate::api::rest;
+use crate::state::Chat;
+
+/// Where to go after logging in: the `next` query if it is a path on this site.
+pub fn next_path(next: Option<String>) -> String {
+    // Only same-origin paths: "//evil.example" would leave the site.
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/login"))
+        .unwrap_or_else(|| "/rooms".to_owned())
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    set_title("Log in");
+    let chat = expect_context::<Chat>();
+    let query = use_query_map();
+    let navigate = use_navigate();
+    let username = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let credentials = Credentials { username: username.get_untracked().trim().to_owned(), password: password.get_untracked() };
+        if credentials.username.is_empty() || credentials.password.is_empty() {
+            error.set(Some("Enter your username and password.".into()));
+            return;
+        }
+        let next = next_path(query.with_untracked(|q| q.get("next")));
+        let navigate = navigate.clone();
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            match rest::login(&credentials).await {
+                Ok(pair) => {
+                    chat.logged_in(pair);
+                    navigate(&next, Default::default());
+                }
+                Err(err) => {
+                    error.set(Some(err.message));
+                    busy.set(false);
+                }
+            }
+        });
+    };
+
+    view! {
+        <section class="page narrow auth-page">
+            <h1>"Log in"</h1>
+            <Show when=move || chat.session.is_logged_in()>
+                <div class="card prompt">
+                    <p>
+                        {move || format!("You are logged in as {}. ", chat.session.username().unwrap_or_default())}
+                        <a href="/rooms">"Go to the rooms"</a>
+                        "."
+                    </p>
+                </div>
+            </Show>
+            <form class="card form" on:submit=submit data-testid="login-form" novalidate>
+                <div class="field">
+                    <label for="login-username">"Username"</label>
+                    <input
+                        id="login-username"
+                        name="username"
+                        autocomplete="username"
+                        autocapitalize="none"
+                        spellcheck="false"
+                        required
+                        data-testid="login-username"
+                        prop:value=move || username.get()
+                        on:input=move |ev| username.set(event_target_value(&ev))
+                    />
+                </div>
+                <div class="field">
+                    <label for="login-password">"Password"</label>
+                    <input
+                        id="login-password"
+                        name="password"
+                        type="password"
+                        autocomplete="current-password"
+                        required
+                        data-testid="login-password"
+                        prop:value=move || password.get()
+                        on:input=move |ev| password.set(event_target_value(&ev))
+                    />
+                </div>
+                {move || {
+                    error
+                        .get()
+                        .map(|e| {
+                            view! {
+                                <p class="form-error" role="alert" data-testid="form-error">
+                                    {e}
+                                </p>
+                            }
+                        })
+                }}
+                <button type="submit" class="primary wide" data-testid="login-submit" disabled=move || busy.get()>
+                    {move || if busy.get() { "Logging in…" } else { "Log in" }}
+                </button>
+                <p class="form-foot">"New here? " <a href="/signup">"Create an account"</a></p>
+            </form>
+        </section>
+    }
+}

@@ -1,0 +1,51 @@
+//! One module per route.
+//!
+//! - [`login`], [`signup`]: the account forms.
+//! - [`online`]: "Who's online": everyone with a live presence badge.
+//! - [`rooms`]: the room picker; [`room`]: one room.
+//! - [`dm`]: the conversation list and one private conversation.
+
+pub mod dm;
+pub mod login;
+pub mod online;
+pub mod room;
+pub mod rooms;
+pub mod signup;
+
+use leptos::prelude::*;
+
+/// Sets the tab title while a page is shown.
+pub fn set_title(title: &str) {
+    if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+        document.set_title(&format!("{title} · Confab"));
+    }
+}
+
+/// Shown for an unknown address.
+#[component]
+pub fn NotFound() -> impl IntoView {
+    set_title("Not found");
+    view! {
+        <section class="page narrow">
+            <h1>"Page not found"</h1>
+            <p>"There is nothing at this address. " <a href="/rooms">"Go to the rooms"</a> "."</p>
+        </section>
+    }
+}
+
+/// A "log in to …" card with a link back to where the visitor is.
+#[component]
+pub fn LoginPrompt(#[prop(into)] what: String) -> impl IntoView {
+    let here = web_sys::window().and_then(|w| w.location().pathname().ok()).unwrap_or_default();
+    let href = format!("/login?next={}", String::from(js_sys::encode_uri_component(&here)));
+    view! {
+        <div class="card prompt" data-testid="login-prompt">
+            <p>
+                <a href=href>"Log in"</a>
+                {format!(" {what}. No account yet? ")}
+                <a href="/signup">"Sign up"</a>
+                "."
+            </p>
+        </div>
+    }
+}
