@@ -129,6 +129,50 @@ fn type_section(name: &str, schema: &Value, out: &mut Vec<Block>) {
     }
 }
 
+/// The default of a server setting, as `confab serve --help` shows it (read from the clap
+/// definition, not the environment, so the reference does not depend on where it is built).
+fn default_of(setting: &str) -> String {
+    let command = <crate::config::Config as clap::Args>::augment_args(clap::Command::new("confab"));
+    command
+        .get_arguments()
+        .find(|arg| arg.get_id() == setting)
+        .and_then(|arg| arg.get_default_values().first().map(|v| v.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| format!("<{setting}>"))
+}
+
+/// What a client may rely on about ordering, duplicates, catching up and slow connections.
+fn delivery_rules() -> Vec<String> {
+    let sync_limit = crate::features::sync::MAX_ITEMS;
+    vec![
+        "Persisted first. A message is committed to the database before any `room.message` or `dm.message` \
+         for it leaves the server; the result of `room.send` / `dm.send` is that stored message."
+            .to_owned(),
+        "Ordered ids. Message ids increase, and within a room they become visible in id order: a connection \
+         never receives a `room.message` with a smaller id after a larger one of the same room. Every connection \
+         in the room gets the notification, the sending one included, so de-duplicate by `id` (the `room.send` \
+         result and its `room.message` are the same message)."
+            .to_owned(),
+        format!(
+            "Catching up. After a reconnect, re-join the rooms (`room.join` with `history: 0`), then call `sync` \
+             with `{{\"rooms\": {{room: last id seen}}, \"dm_after\": last direct message id}}`. It returns \
+             exactly the messages and direct messages newer than those ids, none twice, in id order within each \
+             room (rooms in name order, then the direct messages), at most {sync_limit} items per call counting \
+             both; while `complete` is `false`, call again with the newest ids received. A room the caller may \
+             not read, or that does not exist, yields nothing rather than an error. Live notifications that arrive meanwhile may overlap the `sync` result: de-duplicate \
+             by `id`."
+        ),
+        "Slow connections. Room messages, direct messages and edits are never dropped for a live connection: \
+         one that cannot keep up is closed with 1013 and recovers them with `sync` after reconnecting (with \
+         backoff). Typing and presence notifications may be coalesced or dropped for a slow connection, and of \
+         `job.progress` only the latest value per job is kept."
+            .to_owned(),
+        "Idempotent sends. `room.send` and `dm.send` take an optional `nonce`: a repeat from the same user \
+         returns the first message instead of storing a duplicate, so a call whose answer was lost to a \
+         disconnect can be retried safely."
+            .to_owned(),
+    ]
+}
+
 /// The protocol reference as blocks.
 fn reference() -> Vec<Block> {
     let methods = confab_shared::rpc::methods::table();
@@ -168,12 +212,22 @@ fn reference() -> Vec<Block> {
              ← {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"id\":42,\"room\":\"lobby\",…}}"
                 .to_owned(),
         ),
-        Block::Para(
-            "About a minute before the access token expires the server sends `session.expiring`; answer with \
-             `auth.refresh`. After a reconnect, call `sync` with the last message id seen in each room (and the \
-             last direct message id) to get exactly what was missed."
-                .to_owned(),
-        ),
+        Block::Para(format!(
+            "{} s before the access token expires (by default) the server sends `session.expiring`; answer with \
+             `auth.refresh` and a freshly refreshed access token of the same user, or the socket closes with 4001 \
+             at expiry. After a reconnect, call `sync` with the last message id seen in each room (and the last \
+             direct message id) to get exactly what was missed (see [Delivery](#delivery)).",
+            default_of("expiry_warning_secs")
+        )),
+        Block::Para(format!(
+            "Limits (server defaults, configurable): a frame of at most {} bytes (larger closes with 1009); \
+             {} calls per second per connection with bursts of twice that (beyond: -32029 with \
+             `data.retry_after_ms`); the server pings every {} s and drops a connection silent for three \
+             intervals; binary frames close with 1003.",
+            default_of("max_frame_bytes"),
+            default_of("rate_per_sec"),
+            default_of("ping_secs"),
+        )),
         Block::Heading(2, "Methods".to_owned()),
         Block::Table(
             vec!["method", "params", "result", "description"],
@@ -224,6 +278,10 @@ fn reference() -> Vec<Block> {
             })
             .collect(),
     ));
+    out.push(Block::Heading(2, "Delivery".to_owned()));
+    for rule in delivery_rules() {
+        out.push(Block::Para(rule));
+    }
     out.push(Block::Heading(2, "Types".to_owned()));
     let envelope = ["RequestId", "ErrorCode", "ErrorObject", "CloseCode"];
     for (name, schema) in schemas.iter().filter(|(name, _)| !envelope.contains(&name.as_str())) {
@@ -379,13 +437,16 @@ pub fn index_html(assets_available: bool) -> String {
     )
 }
 
-/// Starts Swagger UI (a separate file, so the page needs no inline script).
+/// Starts Swagger UI (a separate file, so the page needs no inline script). `validatorUrl: null`
+/// turns off the online validator badge, which Swagger UI otherwise loads from
+/// validator.swagger.io: the page must not reach any other host.
 pub const INIT_JS: &str = "window.addEventListener('load', function () {\n\
   window.ui = SwaggerUIBundle({\n\
     url: '/api/openapi.json',\n\
     dom_id: '#swagger-ui',\n\
     deepLinking: true,\n\
     tryItOutEnabled: false,\n\
+    validatorUrl: null,\n\
   });\n\
 });\n";
 
@@ -423,6 +484,13 @@ mod tests {
         }
         for name in crate::asyncapi::schemas().keys().filter(|n| !["RequestId", "ErrorCode", "ErrorObject", "CloseCode"].contains(&n.as_str())) {
             assert!(md.contains(&format!("### `{name}`")), "type {name} has no section");
+        }
+    }
+
+    #[test]
+    fn the_settings_the_reference_quotes_exist() {
+        for setting in ["expiry_warning_secs", "max_frame_bytes", "rate_per_sec", "ping_secs"] {
+            assert!(default_of(setting).parse::<u64>().is_ok(), "{setting} has no numeric default");
         }
     }
 

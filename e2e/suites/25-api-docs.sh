@@ -34,8 +34,11 @@ ok "/api/docs loads Swagger UI from this server only"
 for asset in swagger-ui-bundle.js swagger-ui.css; do
     curl -fsS -o /dev/null "$CONFAB_URL/api/docs/assets/$asset" || fail "asset $asset is not served"
 done
-fetch /api/docs/init.js | grep -q "/api/openapi.json" || fail "init.js does not point at /api/openapi.json"
-ok "the vendored assets and init.js are served"
+init=$(fetch /api/docs/init.js)
+grep -q "/api/openapi.json" <<<"$init" || fail "init.js does not point at /api/openapi.json"
+# Swagger UI loads its validator badge from validator.swagger.io unless told not to.
+grep -q "validatorUrl: null" <<<"$init" || fail "init.js leaves the online validator (another host) on"
+ok "the vendored assets and init.js are served; the online validator is off"
 
 protocol=$(fetch /api/docs/protocol)
 for name in room.send sync session.expiring -32602 4001; do

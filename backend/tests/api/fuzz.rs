@@ -5,12 +5,16 @@
 //! For every frame the server must answer as `confab_shared::fuzz` says the contract demands
 //! (valid JSON-RPC 2.0, the request's own id, documented error codes, nothing for a
 //! notification, one array for a batch), must never panic and must never close the socket:
-//! after each frame an `echo` on the same socket still gets its answer.
+//! after each frame an `echo` on the same socket still gets its answer. No input may cause an
+//! internal error (-32603) either, and a panic on any of the fuzzed server's threads fails the
+//! test even when it did not take the socket down (a panic hook counts them).
 //!
 //! `CONFAB_FUZZ_CASES` sets the number of generated frames per connection (default 256).
 
 use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use confab_shared::fuzz::{self, FuzzFrame};
 use confab_shared::rpc::methods::table;
@@ -63,6 +67,38 @@ impl Target {
     }
 }
 
+/// The name of the fuzzed servers' runtime threads, so the panic hook can tell their panics
+/// from the test's own (which run on the test thread).
+const SERVER_THREAD: &str = "confab-fuzz-server";
+
+/// Panics seen on [`SERVER_THREAD`]s since the hook was installed.
+static SERVER_PANICS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts panics on the fuzzed servers' threads, then reports them as before.
+fn count_server_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() == Some(SERVER_THREAD) {
+                SERVER_PANICS.fetch_add(1, Ordering::SeqCst);
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// Fails on a -32603 anywhere in the replies: hostile input is the caller's fault, never an
+/// internal error.
+fn no_internal_error(replies: &[Value]) -> Result<(), String> {
+    let internal = |r: &Value| r.get("error").and_then(|e| e.get("code")).and_then(Value::as_i64) == Some(-32603);
+    let found = replies.iter().any(|reply| match reply {
+        Value::Array(items) => items.iter().any(internal),
+        single => internal(single),
+    });
+    if found { Err(format!("an internal error answered hostile input: {replies:?}")) } else { Ok(()) }
+}
+
 fn cases() -> u32 {
     std::env::var("CONFAB_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256)
 }
@@ -70,7 +106,13 @@ fn cases() -> u32 {
 /// Runs the generated frames against one connection on its own runtime (proptest's runner is
 /// synchronous).
 fn fuzz_connection(authenticated: bool) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
+    count_server_panics();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(SERVER_THREAD)
+        .enable_all()
+        .build()
+        .expect("a runtime");
     let (app, target) = runtime.block_on(async {
         // Calls are not rate-limited here: -32029 would hide what the frames themselves do.
         let app = spawn_app_with(|c| c.rate_per_sec = 1_000_000).await;
@@ -88,7 +130,9 @@ fn fuzz_connection(authenticated: bool) {
     let outcome = runner.run(&fuzz::frames(), |frame: FuzzFrame| {
         let exchanged = std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(target.borrow_mut().exchange(&frame.text))));
         match exchanged {
-            Ok(replies) => fuzz::check_answer(&frame, &replies).map_err(TestCaseError::fail),
+            Ok(replies) => fuzz::check_answer(&frame, &replies)
+                .and_then(|()| no_internal_error(&replies))
+                .map_err(TestCaseError::fail),
             Err(_) => {
                 runtime.block_on(target.borrow_mut().reopen(&app));
                 Err(TestCaseError::fail("the socket closed or stopped answering (see the panic above)"))
@@ -98,6 +142,7 @@ fn fuzz_connection(authenticated: bool) {
     if let Err(failure) = outcome {
         panic!("{failure}");
     }
+    assert_eq!(SERVER_PANICS.load(Ordering::SeqCst), 0, "a fuzzed server panicked (see its message above)");
     runtime.block_on(async {
         let health = app.get("/api/health", None).await;
         assert_eq!(health.status().as_u16(), 200, "the server is still healthy after the fuzzing");
