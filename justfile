@@ -18,6 +18,10 @@ build-docs:
 test:
     bash scripts/test.sh
 
+# A local cluster to look at: redis + PostgreSQL + 3 instances on 8001-8003 (Ctrl-C stops).
+cluster: build-spa build-docs
+    bash scripts/cluster.sh
+
 # Apply database migrations.
 migrate:
     cargo run --release --bin confab -- migrate

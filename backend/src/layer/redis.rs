@@ -63,16 +63,22 @@ pub struct RedisLayer {
     commands: mpsc::UnboundedSender<SubCommand>,
 }
 
+/// How every command connection of an instance talks to Redis: short timeouts and quick
+/// retries, so a dead Redis turns into a prompt error (and the local fallback) instead of a
+/// request that hangs while the connection manager backs off.
+pub fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(1))
+        .set_response_timeout(Duration::from_secs(2))
+        .set_number_of_retries(1)
+        .set_max_delay(1000)
+}
+
 impl RedisLayer {
     /// Connects both connections and starts the publisher and the subscriber supervisor.
     pub async fn start(client: redis::Client) -> anyhow::Result<Self> {
         let hub = Arc::new(Hub::default());
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(1))
-            .set_response_timeout(Duration::from_secs(2))
-            .set_number_of_retries(1)
-            .set_max_delay(1000);
-        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
         let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let layer = Self {

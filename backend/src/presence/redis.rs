@@ -75,7 +75,7 @@ impl RedisPresence {
         reaped: mpsc::UnboundedSender<Reaped>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
-        let conn = ConnectionManager::new(client.clone()).await?;
+        let conn = ConnectionManager::new_with_config(client.clone(), crate::layer::redis::manager_config()).await?;
         let presence = Arc::new(Self {
             conn,
             instance: format!("{instance:08x}"),

@@ -30,7 +30,7 @@ fn required_env(name: &str) -> String {
 struct Instance {
     child: Child,
     port: u16,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 pub struct Cluster {
@@ -100,7 +100,7 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .expect("spawning confab");
-        Instance { child, port, _data: data }
+        Instance { child, port, data }
     }
 
     pub fn start_redis(&mut self) {
@@ -175,6 +175,17 @@ impl Drop for Cluster {
             let _ = instance.child.wait();
         }
         self.stop_redis();
+        // A failed test shows what the instances logged before their temp dirs go away.
+        if std::thread::panicking() {
+            for (i, instance) in self.instances.iter().enumerate() {
+                let log = std::fs::read_to_string(instance.data.path().join("confab.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!("--- instance {i} (port {}), last log lines:", instance.port);
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
     }
 }
 
@@ -231,7 +242,10 @@ impl Client {
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             assert!(!left.is_zero(), "no answer to {} within {WAIT:?}", P::NAME);
-            let value = self.next_value(left).await?;
+            let Some(value) = self.next_value(left).await else {
+                assert!(self.closed, "no answer to {} within {WAIT:?}", P::NAME);
+                return None;
+            };
             if value.get("id") == Some(&json!(id)) {
                 let response: Response = serde_json::from_value(value).expect("a JSON-RPC response");
                 return Some(match (response.result, response.error) {
@@ -276,8 +290,9 @@ impl Client {
         }
     }
 
-    pub async fn expect_no_notification(&mut self, method: &str, within: Duration) {
-        if let Some(params) = self.wait_notification(method, within, |_| true).await {
+    /// Fails if a notification `method` whose params satisfy `pred` arrives within `within`.
+    pub async fn expect_no_notification(&mut self, method: &str, within: Duration, pred: impl Fn(&Value) -> bool) {
+        if let Some(params) = self.wait_notification(method, within, pred).await {
             panic!("unexpected {method}: {params}");
         }
     }
@@ -318,7 +333,7 @@ impl Client {
     }
 
     pub async fn expect_no_room_message(&mut self, within: Duration) {
-        self.expect_no_notification("room.message", within).await;
+        self.expect_no_notification("room.message", within, |_| true).await;
     }
 
     pub async fn close(mut self) {
