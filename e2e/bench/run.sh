@@ -21,7 +21,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 12000 ]; then
     echo "warning: open-file limit $(ulimit -n); scenario (d) needs about 10 100" >&2
 fi
 
-cargo build --release --quiet --bin confab --bin loadgen
+cargo build --release --quiet -p confab --bin confab -p confab-loadgen --bin loadgen
 
 bash e2e/bench/setup-peers.sh || echo "warning: peer setup failed; the peers will be skipped" >&2
 
