@@ -175,8 +175,13 @@ fn far_future() -> Instant {
 }
 
 /// tungstenite reports an oversized or malformed frame as an error without closing; say why.
+/// A peer that reset the connection without a close frame is gone, not malformed: there is
+/// nobody left to send 1002 to.
 fn classify(err: axum::Error) -> End {
     match err.into_inner().downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => {
+            End::Gone("reset without closing handshake")
+        }
         Some(tungstenite::Error::Capacity(_)) => End::Close(close::MESSAGE_TOO_BIG),
         Some(tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_)) => End::Close(close::PROTOCOL_ERROR),
         _ => End::Gone("connection error"),
