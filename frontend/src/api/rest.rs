@@ -1,7 +1,7 @@
 //! Typed helpers for the REST API. Every failure becomes an [`ApiError`] whose message is
 //! the server's problem+json `detail`, so forms can show exactly what went wrong.
 
-use confab_shared::{CreateRoom, Credentials, Problem, RefreshRequest, RoomSummary, TokenPair, User};
+use confab_shared::{CreateJob, CreateRoom, Credentials, JobAccepted, Problem, RefreshRequest, RoomSummary, TokenPair, User};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -121,4 +121,35 @@ pub async fn me(access_token: &str) -> Result<User, ApiError> {
 /// `POST /api/rooms`: the only way to create an admin-only room.
 pub async fn create_room(access_token: &str, body: &CreateRoom) -> Result<RoomSummary, ApiError> {
     post_json("/api/rooms", body, Some(access_token)).await
+}
+
+/// `POST /api/jobs`: starts exporting a room's history; progress arrives on the socket.
+pub async fn create_export(access_token: &str, body: &CreateJob) -> Result<JobAccepted, ApiError> {
+    post_json("/api/jobs", body, Some(access_token)).await
+}
+
+/// A finished export, fetched with the bearer token (a plain link cannot send the header).
+pub struct ExportFile {
+    pub bytes: Vec<u8>,
+    pub content_type: String,
+    /// From `Content-Disposition`, e.g. `lobby-export-3.json`.
+    pub filename: Option<String>,
+}
+
+/// `GET /api/jobs/{id}/download`.
+pub async fn download_export(access_token: &str, job_id: i64) -> Result<ExportFile, ApiError> {
+    let path = format!("/api/jobs/{job_id}/download");
+    let response = send(with_bearer(Request::get(&path), Some(access_token)).build()).await?;
+    let headers = response.headers();
+    let content_type = headers.get("content-type").unwrap_or_else(|| "application/octet-stream".to_owned());
+    let filename = headers.get("content-disposition").and_then(|d| disposition_filename(&d));
+    let bytes = response.binary().await.map_err(|_| ApiError::unreachable())?;
+    Ok(ExportFile { bytes, content_type, filename })
+}
+
+/// The `filename="…"` of a `Content-Disposition` header.
+fn disposition_filename(value: &str) -> Option<String> {
+    let start = value.find("filename=")? + "filename=".len();
+    let name = value[start..].split(';').next()?.trim().trim_matches('"');
+    (!name.is_empty()).then(|| name.to_owned())
 }

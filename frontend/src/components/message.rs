@@ -220,7 +220,16 @@ pub fn MessageItem(item: MsgItem, state: RoomState) -> impl IntoView {
                         aria-label="Delete message"
                         on:click=delete.clone()
                     >
-                        "🗑"
+                        <svg class="icon-svg" viewBox="0 0 24 24" width="14" height="14" aria-hidden="true">
+                            <path
+                                d="M4 7h16M10 11v6M14 11v6M5 7l1 12a2 2 0 0 0 2 2h8a2 2 0 0 0 2-2l1-12M9 7V4h6v3"
+                                fill="none"
+                                stroke="currentColor"
+                                stroke-width="2"
+                                stroke-linecap="round"
+                                stroke-linejoin="round"
+                            />
+                        </svg>
                     </button>
                 </Show>
             </div>

@@ -8,9 +8,11 @@
 //! - [`message`]: one room message with edit, delete and reactions; pending sends.
 //! - [`composer`]: the message box (Enter sends, Shift+Enter breaks the line).
 //! - [`typing`]: "… is typing".
+//! - [`export`]: "Export history" with live progress and the download.
 
 pub mod composer;
 pub mod connection;
+pub mod export;
 pub mod message;
 pub mod presence;
 pub mod scroll_log;

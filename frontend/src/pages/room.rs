@@ -7,6 +7,7 @@ use leptos_router::hooks::use_params_map;
 use super::{LoginPrompt, set_title};
 use crate::api::socket::ConnState;
 use crate::components::composer::Composer;
+use crate::components::export::{ExportButton, ExportList};
 use crate::components::message::{MessageItem, PendingItem};
 use crate::components::scroll_log::ScrollLog;
 use crate::components::typing::TypingIndicator;
@@ -67,7 +68,15 @@ fn RoomView(name: String) -> impl IntoView {
         let online = online.clone();
         move || online.with(|o| o.len())
     };
-    let admin_only = move || summary.with(|s| s.as_ref().is_some_and(|s| s.admin_only));
+    let admin_only = {
+        let summary = summary.clone();
+        move || summary.with(|s| s.as_ref().is_some_and(|s| s.admin_only))
+    };
+    // Exports name the room as the server spells it.
+    let export_room = {
+        let (summary, name) = (summary.clone(), name.clone());
+        Signal::derive(move || summary.with(|s| s.as_ref().map_or_else(|| name.clone(), |s| s.name.clone())))
+    };
 
     // A memo, so that re-joining after a reconnect (status set to Joined again) does not
     // rebuild the body and lose the scroll position and the half-typed message.
@@ -103,6 +112,10 @@ fn RoomView(name: String) -> impl IntoView {
                 <span class="muted" data-testid="room-online-total">
                     {move || format!("{} online", online_count())}
                 </span>
+                <span class="spacer"></span>
+                <Show when=move || chat.session.is_logged_in()>
+                    <ExportButton room=export_room />
+                </Show>
                 <button
                     class="secondary small members-toggle"
                     aria-controls="room-members"
@@ -112,6 +125,7 @@ fn RoomView(name: String) -> impl IntoView {
                     "Members"
                 </button>
             </header>
+            <ExportList room=export_room />
             {body}
         </section>
     }

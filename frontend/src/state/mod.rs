@@ -11,6 +11,7 @@
 //! - [`dm`]: conversations and the persisted unread index.
 
 pub mod dm;
+pub mod jobs;
 pub mod room;
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +26,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use self::dm::{Conversation, DmIndex};
+use self::jobs::{Downloaded, Export};
 use self::room::{JoinStatus, PAGE, PendingSend, RoomState};
 use crate::api::rest;
 use crate::api::socket::{CONNECTION_LOST, Hooks, NOT_CONNECTED, Socket};
@@ -73,6 +75,8 @@ pub struct Chat {
     identity: StoredValue<Option<Option<i64>>>,
     /// The last read cursor sent per room, so it is only ever moved forward once.
     read_sent: StoredValue<HashMap<String, i64>>,
+    /// Room exports started from this tab, newest last.
+    pub exports: RwSignal<Vec<Export>>,
 }
 
 impl Chat {
@@ -93,6 +97,7 @@ impl Chat {
             conversations: StoredValue::new(HashMap::new()),
             identity: StoredValue::new(None),
             read_sent: StoredValue::new(HashMap::new()),
+            exports: RwSignal::new(Vec::new()),
         }
     }
 
@@ -530,6 +535,142 @@ impl Chat {
         }
     }
 
+    // ----- exports -------------------------------------------------------------------
+
+    /// A usable access token for a REST call, refreshed first when it is about to expire.
+    async fn access_token(self) -> Result<String, String> {
+        let Some(tokens) = self.session.tokens_untracked() else {
+            return Err("Log in to do that.".into());
+        };
+        if !tokens.expires_within(REFRESH_MARGIN_MS) {
+            return Ok(tokens.access_token);
+        }
+        self.session.refresh().await.map_err(|e| e.message)
+    }
+
+    /// Starts exporting a room's history and follows its progress.
+    pub async fn start_export(self, room: String, format: confab_shared::ExportFormat) {
+        let body = confab_shared::CreateJob { kind: confab_shared::JobKind::ExportRoom, room: room.clone(), format: format.clone() };
+        let token = match self.access_token().await {
+            Ok(token) => token,
+            Err(why) => return self.toasts.error(format!("Could not start the export: {why}")),
+        };
+        let accepted = match rest::create_export(&token, &body).await {
+            Ok(accepted) => accepted,
+            Err(err) => return self.toasts.error(format!("Could not start the export: {}", err.message)),
+        };
+        let job_id = accepted.job_id;
+        self.exports.update(|all| all.push(Export::new(job_id, room, format)));
+        self.subscribe_job(job_id).await;
+    }
+
+    /// `job.subscribe`: its answer is the job's state now, which may already be final.
+    async fn subscribe_job(self, job_id: i64) {
+        match self.socket.call(JobSubscribeParams { job_id }).await {
+            Ok(job) => self.job_update(job),
+            // The reconnect subscribes again.
+            Err(err) if is_connection_error(&err) => {}
+            Err(err) => {
+                let why = describe(&err);
+                self.exports.update(|all| {
+                    if let Some(export) = all.iter_mut().find(|e| e.job_id == job_id) {
+                        export.error = Some(why.clone());
+                    }
+                });
+                self.toasts.error(format!("Cannot follow the export: {why}"));
+            }
+        }
+    }
+
+    async fn resubscribe_jobs(self) {
+        let active: Vec<i64> = self.exports.with_untracked(|all| all.iter().filter(|e| e.is_active()).map(|e| e.job_id).collect());
+        for job_id in active {
+            self.subscribe_job(job_id).await;
+        }
+    }
+
+    /// A job's state from `job.subscribe` or `job.finished`; a finished export is fetched.
+    fn job_update(&self, job: confab_shared::Job) {
+        let mut fetch = false;
+        self.exports.update(|all| {
+            if let Some(export) = all.iter_mut().find(|e| e.job_id == job.id) {
+                export.apply_job(&job);
+                if export.state == confab_shared::JobState::Done && export.file.is_none() && !export.fetching {
+                    export.fetching = true;
+                    fetch = true;
+                }
+            }
+        });
+        if fetch {
+            spawn_local(self.fetch_export(job.id));
+        }
+    }
+
+    /// Downloads a finished export with the bearer token and keeps it as a `blob:` URL.
+    pub async fn fetch_export(self, job_id: i64) {
+        let Some(export) = self.exports.with_untracked(|all| all.iter().find(|e| e.job_id == job_id).cloned()) else {
+            return;
+        };
+        self.set_export(job_id, |e| {
+            e.fetching = true;
+            e.error = None;
+        });
+        let outcome = match self.access_token().await {
+            Ok(token) => match rest::download_export(&token, job_id).await {
+                Ok(file) => jobs::blob_url(&file).map(|url| Downloaded {
+                    url,
+                    filename: file.filename.clone().unwrap_or_else(|| export.fallback_filename()),
+                    bytes: file.bytes.len(),
+                }),
+                Err(err) => Err(err.message),
+            },
+            Err(why) => Err(why),
+        };
+        match outcome {
+            Ok(file) => self.set_export(job_id, |e| {
+                e.fetching = false;
+                e.file = Some(file);
+            }),
+            Err(why) => {
+                self.set_export(job_id, |e| {
+                    e.fetching = false;
+                    e.error = Some(format!("Could not download the export: {why}"));
+                });
+            }
+        }
+    }
+
+    fn set_export(&self, job_id: i64, change: impl FnOnce(&mut Export)) {
+        self.exports.update(|all| {
+            if let Some(export) = all.iter_mut().find(|e| e.job_id == job_id) {
+                change(export);
+            }
+        });
+    }
+
+    /// Forgets every export (another user logged in); frees their files.
+    fn clear_exports(&self) {
+        let old = self.exports.try_update(std::mem::take).unwrap_or_default();
+        for export in old {
+            if let Some(file) = export.file {
+                jobs::revoke(&file.url);
+            }
+        }
+    }
+
+    /// Removes one finished export from the list.
+    pub fn dismiss_export(&self, job_id: i64) {
+        let mut removed = None;
+        self.exports.update(|all| {
+            if let Some(at) = all.iter().position(|e| e.job_id == job_id) {
+                removed = Some(all.remove(at));
+            }
+        });
+        if let Some(file) = removed.and_then(|e| e.file) {
+            jobs::revoke(&file.url);
+        }
+    }
+
     // ----- direct messages -----------------------------------------------------------
 
     fn me(&self) -> Option<String> {
@@ -735,6 +876,13 @@ impl Chat {
             }
             Notification::UserJoined(user) => {
                 if let Some(state) = self.room(&user.room) {
+                    if self.session.is_me_untracked(&user.username) {
+                        // Our own join (this tab's or another's): we know; no line for it.
+                        state.online.update(|o| {
+                            o.insert(user.username.clone());
+                        });
+                        return;
+                    }
                     let added = state.online.try_update(|o| o.insert(user.username.clone())).unwrap_or(false);
                     if added {
                         state.add_event(format!("{} joined", user.username));
@@ -783,8 +931,15 @@ impl Chat {
                     }
                 });
             }
-            // This SPA starts no export jobs; another tab's progress is not ours to show.
-            Notification::JobProgress(_) | Notification::JobFinished(_) => {}
+            // Jobs this tab did not start (another tab's) are not ours to show.
+            Notification::JobProgress(progress) => {
+                self.exports.update(|all| {
+                    if let Some(export) = all.iter_mut().find(|e| e.job_id == progress.job_id) {
+                        export.apply_progress(&progress);
+                    }
+                });
+            }
+            Notification::JobFinished(job) => self.job_update(job),
         }
     }
 
@@ -806,6 +961,12 @@ impl Chat {
         }
         spawn_local(self.refresh_users());
         spawn_local(self.refresh_rooms());
+        if resume {
+            // A `job.finished` may have been sent while we were away.
+            spawn_local(self.resubscribe_jobs());
+        } else {
+            self.clear_exports();
+        }
 
         let mut last_seen = BTreeMap::new();
         for state in self.joined_rooms() {

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The SPA in a real browser: headless Chromium (the system's /usr/bin/chromium, driven by
+# playwright-core; no browser is downloaded) against a fresh release server serving
+# frontend/dist. The scenario (e2e/browser/tests) signs up two people in separate browser
+# profiles, chats, edits, reacts, exchanges private messages, restarts the server mid-way
+# and checks that both tabs catch up exactly once, reads anonymously, exports a room and
+# shows an admin notice.
+#
+# Environment: CONFAB_BIN (the server), CONFAB_SCREENSHOTS=docs/screenshots to save the
+# PNGs of the main pages, CONFAB_SKIP_SPA_BUILD=1 to use frontend/dist as it is.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+source e2e/lib/confab.sh
+
+if ! command -v chromium >/dev/null && [ ! -x /usr/bin/chromium ]; then
+    echo "10-browser: /usr/bin/chromium is missing (scripts/install-test-deps.sh installs it)" >&2
+    exit 1
+fi
+if [ "${CONFAB_SKIP_SPA_BUILD:-}" != 1 ]; then
+    bash frontend/build.sh
+fi
+if [ ! -f frontend/dist/pkg/confab_frontend_bg.wasm ]; then
+    echo "10-browser: the SPA is not built (bash frontend/build.sh)" >&2
+    exit 1
+fi
+
+suite=e2e/browser
+if [ ! -d "$suite/node_modules/playwright-core" ]; then
+    (cd "$suite" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# Short-lived access tokens, so the tabs must answer `session.expiring` several times
+# during the run (refresh, then `auth.refresh`) without dropping their sockets.
+server_env=(CONFAB_STATIC_DIR="$root/frontend/dist" CONFAB_ACCESS_TTL_SECS=45 CONFAB_EXPIRY_WARNING_SECS=35)
+confab_start "${server_env[@]}"
+# The scenario restarts the server (same port, same data dir); stop whichever runs last.
+browser_cleanup() {
+    local status=$?
+    if [ -n "$CONFAB_DATA" ] && [ -f "$CONFAB_DATA/restarted.pid" ]; then
+        CONFAB_PID=$(cat "$CONFAB_DATA/restarted.pid")
+    fi
+    (exit "$status")
+    confab_stop
+}
+trap browser_cleanup EXIT
+
+shots=${CONFAB_SCREENSHOTS:-}
+if [ -n "$shots" ]; then
+    case "$shots" in /*) ;; *) shots="$root/$shots" ;; esac
+fi
+
+cd "$suite"
+env "${server_env[@]}" CONFAB_URL="$CONFAB_URL" CONFAB_PID="$CONFAB_PID" CONFAB_DATA="$CONFAB_DATA" \
+    CONFAB_BIN="$CONFAB_BIN" CONFAB_SCREENSHOTS="$shots" CONFAB_ACCESS_TTL_SECS=45 \
+    node --test --test-concurrency=1 --test-reporter=spec tests/
