@@ -85,6 +85,25 @@ fn description_of(schema: &Value) -> String {
     text.replace('\n', " ").replace('|', "\\|")
 }
 
+/// A property's validation rules (length, range, pattern) in words, from its schema, so the
+/// reference states exactly what the server checks.
+fn constraints(schema: &Value) -> String {
+    let number = |key: &str| schema.get(key).filter(|v| v.is_number()).map(Value::to_string);
+    let range = |low: Option<String>, high: Option<String>, unit: &str| match (low, high) {
+        (Some(low), Some(high)) => Some(format!("{low} to {high}{unit}")),
+        (Some(low), None) => Some(format!("at least {low}{unit}")),
+        (None, Some(high)) => Some(format!("at most {high}{unit}")),
+        (None, None) => None,
+    };
+    let mut rules: Vec<String> = Vec::new();
+    rules.extend(range(number("minLength"), number("maxLength"), " characters"));
+    rules.extend(range(number("minimum"), number("maximum"), ""));
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+        rules.push(format!("matches `{}`", pattern.replace('|', "\\|")));
+    }
+    rules.join("; ")
+}
+
 /// The field table of an object schema.
 fn fields(schema: &Value) -> Option<Block> {
     let properties = schema.get("properties").and_then(Value::as_object)?;
@@ -97,11 +116,12 @@ fn fields(schema: &Value) -> Option<Block> {
                 format!("`{name}`"),
                 type_of(property),
                 if required.contains(&name.as_str()) { "yes" } else { "no" }.to_owned(),
+                constraints(property),
                 description_of(property),
             ]
         })
         .collect();
-    Some(Block::Table(vec!["field", "type", "required", "description"], rows))
+    Some(Block::Table(vec!["field", "type", "required", "rules", "description"], rows))
 }
 
 /// The blocks describing one named schema.

@@ -3,4 +3,8 @@
 /**
  * Params of `auth.refresh`.
  */
-export type AuthRefreshParams = { access_token: string, };
+export type AuthRefreshParams = { 
+/**
+ * A freshly refreshed access token (`POST /api/auth/refresh`) of the connection's user.
+ */
+access_token: string, };

@@ -4,4 +4,8 @@ import type { Timestamp } from "./Timestamp.js";
 /**
  * Result of `auth.refresh`.
  */
-export type AuthRefreshResult = { expires_at: Timestamp, };
+export type AuthRefreshResult = { 
+/**
+ * When the new access token expires; the next `session.expiring` comes before that.
+ */
+expires_at: Timestamp, };

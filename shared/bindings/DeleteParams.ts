@@ -3,4 +3,8 @@
 /**
  * Params of `message.delete`.
  */
-export type DeleteParams = { id: number, };
+export type DeleteParams = { 
+/**
+ * The message to delete.
+ */
+id: number, };

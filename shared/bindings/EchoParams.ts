@@ -3,4 +3,8 @@
 /**
  * Params and result of `echo`.
  */
-export type EchoParams = { text: string, };
+export type EchoParams = { 
+/**
+ * Any text; the result carries it back unchanged.
+ */
+text: string, };

@@ -3,7 +3,11 @@
 /**
  * Params of `message.edit`.
  */
-export type EditParams = { id: number, 
+export type EditParams = { 
+/**
+ * The message to edit.
+ */
+id: number, 
 /**
  * 1 to 4000 characters after trimming.
  */

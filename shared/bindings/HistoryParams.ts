@@ -3,7 +3,11 @@
 /**
  * Params of `room.history`.
  */
-export type HistoryParams = { room: string, 
+export type HistoryParams = { 
+/**
+ * The room's name.
+ */
+room: string, 
 /**
  * Only messages with a smaller id.
  */

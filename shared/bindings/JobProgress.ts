@@ -3,4 +3,16 @@
 /**
  * Progress of a job.
  */
-export type JobProgress = { job_id: number, percent: number, detail?: string, };
+export type JobProgress = { 
+/**
+ * The job's id.
+ */
+job_id: number, 
+/**
+ * 0 to 100.
+ */
+percent: number, 
+/**
+ * What the job is doing, in words.
+ */
+detail?: string, };

@@ -3,4 +3,8 @@
 /**
  * Params of `job.subscribe`.
  */
-export type JobSubscribeParams = { job_id: number, };
+export type JobSubscribeParams = { 
+/**
+ * The job's id, from `POST /api/jobs`.
+ */
+job_id: number, };

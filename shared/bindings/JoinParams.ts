@@ -3,7 +3,11 @@
 /**
  * Params of `room.join`.
  */
-export type JoinParams = { room: string, 
+export type JoinParams = { 
+/**
+ * The room's name.
+ */
+room: string, 
 /**
  * How many recent messages to return, 0 to 100 (default 10).
  */

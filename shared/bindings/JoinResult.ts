@@ -5,7 +5,11 @@ import type { RoomSummary } from "./RoomSummary.js";
 /**
  * Result of `room.join`.
  */
-export type JoinResult = { room: RoomSummary, 
+export type JoinResult = { 
+/**
+ * The room, with its online count (and the caller's unread count).
+ */
+room: RoomSummary, 
 /**
  * Usernames present in the room.
  */

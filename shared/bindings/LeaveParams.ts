@@ -3,4 +3,8 @@
 /**
  * Params of `room.leave`.
  */
-export type LeaveParams = { room: string, };
+export type LeaveParams = { 
+/**
+ * The room's name.
+ */
+room: string, };

@@ -3,4 +3,12 @@
 /**
  * Names a message that was deleted.
  */
-export type MessageRef = { id: number, room: string, };
+export type MessageRef = { 
+/**
+ * The deleted message's id.
+ */
+id: number, 
+/**
+ * The room it was in.
+ */
+room: string, };

@@ -3,4 +3,8 @@
 /**
  * A published payload.
  */
-export type Notice = { payload: unknown, };
+export type Notice = { 
+/**
+ * The JSON the publisher sent, unchanged.
+ */
+payload: unknown, };

@@ -3,7 +3,11 @@
 /**
  * Params of `message.react`.
  */
-export type ReactParams = { id: number, 
+export type ReactParams = { 
+/**
+ * The message to react to.
+ */
+id: number, 
 /**
  * 1 to 16 characters, no whitespace.
  */

@@ -3,7 +3,11 @@
 /**
  * Params of `room.read`.
  */
-export type RoomReadParams = { room: string, 
+export type RoomReadParams = { 
+/**
+ * The room's name.
+ */
+room: string, 
 /**
  * The newest message id read; the cursor never moves back.
  */

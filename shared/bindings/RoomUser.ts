@@ -3,4 +3,12 @@
 /**
  * A user in a room.
  */
-export type RoomUser = { room: string, username: string, };
+export type RoomUser = { 
+/**
+ * The room's name.
+ */
+room: string, 
+/**
+ * The user who joined, left or is typing.
+ */
+username: string, };

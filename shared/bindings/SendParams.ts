@@ -3,7 +3,11 @@
 /**
  * Params of `room.send`.
  */
-export type SendParams = { room: string, 
+export type SendParams = { 
+/**
+ * The room's name.
+ */
+room: string, 
 /**
  * 1 to 4000 characters after trimming.
  */

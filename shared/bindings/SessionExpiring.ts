@@ -4,4 +4,8 @@ import type { Timestamp } from "./Timestamp.js";
 /**
  * When the connection's access token expires.
  */
-export type SessionExpiring = { expires_at: Timestamp, };
+export type SessionExpiring = { 
+/**
+ * When the access token expires; the socket closes with 4001 then unless `auth.refresh` came first.
+ */
+expires_at: Timestamp, };

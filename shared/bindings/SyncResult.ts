@@ -5,4 +5,16 @@ import type { Message } from "./Message.js";
 /**
  * Result of `sync`: at most 500 items; `complete: false` means call again.
  */
-export type SyncResult = { messages: Array<Message>, dms: Array<DirectMessage>, complete: boolean, };
+export type SyncResult = { 
+/**
+ * Room messages newer than the given ids, in id order within each room.
+ */
+messages: Array<Message>, 
+/**
+ * Direct messages newer than `dm_after` (none when it was not given), in id order.
+ */
+dms: Array<DirectMessage>, 
+/**
+ * `false` when more may be left: call again with the newest ids received.
+ */
+complete: boolean, };

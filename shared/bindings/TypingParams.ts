@@ -3,4 +3,8 @@
 /**
  * Params of `room.typing`.
  */
-export type TypingParams = { room: string, };
+export type TypingParams = { 
+/**
+ * The room's name.
+ */
+room: string, };

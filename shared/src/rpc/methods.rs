@@ -146,7 +146,10 @@ methods! {
 
 wire! {
     /// Params and result of `echo`.
-    pub struct EchoParams { pub text: String }
+    pub struct EchoParams {
+        /// Any text; the result carries it back unchanged.
+        pub text: String,
+    }
 
     /// Params of `users.list` (none).
     pub struct UsersListParams {}
@@ -159,6 +162,7 @@ wire! {
 
     /// Params of `room.join`.
     pub struct JoinParams {
+        /// The room's name.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
         /// How many recent messages to return, 0 to 100 (default 10).
@@ -170,6 +174,7 @@ wire! {
 
     /// Result of `room.join`.
     pub struct JoinResult {
+        /// The room, with its online count (and the caller's unread count).
         pub room: RoomSummary,
         /// Usernames present in the room.
         pub online: Vec<String>,
@@ -179,12 +184,14 @@ wire! {
 
     /// Params of `room.leave`.
     pub struct LeaveParams {
+        /// The room's name.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
     }
 
     /// Params of `room.send`.
     pub struct SendParams {
+        /// The room's name.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
         /// 1 to 4000 characters after trimming.
@@ -199,6 +206,7 @@ wire! {
 
     /// Params of `room.history`.
     pub struct HistoryParams {
+        /// The room's name.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
         /// Only messages with a smaller id.
@@ -214,12 +222,14 @@ wire! {
 
     /// Params of `room.typing`.
     pub struct TypingParams {
+        /// The room's name.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
     }
 
     /// Params of `message.edit`.
     pub struct EditParams {
+        /// The message to edit.
         pub id: i64,
         /// 1 to 4000 characters after trimming.
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
@@ -227,10 +237,14 @@ wire! {
     }
 
     /// Params of `message.delete`.
-    pub struct DeleteParams { pub id: i64 }
+    pub struct DeleteParams {
+        /// The message to delete.
+        pub id: i64,
+    }
 
     /// Params of `message.react`.
     pub struct ReactParams {
+        /// The message to react to.
         pub id: i64,
         /// 1 to 16 characters, no whitespace.
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 16))]
@@ -272,6 +286,7 @@ wire! {
 
     /// Params of `room.read`.
     pub struct RoomReadParams {
+        /// The room's name.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
         /// The newest message id read; the cursor never moves back.
@@ -300,19 +315,31 @@ wire! {
 
     /// Result of `sync`: at most 500 items; `complete: false` means call again.
     pub struct SyncResult {
+        /// Room messages newer than the given ids, in id order within each room.
         pub messages: Vec<Message>,
+        /// Direct messages newer than `dm_after` (none when it was not given), in id order.
         pub dms: Vec<DirectMessage>,
+        /// `false` when more may be left: call again with the newest ids received.
         pub complete: bool,
     }
 
     /// Params of `job.subscribe`.
-    pub struct JobSubscribeParams { pub job_id: i64 }
+    pub struct JobSubscribeParams {
+        /// The job's id, from `POST /api/jobs`.
+        pub job_id: i64,
+    }
 
     /// Params of `auth.refresh`.
-    pub struct AuthRefreshParams { pub access_token: String }
+    pub struct AuthRefreshParams {
+        /// A freshly refreshed access token (`POST /api/auth/refresh`) of the connection's user.
+        pub access_token: String,
+    }
 
     /// Result of `auth.refresh`.
-    pub struct AuthRefreshResult { pub expires_at: Timestamp }
+    pub struct AuthRefreshResult {
+        /// When the new access token expires; the next `session.expiring` comes before that.
+        pub expires_at: Timestamp,
+    }
 }
 
 /// Decodes by-name params; absent params mean `{}`.

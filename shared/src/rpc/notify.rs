@@ -95,15 +95,28 @@ impl Notification {
 
 wire! {
     /// A user in a room.
-    pub struct RoomUser { pub room: String, pub username: String }
+    pub struct RoomUser {
+        /// The room's name.
+        pub room: String,
+        /// The user who joined, left or is typing.
+        pub username: String,
+    }
 
     /// Names a message that was deleted.
-    pub struct MessageRef { pub id: i64, pub room: String }
+    pub struct MessageRef {
+        /// The deleted message's id.
+        pub id: i64,
+        /// The room it was in.
+        pub room: String,
+    }
 
     /// Progress of a job.
     pub struct JobProgress {
+        /// The job's id.
         pub job_id: i64,
+        /// 0 to 100.
         pub percent: u8,
+        /// What the job is doing, in words.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub detail: Option<String>,
@@ -111,12 +124,16 @@ wire! {
 
     /// A published payload.
     pub struct Notice {
+        /// The JSON the publisher sent, unchanged.
         #[cfg_attr(feature = "ts", ts(type = "unknown"))]
         pub payload: serde_json::Value,
     }
 
     /// When the connection's access token expires.
-    pub struct SessionExpiring { pub expires_at: Timestamp }
+    pub struct SessionExpiring {
+        /// When the access token expires; the socket closes with 4001 then unless `auth.refresh` came first.
+        pub expires_at: Timestamp,
+    }
 }
 
 /// A read cursor that moved: `{room, id}` or `{with, id}`.
