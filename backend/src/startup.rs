@@ -55,13 +55,13 @@ impl Application {
         let secret = Keys::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let keys = Arc::new(Keys::new(&secret, config.access_ttl()));
         let shutdown = CancellationToken::new();
-        let (layer, presence) = channel_layer(&config, &shutdown).await?;
+        let Shared { layer, presence, throttle } = shared_state(&config, &shutdown).await?;
         let writer = MessageWriter::spawn(db.clone(), layer.clone());
         // Jobs left unfinished by an earlier run (or, with Redis, by a dead instance) are failed.
         jobs::runner::sweep(&db, layer.as_ref(), config.redis_url.is_none()).await;
         let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
         let state = AppState {
-            throttle: Arc::new(LoginThrottle::new(config.login_attempts)),
+            throttle,
             config: Arc::new(config),
             db,
             keys,
@@ -114,18 +114,27 @@ impl Application {
     }
 }
 
-/// The channel layer and presence store `REDIS_URL` selects.
-async fn channel_layer(
-    config: &Config,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<(Arc<dyn ChannelLayer>, Arc<dyn PresenceStore>)> {
+/// What instances share, or keep to themselves without Redis.
+struct Shared {
+    layer: Arc<dyn ChannelLayer>,
+    presence: Arc<dyn PresenceStore>,
+    throttle: Arc<LoginThrottle>,
+}
+
+/// The channel layer, presence store and login throttle `REDIS_URL` selects.
+async fn shared_state(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Shared> {
     let Some(url) = &config.redis_url else {
-        return Ok((Arc::new(MemoryLayer::new()), Arc::new(MemoryPresence::default())));
+        return Ok(Shared {
+            layer: Arc::new(MemoryLayer::new()),
+            presence: Arc::new(MemoryPresence::default()),
+            throttle: Arc::new(LoginThrottle::new(config.login_attempts)),
+        });
     };
     let client = redis::Client::open(url.as_str()).context("parsing REDIS_URL")?;
     let layer: Arc<dyn ChannelLayer> = Arc::new(RedisLayer::start(client.clone()).await.context("connecting to redis")?);
     let (reaped_tx, mut reaped) = tokio::sync::mpsc::unbounded_channel();
     let presence = RedisPresence::start(&client, layer.hub().instance(), reaped_tx, shutdown.clone()).await?;
+    let throttle = Arc::new(LoginThrottle::shared(config.login_attempts, presence.connection()));
     // Announce the departures of users whose instance died (SIGKILL) as if they had left.
     let announcer = layer.clone();
     tokio::spawn(async move {
@@ -139,7 +148,7 @@ async fn channel_layer(
             }
         }
     });
-    Ok((layer, presence))
+    Ok(Shared { layer, presence, throttle })
 }
 
 /// Every route, the SPA as the fallback, and the cross-cutting layers.

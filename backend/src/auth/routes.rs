@@ -58,7 +58,7 @@ pub async fn login(
     ApiJson(body): ApiJson<Credentials>,
 ) -> AppResult<Json<TokenPair>> {
     let ip = Some(peer.ip());
-    if let Err(wait) = state.throttle.check(&body.username, ip) {
+    if let Err(wait) = state.throttle.check(&body.username, ip).await {
         return Err(AppError::RateLimited { retry_after_ms: wait.as_millis() as u64 });
     }
     let user = users::by_name(&state.db, &body.username).await?;
@@ -68,11 +68,11 @@ pub async fn login(
     };
     let valid = password::verify(body.password, stored).await?;
     let Some(user) = user.filter(|_| valid) else {
-        state.throttle.failed(&body.username, ip);
+        state.throttle.failed(&body.username, ip).await;
         tracing::info!(username = %body.username, %peer, "login failed");
         return Err(AppError::BadCredentials);
     };
-    state.throttle.succeeded(&user.username);
+    state.throttle.succeeded(&user.username).await;
     let session_id = uuid::Uuid::new_v4().simple().to_string();
     let refresh_token = token::new_refresh_token();
     let ttl_ms = state.config.refresh_ttl().as_millis() as i64;

@@ -88,6 +88,11 @@ impl RedisPresence {
         Ok(presence)
     }
 
+    /// A handle on this store's multiplexed connection, for other shared counters.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     fn instances_key() -> String {
         format!("{PREFIX}:instances")
     }

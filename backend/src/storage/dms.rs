@@ -23,10 +23,10 @@ pub struct Parties<'a> {
 
 /// Persists a DM; with a nonce already used by the sender, returns the first one and `false`.
 pub async fn insert(db: &Db, p: Parties<'_>, text: &str, nonce: Option<&str>) -> StorageResult<(dm::Model, bool)> {
-    if let Some(nonce) = nonce {
-        if let Some(existing) = by_nonce(db, p.from_id, nonce).await? {
-            return Ok((existing, false));
-        }
+    if let Some(nonce) = nonce
+        && let Some(existing) = by_nonce(db, p.from_id, nonce).await?
+    {
+        return Ok((existing, false));
     }
     let row = dm::ActiveModel {
         from_id: Set(p.from_id),

@@ -156,6 +156,19 @@ impl Cluster {
         }
     }
 
+    /// `POST /api/auth/logout` through instance `i`; its status.
+    pub async fn logout(&self, i: usize, token: &str) -> u16 {
+        let url = format!("http://127.0.0.1:{}/api/auth/logout", self.port(i));
+        self.http.post(url).bearer_auth(token).send().await.expect("logout request").status().as_u16()
+    }
+
+    /// The status of one login attempt through instance `i`.
+    pub async fn login_status(&self, i: usize, username: &str, password: &str) -> u16 {
+        let url = format!("http://127.0.0.1:{}/api/auth/login", self.port(i));
+        let body = json!({"username": username, "password": password});
+        self.http.post(url).json(&body).send().await.expect("login request").status().as_u16()
+    }
+
     /// Signs up (through instance `i`) and logs in.
     pub async fn login(&self, i: usize, username: &str) -> String {
         let base = format!("http://127.0.0.1:{}", self.port(i));
@@ -196,6 +209,8 @@ pub struct Client {
     /// Notifications that arrived while waiting for something else.
     backlog: Vec<Value>,
     closed: bool,
+    /// The code of the server's close frame, once closed.
+    close_code: Option<u16>,
 }
 
 impl Client {
@@ -208,7 +223,7 @@ impl Client {
             .await
             .expect("connect timed out")
             .expect("websocket connect");
-        Self { ws, next_id: 1, backlog: Vec::new(), closed: false }
+        Self { ws, next_id: 1, backlog: Vec::new(), closed: false, close_code: None }
     }
 
     async fn next_value(&mut self, timeout: Duration) -> Option<Value> {
@@ -220,8 +235,9 @@ impl Client {
                     return None;
                 }
                 Ok(Some(Ok(Frame::Text(text)))) => return serde_json::from_str(&text).ok(),
-                Ok(Some(Ok(Frame::Close(_)))) => {
+                Ok(Some(Ok(Frame::Close(frame)))) => {
                     self.closed = true;
+                    self.close_code = frame.map(|f| u16::from(f.code));
                     return None;
                 }
                 Ok(Some(Ok(_))) => {}
@@ -334,6 +350,19 @@ impl Client {
 
     pub async fn expect_no_room_message(&mut self, within: Duration) {
         self.expect_no_notification("room.message", within, |_| true).await;
+    }
+
+    /// Reads (keeping notifications) until the server closes the socket; its close code.
+    pub async fn expect_closed(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.closed {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(!left.is_zero(), "the socket was not closed within {WAIT:?}");
+            if let Some(value) = self.next_value(left).await {
+                self.backlog.push(value);
+            }
+        }
+        self.close_code
     }
 
     pub async fn close(mut self) {

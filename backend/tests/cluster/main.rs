@@ -9,7 +9,7 @@ mod harness;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use confab_shared::rpc::{JoinParams, SendParams, SyncParams, TypingParams, UsersListParams};
+use confab_shared::rpc::{DmSendParams, JoinParams, SendParams, SyncParams, TypingParams, UsersListParams};
 use harness::{Cluster, Client};
 
 /// Users spread over three instances chat in one room: every client receives every
@@ -93,6 +93,66 @@ async fn presence_and_typing_cross_instances_and_respect_tabs_on_two_instances()
     tab2.close().await;
     watcher.expect_notification("room.user_left", |p| p["username"] == ann.as_str()).await;
     watcher.expect_presence(&ann, false).await;
+}
+
+/// Private messages, nonce de-duplication and logout cross instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn private_messages_nonces_and_logout_cross_instances() {
+    let cluster = Cluster::start(3).await;
+    let (ann, bob) = (format!("dann_{}", cluster.tag), format!("dbob_{}", cluster.tag));
+    let ann_token = cluster.login(0, &ann).await;
+    let bob_token = cluster.login(1, &bob).await;
+    let mut ann_tab = Client::connect(cluster.port(0), &ann_token).await;
+    let mut bob_tab = Client::connect(cluster.port(1), &bob_token).await;
+
+    // A private message from instance 0 reaches bob on instance 1; ann gets the receipt.
+    let receipt = ann_tab
+        .call(DmSendParams { to: bob.clone(), text: "psst".into(), nonce: None })
+        .await
+        .expect("dm.send");
+    assert_eq!((receipt.from.as_str(), receipt.to.as_str()), (ann.as_str(), bob.as_str()));
+    let got = bob_tab.expect_notification("dm.message", |p| p["from"] == ann.as_str()).await;
+    assert_eq!(got["id"], receipt.id);
+    assert_eq!(got["text"], "psst");
+
+    // The same nonce through another instance is the same message, delivered once.
+    let room = cluster.room("nonce");
+    bob_tab.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("bob joins");
+    let mut ann_elsewhere = Client::connect(cluster.port(2), &ann_token).await;
+    for tab in [&mut ann_tab, &mut ann_elsewhere] {
+        tab.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("ann joins");
+    }
+    let send = SendParams { room: room.clone(), text: "once".into(), nonce: Some("retry-1".into()) };
+    let first = ann_tab.call(send.clone()).await.expect("first send");
+    let retry = ann_elsewhere.call(send).await.expect("retried send");
+    assert_eq!(first.id, retry.id, "a retry on another instance persisted a second message");
+    for tab in [&mut bob_tab, &mut ann_tab, &mut ann_elsewhere] {
+        let live = tab.room_messages_until(1, Duration::from_secs(5)).await;
+        assert_eq!(live[0].id, first.id);
+        tab.expect_no_room_message(Duration::from_millis(300)).await;
+    }
+
+    // Logging out through instance 2 closes ann's sockets on instances 0 and 2 with 4003.
+    assert_eq!(cluster.logout(2, &ann_token).await, 204);
+    assert_eq!(ann_tab.expect_closed().await, Some(4003));
+    assert_eq!(ann_elsewhere.expect_closed().await, Some(4003));
+}
+
+/// Failed logins count across instances: spreading guesses over the cluster does not
+/// multiply the allowance, and a correct password is refused too once over the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_throttling_counts_failures_on_every_instance() {
+    let cluster = Cluster::start(3).await;
+    let name = format!("guess_{}", cluster.tag);
+    cluster.login(0, &name).await;
+    // The instances run with the default CONFAB_LOGIN_ATTEMPTS=5.
+    for attempt in 0..5 {
+        assert_eq!(cluster.login_status(attempt % 3, &name, "wrong password").await, 401, "attempt {attempt}");
+    }
+    for i in 0..3 {
+        assert_eq!(cluster.login_status(i, &name, "wrong password").await, 429, "instance {i} let a 6th guess through");
+        assert_eq!(cluster.login_status(i, &name, "correct horse").await, 429, "instance {i} ignored the shared count");
+    }
 }
 
 /// An instance killed with SIGKILL takes its users offline on the others within 30 s.
