@@ -1,8 +1,13 @@
 //! A connection's life: open (groups, presence), the reader loop, the writer task, and the
 //! close (rooms left, presence uncounted, one log line).
 //!
-//! The reader handles one frame at a time, so responses leave in request order; the writer
-//! drains the outbound queue in batches, feeding every queued frame before one flush.
+//! The reader handles one frame at a time, so responses leave in request order. The one
+//! exception is pipelining: consecutive single `room.send` calls are checked and queued for
+//! the group commit right away, and their responses follow in order as the commits land, so a
+//! client with many sends in flight gets them into one transaction (and its room's members
+//! get them in one write). Any other call first waits for the sends before it, so it sees
+//! their effects and its response comes after theirs. The writer drains the outbound queue in
+//! batches, feeding every queued frame before one flush.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,8 +18,9 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use confab_shared::Timestamp;
 use confab_shared::rpc::notify::SessionExpiring;
-use confab_shared::rpc::{Frame, Incoming, Notification, Response, close, decode_frame};
-use futures_util::stream::{SplitSink, SplitStream};
+use confab_shared::rpc::{ErrorObject, Frame, Incoming, Notification, Request, RequestId, Response, SendParams, close, decode_frame};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, sleep, sleep_until};
 
@@ -22,7 +28,7 @@ use super::Conn;
 use super::dispatch::dispatch;
 use super::limits::TokenBucket;
 use crate::auth::Identity;
-use crate::features::{rooms, users};
+use crate::features::{chat, rooms, users};
 use crate::layer::hub::{Control, Inbox};
 use crate::layer::{Class, Outbox, group};
 use crate::metrics::METRICS;
@@ -32,6 +38,12 @@ use crate::state::AppState;
 const WRITE_BATCH: usize = 256;
 /// How long the writer gets to say goodbye before the session ends anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Most `room.send` calls of one connection awaiting their commit; beyond that the reader
+/// stops reading until the oldest is answered (back-pressure on a flat-out sender).
+const MAX_PIPELINED_SENDS: usize = 64;
+
+/// The responses of pipelined sends, in request order (`None`: a notification, no response).
+type PendingSends = FuturesOrdered<BoxFuture<'static, Option<String>>>;
 
 /// Why the reader stopped.
 enum End {
@@ -129,17 +141,35 @@ async fn read_loop(
     let mut bucket = TokenBucket::new(config.rate_per_sec, config.rate_per_sec.saturating_mul(2));
     // The expiry we already warned about; a refreshed token has a new one.
     let mut warned_for = None;
+    let mut sends = PendingSends::new();
     loop {
         let expires_at = conn.identity.as_ref().map(|i| i.expires_at);
         let expiry = expires_at.map(instant_of);
         let warning = expires_at.map(|exp| instant_of(exp - config.expiry_warning_secs as i64));
         tokio::select! {
-            frame = stream.next() => match frame {
+            Some(reply) = sends.next(), if !sends.is_empty() => {
+                if let Some(reply) = reply {
+                    outbox.push(&reply.into(), Class::Reliable);
+                }
+            }
+            frame = stream.next(), if sends.len() < MAX_PIPELINED_SENDS => match frame {
                 Some(Ok(Message::Text(text))) => {
                     idle.as_mut().reset(Instant::now() + idle_limit);
                     METRICS.frames_received.fetch_add(1, Ordering::Relaxed);
-                    if let Some(reply) = handle_text(state, conn, &mut bucket, &text).await {
-                        outbox.push(&reply.into(), Class::Reliable);
+                    match decode_frame(&text) {
+                        Frame::Single(Incoming { id, request: Ok(Request::RoomSend(params)) }) => {
+                            sends.push_back(submit_send(state, conn, &mut bucket, id, params).await);
+                        }
+                        frame => {
+                            while let Some(reply) = sends.next().await {
+                                if let Some(reply) = reply {
+                                    outbox.push(&reply.into(), Class::Reliable);
+                                }
+                            }
+                            if let Some(reply) = handle_frame(state, conn, &mut bucket, frame).await {
+                                outbox.push(&reply.into(), Class::Reliable);
+                            }
+                        }
                     }
                 }
                 Some(Ok(Message::Binary(_))) => return End::Close(close::UNSUPPORTED_DATA),
@@ -188,9 +218,9 @@ fn classify(err: axum::Error) -> End {
     }
 }
 
-/// Decodes a frame, runs its calls in order and returns the reply frame, if any.
-async fn handle_text(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, text: &str) -> Option<String> {
-    match decode_frame(text) {
+/// Runs a decoded frame's calls in order and returns the reply frame, if any.
+async fn handle_frame(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, frame: Frame) -> Option<String> {
+    match frame {
         Frame::Reject(response) => Some(encode(&response)),
         Frame::Single(call) => call_one(state, conn, bucket, call).await.map(|r| encode(&r)),
         Frame::Batch(calls) => {
@@ -203,13 +233,44 @@ async fn handle_text(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket
     }
 }
 
+/// `room.send`, pipelined: checked and queued for the group commit now; the returned future
+/// resolves to the response (if one is wanted) once the message is committed and broadcast.
+async fn submit_send(
+    state: &AppState,
+    conn: &Conn,
+    bucket: &mut TokenBucket,
+    id: Option<Option<RequestId>>,
+    params: SendParams,
+) -> BoxFuture<'static, Option<String>> {
+    let submitted = match bucket.take() {
+        Err(retry_after_ms) => Err(ErrorObject::rate_limited(retry_after_ms)),
+        Ok(()) => chat::submit(state, conn, params).await.map_err(ErrorObject::from),
+    };
+    Box::pin(async move {
+        let result = match submitted {
+            Ok(receipt) => receipt.wait().await.map_err(ErrorObject::from).and_then(|message| {
+                serde_json::to_value(message).map_err(|e| ErrorObject::from(crate::error::AppError::Internal(e.into())))
+            }),
+            Err(err) => Err(err),
+        };
+        if result.is_err() {
+            METRICS.rpc_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let id = id?;
+        Some(encode(&match result {
+            Ok(value) => Response::ok(id, value),
+            Err(error) => Response::err(id, error),
+        }))
+    })
+}
+
 async fn call_one(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, call: Incoming) -> Option<Response> {
     let wants_response = call.wants_response();
     let id = call.id.flatten();
     let result = match call.request {
         Err(err) => Err(err),
         Ok(request) => match bucket.take() {
-            Err(retry_after_ms) => Err(confab_shared::rpc::ErrorObject::rate_limited(retry_after_ms)),
+            Err(retry_after_ms) => Err(ErrorObject::rate_limited(retry_after_ms)),
             Ok(()) => dispatch(state, conn, request).await,
         },
     };

@@ -257,3 +257,34 @@ async fn a_room_message_is_already_stored_when_it_arrives() {
         assert_eq!(stored.last(), Some(&arrived), "message {i} was broadcast before it was stored");
     }
 }
+
+#[tokio::test]
+async fn pipelined_sends_are_answered_in_order_and_a_later_call_sees_them_all() {
+    let app = spawn_app().await;
+    let (_, mut ann) = app.user_online("ann").await;
+    let room = unique("pipeline");
+    ann.ok(join(&room)).await;
+
+    // Thirty sends without waiting, then a history call before any answer has arrived.
+    let mut calls = Vec::new();
+    for i in 0..30 {
+        calls.push(ann.request(send(&room, &format!("message {i}"))).await);
+    }
+    calls.push(ann.request(history(&room, None, Some(100))).await);
+
+    let mut answered = Vec::new();
+    let mut sent = Vec::new();
+    for _ in 0..calls.len() {
+        let frame = ann.next_response().await;
+        answered.push(frame["id"].as_i64().expect("a numeric id"));
+        if answered.len() < calls.len() {
+            sent.push(serde_json::from_value::<Message>(frame["result"].clone()).expect("a send answers with the message"));
+        } else {
+            let seen: Vec<Message> = serde_json::from_value(frame["result"].clone()).expect("history answers with messages");
+            assert_eq!(seen, sent, "the history call sees every send before it");
+        }
+    }
+    assert_eq!(answered, calls, "responses leave in request order");
+    assert!(sent.windows(2).all(|w| w[0].id < w[1].id), "ids follow the order of the sends");
+    assert!(sent.iter().enumerate().all(|(i, m)| m.text == format!("message {i}")));
+}
