@@ -28,14 +28,17 @@ mkdir -p "$state"
 [ "$(id -u)" = 0 ] && mkdir -p "$CONFAB_SERVICES_DIR/pg" && chown postgres:postgres "$CONFAB_SERVICES_DIR/pg"
 bash scripts/services.sh start
 pids=()
+stopped=""
 cleanup() {
-    trap - EXIT INT TERM
+    [ -z "$stopped" ] || return 0
+    stopped=1
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait "${pids[@]}" 2>/dev/null || true
     bash scripts/services.sh stop
     echo "cluster stopped"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
 
 db="postgres://postgres@127.0.0.1:$CONFAB_PG_PORT/confab"
 psql -h 127.0.0.1 -p "$CONFAB_PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'confab'" | grep -q 1 ||
