@@ -55,7 +55,11 @@ async function openRoom(page, room) {
   await page.getByTestId('room-name-input').fill(room);
   await page.getByTestId('room-name-input').press('Enter');
   await page.getByTestId('room-page').and(page.locator(`[data-room="${room}"]`)).waitFor();
-  await until(`joined ${room}`, async () => !(await page.getByTestId('log-empty').isVisible().catch(() => false)) || (await page.getByTestId('log-empty').innerText()).includes('No messages'));
+  // Joined once the log shows messages or says it has none (not "Joining…").
+  await until(`joined ${room}`, async () => {
+    const empty = await page.getByTestId('log-empty').allInnerTexts();
+    return empty.length === 0 ? (await messages(page).count()) > 0 : empty.some((t) => t.includes('No messages'));
+  });
 }
 
 /** Types into the composer and presses Enter. */
@@ -402,13 +406,18 @@ describe('Confab SPA', { concurrency: false }, () => {
   test('the tab renews its access token before expiry without reconnecting', async () => {
     // The server runs with a short access-token lifetime; past it, a tab that did not
     // answer `session.expiring` would have been closed with 4001 and reconnected.
+    await openRoom(bob, ROOM);
     const wait = tokenMark.at + ACCESS_TTL_MS + 5_000 - Date.now();
     if (wait > 0) await sleep(wait);
     await expectAttr(alice.getByTestId('connection-state'), 'data-state', 'connected');
     assert.equal(alice.sockets.length, tokenMark.sockets, 'the socket was not replaced');
     assert.notEqual(await storedAccessToken(alice), tokenMark.token, 'the access token was renewed');
+    // The renewed session still works for the socket and for REST.
     await send(alice, 'still here after the token expired');
     await messageWithText(bob, 'still here after the token expired').waitFor();
+    const me = await api('GET', '/api/me', { token: await storedAccessToken(alice) });
+    assert.equal(me.status, 200);
+    assert.equal(me.body.username, 'alice');
   });
 
   test('log out returns to an anonymous session', async () => {
