@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The API documents a live server serves: /api/openapi.json and /api/asyncapi.json equal the
-# committed files, /api/docs renders Swagger UI from vendored assets (no CDN), and the
-# WebSocket protocol reference names every method.
+# committed files and validate with the OpenAPI and AsyncAPI parsers, /api/docs renders
+# Swagger UI from vendored assets (no CDN), and the WebSocket protocol reference names every
+# method.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source e2e/lib/confab.sh
@@ -26,6 +27,14 @@ ops = doc["operations"]
 assert any(k.startswith("request.") for k in ops) and any(k.startswith("notification.") for k in ops)
 ' || fail "/api/asyncapi.json is not an AsyncAPI 3.0 document with operations"
 ok "/api/asyncapi.json is AsyncAPI 3.0 with request and notification operations"
+
+# Valid, not merely unchanged: each document through its ecosystem's own parser (e2e/api-docs).
+checker=e2e/api-docs
+if [ ! -d "$checker/node_modules" ]; then
+    (cd "$checker" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+node "$checker/validate.mjs" openapi/openapi.json openapi/asyncapi.json || fail "an API document does not validate"
+ok "openapi.json validates as OpenAPI 3.1 and asyncapi.json as AsyncAPI 3.0"
 
 page=$(fetch /api/docs)
 grep -q '/api/docs/assets/swagger-ui-bundle.js' <<<"$page" || fail "/api/docs does not load the vendored Swagger UI"
