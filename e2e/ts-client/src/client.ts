@@ -65,6 +65,11 @@ export class RestClient {
     return this.request<TokenPair>("POST", "/api/auth/refresh", { refresh_token: refreshToken });
   }
 
+  /** `POST /api/auth/logout`: revokes the session; its sockets close with 4003. */
+  logout(accessToken: string): Promise<void> {
+    return this.request<void>("POST", "/api/auth/logout", undefined, accessToken);
+  }
+
   /** `GET /api/me`. */
   me(accessToken: string): Promise<User> {
     return this.request<User>("GET", "/api/me", undefined, accessToken);

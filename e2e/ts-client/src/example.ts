@@ -5,13 +5,15 @@
 //   3. make typed calls fail on purpose and read the JSON-RPC error codes;
 //   4. drop alice's connection; while she is away bob sends room messages and a DM;
 //   5. alice reconnects by herself, and `sync` delivers exactly what she missed, once each;
-//   6. live delivery resumes.
+//   6. live delivery resumes;
+//   7. a bad token is refused before the socket exists, and logging out closes the session's
+//      socket with 4003, after which the client does not try to reconnect.
 //
 // Usage: CONFAB_URL=http://127.0.0.1:8000 node out/example.js
 
-import { ErrorCodes, type DirectMessage, type Message, type TokenPair } from "@confab/types";
+import { CloseCodes, ErrorCodes, type DirectMessage, type Message, type TokenPair } from "@confab/types";
 
-import { ConfabSocket, RestClient, RpcError, type Resync } from "./client.js";
+import { ConfabSocket, HttpError, RestClient, RpcError, type Resync } from "./client.js";
 
 const baseUrl = process.env["CONFAB_URL"] ?? "http://127.0.0.1:8000";
 const OVERALL_TIMEOUT_MS = 60_000;
@@ -147,8 +149,29 @@ async function main(): Promise<void> {
   await eventually("live delivery resumes after the reconnect", () => aliceMessages.some((m) => m.id === live.id));
   check(alice.lastSeenIn(room) === live.id, "the client tracks the last seen id per room");
 
+  // --- Refused and revoked -------------------------------------------------------------
+  const intruder = new ConfabSocket({ url: rest.socketUrl(), token: () => "not-a-valid-token", reconnect: false });
+  const refused = await intruder.connect().then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  check(refused instanceof HttpError && refused.status === 401, "a bad token is refused with HTTP 401 before the socket exists");
+
+  const bobStates: Array<[string, number | undefined]> = [];
+  bob.onState((state, code) => bobStates.push([state, code]));
+  await rest.logout(bobTokens.access_token);
+  await eventually("logging out closes the session's socket with 4003", () =>
+    bobStates.some(([state, code]) => state === "closed" && code === CloseCodes.LoggedOut),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  check(bob.connectionState === "closed" && !bobStates.some(([state]) => state === "reconnecting"), "the client does not reconnect after 4003");
+  const revoked = await rest.me(bobTokens.access_token).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  check(revoked instanceof HttpError && revoked.status === 401, "the logged-out access token gets 401 over REST");
+
   alice.close();
-  bob.close();
 }
 
 const timer = setTimeout(() => {
