@@ -124,6 +124,15 @@ describe('Confab SPA', { concurrency: false }, () => {
     await bob.getByTestId('login-submit').click();
     await expectText(bob.getByTestId('form-error'), 'Invalid username or password');
     await assert.rejects(bob.getByTestId('current-user').waitFor({ timeout: 500 }));
+
+    // Guessing is throttled (5 failures per name): the 429 says how long to wait.
+    await bob.getByTestId('login-username').fill('mallory');
+    for (let attempt = 1; attempt <= 6; attempt++) {
+      await bob.getByTestId('login-password').fill(`guess number ${attempt}`);
+      await bob.getByTestId('login-submit').click();
+      await until('the attempt to finish', async () => !(await bob.getByTestId('login-submit').isDisabled()));
+    }
+    await expectText(bob.getByTestId('form-error'), 'Too many requests. Try again in');
   });
 
   test('two people see each other come online', async () => {
@@ -233,6 +242,21 @@ describe('Confab SPA', { concurrency: false }, () => {
     await expectText(deleted.getByTestId('message-text'), 'This message was deleted.');
     await expectCount(messages(bob), 4);
     await screenshot(alice, 'room');
+  });
+
+  test('errors in a room are shown readably and keep what was typed', async () => {
+    const input = alice.getByTestId('composer-input');
+    await input.fill('x'.repeat(4001));
+    await expectText(alice.getByTestId('composer-count'), '4001/4000');
+    await input.press('Enter');
+    await expectText(alice.getByTestId('toast-error'), 'Message must be at most 4000 characters.');
+    assert.equal((await input.inputValue()).length, 4001, 'the text is kept');
+    await input.fill('');
+
+    // A server refusal over the socket: a private message to nobody.
+    await send(alice, '/pm nosuchuser hello?');
+    await expectText(alice.getByTestId('toast-error'), 'Private message to nosuchuser not sent');
+    await expectCount(messages(alice), 4);
   });
 
   test('private messages: open from the member list, receipt, unread count, /pm', async () => {
