@@ -145,6 +145,51 @@ fn params() -> impl Strategy<Value = Map<String, Value>> {
     })
 }
 
+/// The room the generators aim valid calls at; a fuzz target joins it and fills it first.
+pub const ROOM: &str = "fuzz-room";
+/// The user the generators send direct messages to; a fuzz target creates it first.
+pub const PEER: &str = "fuzz-peer";
+
+/// Params that are valid for `method`: the right names, kinds and ranges, aimed mostly at
+/// [`ROOM`], [`PEER`] and small message ids, so that well-formed calls get past decoding and
+/// validation into the handlers (where [`params`] alone would almost never land).
+pub fn valid_params(method: &str) -> BoxedStrategy<Map<String, Value>> {
+    let room = || prop_oneof![3 => Just(Value::from(ROOM)), 1 => "[A-Za-z0-9_-]{1,64}".prop_map(Value::from)].boxed();
+    let user = || prop_oneof![3 => Just(Value::from(PEER)), 1 => "[a-z0-9_]{3,12}".prop_map(Value::from)].boxed();
+    let text = || "[a-zA-Z0-9 .!?]{0,24}[a-z]".prop_map(Value::from).boxed();
+    let id = || (1i64..8).prop_map(Value::from).boxed();
+    let nonce = || "[a-z0-9]{1,8}".prop_map(Value::from).boxed();
+    let limit = || (1i64..=100).prop_map(Value::from).boxed();
+    let history = || (0i64..=100).prop_map(Value::from).boxed();
+    let emoji = || prop::sample::select(vec!["👍", "🎉", "ok", "+1"]).prop_map(Value::from).boxed();
+    let required = |name: &'static str, value: BoxedStrategy<Value>| value.prop_map(move |v| Some((name.to_owned(), v))).boxed();
+    let optional =
+        |name: &'static str, value: BoxedStrategy<Value>| prop::option::of(value).prop_map(move |v| v.map(|v| (name.to_owned(), v))).boxed();
+    let fields: Vec<BoxedStrategy<Option<(String, Value)>>> = match method {
+        "echo" => vec![required("text", text())],
+        "room.join" => vec![required("room", room()), optional("history", history())],
+        "room.leave" | "room.typing" => vec![required("room", room())],
+        "room.send" => vec![required("room", room()), required("text", text()), optional("nonce", nonce())],
+        "room.history" => vec![required("room", room()), optional("before", id()), optional("limit", limit())],
+        "message.edit" => vec![required("id", id()), required("text", text())],
+        "message.delete" => vec![required("id", id())],
+        "message.react" => vec![required("id", id()), required("emoji", emoji()), required("on", any::<bool>().prop_map(Value::Bool).boxed())],
+        "dm.send" => vec![required("to", user()), required("text", text()), optional("nonce", nonce())],
+        "dm.history" => vec![required("with", user()), optional("before", id()), optional("limit", limit())],
+        "room.read" => vec![required("room", room()), required("id", id())],
+        "dm.read" => vec![required("with", user()), required("id", id())],
+        "sync" => vec![
+            required("rooms", btree_map(prop_oneof![Just(ROOM.to_owned()), "[a-z0-9-]{1,8}"], 0i64..8, 0..3).prop_map(|m| json!(m)).boxed()),
+            optional("dm_after", (0i64..8).prop_map(Value::from).boxed()),
+        ],
+        "job.subscribe" => vec![required("job_id", id())],
+        "auth.refresh" => vec![required("access_token", "[A-Za-z0-9._-]{0,40}".prop_map(Value::from).boxed())],
+        // users.list, rooms.list, and any method added later (the test below names it).
+        _ => vec![],
+    };
+    fields.prop_map(|fields| fields.into_iter().flatten().collect()).boxed()
+}
+
 /// What a mutation does to a request object.
 #[derive(Clone, Debug)]
 enum Mutation {
@@ -163,15 +208,17 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
-/// A valid request (a random method with plausible params), then 0 to 3 mutations.
+/// A request (a random method with valid or merely plausible params), then 0 to 3 mutations.
 pub fn call() -> impl Strategy<Value = Value> {
     let id = prop_oneof![
         4 => (1i64..1_000_000).prop_map(Value::from),
         1 => "[a-z0-9-]{0,12}".prop_map(Value::from),
         1 => Just(Value::Null),
     ];
-    (prop::sample::select(Request::METHODS.to_vec()), id, any::<bool>(), params(), vec(mutation(), 0..4)).prop_map(
-        |(method, id, with_id, params, mutations)| {
+    let method_and_params = prop::sample::select(Request::METHODS.to_vec())
+        .prop_flat_map(|method| (Just(method), prop_oneof![2 => valid_params(method), 1 => params().boxed()]));
+    (method_and_params, id, any::<bool>(), vec(mutation(), 0..4)).prop_map(
+        |((method, params), id, with_id, mutations)| {
             let mut call = json!({"jsonrpc": "2.0", "method": method, "params": params});
             if with_id {
                 call["id"] = id;
@@ -393,6 +440,7 @@ pub fn check_answer(frame: &FuzzFrame, replies: &[Value]) -> Result<(), String> 
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::ValueTree;
     use proptest::test_runner::{Config, TestRunner};
 
     use super::*;
@@ -428,6 +476,37 @@ mod tests {
         });
         if let Err(err) = outcome {
             panic!("{err}");
+        }
+    }
+
+    #[test]
+    fn valid_params_decode_for_every_method() {
+        let mut runner = TestRunner::new(Config { cases: 50, failure_persistence: None, ..Config::default() });
+        for method in Request::METHODS {
+            let outcome = runner.run(&valid_params(method), |params| {
+                let text = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+                match decode_frame(&text) {
+                    Frame::Single(Incoming { request: Ok(request), .. }) if request.method() == *method => Ok(()),
+                    _ => Err(TestCaseError::fail(format!("{text} does not decode"))),
+                }
+            });
+            if let Err(err) = outcome {
+                panic!("{method}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn valid_params_know_every_method_that_takes_params() {
+        let mut runner = TestRunner::new(Config { cases: 1, failure_persistence: None, ..Config::default() });
+        for method in Request::METHODS {
+            // An empty object decodes only for methods without required params; for the others,
+            // `valid_params` must know the method (the fallback is `{}`).
+            let empty = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {}}).to_string();
+            let needs_params = !matches!(decode_frame(&empty), Frame::Single(Incoming { request: Ok(_), .. }));
+            let tree = valid_params(method).new_tree(&mut runner).map_err(|e| e.to_string());
+            let generated = tree.map(|t| t.current()).unwrap_or_default();
+            assert!(!needs_params || !generated.is_empty(), "valid_params does not know {method}");
         }
     }
 

@@ -12,6 +12,7 @@
 //! `CONFAB_FUZZ_CASES` sets the number of generated frames per connection (default 256).
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,10 +35,25 @@ struct Target {
 
 impl Target {
     async fn open(app: &TestApp, token: Option<String>) -> Self {
-        let ws = match &token {
+        let mut ws = match &token {
             Some(token) => app.ws(token).await,
             None => app.ws_anonymous().await,
         };
+        if token.is_some() {
+            // Joined to the room the generators favour, with messages in it, so fuzzed sends,
+            // edits, reactions, reads and deletes reach their handlers instead of stopping
+            // at "not joined" or "no such message".
+            let room = fuzz::ROOM;
+            for call in [
+                json!({"jsonrpc": "2.0", "id": "prime-join", "method": "room.join", "params": {"room": room}}),
+                json!({"jsonrpc": "2.0", "id": "prime-send", "method": "room.send", "params": {"room": room, "text": "first"}}),
+                json!({"jsonrpc": "2.0", "id": "prime-again", "method": "room.send", "params": {"room": room, "text": "second"}}),
+            ] {
+                let reply = within("priming the fuzzed connection", ws.call_raw(&call.to_string())).await;
+                assert!(reply.get("result").is_some(), "priming failed: {reply}");
+            }
+            ws.clear_backlog();
+        }
         Self { token, ws, sentinels: 0 }
     }
 
@@ -99,6 +115,22 @@ fn no_internal_error(replies: &[Value]) -> Result<(), String> {
     if found { Err(format!("an internal error answered hostile input: {replies:?}")) } else { Ok(()) }
 }
 
+/// The methods of the calls in `text` that got a result (not an error), for the coverage
+/// floor; calls are matched to batch answers by their (non-null) id.
+fn succeeded_calls(text: &str, replies: &[Value]) -> Vec<String> {
+    let ([reply], Ok(sent)) = (replies, serde_json::from_str::<Value>(text)) else { return Vec::new() };
+    let method_of = |call: &Value| call.get("method").and_then(Value::as_str).map(str::to_owned);
+    match (&sent, reply) {
+        (Value::Array(calls), Value::Array(answers)) => answers
+            .iter()
+            .filter(|answer| answer.get("result").is_some() && !answer["id"].is_null())
+            .filter_map(|answer| calls.iter().find(|call| call.get("id") == answer.get("id")).and_then(method_of))
+            .collect(),
+        (Value::Object(_), Value::Object(_)) if reply.get("result").is_some() => method_of(&sent).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn cases() -> u32 {
     std::env::var("CONFAB_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256)
 }
@@ -116,6 +148,11 @@ fn fuzz_connection(authenticated: bool) {
     let (app, target) = runtime.block_on(async {
         // Calls are not rate-limited here: -32029 would hide what the frames themselves do.
         let app = spawn_app_with(|c| c.rate_per_sec = 1_000_000).await;
+        // The user the generated `dm.send` calls mostly address, and the room they mostly use
+        // (created here so that anonymous joins and history reads can succeed too).
+        let peer = app.signup_and_login(fuzz::PEER).await;
+        let created = app.post_json("/api/rooms", &json!({"name": fuzz::ROOM, "admin_only": false}), Some(&peer.access_token)).await;
+        assert_eq!(created.status().as_u16(), 201, "creating {}", fuzz::ROOM);
         let token = if authenticated {
             Some(app.signup_and_login(&unique("fuzz")).await.access_token)
         } else {
@@ -127,12 +164,16 @@ fn fuzz_connection(authenticated: bool) {
     let target = RefCell::new(target);
     let config = Config { cases: cases(), failure_persistence: None, max_shrink_iters: 512, ..Config::default() };
     let mut runner = TestRunner::new(config);
+    let succeeded = RefCell::new(BTreeSet::new());
     let outcome = runner.run(&fuzz::frames(), |frame: FuzzFrame| {
         let exchanged = std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(target.borrow_mut().exchange(&frame.text))));
         match exchanged {
-            Ok(replies) => fuzz::check_answer(&frame, &replies)
+            Ok(replies) => {
+                succeeded.borrow_mut().extend(succeeded_calls(&frame.text, &replies));
+                fuzz::check_answer(&frame, &replies)
                 .and_then(|()| no_internal_error(&replies))
-                .map_err(TestCaseError::fail),
+                .map_err(TestCaseError::fail)
+            }
             Err(_) => {
                 runtime.block_on(target.borrow_mut().reopen(&app));
                 Err(TestCaseError::fail("the socket closed or stopped answering (see the panic above)"))
@@ -143,6 +184,14 @@ fn fuzz_connection(authenticated: bool) {
         panic!("{failure}");
     }
     assert_eq!(SERVER_PANICS.load(Ordering::SeqCst), 0, "a fuzzed server panicked (see its message above)");
+    // The frames must get past decoding into the handlers, or the run proves little.
+    let succeeded = succeeded.into_inner();
+    let floor = if authenticated { 10 } else { 5 };
+    assert!(
+        cases() < 256 || succeeded.len() >= floor,
+        "only {} methods ever succeeded ({succeeded:?}): the generated frames do not reach the handlers",
+        succeeded.len()
+    );
     runtime.block_on(async {
         let health = app.get("/api/health", None).await;
         assert_eq!(health.status().as_u16(), 200, "the server is still healthy after the fuzzing");
