@@ -195,6 +195,9 @@ export async function newPage(browser, options = {}) {
   // when the connection really drops.
   page.sockets = [];
   page.on('websocket', (ws) => page.sockets.push(ws));
+  // Every URL the page loads: everything must come from the server itself (no CDN).
+  page.requests = [];
+  page.on('request', (request) => page.requests.push(request.url()));
   page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
   page.on('console', (msg) => {
     if (msg.type() === 'error') console.error(`[console] ${msg.text()}`);

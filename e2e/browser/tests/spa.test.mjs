@@ -170,6 +170,8 @@ describe('Confab SPA', { concurrency: false }, () => {
     await bob.getByTestId('nav-rooms').click();
     const row = bob.locator(`[data-testid="room-item"][data-room="${ROOM}"]`);
     await expectAttr(row.getByTestId('room-online-count'), 'data-count', '1');
+    await expectText(row.getByTestId('room-online-count'), '1 online');
+    await screenshot(bob, 'rooms');
     await row.locator('a').first().click();
     await bob.getByTestId('room-page').waitFor();
 
@@ -442,6 +444,16 @@ describe('Confab SPA', { concurrency: false }, () => {
     const me = await api('GET', '/api/me', { token: await storedAccessToken(alice) });
     assert.equal(me.status, 200);
     assert.equal(me.body.username, 'alice');
+  });
+
+  test('everything is served by Confab itself (no CDN)', async () => {
+    const origin = new URL(alice.url()).origin;
+    const foreign = [...alice.requests, ...bob.requests].filter(
+      (url) =>
+        ![`${origin}/`, `${origin.replace(/^http/, 'ws')}/`, 'blob:', 'data:'].some((allowed) => url.startsWith(allowed)),
+    );
+    assert.deepEqual(foreign, []);
+    assert.ok(alice.requests.some((url) => url.endsWith('.wasm')), 'the app was loaded');
   });
 
   test('log out returns to an anonymous session', async () => {
