@@ -9,10 +9,10 @@ export type DmSendParams = {
  */
 to: string, 
 /**
- * 1 to 4000 characters after trimming.
+ * 1 to 4000 characters after trimming, without U+0000 (NUL).
  */
 text: string, 
 /**
- * Client-chosen de-duplication key (1 to 64 characters): a repeat returns the first message.
+ * Client-chosen de-duplication key (1 to 64 characters, no NUL): a repeat returns the first message.
  */
 nonce?: string, };

@@ -9,6 +9,6 @@ export type EditParams = {
  */
 id: number, 
 /**
- * 1 to 4000 characters after trimming.
+ * 1 to 4000 characters after trimming, without U+0000 (NUL).
  */
 text: string, };

@@ -9,7 +9,7 @@ export type ReactParams = {
  */
 id: number, 
 /**
- * 1 to 16 characters, no whitespace.
+ * 1 to 16 characters, no whitespace, no NUL.
  */
 emoji: string, 
 /**

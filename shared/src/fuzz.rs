@@ -156,7 +156,13 @@ pub const PEER: &str = "fuzz-peer";
 pub fn valid_params(method: &str) -> BoxedStrategy<Map<String, Value>> {
     let room = || prop_oneof![3 => Just(Value::from(ROOM)), 1 => "[A-Za-z0-9_-]{1,64}".prop_map(Value::from)].boxed();
     let user = || prop_oneof![3 => Just(Value::from(PEER)), 1 => "[a-z0-9_]{3,12}".prop_map(Value::from)].boxed();
-    let text = || "[a-zA-Z0-9 .!?]{0,24}[a-z]".prop_map(Value::from).boxed();
+    // Mostly plain text, sometimes with control characters (U+0000 included): content that
+    // is the right kind of value but that a database may choke on.
+    let text = || {
+        prop_oneof![4 => "[a-zA-Z0-9 .!?]{0,24}[a-z]", 1 => "[a-z]{0,4}\\x00[a-z]{1,4}", 1 => "[a-z]{0,4}[\\x01-\\x1f\\x7f][a-z]{1,4}"]
+            .prop_map(Value::from)
+            .boxed()
+    };
     let id = || (1i64..8).prop_map(Value::from).boxed();
     let nonce = || "[a-z0-9]{1,8}".prop_map(Value::from).boxed();
     let limit = || (1i64..=100).prop_map(Value::from).boxed();

@@ -35,11 +35,19 @@ pub fn room_name(raw: &str) -> Result<&str, &'static str> {
     Ok(raw)
 }
 
-/// Message text: 1–4000 Unicode scalar values after trimming; returns the trimmed text.
+/// Why text with U+0000 is refused: PostgreSQL cannot store it in a text column, so rather
+/// than failing (or behaving differently) on one database, no stored text may contain it.
+const NO_NUL: &str = "must not contain the NUL character (U+0000)";
+
+/// Message text: 1–4000 Unicode scalar values after trimming, without U+0000; returns the
+/// trimmed text.
 pub fn message_text(raw: &str) -> Result<&str, &'static str> {
     let text = raw.trim();
     if text.is_empty() {
         return Err("must not be empty");
+    }
+    if text.contains('\0') {
+        return Err(NO_NUL);
     }
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err("must be at most 4000 characters");
@@ -56,20 +64,24 @@ pub fn password(raw: &str) -> Result<&str, &'static str> {
     }
 }
 
-/// A de-duplication nonce: 1–64 characters.
+/// A de-duplication nonce: 1–64 characters, without U+0000.
 pub fn nonce(raw: &str) -> Result<&str, &'static str> {
-    if (1..=MAX_NONCE_CHARS).contains(&raw.chars().count()) {
-        Ok(raw)
-    } else {
+    if !(1..=MAX_NONCE_CHARS).contains(&raw.chars().count()) {
         Err("must be 1 to 64 characters")
+    } else if raw.contains('\0') {
+        Err(NO_NUL)
+    } else {
+        Ok(raw)
     }
 }
 
-/// A reaction: 1–16 characters, no whitespace.
+/// A reaction: 1–16 characters, no whitespace, no U+0000.
 pub fn emoji(raw: &str) -> Result<&str, &'static str> {
     let n = raw.chars().count();
     if n == 0 || n > MAX_EMOJI_CHARS || raw.chars().any(char::is_whitespace) {
         Err("must be 1 to 16 characters without spaces")
+    } else if raw.contains('\0') {
+        Err(NO_NUL)
     } else {
         Ok(raw)
     }
@@ -78,6 +90,15 @@ pub fn emoji(raw: &str) -> Result<&str, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_text_never_contains_nul() {
+        assert_eq!(message_text("a\0b"), Err(NO_NUL));
+        assert_eq!(message_text(" \0 "), Err(NO_NUL));
+        assert_eq!(nonce("n\0"), Err(NO_NUL));
+        assert_eq!(emoji("\0"), Err(NO_NUL));
+        assert_eq!(message_text("a\u{1}b"), Ok("a\u{1}b"));
+    }
 
     #[test]
     fn usernames_follow_the_contract() {

@@ -23,7 +23,9 @@ use confab_shared::schema::rpc_schemas;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 
-use crate::helpers::{TestApp, WsClient, spawn_app_with, unique, within};
+use confab_shared::rpc::{DmSendParams, EditParams, ReactParams, SendParams};
+
+use crate::helpers::{TestApp, WsClient, assert_invalid_param, join, send, spawn_app_with, unique, within};
 
 /// One fuzzed connection, reopened if a case kills it so the next case starts healthy.
 struct Target {
@@ -349,4 +351,26 @@ async fn deeply_nested_or_malformed_frames_get_a_parse_error_and_the_socket_stay
     }
     let echo = ws.call_raw(r#"{"jsonrpc":"2.0","id":2,"method":"echo","params":{"text":"open"}}"#).await;
     assert_eq!(echo["result"]["text"], "open");
+}
+
+/// Found by the fuzzing above on PostgreSQL, which cannot store U+0000 in text: the call
+/// failed with -32603. Every stored text now refuses it up front, on every database.
+#[tokio::test]
+async fn text_with_a_nul_character_is_invalid_params_not_an_internal_error() {
+    let app = spawn_app_with(|c| c.rate_per_sec = 1_000_000).await;
+    let (_, mut ann) = app.user_online("nul").await;
+    let bob = unique("nulpeer");
+    app.signup_and_login(&bob).await;
+    let room = unique("nul");
+    ann.ok(join(&room)).await;
+    let sent = ann.ok(send(&room, "clean")).await;
+
+    assert_invalid_param(&ann.fail(send(&room, "a\0b")).await, "text");
+    assert_invalid_param(&ann.fail(SendParams { room: room.clone(), text: "ok".into(), nonce: Some("n\0".into()) }).await, "nonce");
+    assert_invalid_param(&ann.fail(EditParams { id: sent.id, text: "\0".into() }).await, "text");
+    assert_invalid_param(&ann.fail(ReactParams { id: sent.id, emoji: "\0".into(), on: true }).await, "emoji");
+    assert_invalid_param(&ann.fail(DmSendParams { to: bob, text: "x\0".into(), nonce: None }).await, "text");
+    // Other control characters are ordinary text.
+    let bell = ann.ok(send(&room, "ding\u{7}")).await;
+    assert_eq!(bell.text, "ding\u{7}");
 }

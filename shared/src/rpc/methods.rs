@@ -194,10 +194,10 @@ wire! {
         /// The room's name.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
-        /// 1 to 4000 characters after trimming.
+        /// 1 to 4000 characters after trimming, without U+0000 (NUL).
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
         pub text: String,
-        /// Client-chosen de-duplication key (1 to 64 characters): a repeat returns the first message.
+        /// Client-chosen de-duplication key (1 to 64 characters, no NUL): a repeat returns the first message.
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
@@ -231,7 +231,7 @@ wire! {
     pub struct EditParams {
         /// The message to edit.
         pub id: i64,
-        /// 1 to 4000 characters after trimming.
+        /// 1 to 4000 characters after trimming, without U+0000 (NUL).
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
         pub text: String,
     }
@@ -246,7 +246,7 @@ wire! {
     pub struct ReactParams {
         /// The message to react to.
         pub id: i64,
-        /// 1 to 16 characters, no whitespace.
+        /// 1 to 16 characters, no whitespace, no NUL.
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 16))]
         pub emoji: String,
         /// `true` to add the reaction, `false` to remove it.
@@ -258,10 +258,10 @@ wire! {
         /// The recipient's username.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{3,32}$", min_length = 3, max_length = 32))]
         pub to: String,
-        /// 1 to 4000 characters after trimming.
+        /// 1 to 4000 characters after trimming, without U+0000 (NUL).
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
         pub text: String,
-        /// Client-chosen de-duplication key (1 to 64 characters): a repeat returns the first message.
+        /// Client-chosen de-duplication key (1 to 64 characters, no NUL): a repeat returns the first message.
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
