@@ -25,8 +25,13 @@ pub async fn create(db: &Db, username: &str, password_hash: &str, is_admin: bool
     row.insert(&db.conn).await.map_err(StorageError::from)
 }
 
-/// Looks a user up by name, case-insensitively.
+/// Looks a user up by name, case-insensitively. A name that breaks the username rules cannot
+/// belong to anyone, so it is not looked up at all: callers pass raw client input (login,
+/// `dm.send`, publish targets), and PostgreSQL refuses text containing U+0000 outright.
 pub async fn by_name(db: &Db, username: &str) -> StorageResult<Option<users::Model>> {
+    if confab_shared::validate::username(username).is_err() {
+        return Ok(None);
+    }
     Ok(users::Entity::find()
         .filter(users::Column::UsernameKey.eq(username.to_ascii_lowercase()))
         .one(&db.conn)

@@ -25,7 +25,7 @@ use serde_json::{Map, Value, json};
 
 use confab_shared::rpc::{DmSendParams, EditParams, ReactParams, SendParams};
 
-use crate::helpers::{TestApp, WsClient, assert_invalid_param, join, send, spawn_app_with, unique, within};
+use crate::helpers::{TestApp, WsClient, assert_invalid_param, join, send, spawn_app, spawn_app_with, unique, within};
 
 /// One fuzzed connection, reopened if a case kills it so the next case starts healthy.
 struct Target {
@@ -373,4 +373,16 @@ async fn text_with_a_nul_character_is_invalid_params_not_an_internal_error() {
     // Other control characters are ordinary text.
     let bell = ann.ok(send(&room, "ding\u{7}")).await;
     assert_eq!(bell.text, "ding\u{7}");
+}
+
+/// Found by schemathesis on PostgreSQL: a login whose username held U+0000 reached the
+/// database, which refused it, and the server answered 500. A name that cannot exist is now
+/// an unknown user: 401, like any other.
+#[tokio::test]
+async fn a_login_with_an_impossible_username_is_401_not_500() {
+    let app = spawn_app().await;
+    for username in ["a\0b", "\0", "no spaces allowed", ""] {
+        let response = app.login(username, "long enough password").await;
+        assert_eq!(response.status().as_u16(), 401, "login as {username:?}");
+    }
 }
