@@ -127,10 +127,13 @@ describe('Confab SPA', { concurrency: false }, () => {
 
     // Guessing is throttled (5 failures per name): the 429 says how long to wait.
     await bob.getByTestId('login-username').fill('mallory');
-    for (let attempt = 1; attempt <= 6; attempt++) {
+    const throttled = async () => (await bob.getByTestId('form-error').allInnerTexts()).some((t) => t.includes('Too many requests'));
+    for (let attempt = 1; attempt <= 10 && !(await throttled()); attempt++) {
       await bob.getByTestId('login-password').fill(`guess number ${attempt}`);
       await bob.getByTestId('login-submit').click();
-      await until('the attempt to finish', async () => !(await bob.getByTestId('login-submit').isDisabled()));
+      // Each answer replaces the error text; wait for this attempt's.
+      await until('the attempt to be answered', async () => !(await bob.getByTestId('login-submit').isDisabled()) && (await bob.getByTestId('form-error').count()) > 0);
+      await sleep(50);
     }
     await expectText(bob.getByTestId('form-error'), 'Too many requests. Try again in');
   });
