@@ -14,13 +14,15 @@ trap 'bash scripts/services.sh stop' EXIT
 # shellcheck disable=SC1091
 source "${CONFAB_SERVICES_DIR:-/tmp/confab-services}/env"
 
+# Everything builds with the release profile: the dependencies compile once (the SPA's
+# build already made the host proc-macros) and the e2e suites reuse the same binary.
 echo "== Rust tests (SQLite, in-process layer)"
-cargo test --workspace --exclude confab-frontend
+cargo test --release --workspace --exclude confab-frontend
 
 echo "== Backend integration suite on PostgreSQL"
-CONFAB_TEST_DATABASE=postgres cargo test -p confab --test api
+CONFAB_TEST_DATABASE=postgres cargo test --release -p confab --test api
 
-# The end-to-end suites need the release binary.
+# The end-to-end suites run the release binary.
 cargo build --release --bin confab
 if [ -x e2e/run.sh ]; then
     echo "== End-to-end suites"
