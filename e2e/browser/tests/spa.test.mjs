@@ -381,7 +381,22 @@ describe('Confab SPA', { concurrency: false }, () => {
     const texts = exported.filter((m) => !m.deleted).map((m) => m.text);
     assert.ok(texts.includes('hello from alice'));
     assert.ok(texts.includes('carol while you were away #60'));
-    assert.equal(exported.length, (await messages(alice).count()));
+    assert.equal(exported.length, await messages(alice).count());
+
+    // CSV too; each export gets its own row.
+    await alice.getByTestId('export-format').selectOption('csv');
+    await alice.getByTestId('export-button').click();
+    const csvRow = alice.getByTestId('export').nth(1);
+    await expectAttr(csvRow, 'data-state', 'done');
+    const csvLink = csvRow.getByTestId('export-download');
+    await csvLink.waitFor();
+    const [csvDownload] = await Promise.all([alice.waitForEvent('download'), csvLink.click()]);
+    assert.match(csvDownload.suggestedFilename(), /^lobby-export-\d+\.csv$/);
+    const csv = await readFile(await csvDownload.path(), 'utf8');
+    assert.ok(csv.startsWith('id,room,author,text,sent_at,edited_at,deleted'), csv.slice(0, 80));
+    assert.ok(csv.includes('carol while you were away #60'));
+    await csvRow.getByTestId('export-dismiss').click();
+    await expectCount(alice.getByTestId('export'), 1);
   });
 
   test('admin notices show as toasts; admin-only rooms are for admins only', async () => {
