@@ -32,10 +32,7 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> StorageResult<Vec<me
     for m in batch {
         *per_room.entry(m.room_id).or_default() += 1;
     }
-    let mut next_seq: HashMap<i64, i64> = HashMap::with_capacity(per_room.len());
-    for (&room_id, &n) in &per_room {
-        next_seq.insert(room_id, super::rooms::reserve_seq(&txn, room_id, n, now).await?);
-    }
+    let mut next_seq = super::rooms::reserve_seqs(&txn, &per_room, now).await?;
     let rows: Vec<messages::ActiveModel> = batch
         .iter()
         .map(|m| {

@@ -109,7 +109,11 @@ pub fn now_ms() -> i64 {
 
 /// A raw statement written with `?` placeholders, numbered `$1, $2, …` for PostgreSQL.
 pub(crate) fn statement(db: &Db, sql: &str, values: Vec<sea_orm::Value>) -> sea_orm::Statement {
-    let backend = db.backend();
+    statement_on(db.backend(), sql, values)
+}
+
+/// [`statement`] for a connection that is not a [`Db`] (a transaction).
+pub(crate) fn statement_on(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> sea_orm::Statement {
     let sql = if backend == DbBackend::Postgres {
         let mut out = String::with_capacity(sql.len() + 8);
         let mut n = 0;

@@ -65,7 +65,9 @@ pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>,
 
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, inbox, Duration::from_secs(state.config.ping_secs.max(1))));
-    open(&state, &conn).await;
+    // Boxed, like every call below: an idle connection's task then holds only the reader's
+    // own state, not room for the largest of these futures (kilobytes per connection).
+    Box::pin(open(&state, &conn)).await;
     let end = read_loop(&state, &mut conn, stream, &outbox, &control).await;
     let code = match end {
         End::Close(code) => {
@@ -81,7 +83,7 @@ pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>,
     if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
         tracing::debug!(conn = conn.id, "writer did not finish in time");
     }
-    finish(&state, &mut conn).await;
+    Box::pin(finish(&state, &mut conn)).await;
     METRICS.connections_closed.fetch_add(1, Ordering::Relaxed);
     let reason = match end {
         End::Gone(reason) => reason,
@@ -158,7 +160,7 @@ async fn read_loop(
                     METRICS.frames_received.fetch_add(1, Ordering::Relaxed);
                     match decode_frame(&text) {
                         Frame::Single(Incoming { id, request: Ok(Request::RoomSend(params)) }) => {
-                            sends.push_back(submit_send(state, conn, &mut bucket, id, params).await);
+                            sends.push_back(Box::pin(submit_send(state, conn, &mut bucket, id, params)).await);
                         }
                         frame => {
                             while let Some(reply) = sends.next().await {
@@ -166,7 +168,7 @@ async fn read_loop(
                                     outbox.push(&reply.into(), Class::Reliable);
                                 }
                             }
-                            if let Some(reply) = handle_frame(state, conn, &mut bucket, frame).await {
+                            if let Some(reply) = Box::pin(handle_frame(state, conn, &mut bucket, frame)).await {
                                 outbox.push(&reply.into(), Class::Reliable);
                             }
                         }
@@ -271,7 +273,7 @@ async fn call_one(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, c
         Err(err) => Err(err),
         Ok(request) => match bucket.take() {
             Err(retry_after_ms) => Err(ErrorObject::rate_limited(retry_after_ms)),
-            Ok(()) => dispatch(state, conn, request).await,
+            Ok(()) => Box::pin(dispatch(state, conn, request)).await,
         },
     };
     if result.is_err() {
@@ -289,7 +291,6 @@ fn encode<T: serde::Serialize>(value: &T) -> String {
 }
 
 async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut inbox: Inbox, ping_every: Duration) {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -303,13 +304,20 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut inbox: Inbox, p
                 let _ = sink.flush().await;
                 return;
             }
-            received = inbox.rx.recv_many(&mut batch, WRITE_BATCH) => {
-                if received == 0 {
-                    return;
-                }
-                for text in batch.drain(..) {
+            first = inbox.rx.recv() => {
+                let Some(first) = first else { return };
+                // Everything queued behind it goes into the same write. Frames move straight
+                // from the queue into tungstenite's buffer: no batch vector, which would cost
+                // every idle connection its capacity (a `Utf8Bytes` is 32 bytes).
+                let mut next = Some(first);
+                let mut fed = 0;
+                while let Some(text) = next.take() {
                     if sink.feed(Message::Text(text)).await.is_err() {
                         return;
+                    }
+                    fed += 1;
+                    if fed < WRITE_BATCH {
+                        next = inbox.rx.try_recv().ok();
                     }
                 }
                 if sink.flush().await.is_err() {
