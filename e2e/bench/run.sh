@@ -22,6 +22,9 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 12000 ]; then
 fi
 
 cargo build --release --quiet -p confab --bin confab -p confab-loadgen --bin loadgen
+# Run copies, so that a build in the same target dir cannot swap a binary mid-run.
+mkdir -p target/bench/bin
+cp target/release/confab target/release/loadgen target/bench/bin/
 
 bash e2e/bench/setup-peers.sh || echo "warning: peer setup failed; the peers will be skipped" >&2
 
@@ -40,4 +43,7 @@ if [ "$started_services" = 1 ]; then
     trap 'bash scripts/services.sh stop' EXIT
 fi
 
-CONFAB_BENCH_PG_URL=$pg_url target/release/loadgen bench --profile "$profile" --out "$out" --command-line "$command"
+# Extra arguments go to `loadgen bench` (e.g. --only a,c  --servers confab  --note "…").
+shift || true
+CONFAB_BENCH_PG_URL=$pg_url target/bench/bin/loadgen bench --profile "$profile" --out "$out" --command-line "$command" \
+    --confab-bin target/bench/bin/confab "$@"

@@ -234,6 +234,8 @@ pub struct BenchArgs {
     pub env: Env,
     pub loadgen_cpus: Option<String>,
     pub command: String,
+    /// Extra notes for the report.
+    pub notes: Vec<String>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
@@ -296,7 +298,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
         timing,
         versions: versions(&args.env),
         wall_secs: started.elapsed().as_secs_f64(),
-        notes: notes(args.profile),
+        notes: notes(args.profile).into_iter().chain(args.notes.iter().cloned()).collect(),
     };
     let targets = report::check_targets(&scenarios, &runs);
     let results = Results { meta, scenarios, runs, targets };

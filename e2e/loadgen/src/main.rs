@@ -94,6 +94,9 @@ struct BenchCmd {
     /// How to reproduce this run, for the report.
     #[arg(long, default_value = "just bench")]
     command_line: String,
+    /// A note for the report (repeatable), e.g. what else the machine was doing.
+    #[arg(long = "note", env = "BENCH_NOTE")]
+    notes: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -206,6 +209,7 @@ async fn bench_cmd(cmd: BenchCmd, server_cpus: Option<String>, loadgen_cpus: Opt
         env,
         loadgen_cpus,
         command: cmd.command_line,
+        notes: cmd.notes,
     };
     // Ctrl-C drops the benchmark future, and with it every server process it started.
     let results = tokio::select! {
