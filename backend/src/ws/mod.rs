@@ -27,9 +27,9 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 /// tungstenite's default read buffer is 128 KiB per connection, allocated up front; frames
-/// are small, so 1 KiB keeps idle connections cheap while large frames still read fine
+/// are small, so 512 bytes keeps idle connections cheap while large frames still read fine
 /// (tungstenite reserves room for a frame once it has read its header).
-const READ_BUFFER_BYTES: usize = 1024;
+const READ_BUFFER_BYTES: usize = 512;
 /// Flushes happen once per batch anyway; this bounds the buffer a batch may build.
 const WRITE_BUFFER_BYTES: usize = 32 * 1024;
 
