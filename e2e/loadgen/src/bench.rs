@@ -127,10 +127,21 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
         database: Database::Postgres,
         ..s.clone()
     };
+    // (f) needs a shared database, so its single-instance baseline is (a) on PostgreSQL too:
+    // a flat-out publisher is bound by its window over the commit round trip, which differs
+    // between SQLite and PostgreSQL more than one layer differs from the other.
+    let a_pg = Scenario {
+        id: "a-pg".into(),
+        title: "(a) on PostgreSQL, one instance: the baseline of (f-a)".into(),
+        servers: vec![Dialect::Confab],
+        database: Database::Postgres,
+        ..a.clone()
+    };
     let mut all = vec![a.clone(), b, c.clone(), d, e(Database::Sqlite)];
     if !quick {
         all.push(e(Database::Postgres));
     }
+    all.push(a_pg);
     all.push(f(&a));
     if !quick {
         all.push(f(&c));
@@ -422,7 +433,7 @@ fn notes(profile: Profile) -> Vec<String> {
         "Server CPU is utime+stime of the server processes (and of Redis where one is used) over the measured window, from /proc/<pid>/stat.".to_owned(),
         "Latency is send → receipt at each subscriber, timed by one monotonic clock in the load generator; lost = deliveries owed for acknowledged sends minus deliveries received.".to_owned(),
         "Confab persists every message (SQLite WAL, or PostgreSQL) before broadcasting it and authenticates every socket with a JWT; the peers persist nothing and authenticate nothing.".to_owned(),
-        "Scenario f runs Confab on PostgreSQL (two instances need a shared database); (a) and (c) run on SQLite.".to_owned(),
+        "Scenario f runs Confab on PostgreSQL (two instances need a shared database); (a) and (c) run on SQLite, and (a-pg) is (a) on PostgreSQL with one instance, the baseline (f-a) is checked against.".to_owned(),
     ];
     if profile == Profile::Quick {
         notes.push("Quick profile: shorter windows and smaller (b) and (d); the peers run only in (a). Targets are checked against the scaled-down runs.".to_owned());
