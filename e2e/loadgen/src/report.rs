@@ -222,8 +222,11 @@ fn markdown(results: &Results) -> String {
         } else if sc.subscribers_per_room == 0 {
             row(&mut s, "**persisted messages/s**", &|r| format!("**{}**", rate(r.acked_per_s)));
             row(&mut s, "ack latency p50 / p99 / max", &|r| {
-                let l = r.ack_latency_us.clone().unwrap_or_default();
-                format!("{} / {} / {}", lat(Some(l.p50)), lat(Some(l.p99)), lat(Some(l.max)))
+                // No sample: nothing sent in the window arrived (a server far behind).
+                r.ack_latency_us.as_ref().map_or_else(
+                    || "- (no message sent in the window arrived)".into(),
+                    |l| format!("{} / {} / {}", lat(Some(l.p50)), lat(Some(l.p99)), lat(Some(l.max))),
+                )
             });
             row(&mut s, "errors", &|r| format!("{}", r.ack_errors));
             row(&mut s, "server CPU per message", &|r| r.server_cpu_us_per_ack.map_or("-".into(), |v| format!("{v:.1} µs")));
@@ -231,8 +234,11 @@ fn markdown(results: &Results) -> String {
         } else {
             row(&mut s, "**delivered/s**", &|r| format!("**{}**", rate(r.delivered_per_s)));
             row(&mut s, "latency p50 / p99 / max", &|r| {
-                let l = r.latency_us.clone().unwrap_or_default();
-                format!("{} / {} / {}", lat(Some(l.p50)), lat(Some(l.p99)), lat(Some(l.max)))
+                // No sample: nothing sent in the window arrived (a server far behind).
+                r.latency_us.as_ref().map_or_else(
+                    || "- (no message sent in the window arrived)".into(),
+                    |l| format!("{} / {} / {}", lat(Some(l.p50)), lat(Some(l.p99)), lat(Some(l.max))),
+                )
             });
             row(&mut s, "lost / expected", &|r| format!("{} / {}", r.lost, r.expected));
             row(&mut s, "publisher sends acked/s (skipped)", &|r| format!("{} ({})", rate(r.acked_per_s), r.send_skipped));
