@@ -14,19 +14,16 @@ trap 'bash scripts/services.sh stop' EXIT
 # shellcheck disable=SC1091
 source "${CONFAB_SERVICES_DIR:-/tmp/confab-services}/env"
 
-# Everything builds once, with the release profile and the same package selection (a
-# different selection unifies features differently and rebuilds): the SPA's build already
-# made the host proc-macros, and the e2e suites run the binary the integration tests built.
-cargo_test() { cargo test --release --workspace --exclude confab-frontend "$@"; }
+# Everything builds with the release profile: the dependencies compile once (the SPA's
+# build already made the host proc-macros) and the e2e suites reuse the same binary.
 echo "== Rust tests (SQLite, in-process layer)"
-cargo_test
+cargo test --release --workspace --exclude confab-frontend
 
 echo "== Backend integration suite on PostgreSQL"
-CONFAB_TEST_DATABASE=postgres cargo_test --test api
+CONFAB_TEST_DATABASE=postgres cargo test --release -p confab --test api
 
-export CONFAB_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/confab
-[ -x "$CONFAB_BIN" ] || { echo "no server binary at $CONFAB_BIN" >&2; exit 1; }
-export CONFAB_SKIP_SPA_BUILD=1   # built above
+# The end-to-end suites run the release binary.
+cargo build --release --bin confab
 if [ -x e2e/run.sh ]; then
     echo "== End-to-end suites"
     bash e2e/run.sh
