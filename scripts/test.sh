@@ -4,9 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+started=$SECONDS
+phase() { echo "== $1 (at $((SECONDS - started)) s)"; }
 
+phase "dependencies"
 bash scripts/install-test-deps.sh
 bash docs/api-ui/vendor.sh
+phase "SPA build"
 bash frontend/build.sh
 
 bash scripts/services.sh start
@@ -14,18 +18,24 @@ trap 'bash scripts/services.sh stop' EXIT
 # shellcheck disable=SC1091
 source "${CONFAB_SERVICES_DIR:-/tmp/confab-services}/env"
 
-# Everything builds with the release profile: the dependencies compile once (the SPA's
-# build already made the host proc-macros) and the e2e suites reuse the same binary.
-echo "== Rust tests (SQLite, in-process layer)"
-cargo test --release --workspace --exclude confab-frontend
+# Everything builds once, with the release profile and the same package selection: another
+# selection unifies features differently and rebuilds the backend (a `cargo build --bin`
+# has no dev-dependencies, so it would too). The SPA's build already made the host
+# proc-macros, and the e2e suites run the binary the integration tests built.
+cargo_test() { cargo test --release --workspace --exclude confab-frontend "$@"; }
+phase "Rust build"
+cargo_test --no-run
+phase "Rust tests (SQLite, in-process layer)"
+cargo_test
 
-echo "== Backend integration suite on PostgreSQL"
-CONFAB_TEST_DATABASE=postgres cargo test --release -p confab --test api
+phase "Backend integration suite on PostgreSQL"
+CONFAB_TEST_DATABASE=postgres cargo_test --test api
 
-# The end-to-end suites run the release binary.
-cargo build --release --bin confab
+export CONFAB_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/confab
+[ -x "$CONFAB_BIN" ] || { echo "no server binary at $CONFAB_BIN" >&2; exit 1; }
+export CONFAB_SKIP_SPA_BUILD=1   # built above
 if [ -x e2e/run.sh ]; then
-    echo "== End-to-end suites"
+    phase "End-to-end suites"
     bash e2e/run.sh
 fi
-echo "== all tests passed"
+phase "all tests passed"
