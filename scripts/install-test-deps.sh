@@ -16,8 +16,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Every e2e package (browser tests, the TypeScript example client, ...) installs its own.
-for package in e2e/*/package.json; do
+# Every e2e package (browser tests, the TypeScript example client, ...) and the TypeScript
+# client library install their own.
+for package in shared/client-ts/package.json e2e/*/package.json; do
     [ -f "$package" ] || continue
     dir=$(dirname "$package")
     if [ -f "$dir/package-lock.json" ]; then

@@ -1,0 +1,627 @@
+// One logical connection to Confab that outlives network failures and server restarts.
+//
+// Life of a client: `connect()` opens the socket (logging in first when given credentials)
+// → "open". When the socket drops, pending calls fail with `ConnectionLost`, the state goes
+// "reconnecting", and after a jittered backoff the client opens a new socket, re-joins its
+// rooms and calls `sync` until `complete`; live messages arriving meanwhile are held and
+// merged in, so each room and direct message reaches the handlers exactly once, in id
+// order per room. Only then is the state "open" again, and calls made while reconnecting
+// (which wait for it, up to the call timeout) go out. `close()` ends it for good.
+
+import WebSocket from "ws";
+import {
+  CloseCodes,
+  ErrorCodes,
+  SUBPROTOCOL,
+  type Credentials,
+  type DirectMessage,
+  type Message,
+  type MethodName,
+  type NotificationFrame,
+  type NotificationMethod,
+  type NotificationParamsOf,
+  type ParamsOf,
+  type ResultOf,
+  type RpcRequest,
+  type ServerFrame,
+  type User,
+} from "@confab/types";
+
+import { type Auth, FixedToken, LoginSession } from "./auth.js";
+import { Backoff, type BackoffOptions } from "./backoff.js";
+import { Cursors } from "./cursors.js";
+import { AuthFailed, CallTimeout, ClientClosed, ConnectionLost, HttpError, RpcError } from "./errors.js";
+import { RestClient, parseProblem } from "./rest.js";
+
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
+
+/** How the client authenticates: an API token (or any bearer token), a login, or neither (anonymous). */
+export type Authentication =
+  | { token: string; credentials?: never }
+  | { credentials: Credentials; token?: never }
+  | { token?: never; credentials?: never };
+
+export type ClientOptions = Authentication & {
+  /** The server's origin, e.g. `http://127.0.0.1:8000`; the socket is its `/ws`. */
+  url: string;
+  /** Reconnect after an unexpected close (default true). */
+  reconnect?: boolean;
+  /** Backoff between reconnection attempts (full jitter; defaults 500 ms doubling to 30 s, 1 s after a restart close). */
+  backoff?: Partial<BackoffOptions>;
+  /** How long a call may wait for an open connection and its answer (default 10 s). */
+  callTimeoutMs?: number;
+  /** A socket with no frame and no ping for this long is presumed dead and reconnected (default 70 s; the server pings every 20 s). */
+  idleTimeoutMs?: number;
+  /** The newest direct message id already handled (e.g. persisted by the application), so
+   * catching up starts there. Without it the client looks the newest one up when it connects. */
+  dmAfter?: number;
+  /** Awaited before each reconnection attempt (after the backoff wait), e.g. to wait for the network. */
+  beforeReconnect?: () => Promise<void>;
+  /** With credentials: log the session out on `close()` (default true). */
+  logoutOnClose?: boolean;
+};
+
+/** What one reconnection caught up on, in the order it was delivered. */
+export interface Resync {
+  messages: Message[];
+  dms: DirectMessage[];
+}
+
+export interface StateChange {
+  state: ConnectionState;
+  /** The close code that caused the change, when a close did. */
+  closeCode?: number;
+  /** Why the client closed for good, when it did not close by `close()`. */
+  error?: Error;
+}
+
+type Handler<N extends NotificationMethod> = (params: NotificationParamsOf<N>) => void;
+type AnyHandler = (params: unknown) => void;
+
+interface Pending {
+  method: string;
+  resolve: (result: unknown) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** How long `close()` waits for the server's close frame before dropping the connection. */
+const CLOSE_HANDSHAKE_MS = 2_000;
+
+export class ConfabClient {
+  readonly rest: RestClient;
+  private readonly auth: Auth;
+  private readonly options: ClientOptions;
+  private readonly callTimeoutMs: number;
+  private readonly cursors: Cursors;
+  private readonly backoff: Backoff;
+
+  private ws: WebSocket | undefined;
+  private state: ConnectionState = "closed";
+  private lastCloseCode: number | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly handlers = new Map<string, Set<AnyHandler>>();
+  private readonly stateHandlers = new Set<(change: StateChange) => void>();
+  private readonly resyncHandlers = new Set<(resync: Resync) => void>();
+  private readonly renewHandlers = new Set<(expiresAt: string) => void>();
+  private readonly errorHandlers = new Set<(error: Error) => void>();
+  /** Calls made while not open wait here for the next "open" (or "closed"). */
+  private readonly openWaiters = new Set<{ resolve: () => void; reject: (error: Error) => void }>();
+  /** Live messages that arrive while catching up wait here, so order and de-duplication hold. */
+  private held: NotificationFrame[] | undefined;
+  /** Set by `close()`, for good: every background step checks it after each await. */
+  private closing = false;
+  /** One reconnection loop at a time: a close during catch-up restarts the loop's attempt, not a second loop. */
+  private reconnecting = false;
+  private renewing = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** Cuts the backoff wait short when `close()` is called. */
+  private wake: (() => void) | undefined;
+
+  constructor(options: ClientOptions) {
+    if (options.token !== undefined && options.credentials !== undefined) {
+      throw new TypeError("pass either a token or credentials, not both");
+    }
+    this.options = options;
+    this.rest = new RestClient(options.url);
+    this.auth = options.credentials ? new LoginSession(this.rest, options.credentials) : new FixedToken(options.token);
+    this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
+    this.cursors = new Cursors(options.dmAfter);
+    this.backoff = new Backoff(options.backoff);
+  }
+
+  /** Creates a client and connects it. */
+  static async connect(options: ClientOptions): Promise<ConfabClient> {
+    const client = new ConfabClient(options);
+    await client.connect();
+    return client;
+  }
+
+  /** Opens the socket (logging in first with credentials). Rejects when that fails, e.g.
+   * `HttpError` 401 for a refused token or `AuthFailed` for refused credentials. */
+  async connect(): Promise<void> {
+    if (this.closing) throw new ClientClosed("connect", CloseCodes.Normal);
+    if (this.state !== "closed") throw new Error(`connect() on a client that is ${this.state}`);
+    this.setState({ state: "connecting" });
+    try {
+      this.held = [];
+      await this.open();
+      if (this.cursors.dmAfter === undefined && (await this.isAuthenticated())) await this.dmBaseline();
+      this.flushHeld();
+      this.setState({ state: "open" });
+    } catch (error) {
+      this.held = undefined;
+      this.ws?.terminate();
+      this.ws = undefined;
+      this.setState({ state: "closed", error: asError(error) });
+      throw error;
+    }
+  }
+
+  /** Calls a method; the params are checked and the result type follows from the method
+   * name. While the client reconnects the call waits for it (within the call timeout). */
+  async call<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+    const deadline = Date.now() + this.callTimeoutMs;
+    if (this.state !== "open") await this.whenOpen(method, this.callTimeoutMs);
+    const result = await this.send(method, params, Math.max(1, deadline - Date.now()));
+    await this.track(method, params, result);
+    return result;
+  }
+
+  /** Sends a JSON-RPC notification (no id, no answer), e.g. `room.typing`. Returns false
+   * when there was no open connection to send it on (notifications are not queued). */
+  notify<M extends MethodName>(method: M, params: ParamsOf<M>): boolean {
+    if (this.state !== "open" || this.ws?.readyState !== WebSocket.OPEN) return false;
+    const request: RpcRequest<M> = { jsonrpc: "2.0", method, params };
+    this.ws.send(JSON.stringify(request));
+    return true;
+  }
+
+  /** Subscribes to a notification; the handler's params are typed by its method. Returns an unsubscribe. */
+  on<N extends NotificationMethod>(method: N, handler: Handler<N>): () => void {
+    let set = this.handlers.get(method);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(method, set);
+    }
+    const anyHandler = handler as AnyHandler;
+    set.add(anyHandler);
+    return () => set.delete(anyHandler);
+  }
+
+  /** Follows the connection state. */
+  onState(handler: (change: StateChange) => void): () => void {
+    return subscribe(this.stateHandlers, handler);
+  }
+
+  /** Told what each reconnection caught up on (after the notification handlers got every item). */
+  onResync(handler: (resync: Resync) => void): () => void {
+    return subscribe(this.resyncHandlers, handler);
+  }
+
+  /** Told each time the client renewed its access token on the open socket (`auth.refresh`). */
+  onRenewed(handler: (expiresAt: string) => void): () => void {
+    return subscribe(this.renewHandlers, handler);
+  }
+
+  /** Told about failures in the background (a renewal or reconnection attempt that failed, a throwing handler). */
+  onError(handler: (error: Error) => void): () => void {
+    return subscribe(this.errorHandlers, handler);
+  }
+
+  get connectionState(): ConnectionState {
+    return this.state;
+  }
+
+  /** The newest message id delivered in `room` (or the baseline fixed when it was joined). */
+  lastSeenIn(room: string): number | undefined {
+    return this.cursors.lastSeenIn(room);
+  }
+
+  /** The newest direct message id delivered: persist it and pass it as `dmAfter` next time. */
+  get dmCursor(): number | undefined {
+    return this.cursors.dmAfter;
+  }
+
+  /** The account this client acts as (`GET /api/me` with its token); undefined when anonymous. */
+  async me(): Promise<User | undefined> {
+    const token = await this.auth.bearer();
+    return token === undefined ? undefined : this.rest.me(token);
+  }
+
+  /** Closes for good: a 1000 close handshake (bounded), pending and waiting calls fail with
+   * `ClientClosed`, no reconnection; with credentials the session is logged out. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const wasClosed = this.state === "closed";
+    this.wake?.();
+    this.failPending((method) => new ClientClosed(method, CloseCodes.Normal));
+    const ws = this.ws;
+    if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) {
+      await closeHandshake(ws, CloseCodes.Normal);
+    }
+    this.ws = undefined;
+    this.failPending((method) => new ClientClosed(method, CloseCodes.Normal));
+    if (this.options.credentials && this.options.logoutOnClose !== false) {
+      // Best effort: the session expires by itself otherwise.
+      await this.auth.end().catch((error: unknown) => this.reportError(error));
+    }
+    if (!wasClosed) this.setState({ state: "closed", closeCode: CloseCodes.Normal });
+  }
+
+  /** Drops the TCP connection without a close handshake, as a network failure would (for tests and demos). */
+  dropConnection(): void {
+    this.ws?.terminate();
+  }
+
+  // -------------------------------------------------------------------------------------
+  // The socket
+
+  private open(): Promise<void> {
+    return this.auth.bearer().then((token) => this.openWith(token));
+  }
+
+  private openWith(token: string | undefined): Promise<void> {
+    // Programs send the token in the Authorization header; browsers, which cannot, put
+    // `bearer.<token>` after the subprotocol instead.
+    const headers: Record<string, string> = {};
+    if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
+    const ws = new WebSocket(this.rest.socketUrl(), [SUBPROTOCOL], { headers, handshakeTimeout: this.callTimeoutMs });
+    this.ws = ws;
+    return new Promise<void>((resolve, reject) => {
+      let opened = false;
+      ws.on("open", () => {
+        opened = true;
+        this.touch(ws);
+        resolve();
+      });
+      ws.on("unexpected-response", (_request, response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => {
+          reject(new HttpError(response.statusCode ?? 0, parseProblem(Buffer.concat(chunks).toString())));
+          ws.terminate();
+        });
+      });
+      ws.on("error", (error) => {
+        if (!opened) reject(error);
+      });
+      ws.on("message", (data, isBinary) => {
+        this.touch(ws);
+        if (!isBinary) this.receive(data.toString());
+      });
+      ws.on("ping", () => this.touch(ws));
+      ws.on("close", (code) => {
+        if (!opened) reject(new Error(`the socket closed during the upgrade (${code})`));
+        this.socketClosed(ws, code, opened);
+      });
+    });
+  }
+
+  /** Restarts the idle watchdog: a socket silent for too long is presumed dead. */
+  private touch(ws: WebSocket): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.ws === ws) ws.terminate();
+    }, this.options.idleTimeoutMs ?? 70_000);
+  }
+
+  private receive(text: string): void {
+    let frame: ServerFrame;
+    try {
+      frame = JSON.parse(text) as ServerFrame;
+    } catch {
+      this.reportError(new Error("the server sent a frame that is not JSON"));
+      return;
+    }
+    for (const item of Array.isArray(frame) ? frame : [frame]) {
+      if ("method" in item) {
+        this.deliver(item);
+      } else if (typeof item.id === "number") {
+        const pending = this.pending.get(item.id);
+        if (!pending) continue;
+        this.pending.delete(item.id);
+        clearTimeout(pending.timer);
+        if ("error" in item) pending.reject(new RpcError(pending.method, item.error));
+        else pending.resolve(item.result);
+      }
+    }
+  }
+
+  /** Sends a call on the current socket, whatever the state (catching up uses it before "open"). */
+  private send<M extends MethodName>(method: M, params: ParamsOf<M>, timeoutMs = this.callTimeoutMs): Promise<ResultOf<M>> {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(new ConnectionLost(method));
+    const id = this.nextId++;
+    const request: RpcRequest<M> = { jsonrpc: "2.0", id, method, params };
+    return new Promise<ResultOf<M>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new CallTimeout(method, timeoutMs));
+      }, timeoutMs);
+      this.pending.set(id, { method, resolve: (r) => resolve(r as ResultOf<M>), reject, timer });
+      ws.send(JSON.stringify(request));
+    });
+  }
+
+  private whenOpen(method: string, timeoutMs: number): Promise<void> {
+    if (this.state === "closed") return Promise.reject(new ClientClosed(method, this.lastCloseCode));
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (error: Error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.openWaiters.delete(waiter);
+        reject(new CallTimeout(method, timeoutMs));
+      }, timeoutMs);
+      this.openWaiters.add(waiter);
+    });
+  }
+
+  /** Hands a notification to its handlers; messages only once each, in id order per room. */
+  private deliver(frame: NotificationFrame): void {
+    if (this.held && (frame.method === "room.message" || frame.method === "dm.message")) {
+      this.held.push(frame);
+      return;
+    }
+    if (frame.method === "room.message" && !this.cursors.admitMessage(frame.params)) return;
+    if (frame.method === "dm.message" && !this.cursors.admitDm(frame.params)) return;
+    if (frame.method === "session.expiring") void this.renewSession();
+    this.emit(frame.method, frame.params);
+  }
+
+  private emit(method: string, params: unknown): void {
+    for (const handler of this.handlers.get(method) ?? []) {
+      try {
+        handler(params);
+      } catch (error) {
+        this.reportError(error);
+      }
+    }
+  }
+
+  /** Keeps the rooms to re-join and their cursors in step with successful calls. */
+  private async track<M extends MethodName>(method: M, params: ParamsOf<M>, result: ResultOf<M>): Promise<void> {
+    if (method === "room.join") {
+      const joined = result as ResultOf<"room.join">;
+      const room = joined.room.name;
+      if (!this.cursors.hasBaseline(room)) {
+        // The first join fixes where catching up starts: after the newest message the caller
+        // was shown, or, when it asked for no history, after the room's newest message.
+        let newest = joined.history.at(-1)?.id;
+        if (newest === undefined && joined.room.last_message_at !== null) {
+          newest = (await this.send("room.history", { room, limit: 1 })).at(-1)?.id;
+        }
+        this.cursors.joined(room, newest ?? 0);
+      } else {
+        this.cursors.joined(room, 0);
+      }
+    } else if (method === "room.leave") {
+      this.cursors.left((params as ParamsOf<"room.leave">).room);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Losing the connection and getting it back
+
+  private socketClosed(ws: WebSocket, code: number, opened: boolean): void {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    clearTimeout(this.idleTimer);
+    this.failPending((method) => new ConnectionLost(method));
+    // A socket that never opened is the business of whoever awaited `open()`.
+    if (!opened || this.closing || this.state === "closed" || this.state === "connecting") return;
+    this.lastCloseCode = code;
+    const final = this.finalClose(code);
+    if (final) {
+      this.setState({ state: "closed", closeCode: code, error: final });
+      return;
+    }
+    this.setState({ state: "reconnecting", closeCode: code });
+    if (!this.reconnecting) void this.reconnectLoop(code);
+  }
+
+  /** Why a close ends the client for good, or undefined when reconnecting can help. */
+  private finalClose(code: number): Error | undefined {
+    if (this.options.reconnect === false) return new Error(`the connection closed (${code}) and reconnecting is off`);
+    // 4003: the session or API token was revoked; coming back would undo the revocation.
+    if (code === CloseCodes.LoggedOut) return new Error("the session or token was revoked (4003)");
+    // 4001: a fixed token expired. A login renews and reconnects.
+    if (code === CloseCodes.TokenExpired && !this.auth.renewable) return new Error("the token expired (4001)");
+    return undefined;
+  }
+
+  private async reconnectLoop(firstCode: number): Promise<void> {
+    this.reconnecting = true;
+    let closeCode: number | undefined = firstCode;
+    if (firstCode === CloseCodes.TokenExpired) this.auth.invalidate();
+    try {
+      while (!this.closing && this.state === "reconnecting") {
+        await this.sleep(this.backoff.next(closeCode));
+        closeCode = undefined;
+        if (this.closing) return;
+        try {
+          await this.options.beforeReconnect?.();
+          if (this.closing) return;
+          this.held = [];
+          await this.open();
+          if (this.closing) throw new ClientClosed("reconnect", CloseCodes.Normal);
+          await this.catchUp();
+          if (this.closing) throw new ClientClosed("reconnect", CloseCodes.Normal);
+          this.backoff.reset();
+          this.setState({ state: "open" });
+          return;
+        } catch (error) {
+          // Live messages held during a failed catch-up are dropped, not delivered:
+          // delivering them would move the cursors past the gap the next `sync` has to fill.
+          this.held = undefined;
+          const ws = this.ws;
+          this.ws = undefined;
+          ws?.terminate();
+          this.failPending((method) => new ConnectionLost(method));
+          if (this.closing) return;
+          if (error instanceof AuthFailed || (error instanceof HttpError && error.status === 401 && !this.auth.renewable)) {
+            this.setState({ state: "closed", closeCode: CloseCodes.TokenExpired, error });
+            return;
+          }
+          // 401 with a login: the access token was refused (revoked, or the server's key
+          // changed); renew before the next attempt.
+          if (error instanceof HttpError && error.status === 401) this.auth.invalidate();
+          this.reportError(error);
+        }
+      }
+    } finally {
+      this.reconnecting = false;
+    }
+  }
+
+  /** Re-joins the rooms, then calls `sync` until complete; live messages are held meanwhile. */
+  private async catchUp(): Promise<void> {
+    for (const room of [...this.cursors.rooms]) {
+      try {
+        await this.send("room.join", { room, history: 0 });
+      } catch (error) {
+        // The room is gone or closed to us now: stop following it rather than fail forever.
+        if (error instanceof RpcError && (error.code === ErrorCodes.Forbidden || error.code === ErrorCodes.NotFound)) {
+          this.cursors.left(room);
+          continue;
+        }
+        throw error;
+      }
+    }
+    const caught: Resync = { messages: [], dms: [] };
+    const authenticated = await this.isAuthenticated();
+    for (;;) {
+      const result = await this.send("sync", this.cursors.syncParams(authenticated));
+      for (const message of result.messages) {
+        if (this.cursors.admitMessage(message)) {
+          caught.messages.push(message);
+          this.emit("room.message", message);
+        }
+      }
+      for (const dm of result.dms) {
+        if (this.cursors.admitDm(dm)) {
+          caught.dms.push(dm);
+          this.emit("dm.message", dm);
+        }
+      }
+      if (result.complete) break;
+    }
+    this.flushHeld();
+    for (const handler of this.resyncHandlers) handler(caught);
+  }
+
+  /** Without a `dmAfter` from the application, the newest direct message id at connect time
+   * is where catching up on DMs will start: older ones are history, not missed. */
+  private async dmBaseline(): Promise<void> {
+    let newest = 0;
+    for (;;) {
+      const result = await this.send("sync", { rooms: {}, dm_after: newest });
+      newest = Math.max(newest, ...result.dms.map((dm) => dm.id));
+      if (result.complete) break;
+    }
+    // DMs that arrived live while looking are new: deliver them first, then raise the cursor.
+    this.cursors.dmAfter = 0;
+    this.flushHeld();
+    this.cursors.raiseDm(newest);
+  }
+
+  private flushHeld(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const frame of held) this.deliver(frame);
+  }
+
+  /** Answers `session.expiring`: a fresh access token (refresh, or log in again), handed to the socket. */
+  private async renewSession(): Promise<void> {
+    if (!this.auth.renewable || this.renewing) return;
+    this.renewing = true;
+    try {
+      const token = await this.auth.renew();
+      const result = await this.send("auth.refresh", { access_token: token });
+      for (const handler of this.renewHandlers) handler(result.expires_at);
+    } catch (error) {
+      // The socket closes with 4001 at expiry, and reconnecting renews again.
+      this.reportError(error);
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private async isAuthenticated(): Promise<boolean> {
+    return this.auth.renewable || (await this.auth.bearer()) !== undefined;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        self.wake = undefined;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private failPending(error: (method: string) => Error): void {
+    for (const [id, pending] of this.pending) {
+      clearTimeout(pending.timer);
+      pending.reject(error(pending.method));
+      this.pending.delete(id);
+    }
+  }
+
+  private setState(change: StateChange): void {
+    this.state = change.state;
+    if (change.state === "open" || change.state === "closed") {
+      for (const waiter of this.openWaiters) {
+        if (change.state === "open") waiter.resolve();
+        else waiter.reject(new ClientClosed("call", change.closeCode));
+      }
+      this.openWaiters.clear();
+    }
+    if (change.state === "closed") clearTimeout(this.idleTimer);
+    for (const handler of this.stateHandlers) handler(change);
+  }
+
+  private reportError(error: unknown): void {
+    const err = asError(error);
+    for (const handler of this.errorHandlers) handler(err);
+  }
+}
+
+function subscribe<T>(set: Set<T>, handler: T): () => void {
+  set.add(handler);
+  return () => set.delete(handler);
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** Sends a close frame and waits (bounded) for the server's; drops the connection otherwise. */
+function closeHandshake(ws: WebSocket, code: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      ws.terminate();
+      resolve();
+    }, CLOSE_HANDSHAKE_MS);
+    ws.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+    else ws.close(code);
+  });
+}
