@@ -33,7 +33,7 @@ pub struct Config {
     #[arg(long, env = "CONFAB_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// Folder with the built SPA (`index.html`, `pkg/`), served at `/`.
+    /// Folder with the built SPA (`index.html`, `assets/`), served at `/` (see `spa`).
     #[arg(long, env = "CONFAB_STATIC_DIR", default_value = "frontend/dist")]
     pub static_dir: PathBuf,
 

@@ -9,7 +9,8 @@
 //! - [`startup`]: builds an [`startup::Application`] (storage, keys, layer, router) and runs it.
 //! - [`state`]: the [`state::AppState`] of cheap handles every handler receives.
 //! - [`error`]: the one feature-layer error, mapped to problem+json and to JSON-RPC errors.
-//! - [`http`]: REST extractors with field-level validation errors.
+//! - [`http`]: REST extractors with field-level validation errors; [`compression`] of
+//!   REST responses.
 //! - [`auth`]: passwords, tokens, login throttling, extractors, `/api/auth/*`.
 //! - [`storage`]: sea-orm entities, migrations and queries.
 //! - [`layer`]: the channel layer trait, the local hub of connections, its implementations.
@@ -19,10 +20,12 @@
 //!   background jobs (room exports), system endpoints.
 //! - [`openapi`], [`metrics`]: the API document and Prometheus counters.
 //! - [`asyncapi`], [`docs`]: the WebSocket API document and the pages under `/api/docs`.
+//! - [`spa`]: the web app's files: precompressed, content-hashed, cached.
 
 pub mod asyncapi;
 pub mod auth;
 pub mod cli;
+pub mod compression;
 pub mod config;
 pub mod docs;
 pub mod error;
@@ -32,6 +35,7 @@ pub mod layer;
 pub mod metrics;
 pub mod openapi;
 pub mod presence;
+pub mod spa;
 pub mod startup;
 pub mod state;
 pub mod storage;

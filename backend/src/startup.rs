@@ -14,7 +14,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::throttle::LoginThrottle;
@@ -35,7 +34,7 @@ use crate::presence::PresenceStore;
 use crate::presence::memory::MemoryPresence;
 use crate::state::AppState;
 use crate::storage::Db;
-use crate::{auth, http, ws};
+use crate::{auth, compression, http, spa, ws};
 
 /// How long sockets get to close (1001) when the server stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -153,23 +152,21 @@ async fn shared_state(config: &Config, shutdown: &CancellationToken) -> anyhow::
 
 /// Every route, the SPA as the fallback, and the cross-cutting layers.
 pub fn router(state: AppState) -> Router {
-    let static_dir = &state.config.static_dir;
-    let index = static_dir.join("index.html");
-    if !index.exists() {
-        tracing::warn!(path = %index.display(), "the SPA is not built (run `just build-spa`); only the API is served");
-    }
-    let spa = ServeDir::new(static_dir).fallback(ServeFile::new(index));
-    Router::new()
+    // REST answers are compressed; the socket and the (precompressed) SPA files are not.
+    let rest = Router::new()
         .merge(auth::router())
         .merge(users::router())
         .merge(rooms::router())
         .merge(publish::router())
         .merge(jobs::router())
         .merge(system::router(&state.config.docs_assets_dir))
-        .merge(ws::router())
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
-        .fallback_service(spa)
+        .layer(compression::layer());
+    Router::new()
+        .merge(rest)
+        .merge(ws::router())
+        .merge(spa::router(&state.config.static_dir))
         .layer(DefaultBodyLimit::max(http::MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");

@@ -244,6 +244,25 @@ async fn a_csv_export_quotes_every_field_and_holds_every_message_once() {
 }
 
 #[tokio::test]
+async fn a_download_is_sent_as_stored_with_its_length_even_to_a_client_that_accepts_gzip() {
+    let app = spawn_app().await;
+    let owner = app.signup_and_login(&unique("ann")).await;
+    let (room, ids) = seed_room(&app, &owner, 500, |i| format!("message number {i}")).await;
+    let job_id = start_export(&app, &owner.access_token, &room, "json").await;
+    assert_eq!(poll_until_finished(&app, &owner.access_token, job_id).await.state, JobState::Done);
+
+    let request = app.http.get(app.url(&format!("/api/jobs/{job_id}/download"))).bearer_auth(&owner.access_token);
+    let file = within("the download", request.header("accept-encoding", "gzip, br").send()).await.expect("the request reaches the server");
+
+    assert_eq!(file.status().as_u16(), 200);
+    assert_eq!(header(&file, "content-encoding"), "", "downloads are not compressed on the fly");
+    let length: usize = header(&file, "content-length").parse().expect("a Content-Length");
+    let exported: Vec<Message> = body(file).await;
+    assert_eq!(exported.len(), ids.len());
+    assert!(length > 500 * "message number".len());
+}
+
+#[tokio::test]
 async fn only_the_owner_sees_a_job_and_downloads_its_file() {
     let app = spawn_app().await;
     let (owner, mut owner_ws) = app.user_online("ann").await;

@@ -8,7 +8,7 @@
 //! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames,
 //!   rooms, chat, presence, private messages, catch-up, ordering, back-pressure, publishing
-//!   from outside, background jobs.
+//!   from outside, background jobs, how answers are compressed and cached.
 //! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
 
 mod helpers;
@@ -17,6 +17,7 @@ mod anonymous;
 mod auth;
 mod backpressure;
 mod chat;
+mod delivery;
 mod dm;
 mod fuzz;
 mod jobs;

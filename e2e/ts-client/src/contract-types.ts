@@ -24,7 +24,7 @@ import type {
 } from "@confab/types";
 import type { METHODS, NOTIFICATIONS } from "@confab/types";
 
-import type { ConfabSocket } from "./client.js";
+import type { ConfabClient } from "@confab/client";
 
 /** True when `A` and `B` are the same type (not merely assignable either way). */
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -73,7 +73,7 @@ export function describe(notification: Notification): string {
 }
 
 /** What a client may and may not write against the typed socket. */
-export async function misuse(socket: ConfabSocket): Promise<void> {
+export async function misuse(socket: ConfabClient): Promise<void> {
   const message: Message = await socket.call("room.send", { room: "lobby", text: "hi" });
   // @ts-expect-error a Message has no `foo`
   void message.foo;

@@ -1,4 +1,5 @@
-// The example scenario, and an end-to-end test of the server (e2e/suites/20-ts-client.sh):
+// The example scenario, and an end-to-end test of the server (e2e/suites/20-ts-client.sh),
+// written with the @confab/client library (shared/client-ts) as a third-party program would:
 //
 //   1. sign up and log in two users over REST;
 //   2. open sockets with the bearer header, join a room, send, receive our own message;
@@ -13,7 +14,7 @@
 
 import { CloseCodes, ErrorCodes, type DirectMessage, type Message, type TokenPair } from "@confab/types";
 
-import { ConfabSocket, HttpError, RestClient, RpcError, type Resync } from "./client.js";
+import { ConfabClient, HttpError, RestClient, RpcError, type Resync } from "@confab/client";
 
 const baseUrl = process.env["CONFAB_URL"] ?? "http://127.0.0.1:8000";
 const OVERALL_TIMEOUT_MS = 60_000;
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
   const rest = new RestClient(baseUrl);
   const suffix = Math.random().toString(36).slice(2, 8);
   const room = `ts-${suffix}`;
-  let aliceTokens = await account(rest, `alice-${suffix}`);
+  const aliceTokens = await account(rest, `alice-${suffix}`);
   const bobTokens = await account(rest, `bob-${suffix}`);
 
   // While alice is away, the reconnection waits at this gate until bob has sent everything,
@@ -72,18 +73,16 @@ async function main(): Promise<void> {
   const gate = new Promise<void>((resolve) => (openGate = resolve));
   let reconnects = 0;
 
-  const alice = new ConfabSocket({
-    url: rest.socketUrl(),
-    token: () => aliceTokens.access_token,
-    initialDelayMs: 100,
+  const alice = new ConfabClient({
+    url: baseUrl,
+    token: aliceTokens.access_token,
+    backoff: { initialDelayMs: 100 },
     beforeReconnect: async () => {
       reconnects += 1;
       await gate;
-      // A real client refreshes here when its access token is about to expire.
-      aliceTokens = await rest.refresh(aliceTokens.refresh_token);
     },
   });
-  const bob = new ConfabSocket({ url: rest.socketUrl(), token: () => bobTokens.access_token });
+  const bob = new ConfabClient({ url: baseUrl, token: bobTokens.access_token });
 
   const aliceMessages: Message[] = [];
   const aliceDms: DirectMessage[] = [];
@@ -92,7 +91,7 @@ async function main(): Promise<void> {
   alice.on("dm.message", (dm) => aliceDms.push(dm));
   alice.onResync((resync) => resyncs.push(resync));
   const states: string[] = [];
-  alice.onState((state) => states.push(state));
+  alice.onState((change) => states.push(change.state));
 
   await alice.connect();
   await bob.connect();
@@ -142,7 +141,10 @@ async function main(): Promise<void> {
   check(aliceDms.some((dm) => dm.id === missedDm.id), "the dm.message handler got the missed DM");
   check(states.includes("reconnecting") && states.at(-1) === "open", "state went open → reconnecting → open");
 
-  const me = await rest.me(aliceTokens.access_token);
+  // A program holding a login refreshes its pair over REST (ConfabClient does it by itself
+  // when given credentials); the old refresh token is spent, the new access token works.
+  const refreshed = await rest.refresh(aliceTokens.refresh_token);
+  const me = await rest.me(refreshed.access_token);
   check(me.username === `alice-${suffix}`, "the refreshed access token works over REST");
 
   const live = await bob.call("room.send", { room, text: "welcome back" });
@@ -150,7 +152,7 @@ async function main(): Promise<void> {
   check(alice.lastSeenIn(room) === live.id, "the client tracks the last seen id per room");
 
   // --- Refused and revoked -------------------------------------------------------------
-  const intruder = new ConfabSocket({ url: rest.socketUrl(), token: () => "not-a-valid-token", reconnect: false });
+  const intruder = new ConfabClient({ url: baseUrl, token: "not-a-valid-token", reconnect: false });
   const refused = await intruder.connect().then(
     () => undefined,
     (error: unknown) => error,
@@ -158,7 +160,7 @@ async function main(): Promise<void> {
   check(refused instanceof HttpError && refused.status === 401, "a bad token is refused with HTTP 401 before the socket exists");
 
   const bobStates: Array<[string, number | undefined]> = [];
-  bob.onState((state, code) => bobStates.push([state, code]));
+  bob.onState((change) => bobStates.push([change.state, change.closeCode]));
   await rest.logout(bobTokens.access_token);
   await eventually("logging out closes the session's socket with 4003", () =>
     bobStates.some(([state, code]) => state === "closed" && code === CloseCodes.LoggedOut),
@@ -171,7 +173,7 @@ async function main(): Promise<void> {
   );
   check(revoked instanceof HttpError && revoked.status === 401, "the logged-out access token gets 401 over REST");
 
-  alice.close();
+  await alice.close();
 }
 
 const timer = setTimeout(() => {
