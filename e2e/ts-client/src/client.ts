@@ -168,6 +168,9 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/** After 1001 (an instance stopping), the reconnection is spread over this many milliseconds. */
+const RESTART_JITTER_MS = 1000;
+
 /** Close codes after which reconnecting with the same token cannot work. */
 const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCodes.TokenExpired, CloseCodes.LoggedOut]);
 
@@ -194,6 +197,8 @@ export class ConfabSocket {
   private held: NotificationFrame[] | undefined;
   private closing = false;
   private attempt = 0;
+  /** The last close was 1001 (instance stopping): the next attempt waits only the jitter. */
+  private restarting = false;
   /** One reconnection loop at a time: a close during catch-up fails its calls, not a second loop. */
   private reconnecting = false;
 
@@ -405,6 +410,11 @@ export class ConfabSocket {
       this.setState("closed", code);
       return;
     }
+    if (code === CloseCodes.GoingAway) {
+      // The instance is stopping and the others serve: reconnect now, jittered over a second.
+      this.attempt = 0;
+      this.restarting = true;
+    }
     this.setState("reconnecting", code);
     if (!this.reconnecting) void this.reconnectLoop();
   }
@@ -424,7 +434,9 @@ export class ConfabSocket {
       const delay = Math.min(initial * 2 ** this.attempt, this.options.maxDelayMs ?? 10_000);
       this.attempt += 1;
       // Full jitter keeps a fleet of clients from reconnecting in lockstep after a restart.
-      await sleep(delay / 2 + Math.random() * (delay / 2));
+      const wait = this.restarting ? Math.random() * RESTART_JITTER_MS : delay / 2 + Math.random() * (delay / 2);
+      this.restarting = false;
+      await sleep(wait);
       if (this.closing) return;
       try {
         await this.options.beforeReconnect?.();
