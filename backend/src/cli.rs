@@ -248,9 +248,10 @@ async fn publish_to_redis(config: &Config, redis_url: &str, request: PublishRequ
     let frame = crate::features::publish::notice_frame(request.payload).map_err(|e| anyhow::anyhow!("{e}"))?;
     let db = Db::connect(&config.database_url()).await.context("connecting to the database")?;
     let group = crate::features::publish::resolve_target(&db, &request.target).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let client = redis::Client::open(redis_url).context("parsing REDIS_URL")?;
+    let mode = crate::redis_link::detect(redis_url, config.redis_mode).await?;
+    let mut conn = crate::redis_link::RedisConn::connect(redis_url, mode).await?;
     let delivery = crate::layer::Delivery::frame(frame, crate::layer::Class::Reliable);
-    let instances = crate::layer::redis::publish_once(&client, &group, &delivery).await.context("publishing to redis")?;
+    let instances = crate::layer::redis::publish_once(&mut conn, &group, &delivery).await.context("publishing to redis")?;
     match instances {
         0 => println!("no one received it: no instance has an open connection in {group}"),
         1 => println!("delivered to the connections in {group} on 1 instance"),

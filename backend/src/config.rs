@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::redis_link::RedisMode;
+
 /// How a Confab instance runs. Defaults give a working single instance on SQLite.
 #[derive(Args, Clone, Debug)]
 pub struct Config {
@@ -22,8 +24,13 @@ pub struct Config {
     pub database_url: Option<String>,
 
     /// Redis URL for the channel layer and presence; unset = in-process (one instance).
+    /// Any node of a Redis Cluster works (or several, comma-separated).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// `auto` asks the server whether it is a cluster node; `single` or `cluster` say so.
+    #[arg(long, env = "CONFAB_REDIS_MODE", value_enum, default_value_t = RedisMode::Auto)]
+    pub redis_mode: RedisMode,
 
     /// HMAC secret for access tokens; unset = generated once and kept in the data dir.
     #[arg(long, env = "CONFAB_JWT_SECRET", hide_env_values = true)]
@@ -105,6 +112,7 @@ impl Config {
             data_dir,
             database_url: None,
             redis_url: None,
+            redis_mode: RedisMode::Auto,
             jwt_secret: None,
             allowed_origins: Vec::new(),
             static_dir: PathBuf::from("frontend/dist"),

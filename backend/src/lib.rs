@@ -15,6 +15,7 @@
 //! - [`storage`]: sea-orm entities, migrations and queries.
 //! - [`layer`]: the channel layer trait, the local hub of connections, its implementations.
 //! - [`presence`]: connection counting per user and per room.
+//! - [`redis_link`]: one Redis server or a Redis Cluster, detected; the shared command connection.
 //! - [`ws`]: the socket endpoint and the per-connection session.
 //! - [`features`]: users, rooms, chat, private messages, sync, publishing from outside,
 //!   background jobs (room exports), system endpoints.
@@ -35,6 +36,7 @@ pub mod layer;
 pub mod metrics;
 pub mod openapi;
 pub mod presence;
+pub mod redis_link;
 pub mod spa;
 pub mod startup;
 pub mod state;

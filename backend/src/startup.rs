@@ -30,6 +30,7 @@ use crate::layer::Class;
 use confab_shared::rpc::Notification;
 use confab_shared::rpc::notify::RoomUser;
 use crate::presence::redis::RedisPresence;
+use crate::redis_link::{self, RedisConn, RedisMode};
 use crate::presence::PresenceStore;
 use crate::presence::memory::MemoryPresence;
 use crate::state::AppState;
@@ -129,10 +130,18 @@ async fn shared_state(config: &Config, shutdown: &CancellationToken) -> anyhow::
             throttle: Arc::new(LoginThrottle::new(config.login_attempts)),
         });
     };
-    let client = redis::Client::open(url.as_str()).context("parsing REDIS_URL")?;
-    let layer: Arc<dyn ChannelLayer> = Arc::new(RedisLayer::start(client.clone()).await.context("connecting to redis")?);
+    let mode = redis_link::detect(url, config.redis_mode).await.context("reaching redis")?;
+    let layer: Arc<dyn ChannelLayer> = if mode == RedisMode::Cluster {
+        Arc::new(RedisLayer::start_cluster(url).await.context("connecting to the redis cluster")?)
+    } else {
+        let first = redis_link::nodes(url).into_iter().next().context("REDIS_URL is empty")?;
+        let client = redis::Client::open(first.as_str()).context("parsing REDIS_URL")?;
+        Arc::new(RedisLayer::start(client).await.context("connecting to redis")?)
+    };
+    tracing::info!(?mode, "channel layer on redis");
+    let conn = RedisConn::connect(url, mode).await?;
     let (reaped_tx, mut reaped) = tokio::sync::mpsc::unbounded_channel();
-    let presence = RedisPresence::start(&client, layer.hub().instance(), reaped_tx, shutdown.clone()).await?;
+    let presence = RedisPresence::start(conn, layer.hub().instance(), reaped_tx, shutdown.clone()).await?;
     let throttle = Arc::new(LoginThrottle::shared(config.login_attempts, presence.connection()));
     // Announce the departures of users whose instance died (SIGKILL) as if they had left.
     let announcer = layer.clone();

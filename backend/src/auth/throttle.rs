@@ -2,24 +2,26 @@
 //!
 //! Counts live in this instance's memory and, when the server runs on Redis, also in Redis
 //! (`INCR` + `EXPIRE … NX`, fixed windows), so a cluster allows the same number of guesses
-//! as one instance, not one allowance per instance. Redis errors fall back to the local
+//! as one instance, not one allowance per instance. The keys share one hash tag, so on a
+//! Redis Cluster the pipelines that read a username's and an IP's counts stay single-slot. Redis errors fall back to the local
 //! counts: an outage never locks everyone out, nor lets a guesser in for free here.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use redis::aio::ConnectionManager;
+
+use crate::redis_link::RedisConn;
 
 const WINDOW: Duration = Duration::from_secs(300);
-const REDIS_PREFIX: &str = "confab:throttle:";
+const REDIS_PREFIX: &str = "confab:{confab:t}:throttle:";
 
 /// Counts failures in fixed windows; a key over its limit is refused until the window ends.
 pub struct LoginThrottle {
     per_user: u32,
     per_ip: u32,
     failures: DashMap<String, (u32, Instant)>,
-    shared: Option<ConnectionManager>,
+    shared: Option<RedisConn>,
 }
 
 impl LoginThrottle {
@@ -30,7 +32,7 @@ impl LoginThrottle {
     }
 
     /// The same, with the counts shared through Redis by every instance.
-    pub fn shared(per_user: u32, redis: ConnectionManager) -> Self {
+    pub fn shared(per_user: u32, redis: RedisConn) -> Self {
         Self { shared: Some(redis), ..Self::new(per_user) }
     }
 

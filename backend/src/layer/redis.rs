@@ -20,6 +20,8 @@
 //! leave holes *below* a client's last-seen id, which `sync` (by last-seen id) could never
 //! fill. When Redis is back, the instance first closes its sockets with 1013; clients
 //! reconnect, call `sync` from the last id they saw, and get exactly what they missed.
+//!
+//! On a Redis Cluster the same layer runs on sharded pub/sub ([`cluster`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -35,6 +37,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{ChannelLayer, Class, ConnId, Delivery, Except, Hub, LayerError};
+
+pub mod cluster;
 
 const GROUP_PREFIX: &str = "confab:g:";
 const INSTANCE_PREFIX: &str = "confab:i:";
@@ -466,9 +470,11 @@ async fn receive(mut stream: PubSubStream, hub: Arc<Hub>) {
 /// Publishes one delivery to a group from a process that is not an instance (`confab
 /// publish` with `REDIS_URL`). Returns how many instances received it: each instance
 /// subscribes a group's channel while it has a member, so 0 means no connection anywhere.
-pub async fn publish_once(client: &redis::Client, group: &str, delivery: &Delivery) -> redis::RedisResult<usize> {
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    redis::cmd("PUBLISH").arg(format!("{GROUP_PREFIX}{group}")).arg(encode(delivery, None).as_ref()).query_async(&mut conn).await
+/// On a Redis Cluster the count is of the instances subscribed on the group's shard, which
+/// are all of them (sharded pub/sub).
+pub async fn publish_once(conn: &mut crate::redis_link::RedisConn, group: &str, delivery: &Delivery) -> redis::RedisResult<usize> {
+    let command = if conn.is_cluster() { "SPUBLISH" } else { "PUBLISH" };
+    redis::cmd(command).arg(format!("{GROUP_PREFIX}{group}")).arg(encode(delivery, None).as_ref()).query_async(conn).await
 }
 
 /// `[conn u64]` (instance channel only), then one of:

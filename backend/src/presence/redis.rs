@@ -20,13 +20,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::memory::MemoryPresence;
 use super::{PresenceError, PresenceResult, PresenceStore};
+use crate::redis_link::RedisConn;
 
 const PREFIX: &str = "confab:{confab:p}";
 /// How often an instance proves it is alive.
@@ -43,7 +43,7 @@ pub struct Reaped {
 }
 
 pub struct RedisPresence {
-    conn: ConnectionManager,
+    conn: RedisConn,
     instance: String,
     /// This instance's own counts: the source of truth for its keys.
     local: MemoryPresence,
@@ -70,12 +70,11 @@ impl RedisPresence {
     /// Connects and registers this instance; spawns its heartbeat and reaper, which send
     /// the departures of dead instances to `reaped` until `shutdown`.
     pub async fn start(
-        client: &redis::Client,
+        conn: RedisConn,
         instance: u32,
         reaped: mpsc::UnboundedSender<Reaped>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
-        let conn = ConnectionManager::new_with_config(client.clone(), crate::layer::redis::manager_config()).await?;
         let presence = Arc::new(Self {
             conn,
             instance: format!("{instance:08x}"),
@@ -89,7 +88,7 @@ impl RedisPresence {
     }
 
     /// A handle on this store's multiplexed connection, for other shared counters.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConn {
         self.conn.clone()
     }
 

@@ -145,6 +145,8 @@ pub async fn fail(db: &Db, id: i64, error: &str) -> StorageResult<Option<jobs::M
     if result.rows_affected != 1 {
         return Ok(None);
     }
+    // Whatever a dead or stopped runner stored will never be downloaded.
+    super::exports::discard(db, id).await?;
     by_id(db, id).await
 }
 

@@ -4,11 +4,13 @@
 //! - [`entity`]: one sea-orm entity per table; [`migration`]: the schema, applied on start.
 //! - [`users`], [`sessions`], [`rooms`], [`messages`], [`dms`], [`jobs`]: the queries each
 //!   feature needs, returning wire types where the caller only forwards them.
+//! - [`exports`]: finished export files, in chunks, readable from every instance.
 //!
 //! Every time column holds milliseconds since the Unix epoch.
 
 pub mod dms;
 pub mod entity;
+pub mod exports;
 pub mod jobs;
 pub mod messages;
 pub mod migration;
@@ -20,10 +22,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlxSqliteConnector};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, TransactionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlxSqliteConnector};
 use sea_orm_migration::MigratorTrait;
 
 pub use self::migration::Migrator;
+
+/// The PostgreSQL advisory lock key of schema migrations (any constant; "confab" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -86,9 +91,40 @@ impl Db {
         Ok(Self { conn })
     }
 
-    /// Applies pending migrations.
+    /// Applies pending migrations under a database-wide lock, so any number of instances
+    /// can start together on a fresh or an old database: the first migrates, the others
+    /// wait, then find nothing left to do.
+    ///
+    /// PostgreSQL: a transaction-scoped advisory lock (released by the commit or by a dead
+    /// connection), with the migrations in that transaction. SQLite: one dedicated
+    /// connection holding `BEGIN EXCLUSIVE` (other processes wait on the busy timeout).
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        Migrator::up(&self.conn, None).await?;
+        match self.backend() {
+            DbBackend::Postgres => {
+                let txn = self.conn.begin().await?;
+                txn.execute(sea_orm::Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"),
+                ))
+                .await?;
+                Migrator::up(&txn, None).await?;
+                txn.commit().await?;
+            }
+            DbBackend::Sqlite => {
+                // Statements on the shared pool could land on any connection; the lock
+                // must hold on the one that migrates.
+                let options = (*self.conn.get_sqlite_connection_pool().connect_options()).clone();
+                let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+                let single = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
+                single.execute_unprepared("BEGIN EXCLUSIVE").await?;
+                let migrated = Migrator::up(&single, None).await;
+                let end = if migrated.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                single.execute_unprepared(end).await?;
+                migrated?;
+                single.close().await?;
+            }
+            DbBackend::MySql => Migrator::up(&self.conn, None).await?,
+        }
         Ok(())
     }
 
@@ -131,4 +167,34 @@ pub(crate) fn statement_on(backend: DbBackend, sql: &str, values: Vec<sea_orm::V
         sql.to_owned()
     };
     sea_orm::Statement::from_sql_and_values(backend, sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn instances_migrating_one_fresh_sqlite_file_together_all_succeed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("fleet.db").display());
+        let mut starts = Vec::new();
+        for _ in 0..4 {
+            let url = url.clone();
+            starts.push(tokio::spawn(async move {
+                let db = Db::connect(&url).await?;
+                db.migrate().await?;
+                anyhow::Ok(db)
+            }));
+        }
+        for start in starts {
+            let db = start.await.expect("task").expect("every instance migrates");
+            let applied = db
+                .conn
+                .query_one(sea_orm::Statement::from_string(DbBackend::Sqlite, "SELECT COUNT(*) AS n FROM seaql_migrations"))
+                .await
+                .expect("query")
+                .and_then(|row| row.try_get::<i64>("", "n").ok());
+            assert_eq!(applied, Some(Migrator::migrations().len() as i64));
+        }
+    }
 }

@@ -43,6 +43,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 const MAX_PIPELINED_SENDS: usize = 64;
 
 /// The responses of pipelined sends, in request order (`None`: a notification, no response).
+/// How long a stopping instance waits for a socket's in-flight sends to commit.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
+
 type PendingSends = FuturesOrdered<BoxFuture<'static, Option<String>>>;
 
 /// Why the reader stopped.
@@ -190,7 +193,22 @@ async fn read_loop(
                 }
             }
             () = sleep_until(expiry.unwrap_or_else(far_future)), if expiry.is_some() => return End::Close(close::TOKEN_EXPIRED),
-            () = state.shutdown.cancelled() => return End::Close(close::GOING_AWAY),
+            () = state.shutdown.cancelled() => {
+                // The instance is stopping: sends already submitted are queued for commit;
+                // answer them before the close so no client is left guessing about a message
+                // that did commit. (New frames are no longer read.)
+                let drained = async {
+                    while let Some(reply) = sends.next().await {
+                        if let Some(reply) = reply {
+                            outbox.push(&reply.into(), Class::Reliable);
+                        }
+                    }
+                };
+                if tokio::time::timeout(SHUTDOWN_DRAIN, drained).await.is_err() {
+                    tracing::warn!(conn = conn.id, "in-flight sends not answered before shutdown");
+                }
+                return End::Close(close::GOING_AWAY);
+            }
         }
     }
 }

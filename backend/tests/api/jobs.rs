@@ -375,10 +375,10 @@ async fn an_export_running_when_the_server_stops_is_failed_after_restart() {
     assert_eq!((orphaned.state, orphaned.error.as_deref()), (JobState::Failed, Some(interrupted)), "after restart");
     problem(download(&app, &owner.access_token, job_id).await, 409).await;
     // No half-written file is left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(app.data_dir.join("exports"))
-        .map(|dir| dir.filter_map(Result::ok).map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(leftovers.is_empty(), "files left in exports/: {leftovers:?}");
+    for id in [job_id, orphan.id] {
+        let left = confab::storage::exports::size(&db, id).await.expect("a query");
+        assert_eq!(left, None, "chunks of job {id} left in the database");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -352,8 +352,9 @@ impl Socket {
         // This runs inside the socket's own onclose closure: free it on the next tick, not mid-call.
         leptos::task::spawn_local(async move { drop(conn) });
         inner.fail_pending(CONNECTION_LOST, "connection lost");
-        if healthy || matches!(code, close::LOGGED_OUT | close::TOKEN_EXPIRED) {
-            // A healthy connection ended, or the session changed: come back quickly.
+        if healthy || matches!(code, close::LOGGED_OUT | close::TOKEN_EXPIRED | close::GOING_AWAY) {
+            // A healthy connection ended, the session changed, or the instance is stopping
+            // (the others serve): come back quickly.
             inner.attempt.set(0);
         }
         if !was_open && with_token {
@@ -375,7 +376,13 @@ impl Socket {
         inner.attempt.set(attempt.saturating_add(1));
         // Exponential backoff with full jitter, so a restarted server is not hit by every tab at once.
         let ceiling = (BACKOFF_BASE_MS * 2f64.powi(attempt.min(16) as i32)).min(BACKOFF_CAP_MS);
-        let delay = if code == close::LOGGED_OUT && attempt == 0 { 50.0 } else { ceiling * (0.5 + random() * 0.5) };
+        let delay = match code {
+            close::LOGGED_OUT if attempt == 0 => 50.0,
+            // "Reconnect now": spread over a second, so a stopping instance's sockets do
+            // not all land on the survivors at the same instant.
+            close::GOING_AWAY if attempt == 0 => random() * 1000.0,
+            _ => ceiling * (0.5 + random() * 0.5),
+        };
         let handle = set_timeout_with_handle(
             move || {
                 let inner = self.inner.get_value();

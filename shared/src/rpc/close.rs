@@ -18,8 +18,11 @@ macro_rules! close_codes {
 close_codes! {
     /// Normal closure.
     NORMAL = 1000, "normal closure";
-    /// The server is shutting down: reconnect (possibly to another instance).
-    GOING_AWAY = 1001, "server shutting down; reconnect elsewhere";
+    /// This instance is stopping (deploy, scale-in, SIGTERM); the others keep serving.
+    /// Reconnect at once, after a random delay of up to 1 s (so a fleet of clients does not
+    /// arrive in the same instant), to any instance; then `sync`. Its answered sends are
+    /// committed; a send without an answer may or may not be, and `sync` tells.
+    GOING_AWAY = 1001, "instance stopping; reconnect now to any instance";
     /// A malformed frame (protocol error).
     PROTOCOL_ERROR = 1002, "malformed frame";
     /// A binary frame arrived; the API is text only.

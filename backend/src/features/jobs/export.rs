@@ -1,28 +1,24 @@
-//! `export_room`: a room's whole history, streamed to a file in keyset pages.
+//! `export_room`: a room's whole history, streamed into the database in keyset pages.
 //!
 //! The extent (message count and newest id) is fixed when the export starts, so messages
 //! sent meanwhile neither appear nor move the percentage. Pages of [`PAGE`] rows are read
 //! by id (`id > last AND id <= newest`), so no row is read twice or skipped, memory holds
 //! one page, and the database sees short independent reads: WAL readers never block the
-//! chat writer. Each page is encoded into one buffer and written through a `BufWriter`; the
-//! file appears under its final name only once complete (written as `.part`, then renamed).
+//! chat writer. Each page is encoded into one buffer; full [`exports::CHUNK`]s are stored
+//! as they fill ([`crate::storage::exports`]), so any instance can serve the download. The
+//! job is marked done only after the last chunk is stored; an export that fails has its
+//! chunks deleted.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::Context as _;
 use confab_shared::{ExportFormat, Message};
-use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio_util::sync::CancellationToken;
 
 use super::runner::Progress;
 use crate::state::AppState;
 use crate::storage::entity::jobs as job_entity;
-use crate::storage::{jobs, messages, rooms};
+use crate::storage::{Db, exports, jobs, messages, rooms};
 
 /// Rows per page.
 const PAGE: u64 = 1000;
-/// The export folder, inside the data dir.
-pub const DIR: &str = "exports";
 /// The CSV columns, in order.
 const CSV_HEADER: [&str; 7] = ["id", "room", "author", "text", "sent_at", "edited_at", "deleted"];
 
@@ -49,11 +45,6 @@ impl From<std::io::Error> for ExportError {
     }
 }
 
-/// The file's path relative to the data dir (what the job row records).
-pub fn relative_path(job_id: i64, format: &ExportFormat) -> String {
-    format!("{DIR}/job-{job_id}.{}", extension(format))
-}
-
 pub fn extension(format: &ExportFormat) -> &'static str {
     match format {
         ExportFormat::Json => "json",
@@ -61,64 +52,78 @@ pub fn extension(format: &ExportFormat) -> &'static str {
     }
 }
 
-/// Runs the export; returns the finished file's path relative to the data dir.
+/// Runs the export; returns what the job row's `file` records ([`exports::IN_DATABASE`]).
 pub async fn run(state: &AppState, job: &job_entity::Model, stop: &CancellationToken) -> Result<String, ExportError> {
     if !jobs::start(&state.db, job.id).await? {
         return Err(ExportError::Gone);
     }
-    let format = jobs::format_of(job);
-    let relative = relative_path(job.id, &format);
-    let path = state.config.data_dir.join(&relative);
-    let part = part_path(&path);
-    let written = write(state, job, &format, &part, stop).await;
-    match written {
-        Ok(()) => {
-            tokio::fs::rename(&part, &path).await.with_context(|| format!("renaming {}", part.display())).map_err(ExportError::Failed)?;
-            Ok(relative)
-        }
+    match write(state, job, stop).await {
+        Ok(()) => Ok(exports::IN_DATABASE.to_owned()),
         Err(err) => {
-            discard(&part).await;
+            discard(&state.db, job.id).await;
             Err(err)
         }
     }
 }
 
 /// Removes a file that will never be downloaded (best effort).
-pub async fn discard(path: &Path) {
-    if let Err(err) = tokio::fs::remove_file(path).await
-        && err.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(path = %path.display(), %err, "could not remove an unfinished export");
+pub async fn discard(db: &Db, job_id: i64) {
+    if let Err(err) = exports::discard(db, job_id).await {
+        tracing::warn!(job = job_id, %err, "could not remove an unfinished export");
     }
 }
 
-fn part_path(path: &Path) -> PathBuf {
-    let mut part = path.as_os_str().to_owned();
-    part.push(".part");
-    PathBuf::from(part)
+/// Collects encoded bytes and stores them a full chunk at a time.
+struct ChunkWriter<'a> {
+    db: &'a Db,
+    job_id: i64,
+    seq: i32,
+    buf: Vec<u8>,
 }
 
-async fn write(
-    state: &AppState,
-    job: &job_entity::Model,
-    format: &ExportFormat,
-    part: &Path,
-    stop: &CancellationToken,
-) -> Result<(), ExportError> {
+impl<'a> ChunkWriter<'a> {
+    fn new(db: &'a Db, job_id: i64) -> Self {
+        Self { db, job_id, seq: 0, buf: Vec::with_capacity(exports::CHUNK * 2) }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ExportError> {
+        self.buf.extend_from_slice(bytes);
+        while self.buf.len() >= exports::CHUNK {
+            let rest = self.buf.split_off(exports::CHUNK);
+            let full = std::mem::replace(&mut self.buf, rest);
+            self.store(full).await?;
+        }
+        Ok(())
+    }
+
+    async fn store(&mut self, data: Vec<u8>) -> Result<(), ExportError> {
+        exports::append(self.db, self.job_id, self.seq, data).await?;
+        self.seq += 1;
+        Ok(())
+    }
+
+    /// Stores the last, partial chunk (every file has at least one: an empty JSON export is `[]`).
+    async fn finish(mut self) -> Result<(), ExportError> {
+        let last = std::mem::take(&mut self.buf);
+        if !last.is_empty() || self.seq == 0 {
+            self.store(last).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn write(state: &AppState, job: &job_entity::Model, stop: &CancellationToken) -> Result<(), ExportError> {
     let db = &state.db;
+    let format = jobs::format_of(job);
     let room = rooms::by_name(db, &job.room).await?.ok_or_else(|| ExportError::Failed(anyhow::anyhow!("room {} is gone", job.room)))?;
     let (total, newest) = messages::extent(db, room.id).await?;
-    if let Some(dir) = part.parent() {
-        tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display())).map_err(ExportError::Failed)?;
-    }
-    let file = tokio::fs::File::create(part).await.with_context(|| format!("creating {}", part.display())).map_err(ExportError::Failed)?;
-    let mut out = BufWriter::with_capacity(256 * 1024, file);
+    let mut out = ChunkWriter::new(db, job.id);
     let mut progress = Progress::new(job.id, job.owner_id, total);
-    let mut encoder = Encoder::new(format);
-    out.write_all(&encoder.start()?).await?;
+    let mut encoder = Encoder::new(&format);
+    out.write(&encoder.start()?).await?;
     let mut after = 0;
     loop {
-        // Stop between pages, or during a slow read, but never mid-page: the file is discarded anyway.
+        // Stop between pages, or during a slow read, but never mid-page: the chunks are discarded anyway.
         let page = tokio::select! {
             biased;
             () = stop.cancelled() => return Err(ExportError::Interrupted),
@@ -128,15 +133,12 @@ async fn write(
         after = last.id;
         let rows = page.len() as u64;
         let wire = messages::to_wire(db, page).await?;
-        out.write_all(&encoder.page(&wire)?).await?;
+        out.write(&encoder.page(&wire)?).await?;
         progress.advance(state, rows).await?;
     }
-    out.write_all(encoder.end()).await?;
-    out.flush().await?;
-    // Durable before the row says "done": a crash right after must not leave a done job
-    // pointing at a truncated file.
-    out.into_inner().sync_all().await?;
-    Ok(())
+    out.write(encoder.end()).await?;
+    // Every chunk is committed before the row says "done".
+    out.finish().await
 }
 
 /// Encodes pages of messages as a JSON array or as CSV with a header.

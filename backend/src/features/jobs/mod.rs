@@ -7,8 +7,8 @@
 //! owner's user group, so they reach every connection of the owner on every instance.
 //! Only the owner can see a job; everyone else gets 404, so job ids reveal nothing.
 //!
-//! Export files live under `<data dir>/exports/`: with several instances the data dir
-//! must be shared for every instance to serve every download.
+//! Export files live in the database ([`crate::storage::exports`]), so with several
+//! instances any of them serves any download.
 //!
 //! # Layout
 //! - this file: the routes and `job.subscribe`.
@@ -36,12 +36,12 @@ use crate::error::{AppError, AppResult};
 use crate::http::ApiJson;
 use crate::state::AppState;
 use crate::storage::entity::jobs as job_entity;
-use crate::storage::jobs;
+use crate::storage::{Db, exports, jobs};
 use crate::ws::Conn;
 
 /// What a client over the per-user limit is told to wait before trying again.
 const RETRY_AFTER_MS: u64 = 5_000;
-/// Read size when streaming a download.
+/// Read size when streaming a download from a file (exports of older versions).
 const DOWNLOAD_CHUNK: usize = 64 * 1024;
 
 pub fn router() -> Router<AppState> {
@@ -114,14 +114,21 @@ pub async fn download(State(state): State<AppState>, AuthUser(caller): AuthUser,
         jobs::FAILED => return Err(AppError::Conflict("the job failed; it has no file")),
         _ => return Err(AppError::Conflict("the job has not finished")),
     }
-    let relative = job.file.as_deref().ok_or(AppError::NotFound("export file"))?;
-    let path = state.config.data_dir.join(relative);
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(AppError::NotFound("export file")),
-        Err(err) => return Err(AppError::Internal(anyhow::Error::new(err).context(format!("opening {}", path.display())))),
+    let file = job.file.as_deref().ok_or(AppError::NotFound("export file"))?;
+    let (length, body) = if file == exports::IN_DATABASE {
+        let length = exports::size(&state.db, job.id).await?.ok_or(AppError::NotFound("export file"))?;
+        (length, Body::from_stream(chunks(state.db.clone(), job.id)))
+    } else {
+        // Written by a version that kept exports in the data dir of the instance that ran them.
+        let path = state.config.data_dir.join(file);
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(AppError::NotFound("export file")),
+            Err(err) => return Err(AppError::Internal(anyhow::Error::new(err).context(format!("opening {}", path.display())))),
+        };
+        let length = file.metadata().await.map_err(|e| AppError::Internal(e.into()))?.len();
+        (length, Body::from_stream(ReaderStream::with_capacity(file, DOWNLOAD_CHUNK)))
     };
-    let length = file.metadata().await.map_err(|e| AppError::Internal(e.into()))?.len();
     let format = jobs::format_of(&job);
     let content_type = match format {
         ExportFormat::Json => "application/json",
@@ -134,8 +141,24 @@ pub async fn download(State(state): State<AppState>, AuthUser(caller): AuthUser,
         (header::CONTENT_LENGTH, HeaderValue::from(length)),
         (header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).map_err(|e| AppError::Internal(e.into()))?),
     ];
-    let body = Body::from_stream(ReaderStream::with_capacity(file, DOWNLOAD_CHUNK));
     Ok((headers, body).into_response())
+}
+
+/// A stored export, one chunk read per item: memory holds one chunk whatever the file's size.
+fn chunks(db: Db, job_id: i64) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send {
+    futures_util::stream::try_unfold(0i32, move |seq| {
+        let db = db.clone();
+        async move {
+            match exports::chunk(&db, job_id, seq).await {
+                Ok(Some(data)) => Ok(Some((data, seq + 1))),
+                Ok(None) => Ok(None),
+                Err(err) => {
+                    tracing::error!(job = job_id, %err, "export download interrupted");
+                    Err(std::io::Error::other(err))
+                }
+            }
+        }
+    })
 }
 
 /// `job.subscribe`: the owner only; others get "not found" so job ids reveal nothing.

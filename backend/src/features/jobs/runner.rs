@@ -76,7 +76,7 @@ impl JobRunner {
                     }
                     // Failed behind our back (a sweeper thought us dead): the file is an orphan.
                     Ok(None) => {
-                        export::discard(&state.config.data_dir.join(&file)).await;
+                        export::discard(&state.db, id).await;
                         Ok(None)
                     }
                     Err(err) => Err(err),
