@@ -22,6 +22,11 @@ cargo test --release --workspace --exclude confab-frontend
 echo "== Backend integration suite on PostgreSQL"
 CONFAB_TEST_DATABASE=postgres cargo test --release -p confab --test api
 
+# The scale-out suite ran above on one redis-server (and its failover tests on a Redis
+# Cluster); once more with every instance on a six-node Redis Cluster (sharded pub/sub).
+echo "== Scale-out suite on a Redis Cluster"
+CONFAB_TEST_REDIS=cluster cargo test --release -p confab --test cluster -- --skip failover::
+
 # The end-to-end suites run the release binary.
 cargo build --release --bin confab
 if [ -x e2e/run.sh ]; then
