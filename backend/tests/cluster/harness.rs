@@ -4,6 +4,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub use crate::redis_cluster::RedisCluster;
+
 use confab_shared::rpc::{ErrorObject, Method, Response};
 use confab_shared::{Message, TokenPair};
 use futures_util::{SinkExt, StreamExt};
@@ -21,6 +23,14 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
+fn wait_for_port(port: u16) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run `bash scripts/services.sh start && source /tmp/confab-services/env` (just test does)")
@@ -33,19 +43,48 @@ struct Instance {
     data: tempfile::TempDir,
 }
 
+/// Which Redis the instances share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedisKind {
+    /// One redis-server.
+    Single,
+    /// A Redis Cluster of three masters and three replicas ([`RedisCluster`]).
+    Cluster,
+}
+
+impl RedisKind {
+    /// `CONFAB_TEST_REDIS=cluster` runs the whole suite on a Redis Cluster.
+    pub fn from_env() -> Self {
+        match std::env::var("CONFAB_TEST_REDIS").as_deref() {
+            Ok("cluster") => Self::Cluster,
+            _ => Self::Single,
+        }
+    }
+}
+
+enum Redis {
+    Single { port: u16, child: Option<Child> },
+    Cluster(RedisCluster),
+}
+
 pub struct Cluster {
     /// A short random tag that keeps names unique across tests.
     pub tag: String,
-    redis_port: u16,
-    redis: Option<Child>,
+    redis: Redis,
     redis_dir: tempfile::TempDir,
+    db_url: String,
     instances: Vec<Instance>,
     http: reqwest::Client,
 }
 
 impl Cluster {
-    /// A private redis-server, a fresh PostgreSQL database and `n` instances.
+    /// A private Redis (of the kind `CONFAB_TEST_REDIS` names), a fresh PostgreSQL database
+    /// and `n` instances, all started at once: they race to migrate the fresh database.
     pub async fn start(n: usize) -> Self {
+        Self::start_on(n, RedisKind::from_env()).await
+    }
+
+    pub async fn start_on(n: usize, kind: RedisKind) -> Self {
         let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
         let admin_url = required_env("CONFAB_TEST_PG_URL");
         let db_name = format!("confab_cluster_{tag}");
@@ -56,26 +95,18 @@ impl Cluster {
             None => panic!("CONFAB_TEST_PG_URL must end with a database name"),
         };
         let redis_dir = tempfile::tempdir().expect("temp dir");
-        let mut cluster = Self {
-            tag,
-            redis_port: free_port(),
-            redis: None,
-            redis_dir,
-            instances: Vec::new(),
-            http: reqwest::Client::new(),
+        let redis = match kind {
+            RedisKind::Single => Redis::Single { port: free_port(), child: None },
+            RedisKind::Cluster => Redis::Cluster(RedisCluster::start(redis_dir.path())),
         };
-        cluster.start_redis();
-        // Migrate once up front so the instances do not race on the schema.
-        let status = Command::new(env!("CARGO_BIN_EXE_confab"))
-            .arg("migrate")
-            .env("DATABASE_URL", &db_url)
-            .env("CONFAB_DATA_DIR", cluster.redis_dir.path())
-            .stdout(Stdio::null())
-            .status()
-            .expect("running confab migrate");
-        assert!(status.success(), "confab migrate failed");
+        let mut cluster = Self { tag, redis, redis_dir, db_url, instances: Vec::new(), http: reqwest::Client::new() };
+        if kind == RedisKind::Single {
+            cluster.start_redis();
+        }
+        // No `confab migrate` first: instances started together on a fresh database must
+        // all come up (the migrations run under a lock).
         for _ in 0..n {
-            let instance = cluster.spawn_instance(&db_url);
+            let instance = cluster.spawn_instance();
             cluster.instances.push(instance);
         }
         for i in 0..n {
@@ -84,7 +115,32 @@ impl Cluster {
         cluster
     }
 
-    fn spawn_instance(&self, db_url: &str) -> Instance {
+    /// Starts one more instance on the same Redis and database; its index.
+    pub async fn add_instance(&mut self) -> usize {
+        let instance = self.spawn_instance();
+        self.instances.push(instance);
+        let i = self.instances.len() - 1;
+        self.wait_healthy(i).await;
+        i
+    }
+
+    pub fn redis_url(&self) -> String {
+        match &self.redis {
+            Redis::Single { port, .. } => format!("redis://127.0.0.1:{port}"),
+            Redis::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    /// The Redis Cluster under the instances (panics on a single redis-server).
+    pub fn redis_cluster(&mut self) -> &mut RedisCluster {
+        match &mut self.redis {
+            Redis::Cluster(cluster) => cluster,
+            Redis::Single { .. } => panic!("this test needs a Redis Cluster"),
+        }
+    }
+
+    fn spawn_instance(&self) -> Instance {
+        let db_url = &self.db_url;
         let port = free_port();
         let data = tempfile::tempdir().expect("temp dir");
         let log = std::fs::File::create(data.path().join("confab.log")).expect("log file");
@@ -92,7 +148,7 @@ impl Cluster {
             .env("CONFAB_BIND", format!("127.0.0.1:{port}"))
             .env("CONFAB_DATA_DIR", data.path())
             .env("DATABASE_URL", db_url)
-            .env("REDIS_URL", format!("redis://127.0.0.1:{}", self.redis_port))
+            .env("REDIS_URL", self.redis_url())
             .env("CONFAB_JWT_SECRET", SECRET)
             .env("CONFAB_RATE_PER_SEC", "1000")
             .env("RUST_LOG", "info")
@@ -103,26 +159,34 @@ impl Cluster {
         Instance { child, port, data }
     }
 
+    /// Starts Redis again: the redis-server (empty), or every cluster node (empty, with
+    /// the cluster configuration they kept in their `nodes.conf`).
     pub fn start_redis(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .current_dir(self.redis_dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawning redis-server (install redis-server)");
-        self.redis = Some(child);
-        let deadline = std::time::Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", self.redis_port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
+        match &mut self.redis {
+            Redis::Single { port, child } => {
+                let spawned = Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    .current_dir(self.redis_dir.path())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("spawning redis-server (install redis-server)");
+                *child = Some(spawned);
+                wait_for_port(*port);
+            }
+            Redis::Cluster(cluster) => cluster.start_all(),
         }
     }
 
-    /// Stops redis-server abruptly, losing all its data (no persistence).
+    /// Stops Redis abruptly, losing all its data (no persistence).
     pub fn stop_redis(&mut self) {
-        if let Some(mut child) = self.redis.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        match &mut self.redis {
+            Redis::Single { child, .. } => {
+                if let Some(mut child) = child.take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            Redis::Cluster(cluster) => cluster.stop_all(),
         }
     }
 
@@ -130,6 +194,33 @@ impl Cluster {
     pub fn kill(&mut self, i: usize) {
         let _ = self.instances[i].child.kill();
         let _ = self.instances[i].child.wait();
+    }
+
+    /// SIGTERM, as an orchestrator stops an instance; its exit status once it is gone.
+    pub async fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
+        let pid = self.instances[i].child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("running kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.instances[i].child.try_wait().expect("waiting for the instance") {
+                return status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "instance {i} did not stop within 20 s of SIGTERM");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET` through instance `i` with a bearer token.
+    pub async fn get(&self, i: usize, path: &str, token: &str) -> reqwest::Response {
+        let url = format!("http://127.0.0.1:{}{path}", self.port(i));
+        self.http.get(url).bearer_auth(token).timeout(WAIT).send().await.expect("GET request")
+    }
+
+    /// `POST` of a JSON body through instance `i` with a bearer token.
+    pub async fn post(&self, i: usize, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        let url = format!("http://127.0.0.1:{}{path}", self.port(i));
+        self.http.post(url).bearer_auth(token).json(body).timeout(WAIT).send().await.expect("POST request")
     }
 
     pub fn port(&self, i: usize) -> u16 {

@@ -1,16 +1,25 @@
-//! Scale-out tests: real `confab` processes sharing a real redis-server and PostgreSQL.
+//! Scale-out tests: real `confab` processes sharing a real Redis and PostgreSQL.
 //!
-//! Each test starts its own redis-server on a free port (so it can stop it), creates a
-//! fresh PostgreSQL database on `CONFAB_TEST_PG_URL` (from `scripts/services.sh`), and runs
-//! the release-or-debug `confab` binary three times. Every wait has a timeout.
+//! Each test starts its own Redis on free ports (so it can stop it), creates a fresh
+//! PostgreSQL database on `CONFAB_TEST_PG_URL` (from `scripts/services.sh`), and runs the
+//! `confab` binary two or three times, all at once on the fresh database. Every wait has a
+//! timeout.
+//!
+//! The Redis is one redis-server, or with `CONFAB_TEST_REDIS=cluster` a Redis Cluster of
+//! six nodes ([`redis_cluster`]): the same tests then run on sharded pub/sub. The tests in
+//! [`failover`] always run on a Redis Cluster.
 
+mod failover;
 mod harness;
+mod redis_cluster;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use confab_shared::rpc::{DmSendParams, JoinParams, SendParams, SyncParams, TypingParams, UsersListParams};
-use harness::{Cluster, Client};
+use confab_shared::{Job, JobAccepted, JobState, Message};
+use harness::{Client, Cluster};
+use serde_json::json;
 
 /// Users spread over three instances chat in one room: every client receives every
 /// message exactly once, in id order.
@@ -184,6 +193,21 @@ async fn users_of_a_killed_instance_go_offline_elsewhere_within_thirty_seconds()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_outage_delays_messages_but_loses_none() {
     let mut cluster = Cluster::start(2).await;
+    messages_survive(&mut cluster, Fault::RedisRestart).await;
+}
+
+/// What goes wrong under a stream of sends.
+pub enum Fault {
+    /// All of Redis stops for 5 s (every node of a cluster), then starts empty.
+    RedisRestart,
+    /// The master serving the room's channel is SIGKILLed; its replica takes over.
+    MasterKill,
+}
+
+/// Sends a stream of messages through instance 0 while `fault` happens; then every reader
+/// (one per instance) must have seen no hole below its last live id, and `sync` must give
+/// it exactly the rest of what was persisted.
+pub async fn messages_survive(cluster: &mut Cluster, fault: Fault) {
     let room = cluster.room("outage");
     let names: Vec<String> = (0..2).map(|i| format!("out{i}_{}", cluster.tag)).collect();
     let mut readers = Vec::new();
@@ -201,19 +225,37 @@ async fn a_redis_outage_delays_messages_but_loses_none() {
     let started = Instant::now();
     let mut stopped_at = None;
     let mut restarted = false;
+    let mut saw_down = false;
     let mut n = 0;
     while started.elapsed() < Duration::from_secs(10) {
         if stopped_at.is_none() && started.elapsed() > Duration::from_secs(2) {
-            cluster.stop_redis();
+            match fault {
+                Fault::RedisRestart => cluster.stop_redis(),
+                Fault::MasterKill => {
+                    let port = cluster.redis_cluster().kill_master_of(&format!("confab:g:room:{room}"));
+                    eprintln!("killed the master on port {port} at {:?}", started.elapsed());
+                }
+            }
             stopped_at = Some(Instant::now());
         }
         if let Some(at) = stopped_at {
-            if !restarted && at.elapsed() > Duration::from_secs(5) {
-                cluster.start_redis();
-                restarted = true;
-            }
-            if !restarted && at.elapsed() > Duration::from_secs(2) {
-                assert_eq!(cluster.health(1).await, 503, "health must report the layer down");
+            match fault {
+                Fault::RedisRestart => {
+                    if !restarted && at.elapsed() > Duration::from_secs(5) {
+                        cluster.start_redis();
+                        restarted = true;
+                    }
+                    if !restarted && at.elapsed() > Duration::from_secs(2) {
+                        assert_eq!(cluster.health(1).await, 503, "health must report the layer down");
+                        saw_down = true;
+                    }
+                }
+                // Nothing to restart: the replica is promoted. Until then the shard has no
+                // master, which the instances report (their shard connection is gone).
+                Fault::MasterKill => {
+                    restarted = true;
+                    saw_down |= cluster.health(1).await == 503;
+                }
             }
         }
         n += 1;
@@ -233,7 +275,12 @@ async fn a_redis_outage_delays_messages_but_loses_none() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(restarted, "the test must cover the restart");
+    assert!(saw_down, "health never reported the layer down during the fault");
     eprintln!("{n} sends in {:?}", started.elapsed());
+    if let Fault::MasterKill = fault {
+        cluster.redis_cluster().wait_ok();
+        eprintln!("the cluster is whole again {:?} after the start", started.elapsed());
+    }
     cluster.wait_healthy(0).await;
     cluster.wait_healthy(1).await;
     eprintln!("both instances healthy {:?} after the start", started.elapsed());
@@ -279,7 +326,7 @@ async fn a_redis_outage_delays_messages_but_loses_none() {
 /// A fresh connection to instance `index` that has joined `room`. Right after Redis returns,
 /// an instance may still be closing its sockets (1013) to make clients resync, so a socket
 /// closed during the join is retried a bounded number of times.
-async fn rejoin(cluster: &Cluster, index: usize, token: &str, room: &str) -> Client {
+pub async fn rejoin(cluster: &Cluster, index: usize, token: &str, room: &str) -> Client {
     for _ in 0..20 {
         let mut client = Client::connect(cluster.port(index), token).await;
         match client.try_call(JoinParams { room: room.to_owned(), history: Some(0) }).await {
@@ -291,4 +338,82 @@ async fn rejoin(cluster: &Cluster, index: usize, token: &str, room: &str) -> Cli
         }
     }
     panic!("could not rejoin {room} on instance {index}");
+}
+
+/// Four instances started at the same moment on a fresh database all come up (one
+/// migrates, the others wait for its lock), and a fifth started later on the migrated
+/// database too; every one of them serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_started_together_on_a_fresh_database_all_come_up() {
+    let mut cluster = Cluster::start(4).await;
+    let late = cluster.add_instance().await;
+    for i in 0..=late {
+        let token = cluster.login(i, &format!("fleet{i}_{}", cluster.tag)).await;
+        let mut client = Client::connect(cluster.port(i), &token).await;
+        client.call(JoinParams { room: cluster.room("fleet"), history: Some(0) }).await.expect("join");
+    }
+}
+
+/// An export started through one instance is polled through a second and downloaded
+/// through a third: the file lives in the database, not in one instance's data dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_export_started_on_one_instance_downloads_from_another() {
+    let cluster = Cluster::start(3).await;
+    let name = format!("exp_{}", cluster.tag);
+    let token = cluster.login(0, &name).await;
+    let room = cluster.room("export");
+    let mut client = Client::connect(cluster.port(0), &token).await;
+    client.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("join");
+    let mut sent = Vec::new();
+    for n in 0..80 {
+        // Long texts, so that the file (≈ 320 KB) spans more than one stored chunk (256 KiB).
+        let text = format!("{n}:{}", "x".repeat(3_900));
+        sent.push(client.call(SendParams { room: room.clone(), text, nonce: None }).await.expect("send").id);
+    }
+    let accepted = cluster.post(0, "/api/jobs", &token, &json!({"kind": "export_room", "room": room, "format": "json"})).await;
+    assert_eq!(accepted.status().as_u16(), 202);
+    let job_id = accepted.json::<JobAccepted>().await.expect("a job id").job_id;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let job: Job = cluster.get(1, &format!("/api/jobs/{job_id}"), &token).await.json().await.expect("a job");
+        match job.state {
+            JobState::Done => break,
+            JobState::Failed => panic!("the export failed: {:?}", job.error),
+            _ => {}
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the export did not finish within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let download = cluster.get(2, &format!("/api/jobs/{job_id}/download"), &token).await;
+    assert_eq!(download.status().as_u16(), 200);
+    let length: Option<usize> = download.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok());
+    let bytes = download.bytes().await.expect("the file");
+    assert_eq!(length, Some(bytes.len()), "Content-Length must match the body");
+    let messages: Vec<Message> = serde_json::from_slice(&bytes).expect("a JSON array of messages");
+    assert_eq!(messages.iter().map(|m| m.id).collect::<Vec<_>>(), sent);
+}
+
+/// SIGTERM stops one instance: its sockets close with 1001 (reconnect now, elsewhere),
+/// every send it answered is committed, and the other instance keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_terminated_instance_closes_with_1001_and_loses_nothing_it_answered() {
+    let mut cluster = Cluster::start(2).await;
+    let room = cluster.room("sigterm");
+    let token = cluster.login(0, &format!("term_{}", cluster.tag)).await;
+    let mut leaving = Client::connect(cluster.port(0), &token).await;
+    leaving.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("join");
+    let mut answered = BTreeSet::new();
+    for n in 0..20 {
+        let sent = leaving.call(SendParams { room: room.clone(), text: format!("t{n}"), nonce: None }).await.expect("send");
+        answered.insert(sent.id);
+    }
+    let status = cluster.terminate(0).await;
+    assert!(status.success(), "the instance exited with {status} after SIGTERM");
+    assert_eq!(leaving.expect_closed().await, Some(1001));
+
+    let mut moved = Client::connect(cluster.port(1), &token).await;
+    moved.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("join elsewhere");
+    let synced = moved.call(SyncParams { rooms: [(room.clone(), 0)].into(), dm_after: None }).await.expect("sync");
+    let ids: BTreeSet<i64> = synced.messages.iter().map(|m| m.id).collect();
+    assert!(answered.is_subset(&ids), "answered sends missing after the stop");
 }
