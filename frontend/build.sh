@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Builds the SPA into frontend/dist: the WASM crate, its wasm-bindgen JS glue, and the
-# static files. Idempotent; run from anywhere (the justfile calls it as `just build-spa`).
+# Builds the SPA into frontend/dist, ready to be served as is (see backend/src/spa.rs):
 #
-#   frontend/dist/index.html, style.css, favicon.svg
-#   frontend/dist/pkg/confab_frontend.js, confab_frontend_bg.wasm
+#   frontend/dist/index.html, favicon.svg                  revalidated on every load
+#   frontend/dist/assets/confab_frontend-<hash>.js         the wasm-bindgen glue
+#   frontend/dist/assets/confab_frontend_bg-<hash>.wasm    the app
+#   frontend/dist/assets/style-<hash>.css
 #
-# Honours CARGO_TARGET_DIR (default: the workspace's target/).
+# Assets are named by their content (so they can be cached for a year) and index.html is
+# rewritten to name them. Every text and WASM file gets a brotli (-q 11) and a gzip (-9)
+# copy beside it, which the server sends to clients that accept them.
+#
+# The WASM is built with the `wasm-release` profile (Cargo.toml: optimised for size), not
+# `release`, which stays optimised for the server's speed. Idempotent; run from anywhere
+# (the justfile calls it as `just build-spa`). Honours CARGO_TARGET_DIR (default: the
+# workspace's target/).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,6 +22,14 @@ cd "$root"
 
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 dist="$here/dist"
+profile=wasm-release
+
+for tool in brotli gzip sha256sum; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "build.sh: '$tool' is missing (scripts/install-test-deps.sh installs it: apt-get install $tool)" >&2
+    exit 1
+  fi
+done
 
 rustup target add wasm32-unknown-unknown >/dev/null
 
@@ -29,14 +45,52 @@ if ! command -v wasm-bindgen >/dev/null || [[ "$(wasm-bindgen --version | awk '{
   cargo install wasm-bindgen-cli --version "$wb_version"
 fi
 
-cargo build -p confab-frontend --target wasm32-unknown-unknown --release
+cargo build -p confab-frontend --target wasm32-unknown-unknown --profile "$profile"
+
+# wasm-bindgen writes into a scratch dir; only hashed copies go to dist.
+pkg="$target_dir/spa-pkg"
+rm -rf "$pkg"
+# The name section only helps a debugger; the producers section is metadata.
+wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+  --out-name confab_frontend --out-dir "$pkg" \
+  "$target_dir/wasm32-unknown-unknown/$profile/confab-frontend.wasm"
 
 rm -rf "$dist"
-mkdir -p "$dist/pkg"
-# Cargo names the binary after the package (confab-frontend.wasm); --out-name gives the
-# files the names index.html loads.
-wasm-bindgen --target web --no-typescript --out-name confab_frontend --out-dir "$dist/pkg" \
-  "$target_dir/wasm32-unknown-unknown/release/confab-frontend.wasm"
-cp "$here/index.html" "$here/style.css" "$here/favicon.svg" "$dist/"
+mkdir -p "$dist/assets"
 
-echo "build.sh: SPA built in ${dist#"$root"/} ($(du -sh "$dist/pkg/confab_frontend_bg.wasm" | cut -f1) wasm)"
+# Copies $1 to dist/assets/<stem>-<first 16 hex of its sha256>.<ext> and prints the URL.
+hashed() {
+  local file=$1 name stem ext hash
+  name=$(basename "$file")
+  stem=${name%.*}
+  ext=${name##*.}
+  hash=$(sha256sum "$file" | cut -c1-16)
+  cp "$file" "$dist/assets/$stem-$hash.$ext"
+  echo "/assets/$stem-$hash.$ext"
+}
+js_url=$(hashed "$pkg/confab_frontend.js")
+wasm_url=$(hashed "$pkg/confab_frontend_bg.wasm")
+css_url=$(hashed "$here/style.css")
+
+# index.html names the unhashed files (so it reads as plain HTML); point it at these.
+sed -e "s|/pkg/confab_frontend\.js|$js_url|g" \
+    -e "s|/pkg/confab_frontend_bg\.wasm|$wasm_url|g" \
+    -e "s|/style\.css|$css_url|g" \
+    "$here/index.html" >"$dist/index.html"
+for url in "$js_url" "$wasm_url" "$css_url"; do
+  if ! grep -qF "$url" "$dist/index.html"; then
+    echo "build.sh: index.html does not reference $url (its asset paths changed?)" >&2
+    exit 1
+  fi
+done
+cp "$here/favicon.svg" "$dist/"
+
+# -n: no name or time stamp in the gzip header, so a rebuild of the same file is identical.
+while IFS= read -r -d '' file; do
+  brotli -q 11 -f -k -o "$file.br" "$file"
+  gzip -9 -n -f -k "$file"
+done < <(find "$dist" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' -o -name '*.html' -o -name '*.svg' \) -print0)
+
+wasm="$dist${wasm_url}"
+echo "build.sh: SPA built in ${dist#"$root"/}: wasm $(stat -c %s "$wasm") B," \
+  "gzip $(stat -c %s "$wasm.gz") B, brotli $(stat -c %s "$wasm.br") B"

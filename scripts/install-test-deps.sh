@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, skipping whatever is already there:
-# redis-server, PostgreSQL, Chromium (Debian packages), the e2e npm packages, schemathesis.
+# redis-server, PostgreSQL, Chromium, brotli (Debian packages), the e2e npm packages,
+# schemathesis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,8 @@ command -v redis-server >/dev/null || missing+=(redis-server redis-tools)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null || missing+=(chromium chromium-driver)
 command -v node >/dev/null || missing+=(nodejs npm)
+# frontend/build.sh compresses the SPA's files with it.
+command -v brotli >/dev/null || missing+=(brotli)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo_cmd=""
     [ "$(id -u)" = 0 ] || sudo_cmd="sudo"

@@ -20,7 +20,7 @@ fi
 if [ "${CONFAB_SKIP_SPA_BUILD:-}" != 1 ]; then
     bash frontend/build.sh
 fi
-if [ ! -f frontend/dist/pkg/confab_frontend_bg.wasm ]; then
+if ! compgen -G 'frontend/dist/assets/confab_frontend_bg-*.wasm' >/dev/null; then
     echo "10-browser: the SPA is not built (bash frontend/build.sh)" >&2
     exit 1
 fi
