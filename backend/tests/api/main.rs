@@ -20,6 +20,7 @@ mod chat;
 mod dm;
 mod fuzz;
 mod jobs;
+mod logins;
 mod ordering;
 mod presence;
 mod publish;
