@@ -1,4 +1,4 @@
-//! The `confab` command: `serve` (default), `migrate`, `user create`, `publish`.
+//! The `confab` command: `serve` (default), `migrate`, `user create`, `user import`, `publish`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -76,6 +76,9 @@ pub enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// Create many accounts from a JSON-lines or CSV file (passwords or existing argon2
+    /// hashes), checked line by line first, then inserted in one transaction.
+    Import(crate::import::ImportArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -119,6 +122,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { command: UserCommand::Create { username, admin } } => create_user(&cli.config, &username, admin).await,
+        Command::User { command: UserCommand::Import(args) } => {
+            let report = crate::import::run(&cli.config, &args).await?;
+            println!("{} listed: {} created, {} skipped (already there)", report.listed, report.created, report.skipped);
+            if let Some(out) = &args.sessions {
+                println!("{} sessions opened, tokens written to {}", report.sessions, out.display());
+            }
+            Ok(())
+        }
         Command::Publish(args) => publish(&cli.config, args).await,
     }
 }
@@ -160,7 +171,7 @@ async fn create_user(config: &Config, username: &str, admin: bool) -> anyhow::Re
     std::fs::create_dir_all(&config.data_dir)?;
     let db = Db::connect(&config.database_url()).await?;
     db.migrate().await?;
-    let hash = crate::auth::password::hash(password).await?;
+    let hash = crate::auth::password::Hasher::start(1, 1).hash(password).await?;
     match users::create(&db, username, &hash, admin).await {
         Ok(user) => {
             println!("created {} (id {}){}", user.username, user.id, if admin { ", admin" } else { "" });

@@ -80,6 +80,19 @@ pub struct Config {
     #[arg(long, env = "CONFAB_LOGIN_ATTEMPTS", default_value_t = 5)]
     pub login_attempts: u32,
 
+    /// Password hashing threads (each keeps a 19 MiB argon2 work area); 0 = one per core, at most 4.
+    #[arg(long, env = "CONFAB_HASH_THREADS", default_value_t = 0)]
+    pub hash_threads: usize,
+
+    /// Logins and signups waiting for a hashing thread before more get 503 with `Retry-After`.
+    #[arg(long, env = "CONFAB_HASH_QUEUE", default_value_t = 32)]
+    pub hash_queue: usize,
+
+    /// Socket handshakes (token check included) in progress at once; more wait up to a second
+    /// in line, then get 503 with `Retry-After`, so a reconnect storm queues instead of piling up.
+    #[arg(long, env = "CONFAB_MAX_PENDING_UPGRADES", default_value_t = 256)]
+    pub max_pending_upgrades: usize,
+
     /// Most concurrent background jobs per user.
     #[arg(long, env = "CONFAB_JOBS_PER_USER", default_value_t = 2)]
     pub jobs_per_user: usize,
@@ -125,6 +138,9 @@ impl Config {
             ping_secs: 20,
             expiry_warning_secs: 60,
             login_attempts: 5,
+            hash_threads: 1,
+            hash_queue: 32,
+            max_pending_upgrades: 256,
             jobs_per_user: 2,
             log_json: false,
         }

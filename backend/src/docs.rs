@@ -298,6 +298,7 @@ fn reference() -> Vec<Block> {
             })
             .collect(),
     ));
+    out.push(Block::Para(confab_shared::rpc::reconnect::RULE.to_owned()));
     out.push(Block::Heading(2, "Delivery".to_owned()));
     for rule in delivery_rules() {
         out.push(Block::Para(rule));

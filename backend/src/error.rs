@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use confab_shared::Problem;
 use confab_shared::rpc::{ErrorCode, ErrorObject};
 
+use crate::auth::password::HashError;
 use crate::storage::StorageError;
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -42,6 +43,10 @@ pub enum AppError {
     /// 429 / -32029.
     #[error("too many requests")]
     RateLimited { retry_after_ms: u64 },
+    /// 503 with `Retry-After`: the server is at capacity for this work (password hashing);
+    /// retrying after the given wait may succeed.
+    #[error("the server is busy; retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     /// 503: a dependency is down; the client may retry.
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
@@ -66,7 +71,7 @@ impl AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,6 +88,7 @@ impl AppError {
             Self::BadRequest(_) => "bad-request",
             Self::TooLarge(_) => "too-large",
             Self::RateLimited { .. } => "rate-limited",
+            Self::Busy { .. } => "busy",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -115,6 +121,15 @@ impl AppError {
     }
 }
 
+impl From<HashError> for AppError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy => Self::Busy { retry_after_secs: crate::auth::password::RETRY_AFTER_SECS },
+            HashError::Failed(cause) => Self::Internal(cause),
+        }
+    }
+}
+
 impl From<StorageError> for AppError {
     fn from(err: StorageError) -> Self {
         match err {
@@ -131,11 +146,13 @@ impl IntoResponse for AppError {
         let mut response = (status, axum::Json(problem)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if let Self::RateLimited { retry_after_ms } = self {
-            let secs = retry_after_ms.div_ceil(1000).max(1);
-            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
-                headers.insert(header::RETRY_AFTER, value);
-            }
+        let retry_after_secs = match self {
+            Self::RateLimited { retry_after_ms } => Some(retry_after_ms.div_ceil(1000).max(1)),
+            Self::Busy { retry_after_secs } => Some(retry_after_secs.max(1)),
+            _ => None,
+        };
+        if let Some(secs) = retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -154,6 +171,7 @@ impl From<AppError> for ErrorObject {
             AppError::BadRequest(_) => ErrorObject::with_message(ErrorCode::InvalidRequest, err.to_string()),
             AppError::TooLarge(_) => ErrorObject::with_message(ErrorCode::InvalidParams, err.to_string()),
             AppError::RateLimited { retry_after_ms } => ErrorObject::rate_limited(*retry_after_ms),
+            AppError::Busy { retry_after_secs } => ErrorObject::rate_limited(retry_after_secs.saturating_mul(1000)),
             AppError::Unavailable(_) | AppError::Internal(_) => {
                 ErrorObject::with_message(ErrorCode::Internal, err.public_detail())
             }

@@ -12,6 +12,7 @@
 //! - [`http`]: REST extractors with field-level validation errors; [`compression`] of
 //!   REST responses.
 //! - [`auth`]: passwords, tokens, login throttling, extractors, `/api/auth/*`.
+//! - [`import`]: `confab user import`, accounts in bulk (and, for load tests, their sessions).
 //! - [`storage`]: sea-orm entities, migrations and queries.
 //! - [`layer`]: the channel layer trait, the local hub of connections, its implementations.
 //! - [`presence`]: connection counting per user and per room.
@@ -32,6 +33,7 @@ pub mod docs;
 pub mod error;
 pub mod features;
 pub mod http;
+pub mod import;
 pub mod layer;
 pub mod metrics;
 pub mod openapi;

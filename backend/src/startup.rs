@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::password::Hasher;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::Keys;
 use crate::config::Config;
@@ -60,8 +61,12 @@ impl Application {
         // Jobs left unfinished by an earlier run (or, with Redis, by a dead instance) are failed.
         jobs::runner::sweep(&db, layer.as_ref(), config.redis_url.is_none()).await;
         let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
+        let threads = if config.hash_threads == 0 { Hasher::default_threads() } else { config.hash_threads };
+        let hasher = Hasher::start(threads, config.hash_queue);
         let state = AppState {
             throttle,
+            hasher,
+            upgrades: Arc::new(tokio::sync::Semaphore::new(config.max_pending_upgrades.max(1))),
             config: Arc::new(config),
             db,
             keys,

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::password::Hasher;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::Keys;
 use crate::config::Config;
@@ -25,6 +27,10 @@ pub struct AppState {
     /// Connection counts per user and per room, local or in Redis.
     pub presence: Arc<dyn PresenceStore>,
     pub throttle: Arc<LoginThrottle>,
+    /// The argon2 threads logins and signups queue on (bounded; full = 503).
+    pub hasher: Arc<Hasher>,
+    /// Permits for socket handshakes in progress (`CONFAB_MAX_PENDING_UPGRADES`).
+    pub upgrades: Arc<Semaphore>,
     /// The group-commit writer every `room.send` goes through.
     pub writer: MessageWriter,
     /// Background jobs running on this instance, failed on shutdown.

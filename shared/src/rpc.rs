@@ -7,11 +7,13 @@
 //! - [`notify`]: server-pushed notifications.
 //! - [`envelope`]: request/response/error envelopes and frame decoding with exact error codes.
 //! - [`close`]: WebSocket close codes.
+//! - [`reconnect`]: when to reconnect (backoff with full jitter, spread after a restart).
 
 pub mod close;
 pub mod envelope;
 pub mod methods;
 pub mod notify;
+pub mod reconnect;
 
 pub use envelope::{ErrorCode, ErrorObject, Frame, Incoming, RequestId, Response, ServerMessage, decode_frame, parse_server_frame};
 pub use methods::*;

@@ -1,7 +1,7 @@
 //! Accounts and tokens: signup, login, refresh rotation, logout, and verifying a bearer.
 //!
 //! # Layout
-//! - [`password`]: argon2id hashing on the blocking pool.
+//! - [`password`]: argon2id on dedicated threads with reused work areas and a bounded queue.
 //! - [`token`]: JWT access tokens (pinned HS256, `iss`/`aud`/`nbf`/`exp`) and opaque refresh tokens.
 //! - [`throttle`]: failed-login counting per username and per IP.
 //! - [`extract`]: `AuthUser` / `MaybeAuthUser` extractors.

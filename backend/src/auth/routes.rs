@@ -10,7 +10,7 @@ use confab_shared::rpc::close;
 use confab_shared::{Credentials, Problem, RefreshRequest, TokenPair, User, validate};
 
 use super::extract::AuthUser;
-use super::{password, token};
+use super::token;
 use crate::error::{AppError, AppResult};
 use crate::http::ApiJson;
 use crate::layer::{Delivery, group};
@@ -32,11 +32,12 @@ pub fn router() -> Router<AppState> {
         (status = 201, description = "Account created", body = User),
         (status = 409, description = "Username taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid username or password", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing at capacity; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn signup(State(state): State<AppState>, ApiJson(body): ApiJson<Credentials>) -> AppResult<(StatusCode, Json<User>)> {
     let username = validate::username(&body.username).map_err(|m| AppError::invalid("username", m))?;
     validate::password(&body.password).map_err(|m| AppError::invalid("password", m))?;
-    let hash = password::hash(body.password).await?;
+    let hash = state.hasher.hash(body.password).await?;
     match users::create(&state.db, username, &hash, false).await {
         Ok(user) => Ok((StatusCode::CREATED, Json(user.into()))),
         Err(StorageError::Duplicate) => Err(AppError::Conflict("username is taken")),
@@ -51,6 +52,7 @@ pub async fn signup(State(state): State<AppState>, ApiJson(body): ApiJson<Creden
         (status = 401, description = "Unknown user or wrong password (indistinguishable)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts for this username or address", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing at capacity; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -64,9 +66,9 @@ pub async fn login(
     let user = users::by_name(&state.db, &body.username).await?;
     let stored = match &user {
         Some(user) => user.password_hash.clone(),
-        None => password::decoy_hash().await?,
+        None => state.hasher.decoy_hash().await?,
     };
-    let valid = password::verify(body.password, stored).await?;
+    let valid = state.hasher.verify(body.password, stored).await?;
     let Some(user) = user.filter(|_| valid) else {
         state.throttle.failed(&body.username, ip).await;
         tracing::info!(username = %body.username, %peer, "login failed");

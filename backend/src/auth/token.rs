@@ -141,11 +141,16 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write as _;
+    create_private(path)?.write_all(contents.as_bytes())
+}
+
+/// Creates (or truncates) a file only its owner can read: it will hold secrets.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(contents.as_bytes())
+    options.open(path)
 }
 
 #[cfg(test)]

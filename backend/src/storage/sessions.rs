@@ -114,3 +114,37 @@ pub async fn is_active(db: &Db, session_id: &str) -> StorageResult<bool> {
         .await?
         .is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now))
 }
+
+/// A session for [`open_many`]: its id, its user and the hash of its first refresh token.
+pub struct NewSession {
+    pub session_id: String,
+    pub user_id: i64,
+    pub token_hash: String,
+}
+
+/// Opens many sessions in multi-row statements inside one transaction (`confab user import
+/// --sessions`).
+pub async fn open_many(db: &Db, rows: &[NewSession], ttl_ms: i64) -> StorageResult<()> {
+    let now = now_ms();
+    let txn = db.conn.begin().await?;
+    for batch in rows.chunks(super::users::BATCH) {
+        let sessions = batch.iter().map(|row| sessions::ActiveModel {
+            id: Set(row.session_id.clone()),
+            user_id: Set(row.user_id),
+            created_at: Set(now),
+            expires_at: Set(now + ttl_ms),
+            revoked_at: Set(None),
+        });
+        sessions::Entity::insert_many(sessions).exec_without_returning(&txn).await?;
+        let tokens = batch.iter().map(|row| refresh_tokens::ActiveModel {
+            token_hash: Set(row.token_hash.clone()),
+            session_id: Set(row.session_id.clone()),
+            created_at: Set(now),
+            expires_at: Set(now + ttl_ms),
+            used_at: Set(None),
+        });
+        refresh_tokens::Entity::insert_many(tokens).exec_without_returning(&txn).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}

@@ -52,3 +52,63 @@ pub async fn all_names(db: &Db) -> StorageResult<Vec<String>> {
         .all(&db.conn)
         .await?)
 }
+
+/// A row for [`create_many`].
+pub struct NewUser {
+    pub username: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+}
+
+/// Rows per multi-row `INSERT`/`IN (…)`: well under SQLite's 32 766 and PostgreSQL's 65 535
+/// bound parameters, large enough that 100 000 accounts take a hundred statements.
+pub const BATCH: usize = 1000;
+
+/// Inserts accounts in multi-row statements inside one transaction (all or nothing); a name
+/// already taken (case-insensitively) is left as it is. Returns how many were inserted.
+pub async fn create_many(db: &Db, rows: &[NewUser]) -> StorageResult<u64> {
+    use sea_orm::TransactionTrait as _;
+    use sea_orm::sea_query::OnConflict;
+    let now = now_ms();
+    let txn = db.conn.begin().await?;
+    let mut inserted = 0;
+    for batch in rows.chunks(BATCH) {
+        let models = batch.iter().map(|row| users::ActiveModel {
+            username: Set(row.username.clone()),
+            username_key: Set(row.username.to_ascii_lowercase()),
+            password_hash: Set(row.password_hash.clone()),
+            is_admin: Set(row.is_admin),
+            created_at: Set(now),
+            ..Default::default()
+        });
+        let outcome = users::Entity::insert_many(models)
+            .on_conflict(OnConflict::column(users::Column::UsernameKey).do_nothing().to_owned())
+            .do_nothing()
+            .exec_without_returning(&txn)
+            .await?;
+        if let sea_orm::TryInsertResult::Inserted(n) = outcome {
+            inserted += n;
+        }
+    }
+    txn.commit().await?;
+    Ok(inserted)
+}
+
+/// The accounts among `keys` (lower-cased names) that exist, as `(key, id, name, is_admin)`.
+pub async fn by_keys(db: &Db, keys: &[String]) -> StorageResult<Vec<(String, i64, String, bool)>> {
+    let mut found = Vec::with_capacity(keys.len());
+    for batch in keys.chunks(BATCH) {
+        let rows: Vec<(String, i64, String, bool)> = users::Entity::find()
+            .select_only()
+            .column(users::Column::UsernameKey)
+            .column(users::Column::Id)
+            .column(users::Column::Username)
+            .column(users::Column::IsAdmin)
+            .filter(users::Column::UsernameKey.is_in(batch.iter().cloned()))
+            .into_tuple()
+            .all(&db.conn)
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
+}

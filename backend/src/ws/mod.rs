@@ -1,8 +1,9 @@
 //! The WebSocket endpoint: authentication at the upgrade, then one session per socket.
 //!
 //! # Layout
-//! - this file: `GET /ws`: Origin allow-list, token from the header or the `bearer.`
-//!   subprotocol, socket limits; everything is decided before the socket exists.
+//! - this file: `GET /ws`: Origin allow-list, a bounded number of handshakes in progress,
+//!   token from the header or the `bearer.` subprotocol, socket limits; everything is
+//!   decided before the socket exists.
 //! - [`session`]: a connection's life: reader loop, writer task, timers, close codes.
 //! - [`dispatch`]: method → feature.
 //! - [`conn`]: the per-connection state; [`limits`]: the call rate limiter.
@@ -13,6 +14,7 @@ pub mod limits;
 pub mod session;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
@@ -33,6 +35,9 @@ const READ_BUFFER_BYTES: usize = 512;
 /// Flushes happen once per batch anyway; this bounds the buffer a batch may build.
 const WRITE_BUFFER_BYTES: usize = 32 * 1024;
 
+/// How long a handshake waits for a slot before it gets 503 with `Retry-After`.
+const UPGRADE_WAIT: Duration = Duration::from_secs(1);
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
 }
@@ -46,6 +51,12 @@ async fn upgrade(
     if !origin_allowed(&state, &headers) {
         return AppError::Forbidden("origin not allowed").into_response();
     }
+    // Bounded accept work: a reconnect storm waits in a short line (FIFO) for a handshake
+    // slot, and what cannot get one soon is told to come back rather than piling up.
+    let slot = match tokio::time::timeout(UPGRADE_WAIT, state.upgrades.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        Ok(Err(_)) | Err(_) => return AppError::Busy { retry_after_secs: 1 }.into_response(),
+    };
     let token = header_token(&headers).or_else(|| protocol_token(&ws));
     let identity = match token {
         None => None,
@@ -63,6 +74,7 @@ async fn upgrade(
         .max_write_buffer_size(WRITE_BUFFER_BYTES * 64)
         .on_failed_upgrade(|err| tracing::debug!(%err, "websocket upgrade failed"))
         .on_upgrade(move |socket| {
+            drop(slot);
             let tracker = state.sessions.clone();
             tracker.track_future(session::run(state, socket, identity, peer))
         })

@@ -212,7 +212,7 @@ impl TestApp {
 
     /// An administrator (created in the database: there is no API for that) logged in over REST.
     pub async fn admin(&self, username: &str) -> TokenPair {
-        let hash = confab::auth::password::hash(PASSWORD.to_owned()).await.expect("hashing works");
+        let hash = self.state.hasher.hash(PASSWORD.to_owned()).await.expect("hashing works");
         confab::storage::users::create(&self.state.db, username, &hash, true).await.expect("the admin is created");
         self.login_ok(username).await
     }

@@ -21,6 +21,7 @@ mod delivery;
 mod dm;
 mod fuzz;
 mod jobs;
+mod logins;
 mod ordering;
 mod presence;
 mod publish;
