@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::api_tokens::TokenUsage;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::Keys;
 use crate::config::Config;
@@ -25,6 +26,8 @@ pub struct AppState {
     /// Connection counts per user and per room, local or in Redis.
     pub presence: Arc<dyn PresenceStore>,
     pub throttle: Arc<LoginThrottle>,
+    /// API token `last_used_at` times waiting for their coalesced write.
+    pub token_usage: Arc<TokenUsage>,
     /// The group-commit writer every `room.send` goes through.
     pub writer: MessageWriter,
     /// Background jobs running on this instance, failed on shutdown.

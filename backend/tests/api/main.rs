@@ -8,7 +8,7 @@
 //! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames,
 //!   rooms, chat, presence, private messages, catch-up, ordering, back-pressure, publishing
-//!   from outside, background jobs.
+//!   from outside, background jobs, API tokens.
 //! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
 
 mod helpers;
@@ -27,3 +27,4 @@ mod rest;
 mod rooms;
 mod socket;
 mod sync;
+mod tokens;
