@@ -1,4 +1,5 @@
-//! The `confab` command: `serve` (default), `migrate`, `user create`, `user import`, `publish`.
+//! The `confab` command: `serve` (default), `migrate`, `user create`, `user import`,
+//! `token create`, `publish`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -32,6 +33,11 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Deliver a `notice` to the open connections of a room, a user or everyone, on every
     /// instance (needs an admin). Through the server's HTTP API, or straight into Redis
@@ -79,6 +85,23 @@ pub enum UserCommand {
     /// Create many accounts from a JSON-lines or CSV file (passwords or existing argon2
     /// hashes), checked line by line first, then inserted in one transaction.
     Import(crate::import::ImportArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it (it is shown only this once).
+    Create {
+        username: String,
+        /// A label to recognise the token by.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes: read, write, publish (publish only for admins).
+        #[arg(long, value_delimiter = ',', required = true)]
+        scope: Vec<String>,
+        /// Days until the token expires; without it, it never does.
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -130,6 +153,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Token { command: TokenCommand::Create { username, name, scope, expires_days } } => {
+            create_token(&cli.config, &username, name, &scope, expires_days).await
+        }
         Command::Publish(args) => publish(&cli.config, args).await,
     }
 }
@@ -180,6 +206,21 @@ async fn create_user(config: &Config, username: &str, admin: bool) -> anyhow::Re
         Err(StorageError::Duplicate) => anyhow::bail!("username {username} is taken"),
         Err(err) => Err(err.into()),
     }
+}
+
+async fn create_token(config: &Config, username: &str, name: String, scopes: &[String], expires_in_days: Option<u32>) -> anyhow::Result<()> {
+    let scopes = scopes
+        .iter()
+        .map(|s| confab_shared::Scope::parse(s).ok_or_else(|| anyhow::anyhow!("unknown scope {s:?}: use read, write or publish")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let db = Db::connect(&config.database_url()).await?;
+    db.migrate().await?;
+    let body = confab_shared::CreateApiToken { name, scopes, expires_in_days };
+    let created = crate::features::tokens::create_for(&db, username, &body).await?;
+    eprintln!("created API token {} ({}) for {username}; it is shown only once:", created.id, created.name);
+    println!("{}", created.token);
+    Ok(())
 }
 
 /// The server `confab publish` talks to when none is given.

@@ -213,7 +213,8 @@ fn reference() -> Vec<Block> {
         Block::Heading(2, "Connecting".to_owned()),
         Block::Para(format!(
             "Open a WebSocket to `/ws` with the subprotocol `{SUBPROTOCOL}`. Programs authenticate with the header \
-             `Authorization: Bearer <access token>` (from `POST /api/auth/login`); browsers, which cannot set \
+             `Authorization: Bearer <access token>` (from `POST /api/auth/login`) or an API token (see \
+             [API tokens](#api-tokens)); browsers, which cannot set \
              headers, add `{BEARER_PROTOCOL_PREFIX}<access token>` to the subprotocol list. The server always \
              selects `{SUBPROTOCOL}` and never echoes the token. Without a token the connection is anonymous: it \
              may read (`echo`, `users.list`, `rooms.list`, `room.join` of public rooms, `room.history`) and gets \
@@ -248,6 +249,20 @@ fn reference() -> Vec<Block> {
             default_of("rate_per_sec"),
             default_of("ping_secs"),
         )),
+        Block::Heading(2, "API tokens".to_owned()),
+        Block::Para(confab_shared::tokens::RULES.to_owned()),
+        Block::Table(
+            vec!["scope", "allows"],
+            confab_shared::Scope::ALL.iter().map(|s| vec![format!("`{}`", s.as_str()), s.description().to_owned()]).collect(),
+        ),
+        Block::Table(
+            vec!["method", "scope an API token needs"],
+            confab_shared::tokens::METHOD_SCOPES
+                .iter()
+                .filter(|(name, _)| confab_shared::rpc::Request::METHODS.contains(name))
+                .map(|(name, scope)| vec![method_link(name), scope.map_or_else(|| "none".to_owned(), |s| format!("`{}`", s.as_str()))])
+                .collect(),
+        ),
         Block::Heading(2, "Methods".to_owned()),
         Block::Table(
             vec!["method", "params", "result", "description"],

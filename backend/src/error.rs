@@ -6,7 +6,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use confab_shared::Problem;
+use confab_shared::{Problem, Scope};
 use confab_shared::rpc::{ErrorCode, ErrorObject};
 
 use crate::auth::password::HashError;
@@ -25,6 +25,9 @@ pub enum AppError {
     /// 403 / -32003.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 403 / -32003 with `data.scope`: an API token called outside its scopes.
+    #[error("this API token lacks the `{}` scope", .0.as_str())]
+    MissingScope(Scope),
     /// 404 / -32004.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -64,7 +67,7 @@ impl AppError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Unauthenticated | Self::BadCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::MissingScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -82,6 +85,7 @@ impl AppError {
             Self::Unauthenticated => "unauthenticated",
             Self::BadCredentials => "bad-credentials",
             Self::Forbidden(_) => "forbidden",
+            Self::MissingScope(_) => "insufficient-scope",
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
             Self::Invalid { .. } => "validation",
@@ -165,6 +169,7 @@ impl From<AppError> for ErrorObject {
                 ErrorObject::with_message(ErrorCode::Unauthenticated, err.to_string())
             }
             AppError::Forbidden(_) => ErrorObject::with_message(ErrorCode::Forbidden, err.to_string()),
+            AppError::MissingScope(scope) => ErrorObject::missing_scope(*scope),
             AppError::NotFound(_) => ErrorObject::with_message(ErrorCode::NotFound, err.to_string()),
             AppError::Conflict(_) => ErrorObject::with_message(ErrorCode::Conflict, err.to_string()),
             AppError::Invalid { field, message } => ErrorObject::invalid_param(field, format!("{field}: {message}")),

@@ -26,11 +26,14 @@ use crate::{auth, features};
         features::jobs::create_job,
         features::jobs::get_job,
         features::jobs::download,
+        features::tokens::create_token,
+        features::tokens::list_tokens,
+        features::tokens::revoke_token,
         features::system::health,
         features::system::openapi_json,
         features::system::asyncapi_json,
     ),
-    components(schemas(User, UserPresence, Credentials, RefreshRequest, TokenPair, RoomSummary, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem)),
+    components(schemas(User, UserPresence, Credentials, RefreshRequest, TokenPair, RoomSummary, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Accounts and tokens"),
@@ -38,6 +41,7 @@ use crate::{auth, features};
         (name = "rooms", description = "Rooms and history"),
         (name = "publish", description = "Notices from outside to rooms, users or everyone"),
         (name = "jobs", description = "Background jobs (room exports) and their files"),
+        (name = "tokens", description = "API tokens for programs: `Authorization: Bearer cfb_…`, scoped read / write / publish"),
         (name = "system", description = "Health and the API documents"),
     )
 )]
@@ -50,7 +54,13 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT access token, or an API token cfb_…")
+                    .description(Some("An access token from `POST /api/auth/login`, or an API token from `POST /api/tokens` (limited to its scopes: a route outside them answers 403 `/problems/insufficient-scope`)."))
+                    .build(),
+            ),
         );
     }
 }

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::features::chat::writer::MessageWriter;
 use crate::features::jobs::{self, JobRunner};
-use crate::features::{publish, rooms, system, users};
+use crate::features::{publish, rooms, system, tokens, users};
 use crate::layer::ChannelLayer;
 use crate::layer::memory::MemoryLayer;
 use crate::layer::redis::RedisLayer;
@@ -67,6 +67,7 @@ impl Application {
             throttle,
             hasher,
             upgrades: Arc::new(tokio::sync::Semaphore::new(config.max_pending_upgrades.max(1))),
+            token_usage: Arc::default(),
             config: Arc::new(config),
             db,
             keys,
@@ -95,6 +96,10 @@ impl Application {
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = state.shutdown.clone();
         tokio::spawn(jobs::runner::sweep_periodically(state.db.clone(), state.layer.clone(), shutdown.clone()));
+        let usage = {
+            let (usage, db, shutdown) = (state.token_usage.clone(), state.db.clone(), shutdown.clone());
+            tokio::spawn(async move { usage.flush_periodically(db, shutdown).await })
+        };
         // Frames are small and latency-bound: no Nagle delay (40 ms with a delayed ACK).
         let listener = self.listener.tap_io(|tcp| {
             if let Err(err) = tcp.set_nodelay(true) {
@@ -115,6 +120,10 @@ impl Application {
             }
         };
         tokio::join!(sessions, state.jobs.shutdown(&state.db));
+        // The last token usage times are written once the sockets and requests are done.
+        if let Err(err) = usage.await {
+            tracing::warn!(%err, "token usage flusher failed");
+        }
         Ok(())
     }
 }
@@ -174,6 +183,9 @@ pub fn router(state: AppState) -> Router {
         .merge(publish::router())
         .merge(jobs::router())
         .merge(system::router(&state.config.docs_assets_dir))
+        .merge(tokens::router())
+        // Every route above checks API tokens against its scope before its handler runs.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::scopes::enforce_rest))
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
         .layer(compression::layer());

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::password::Hasher;
+use crate::auth::api_tokens::TokenUsage;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::Keys;
 use crate::config::Config;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub hasher: Arc<Hasher>,
     /// Permits for socket handshakes in progress (`CONFAB_MAX_PENDING_UPGRADES`).
     pub upgrades: Arc<Semaphore>,
+    /// API token `last_used_at` times waiting for their coalesced write.
+    pub token_usage: Arc<TokenUsage>,
     /// The group-commit writer every `room.send` goes through.
     pub writer: MessageWriter,
     /// Background jobs running on this instance, failed on shutdown.

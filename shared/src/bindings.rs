@@ -45,6 +45,9 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(JobAccepted::export_all(&cfg))?;
     export(Health::export_all(&cfg))?;
     export(Problem::export_all(&cfg))?;
+    export(CreateApiToken::export_all(&cfg))?;
+    export(ApiToken::export_all(&cfg))?;
+    export(ApiTokenCreated::export_all(&cfg))?;
     export(HistoryQuery::export_all(&cfg))?;
     export(crate::rpc::JoinResult::export_all(&cfg))?;
     export(crate::rpc::SyncResult::export_all(&cfg))?;
@@ -165,6 +168,14 @@ fn constants(lang: Lang) -> String {
     let _ = writeln!(out, "export const BEARER_PROTOCOL_PREFIX = \"{}\";", crate::rpc::BEARER_PROTOCOL_PREFIX);
     out.push_str("/** The most calls one batch array may hold. */\n");
     let _ = writeln!(out, "export const MAX_BATCH = {};", crate::rpc::MAX_BATCH);
+    out.push_str("/** Every API token starts with this; other bearer values are access tokens. */\n");
+    let _ = writeln!(out, "export const API_TOKEN_PREFIX = \"{}\";", crate::tokens::API_TOKEN_PREFIX);
+    out.push_str("/** The scope an API token needs for each socket method (`null`: none). */\nexport const METHOD_SCOPES = {\n");
+    for (method, scope) in crate::tokens::METHOD_SCOPES {
+        let scope = scope.map_or_else(|| "null".to_owned(), |s| format!("\"{}\"", s.as_str()));
+        let _ = writeln!(out, "  \"{method}\": {scope},");
+    }
+    let _ = writeln!(out, "}}{as_const};");
     out
 }
 

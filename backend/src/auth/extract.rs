@@ -1,14 +1,20 @@
 //! Extractors that authenticate a request before the handler runs.
+//!
+//! An API token reaches a handler only through the [`super::scopes::enforce_rest`]
+//! middleware, which checked it against the route's scope: here it is taken from the
+//! request's extensions, and a token the middleware did not pass is refused (fail closed).
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 
+use super::api_tokens::is_api_token;
+use super::scopes::VerifiedToken;
 use super::token::Identity;
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// An authenticated caller (`Authorization: Bearer <access token>`); 401 otherwise.
+/// An authenticated caller (`Authorization: Bearer <access token or API token>`); 401 otherwise.
 pub struct AuthUser(pub Identity);
 
 /// An optional caller: no header means anonymous, but a bad token is still a 401, so a
@@ -17,9 +23,24 @@ pub struct MaybeAuthUser(pub Option<Identity>);
 
 /// The bearer token of a request, if it has an `Authorization: Bearer` header.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_of(&parts.headers)
+}
+
+/// The bearer token in a set of headers.
+pub fn bearer_of(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn identify(parts: &Parts, state: &AppState, token: &str) -> Result<Identity, AppError> {
+    if is_api_token(token) {
+        return match parts.extensions.get::<VerifiedToken>() {
+            Some(VerifiedToken(identity)) => Ok(identity.clone()),
+            None => Err(AppError::Forbidden("this route is not available to API tokens")),
+        };
+    }
+    super::authenticate(state, token).await
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -27,7 +48,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(AppError::Unauthenticated)?;
-        super::authenticate(state, token).await.map(AuthUser)
+        identify(parts, state, token).await.map(AuthUser)
     }
 }
 
@@ -37,7 +58,23 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         match bearer(parts) {
             None => Ok(MaybeAuthUser(None)),
-            Some(token) => super::authenticate(state, token).await.map(|id| MaybeAuthUser(Some(id))),
+            Some(token) => identify(parts, state, token).await.map(|id| MaybeAuthUser(Some(id))),
         }
+    }
+}
+
+/// A caller who logged in (an access token): API tokens are refused with 403, for what
+/// only a person may do (managing tokens and webhooks).
+pub struct LoginUser(pub Identity);
+
+impl FromRequestParts<AppState> for LoginUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(AppError::Unauthenticated)?;
+        if is_api_token(token) {
+            return Err(AppError::Forbidden("API tokens cannot do this; log in"));
+        }
+        super::authenticate(state, token).await.map(LoginUser)
     }
 }

@@ -4,12 +4,16 @@
 //! - [`password`]: argon2id on dedicated threads with reused work areas and a bounded queue.
 //! - [`token`]: JWT access tokens (pinned HS256, `iss`/`aud`/`nbf`/`exp`) and opaque refresh tokens.
 //! - [`throttle`]: failed-login counting per username and per IP.
-//! - [`extract`]: `AuthUser` / `MaybeAuthUser` extractors.
+//! - [`api_tokens`]: API tokens (`cfb_…`) for programs: minting, verifying, usage times.
+//! - [`scopes`]: what a token may do, per socket method and per REST route.
+//! - [`extract`]: `AuthUser` / `MaybeAuthUser` / `LoginUser` extractors.
 //! - [`routes`]: the `/api/auth/*` and `/api/me` handlers.
 
+pub mod api_tokens;
 pub mod extract;
 pub mod password;
 pub mod routes;
+pub mod scopes;
 pub mod throttle;
 pub mod token;
 
@@ -20,8 +24,12 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::storage::sessions;
 
-/// Verifies an access token and that its session is still live (not logged out or revoked).
+/// Verifies a bearer: an API token (`cfb_…`), or an access token whose session is still
+/// live (not logged out or revoked).
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Identity, AppError> {
+    if api_tokens::is_api_token(token) {
+        return api_tokens::authenticate(state, token).await;
+    }
     let identity = state.keys.verify(token).ok_or(AppError::Unauthenticated)?;
     if !sessions::is_active(&state.db, &identity.session_id).await? {
         return Err(AppError::Unauthenticated);

@@ -9,8 +9,8 @@ use axum::{Json, Router};
 use confab_shared::rpc::close;
 use confab_shared::{Credentials, Problem, RefreshRequest, TokenPair, User, validate};
 
-use super::extract::AuthUser;
-use super::token;
+use super::extract::{AuthUser, LoginUser};
+use super::{password, token};
 use crate::error::{AppError, AppResult};
 use crate::http::ApiJson;
 use crate::layer::{Delivery, group};
@@ -124,8 +124,9 @@ pub async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<Refre
     responses(
         (status = 204, description = "Logged out"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "An API token cannot log out a session", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn logout(State(state): State<AppState>, AuthUser(identity): AuthUser) -> AppResult<StatusCode> {
+pub async fn logout(State(state): State<AppState>, LoginUser(identity): LoginUser) -> AppResult<StatusCode> {
     sessions::revoke(&state.db, &identity.session_id).await?;
     close_session_sockets(&state, &identity.session_id);
     tracing::info!(user = %identity.username, session = %identity.session_id, "logged out");

@@ -40,6 +40,21 @@ pub struct Identity {
     pub session_id: String,
     /// Token expiry, seconds since the Unix epoch.
     pub expires_at: i64,
+    /// What the credential may do: every scope for a login, the token's for an API token.
+    pub scopes: super::scopes::Scopes,
+    /// The API token's id when authenticated with one (`session_id` is then empty).
+    pub api_token: Option<i64>,
+}
+
+impl Identity {
+    /// The channel-layer group whose close ends this identity's sockets: the login session's,
+    /// or the API token's.
+    pub fn revocation_group(&self) -> String {
+        match self.api_token {
+            Some(id) => crate::layer::group::token(id),
+            None => crate::layer::group::session(&self.session_id),
+        }
+    }
 }
 
 /// Signing and verification keys with a validation that pins everything the contract names.
@@ -119,6 +134,8 @@ impl Keys {
             is_admin: claims.adm,
             session_id: claims.sid,
             expires_at: claims.exp,
+            scopes: super::scopes::Scopes::ALL,
+            api_token: None,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - [`sync`]: catch-up after a reconnect.
 //! - [`publish`]: notices to a room, a user or everyone, from outside (`POST /api/publish`).
 //! - [`jobs`]: background jobs (room exports) with live progress.
+//! - [`tokens`]: API tokens for programs (`/api/tokens`).
 //! - [`system`]: health and the API documents.
 
 pub mod chat;
@@ -18,6 +19,7 @@ pub mod publish;
 pub mod rooms;
 pub mod sync;
 pub mod system;
+pub mod tokens;
 pub mod users;
 
 use crate::error::AppError;

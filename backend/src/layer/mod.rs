@@ -1,7 +1,7 @@
 //! The channel layer: how a frame reaches every connection in a group, on every instance.
 //!
 //! Django Channels' idea with Rust types: a connection joins named groups (`room:lobby`,
-//! `user:42`, `session:…`, `all`), and anything sent to a group reaches its members. A
+//! `user:42`, `session:…`, `token:7`, `all`), and anything sent to a group reaches its members. A
 //! broadcast is serialized once, before it enters the layer; the layer moves shared bytes.
 //!
 //! # Layout
@@ -33,6 +33,11 @@ pub mod group {
 
     pub fn session(session_id: &str) -> String {
         format!("session:{session_id}")
+    }
+
+    /// Every socket opened with one API token (closed with 4003 when it is revoked).
+    pub fn token(token_id: i64) -> String {
+        format!("token:{token_id}")
     }
 }
 

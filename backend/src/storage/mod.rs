@@ -2,12 +2,13 @@
 //!
 //! # Layout
 //! - [`entity`]: one sea-orm entity per table; [`migration`]: the schema, applied on start.
-//! - [`users`], [`sessions`], [`rooms`], [`messages`], [`dms`], [`jobs`]: the queries each
-//!   feature needs, returning wire types where the caller only forwards them.
+//! - [`users`], [`sessions`], [`rooms`], [`messages`], [`dms`], [`jobs`], [`api_tokens`]: the
+//!   queries each feature needs, returning wire types where the caller only forwards them.
 //! - [`exports`]: finished export files, in chunks, readable from every instance.
 //!
 //! Every time column holds milliseconds since the Unix epoch.
 
+pub mod api_tokens;
 pub mod dms;
 pub mod entity;
 pub mod exports;

@@ -8,11 +8,11 @@ use serde_json::Value;
 use super::Conn;
 use crate::error::{AppError, AppResult};
 use crate::features::{chat, dm, rooms, sync, users};
-use crate::layer::group;
 use crate::state::AppState;
 
 /// Runs one call; every failure becomes a JSON-RPC error object.
 pub async fn dispatch(state: &AppState, conn: &mut Conn, request: Request) -> Result<Value, ErrorObject> {
+    crate::auth::scopes::authorize_method(conn.identity.as_ref(), request.method())?;
     let outcome = match request {
         Request::Echo(p) => json(Ok(p)),
         Request::UsersList(_) => json(users::list(state).await),
@@ -44,15 +44,22 @@ fn json<T: Serialize>(result: AppResult<T>) -> AppResult<Value> {
 /// its session (so that logging that session out closes this socket).
 async fn refresh(state: &AppState, conn: &mut Conn, p: AuthRefreshParams) -> AppResult<AuthRefreshResult> {
     let current = conn.user()?.clone();
+    if current.api_token.is_some() {
+        return Err(AppError::Forbidden("a connection opened with an API token keeps it; reconnect to change it"));
+    }
+    if crate::auth::api_tokens::is_api_token(&p.access_token) {
+        return Err(AppError::invalid("access_token", "an API token cannot replace an access token"));
+    }
     let fresh = crate::auth::authenticate(state, &p.access_token)
         .await
         .map_err(|_| AppError::invalid("access_token", "invalid, expired or revoked token"))?;
     if fresh.user_id != current.user_id {
         return Err(AppError::Forbidden("the token belongs to another user"));
     }
-    if fresh.session_id != current.session_id {
-        state.layer.group_add(&group::session(&fresh.session_id), conn.id).await.map_err(|e| anyhow::anyhow!(e))?;
-        state.layer.group_discard(&group::session(&current.session_id), conn.id);
+    let (new_group, old_group) = (fresh.revocation_group(), current.revocation_group());
+    if new_group != old_group {
+        state.layer.group_add(&new_group, conn.id).await.map_err(|e| anyhow::anyhow!(e))?;
+        state.layer.group_discard(&old_group, conn.id);
     }
     let expires_at = Timestamp::from_millis(fresh.expires_at * 1000);
     conn.identity = Some(fresh);

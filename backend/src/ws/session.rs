@@ -18,7 +18,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use confab_shared::Timestamp;
 use confab_shared::rpc::notify::SessionExpiring;
-use confab_shared::rpc::{ErrorObject, Frame, Incoming, Notification, Request, RequestId, Response, SendParams, close, decode_frame};
+use confab_shared::rpc::{ErrorObject, Frame, Incoming, Method as _, Notification, Request, RequestId, Response, SendParams, close, decode_frame};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -105,10 +105,14 @@ pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>,
 
 /// Joins the connection's standing groups, then announces the user (subscribe before announcing).
 async fn open(state: &AppState, conn: &Conn) {
-    let mut groups = vec![group::ALL.to_owned()];
+    // Receiving events is the `read` scope: a token without it hears nothing but its revocation.
+    let receives = conn.identity.as_ref().is_none_or(|me| me.scopes.contains(confab_shared::Scope::Read));
+    let mut groups = if receives { vec![group::ALL.to_owned()] } else { Vec::new() };
     if let Some(me) = &conn.identity {
-        groups.push(group::user(me.user_id));
-        groups.push(group::session(&me.session_id));
+        if receives {
+            groups.push(group::user(me.user_id));
+        }
+        groups.push(me.revocation_group());
     }
     for g in &groups {
         if let Err(err) = state.layer.group_add(g, conn.id).await {
@@ -264,7 +268,10 @@ async fn submit_send(
 ) -> BoxFuture<'static, Option<String>> {
     let submitted = match bucket.take() {
         Err(retry_after_ms) => Err(ErrorObject::rate_limited(retry_after_ms)),
-        Ok(()) => chat::submit(state, conn, params).await.map_err(ErrorObject::from),
+        Ok(()) => match crate::auth::scopes::authorize_method(conn.identity.as_ref(), confab_shared::rpc::SendParams::NAME) {
+            Ok(()) => chat::submit(state, conn, params).await.map_err(ErrorObject::from),
+            Err(err) => Err(ErrorObject::from(err)),
+        },
     };
     Box::pin(async move {
         let result = match submitted {

@@ -8,7 +8,7 @@
 //! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames,
 //!   rooms, chat, presence, private messages, catch-up, ordering, back-pressure, publishing
-//!   from outside, background jobs, how answers are compressed and cached.
+//!   from outside, background jobs, API tokens, how answers are compressed and cached.
 //! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
 
 mod helpers;
@@ -29,3 +29,4 @@ mod rest;
 mod rooms;
 mod socket;
 mod sync;
+mod tokens;

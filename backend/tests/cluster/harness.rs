@@ -253,6 +253,22 @@ impl Cluster {
         self.http.post(url).bearer_auth(token).send().await.expect("logout request").status().as_u16()
     }
 
+    /// `POST /api/tokens` through instance `i` with a login: the new API token's id and secret.
+    pub async fn create_token(&self, i: usize, access_token: &str, scopes: &[&str]) -> (i64, String) {
+        let url = format!("http://127.0.0.1:{}/api/tokens", self.port(i));
+        let body = json!({"name": "cluster-bot", "scopes": scopes});
+        let response = self.http.post(url).bearer_auth(access_token).json(&body).send().await.expect("token request");
+        assert_eq!(response.status().as_u16(), 201, "token creation");
+        let created: Value = response.json().await.expect("a created token");
+        (created["id"].as_i64().expect("an id"), created["token"].as_str().expect("a secret").to_owned())
+    }
+
+    /// `DELETE /api/tokens/{id}` through instance `i`; its status.
+    pub async fn revoke_token(&self, i: usize, access_token: &str, id: i64) -> u16 {
+        let url = format!("http://127.0.0.1:{}/api/tokens/{id}", self.port(i));
+        self.http.delete(url).bearer_auth(access_token).send().await.expect("revoke request").status().as_u16()
+    }
+
     /// The status of one login attempt through instance `i`.
     pub async fn login_status(&self, i: usize, username: &str, password: &str) -> u16 {
         let url = format!("http://127.0.0.1:{}/api/auth/login", self.port(i));

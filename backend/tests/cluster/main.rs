@@ -104,7 +104,7 @@ async fn presence_and_typing_cross_instances_and_respect_tabs_on_two_instances()
     watcher.expect_presence(&ann, false).await;
 }
 
-/// Private messages, nonce de-duplication and logout cross instances.
+/// Private messages, nonce de-duplication, logout and API token revocation cross instances.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn private_messages_nonces_and_logout_cross_instances() {
     let cluster = Cluster::start(3).await;
@@ -145,6 +145,19 @@ async fn private_messages_nonces_and_logout_cross_instances() {
     assert_eq!(cluster.logout(2, &ann_token).await, 204);
     assert_eq!(ann_tab.expect_closed().await, Some(4003));
     assert_eq!(ann_elsewhere.expect_closed().await, Some(4003));
+
+    // Revoking an API token through instance 1 closes its sockets on instances 0 and 2 with
+    // 4003, and leaves its owner's login socket open.
+    let (token_id, api_token) = cluster.create_token(0, &bob_token, &["read"]).await;
+    let mut bot_here = Client::connect(cluster.port(0), &api_token).await;
+    let mut bot_there = Client::connect(cluster.port(2), &api_token).await;
+    for bot in [&mut bot_here, &mut bot_there] {
+        bot.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("the bot joins");
+    }
+    assert_eq!(cluster.revoke_token(1, &bob_token, token_id).await, 204);
+    assert_eq!(bot_here.expect_closed().await, Some(4003));
+    assert_eq!(bot_there.expect_closed().await, Some(4003));
+    bob_tab.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("bob's login socket stays open");
 }
 
 /// Failed logins count across instances: spreading guesses over the cluster does not

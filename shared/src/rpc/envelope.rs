@@ -69,7 +69,8 @@ error_codes! {
     Internal = -32603, "internal error";
     /// The method needs an authenticated connection.
     Unauthenticated = -32001, "unauthenticated";
-    /// Not allowed: not joined, not the author, not an admin.
+    /// Not allowed: not joined, not the author, not an admin, or outside the API token's scopes
+    /// (then `data.scope` names the missing scope).
     Forbidden = -32003, "forbidden";
     /// No such room, message, user or job.
     NotFound = -32004, "not found";
@@ -85,7 +86,7 @@ error_codes! {
 pub struct ErrorObject {
     pub code: i32,
     pub message: String,
-    /// `{field}` for -32602, `{retry_after_ms}` for -32029.
+    /// `{field}` for -32602, `{retry_after_ms}` for -32029, `{scope}` for -32003 when an API token lacks a scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional, type = "unknown"))]
     pub data: Option<Value>,
@@ -108,6 +109,15 @@ impl ErrorObject {
             code: ErrorCode::InvalidParams.code(),
             message: message.into(),
             data: Some(serde_json::json!({ "field": field })),
+        }
+    }
+
+    /// -32003 for a call outside the API token's scopes, naming the scope it needs.
+    pub fn missing_scope(scope: crate::Scope) -> Self {
+        Self {
+            code: ErrorCode::Forbidden.code(),
+            message: format!("this API token lacks the `{}` scope", scope.as_str()),
+            data: Some(serde_json::json!({ "scope": scope.as_str() })),
         }
     }
 

@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table. Times are `i64` milliseconds since the Unix epoch so
 //! SQLite and PostgreSQL store and compare them identically.
 
+pub mod api_tokens;
 pub mod direct_messages;
 pub mod dm_reads;
 pub mod jobs;
