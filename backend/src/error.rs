@@ -137,7 +137,9 @@ impl From<HashError> for AppError {
 impl From<StorageError> for AppError {
     fn from(err: StorageError) -> Self {
         match err {
+            // The cause was logged where the write failed (once per batch, not per caller).
             StorageError::Unavailable(_) => Self::Unavailable("database"),
+            StorageError::Full(_) => Self::Unavailable("the database is full"),
             other => Self::Internal(other.into()),
         }
     }

@@ -57,7 +57,7 @@ impl Application {
         let keys = Arc::new(Keys::new(&secret, config.access_ttl()));
         let shutdown = CancellationToken::new();
         let Shared { layer, presence, throttle } = shared_state(&config, &shutdown).await?;
-        let writer = MessageWriter::spawn(db.clone(), layer.clone());
+        let writer = MessageWriter::spawn(db.clone(), &config.database_url(), layer.clone()).context("starting the message writer")?;
         // Jobs left unfinished by an earlier run (or, with Redis, by a dead instance) are failed.
         jobs::runner::sweep(&db, layer.as_ref(), config.redis_url.is_none()).await;
         let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;

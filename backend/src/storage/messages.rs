@@ -4,14 +4,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use confab_shared::{Message, Timestamp};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
 
 use super::entity::{messages, reactions, rooms};
 use super::{Db, StorageResult, now_ms, statement};
 
-/// A message to persist.
+/// A message to persist (see [`super::append`] for how batches of them are written).
 #[derive(Clone, Debug)]
 pub struct NewMessage {
     pub room_id: i64,
@@ -19,46 +17,6 @@ pub struct NewMessage {
     pub author: String,
     pub text: String,
     pub nonce: Option<String>,
-}
-
-/// Persists a batch in one transaction (group commit), returning the rows in batch order.
-///
-/// Rooms are locked in id order (no deadlocks between instances); each room's counter moves
-/// under its row lock before its rows take ids, so within a room commit order is id order.
-pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> StorageResult<Vec<messages::Model>> {
-    let now = now_ms();
-    let txn = db.conn.begin().await?;
-    let mut per_room: BTreeMap<i64, i64> = BTreeMap::new();
-    for m in batch {
-        *per_room.entry(m.room_id).or_default() += 1;
-    }
-    let mut next_seq = super::rooms::reserve_seqs(&txn, &per_room, now).await?;
-    let rows: Vec<messages::ActiveModel> = batch
-        .iter()
-        .map(|m| {
-            let seq = next_seq.get_mut(&m.room_id).map_or(0, |s| {
-                *s += 1;
-                *s - 1
-            });
-            messages::ActiveModel {
-                room_id: Set(m.room_id),
-                seq: Set(seq),
-                author_id: Set(m.author_id),
-                author: Set(m.author.clone()),
-                text: Set(m.text.clone()),
-                sent_at: Set(now),
-                edited_at: Set(None),
-                deleted: Set(false),
-                nonce: Set(m.nonce.clone()),
-                ..Default::default()
-            }
-        })
-        .collect();
-    let mut inserted = messages::Entity::insert_many(rows).exec_with_returning_many(&txn).await?;
-    txn.commit().await?;
-    // Ids were drawn in VALUES order; sort in case the database returned rows otherwise.
-    inserted.sort_by_key(|m| m.id);
-    Ok(inserted)
 }
 
 /// The message an author already sent with this nonce.

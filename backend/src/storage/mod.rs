@@ -5,10 +5,13 @@
 //! - [`users`], [`sessions`], [`rooms`], [`messages`], [`dms`], [`jobs`], [`api_tokens`]: the
 //!   queries each feature needs, returning wire types where the caller only forwards them.
 //! - [`exports`]: finished export files, in chunks, readable from every instance.
+//! - [`append`]: the hot path, appending batches of room messages on the drivers under
+//!   sea-orm (a SQLite writer thread, one PostgreSQL statement per batch).
 //!
 //! Every time column holds milliseconds since the Unix epoch.
 
 pub mod api_tokens;
+pub mod append;
 pub mod dms;
 pub mod entity;
 pub mod exports;
@@ -31,18 +34,25 @@ pub use self::migration::Migrator;
 /// The PostgreSQL advisory lock key of schema migrations (any constant; "confab" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 
+/// The cause behind a storage error, whichever driver reported it (logged, never shown).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// The database could not be reached (connection refused, pool timed out).
+    /// The database could not be reached (connection refused or lost, pool timed out, no
+    /// answer in time).
     #[error("database unavailable: {0}")]
-    Unavailable(DbErr),
+    Unavailable(Cause),
+    /// The disk (or the database's space) is full: nothing more can be written.
+    #[error("database full: {0}")]
+    Full(Cause),
     /// A unique constraint rejected the write.
     #[error("unique constraint violated")]
     Duplicate,
     /// Any other database error.
     #[error("database error: {0}")]
-    Db(DbErr),
+    Db(Cause),
 }
 
 impl From<DbErr> for StorageError {
@@ -50,10 +60,73 @@ impl From<DbErr> for StorageError {
         if matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) {
             return Self::Duplicate;
         }
-        match &err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(RuntimeErr::SqlxError(_)) => Self::Unavailable(err),
-            _ => Self::Db(err),
+        let kind = match &err {
+            DbErr::ConnectionAcquire(_) => Kind::Unavailable,
+            DbErr::Conn(RuntimeErr::SqlxError(e)) => kind_of(e).max(Kind::Unavailable),
+            DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => kind_of(e),
+            _ => Kind::Other,
+        };
+        kind.wrap(Box::new(err))
+    }
+}
+
+impl From<sea_orm::sqlx::Error> for StorageError {
+    fn from(err: sea_orm::sqlx::Error) -> Self {
+        kind_of(&err).wrap(Box::new(err))
+    }
+}
+
+/// How a driver error is reported, most specific last (so `max` keeps the more telling one).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Other,
+    Unavailable,
+    Duplicate,
+    Full,
+}
+
+impl Kind {
+    fn wrap(self, cause: Cause) -> StorageError {
+        match self {
+            Self::Other => StorageError::Db(cause),
+            Self::Unavailable => StorageError::Unavailable(cause),
+            Self::Duplicate => StorageError::Duplicate,
+            Self::Full => StorageError::Full(cause),
         }
+    }
+}
+
+fn kind_of(err: &sea_orm::sqlx::Error) -> Kind {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::Database(e) if e.is_unique_violation() => Kind::Duplicate,
+        Error::Database(e) => match e.code() {
+            Some(code) if code.len() == 5 => sqlstate_kind(&code),
+            // SQLite's (extended) result codes: the primary code is the low byte.
+            Some(code) => match code.parse::<i32>().map(|c| c & 0xff) {
+                Ok(13) => Kind::Full,
+                // Busy, locked, I/O error, cannot open.
+                Ok(5 | 6 | 10 | 14) => Kind::Unavailable,
+                _ => Kind::Other,
+            },
+            None => Kind::Other,
+        },
+        Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::Tls(_) | Error::Protocol(_) | Error::WorkerCrashed => {
+            Kind::Unavailable
+        }
+        _ => Kind::Other,
+    }
+}
+
+/// PostgreSQL's SQLSTATE: disk full (53100); connection exceptions (08), insufficient
+/// resources (53), the server shutting down or ending our session (57), a database that
+/// does not exist or does not accept connections now (3D000, 55000).
+fn sqlstate_kind(code: &str) -> Kind {
+    match code {
+        "53100" => Kind::Full,
+        "3D000" | "55000" => Kind::Unavailable,
+        _ if code.starts_with("08") || code.starts_with("53") || code.starts_with("57") => Kind::Unavailable,
+        _ => Kind::Other,
     }
 }
 
@@ -149,8 +222,7 @@ pub(crate) fn statement(db: &Db, sql: &str, values: Vec<sea_orm::Value>) -> sea_
     statement_on(db.backend(), sql, values)
 }
 
-/// [`statement`] for a connection that is not a [`Db`] (a transaction).
-pub(crate) fn statement_on(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> sea_orm::Statement {
+fn statement_on(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> sea_orm::Statement {
     let sql = if backend == DbBackend::Postgres {
         let mut out = String::with_capacity(sql.len() + 8);
         let mut n = 0;

@@ -1,14 +1,14 @@
 //! Rooms, memberships and read cursors.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, Set,
 };
 
 use super::entity::{memberships, rooms};
-use super::{Db, StorageError, StorageResult, now_ms, statement, statement_on};
+use super::{Db, StorageError, StorageResult, now_ms, statement};
 
 pub async fn by_name(db: &Db, name: &str) -> StorageResult<Option<rooms::Model>> {
     Ok(rooms::Entity::find().filter(rooms::Column::Name.eq(name)).one(&db.conn).await?)
@@ -119,47 +119,4 @@ pub async fn unread_counts(db: &Db, user_id: i64) -> StorageResult<HashMap<i64, 
     .all(&db.conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.room_id, r.unread)).collect())
-}
-
-/// Bumps the counters of several rooms under their row locks (the caller's transaction):
-/// `n` numbers for each room; returns each room's first sequence number of its block.
-///
-/// Two statements per batch, whatever the number of rooms: on PostgreSQL the rows are first
-/// locked in id order, so instances committing batches over the same rooms cannot deadlock
-/// (SQLite has a single writer and needs no row locks); then one `UPDATE … RETURNING` moves
-/// every counter.
-pub async fn reserve_seqs(conn: &impl ConnectionTrait, blocks: &BTreeMap<i64, i64>, now: i64) -> StorageResult<HashMap<i64, i64>> {
-    #[derive(FromQueryResult)]
-    struct Reserved {
-        id: i64,
-        last_seq: i64,
-    }
-    if blocks.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let backend = conn.get_database_backend();
-    let ids: Vec<sea_orm::Value> = blocks.keys().map(|&id| id.into()).collect();
-    let in_list = vec!["?"; blocks.len()].join(", ");
-    if backend == DbBackend::Postgres {
-        let lock = format!("SELECT id FROM rooms WHERE id IN ({in_list}) ORDER BY id FOR UPDATE");
-        conn.execute(statement_on(backend, &lock, ids.clone())).await?;
-    }
-    let mut values = Vec::with_capacity(blocks.len() * 3 + 1);
-    let mut cases = String::with_capacity(blocks.len() * 16);
-    for (&id, &n) in blocks {
-        cases.push_str(" WHEN ? THEN ?");
-        values.push(id.into());
-        values.push(n.into());
-    }
-    values.push(now.into());
-    values.extend(ids);
-    let sql = format!(
-        "UPDATE rooms SET last_seq = last_seq + CASE id{cases} END, last_message_at = ? \
-         WHERE id IN ({in_list}) RETURNING id, last_seq"
-    );
-    let rows = Reserved::find_by_statement(statement_on(backend, &sql, values)).all(conn).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.id, r.last_seq - blocks.get(&r.id).copied().unwrap_or(0) + 1))
-        .collect())
 }

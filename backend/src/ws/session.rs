@@ -145,16 +145,31 @@ async fn read_loop(
 ) -> End {
     let config = &state.config;
     let idle_limit = Duration::from_secs(config.ping_secs.max(1) * 3);
-    let idle = sleep(idle_limit);
-    tokio::pin!(idle);
     let mut bucket = TokenBucket::new(config.rate_per_sec, config.rate_per_sec.saturating_mul(2));
     // The expiry we already warned about; a refreshed token has a new one.
     let mut warned_for = None;
     let mut sends = PendingSends::new();
+    // Every future the loop waits on lives as long as the loop: made afresh on each pass,
+    // each would register with its timer wheel or wait list and leave it again on every
+    // frame. The idle timer is not moved on every frame either: when it fires, it checks
+    // when the peer was last heard from and re-arms from there.
+    let mut last_heard = Instant::now();
+    let idle = sleep(idle_limit);
+    let closed = control.closed();
+    let shutdown = state.shutdown.cancelled();
+    let expiry = sleep_until(far_future());
+    let warning = sleep_until(far_future());
+    tokio::pin!(idle, closed, shutdown, expiry, warning);
+    // The token expiry the two timers are set for (`None`: not set yet).
+    let mut armed_for = None;
     loop {
         let expires_at = conn.identity.as_ref().map(|i| i.expires_at);
-        let expiry = expires_at.map(instant_of);
-        let warning = expires_at.map(|exp| instant_of(exp - config.expiry_warning_secs as i64));
+        if armed_for != Some(expires_at) {
+            armed_for = Some(expires_at);
+            expiry.as_mut().reset(expires_at.map_or_else(far_future, instant_of));
+            let warn_at = expires_at.map(|exp| instant_of(exp - config.expiry_warning_secs as i64));
+            warning.as_mut().reset(warn_at.unwrap_or_else(far_future));
+        }
         tokio::select! {
             Some(reply) = sends.next(), if !sends.is_empty() => {
                 if let Some(reply) = reply {
@@ -163,7 +178,7 @@ async fn read_loop(
             }
             frame = stream.next(), if sends.len() < MAX_PIPELINED_SENDS => match frame {
                 Some(Ok(Message::Text(text))) => {
-                    idle.as_mut().reset(Instant::now() + idle_limit);
+                    last_heard = Instant::now();
                     METRICS.frames_received.fetch_add(1, Ordering::Relaxed);
                     match decode_frame(&text) {
                         Frame::Single(Incoming { id, request: Ok(Request::RoomSend(params)) }) => {
@@ -183,21 +198,27 @@ async fn read_loop(
                 }
                 Some(Ok(Message::Binary(_))) => return End::Close(close::UNSUPPORTED_DATA),
                 Some(Ok(Message::Close(_))) => return End::Close(close::NORMAL),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => idle.as_mut().reset(Instant::now() + idle_limit),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
                 Some(Err(err)) => return classify(err),
                 None => return End::Gone("eof"),
             },
-            code = control.closed() => return End::Close(code),
-            () = &mut idle => return End::Gone("idle timeout"),
-            () = sleep_until(warning.unwrap_or_else(far_future)), if warning.is_some() && warned_for != expires_at => {
+            code = &mut closed => return End::Close(code),
+            () = &mut idle => {
+                let deadline = last_heard + idle_limit;
+                if deadline <= Instant::now() {
+                    return End::Gone("idle timeout");
+                }
+                idle.as_mut().reset(deadline);
+            }
+            () = &mut warning, if expires_at.is_some() && warned_for != expires_at => {
                 warned_for = expires_at;
                 if let Some(exp) = expires_at {
                     let event = Notification::SessionExpiring(SessionExpiring { expires_at: Timestamp::from_millis(exp * 1000) });
                     outbox.push(&event.to_frame().into(), Class::Reliable);
                 }
             }
-            () = sleep_until(expiry.unwrap_or_else(far_future)), if expiry.is_some() => return End::Close(close::TOKEN_EXPIRED),
-            () = state.shutdown.cancelled() => {
+            () = &mut expiry, if expires_at.is_some() => return End::Close(close::TOKEN_EXPIRED),
+            () = &mut shutdown => {
                 // The instance is stopping: sends already submitted are queued for commit;
                 // answer them before the close so no client is left guessing about a message
                 // that did commit. (New frames are no longer read.)
@@ -275,20 +296,32 @@ async fn submit_send(
     };
     Box::pin(async move {
         let result = match submitted {
-            Ok(receipt) => receipt.wait().await.map_err(ErrorObject::from).and_then(|message| {
-                serde_json::to_value(message).map_err(|e| ErrorObject::from(crate::error::AppError::Internal(e.into())))
-            }),
+            Ok(receipt) => receipt.wait().await.map_err(ErrorObject::from),
             Err(err) => Err(err),
         };
         if result.is_err() {
             METRICS.rpc_errors.fetch_add(1, Ordering::Relaxed);
         }
         let id = id?;
-        Some(encode(&match result {
-            Ok(value) => Response::ok(id, value),
-            Err(error) => Response::err(id, error),
-        }))
+        Some(match result {
+            // The message's JSON as the writer serialized it for the broadcast.
+            Ok(committed) => ok_frame(id.as_ref(), &committed.json),
+            Err(error) => encode(&Response::err(id, error)),
+        })
     })
+}
+
+/// A success response around a result that is already JSON (what
+/// `encode(&Response::ok(id, result))` makes, without parsing and serializing it again).
+fn ok_frame(id: Option<&RequestId>, result: &str) -> String {
+    let id = encode(&id);
+    let mut frame = String::with_capacity(result.len() + id.len() + 32);
+    frame.push_str(r#"{"jsonrpc":"2.0","id":"#);
+    frame.push_str(&id);
+    frame.push_str(r#","result":"#);
+    frame.push_str(result);
+    frame.push('}');
+    frame
 }
 
 async fn call_one(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, call: Incoming) -> Option<Response> {
@@ -318,10 +351,14 @@ fn encode<T: serde::Serialize>(value: &T) -> String {
 async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut inbox: Inbox, ping_every: Duration) {
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Made once, not on every wake-up (each would join and leave the Notify's wait list).
+    let control = inbox.control.clone();
+    let closed = control.closed();
+    tokio::pin!(closed);
     loop {
         tokio::select! {
             biased;
-            code = inbox.control.closed() => {
+            code = &mut closed => {
                 let frame = CloseFrame { code, reason: reason_of(code).into() };
                 // When the client started the close, tungstenite has already queued its reply
                 // and refuses a second close frame; the flush sends whichever one is pending.
@@ -360,4 +397,20 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut inbox: Inbox, p
 
 fn reason_of(code: u16) -> &'static str {
     close::ALL.iter().find(|(c, _)| *c == code).map_or("", |(_, reason)| reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prebuilt_success_response_is_the_response_serde_makes() {
+        let result = r#"{"id":3,"text":"a \"b\""}"#;
+        for id in [None, Some(RequestId::Number(7)), Some(RequestId::String("x\"y".into()))] {
+            let ours: serde_json::Value = serde_json::from_str(&ok_frame(id.as_ref(), result)).expect("valid JSON");
+            let value = serde_json::from_str(result).expect("valid JSON");
+            let theirs: serde_json::Value = serde_json::from_str(&encode(&Response::ok(id, value))).expect("valid JSON");
+            assert_eq!(ours, theirs);
+        }
+    }
 }

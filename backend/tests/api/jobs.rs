@@ -14,26 +14,29 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, WsClient, assert_code, body, join, problem, send, spawn_app, spawn_app_with, text, unique, within};
 
-/// Puts `n` messages by `author` into a new room straight into the database, 1000 per
-/// transaction (sending 20k over a socket would take minutes under the rate limit).
-/// Returns the room name and the messages' ids, oldest first.
+/// Puts `n` messages by `author` into a new room through the server's message writer,
+/// 1000 in flight at a time (sending 20k over a socket would take minutes under the rate
+/// limit). Returns the room name and the messages' ids, oldest first.
 async fn seed_room(app: &TestApp, author: &TokenPair, n: usize, text: impl Fn(usize) -> String) -> (String, Vec<i64>) {
-    let db = &app.state().db;
+    let state = app.state();
     let name = unique("archive");
-    let room = rooms::create(db, &name, false, Some(author.user.id)).await.expect("the room is created");
+    let room = rooms::create(&state.db, &name, false, Some(author.user.id)).await.expect("the room is created");
     let mut ids = Vec::with_capacity(n);
     for start in (0..n).step_by(1000) {
-        let batch: Vec<NewMessage> = (start..n.min(start + 1000))
-            .map(|i| NewMessage {
+        let mut receipts = Vec::with_capacity(1000);
+        for i in start..n.min(start + 1000) {
+            let message = NewMessage {
                 room_id: room.id,
                 author_id: author.user.id,
                 author: author.user.username.clone(),
                 text: text(i),
                 nonce: None,
-            })
-            .collect();
-        let rows = messages::insert_batch(db, &batch).await.expect("the batch is inserted");
-        ids.extend(rows.iter().map(|m| m.id));
+            };
+            receipts.push(state.writer.submit(message, name.clone()).await.expect("the message is queued"));
+        }
+        for receipt in receipts {
+            ids.push(receipt.wait().await.expect("the message is stored").message.id);
+        }
     }
     (name, ids)
 }

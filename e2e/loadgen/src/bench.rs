@@ -146,6 +146,7 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
     if !quick {
         all.push(f(&c));
     }
+    all.extend(crate::write_path::catalog(profile, &e, &c));
     all
 }
 

@@ -13,6 +13,7 @@
 //! - [`accounts`]: Confab users and their tokens.
 //! - [`servers`]: the server processes (pinned, logged, killed on drop), Redis, PostgreSQL databases.
 //! - [`bench`]: the scenarios and the orchestration; [`report`]: JSON, Markdown, SVG.
+//! - [`write_path`]: the persisted-send scenarios and targets of the write path.
 //! - [`procfs`], [`clock`]: CPU time and RSS from `/proc`; one monotonic clock.
 
 mod accounts;
@@ -23,6 +24,7 @@ mod load;
 mod procfs;
 mod report;
 mod servers;
+mod write_path;
 mod ws;
 
 use std::net::SocketAddr;
@@ -66,7 +68,7 @@ struct BenchCmd {
     /// Where results.json, results.md and chart.svg go.
     #[arg(long, default_value = "docs/bench")]
     out: PathBuf,
-    /// Only these scenarios (a, b, c, d, e-sqlite, e-postgres, f-a, f-c).
+    /// Only these scenarios (a, b, c, d, e-sqlite, e-postgres, f-a, f-c, e16-sqlite, s-sqlite, c-pg, …).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only these servers.

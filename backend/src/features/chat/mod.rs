@@ -17,7 +17,7 @@ use crate::ws::Conn;
 
 /// `room.send`: authenticated and joined; persisted, then broadcast, then answered.
 pub async fn send(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<Message> {
-    submit(state, conn, p).await?.wait().await
+    Ok(submit(state, conn, p).await?.wait().await?.message)
 }
 
 /// `room.send` up to the commit queue: checks and queues the message without waiting for

@@ -1,32 +1,55 @@
 //! Group commit for room messages.
 //!
-//! Every `room.send` on this instance goes through one task that takes whatever has queued
-//! up (up to [`MAX_BATCH`]), writes it in a single transaction, and only then broadcasts
-//! each message, in id order, before answering the senders. Under light load a batch is one
-//! message and costs one transaction as before; under heavy load the per-commit cost (the
-//! fsync on SQLite, the round trip on PostgreSQL) is shared by the whole batch.
+//! Every `room.send` on this instance goes through one queue to one owner of the message
+//! writes, which takes whatever has queued up (up to [`MAX_BATCH`]), appends it in a single
+//! transaction, and only then broadcasts each message, in id order, before answering the
+//! senders. Under light load a batch is one message; under heavy load the per-commit cost
+//! is shared by the whole batch.
+//!
+//! The owner is one task; the database work of a batch is one call to the
+//! [`Appender`] (on SQLite a hop to the thread that holds the write connection, on
+//! PostgreSQL one statement, see [`crate::storage::append`]). What follows a commit runs in
+//! the task ([`deliver`]): each message is built in memory from what the sender gave and
+//! what the commit returned, serialized once, and that JSON is both the `room.message`
+//! broadcast and the `result` of the sender's response.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use confab_shared::Message;
-use confab_shared::rpc::Notification;
+use confab_shared::{Message, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
 use crate::layer::{ChannelLayer, Delivery, group};
 use crate::metrics::METRICS;
+use crate::storage::append::{Appended, Appender};
 use crate::storage::messages::{self, NewMessage};
-use crate::storage::{Db, StorageError};
+use crate::storage::{Db, StorageError, StorageResult, now_ms};
 
 /// Most messages committed in one transaction.
 pub const MAX_BATCH: usize = 512;
 
+/// A committed message, serialized once.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub message: Message,
+    /// `message` as JSON: the params of its `room.message` and the result of its `room.send`.
+    pub json: Arc<str>,
+}
+
+impl Committed {
+    fn new(message: Message) -> Self {
+        // A message holds strings, numbers and a string-keyed map: serializing cannot fail.
+        let json = serde_json::to_string(&message).unwrap_or_default().into();
+        Self { message, json }
+    }
+}
+
 struct Pending {
     message: NewMessage,
     room: String,
-    reply: oneshot::Sender<AppResult<Message>>,
+    reply: oneshot::Sender<AppResult<Committed>>,
 }
 
 /// The handle features use; cheap to clone.
@@ -35,16 +58,24 @@ pub struct MessageWriter {
     tx: mpsc::Sender<Pending>,
 }
 
+/// A message of the batch being written, without its row (which went to the appender).
+struct Waiting {
+    room: String,
+    reply: oneshot::Sender<AppResult<Committed>>,
+}
+
 impl MessageWriter {
-    /// Starts the writer task; it ends when every handle is dropped.
-    pub fn spawn(db: Db, layer: Arc<dyn ChannelLayer>) -> Self {
+    /// Starts the owner of the message writes for `db` (connected with `url`); it ends when
+    /// every handle is dropped. Call from within the runtime.
+    pub fn spawn(db: Db, url: &str, layer: Arc<dyn ChannelLayer>) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
-        tokio::spawn(run(rx, db, layer));
-        Self { tx }
+        let appender = Appender::open(&db, url)?;
+        tokio::spawn(run(rx, appender, db, layer));
+        Ok(Self { tx })
     }
 
     /// Persists and broadcasts a message; resolves after the commit and the broadcast.
-    pub async fn send(&self, message: NewMessage, room: String) -> AppResult<Message> {
+    pub async fn send(&self, message: NewMessage, room: String) -> AppResult<Committed> {
         self.submit(message, room).await?.wait().await
     }
 
@@ -62,110 +93,178 @@ impl MessageWriter {
 }
 
 /// A submitted message's outcome, available once its batch has committed and been broadcast.
-pub struct Receipt(oneshot::Receiver<AppResult<Message>>);
+pub struct Receipt(oneshot::Receiver<AppResult<Committed>>);
 
 impl Receipt {
-    pub async fn wait(self) -> AppResult<Message> {
+    pub async fn wait(self) -> AppResult<Committed> {
         self.0.await.map_err(|_| AppError::Unavailable("message writer"))?
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Pending>, db: Db, layer: Arc<dyn ChannelLayer>) {
+async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, db: Db, layer: Arc<dyn ChannelLayer>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit(&db, layer.as_ref(), std::mem::take(&mut batch)).await;
+        let (fresh, repeats) = split_repeats(std::mem::take(&mut batch));
+        let (rows, waiting): (Vec<NewMessage>, Vec<Waiting>) =
+            fresh.into_iter().map(|p| (p.message, Waiting { room: p.room, reply: p.reply })).unzip();
+        let now = now_ms();
+        let (rows, outcome) = appender.append(rows, now).await;
+        deliver(&db, layer.as_ref(), rows, waiting, repeats, now, outcome);
     }
 }
 
-async fn commit(db: &Db, layer: &dyn ChannelLayer, batch: Vec<Pending>) {
-    // Nonce repeats are answered with the first message instead of inserting a duplicate:
-    // those already in the database now, those repeated within this batch after the commit.
+/// Separates the messages repeating a nonce of an earlier message of the same batch (they
+/// get that message's answer) from those to write.
+fn split_repeats(batch: Vec<Pending>) -> (Vec<Pending>, Vec<(usize, Pending)>) {
     let mut fresh: Vec<Pending> = Vec::with_capacity(batch.len());
-    let mut repeats: Vec<(usize, Pending)> = Vec::new();
+    let mut repeats = Vec::new();
     let mut seen: HashMap<(i64, String), usize> = HashMap::new();
     for pending in batch {
-        if let Some(nonce) = pending.message.nonce.clone() {
-            let key = (pending.message.author_id, nonce);
+        if let Some(nonce) = &pending.message.nonce {
+            let key = (pending.message.author_id, nonce.clone());
             if let Some(&index) = seen.get(&key) {
                 repeats.push((index, pending));
                 continue;
-            }
-            match messages::by_nonce(db, key.0, &key.1).await {
-                Ok(Some(existing)) => {
-                    let wire = messages::to_wire(db, vec![existing]).await.map_err(AppError::from);
-                    let _ = pending.reply.send(wire.and_then(|mut w| w.pop().ok_or(AppError::NotFound("message"))));
-                    continue;
-                }
-                Ok(None) => {}
-                Err(err) => {
-                    let _ = pending.reply.send(Err(err.into()));
-                    continue;
-                }
             }
             seen.insert(key, fresh.len());
         }
         fresh.push(pending);
     }
-    if fresh.is_empty() {
-        return;
-    }
+    (fresh, repeats)
+}
 
-    let rows: Vec<NewMessage> = fresh.iter().map(|p| p.message.clone()).collect();
-    let inserted = match messages::insert_batch(db, &rows).await {
-        Ok(inserted) if inserted.len() == fresh.len() => inserted,
-        Ok(_) => return fail_all(fresh, repeats, || AppError::Internal(anyhow::anyhow!("batch insert returned a different row count"))),
-        // A nonce raced in from another instance: retry one by one so only the repeat is affected.
-        Err(StorageError::Duplicate) if fresh.len() > 1 => {
-            for pending in fresh.into_iter().chain(repeats.into_iter().map(|(_, p)| p)) {
-                Box::pin(commit(db, layer, vec![pending])).await;
-            }
-            return;
-        }
-        Err(StorageError::Duplicate) => {
-            let pending = fresh.remove(0);
-            let nonce = pending.message.nonce.clone().unwrap_or_default();
-            let existing = messages::by_nonce(db, pending.message.author_id, &nonce).await.ok().flatten();
-            let wire = match existing {
-                Some(row) => messages::to_wire(db, vec![row]).await.map_err(AppError::from).and_then(|mut w| w.pop().ok_or(AppError::NotFound("message"))),
-                None => Err(AppError::Conflict("duplicate message")),
-            };
-            let _ = pending.reply.send(wire);
-            return;
-        }
-        Err(err) => {
-            tracing::error!(%err, "message batch failed");
-            let unavailable = matches!(err, StorageError::Unavailable(_));
-            return fail_all(fresh, repeats, || if unavailable { AppError::Unavailable("database") } else { AppError::Internal(anyhow::anyhow!("could not store the message")) });
-        }
+/// After a commit: broadcast every new message in batch (= id) order, then answer.
+fn deliver(
+    db: &Db,
+    layer: &dyn ChannelLayer,
+    rows: Vec<NewMessage>,
+    waiting: Vec<Waiting>,
+    repeats: Vec<(usize, Pending)>,
+    now: i64,
+    outcome: StorageResult<Vec<Appended>>,
+) {
+    let appended = match outcome {
+        Ok(appended) if appended.len() == waiting.len() && rows.len() == waiting.len() => appended,
+        Ok(_) => return fail_all(waiting, repeats, &StorageError::Db("the batch returned a different number of rows".into())),
+        Err(err) => return fail_all(waiting, repeats, &err),
     };
-    METRICS.messages_persisted.fetch_add(inserted.len() as u64, Ordering::Relaxed);
+    let stored = appended.iter().filter(|a| matches!(a, Appended::New { .. })).count();
+    METRICS.messages_persisted.fetch_add(stored as u64, Ordering::Relaxed);
     METRICS.write_batches.fetch_add(1, Ordering::Relaxed);
 
-    // Committed. Rows are sorted by id and ids were drawn in batch order, so zipping pairs
-    // each row with its request, and broadcasting in this order is id order.
-    let seqs: Vec<i64> = inserted.iter().map(|row| row.seq).collect();
-    let sent: Vec<Message> = inserted
-        .into_iter()
-        .zip(&fresh)
-        .map(|(row, pending)| messages::wire(row, pending.room.clone(), BTreeMap::new()))
-        .collect();
-    for (wire, seq) in sent.iter().zip(seqs) {
-        let text = Notification::RoomMessage(wire.clone()).to_frame().into();
-        if let Err(err) = layer.group_send(&group::room(&wire.room), Delivery::Ordered { text, seq }) {
+    let mut done: Vec<Option<Committed>> = Vec::with_capacity(waiting.len());
+    let mut later: Vec<(NewMessage, oneshot::Sender<AppResult<Committed>>)> = Vec::new();
+    let mut replies: Vec<oneshot::Sender<AppResult<Committed>>> = Vec::with_capacity(waiting.len());
+    for ((message, Waiting { room, reply }), appended) in rows.into_iter().zip(waiting).zip(appended) {
+        let Appended::New { id, seq } = appended else {
+            done.push(None);
+            later.push((message, reply));
+            continue;
+        };
+        let committed = Committed::new(Message {
+            id,
+            room,
+            author: message.author,
+            text: message.text,
+            sent_at: Timestamp::from_millis(now),
+            edited_at: None,
+            deleted: false,
+            reactions: BTreeMap::new(),
+        });
+        let text = room_message_frame(&committed.json).into();
+        if let Err(err) = layer.group_send(&group::room(&committed.message.room), Delivery::Ordered { text, seq }) {
             // Persisted all the same: clients catch up with `sync` once the layer is back.
-            tracing::warn!(%err, id = wire.id, "room.message not broadcast");
+            tracing::warn!(%err, id, "room.message not broadcast");
         }
-    }
-    for (pending, wire) in fresh.into_iter().zip(&sent) {
-        let _ = pending.reply.send(Ok(wire.clone()));
+        done.push(Some(committed));
+        replies.push(reply);
     }
     for (index, pending) in repeats {
-        let _ = pending.reply.send(sent.get(index).cloned().ok_or(AppError::NotFound("message")));
+        match done.get(index) {
+            Some(Some(first)) => {
+                let _ = pending.reply.send(Ok(first.clone()));
+            }
+            _ => later.push((pending.message, pending.reply)),
+        }
+    }
+    for (committed, reply) in done.into_iter().flatten().zip(replies) {
+        let _ = reply.send(Ok(committed));
+    }
+    // A nonce stored before: answer with that message as it is now (rare; off the writer's path).
+    for (message, reply) in later {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let _ = reply.send(stored_repeat(&db, &message).await);
+        });
     }
 }
 
-fn fail_all(fresh: Vec<Pending>, repeats: Vec<(usize, Pending)>, err: impl Fn() -> AppError) {
-    for pending in fresh.into_iter().chain(repeats.into_iter().map(|(_, p)| p)) {
-        let _ = pending.reply.send(Err(err()));
+async fn stored_repeat(db: &Db, message: &NewMessage) -> AppResult<Committed> {
+    let nonce = message.nonce.as_deref().ok_or(AppError::Conflict("duplicate message"))?;
+    let row = messages::by_nonce(db, message.author_id, nonce).await?.ok_or(AppError::Conflict("duplicate message"))?;
+    let wire = messages::to_wire(db, vec![row]).await?.pop().ok_or(AppError::NotFound("message"))?;
+    Ok(Committed::new(wire))
+}
+
+/// Nothing of the batch was stored: every sender learns why (logged once, here).
+fn fail_all(waiting: Vec<Waiting>, repeats: Vec<(usize, Pending)>, err: &StorageError) {
+    tracing::error!(%err, messages = waiting.len() + repeats.len(), "message batch failed");
+    for reply in waiting.into_iter().map(|w| w.reply).chain(repeats.into_iter().map(|(_, p)| p.reply)) {
+        let _ = reply.send(Err(failure(err)));
+    }
+}
+
+/// What a sender is told when its batch failed.
+fn failure(err: &StorageError) -> AppError {
+    match err {
+        StorageError::Unavailable(_) => AppError::Unavailable("database"),
+        StorageError::Full(_) => AppError::Unavailable("the database is full"),
+        StorageError::Duplicate => AppError::Conflict("duplicate message"),
+        StorageError::Db(_) => AppError::Internal(anyhow::anyhow!("could not store the message")),
+    }
+}
+
+/// The `room.message` notification around a message's JSON (what
+/// `Notification::RoomMessage(m).to_frame()` makes, without serializing the message again).
+fn room_message_frame(json: &str) -> String {
+    const HEAD: &str = r#"{"jsonrpc":"2.0","method":"room.message","params":"#;
+    let mut frame = String::with_capacity(HEAD.len() + json.len() + 1);
+    frame.push_str(HEAD);
+    frame.push_str(json);
+    frame.push('}');
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_shared::rpc::Notification;
+
+    use super::*;
+
+    #[test]
+    fn the_broadcast_frame_is_the_room_message_notification() {
+        let message = Message {
+            id: 7,
+            room: "lobby".into(),
+            author: "ann".into(),
+            text: "hi \"there\"\n".into(),
+            sent_at: Timestamp::from_millis(1_700_000_000_000),
+            edited_at: None,
+            deleted: false,
+            reactions: BTreeMap::new(),
+        };
+        let committed = Committed::new(message.clone());
+        let ours: serde_json::Value = serde_json::from_str(&room_message_frame(&committed.json)).expect("valid JSON");
+        let theirs: serde_json::Value = serde_json::from_str(&Notification::RoomMessage(message).to_frame()).expect("valid JSON");
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn a_full_or_missing_database_is_an_internal_error_that_says_why() {
+        use confab_shared::rpc::{ErrorCode, ErrorObject};
+        let full = ErrorObject::from(failure(&StorageError::Full("disk".into())));
+        assert_eq!((full.code, full.message.as_str()), (ErrorCode::Internal.code(), "service unavailable: the database is full"));
+        let gone = ErrorObject::from(failure(&StorageError::Unavailable("refused".into())));
+        assert_eq!((gone.code, gone.message.as_str()), (ErrorCode::Internal.code(), "service unavailable: database"));
     }
 }

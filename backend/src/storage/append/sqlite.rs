@@ -1,0 +1,304 @@
+//! SQLite: one connection, owned by one thread, does every message insert.
+//!
+//! SQLite has a single writer anyway; giving it one owner removes the pool's hand-offs (a
+//! hop to a driver thread for every statement) and lets the statements stay prepared. A
+//! batch is one hop to the thread and back, and one `BEGIN IMMEDIATE … COMMIT` there: an
+//! insert per message (a few µs each, cached statement), then one counter update per room.
+//! Only the database work happens on the thread: the broadcast that follows runs on the
+//! runtime, where waking a thousand connection tasks is a local queue push each.
+//!
+//! The rooms' counters live here in memory, the database staying the source of truth: a
+//! commit moves a room's counter only from the value cached here (`… WHERE last_seq = ?`),
+//! so if anything else ever moved it, the transaction is rolled back, the cache dropped and
+//! the batch written again with the database's numbers.
+//!
+//! WAL checkpoints (copying the log into the database file, with its fsync) would otherwise
+//! run inside whichever commit crosses the log's size limit, holding up that batch and
+//! every sender waiting on it; the writer's connection leaves them to a checkpointer thread
+//! of its own, which runs passive checkpoints next to the writes.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+use tokio::sync::oneshot;
+
+use super::Appended;
+use crate::storage::messages::NewMessage;
+use crate::storage::{StorageError, StorageResult};
+
+const INSERT: &str = "INSERT INTO messages (room_id, seq, author_id, author, text, sent_at, edited_at, deleted, nonce) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, FALSE, ?7) ON CONFLICT (author_id, nonce) DO NOTHING RETURNING id";
+const LOAD_SEQ: &str = "SELECT last_seq FROM rooms WHERE id = ?1";
+const MOVE_SEQ: &str = "UPDATE rooms SET last_seq = ?1, last_message_at = ?2 WHERE id = ?3 AND last_seq = ?4";
+
+/// Same as the pool's: a reader never blocks us in WAL mode, but a pool connection writing
+/// an edit or a reaction holds the write lock for a moment.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The handle of the writer thread; the thread ends when it is dropped.
+pub struct SqliteWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+struct Job {
+    batch: Vec<NewMessage>,
+    now: i64,
+    done: oneshot::Sender<(Vec<NewMessage>, StorageResult<Vec<Appended>>)>,
+}
+
+impl SqliteWriter {
+    /// Opens the connection and starts its thread.
+    pub fn start(url: &str) -> StorageResult<Self> {
+        let mut appender = SqliteAppender::open(url)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                for job in queue {
+                    let outcome = appender.append(&job.batch, job.now);
+                    let _ = job.done.send((job.batch, outcome));
+                }
+            })
+            .map_err(|e| StorageError::Db(Box::new(e)))?;
+        Ok(Self { jobs })
+    }
+
+    /// Writes a batch on the thread; hands the batch back with the results.
+    pub async fn append(&self, batch: Vec<NewMessage>, now: i64) -> (Vec<NewMessage>, StorageResult<Vec<Appended>>) {
+        let (done, outcome) = oneshot::channel();
+        let stopped = || StorageError::Unavailable("the SQLite writer thread stopped".into());
+        if let Err(mpsc::SendError(job)) = self.jobs.send(Job { batch, now, done }) {
+            return (job.batch, Err(stopped()));
+        }
+        outcome.await.unwrap_or_else(|_| (Vec::new(), Err(stopped())))
+    }
+}
+
+/// How often the checkpointer looks at the log.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// The write connection and the rooms' counters; used from one thread.
+pub struct SqliteAppender {
+    conn: Connection,
+    /// Each room's `last_seq` as of our last commit.
+    last_seq: HashMap<i64, i64>,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: mpsc::Sender<()>,
+}
+
+/// Why one attempt at a batch did not commit.
+enum Attempt {
+    /// A room's counter was not what the cache said: reload and write again.
+    Stale,
+    Failed(StorageError),
+}
+
+impl From<rusqlite::Error> for Attempt {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Failed(err.into())
+    }
+}
+
+impl SqliteAppender {
+    /// Opens the file behind a `sqlite:` URL (already created and migrated by the pool).
+    pub fn open(url: &str) -> StorageResult<Self> {
+        let options = SqliteConnectOptions::from_str(url).map_err(|e| StorageError::Db(Box::new(e)))?;
+        let path = options.get_filename();
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory") || path.to_string_lossy().contains("in-memory");
+        if path.as_os_str().is_empty() || in_memory {
+            return Err(StorageError::Db("the message writer needs a database file, not an in-memory database".into()));
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL is a property of the file (the pool set it); NORMAL is per connection. With WAL,
+        // NORMAL syncs at checkpoints: a killed process loses nothing, a power cut at most
+        // the last transactions, and the file never corrupts.
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StorageError::Db(format!("SQLite refused WAL mode ({mode})").into()));
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = spawn_checkpointer(Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?)?;
+        Ok(Self { conn, last_seq: HashMap::new(), _checkpointer: checkpointer })
+    }
+
+    /// Writes a batch in one transaction; results in batch order.
+    pub fn append(&mut self, batch: &[NewMessage], now: i64) -> StorageResult<Vec<Appended>> {
+        for _ in 0..3 {
+            match self.try_append(batch, now) {
+                Ok(out) => return Ok(out),
+                Err(Attempt::Stale) => self.last_seq.clear(),
+                Err(Attempt::Failed(err)) => {
+                    self.last_seq.clear();
+                    return Err(err);
+                }
+            }
+        }
+        Err(StorageError::Db("room counters kept moving under the message writer".into()))
+    }
+
+    fn try_append(&mut self, batch: &[NewMessage], now: i64) -> Result<Vec<Appended>, Attempt> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Per room: the counter at the start of the batch and where the batch has taken it.
+        let mut moved: HashMap<i64, (i64, i64)> = HashMap::new();
+        let mut out = Vec::with_capacity(batch.len());
+        {
+            let mut insert = tx.prepare_cached(INSERT)?;
+            let mut load = tx.prepare_cached(LOAD_SEQ)?;
+            for m in batch {
+                let counter = match moved.entry(m.room_id) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        let from = match self.last_seq.get(&m.room_id) {
+                            Some(&seq) => seq,
+                            None => load
+                                .query_row([m.room_id], |row| row.get(0))
+                                .optional()?
+                                .ok_or_else(|| Attempt::Failed(StorageError::Db(format!("room {} does not exist", m.room_id).into())))?,
+                        };
+                        e.insert((from, from))
+                    }
+                };
+                let seq = counter.1 + 1;
+                let id: Option<i64> = insert
+                    .query_row(params![m.room_id, seq, m.author_id, m.author, m.text, now, m.nonce], |row| row.get(0))
+                    .optional()?;
+                match id {
+                    Some(id) => {
+                        counter.1 = seq;
+                        out.push(Appended::New { id, seq });
+                    }
+                    // The unique index on (author, nonce) skipped it.
+                    None => out.push(Appended::Repeat),
+                }
+            }
+            let mut update = tx.prepare_cached(MOVE_SEQ)?;
+            for (&room, &(from, to)) in &moved {
+                if to > from && update.execute(params![to, now, room, from])? != 1 {
+                    return Err(Attempt::Stale);
+                }
+            }
+        }
+        tx.commit()?;
+        for (room, (_, to)) in moved {
+            self.last_seq.insert(room, to);
+        }
+        Ok(out)
+    }
+}
+
+/// Runs `PASSIVE` checkpoints on `conn` until the returned sender is dropped. Passive: it
+/// copies what no reader still needs and never waits for, or blocks, the writer.
+fn spawn_checkpointer(conn: Connection) -> StorageResult<mpsc::Sender<()>> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(%err, "WAL checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| StorageError::Db(Box::new(e)))?;
+    Ok(stop)
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(err: rusqlite::Error) -> Self {
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Self::Full(Box::new(err)),
+            Some(ErrorCode::ConstraintViolation)
+                if matches!(&err, rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) =>
+            {
+                Self::Duplicate
+            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen | ErrorCode::SystemIoFailure) => {
+                Self::Unavailable(Box::new(err))
+            }
+            _ => Self::Db(Box::new(err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ConnectionTrait;
+
+    use super::*;
+    use crate::storage::{Db, rooms};
+
+    /// A migrated database file with rooms `a` and `b`; the URL and the rooms' ids.
+    async fn database() -> (tempfile::TempDir, Db, String, i64, i64) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Db::connect(&url).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        let a = rooms::create(&db, "a", false, None).await.expect("room a").id;
+        let b = rooms::create(&db, "b", false, None).await.expect("room b").id;
+        (dir, db, url, a, b)
+    }
+
+    fn message(room_id: i64, text: &str, nonce: Option<&str>) -> NewMessage {
+        NewMessage { room_id, author_id: 1, author: "ann".into(), text: text.into(), nonce: nonce.map(str::to_owned) }
+    }
+
+    async fn last_seq(db: &Db, room: i64) -> i64 {
+        rooms::by_id(db, room).await.expect("query").expect("the room").last_seq
+    }
+
+    #[tokio::test]
+    async fn a_batch_numbers_each_room_in_order_and_a_used_nonce_takes_no_number() {
+        let (_dir, db, url, a, b) = database().await;
+        let mut appender = SqliteAppender::open(&url).expect("open");
+        let batch = [message(a, "1", Some("x")), message(b, "2", None), message(a, "3", Some("x")), message(a, "4", None)];
+        let out = appender.append(&batch, 5).expect("append");
+        let seqs: Vec<Option<i64>> = out.iter().map(|r| if let Appended::New { seq, .. } = r { Some(*seq) } else { None }).collect();
+        assert_eq!(seqs, vec![Some(1), Some(1), None, Some(2)]);
+        let ids: Vec<i64> = out.iter().filter_map(|r| if let Appended::New { id, .. } = r { Some(*id) } else { None }).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids follow the batch order: {ids:?}");
+        // A later batch: the nonce is still taken, the counter goes on from the database's.
+        let out = appender.append(&[message(a, "5", Some("x")), message(a, "6", None)], 6).expect("append");
+        assert!(matches!(out[..], [Appended::Repeat, Appended::New { seq: 3, .. }]), "{out:?}");
+        assert_eq!((last_seq(&db, a).await, last_seq(&db, b).await), (3, 1));
+    }
+
+    #[tokio::test]
+    async fn a_counter_moved_behind_the_writers_back_is_reloaded_not_overwritten() {
+        let (_dir, db, url, a, _) = database().await;
+        let mut appender = SqliteAppender::open(&url).expect("open");
+        appender.append(&[message(a, "1", None)], 1).expect("append");
+        db.conn.execute_unprepared(&format!("UPDATE rooms SET last_seq = 10 WHERE id = {a}")).await.expect("update");
+        let out = appender.append(&[message(a, "2", None)], 2).expect("append");
+        assert!(matches!(out[..], [Appended::New { seq: 11, .. }]), "{out:?}");
+        assert_eq!(last_seq(&db, a).await, 11);
+    }
+
+    #[tokio::test]
+    async fn a_full_database_fails_the_whole_batch_as_full() {
+        let (_dir, db, url, a, _) = database().await;
+        let mut appender = SqliteAppender::open(&url).expect("open");
+        let pages: i64 = appender.conn.query_row("PRAGMA page_count", [], |row| row.get(0)).expect("page count");
+        appender.conn.pragma_update(None, "max_page_count", pages + 4).expect("cap the file");
+        let big = "x".repeat(3000);
+        let mut stored = 0;
+        let err = loop {
+            match appender.append(&[message(a, &big, None), message(a, &big, None)], 1) {
+                Ok(out) => stored += out.len(),
+                Err(err) => break err,
+            }
+            assert!(stored < 1000, "the capped file never filled up");
+        };
+        assert!(matches!(err, StorageError::Full(_)), "{err:?}");
+        // Nothing of the failed batch is half there, and the counter matches the rows.
+        let count: i64 = appender.conn.query_row("SELECT COUNT(*) FROM messages", [], |row| row.get(0)).expect("count");
+        assert_eq!(count as usize, stored);
+        assert_eq!(last_seq(&db, a).await, stored as i64);
+    }
+}
