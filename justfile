@@ -22,6 +22,11 @@ test:
 cluster: build-spa build-docs
     bash scripts/cluster.sh
 
+# Only the scale-out suite, on a six-node Redis Cluster (about a minute; `just test` runs it too).
+test-redis-cluster:
+    bash scripts/services.sh start
+    source "${CONFAB_SERVICES_DIR:-/tmp/confab-services}/env" && CONFAB_TEST_REDIS=cluster cargo test --release -p confab --test cluster
+
 # Apply database migrations.
 migrate:
     cargo run --release --bin confab -- migrate
