@@ -6,7 +6,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 run: build-spa build-docs
     cargo run --release --bin confab
 
-# Build the Leptos SPA into frontend/dist (installs the wasm target and wasm-bindgen if needed).
+# Build the Leptos SPA into frontend/dist: size-optimised WASM, content-hashed, brotli + gzip copies.
 build-spa:
     bash frontend/build.sh
 
@@ -34,6 +34,11 @@ migrate:
 # Benchmark Confab against Django Channels and Socket.IO, every scenario (under 10 min); writes docs/bench/.
 bench:
     bash e2e/bench/run.sh full
+
+# Lighthouse (mobile) on /login and a room page of a release server; rewrites docs/lighthouse.md and .json.
+lighthouse: build-spa
+    cargo build --release --bin confab
+    CONFAB_SKIP_SPA_BUILD=1 CONFAB_LIGHTHOUSE_OUT=docs bash e2e/suites/15-lighthouse.sh
 
 # The benchmark, smaller and shorter (under a minute); writes target/bench/quick/.
 bench-quick:
