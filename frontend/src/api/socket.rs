@@ -2,10 +2,10 @@
 //!
 //! It owns the transport only: typed JSON-RPC calls (`call::<P: Method>`) matched to their
 //! responses through a request-id → oneshot map, fire-and-forget notifications, and
-//! reconnecting with exponential backoff and full jitter. What a connection *means* (which
-//! token to present, what to re-join and `sync` after a reconnect, what to do with pushed
-//! notifications) is decided by the [`Hooks`] the app installs, so this file knows nothing
-//! about rooms or sessions.
+//! reconnecting with exponential backoff and full jitter ([`reconnect::delay_ms`]). What a
+//! connection *means* (which token to present, what to re-join and `sync` after a
+//! reconnect, what to do with pushed notifications) is decided by the [`Hooks`] the app
+//! installs, so this file knows nothing about rooms or sessions.
 //!
 //! Browsers cannot set headers on a WebSocket, so the access token travels in the
 //! subprotocol list `["confab.v1", "bearer.<token>"]`; the server only ever selects
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use confab_shared::rpc::{
     BEARER_PROTOCOL_PREFIX, ErrorObject, Method, Notification, RequestId, SUBPROTOCOL, ServerMessage, close,
-    parse_server_frame,
+    parse_server_frame, reconnect,
 };
 use futures::channel::oneshot;
 use futures::future::{Either, LocalBoxFuture, select};
@@ -39,9 +39,6 @@ pub const TIMED_OUT: i32 = -3;
 
 /// How long a call waits for its response before giving up.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
-/// First reconnect delay; doubled per failed attempt up to [`BACKOFF_CAP_MS`].
-const BACKOFF_BASE_MS: f64 = 500.0;
-const BACKOFF_CAP_MS: f64 = 30_000.0;
 /// A connection that lived this long counts as healthy: the next failure starts the backoff over.
 /// (Resetting on every open would let a server that accepts and then evicts at once, 1013,
 /// be hammered at the base delay.)
@@ -374,15 +371,9 @@ impl Socket {
         self.state.set(if browser_online() { ConnState::Reconnecting } else { ConnState::Offline });
         let attempt = inner.attempt.get();
         inner.attempt.set(attempt.saturating_add(1));
-        // Exponential backoff with full jitter, so a restarted server is not hit by every tab at once.
-        let ceiling = (BACKOFF_BASE_MS * 2f64.powi(attempt.min(16) as i32)).min(BACKOFF_CAP_MS);
-        let delay = match code {
-            close::LOGGED_OUT if attempt == 0 => 50.0,
-            // "Reconnect now": spread over a second, so a stopping instance's sockets do
-            // not all land on the survivors at the same instant.
-            close::GOING_AWAY if attempt == 0 => random() * 1000.0,
-            _ => ceiling * (0.5 + random() * 0.5),
-        };
+        // Exponential backoff with full jitter (and a spread-out first retry after 1001/1012),
+        // so a restarted server sees its clients come back at a steady rate, not all at once.
+        let delay = if code == close::LOGGED_OUT && attempt == 0 { 50.0 } else { reconnect::delay_ms(attempt, code, random()) };
         let handle = set_timeout_with_handle(
             move || {
                 let inner = self.inner.get_value();
