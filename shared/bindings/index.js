@@ -34,7 +34,7 @@ export const ErrorCodes = {
 export const CloseCodes = {
   /** Normal closure. */
   Normal: 1000,
-  /** The server is shutting down: reconnect (possibly to another instance). */
+  /** This instance is stopping (deploy, scale-in, SIGTERM); the others keep serving. Reconnect at once, after a random delay of up to 1 s (so a fleet of clients does not arrive in the same instant), to any instance; then `sync`. Its answered sends are committed; a send without an answer may or may not be, and `sync` tells. */
   GoingAway: 1001,
   /** A malformed frame (protocol error). */
   ProtocolError: 1002,
