@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use confab_shared::{PublishAccepted, PublishRequest, PublishTarget};
+use confab_shared::{PublishRequest, PublishTarget};
 
 use crate::config::Config;
 use crate::startup::Application;
@@ -241,28 +241,30 @@ async fn publish(config: &Config, args: PublishArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `POST /api/publish` on the server, with a token or after logging in.
+/// `POST /api/publish` on the server, with a token or after logging in (the REST part of
+/// the `confab-client` crate, as any program would).
 async fn publish_over_http(args: &PublishArgs, request: PublishRequest) -> anyhow::Result<()> {
-    let base = args.url.as_deref().unwrap_or(DEFAULT_URL).trim_end_matches('/');
-    if !base.starts_with("http://") {
-        anyhow::bail!("--url must be an http:// address (this build has no TLS client): {base}");
-    }
-    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+    let base = args.url.as_deref().unwrap_or(DEFAULT_URL);
+    let rest = confab_client::Rest::new(base)?;
     let (token, logged_in) = match (&args.token, &args.username) {
         (Some(token), _) => (token.clone(), false),
-        (None, Some(username)) => (http_login(&http, base, username, args.password.clone()).await?, true),
+        (None, Some(username)) => {
+            let password = match &args.password {
+                Some(password) => password.clone(),
+                None => read_password(username)?,
+            };
+            let credentials = confab_shared::Credentials { username: username.clone(), password };
+            let tokens = rest.login(&credentials).await.map_err(|err| refused("login", base, err))?;
+            (tokens.access_token, true)
+        }
         (None, None) => anyhow::bail!("publishing needs an admin: pass --token (or CONFAB_TOKEN) or --username"),
     };
-    let sent = http.post(format!("{base}/api/publish")).bearer_auth(&token).json(&request).send().await;
+    let sent = rest.publish(&token, &request).await;
     if logged_in {
         // The session was only for this call; end it either way (best effort).
-        let _ = http.post(format!("{base}/api/auth/logout")).bearer_auth(&token).send().await;
+        let _ = rest.logout(&token).await;
     }
-    let response = sent.with_context(|| format!("reaching {base}"))?;
-    if response.status() != reqwest::StatusCode::ACCEPTED {
-        anyhow::bail!("publish refused: {}", problem_text(response).await);
-    }
-    let accepted: PublishAccepted = response.json().await.context("reading the answer")?;
+    let accepted = sent.map_err(|err| refused("publish", base, err))?;
     match accepted.delivered_locally {
         0 => println!("no one received it: no open connection matched on the instance that took the request"),
         1 => println!("delivered to 1 connection"),
@@ -271,26 +273,16 @@ async fn publish_over_http(args: &PublishArgs, request: PublishRequest) -> anyho
     Ok(())
 }
 
-async fn http_login(http: &reqwest::Client, base: &str, username: &str, password: Option<String>) -> anyhow::Result<String> {
-    let password = match password {
-        Some(password) => password,
-        None => read_password(username)?,
-    };
-    let credentials = confab_shared::Credentials { username: username.to_owned(), password };
-    let response = http.post(format!("{base}/api/auth/login")).json(&credentials).send().await.with_context(|| format!("reaching {base}"))?;
-    if !response.status().is_success() {
-        anyhow::bail!("login refused: {}", problem_text(response).await);
-    }
-    let tokens: confab_shared::TokenPair = response.json().await.context("reading the tokens")?;
-    Ok(tokens.access_token)
-}
-
-/// The `detail` of a problem+json answer, or the status when there is none.
-async fn problem_text(response: reqwest::Response) -> String {
-    let status = response.status();
-    match response.json::<confab_shared::Problem>().await {
-        Ok(problem) => format!("{} ({})", problem.detail, status.as_u16()),
-        Err(_) => status.to_string(),
+/// A refused request as the server explained it (its problem's `detail` and the status), or
+/// why the server could not be reached.
+fn refused(what: &str, base: &str, err: confab_client::Error) -> anyhow::Error {
+    use confab_client::Error;
+    match err {
+        Error::Http { status, problem } | Error::AuthFailed { status, problem } => match problem {
+            Some(problem) => anyhow::anyhow!("{what} refused: {} ({status})", problem.detail),
+            None => anyhow::anyhow!("{what} refused: HTTP {status}"),
+        },
+        other => anyhow::anyhow!("reaching {base}: {other}"),
     }
 }
 

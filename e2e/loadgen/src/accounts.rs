@@ -3,21 +3,18 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-use serde::Deserialize;
+use anyhow::anyhow;
+use confab_client::shared::Credentials;
+use confab_client::{Error, Rest};
 use tokio::task::JoinSet;
 
 /// Signups and logins in flight at once (the server hashes on its blocking pool).
 const CONCURRENCY: usize = 8;
 
-#[derive(Deserialize)]
-struct TokenPair {
-    access_token: String,
-}
-
 /// Creates `count` users named `<prefix><i>` and logs each in once; returns their tokens.
 pub async fn tokens(base: &str, prefix: &str, count: usize) -> anyhow::Result<Vec<String>> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    // Set-up only, before any measurement: the client library's REST part costs nothing there.
+    let rest = Rest::with_timeout(base, Duration::from_secs(60))?;
     let mut tokens = Vec::with_capacity(count);
     let mut tasks = JoinSet::new();
     for i in 0..count {
@@ -26,8 +23,8 @@ pub async fn tokens(base: &str, prefix: &str, count: usize) -> anyhow::Result<Ve
         {
             tokens.push(done??);
         }
-        let (client, base, username) = (client.clone(), base.to_owned(), format!("{prefix}{i}"));
-        tasks.spawn(async move { account(&client, &base, &username).await });
+        let (rest, username) = (rest.clone(), format!("{prefix}{i}"));
+        tasks.spawn(async move { account(&rest, &username).await });
     }
     while let Some(done) = tasks.join_next().await {
         tokens.push(done??);
@@ -35,16 +32,13 @@ pub async fn tokens(base: &str, prefix: &str, count: usize) -> anyhow::Result<Ve
     Ok(tokens)
 }
 
-async fn account(client: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<String> {
-    let body = serde_json::json!({ "username": username, "password": format!("{username}-bench-password") });
-    let signup = client.post(format!("{base}/api/auth/signup")).json(&body).send().await.context("signup")?;
-    // 409: the user exists already (a reused server); logging in is enough.
-    if !signup.status().is_success() && signup.status() != reqwest::StatusCode::CONFLICT {
-        bail!("signup {username}: {}", signup.status());
+async fn account(rest: &Rest, username: &str) -> anyhow::Result<String> {
+    let credentials = Credentials { username: username.to_owned(), password: format!("{username}-bench-password") };
+    match rest.signup(&credentials).await {
+        // 409: the user exists already (a reused server); logging in is enough.
+        Ok(_) | Err(Error::Http { status: 409, .. }) => {}
+        Err(err) => return Err(anyhow!("signup {username}: {err}")),
     }
-    let login = client.post(format!("{base}/api/auth/login")).json(&body).send().await.context("login")?;
-    if !login.status().is_success() {
-        bail!("login {username}: {}", login.status());
-    }
-    Ok(login.json::<TokenPair>().await?.access_token)
+    let tokens = rest.login(&credentials).await.map_err(|err| anyhow!("login {username}: {err}"))?;
+    Ok(tokens.access_token)
 }

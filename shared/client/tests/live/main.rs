@@ -1,0 +1,7 @@
+//! The client against a real server (in-process, on a loopback port): connecting by token and
+//! by credentials, typed calls and notifications, a restart caught up exactly once, renewal
+//! with 3-second access tokens, and a clean close. Every wait is bounded.
+
+mod connect;
+mod lifecycle;
+mod server;
