@@ -235,6 +235,9 @@ pub struct Results {
     pub scenarios: Vec<Scenario>,
     pub runs: Vec<Run>,
     pub targets: Vec<TargetCheck>,
+    /// The people-scale scenarios (g), (h), (r): distinct users, one socket each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub people: Vec<crate::people::PeopleRun>,
 }
 
 /// What the `bench` command was asked to do.
@@ -301,6 +304,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
             runs.push(run);
         }
     }
+    let people_budget = Duration::from_secs(if args.profile == Profile::Full { 900 } else { 180 });
+    let people = crate::people::run_all(&args.env, args.profile, &args.only, people_budget).await;
     let meta = Meta {
         generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         profile: args.profile,
@@ -312,8 +317,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
         wall_secs: started.elapsed().as_secs_f64(),
         notes: notes(args.profile).into_iter().chain(args.notes.iter().cloned()).collect(),
     };
-    let targets = report::check_targets(&scenarios, &runs);
-    let results = Results { meta, scenarios, runs, targets };
+    let mut targets = report::check_targets(&scenarios, &runs);
+    targets.extend(crate::people::targets(&people));
+    let results = Results { meta, scenarios, runs, targets, people };
     report::write_all(&results, &args.out)?;
     Ok(results)
 }

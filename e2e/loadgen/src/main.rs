@@ -14,6 +14,8 @@
 //! - [`servers`]: the server processes (pinned, logged, killed on drop), Redis, PostgreSQL databases.
 //! - [`bench`]: the scenarios and the orchestration; [`report`]: JSON, Markdown, SVG.
 //! - [`write_path`]: the persisted-send scenarios and targets of the write path.
+//! - [`people`]: issue 10's scenarios with many distinct users: presence storm, idle
+//!   connections, restart.
 //! - [`procfs`], [`clock`]: CPU time and RSS from `/proc`; one monotonic clock.
 
 mod accounts;
@@ -21,6 +23,7 @@ mod bench;
 mod clock;
 mod dialect;
 mod load;
+mod people;
 mod procfs;
 mod report;
 mod servers;
@@ -68,7 +71,8 @@ struct BenchCmd {
     /// Where results.json, results.md and chart.svg go.
     #[arg(long, default_value = "docs/bench")]
     out: PathBuf,
-    /// Only these scenarios (a, b, c, d, e-sqlite, e-postgres, f-a, f-c, e16-sqlite, s-sqlite, c-pg, …).
+    /// Only these scenarios (a, b, c, d, e-sqlite, e-postgres, f-a, f-c; write path: e16-sqlite,
+    /// s-sqlite, c-pg, …; people: g (all sizes), g-1k, g-10k, g-100k, h, r).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only these servers.

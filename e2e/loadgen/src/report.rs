@@ -258,7 +258,8 @@ fn markdown(results: &Results) -> String {
         });
         s.push('\n');
     }
-    let _ = writeln!(s, "## Notes\n");
+    s.push_str(&crate::people::markdown(&results.people));
+    let _ = writeln!(s, "\n## Notes\n");
     for n in &m.notes {
         let _ = writeln!(s, "- {n}");
     }

@@ -60,6 +60,21 @@ impl Proc {
         Ok(Self { name: name.to_owned(), pid: child.id(), child })
     }
 
+    /// Stops the process as a deployment would (SIGTERM: Confab closes its sockets with 1001
+    /// and exits), SIGKILL after `grace`; returns once it is gone.
+    pub fn terminate(&mut self, grace: Duration) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Fails if the process has exited (with the tail of its log).
     fn check_alive(&mut self, env: &Env) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
@@ -116,20 +131,26 @@ pub struct ConfabBacking {
     pub redis_url: Option<String>,
 }
 
+/// The JWT secret of every benchmark instance: instances of one run share it, so a token
+/// works on either, and `confab user import --sessions` signs with it.
+pub const BENCH_JWT_SECRET: &str = "confab-bench-secret-0123456789abcdef0123456789abcdef";
+
 /// A Confab instance with a fresh data dir; ready once `/api/health` answers 200.
 pub async fn confab(env: &Env, name: &str, backing: &ConfabBacking) -> anyhow::Result<(Proc, SocketAddr)> {
-    if !env.confab_bin.exists() {
-        bail!("{} not found (cargo build --release --bin confab)", env.confab_bin.display());
-    }
-    let port = free_port()?;
     let data = env.work_dir.join(format!("{name}-data"));
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
+    let port = free_port()?;
+    confab_at(env, name, backing, port, &data, &[]).await
+}
+
+/// The environment of a benchmark instance with data in `data` (also what
+/// `confab user import` runs with, so it writes the same database with the same secret).
+pub fn confab_env(backing: &ConfabBacking, port: u16, data: &Path) -> Vec<(&'static str, String)> {
     let mut envs = vec![
         ("CONFAB_BIND", format!("127.0.0.1:{port}")),
         ("CONFAB_DATA_DIR", data.display().to_string()),
-        // Instances of one run share the secret, so a token works on either.
-        ("CONFAB_JWT_SECRET", "confab-bench-secret-0123456789abcdef0123456789abcdef".to_owned()),
+        ("CONFAB_JWT_SECRET", BENCH_JWT_SECRET.to_owned()),
         // The benchmark is the load: no per-connection call limit, no login throttle, no expiry mid-run.
         ("CONFAB_RATE_PER_SEC", "1000000000".to_owned()),
         ("CONFAB_LOGIN_ATTEMPTS", "1000000".to_owned()),
@@ -143,6 +164,17 @@ pub async fn confab(env: &Env, name: &str, backing: &ConfabBacking) -> anyhow::R
     if let Some(url) = &backing.redis_url {
         envs.push(("REDIS_URL", url.clone()));
     }
+    envs
+}
+
+/// A Confab instance on `port` with the data dir `data` as it is (a restart keeps both),
+/// with `extra` environment on top of [`confab_env`].
+pub async fn confab_at(env: &Env, name: &str, backing: &ConfabBacking, port: u16, data: &Path, extra: &[(&'static str, String)]) -> anyhow::Result<(Proc, SocketAddr)> {
+    if !env.confab_bin.exists() {
+        bail!("{} not found (cargo build --release --bin confab)", env.confab_bin.display());
+    }
+    let mut envs = confab_env(backing, port, data);
+    envs.extend(extra.iter().cloned());
     let mut proc = Proc::spawn(env, name, &env.confab_bin, &[], &envs, None)?;
     let addr = loopback(port);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;

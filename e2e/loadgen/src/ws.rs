@@ -9,13 +9,13 @@
 //! Server frames are never masked (RFC 6455 §5.1); client frames always are. The upgrade
 //! response is checked for `101` only: the server is ours, on loopback.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// Longest upgrade response we accept.
 const MAX_HANDSHAKE: usize = 16 * 1024;
@@ -23,13 +23,33 @@ const MAX_HANDSHAKE: usize = 16 * 1024;
 /// Opens a TCP connection and performs the WebSocket upgrade. Returns the stream and the
 /// bytes that arrived after the response headers (the first frames, possibly).
 pub async fn connect(addr: SocketAddr, path: &str, extra_headers: &str, timeout: Duration) -> anyhow::Result<(TcpStream, Vec<u8>)> {
-    tokio::time::timeout(timeout, handshake(addr, path, extra_headers))
+    connect_from(None, addr, path, extra_headers, timeout).await
+}
+
+/// [`connect`] from a chosen local address: one source address has ~28 000 ephemeral ports
+/// towards one server port, so 100 000 loopback connections spread over several 127.x.
+pub async fn connect_from(
+    source: Option<IpAddr>,
+    addr: SocketAddr,
+    path: &str,
+    extra_headers: &str,
+    timeout: Duration,
+) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+    tokio::time::timeout(timeout, handshake(source, addr, path, extra_headers))
         .await
         .with_context(|| format!("upgrade to {addr} timed out"))?
 }
 
-async fn handshake(addr: SocketAddr, path: &str, extra_headers: &str) -> anyhow::Result<(TcpStream, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
+async fn handshake(source: Option<IpAddr>, addr: SocketAddr, path: &str, extra_headers: &str) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+    let mut stream = match source {
+        None => TcpStream::connect(addr).await,
+        Some(ip) => {
+            let socket = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            socket.bind(SocketAddr::new(ip, 0)).with_context(|| format!("bind {ip}"))?;
+            socket.connect(addr).await
+        }
+    }
+    .with_context(|| format!("connect {addr}"))?;
     stream.set_nodelay(true)?;
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
     let request = format!(
