@@ -75,7 +75,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 fn leak_field(field: String) -> &'static str {
     const KNOWN: &[&str] = &[
         "username", "password", "refresh_token", "name", "admin_only", "target", "payload", "kind", "room",
-        "format", "before", "limit", "query", "body",
+        "format", "before", "limit", "query", "body", "cursor", "prefix", "online",
     ];
     KNOWN.iter().copied().find(|k| *k == field || field.starts_with(&format!("{k}."))).unwrap_or("body")
 }

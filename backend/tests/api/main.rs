@@ -7,7 +7,7 @@
 //! # Layout
 //! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames,
-//!   rooms, chat, presence, private messages, catch-up, ordering, back-pressure, publishing
+//!   rooms, chat, presence (by interest), paging, private messages, catch-up, ordering, back-pressure, publishing
 //!   from outside, background jobs.
 //! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
 
@@ -21,6 +21,7 @@ mod dm;
 mod fuzz;
 mod jobs;
 mod ordering;
+mod paging;
 mod presence;
 mod publish;
 mod rest;

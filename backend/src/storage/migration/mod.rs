@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_tables;
 mod m20261124_000001_add_job_heartbeat;
+mod m20261201_000001_add_name_indexes;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_tables::Migration),
             Box::new(m20261124_000001_add_job_heartbeat::Migration),
+            Box::new(m20261201_000001_add_name_indexes::Migration),
         ]
     }
 }
