@@ -101,7 +101,7 @@ async fn admin_only_rooms_are_created_by_admins_and_listed_only_to_admins() {
     app.post_json("/api/rooms", &create(&public, false), Some(&ann.access_token)).await;
 
     assert!(created.admin_only);
-    let names = |rooms: Vec<RoomSummary>| rooms.into_iter().map(|r| r.name).collect::<Vec<_>>();
+    let names = |page: confab_shared::RoomsPage| page.rooms.into_iter().map(|r| r.name).collect::<Vec<_>>();
     let for_admin = names(body(app.get("/api/rooms", Some(&boss.access_token)).await).await);
     let for_user = names(body(app.get("/api/rooms", Some(&ann.access_token)).await).await);
     let for_anonymous = names(body(app.get("/api/rooms", None).await).await);

@@ -224,8 +224,8 @@ async fn read_cursors_drive_unread_counts_and_only_move_forward() {
     assert_eq!(moved, ReadCursor::Room { room: room.clone(), id: from_bob[1].id });
     tab1.assert_no("read.moved").await;
     assert_eq!(summary_of(&mut tab1, &room).await.unread, Some(1));
-    let over_rest: Vec<RoomSummary> = body(app.get("/api/rooms", Some(&ann.access_token)).await).await;
-    assert_eq!(over_rest.iter().find(|r| r.name == room).and_then(|r| r.unread), Some(1));
+    let over_rest: confab_shared::RoomsPage = body(app.get("/api/rooms", Some(&ann.access_token)).await).await;
+    assert_eq!(over_rest.rooms.iter().find(|r| r.name == room).and_then(|r| r.unread), Some(1));
 
     // Backwards is accepted and ignored.
     tab1.ok(RoomReadParams { room: room.clone(), id: from_bob[0].id }).await;
