@@ -97,6 +97,18 @@ pub struct Config {
     #[arg(long, env = "CONFAB_JOBS_PER_USER", default_value_t = 2)]
     pub jobs_per_user: usize,
 
+    /// Milliseconds per presence tick: changes within one tick are coalesced (a flap sends nothing).
+    #[arg(long, env = "CONFAB_PRESENCE_TICK_MS", default_value_t = 250)]
+    pub presence_tick_ms: u64,
+
+    /// Most users one connection may watch with `presence.watch`.
+    #[arg(long, env = "CONFAB_PRESENCE_WATCH_MAX", default_value_t = 1000)]
+    pub presence_watch_max: usize,
+
+    /// Rooms with more users present get `room.online_changed` per tick instead of each join and leave.
+    #[arg(long, env = "CONFAB_ROOM_PRESENCE_DETAIL_MAX", default_value_t = 100)]
+    pub room_presence_detail_max: u32,
+
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "CONFAB_LOG_JSON")]
     pub log_json: bool,
@@ -116,6 +128,10 @@ impl Config {
 
     pub fn refresh_ttl(&self) -> Duration {
         Duration::from_secs(self.refresh_ttl_secs)
+    }
+
+    pub fn presence_tick(&self) -> Duration {
+        Duration::from_millis(self.presence_tick_ms)
     }
 
     /// A configuration for tests: ephemeral port, the given data dir, in-process layer.
@@ -142,6 +158,10 @@ impl Config {
             hash_queue: 32,
             max_pending_upgrades: 256,
             jobs_per_user: 2,
+            // Short, so tests see announcements promptly; coalescing tests flush by hand.
+            presence_tick_ms: 10,
+            presence_watch_max: 1000,
+            room_presence_detail_max: 100,
             log_json: false,
         }
     }

@@ -193,6 +193,50 @@ fn delivery_rules() -> Vec<String> {
     ]
 }
 
+/// What a connection hears about presence, the limits, and how lists page.
+fn presence_rules() -> Vec<String> {
+    vec![
+        "Presence by interest. A connection receives `presence.changed` only for the users it watches: \
+         `presence.watch {users, replace}` adds users to its watch set (or, with `replace: true`, makes them \
+         the set), `presence.unwatch {users}` removes some. A connection that watches nobody, which is every \
+         connection until it calls `presence.watch`, receives no `presence.changed` at all, its own user's \
+         included. The result of `presence.watch` has the current state of the users named, so render from it \
+         and apply the notifications after it. Unknown usernames are ignored; names match case-insensitively and \
+         come back as the server spells them. The set dies with the connection: after a reconnect, watch again."
+            .to_owned(),
+        format!(
+            "Limits and errors. A connection watches at most {} users (server setting `presence_watch_max`); \
+             a `presence.watch` that would exceed it, or a `users` list longer than that, changes nothing and \
+             fails with -32602 and `data.field = \"users\"`, as does a name that breaks the username rules.",
+            default_of("presence_watch_max")
+        ),
+        format!(
+            "Ticks. Arrivals and departures are collected for one tick ({} ms by default) and only the net change \
+             per user is sent: a user who goes offline and comes back within a tick (a reload) sends nothing, and \
+             every change reaches a watcher at most once per tick. Across instances each tick's changes travel as \
+             one message, so presence costs O(changes × watchers), never O(users²).",
+            default_of("presence_tick_ms")
+        ),
+        format!(
+            "Room presence. Connections in a room get its net `room.user_joined` / `room.user_left` per tick while \
+             the room has at most {} users present and at most 20 of them changed in the tick; otherwise the tick's \
+             joins and leaves in that room are replaced by one `room.online_changed {{room, online}}` (the new count): \
+             page `room.members` when the names matter. `room.join` returns the first 100 present users in `online` \
+             and `online_next_cursor` for the rest.",
+            default_of("room_presence_detail_max")
+        ),
+        "Paging. `users.list`, `rooms.list` and `room.members` (and `GET /api/users`, `GET /api/rooms`) return \
+         pages in name order (users and members case-insensitively) of `limit` items (1 to 200; default 50, for \
+         members 100) and a `next_cursor`: pass it as `cursor` for the next page; `null` means the last page. \
+         Cursors are opaque keysets: a page starts strictly after the last name of the previous one, so names \
+         inserted meanwhile never shift or repeat a page. `prefix` narrows to names starting with it (users: \
+         case-insensitively), so one call finds a user among any number. `users.list` with `online: true` lists \
+         online users only; its `total` counts the accounts matching the prefix and `online` those of them online. \
+         A bad `cursor`, `limit` or `prefix` is -32602 (HTTP 422) naming the field."
+            .to_owned(),
+    ]
+}
+
 /// The protocol reference as blocks.
 fn reference() -> Vec<Block> {
     let methods = confab_shared::rpc::methods::table();
@@ -316,6 +360,10 @@ fn reference() -> Vec<Block> {
     out.push(Block::Para(confab_shared::rpc::reconnect::RULE.to_owned()));
     out.push(Block::Heading(2, "Delivery".to_owned()));
     for rule in delivery_rules() {
+        out.push(Block::Para(rule));
+    }
+    out.push(Block::Heading(2, "Presence and paging".to_owned()));
+    for rule in presence_rules() {
         out.push(Block::Para(rule));
     }
     out.push(Block::Heading(2, "Types".to_owned()));

@@ -76,6 +76,7 @@ fn leak_field(field: String) -> &'static str {
     const KNOWN: &[&str] = &[
         "username", "password", "refresh_token", "name", "admin_only", "target", "payload", "kind", "room",
         "format", "before", "limit", "query", "body", "scopes", "expires_in_days", "url", "events", "rooms",
+        "cursor", "prefix", "online",
     ];
     KNOWN.iter().copied().find(|k| *k == field || field.starts_with(&format!("{k}."))).unwrap_or("body")
 }

@@ -33,7 +33,7 @@ use crate::{auth, features};
         features::system::openapi_json,
         features::system::asyncapi_json,
     ),
-    components(schemas(User, UserPresence, Credentials, RefreshRequest, TokenPair, RoomSummary, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated)),
+    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Accounts and tokens"),

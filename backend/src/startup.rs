@@ -27,9 +27,7 @@ use crate::features::{publish, rooms, system, tokens, users};
 use crate::layer::ChannelLayer;
 use crate::layer::memory::MemoryLayer;
 use crate::layer::redis::RedisLayer;
-use crate::layer::Class;
-use confab_shared::rpc::Notification;
-use confab_shared::rpc::notify::RoomUser;
+use crate::presence::batch::{Batcher, RoomRule};
 use crate::presence::redis::RedisPresence;
 use crate::redis_link::{self, RedisConn, RedisMode};
 use crate::presence::PresenceStore;
@@ -56,7 +54,7 @@ impl Application {
         let secret = Keys::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let keys = Arc::new(Keys::new(&secret, config.access_ttl()));
         let shutdown = CancellationToken::new();
-        let Shared { layer, presence, throttle } = shared_state(&config, &shutdown).await?;
+        let Shared { layer, presence, throttle, presence_batch } = shared_state(&config, &shutdown).await?;
         let writer = MessageWriter::spawn(db.clone(), &config.database_url(), layer.clone()).context("starting the message writer")?;
         // Jobs left unfinished by an earlier run (or, with Redis, by a dead instance) are failed.
         jobs::runner::sweep(&db, layer.as_ref(), config.redis_url.is_none()).await;
@@ -73,6 +71,7 @@ impl Application {
             keys,
             layer,
             presence,
+            presence_batch,
             writer,
             jobs: JobRunner::new(shutdown.clone()),
             shutdown,
@@ -133,16 +132,24 @@ struct Shared {
     layer: Arc<dyn ChannelLayer>,
     presence: Arc<dyn PresenceStore>,
     throttle: Arc<LoginThrottle>,
+    presence_batch: Arc<Batcher>,
+}
+
+/// The presence batcher for this layer and store, ticking until shutdown.
+fn batcher(config: &Config, layer: &Arc<dyn ChannelLayer>, presence: &Arc<dyn PresenceStore>, shutdown: &CancellationToken) -> Arc<Batcher> {
+    let rule = RoomRule { detail_max_members: config.room_presence_detail_max, ..RoomRule::default() };
+    let batch = Batcher::new(layer.clone(), presence.clone(), rule);
+    tokio::spawn(batch.clone().run(config.presence_tick(), shutdown.clone()));
+    batch
 }
 
 /// The channel layer, presence store and login throttle `REDIS_URL` selects.
 async fn shared_state(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Shared> {
     let Some(url) = &config.redis_url else {
-        return Ok(Shared {
-            layer: Arc::new(MemoryLayer::new()),
-            presence: Arc::new(MemoryPresence::default()),
-            throttle: Arc::new(LoginThrottle::new(config.login_attempts)),
-        });
+        let layer: Arc<dyn ChannelLayer> = Arc::new(MemoryLayer::new());
+        let presence: Arc<dyn PresenceStore> = Arc::new(MemoryPresence::default());
+        let presence_batch = batcher(config, &layer, &presence, shutdown);
+        return Ok(Shared { layer, presence, throttle: Arc::new(LoginThrottle::new(config.login_attempts)), presence_batch });
     };
     let mode = redis_link::detect(url, config.redis_mode).await.context("reaching redis")?;
     let layer: Arc<dyn ChannelLayer> = if mode == RedisMode::Cluster {
@@ -157,20 +164,21 @@ async fn shared_state(config: &Config, shutdown: &CancellationToken) -> anyhow::
     let (reaped_tx, mut reaped) = tokio::sync::mpsc::unbounded_channel();
     let presence = RedisPresence::start(conn, layer.hub().instance(), reaped_tx, shutdown.clone()).await?;
     let throttle = Arc::new(LoginThrottle::shared(config.login_attempts, presence.connection()));
+    let store: Arc<dyn PresenceStore> = presence;
+    let presence_batch = batcher(config, &layer, &store, shutdown);
     // Announce the departures of users whose instance died (SIGKILL) as if they had left.
-    let announcer = layer.clone();
+    let announcer = presence_batch.clone();
     tokio::spawn(async move {
         while let Some(departures) = reaped.recv().await {
             for (room, username) in departures.left {
-                let event = Notification::UserLeft(RoomUser { room: room.clone(), username });
-                rooms::broadcast_on(announcer.as_ref(), &room, &event, Class::Droppable);
+                announcer.room(&room, &username, false);
             }
             for username in departures.offline {
-                users::announce_on(announcer.as_ref(), &username, false);
+                announcer.user(&username, false);
             }
         }
     });
-    Ok(Shared { layer, presence, throttle })
+    Ok(Shared { layer, presence: store, throttle, presence_batch })
 }
 
 /// Every route, the SPA as the fallback, and the cross-cutting layers.

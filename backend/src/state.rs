@@ -15,6 +15,7 @@ use crate::features::chat::writer::MessageWriter;
 use crate::features::jobs::JobRunner;
 use crate::layer::ChannelLayer;
 use crate::presence::PresenceStore;
+use crate::presence::batch::Batcher;
 use crate::storage::Db;
 
 #[derive(Clone)]
@@ -27,6 +28,8 @@ pub struct AppState {
     pub layer: Arc<dyn ChannelLayer>,
     /// Connection counts per user and per room, local or in Redis.
     pub presence: Arc<dyn PresenceStore>,
+    /// This instance's presence announcements, coalesced per tick.
+    pub presence_batch: Arc<Batcher>,
     pub throttle: Arc<LoginThrottle>,
     /// The argon2 threads logins and signups queue on (bounded; full = 503).
     pub hasher: Arc<Hasher>,

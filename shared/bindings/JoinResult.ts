@@ -11,9 +11,13 @@ export type JoinResult = {
  */
 room: RoomSummary, 
 /**
- * Usernames present in the room.
+ * The first page (100) of the usernames present, alphabetical; `room.online` is the total.
  */
 online: Array<string>, 
+/**
+ * Pass to `room.members` as `cursor` for the rest; `null` when `online` is complete.
+ */
+online_next_cursor: string | null, 
 /**
  * The last messages, oldest first.
  */

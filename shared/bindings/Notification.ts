@@ -6,6 +6,7 @@ import type { Message } from "./Message.js";
 import type { MessageRef } from "./MessageRef.js";
 import type { Notice } from "./Notice.js";
 import type { ReadCursor } from "./ReadCursor.js";
+import type { RoomOnline } from "./RoomOnline.js";
 import type { RoomUser } from "./RoomUser.js";
 import type { SessionExpiring } from "./SessionExpiring.js";
 import type { UserPresence } from "./UserPresence.js";
@@ -13,4 +14,4 @@ import type { UserPresence } from "./UserPresence.js";
 /**
  * A server-pushed notification: `{"jsonrpc":"2.0","method":…,"params":…}`.
  */
-export type Notification = { "method": "presence.changed", "params": UserPresence } | { "method": "room.message", "params": Message } | { "method": "room.user_joined", "params": RoomUser } | { "method": "room.user_left", "params": RoomUser } | { "method": "room.typing", "params": RoomUser } | { "method": "message.edited", "params": Message } | { "method": "message.reacted", "params": Message } | { "method": "message.deleted", "params": MessageRef } | { "method": "dm.message", "params": DirectMessage } | { "method": "job.progress", "params": JobProgress } | { "method": "job.finished", "params": Job } | { "method": "notice", "params": Notice } | { "method": "session.expiring", "params": SessionExpiring } | { "method": "read.moved", "params": ReadCursor };
+export type Notification = { "method": "presence.changed", "params": UserPresence } | { "method": "room.message", "params": Message } | { "method": "room.user_joined", "params": RoomUser } | { "method": "room.user_left", "params": RoomUser } | { "method": "room.online_changed", "params": RoomOnline } | { "method": "room.typing", "params": RoomUser } | { "method": "message.edited", "params": Message } | { "method": "message.reacted", "params": Message } | { "method": "message.deleted", "params": MessageRef } | { "method": "dm.message", "params": DirectMessage } | { "method": "job.progress", "params": JobProgress } | { "method": "job.finished", "params": Job } | { "method": "notice", "params": Notice } | { "method": "session.expiring", "params": SessionExpiring } | { "method": "read.moved", "params": ReadCursor };

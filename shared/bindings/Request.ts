@@ -10,7 +10,10 @@ import type { HistoryParams } from "./HistoryParams.js";
 import type { JobSubscribeParams } from "./JobSubscribeParams.js";
 import type { JoinParams } from "./JoinParams.js";
 import type { LeaveParams } from "./LeaveParams.js";
+import type { PresenceUnwatchParams } from "./PresenceUnwatchParams.js";
+import type { PresenceWatchParams } from "./PresenceWatchParams.js";
 import type { ReactParams } from "./ReactParams.js";
+import type { RoomMembersParams } from "./RoomMembersParams.js";
 import type { RoomReadParams } from "./RoomReadParams.js";
 import type { RoomsListParams } from "./RoomsListParams.js";
 import type { SendParams } from "./SendParams.js";
@@ -21,4 +24,4 @@ import type { UsersListParams } from "./UsersListParams.js";
 /**
  * A decoded client request: the method and its typed params.
  */
-export type Request = { "method": "echo", "params": EchoParams } | { "method": "users.list", "params": UsersListParams } | { "method": "rooms.list", "params": RoomsListParams } | { "method": "room.join", "params": JoinParams } | { "method": "room.leave", "params": LeaveParams } | { "method": "room.send", "params": SendParams } | { "method": "room.history", "params": HistoryParams } | { "method": "room.typing", "params": TypingParams } | { "method": "message.edit", "params": EditParams } | { "method": "message.delete", "params": DeleteParams } | { "method": "message.react", "params": ReactParams } | { "method": "dm.send", "params": DmSendParams } | { "method": "dm.history", "params": DmHistoryParams } | { "method": "room.read", "params": RoomReadParams } | { "method": "dm.read", "params": DmReadParams } | { "method": "sync", "params": SyncParams } | { "method": "job.subscribe", "params": JobSubscribeParams } | { "method": "auth.refresh", "params": AuthRefreshParams };
+export type Request = { "method": "echo", "params": EchoParams } | { "method": "users.list", "params": UsersListParams } | { "method": "rooms.list", "params": RoomsListParams } | { "method": "room.join", "params": JoinParams } | { "method": "room.members", "params": RoomMembersParams } | { "method": "presence.watch", "params": PresenceWatchParams } | { "method": "presence.unwatch", "params": PresenceUnwatchParams } | { "method": "room.leave", "params": LeaveParams } | { "method": "room.send", "params": SendParams } | { "method": "room.history", "params": HistoryParams } | { "method": "room.typing", "params": TypingParams } | { "method": "message.edit", "params": EditParams } | { "method": "message.delete", "params": DeleteParams } | { "method": "message.react", "params": ReactParams } | { "method": "dm.send", "params": DmSendParams } | { "method": "dm.history", "params": DmHistoryParams } | { "method": "room.read", "params": RoomReadParams } | { "method": "dm.read", "params": DmReadParams } | { "method": "sync", "params": SyncParams } | { "method": "job.subscribe", "params": JobSubscribeParams } | { "method": "auth.refresh", "params": AuthRefreshParams };

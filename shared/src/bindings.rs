@@ -49,7 +49,14 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(ApiToken::export_all(&cfg))?;
     export(ApiTokenCreated::export_all(&cfg))?;
     export(HistoryQuery::export_all(&cfg))?;
+    export(UsersPage::export_all(&cfg))?;
+    export(RoomsPage::export_all(&cfg))?;
+    export(UsersQuery::export_all(&cfg))?;
+    export(RoomsQuery::export_all(&cfg))?;
     export(crate::rpc::JoinResult::export_all(&cfg))?;
+    export(crate::rpc::RoomMembersPage::export_all(&cfg))?;
+    export(crate::rpc::PresenceWatchResult::export_all(&cfg))?;
+    export(crate::rpc::PresenceUnwatchResult::export_all(&cfg))?;
     export(crate::rpc::SyncResult::export_all(&cfg))?;
     export(crate::rpc::AuthRefreshResult::export_all(&cfg))?;
     export(crate::rpc::Ack::export_all(&cfg))?;

@@ -189,6 +189,14 @@ pub fn valid_params(method: &str) -> BoxedStrategy<Map<String, Value>> {
             optional("dm_after", (0i64..8).prop_map(Value::from).boxed()),
         ],
         "job.subscribe" => vec![required("job_id", id())],
+        "room.members" => vec![required("room", room()), optional("limit", limit())],
+        "presence.watch" => vec![
+            required("users", vec(user(), 0..4).prop_map(Value::from).boxed()),
+            optional("replace", any::<bool>().prop_map(Value::Bool).boxed()),
+        ],
+        "presence.unwatch" => vec![required("users", vec(user(), 0..4).prop_map(Value::from).boxed())],
+        "users.list" => vec![optional("limit", limit()), optional("prefix", "[a-z]{1,3}".prop_map(Value::from).boxed())],
+        "rooms.list" => vec![optional("limit", limit()), optional("prefix", "[a-z]{1,3}".prop_map(Value::from).boxed())],
         "auth.refresh" => vec![required("access_token", "[A-Za-z0-9._-]{0,40}".prop_map(Value::from).boxed())],
         // users.list, rooms.list, and any method added later (the test below names it).
         _ => vec![],

@@ -198,6 +198,60 @@ wire! {
         pub field: Option<String>,
     }
 
+    /// A page of `users.list` / `GET /api/users`.
+    pub struct UsersPage {
+        /// Users, alphabetical (case-insensitive), with their presence.
+        pub users: Vec<UserPresence>,
+        /// Pass as `cursor` for the next page; `null` on the last page.
+        pub next_cursor: Option<String>,
+        /// Accounts matching the prefix (all accounts without one), online or not.
+        pub total: u64,
+        /// Of those, how many are online now.
+        pub online: u64,
+    }
+
+    /// A page of `rooms.list` / `GET /api/rooms`.
+    pub struct RoomsPage {
+        /// Rooms by name.
+        pub rooms: Vec<RoomSummary>,
+        /// Pass as `cursor` for the next page; `null` on the last page.
+        pub next_cursor: Option<String>,
+        /// Rooms visible to the caller that match the prefix.
+        pub total: u64,
+    }
+
+    /// Query of `GET /api/users` (the params of `users.list`).
+    #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+    #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+    pub struct UsersQuery {
+        /// `next_cursor` of the previous page.
+        pub cursor: Option<String>,
+        /// 1 to 200, default 50.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 200))]
+        #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
+        pub limit: Option<u32>,
+        /// Only usernames starting with this (case-insensitive).
+        #[cfg_attr(feature = "openapi", param(pattern = "^[A-Za-z0-9_.-]{1,32}$"))]
+        pub prefix: Option<String>,
+        /// `true`: only users online now.
+        pub online: Option<bool>,
+    }
+
+    /// Query of `GET /api/rooms` (the params of `rooms.list`).
+    #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+    #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+    pub struct RoomsQuery {
+        /// `next_cursor` of the previous page.
+        pub cursor: Option<String>,
+        /// 1 to 200, default 50.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 200))]
+        #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
+        pub limit: Option<u32>,
+        /// Only rooms whose name starts with this.
+        #[cfg_attr(feature = "openapi", param(pattern = "^[A-Za-z0-9_-]{1,64}$"))]
+        pub prefix: Option<String>,
+    }
+
     /// Query of `GET /api/rooms/{room}/messages`.
     #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
     #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]

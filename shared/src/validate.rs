@@ -24,6 +24,17 @@ pub fn username(raw: &str) -> Result<&str, &'static str> {
     Ok(raw)
 }
 
+/// The start of a username, for searching: 1–32 chars of `[A-Za-z0-9_.-]`.
+pub fn username_prefix(raw: &str) -> Result<&str, &'static str> {
+    if !(1..=32).contains(&raw.len()) {
+        return Err("must be 1 to 32 characters");
+    }
+    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
+        return Err("may contain only letters, digits, '_', '.' and '-'");
+    }
+    Ok(raw)
+}
+
 /// A room name: 1–64 chars of `[A-Za-z0-9_-]`.
 pub fn room_name(raw: &str) -> Result<&str, &'static str> {
     if !(1..=64).contains(&raw.len()) {

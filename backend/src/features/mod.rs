@@ -22,7 +22,54 @@ pub mod system;
 pub mod tokens;
 pub mod users;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use crate::error::AppError;
+
+/// The `limit` of a list page (users, rooms, members): 1 to 200, `default` when absent.
+pub fn list_limit(limit: Option<u32>, default: usize) -> Result<usize, AppError> {
+    match limit {
+        None => Ok(default),
+        Some(n @ 1..=200) => Ok(n as usize),
+        Some(_) => Err(AppError::invalid("limit", "must be 1 to 200")),
+    }
+}
+
+/// Keyset cursors of the name-ordered lists: the last key of a page, opaque to clients
+/// (base64url), so a page starts strictly after it and inserts never shift it.
+pub struct Page;
+
+impl Page {
+    /// The cursor after `key`.
+    pub fn encode(key: &str) -> String {
+        URL_SAFE_NO_PAD.encode(key)
+    }
+
+    /// The key a cursor stands for; -32602 / 422 `cursor` when it is not one of ours.
+    pub fn decode(cursor: &str) -> Result<String, AppError> {
+        let bad = || AppError::invalid("cursor", "not a cursor this list returned");
+        if cursor.len() > 100 {
+            return Err(bad());
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+        let key = String::from_utf8(bytes).map_err(|_| bad())?;
+        let plausible = (1..=64).contains(&key.len())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if plausible { Ok(key) } else { Err(bad()) }
+    }
+
+    /// Cuts `rows` (fetched with one extra) to `limit`, with the cursor of the next page when
+    /// there is one.
+    pub fn split<T>(mut rows: Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+        if rows.len() <= limit {
+            return (rows, None);
+        }
+        rows.truncate(limit);
+        let next = rows.last().map(|last| Self::encode(&key(last)));
+        (rows, next)
+    }
+}
 
 /// The `limit` of a history page: 1 to 100, default 50.
 pub fn page_limit(limit: Option<u32>) -> Result<u64, AppError> {

@@ -8,12 +8,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use confab_shared::rpc::notify::RoomUser;
 use confab_shared::rpc::{
-    Ack, HistoryParams, JoinParams, JoinResult, LeaveParams, Notification, RoomReadParams, TypingParams,
+    Ack, HistoryParams, JoinParams, JoinResult, LeaveParams, Notification, RoomMembersPage, RoomMembersParams,
+    RoomReadParams, RoomsListParams, TypingParams,
 };
 use confab_shared::rpc::notify::ReadCursor;
-use confab_shared::{CreateRoom, HistoryQuery, Message, Problem, RoomSummary, Timestamp, validate};
+use confab_shared::{CreateRoom, HistoryQuery, Message, Problem, RoomSummary, RoomsPage, RoomsQuery, Timestamp, validate};
 
-use super::page_limit;
+use super::{Page, list_limit, page_limit};
 use crate::auth::Identity;
 use crate::auth::extract::{AuthUser, MaybeAuthUser};
 use crate::error::{AppError, AppResult};
@@ -28,6 +29,8 @@ use crate::ws::Conn;
 const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 /// Default number of messages `room.join` returns.
 const JOIN_HISTORY: u32 = 10;
+/// Usernames of the room's online list in `room.join`'s result (the rest: `room.members`).
+const JOIN_ONLINE: usize = 100;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,11 +38,19 @@ pub fn router() -> Router<AppState> {
         .route("/api/rooms/{room}/messages", get(room_messages))
 }
 
-/// Rooms visible to the caller, most recently active first.
-#[utoipa::path(get, path = "/api/rooms", tag = "rooms", security((), ("bearer" = [])),
-    responses((status = 200, description = "Rooms with online counts; admin-only rooms only for admins", body = [RoomSummary])))]
-pub async fn list_rooms(State(state): State<AppState>, MaybeAuthUser(caller): MaybeAuthUser) -> AppResult<Json<Vec<RoomSummary>>> {
-    list(&state, caller.as_ref()).await.map(Json)
+/// A page of the rooms visible to the caller, by name.
+#[utoipa::path(get, path = "/api/rooms", tag = "rooms", security((), ("bearer" = [])), params(RoomsQuery),
+    responses(
+        (status = 200, description = "Rooms by name with online counts; admin-only rooms only for admins", body = RoomsPage),
+        (status = 422, description = "Invalid cursor, limit or prefix", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_rooms(
+    State(state): State<AppState>,
+    MaybeAuthUser(caller): MaybeAuthUser,
+    ApiQuery(q): ApiQuery<RoomsQuery>,
+) -> AppResult<Json<RoomsPage>> {
+    let params = RoomsListParams { cursor: q.cursor, limit: q.limit, prefix: q.prefix };
+    list(&state, caller.as_ref(), params).await.map(Json)
 }
 
 /// Create a room.
@@ -86,16 +97,26 @@ pub async fn room_messages(
     history(&state, caller.as_ref(), params).await.map(Json)
 }
 
-/// Rooms visible to `caller` with online counts and unread counts.
-pub async fn list(state: &AppState, caller: Option<&Identity>) -> AppResult<Vec<RoomSummary>> {
+/// `rooms.list` and `GET /api/rooms`: a keyset page of the rooms visible to `caller`, by
+/// name, with online counts and unread counts.
+pub async fn list(state: &AppState, caller: Option<&Identity>, p: RoomsListParams) -> AppResult<RoomsPage> {
+    let limit = list_limit(p.limit, 50)?;
+    let prefix = match p.prefix.as_deref() {
+        None | Some("") => "",
+        Some(prefix) => validate::room_name(prefix).map_err(|m| AppError::invalid("prefix", m))?,
+    };
+    let after = p.cursor.as_deref().map(Page::decode).transpose()?;
     let is_admin = caller.is_some_and(|c| c.is_admin);
-    let all = rooms::list(&state.db, is_admin).await?;
-    let online = state.presence.room_counts().await?;
+    let rows = rooms::page(&state.db, is_admin, prefix, after.as_deref(), limit as u64 + 1).await?;
+    let (rows, next_cursor) = Page::split(rows, limit, |r| r.name.clone());
+    let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
+    let online = state.presence.room_counts_of(&names).await?;
     let unread = match caller {
         Some(c) => Some(rooms::unread_counts(&state.db, c.user_id).await?),
         None => None,
     };
-    Ok(all
+    let total = rooms::count(&state.db, is_admin, prefix).await?;
+    let rooms = rows
         .into_iter()
         .map(|room| RoomSummary {
             online: online.get(&room.name).copied().unwrap_or(0),
@@ -104,11 +125,12 @@ pub async fn list(state: &AppState, caller: Option<&Identity>) -> AppResult<Vec<
             admin_only: room.admin_only,
             last_message_at: room.last_message_at.map(Timestamp::from_millis),
         })
-        .collect())
+        .collect();
+    Ok(RoomsPage { rooms, next_cursor, total })
 }
 
 async fn summary(state: &AppState, caller: Option<&Identity>, room: &room_entity::Model) -> AppResult<RoomSummary> {
-    let online = state.presence.room_members(&room.name).await?.len() as u32;
+    let online = state.presence.room_count(&room.name).await?;
     let unread = match caller {
         Some(c) => Some(rooms::unread_counts(&state.db, c.user_id).await?.get(&room.id).copied().unwrap_or(0)),
         None => None,
@@ -159,15 +181,45 @@ pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult
         if let Some(me) = &conn.identity {
             rooms::add_member(&state.db, me.user_id, room.id).await?;
             if state.presence.enter(&room.name, &me.username).await? {
-                let event = Notification::UserJoined(RoomUser { room: room.name.clone(), username: me.username.clone() });
-                broadcast(state, &room.name, &event, Class::Droppable);
+                state.presence_batch.room(&room.name, &me.username, true);
             }
         }
     }
-    let online = state.presence.room_members(&room.name).await?;
+    let (online, online_next_cursor) = members_page(state, &room.name, None, JOIN_ONLINE).await?;
     let history = messages::to_wire(&state.db, messages::history(&state.db, room.id, None, u64::from(limit)).await?).await?;
     let summary = summary(state, conn.identity.as_ref(), &room).await?;
-    Ok(JoinResult { room: summary, online, history })
+    Ok(JoinResult { room: summary, online, online_next_cursor, history })
+}
+
+/// `room.members`: a page of the users present in a room this connection joined.
+pub async fn members(state: &AppState, conn: &Conn, p: RoomMembersParams) -> AppResult<RoomMembersPage> {
+    validate::room_name(&p.room).map_err(|m| AppError::invalid("room", m))?;
+    let limit = list_limit(p.limit, JOIN_ONLINE)?;
+    let after = p.cursor.as_deref().map(Page::decode).transpose()?;
+    if !conn.rooms.contains_key(&p.room) {
+        return Err(AppError::Forbidden("join the room first"));
+    }
+    let all = sorted_members(state, &p.room).await?;
+    let total = all.len() as u64;
+    let (members, next_cursor) = page_of(all, after.as_deref(), limit);
+    Ok(RoomMembersPage { members, next_cursor, total })
+}
+
+/// Users present in a room, by lowercase name (the order of every user list).
+async fn sorted_members(state: &AppState, room: &str) -> AppResult<Vec<String>> {
+    let mut all = state.presence.room_members(room).await?;
+    all.sort_by_cached_key(|n| n.to_ascii_lowercase());
+    Ok(all)
+}
+
+fn page_of(all: Vec<String>, after: Option<&str>, limit: usize) -> (Vec<String>, Option<String>) {
+    let start = after.map_or(0, |a| all.partition_point(|n| n.to_ascii_lowercase().as_str() <= a));
+    let rest: Vec<String> = all.into_iter().skip(start).take(limit + 1).collect();
+    Page::split(rest, limit, |n| n.to_ascii_lowercase())
+}
+
+async fn members_page(state: &AppState, room: &str, after: Option<&str>, limit: usize) -> AppResult<(Vec<String>, Option<String>)> {
+    Ok(page_of(sorted_members(state, room).await?, after, limit))
 }
 
 /// `room.leave`: idempotent; announces the user's last departure.
@@ -186,10 +238,7 @@ pub async fn leave_room(state: &AppState, conn: &mut Conn, room: &str) {
     state.layer.group_discard(&group::room(room), conn.id);
     if let Some(me) = &conn.identity {
         match state.presence.exit(room, &me.username).await {
-            Ok(true) => {
-                let event = Notification::UserLeft(RoomUser { room: room.to_owned(), username: me.username.clone() });
-                broadcast(state, room, &event, Class::Droppable);
-            }
+            Ok(true) => state.presence_batch.room(room, &me.username, false),
             Ok(false) => {}
             Err(err) => tracing::warn!(%err, room, "presence exit not recorded"),
         }

@@ -13,7 +13,8 @@ use confab_shared::rpc::close as crate_close;
 use dashmap::DashMap;
 use tokio::sync::{Notify, mpsc};
 
-use super::{Class, Delivery, Except};
+use super::watch::WatchIndex;
+use super::{Class, Delivery, Except, group};
 use crate::metrics::METRICS;
 
 /// A connection id, unique across instances: the instance's random prefix in the high bits.
@@ -119,6 +120,8 @@ impl Outbox {
                 self.close(*code);
                 true
             }
+            // Expanded by the hub through its watch index, never addressed to one connection.
+            Delivery::Presence(_) => false,
         }
     }
 }
@@ -132,6 +135,8 @@ pub struct Hub {
     groups: DashMap<String, HashMap<ConnId, Outbox>>,
     /// Which groups each connection is in, so a disconnect leaves them all.
     memberships: DashMap<ConnId, Vec<String>>,
+    /// Whose presence each local connection watches, and the reverse.
+    watches: WatchIndex,
 }
 
 impl Default for Hub {
@@ -149,7 +154,13 @@ impl Hub {
             conns: DashMap::new(),
             groups: DashMap::new(),
             memberships: DashMap::new(),
+            watches: WatchIndex::default(),
         }
+    }
+
+    /// The presence watch sets of this instance's connections.
+    pub fn watches(&self) -> &WatchIndex {
+        &self.watches
     }
 
     /// The instance part of connection ids made here.
@@ -176,6 +187,7 @@ impl Hub {
     /// empty on this instance.
     pub fn unregister(&self, conn: ConnId) -> Vec<String> {
         self.conns.remove(&conn);
+        self.watches.forget(conn);
         let groups = self.memberships.remove(&conn).map(|(_, g)| g).unwrap_or_default();
         groups.into_iter().filter(|g| self.remove_member(g, conn)).collect()
     }
@@ -216,14 +228,16 @@ impl Hub {
         emptied
     }
 
-    /// Every group with a local member.
+    /// Every group with a local member, and [`group::PRESENCE`], which every instance hears.
     pub fn group_names(&self) -> Vec<String> {
-        self.groups.iter().filter(|g| !g.is_empty()).map(|g| g.key().clone()).collect()
+        let mut names: Vec<String> = self.groups.iter().filter(|g| !g.is_empty()).map(|g| g.key().clone()).collect();
+        names.push(group::PRESENCE.to_owned());
+        names
     }
 
-    /// Whether any local connection is in the group.
+    /// Whether any local connection is in the group ([`group::PRESENCE`]: always).
     pub fn has_group(&self, group: &str) -> bool {
-        self.groups.get(group).is_some_and(|m| !m.is_empty())
+        group == group::PRESENCE || self.groups.get(group).is_some_and(|m| !m.is_empty())
     }
 
     /// How many local connections are in the group.
@@ -231,12 +245,35 @@ impl Hub {
         self.groups.get(group).map_or(0, |m| m.len())
     }
 
-    /// Delivers to the group's local members; returns how many took it.
+    /// Delivers to the group's local members; returns how many took it. A presence batch goes
+    /// to the local watchers of each user in it instead.
     pub fn deliver_group(&self, group: &str, delivery: &Delivery) -> usize {
+        if let Delivery::Presence(changes) = delivery {
+            return self.deliver_presence(changes);
+        }
         let Some(members) = self.groups.get(group) else {
             return 0;
         };
         let delivered = members.values().filter(|outbox| outbox.deliver(delivery)).count();
+        METRICS.frames_queued.fetch_add(delivered as u64, Ordering::Relaxed);
+        delivered
+    }
+
+    /// Each change, serialized once, to the local connections watching that user.
+    fn deliver_presence(&self, changes: &[confab_shared::UserPresence]) -> usize {
+        let mut delivered = 0;
+        for change in changes {
+            let watchers = self.watches.watchers(&change.username);
+            if watchers.is_empty() {
+                continue;
+            }
+            let frame: Utf8Bytes = confab_shared::rpc::Notification::PresenceChanged(change.clone()).to_frame().into();
+            for conn in watchers {
+                if self.conns.get(&conn).is_some_and(|outbox| outbox.push(&frame, Class::Droppable)) {
+                    delivered += 1;
+                }
+            }
+        }
         METRICS.frames_queued.fetch_add(delivered as u64, Ordering::Relaxed);
         delivered
     }

@@ -6,22 +6,31 @@
 //!
 //! # Layout
 //! - [`hub`]: this instance's connections and groups, and the per-connection [`Outbox`].
+//! - [`watch`]: which local connections watch whose presence (`presence.watch`).
 //! - [`memory`]: the in-process layer (one instance).
 //! - [`redis`]: the Redis layer (many instances), chosen by `REDIS_URL`.
 
 pub mod hub;
 pub mod memory;
 pub mod redis;
+pub mod watch;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
+use confab_shared::UserPresence;
 
 pub use hub::{ConnId, Hub, Outbox};
 
 /// Group names, in one place so no feature spells them differently.
 pub mod group {
-    /// Every connection: presence changes, publish-to-all.
+    /// Every connection: publish-to-all.
     pub const ALL: &str = "all";
+
+    /// Every instance (not a connection group): each tick's batch of presence changes,
+    /// expanded by each instance through its own watch index.
+    pub const PRESENCE: &str = "presence";
 
     pub fn room(name: &str) -> String {
         format!("room:{name}")
@@ -70,6 +79,9 @@ pub enum Delivery {
     Ordered { text: Utf8Bytes, seq: i64 },
     /// Close the recipients with this code (logout: 4003).
     Close { code: u16 },
+    /// One tick's net presence changes (group [`group::PRESENCE`]): each instance sends every
+    /// change to the local connections watching that user, and to nobody else.
+    Presence(Arc<[UserPresence]>),
 }
 
 impl Delivery {

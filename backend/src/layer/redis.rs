@@ -478,11 +478,12 @@ pub async fn publish_once(conn: &mut crate::redis_link::RedisConn, group: &str, 
 }
 
 /// `[conn u64]` (instance channel only), then one of:
-/// `F class except text` · `O seq text` · `X code`.
+/// `F class except text` · `O seq text` · `X code` · `P [UserPresence…] as JSON`.
 fn encode(delivery: &Delivery, conn: Option<ConnId>) -> Bytes {
     let text_len = match delivery {
         Delivery::Frame { text, .. } | Delivery::Ordered { text, .. } => text.len(),
         Delivery::Close { .. } => 0,
+        Delivery::Presence(changes) => changes.len() * 40,
     };
     let mut out = Vec::with_capacity(text_len + 20);
     if let Some(conn) = conn {
@@ -513,6 +514,11 @@ fn encode(delivery: &Delivery, conn: Option<ConnId>) -> Bytes {
         Delivery::Close { code } => {
             out.push(b'X');
             out.extend_from_slice(&code.to_be_bytes());
+        }
+        Delivery::Presence(changes) => {
+            out.push(b'P');
+            // Plain data with string keys: serializing cannot fail.
+            let _ = serde_json::to_writer(&mut out, &**changes);
         }
     }
     Bytes::from(out)
@@ -554,6 +560,7 @@ fn decode(payload: &[u8], with_conn: bool) -> Option<(Delivery, Option<ConnId>)>
             let (code, _) = rest.split_first_chunk::<2>()?;
             Delivery::Close { code: u16::from_be_bytes(*code) }
         }
+        b'P' => Delivery::Presence(serde_json::from_slice::<Vec<confab_shared::UserPresence>>(rest).ok()?.into()),
         _ => return None,
     };
     Some((delivery, conn))
@@ -570,6 +577,7 @@ mod tests {
             Delivery::Frame { text: "x".into(), class: Class::Reliable, except: Except::Conn(1 << 40) },
             Delivery::Ordered { text: "{\"m\":1}".into(), seq: 42 },
             Delivery::Close { code: 4003 },
+            Delivery::Presence(vec![confab_shared::UserPresence { username: "ann".into(), online: true }].into()),
         ];
         for case in cases {
             let (back, conn) = decode(&encode(&case, Some(9)), true).unwrap();

@@ -105,6 +105,20 @@ impl PresenceStore for MemoryPresence {
     async fn room_counts(&self) -> PresenceResult<HashMap<String, u32>> {
         Ok(self.with(|c| c.rooms.iter().map(|(room, m)| (room.clone(), m.len() as u32)).collect()))
     }
+
+    async fn online_among(&self, users: &[String]) -> PresenceResult<Vec<bool>> {
+        Ok(self.with(|c| users.iter().map(|u| c.users.contains_key(u)).collect()))
+    }
+
+    async fn room_count(&self, room: &str) -> PresenceResult<u32> {
+        Ok(self.with(|c| c.rooms.get(room).map_or(0, |m| m.len() as u32)))
+    }
+
+    async fn room_counts_of(&self, rooms: &[String]) -> PresenceResult<HashMap<String, u32>> {
+        Ok(self.with(|c| {
+            rooms.iter().filter_map(|r| c.rooms.get(r).map(|m| (r.clone(), m.len() as u32))).collect()
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,12 @@
 //! arrival and the last departure are announced, so a user with three tabs appears once
 //! and goes offline only when the last tab closes. The store is behind a trait: in memory
 //! for one instance, in Redis (with heartbeats and expiry) for many.
+//!
+//! Announcing is separate: [`batch`] collects the first arrivals and last departures of a
+//! tick and delivers their net changes to the connections watching those users (and the
+//! room changes to the room's members, summarised for big rooms).
 
+pub mod batch;
 pub mod memory;
 pub mod redis;
 
@@ -35,4 +40,43 @@ pub trait PresenceStore: Send + Sync + 'static {
     async fn room_members(&self, room: &str) -> PresenceResult<Vec<String>>;
     /// Distinct users present per room (rooms with nobody are absent).
     async fn room_counts(&self) -> PresenceResult<HashMap<String, u32>>;
+
+    /// Whether each of `users` is online, in order.
+    async fn online_among(&self, users: &[String]) -> PresenceResult<Vec<bool>> {
+        let online = self.online_users().await?;
+        Ok(users.iter().map(|u| online.contains(u)).collect())
+    }
+
+    /// Distinct users present in one room.
+    async fn room_count(&self, room: &str) -> PresenceResult<u32> {
+        Ok(self.room_members(room).await?.len() as u32)
+    }
+
+    /// Distinct users present in each of `rooms` (absent: nobody).
+    async fn room_counts_of(&self, rooms: &[String]) -> PresenceResult<HashMap<String, u32>> {
+        let mut all = self.room_counts().await?;
+        all.retain(|room, _| rooms.contains(room));
+        Ok(all)
+    }
+
+    /// Online users whose lowercase name starts with `prefix` and sorts after `after`, in
+    /// lowercase order, at most `limit`; and how many match the prefix in all.
+    async fn online_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> PresenceResult<(Vec<String>, u64)> {
+        let mut matching: Vec<(String, String)> = self
+            .online_users()
+            .await?
+            .into_iter()
+            .map(|u| (u.to_ascii_lowercase(), u))
+            .filter(|(key, _)| key.starts_with(prefix))
+            .collect();
+        let total = matching.len() as u64;
+        matching.sort_unstable();
+        let page = matching
+            .into_iter()
+            .filter(|(key, _)| after.is_none_or(|a| key.as_str() > a))
+            .take(limit)
+            .map(|(_, name)| name)
+            .collect();
+        Ok((page, total))
+    }
 }

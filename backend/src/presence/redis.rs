@@ -356,6 +356,65 @@ impl PresenceStore for RedisPresence {
             }
         }
     }
+
+    async fn online_among(&self, users: &[String]) -> PresenceResult<Vec<bool>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fetch = async {
+            let keys = self.live_keys("u").await?;
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.cmd("HMGET").arg(key).arg(users);
+            }
+            let mut conn = self.conn.clone();
+            let rows: Vec<Vec<Option<i64>>> = pipe.query_async(&mut conn).await.map_err(err)?;
+            Ok::<_, PresenceError>(
+                (0..users.len()).map(|i| rows.iter().any(|row| row.get(i).is_some_and(|c| c.is_some_and(|n| n > 0)))).collect(),
+            )
+        };
+        match fetch.await {
+            Ok(online) => Ok(online),
+            Err(e) => {
+                tracing::warn!(error = %e.0, "presence of watched users from this instance only");
+                self.local.online_among(users).await
+            }
+        }
+    }
+
+    async fn room_counts_of(&self, rooms: &[String]) -> PresenceResult<HashMap<String, u32>> {
+        if rooms.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let fetch = async {
+            let mut conn = self.conn.clone();
+            let live: Vec<String> =
+                conn.zrangebyscore(Self::instances_key(), Self::live_since(), "+inf").await.map_err(err)?;
+            let mut pipe = redis::pipe();
+            let mut order = Vec::new();
+            for instance in &live {
+                for room in rooms {
+                    pipe.hkeys(format!("{PREFIX}:i:{instance}:r:{room}"));
+                    order.push(room);
+                }
+            }
+            let members: Vec<Vec<String>> = pipe.query_async(&mut conn).await.map_err(err)?;
+            let mut by_room: HashMap<&String, HashSet<String>> = HashMap::new();
+            for (room, users) in order.into_iter().zip(members) {
+                by_room.entry(room).or_default().extend(users);
+            }
+            Ok::<_, PresenceError>(
+                by_room.into_iter().filter(|(_, u)| !u.is_empty()).map(|(r, u)| (r.clone(), u.len() as u32)).collect(),
+            )
+        };
+        match fetch.await {
+            Ok(counts) => Ok(counts),
+            Err(e) => {
+                tracing::warn!(error = %e.0, "room counts from this instance only");
+                self.local.room_counts_of(rooms).await
+            }
+        }
+    }
 }
 
 /// KEYS: counts hash, instances zset, this instance's room set.

@@ -222,7 +222,25 @@ pub(crate) fn statement(db: &Db, sql: &str, values: Vec<sea_orm::Value>) -> sea_
     statement_on(db.backend(), sql, values)
 }
 
-fn statement_on(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> sea_orm::Statement {
+/// `COLLATE "C"` on PostgreSQL (nothing on SQLite, whose default is already byte order): name
+/// lists page by keyset, and a prefix range `name >= p AND name < p'` is only the names
+/// starting with `p` in byte order, not in a locale's collation, which ignores punctuation.
+pub(crate) fn byte_order(db: &Db) -> &'static str {
+    if db.backend() == DbBackend::Postgres { " COLLATE \"C\"" } else { "" }
+}
+
+/// The smallest string above every string starting with `prefix` (names are ASCII below `~`).
+pub(crate) fn prefix_end(prefix: &str) -> String {
+    let mut end = prefix.to_owned();
+    match end.pop() {
+        Some(last) => end.push(char::from(last as u8 + 1)),
+        None => end.push('\u{7f}'),
+    }
+    end
+}
+
+/// [`statement`] for a connection that is not a [`Db`] (a transaction).
+pub(crate) fn statement_on(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> sea_orm::Statement {
     let sql = if backend == DbBackend::Postgres {
         let mut out = String::with_capacity(sql.len() + 8);
         let mut n = 0;

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::entity::{memberships, rooms};
-use super::{Db, StorageError, StorageResult, now_ms, statement};
+use super::{Db, StorageError, StorageResult, byte_order, now_ms, prefix_end, statement, statement_on};
 
 pub async fn by_name(db: &Db, name: &str) -> StorageResult<Option<rooms::Model>> {
     Ok(rooms::Entity::find().filter(rooms::Column::Name.eq(name)).one(&db.conn).await?)
@@ -55,6 +55,43 @@ pub async fn list(db: &Db, include_admin_only: bool) -> StorageResult<Vec<rooms:
     let mut rooms = query.order_by_asc(rooms::Column::Name).all(&db.conn).await?;
     rooms.sort_by_key(|r| std::cmp::Reverse(r.last_message_at));
     Ok(rooms)
+}
+
+/// Rooms whose name starts with `prefix` and sorts after `after`, by name (byte order), at
+/// most `limit`; admin-only rooms only when asked. A keyset page: inserts never shift it.
+pub async fn page(db: &Db, include_admin_only: bool, prefix: &str, after: Option<&str>, limit: u64) -> StorageResult<Vec<rooms::Model>> {
+    let c = byte_order(db);
+    let (filter, mut values) = room_filter(c, include_admin_only, prefix);
+    let mut sql = format!("SELECT * FROM rooms WHERE {filter}");
+    if let Some(after) = after {
+        sql.push_str(&format!(" AND name{c} > ?"));
+        values.push(after.into());
+    }
+    sql.push_str(&format!(" ORDER BY name{c} LIMIT ?"));
+    values.push((limit as i64).into());
+    Ok(rooms::Entity::find().from_raw_sql(statement(db, &sql, values)).all(&db.conn).await?)
+}
+
+/// Rooms [`page`] would list, in all.
+pub async fn count(db: &Db, include_admin_only: bool, prefix: &str) -> StorageResult<u64> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        n: i64,
+    }
+    let (filter, values) = room_filter(byte_order(db), include_admin_only, prefix);
+    let sql = format!("SELECT COUNT(*) AS n FROM rooms WHERE {filter}");
+    let row = Row::find_by_statement(statement(db, &sql, values)).one(&db.conn).await?;
+    Ok(row.map_or(0, |r| r.n.max(0) as u64))
+}
+
+fn room_filter(c: &str, include_admin_only: bool, prefix: &str) -> (String, Vec<sea_orm::Value>) {
+    let mut filter = format!("name{c} >= ? AND name{c} < ?");
+    let mut values: Vec<sea_orm::Value> = vec![prefix.into(), prefix_end(prefix).into()];
+    if !include_admin_only {
+        filter.push_str(" AND admin_only = ?");
+        values.push(false.into());
+    }
+    (filter, values)
 }
 
 /// Records that a user joined a room; a new member starts with everything read.

@@ -1,10 +1,10 @@
 //! Accounts.
 
 use confab_shared::{Timestamp, User};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use super::entity::users;
-use super::{Db, StorageError, StorageResult, now_ms};
+use super::{Db, StorageError, StorageResult, byte_order, now_ms, prefix_end, statement};
 
 impl From<users::Model> for User {
     fn from(m: users::Model) -> Self {
@@ -111,4 +111,54 @@ pub async fn by_keys(db: &Db, keys: &[String]) -> StorageResult<Vec<(String, i64
         found.extend(rows);
     }
     Ok(found)
+}
+
+/// Usernames whose lowercase key starts with `prefix` and sorts after `after`, in key order,
+/// at most `limit`: a keyset page, so rows inserted meanwhile never shift it.
+pub async fn page(db: &Db, prefix: &str, after: Option<&str>, limit: u64) -> StorageResult<Vec<String>> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        username: String,
+    }
+    let c = byte_order(db);
+    let mut sql = format!("SELECT username FROM users WHERE username_key{c} >= ? AND username_key{c} < ?");
+    let mut values: Vec<sea_orm::Value> = vec![prefix.into(), prefix_end(prefix).into()];
+    if let Some(after) = after {
+        sql.push_str(&format!(" AND username_key{c} > ?"));
+        values.push(after.into());
+    }
+    sql.push_str(&format!(" ORDER BY username_key{c} LIMIT ?"));
+    values.push((limit as i64).into());
+    let rows = Row::find_by_statement(statement(db, &sql, values)).all(&db.conn).await?;
+    Ok(rows.into_iter().map(|r| r.username).collect())
+}
+
+/// Accounts whose lowercase key starts with `prefix`.
+pub async fn count(db: &Db, prefix: &str) -> StorageResult<u64> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        n: i64,
+    }
+    let c = byte_order(db);
+    let sql = format!("SELECT COUNT(*) AS n FROM users WHERE username_key{c} >= ? AND username_key{c} < ?");
+    let row = Row::find_by_statement(statement(db, &sql, vec![prefix.into(), prefix_end(prefix).into()])).one(&db.conn).await?;
+    Ok(row.map_or(0, |r| r.n.max(0) as u64))
+}
+
+/// The existing accounts among `names` (any case), as they are spelled, in the order given.
+pub async fn existing(db: &Db, names: &[String]) -> StorageResult<Vec<String>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    let found: Vec<String> = users::Entity::find()
+        .select_only()
+        .column(users::Column::Username)
+        .filter(users::Column::UsernameKey.is_in(keys.clone()))
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    let by_key: std::collections::HashMap<String, String> = found.into_iter().map(|n| (n.to_ascii_lowercase(), n)).collect();
+    let mut seen = std::collections::HashSet::new();
+    Ok(keys.iter().filter_map(|k| by_key.get(k)).filter(|n| seen.insert((*n).clone())).cloned().collect())
 }

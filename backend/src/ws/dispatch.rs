@@ -15,9 +15,12 @@ pub async fn dispatch(state: &AppState, conn: &mut Conn, request: Request) -> Re
     crate::auth::scopes::authorize_method(conn.identity.as_ref(), request.method())?;
     let outcome = match request {
         Request::Echo(p) => json(Ok(p)),
-        Request::UsersList(_) => json(users::list(state).await),
-        Request::RoomsList(_) => json(rooms::list(state, conn.identity.as_ref()).await),
+        Request::UsersList(p) => json(users::list(state, p).await),
+        Request::RoomsList(p) => json(rooms::list(state, conn.identity.as_ref(), p).await),
         Request::RoomJoin(p) => json(rooms::join(state, conn, p).await),
+        Request::RoomMembers(p) => json(rooms::members(state, conn, p).await),
+        Request::PresenceWatch(p) => json(users::watch(state, conn, p).await),
+        Request::PresenceUnwatch(p) => json(users::unwatch(state, conn, p).await),
         Request::RoomLeave(p) => json(rooms::leave(state, conn, p).await),
         Request::RoomSend(p) => json(chat::send(state, conn, p).await),
         Request::RoomHistory(p) => json(rooms::history(state, conn.identity.as_ref(), p).await),

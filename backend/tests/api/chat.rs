@@ -214,12 +214,14 @@ async fn typing_reaches_the_others_in_the_room_but_not_the_typists_own_connectio
 async fn typing_is_limited_to_once_per_two_seconds_per_room() {
     let app = spawn_app().await;
     let (_, mut ann) = app.user_online("ann").await;
-    let (_, mut bob) = app.user_online("bob").await;
+    let (bob_tokens, mut bob) = app.user_online("bob").await;
     let room = unique("typist");
     let other = unique("elsewhere");
     ann.ok(join(&room)).await;
     ann.ok(join(&other)).await;
     bob.ok(join(&room)).await;
+    // Joins are announced on the next presence tick: let them all arrive before the silence checks.
+    while ann.next::<RoomUser>("room.user_joined").await.username != bob_tokens.user.username {}
 
     ann.ok(typing(&room)).await;
     let refused = ann.fail(typing(&room)).await;

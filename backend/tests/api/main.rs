@@ -7,8 +7,9 @@
 //! # Layout
 //! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames,
-//!   rooms, chat, presence, private messages, catch-up, ordering, back-pressure, publishing
-//!   from outside, background jobs, API tokens, how answers are compressed and cached.
+//!   rooms, chat, presence (by interest), paging, private messages, catch-up, ordering,
+//!   back-pressure, publishing from outside, background jobs, API tokens, how answers are
+//!   compressed and cached.
 //! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
 
 mod helpers;
@@ -23,6 +24,7 @@ mod fuzz;
 mod jobs;
 mod logins;
 mod ordering;
+mod paging;
 mod presence;
 mod publish;
 mod rest;

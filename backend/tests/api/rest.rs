@@ -34,7 +34,9 @@ async fn users_are_listed_with_their_presence() {
     // A round trip: the connection is counted before its first call is answered.
     tab.ok(confab_shared::rpc::EchoParams { text: "hi".into() }).await;
 
-    let users: Vec<UserPresence> = body(app.get("/api/users", None).await).await;
+    let page: confab_shared::UsersPage = body(app.get("/api/users", None).await).await;
+    let users = page.users;
+    assert_eq!((page.total, page.online), (2, 1));
 
     let find = |name: &str| users.iter().find(|u| u.username == name).cloned();
     assert_eq!(find(&ann.user.username), Some(UserPresence { username: ann.user.username.clone(), online: true }));
@@ -44,7 +46,7 @@ async fn users_are_listed_with_their_presence() {
     assert_eq!(users.iter().map(|u| u.username.to_lowercase()).collect::<Vec<_>>(), sorted, "alphabetical");
     // An optional bearer must still be a valid one.
     problem(app.get("/api/users", Some("garbage")).await, 401).await;
-    body::<Vec<UserPresence>>(app.get("/api/users", Some(&bob.access_token)).await).await;
+    body::<confab_shared::UsersPage>(app.get("/api/users", Some(&bob.access_token)).await).await;
 }
 
 #[tokio::test]
@@ -61,8 +63,8 @@ async fn a_logged_in_user_creates_a_room() {
         room,
         RoomSummary { name: name.clone(), online: 0, admin_only: false, last_message_at: None, unread: Some(0) }
     );
-    let listed: Vec<RoomSummary> = body(app.get("/api/rooms", None).await).await;
-    assert!(listed.iter().any(|r| r.name == name && r.unread.is_none()), "anonymous callers get unread: null");
+    let listed: confab_shared::RoomsPage = body(app.get("/api/rooms", None).await).await;
+    assert!(listed.rooms.iter().any(|r| r.name == name && r.unread.is_none()), "anonymous callers get unread: null");
 }
 
 #[tokio::test]
@@ -99,7 +101,7 @@ async fn admin_only_rooms_are_created_by_admins_and_listed_only_to_admins() {
     app.post_json("/api/rooms", &create(&public, false), Some(&ann.access_token)).await;
 
     assert!(created.admin_only);
-    let names = |rooms: Vec<RoomSummary>| rooms.into_iter().map(|r| r.name).collect::<Vec<_>>();
+    let names = |page: confab_shared::RoomsPage| page.rooms.into_iter().map(|r| r.name).collect::<Vec<_>>();
     let for_admin = names(body(app.get("/api/rooms", Some(&boss.access_token)).await).await);
     let for_user = names(body(app.get("/api/rooms", Some(&ann.access_token)).await).await);
     let for_anonymous = names(body(app.get("/api/rooms", None).await).await);

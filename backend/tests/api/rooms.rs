@@ -14,7 +14,8 @@ fn ids(messages: &[Message]) -> Vec<i64> {
 }
 
 async fn summary_of(ws: &mut WsClient, room: &str) -> RoomSummary {
-    ws.ok(RoomsListParams {}).await.into_iter().find(|r| r.name == room).unwrap_or_else(|| panic!("{room} is listed"))
+    let prefix = RoomsListParams { prefix: Some(room.to_owned()), ..RoomsListParams::default() };
+    ws.ok(prefix).await.rooms.into_iter().find(|r| r.name == room).unwrap_or_else(|| panic!("{room} is listed"))
 }
 
 #[tokio::test]
@@ -31,8 +32,9 @@ async fn joining_an_unknown_room_creates_it() {
     );
     assert_eq!(joined.online, vec![ann.user.username.clone()]);
     assert!(joined.history.is_empty());
-    let listed: Vec<RoomSummary> = body(app.get("/api/rooms", None).await).await;
-    assert!(listed.iter().any(|r| r.name == room && r.online == 1));
+    let listed: confab_shared::RoomsPage = body(app.get("/api/rooms", None).await).await;
+    assert!(listed.rooms.iter().any(|r| r.name == room && r.online == 1));
+    assert_eq!(joined.online_next_cursor, None, "one page holds everyone here");
 }
 
 #[tokio::test]
@@ -192,8 +194,8 @@ async fn admin_only_rooms_admit_only_admins() {
     assert_code(&ann.fail(history(&staff, None, None)).await, -32003);
     assert_code(&ann.fail(send(&staff, "let me in")).await, -32003);
     assert_code(&ann.fail(RoomReadParams { room: staff.clone(), id: secret.id }).await, -32003);
-    assert!(ann.ok(RoomsListParams {}).await.iter().all(|r| r.name != staff));
-    assert!(boss_ws.ok(RoomsListParams {}).await.iter().any(|r| r.name == staff && r.admin_only));
+    assert!(ann.ok(RoomsListParams::default()).await.rooms.iter().all(|r| r.name != staff));
+    assert!(boss_ws.ok(RoomsListParams::default()).await.rooms.iter().any(|r| r.name == staff && r.admin_only));
     ann.assert_no("room.message").await;
 }
 
@@ -222,8 +224,8 @@ async fn read_cursors_drive_unread_counts_and_only_move_forward() {
     assert_eq!(moved, ReadCursor::Room { room: room.clone(), id: from_bob[1].id });
     tab1.assert_no("read.moved").await;
     assert_eq!(summary_of(&mut tab1, &room).await.unread, Some(1));
-    let over_rest: Vec<RoomSummary> = body(app.get("/api/rooms", Some(&ann.access_token)).await).await;
-    assert_eq!(over_rest.iter().find(|r| r.name == room).and_then(|r| r.unread), Some(1));
+    let over_rest: confab_shared::RoomsPage = body(app.get("/api/rooms", Some(&ann.access_token)).await).await;
+    assert_eq!(over_rest.rooms.iter().find(|r| r.name == room).and_then(|r| r.unread), Some(1));
 
     // Backwards is accepted and ignored.
     tab1.ok(RoomReadParams { room: room.clone(), id: from_bob[0].id }).await;

@@ -16,7 +16,9 @@ mod redis_cluster;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use confab_shared::rpc::{DmSendParams, JoinParams, SendParams, SyncParams, TypingParams, UsersListParams};
+use confab_shared::rpc::{
+    DmSendParams, JoinParams, PresenceWatchParams, SendParams, SyncParams, TypingParams, UsersListParams,
+};
 use confab_shared::{Job, JobAccepted, JobState, Message};
 use harness::{Client, Cluster};
 use serde_json::json;
@@ -74,10 +76,11 @@ async fn presence_and_typing_cross_instances_and_respect_tabs_on_two_instances()
     let (ann, bob) = (format!("ann_{}", cluster.tag), format!("bob_{}", cluster.tag));
     let room = cluster.room("presence");
     let bob_token = cluster.login(1, &bob).await;
+    let ann_token = cluster.login(0, &ann).await;
     let mut watcher = Client::connect(cluster.port(1), &bob_token).await;
     watcher.call(JoinParams { room: room.clone(), history: None }).await.expect("bob joins");
+    watcher.call(watch(&ann)).await.expect("bob watches ann");
 
-    let ann_token = cluster.login(0, &ann).await;
     let mut tab1 = Client::connect(cluster.port(0), &ann_token).await;
     watcher.expect_presence(&ann, true).await;
     let mut tab2 = Client::connect(cluster.port(2), &ann_token).await;
@@ -86,7 +89,7 @@ async fn presence_and_typing_cross_instances_and_respect_tabs_on_two_instances()
     watcher.expect_notification("room.user_joined", |p| p["username"] == ann.as_str()).await;
     tab2.call(JoinParams { room: room.clone(), history: None }).await.expect("ann joins in tab 2");
 
-    let users = watcher.call(UsersListParams {}).await.expect("users.list");
+    let users = watcher.call(UsersListParams::default()).await.expect("users.list").users;
     assert!(users.iter().any(|u| u.username == ann && u.online));
 
     // Typing from instance 0 reaches bob on instance 1 but not ann's own tab on instance 2.
@@ -102,6 +105,44 @@ async fn presence_and_typing_cross_instances_and_respect_tabs_on_two_instances()
     tab2.close().await;
     watcher.expect_notification("room.user_left", |p| p["username"] == ann.as_str()).await;
     watcher.expect_presence(&ann, false).await;
+}
+
+fn watch(user: &str) -> PresenceWatchParams {
+    PresenceWatchParams { users: vec![user.to_owned()], replace: false }
+}
+
+/// Presence by interest across instances: each watcher hears exactly the users it watches,
+/// wherever they connect, from the one batched presence channel every instance expands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presence_watches_reach_across_instances_and_only_the_watchers() {
+    let cluster = Cluster::start(3).await;
+    let names: Vec<String> = ["wann", "wbob", "wcy", "wdee"].iter().map(|n| format!("{n}_{}", cluster.tag)).collect();
+    let mut tokens = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        tokens.push(cluster.login(i % 3, name).await);
+    }
+    let (ann, bob) = (&names[0], &names[1]);
+    // cy on instance 0 watches ann; dee on instance 2 watches bob and ann.
+    let mut cy = Client::connect(cluster.port(0), &tokens[2]).await;
+    cy.call(watch(ann)).await.expect("cy watches ann");
+    let mut dee = Client::connect(cluster.port(2), &tokens[3]).await;
+    let watched = dee.call(PresenceWatchParams { users: vec![bob.clone(), ann.clone()], replace: false }).await.expect("dee watches");
+    assert_eq!(watched.watching, 2);
+    assert!(watched.users.iter().all(|u| !u.online));
+
+    let _bob_tab = Client::connect(cluster.port(1), &tokens[1]).await;
+    dee.expect_presence(bob, true).await;
+    let ann_tab = Client::connect(cluster.port(1), &tokens[0]).await;
+    cy.expect_presence(ann, true).await;
+    dee.expect_presence(ann, true).await;
+    // bob's arrival came before ann's on the same instance: had cy been sent it, it would be here.
+    cy.expect_no_notification("presence.changed", Duration::from_millis(500), |p| p["username"] == bob.as_str()).await;
+
+    drop(ann_tab);
+    cy.expect_presence(ann, false).await;
+    dee.expect_presence(ann, false).await;
+    // Watchers hear only the users they watch: dee's own arrival went to nobody.
+    cy.expect_no_notification("presence.changed", Duration::from_millis(300), |p| p["username"] != ann.as_str()).await;
 }
 
 /// Private messages, nonce de-duplication, logout and API token revocation cross instances.
@@ -184,9 +225,10 @@ async fn users_of_a_killed_instance_go_offline_elsewhere_within_thirty_seconds()
     let (ann, bob) = (format!("kann_{}", cluster.tag), format!("kbob_{}", cluster.tag));
     let room = cluster.room("kill");
     let bob_token = cluster.login(1, &bob).await;
+    let ann_token = cluster.login(0, &ann).await;
     let mut watcher = Client::connect(cluster.port(1), &bob_token).await;
     watcher.call(JoinParams { room: room.clone(), history: None }).await.expect("bob joins");
-    let ann_token = cluster.login(0, &ann).await;
+    watcher.call(watch(&ann)).await.expect("bob watches ann");
     let mut victim = Client::connect(cluster.port(0), &ann_token).await;
     victim.call(JoinParams { room: room.clone(), history: None }).await.expect("ann joins");
     watcher.expect_presence(&ann, true).await;
@@ -195,7 +237,7 @@ async fn users_of_a_killed_instance_go_offline_elsewhere_within_thirty_seconds()
     let killed = Instant::now();
     watcher.expect_presence_within(&ann, false, Duration::from_secs(30)).await;
     eprintln!("offline announced {:?} after SIGKILL", killed.elapsed());
-    let users = watcher.call(UsersListParams {}).await.expect("users.list");
+    let users = watcher.call(UsersListParams { prefix: Some(ann.clone()), ..UsersListParams::default() }).await.expect("users.list").users;
     assert!(users.iter().any(|u| u.username == ann && !u.online), "ann still online: {users:?}");
     let joined = watcher.call(JoinParams { room, history: Some(0) }).await.expect("rejoin");
     assert_eq!(joined.online, vec![bob]);

@@ -144,7 +144,8 @@ describe('Confab SPA', { concurrency: false }, () => {
     await assert.equal(await alice.locator('[data-testid="user-item"][data-username="bob"]').count(), 0);
 
     await signUp(bob, 'bob');
-    // Live: alice's list gains bob, Online, without a reload.
+    // The list is a page, not a feed of sign-ups: a refresh shows the newcomer, Online.
+    await alice.getByTestId('people-refresh').click();
     const bobRow = alice.locator('[data-testid="user-item"][data-username="bob"]');
     await expectAttr(bobRow.getByTestId('presence-badge'), 'data-online', 'true');
     await expectText(bobRow.getByTestId('presence-badge'), 'Online');
@@ -163,6 +164,33 @@ describe('Confab SPA', { concurrency: false }, () => {
     await screenshot(alice, 'online');
     carol.close();
     await expectText(carolRow.getByTestId('presence-badge'), 'Offline');
+  });
+
+  test('People pages 50 at a time, searches by name prefix and filters online users', async () => {
+    // 50 more accounts over REST: the community no longer fits one page.
+    for (let i = 0; i < 50; i += 1) {
+      const signup = await api('POST', '/api/auth/signup', { body: { username: `crowd${String(i).padStart(2, '0')}`, password: PASSWORD } });
+      assert.equal(signup.status, 201, JSON.stringify(signup.body));
+    }
+    const everyone = (await api('GET', '/api/users?limit=1')).body;
+    const online = (await api('GET', '/api/users?online=true&limit=200')).body.users.length;
+    await alice.getByTestId('people-refresh').click();
+    await expectText(alice.getByTestId('online-summary'), `${everyone.online} online · ${everyone.total} members`);
+    await expectCount(alice.getByTestId('user-item'), 50);
+    await alice.getByTestId('people-next').click();
+    await expectCount(alice.getByTestId('user-item'), everyone.total - 50);
+    await alice.getByTestId('people-prev').click();
+    await expectCount(alice.getByTestId('user-item'), 50);
+
+    await alice.getByTestId('user-filter').fill('CARO');
+    await expectCount(alice.getByTestId('user-item'), 1);
+    await alice.locator('[data-testid="user-item"][data-username="carol"]').waitFor();
+    await alice.getByTestId('user-filter').fill('');
+    await alice.getByTestId('online-only').check();
+    await expectCount(alice.getByTestId('user-item'), online);
+    await expectAttr(alice.locator('[data-testid="user-item"][data-username="bob"]').getByTestId('presence-badge'), 'data-online', 'true');
+    await alice.getByTestId('online-only').uncheck();
+    await expectCount(alice.getByTestId('user-item'), 50);
   });
 
   test('chat in a room both ways, with joins, typing and author + time', async () => {

@@ -13,6 +13,9 @@ import type {
   MethodName,
   Notification,
   NotificationMethod,
+  PresenceWatchResult,
+  RoomMembersPage,
+  RoomsPage,
   NotificationParamsOf,
   ParamsOf,
   ResultOf,
@@ -21,6 +24,7 @@ import type {
   SyncParams,
   SyncResult,
   UserPresence,
+  UsersPage,
 } from "@confab/types";
 import type { METHODS, NOTIFICATIONS } from "@confab/types";
 
@@ -34,8 +38,12 @@ export type ResultTypes = [
   Assert<Equal<ResultOf<"room.send">, Message>>,
   Assert<Equal<ResultOf<"room.join">, JoinResult>>,
   Assert<Equal<ResultOf<"room.history">, Array<Message>>>,
-  Assert<Equal<ResultOf<"rooms.list">, Array<RoomSummary>>>,
-  Assert<Equal<ResultOf<"users.list">, Array<UserPresence>>>,
+  Assert<Equal<ResultOf<"rooms.list">, RoomsPage>>,
+  Assert<Equal<ResultOf<"users.list">, UsersPage>>,
+  Assert<Equal<ResultOf<"room.members">, RoomMembersPage>>,
+  Assert<Equal<ResultOf<"presence.watch">, PresenceWatchResult>>,
+  Assert<Equal<RoomsPage["rooms"], Array<RoomSummary>>>,
+  Assert<Equal<UsersPage["users"], Array<UserPresence>>>,
   Assert<Equal<ResultOf<"dm.send">, DirectMessage>>,
   Assert<Equal<ResultOf<"sync">, SyncResult>>,
   Assert<Equal<ResultOf<"job.subscribe">, Job>>,

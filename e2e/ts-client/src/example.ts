@@ -100,6 +100,12 @@ async function main(): Promise<void> {
   const echoed = await alice.call("echo", { text: "ping" });
   check(echoed.text === "ping", "echo answers with the same text");
 
+  // Presence is by interest: alice hears about bob only once she watches him.
+  const watched = await alice.call("presence.watch", { users: [`bob-${suffix}`], replace: true });
+  check(watched.watching === 1 && watched.users[0]?.username === `bob-${suffix}`, "presence.watch returns the current presence of the users named");
+  const found = await alice.call("users.list", { prefix: `bob-${suffix}`, limit: 5 });
+  check(found.users.length === 1 && found.total === 1 && found.next_cursor === null, "users.list finds bob by prefix in one page");
+
   const joined = await alice.call("room.join", { room });
   check(joined.room.name === room && joined.history.length === 0, "alice created and joined a fresh room");
   await bob.call("room.join", { room, history: 0 });

@@ -95,7 +95,7 @@ pub fn DmListPage() -> impl IntoView {
 fn ConvoRow(convo: ConvoSummary) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let key = convo.with.to_lowercase();
-    let online = Signal::derive(move || chat.users.with(|u| u.get(&key).is_some_and(|u| u.online)));
+    let online = Signal::derive(move || chat.presence.is_online(&key));
     let preview = if convo.last_from_me { format!("You: {}", convo.last_text) } else { convo.last_text.clone() };
     let unread = (convo.unread > 0).then_some(convo.unread);
     view! {
@@ -174,7 +174,7 @@ fn ConversationView(peer: String) -> impl IntoView {
     }
 
     let key = peer.to_lowercase();
-    let online = Signal::derive(move || chat.users.with(|u| u.get(&key).is_some_and(|u| u.online)));
+    let online = Signal::derive(move || chat.presence.is_online(&key));
     let me = session.username().unwrap_or_default();
     // The delivery receipt sits under our newest message.
     let last_mine = {

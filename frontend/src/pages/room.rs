@@ -63,11 +63,8 @@ fn RoomView(name: String) -> impl IntoView {
     let members_open = RwSignal::new(false);
     let status = state.status.clone();
     let summary = state.summary.clone();
-    let online = state.online.clone();
-    let online_count = {
-        let online = online.clone();
-        move || online.with(|o| o.len())
-    };
+    let online_total = state.online_total.clone();
+    let online_count = move || online_total.get();
     let admin_only = {
         let summary = summary.clone();
         move || summary.with(|s| s.as_ref().is_some_and(|s| s.admin_only))
@@ -195,6 +192,14 @@ fn RoomBody(state: RoomState, name: String, members_open: RwSignal<bool>) -> imp
         let online = state.online.clone();
         move || online.get().into_iter().collect::<Vec<_>>()
     };
+    let more_members = {
+        let cursor = state.members_cursor.clone();
+        move || cursor.with(Option::is_some)
+    };
+    let load_more = {
+        let state = state.clone();
+        move |_| spawn_local(chat.more_members(state.clone()))
+    };
     let item_state = state.clone();
 
     view! {
@@ -281,6 +286,11 @@ fn RoomBody(state: RoomState, name: String, members_open: RwSignal<bool>) -> imp
                         }
                     />
                 </ul>
+                <Show when=more_members.clone()>
+                    <button class="secondary small" data-testid="room-members-more" on:click=load_more.clone()>
+                        "More people"
+                    </button>
+                </Show>
             </aside>
         </div>
     }

@@ -9,9 +9,13 @@
 //! # Layout
 //! - [`room`]: one room's log, online users, typing indicator and pending sends.
 //! - [`dm`]: conversations and the persisted unread index.
+//! - [`presence`]: who is online among the users the tab shows, and its watch set.
+//! - `members`: the paged member list of a joined room.
 
 pub mod dm;
 pub mod jobs;
+mod members;
+pub mod presence;
 pub mod room;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,13 +24,14 @@ use std::rc::Rc;
 use confab_shared::rpc::methods::*;
 use confab_shared::rpc::notify::ReadCursor;
 use confab_shared::rpc::{ErrorObject, Notification, close};
-use confab_shared::{DirectMessage, Message, RoomSummary, UserPresence, validate};
+use confab_shared::{DirectMessage, Message, RoomSummary, validate};
 use futures::future::LocalBoxFuture;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use self::dm::{Conversation, DmIndex};
 use self::jobs::{Downloaded, Export};
+use self::presence::Presence;
 use self::room::{JoinStatus, PAGE, PendingSend, RoomState};
 use crate::api::rest;
 use crate::api::socket::{CONNECTION_LOST, Hooks, NOT_CONNECTED, Socket};
@@ -42,6 +47,8 @@ const DM_HISTORY: u32 = 50;
 const REFRESH_MARGIN_MS: f64 = 30_000.0;
 /// Upper bound on `sync` round trips after one reconnect (500 items each).
 const MAX_SYNC_PAGES: usize = 200;
+/// Pages of 200 rooms the room list loads at most.
+const ROOM_PAGES: usize = 5;
 
 /// Whether an error only says the connection went away; the reconnect logic redoes that
 /// work, so it is not worth a toast.
@@ -55,9 +62,10 @@ pub struct Chat {
     pub socket: Socket,
     pub session: Session,
     pub toasts: Toasts,
-    /// Everyone, by lower-case name, with a live online flag.
-    pub users: RwSignal<BTreeMap<String, UserPresence>>,
-    pub users_loaded: RwSignal<bool>,
+    /// Presence of the users the tab shows (watched on the server).
+    pub presence: Presence,
+    /// Bumped on every (re)connect, so lists on screen reload.
+    pub connection_epoch: RwSignal<u64>,
     /// The room list as `rooms.list` last returned it.
     pub rooms: RwSignal<Vec<RoomSummary>>,
     pub rooms_loaded: RwSignal<bool>,
@@ -86,8 +94,8 @@ impl Chat {
             socket,
             session,
             toasts,
-            users: RwSignal::new(BTreeMap::new()),
-            users_loaded: RwSignal::new(false),
+            presence: Presence::new(socket),
+            connection_epoch: RwSignal::new(0),
             rooms: RwSignal::new(Vec::new()),
             rooms_loaded: RwSignal::new(false),
             dm_index: RwSignal::new(dm_index),
@@ -126,6 +134,7 @@ impl Chat {
         // Both live as long as the page.
         std::mem::forget(listener);
         std::mem::forget(visibility);
+        self.watch_dm_peers();
         self.socket.connect();
     }
 
@@ -188,26 +197,25 @@ impl Chat {
 
     // ----- lists ---------------------------------------------------------------------
 
-    /// Reloads everyone's presence.
-    pub async fn refresh_users(self) {
-        match self.socket.call(UsersListParams {}).await {
-            Ok(list) => {
-                self.users.set(list.into_iter().map(|u| (u.username.to_lowercase(), u)).collect());
-                self.users_loaded.set(true);
-            }
-            Err(err) => self.report(&err),
-        }
-    }
-
-    /// Reloads the room list (online counts and unread counts change without notifications).
+    /// Reloads the room list (online counts and unread counts change without notifications):
+    /// the first pages, up to [`ROOM_PAGES`] of them.
     pub async fn refresh_rooms(self) {
-        match self.socket.call(RoomsListParams {}).await {
-            Ok(list) => {
-                self.rooms.set(list);
-                self.rooms_loaded.set(true);
+        let mut all = Vec::new();
+        let mut cursor = None;
+        for _ in 0..ROOM_PAGES {
+            match self.socket.call(RoomsListParams { cursor, limit: Some(200), prefix: None }).await {
+                Ok(page) => {
+                    all.extend(page.rooms);
+                    cursor = page.next_cursor;
+                }
+                Err(err) => return self.report(&err),
             }
-            Err(err) => self.report(&err),
+            if cursor.is_none() {
+                break;
+            }
         }
+        self.rooms.set(all);
+        self.rooms_loaded.set(true);
     }
 
     fn upsert_room_summary(&self, summary: RoomSummary) {
@@ -313,6 +321,8 @@ impl Chat {
                 }
                 state.summary.set(Some(joined.room.clone()));
                 state.online.set(joined.online.into_iter().collect());
+                state.online_total.set(joined.room.online);
+                state.members_cursor.set(joined.online_next_cursor);
                 let fetched = joined.history.len();
                 state.insert(joined.history);
                 if was_empty && history > 0 {
@@ -864,10 +874,13 @@ impl Chat {
 
     fn apply(&self, notification: Notification) {
         match notification {
-            Notification::PresenceChanged(presence) => {
-                self.users.update(|users| {
-                    users.insert(presence.username.to_lowercase(), presence);
-                });
+            Notification::PresenceChanged(presence) => self.presence.apply(presence),
+            Notification::RoomOnlineChanged(count) => {
+                if let Some(state) = self.room(&count.room) {
+                    state.online_total.set(count.online);
+                    // Many came and went: the names on screen are stale, reload the first page.
+                    spawn_local(self.reload_members(state));
+                }
             }
             Notification::RoomMessage(message) => {
                 if let Some(state) = self.room(&message.room) {
@@ -885,12 +898,14 @@ impl Chat {
                     }
                     let added = state.online.try_update(|o| o.insert(user.username.clone())).unwrap_or(false);
                     if added {
+                        state.online_total.update(|n| *n += 1);
                         state.add_event(format!("{} joined", user.username));
                     }
                 }
             }
             Notification::UserLeft(user) => {
                 if let Some(state) = self.room(&user.room) {
+                    state.online_total.update(|n| *n = n.saturating_sub(1));
                     state.online.update(|o| o.retain(|n| !n.eq_ignore_ascii_case(&user.username)));
                     state.typing.update(|t| t.retain(|(n, _)| !n.eq_ignore_ascii_case(&user.username)));
                     state.add_event(format!("{} left", user.username));
@@ -959,7 +974,8 @@ impl Chat {
             let index = identity.and_then(|id| load_json(&DmIndex::storage_key(id))).unwrap_or_default();
             self.dm_index.set(index);
         }
-        spawn_local(self.refresh_users());
+        self.presence.rewatch();
+        self.connection_epoch.update(|n| *n += 1);
         spawn_local(self.refresh_rooms());
         if resume {
             // A `job.finished` may have been sent while we were away.

@@ -97,7 +97,12 @@ pub struct RoomState {
     /// Whether the server may hold messages older than the oldest we have.
     pub has_more: ArcRwSignal<bool>,
     pub loading_earlier: ArcRwSignal<bool>,
+    /// The present users loaded so far (the first page, joins since, and "more" pages).
     pub online: ArcRwSignal<BTreeSet<String>>,
+    /// How many users are present in all.
+    pub online_total: ArcRwSignal<u32>,
+    /// Where the member panel's next page starts (`None`: all loaded).
+    pub members_cursor: ArcRwSignal<Option<String>>,
     /// Typists and when their indicator lapses (ms since the epoch).
     pub typing: ArcRwSignal<Vec<(String, f64)>>,
     pub pending: ArcRwSignal<Vec<PendingSend>>,
@@ -116,6 +121,8 @@ impl RoomState {
             has_more: ArcRwSignal::new(false),
             loading_earlier: ArcRwSignal::new(false),
             online: ArcRwSignal::new(BTreeSet::new()),
+            online_total: ArcRwSignal::new(0),
+            members_cursor: ArcRwSignal::new(None),
             typing: ArcRwSignal::new(Vec::new()),
             pending: ArcRwSignal::new(Vec::new()),
             next_event: Arc::new(AtomicU64::new(1)),

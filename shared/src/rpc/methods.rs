@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::rest::wire;
-use crate::{DirectMessage, Job, Message, RoomSummary, Timestamp, UserPresence};
+use crate::{DirectMessage, Job, Message, RoomSummary, RoomsPage, Timestamp, UserPresence, UsersPage};
 
 /// A params type that names its method and its result: `call(params)` is typed end to end.
 pub trait Method: Serialize + DeserializeOwned {
@@ -98,14 +98,23 @@ macro_rules! methods {
 methods! {
     /// Echo the text back; any connection.
     Echo = "echo" (EchoParams) -> EchoParams;
-    /// Every user with their presence; any connection.
-    UsersList = "users.list" (UsersListParams) -> Vec<UserPresence>;
-    /// Rooms visible to the caller with online counts; any connection.
-    RoomsList = "rooms.list" (RoomsListParams) -> Vec<RoomSummary>;
-    /// Join (and for authenticated users, create) a room; returns its online users and last messages.
-    /// Anonymous connections may join existing public rooms only (-32004 otherwise); admin-only
-    /// rooms need an admin (-32003).
+    /// A page of users (alphabetical, case-insensitive) with their presence, the community's
+    /// total and online counts; by name prefix, online only. Any connection.
+    UsersList = "users.list" (UsersListParams) -> UsersPage;
+    /// A page of the rooms visible to the caller (by name), with online counts; any connection.
+    RoomsList = "rooms.list" (RoomsListParams) -> RoomsPage;
+    /// Join (and for authenticated users, create) a room; returns the first page of its online
+    /// users and its last messages. Anonymous connections may join existing public rooms only
+    /// (-32004 otherwise); admin-only rooms need an admin (-32003).
     RoomJoin = "room.join" (JoinParams) -> JoinResult;
+    /// A page of the users present in a joined room (alphabetical); -32003 before `room.join`.
+    RoomMembers = "room.members" (RoomMembersParams) -> RoomMembersPage;
+    /// Watch users' presence: their `presence.changed` reach this connection from now on. The
+    /// result has their current state. `replace: true` replaces the watch set; at most 1 000
+    /// users (server setting) per connection, more is -32602 with `data.field = "users"`.
+    PresenceWatch = "presence.watch" (PresenceWatchParams) -> PresenceWatchResult;
+    /// Stop watching users (names not watched are ignored).
+    PresenceUnwatch = "presence.unwatch" (PresenceUnwatchParams) -> PresenceUnwatchResult;
     /// Leave a room (idempotent).
     RoomLeave = "room.leave" (LeaveParams) -> Ack;
     /// Send a message to a joined room; persisted before it is broadcast as `room.message`.
@@ -151,11 +160,105 @@ wire! {
         pub text: String,
     }
 
-    /// Params of `users.list` (none).
-    pub struct UsersListParams {}
+    /// Params of `users.list` (all optional; `{}` is the first page of everyone).
+    #[derive(Default)]
+    pub struct UsersListParams {
+        /// `next_cursor` of the previous page.
+        #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub cursor: Option<String>,
+        /// 1 to 200, default 50.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 200))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub limit: Option<u32>,
+        /// Only usernames starting with this (case-insensitive), 1 to 32 username characters.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{1,32}$", max_length = 32))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub prefix: Option<String>,
+        /// `true`: only users online now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub online: Option<bool>,
+    }
 
-    /// Params of `rooms.list` (none).
-    pub struct RoomsListParams {}
+    /// Params of `rooms.list` (all optional).
+    #[derive(Default)]
+    pub struct RoomsListParams {
+        /// `next_cursor` of the previous page.
+        #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub cursor: Option<String>,
+        /// 1 to 200, default 50.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 200))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub limit: Option<u32>,
+        /// Only rooms whose name starts with this, 1 to 64 room-name characters.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub prefix: Option<String>,
+    }
+
+    /// Params of `room.members`.
+    pub struct RoomMembersParams {
+        /// The room's name (joined on this connection).
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
+        pub room: String,
+        /// `next_cursor` of the previous page (or `online_next_cursor` of `room.join`).
+        #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub cursor: Option<String>,
+        /// 1 to 200, default 100.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 200))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub limit: Option<u32>,
+    }
+
+    /// Result of `room.members`.
+    pub struct RoomMembersPage {
+        /// Usernames present in the room, alphabetical.
+        pub members: Vec<String>,
+        /// Pass as `cursor` for the next page; `null` on the last page.
+        pub next_cursor: Option<String>,
+        /// Users present in the room now.
+        pub total: u64,
+    }
+
+    /// Params of `presence.watch`.
+    pub struct PresenceWatchParams {
+        /// Usernames to watch (unknown ones are ignored); the whole set at most 1 000 by default.
+        pub users: Vec<String>,
+        /// `true`: the set becomes exactly `users`; `false` (default): `users` are added.
+        #[serde(default)]
+        pub replace: bool,
+    }
+
+    /// Result of `presence.watch`.
+    pub struct PresenceWatchResult {
+        /// Users this connection watches now.
+        pub watching: u32,
+        /// The current presence of the existing users just named, as the server spells them.
+        pub users: Vec<UserPresence>,
+    }
+
+    /// Params of `presence.unwatch`.
+    pub struct PresenceUnwatchParams {
+        /// Usernames to stop watching.
+        pub users: Vec<String>,
+    }
+
+    /// Result of `presence.unwatch`.
+    pub struct PresenceUnwatchResult {
+        /// Users this connection still watches.
+        pub watching: u32,
+    }
 
     /// An empty result, `{}`.
     pub struct Ack {}
@@ -176,8 +279,11 @@ wire! {
     pub struct JoinResult {
         /// The room, with its online count (and the caller's unread count).
         pub room: RoomSummary,
-        /// Usernames present in the room.
+        /// The first page (100) of the usernames present, alphabetical; `room.online` is the total.
         pub online: Vec<String>,
+        /// Pass to `room.members` as `cursor` for the rest; `null` when `online` is complete.
+        #[serde(default)]
+        pub online_next_cursor: Option<String>,
         /// The last messages, oldest first.
         pub history: Vec<Message>,
     }
@@ -395,7 +501,7 @@ mod tests {
 
     #[test]
     fn absent_params_mean_an_empty_object() {
-        assert_eq!(Request::decode("users.list", None), Ok(Request::UsersList(UsersListParams {})));
+        assert_eq!(Request::decode("users.list", None), Ok(Request::UsersList(UsersListParams::default())));
     }
 
     #[test]

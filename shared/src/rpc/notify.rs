@@ -49,14 +49,17 @@ macro_rules! notifications {
 }
 
 notifications! {
-    /// A user's first connection opened or last one closed, on any instance.
+    /// A watched user's first connection opened or last one closed, on any instance; only to
+    /// connections that `presence.watch` the user, at most once per user per tick (net change).
     PresenceChanged = "presence.changed" (UserPresence);
     /// A new message in a room the connection joined (the sender's connection included).
     RoomMessage = "room.message" (Message);
-    /// A user's first connection joined the room.
+    /// A user's first connection joined the room (net per tick; see Presence for big rooms).
     UserJoined = "room.user_joined" (RoomUser);
-    /// A user's last connection left the room.
+    /// A user's last connection left the room (net per tick; see Presence for big rooms).
     UserLeft = "room.user_left" (RoomUser);
+    /// Instead of the joins and leaves of one tick in a big or busy room: its new online count.
+    RoomOnlineChanged = "room.online_changed" (RoomOnline);
     /// Someone else is typing in the room.
     Typing = "room.typing" (RoomUser);
     /// A message was edited.
@@ -100,6 +103,14 @@ wire! {
         pub room: String,
         /// The user who joined, left or is typing.
         pub username: String,
+    }
+
+    /// A room's online count after a tick of many joins and leaves.
+    pub struct RoomOnline {
+        /// The room's name.
+        pub room: String,
+        /// Distinct users present now; page `room.members` for who.
+        pub online: u32,
     }
 
     /// Names a message that was deleted.

@@ -6,6 +6,7 @@ mod m20261123_000001_create_tables;
 mod m20261124_000001_add_job_heartbeat;
 mod m20261201_000012_create_export_chunks;
 mod m20261201_000001_create_api_tokens;
+mod m20261201_000001_add_name_indexes;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_add_job_heartbeat::Migration),
             Box::new(m20261201_000012_create_export_chunks::Migration),
             Box::new(m20261201_000001_create_api_tokens::Migration),
+            Box::new(m20261201_000001_add_name_indexes::Migration),
         ]
     }
 }
