@@ -9,6 +9,8 @@ use sea_orm::{
 };
 
 use super::entity::{messages, reactions, rooms};
+use crate::features::webhooks::Outbox;
+use confab_shared::webhooks::WebhookEvent;
 use super::{Db, StorageResult, now_ms, statement};
 
 /// A message to persist.
@@ -22,10 +24,17 @@ pub struct NewMessage {
 }
 
 /// Persists a batch in one transaction (group commit), returning the rows in batch order.
+/// The webhook outbox gets its rows in the same transaction ([`Outbox::room_messages`]:
+/// nothing at all when no webhook subscribes to `room.message`).
 ///
 /// Rooms are locked in id order (no deadlocks between instances); each room's counter moves
 /// under its row lock before its rows take ids, so within a room commit order is id order.
 pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> StorageResult<Vec<messages::Model>> {
+    insert_batch_with(db, batch, &Outbox::default()).await
+}
+
+/// [`insert_batch`] with the webhook outbox hook.
+pub async fn insert_batch_with(db: &Db, batch: &[NewMessage], outbox: &Outbox) -> StorageResult<Vec<messages::Model>> {
     let now = now_ms();
     let txn = db.conn.begin().await?;
     let mut per_room: BTreeMap<i64, i64> = BTreeMap::new();
@@ -55,7 +64,11 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> StorageResult<Vec<me
         })
         .collect();
     let mut inserted = messages::Entity::insert_many(rows).exec_with_returning_many(&txn).await?;
+    let enqueued = outbox.room_messages(&txn, &inserted).await?;
     txn.commit().await?;
+    if enqueued {
+        outbox.wake();
+    }
     // Ids were drawn in VALUES order; sort in case the database returned rows otherwise.
     inserted.sort_by_key(|m| m.id);
     Ok(inserted)
@@ -128,17 +141,36 @@ pub async fn page_through(db: &Db, room_id: i64, after: i64, through: i64, limit
 
 /// Replaces a message's text.
 pub async fn edit(db: &Db, id: i64, text: &str) -> StorageResult<()> {
-    messages::Entity::update_many()
+    edit_with(db, id, text, &Outbox::default()).await
+}
+
+/// [`edit`], enqueueing `message.edited` for webhooks in the same transaction.
+pub async fn edit_with(db: &Db, id: i64, text: &str, outbox: &Outbox) -> StorageResult<()> {
+    let update = messages::Entity::update_many()
         .col_expr(messages::Column::Text, Expr::value(text))
         .col_expr(messages::Column::EditedAt, Expr::value(now_ms()))
-        .filter(messages::Column::Id.eq(id))
-        .exec(&db.conn)
-        .await?;
+        .filter(messages::Column::Id.eq(id));
+    if !outbox.wants(WebhookEvent::MessageEdited) {
+        update.exec(&db.conn).await?;
+        return Ok(());
+    }
+    let txn = db.conn.begin().await?;
+    update.exec(&txn).await?;
+    let enqueued = outbox.message_edited(&txn, id).await?;
+    txn.commit().await?;
+    if enqueued {
+        outbox.wake();
+    }
     Ok(())
 }
 
 /// Soft-deletes a message: the id stays, the text and reactions go.
 pub async fn delete(db: &Db, id: i64) -> StorageResult<()> {
+    delete_with(db, id, &Outbox::default()).await
+}
+
+/// [`delete`], enqueueing `message.deleted` for webhooks in the same transaction.
+pub async fn delete_with(db: &Db, id: i64, outbox: &Outbox) -> StorageResult<()> {
     let txn = db.conn.begin().await?;
     messages::Entity::update_many()
         .col_expr(messages::Column::Text, Expr::value(""))
@@ -147,7 +179,11 @@ pub async fn delete(db: &Db, id: i64) -> StorageResult<()> {
         .exec(&txn)
         .await?;
     reactions::Entity::delete_many().filter(reactions::Column::MessageId.eq(id)).exec(&txn).await?;
+    let enqueued = outbox.message_deleted(&txn, id).await?;
     txn.commit().await?;
+    if enqueued {
+        outbox.wake();
+    }
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 //! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames,
 //!   rooms, chat, presence, private messages, catch-up, ordering, back-pressure, publishing
-//!   from outside, background jobs, API tokens.
+//!   from outside, background jobs, API tokens, webhooks.
 //! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
 
 mod helpers;
@@ -28,3 +28,4 @@ mod rooms;
 mod socket;
 mod sync;
 mod tokens;
+mod webhooks;

@@ -15,6 +15,7 @@ use confab_shared::rpc::Notification;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
+use crate::features::webhooks::Outbox;
 use crate::layer::{ChannelLayer, Delivery, group};
 use crate::metrics::METRICS;
 use crate::storage::messages::{self, NewMessage};
@@ -37,9 +38,10 @@ pub struct MessageWriter {
 
 impl MessageWriter {
     /// Starts the writer task; it ends when every handle is dropped.
-    pub fn spawn(db: Db, layer: Arc<dyn ChannelLayer>) -> Self {
+    /// `outbox` receives the webhook rows of each batch, inside its transaction.
+    pub fn spawn(db: Db, layer: Arc<dyn ChannelLayer>, outbox: Outbox) -> Self {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
-        tokio::spawn(run(rx, db, layer));
+        tokio::spawn(run(rx, db, layer, outbox));
         Self { tx }
     }
 
@@ -70,14 +72,14 @@ impl Receipt {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Pending>, db: Db, layer: Arc<dyn ChannelLayer>) {
+async fn run(mut rx: mpsc::Receiver<Pending>, db: Db, layer: Arc<dyn ChannelLayer>, outbox: Outbox) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit(&db, layer.as_ref(), std::mem::take(&mut batch)).await;
+        commit(&db, layer.as_ref(), &outbox, std::mem::take(&mut batch)).await;
     }
 }
 
-async fn commit(db: &Db, layer: &dyn ChannelLayer, batch: Vec<Pending>) {
+async fn commit(db: &Db, layer: &dyn ChannelLayer, outbox: &Outbox, batch: Vec<Pending>) {
     // Nonce repeats are answered with the first message instead of inserting a duplicate:
     // those already in the database now, those repeated within this batch after the commit.
     let mut fresh: Vec<Pending> = Vec::with_capacity(batch.len());
@@ -111,13 +113,13 @@ async fn commit(db: &Db, layer: &dyn ChannelLayer, batch: Vec<Pending>) {
     }
 
     let rows: Vec<NewMessage> = fresh.iter().map(|p| p.message.clone()).collect();
-    let inserted = match messages::insert_batch(db, &rows).await {
+    let inserted = match messages::insert_batch_with(db, &rows, outbox).await {
         Ok(inserted) if inserted.len() == fresh.len() => inserted,
         Ok(_) => return fail_all(fresh, repeats, || AppError::Internal(anyhow::anyhow!("batch insert returned a different row count"))),
         // A nonce raced in from another instance: retry one by one so only the repeat is affected.
         Err(StorageError::Duplicate) if fresh.len() > 1 => {
             for pending in fresh.into_iter().chain(repeats.into_iter().map(|(_, p)| p)) {
-                Box::pin(commit(db, layer, vec![pending])).await;
+                Box::pin(commit(db, layer, outbox, vec![pending])).await;
             }
             return;
         }

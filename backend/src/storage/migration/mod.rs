@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_tables;
 mod m20261124_000001_add_job_heartbeat;
 mod m20261201_000001_create_api_tokens;
+mod m20261201_000002_create_webhooks;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_tables::Migration),
             Box::new(m20261124_000001_add_job_heartbeat::Migration),
             Box::new(m20261201_000001_create_api_tokens::Migration),
+            Box::new(m20261201_000002_create_webhooks::Migration),
         ]
     }
 }
