@@ -109,6 +109,19 @@ pub struct Config {
     #[arg(long, env = "CONFAB_ROOM_PRESENCE_DETAIL_MAX", default_value_t = 100)]
     pub room_presence_detail_max: u32,
 
+    /// First delay before retrying a failed webhook delivery, in ms; it doubles per failure
+    /// (with jitter), up to 6 h.
+    #[arg(long, env = "CONFAB_WEBHOOK_RETRY_BASE_MS", default_value_t = 5000)]
+    pub webhook_retry_base_ms: u64,
+
+    /// Failed webhook deliveries in a row before the webhook is disabled (admins get a `notice`).
+    #[arg(long, env = "CONFAB_WEBHOOK_MAX_FAILURES", default_value_t = 15)]
+    pub webhook_max_failures: u32,
+
+    /// Let webhooks post to loopback and private addresses (tests, private networks).
+    #[arg(long, env = "CONFAB_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "CONFAB_LOG_JSON")]
     pub log_json: bool,
@@ -162,6 +175,10 @@ impl Config {
             presence_tick_ms: 10,
             presence_watch_max: 1000,
             room_presence_detail_max: 100,
+            // Tests post to a receiver on 127.0.0.1, and retry fast.
+            webhook_retry_base_ms: 50,
+            webhook_max_failures: 15,
+            webhook_allow_private: true,
             log_json: false,
         }
     }

@@ -29,11 +29,16 @@ use crate::{auth, features};
         features::tokens::create_token,
         features::tokens::list_tokens,
         features::tokens::revoke_token,
+        features::webhooks::create_webhook,
+        features::webhooks::list_webhooks,
+        features::webhooks::delete_webhook,
+        features::webhooks::list_deliveries,
+        features::webhooks::retry_delivery,
         features::system::health,
         features::system::openapi_json,
         features::system::asyncapi_json,
     ),
-    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated)),
+    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Accounts and tokens"),
@@ -42,6 +47,7 @@ use crate::{auth, features};
         (name = "publish", description = "Notices from outside to rooms, users or everyone"),
         (name = "jobs", description = "Background jobs (room exports) and their files"),
         (name = "tokens", description = "API tokens for programs: `Authorization: Bearer cfb_…`, scoped read / write / publish"),
+        (name = "webhooks", description = "Signed outgoing events (Standard Webhooks) for admins' URLs"),
         (name = "system", description = "Health and the API documents"),
     )
 )]

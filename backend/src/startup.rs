@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::features::chat::writer::MessageWriter;
 use crate::features::jobs::{self, JobRunner};
-use crate::features::{publish, rooms, system, tokens, users};
+use crate::features::{publish, rooms, system, tokens, users, webhooks};
 use crate::layer::ChannelLayer;
 use crate::layer::memory::MemoryLayer;
 use crate::layer::redis::RedisLayer;
@@ -55,7 +55,10 @@ impl Application {
         let keys = Arc::new(Keys::new(&secret, config.access_ttl()));
         let shutdown = CancellationToken::new();
         let Shared { layer, presence, throttle, presence_batch } = shared_state(&config, &shutdown).await?;
-        let writer = MessageWriter::spawn(db.clone(), &config.database_url(), layer.clone()).context("starting the message writer")?;
+        let webhooks = crate::features::webhooks::Outbox::default();
+        webhooks.reload(&db).await.context("reading the webhooks")?;
+        let writer = MessageWriter::spawn(db.clone(), &config.database_url(), layer.clone(), webhooks.clone())
+            .context("starting the message writer")?;
         // Jobs left unfinished by an earlier run (or, with Redis, by a dead instance) are failed.
         jobs::runner::sweep(&db, layer.as_ref(), config.redis_url.is_none()).await;
         let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
@@ -73,6 +76,7 @@ impl Application {
             presence,
             presence_batch,
             writer,
+            webhooks,
             jobs: JobRunner::new(shutdown.clone()),
             shutdown,
             sessions: TaskTracker::new(),
@@ -95,6 +99,7 @@ impl Application {
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = state.shutdown.clone();
         tokio::spawn(jobs::runner::sweep_periodically(state.db.clone(), state.layer.clone(), shutdown.clone()));
+        let deliveries = tokio::spawn(crate::features::webhooks::worker::run(state.clone()));
         let usage = {
             let (usage, db, shutdown) = (state.token_usage.clone(), state.db.clone(), shutdown.clone());
             tokio::spawn(async move { usage.flush_periodically(db, shutdown).await })
@@ -119,6 +124,9 @@ impl Application {
             }
         };
         tokio::join!(sessions, state.jobs.shutdown(&state.db));
+        if let Err(err) = deliveries.await {
+            tracing::warn!(%err, "webhook worker failed");
+        }
         // The last token usage times are written once the sockets and requests are done.
         if let Err(err) = usage.await {
             tracing::warn!(%err, "token usage flusher failed");
@@ -192,6 +200,7 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::router())
         .merge(system::router(&state.config.docs_assets_dir))
         .merge(tokens::router())
+        .merge(webhooks::router())
         // Every route above checks API tokens against its scope before its handler runs.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::scopes::enforce_rest))
         .route("/api", any(api_not_found))

@@ -5,6 +5,6 @@
  */
 export type ErrorObject = { code: number, message: string, 
 /**
- * `{field}` for -32602, `{retry_after_ms}` for -32029.
+ * `{field}` for -32602, `{retry_after_ms}` for -32029, `{scope}` for -32003 when an API token lacks a scope.
  */
 data?: unknown, };

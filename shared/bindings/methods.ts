@@ -91,7 +91,7 @@ export const ErrorCodes = {
   Internal: -32603,
   /** The method needs an authenticated connection. */
   Unauthenticated: -32001,
-  /** Not allowed: not joined, not the author, not an admin. */
+  /** Not allowed: not joined, not the author, not an admin, or outside the API token's scopes (then `data.scope` names the missing scope). */
   Forbidden: -32003,
   /** No such room, message, user or job. */
   NotFound: -32004,
@@ -122,7 +122,7 @@ export const CloseCodes = {
   TryAgainLater: 1013,
   /** The access token expired without an `auth.refresh`. */
   TokenExpired: 4001,
-  /** The session was logged out or revoked. */
+  /** The session was logged out or revoked, or the API token the socket was opened with was revoked: do not reconnect with the same credentials. */
   LoggedOut: 4003,
 } as const;
 
@@ -132,3 +132,29 @@ export const SUBPROTOCOL = "confab.v1";
 export const BEARER_PROTOCOL_PREFIX = "bearer.";
 /** The most calls one batch array may hold. */
 export const MAX_BATCH = 20;
+/** Every API token starts with this; other bearer values are access tokens. */
+export const API_TOKEN_PREFIX = "cfb_";
+/** The scope an API token needs for each socket method (`null`: none). */
+export const METHOD_SCOPES = {
+  "echo": null,
+  "users.list": "read",
+  "rooms.list": "read",
+  "room.join": "read",
+  "room.leave": "read",
+  "room.send": "write",
+  "room.history": "read",
+  "room.typing": "write",
+  "message.edit": "write",
+  "message.delete": "write",
+  "message.react": "write",
+  "dm.send": "write",
+  "dm.history": "read",
+  "room.read": "write",
+  "dm.read": "write",
+  "sync": "read",
+  "job.subscribe": "read",
+  "auth.refresh": null,
+  "presence.watch": "read",
+  "presence.unwatch": "read",
+  "room.members": "read",
+} as const;

@@ -48,6 +48,11 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(CreateApiToken::export_all(&cfg))?;
     export(ApiToken::export_all(&cfg))?;
     export(ApiTokenCreated::export_all(&cfg))?;
+    export(crate::webhooks::CreateWebhook::export_all(&cfg))?;
+    export(crate::webhooks::Webhook::export_all(&cfg))?;
+    export(crate::webhooks::WebhookCreated::export_all(&cfg))?;
+    export(crate::webhooks::WebhookDelivery::export_all(&cfg))?;
+    export(crate::webhooks::WebhookBody::export_all(&cfg))?;
     export(HistoryQuery::export_all(&cfg))?;
     export(UsersPage::export_all(&cfg))?;
     export(RoomsPage::export_all(&cfg))?;

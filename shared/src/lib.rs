@@ -9,6 +9,7 @@
 //! - [`time`]: the RFC 3339 millisecond timestamp every time on the wire uses.
 //! - [`validate`]: the name and text rules, shared so the SPA rejects what the server would.
 //! - [`rest`]: bodies of the HTTP API, including the problem+json error.
+//! - [`webhooks`]: webhook bodies, events, deliveries and the signature headers.
 //! - [`tokens`]: API tokens for programs: scopes, `/api/tokens` bodies, the method → scope table.
 //! - [`rpc`]: JSON-RPC 2.0 envelopes, the method table with params and results,
 //!   notifications, error codes and close codes.
@@ -22,6 +23,7 @@ pub mod rest;
 pub mod rpc;
 pub mod time;
 pub mod tokens;
+pub mod webhooks;
 pub mod validate;
 
 #[cfg(feature = "openapi")]

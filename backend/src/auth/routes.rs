@@ -38,7 +38,7 @@ pub async fn signup(State(state): State<AppState>, ApiJson(body): ApiJson<Creden
     let username = validate::username(&body.username).map_err(|m| AppError::invalid("username", m))?;
     validate::password(&body.password).map_err(|m| AppError::invalid("password", m))?;
     let hash = state.hasher.hash(body.password).await?;
-    match users::create(&state.db, username, &hash, false).await {
+    match users::sign_up(&state.db, username, &hash, &state.webhooks).await {
         Ok(user) => Ok((StatusCode::CREATED, Json(user.into()))),
         Err(StorageError::Duplicate) => Err(AppError::Conflict("username is taken")),
         Err(other) => Err(other.into()),

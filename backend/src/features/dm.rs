@@ -28,7 +28,7 @@ pub async fn send(state: &AppState, conn: &Conn, p: DmSendParams) -> AppResult<D
         return Err(AppError::invalid("to", "cannot send a private message to yourself"));
     }
     let parties = dms::Parties { from_id: me.user_id, from: &me.username, to_id: to.id, to: &to.username };
-    let (row, fresh) = dms::insert(&state.db, parties, text, nonce).await?;
+    let (row, fresh) = dms::insert(&state.db, parties, text, nonce, &state.webhooks).await?;
     let message = DirectMessage::from(row);
     if fresh {
         let frame: axum::extract::ws::Utf8Bytes = Notification::DmMessage(message.clone()).to_frame().into();

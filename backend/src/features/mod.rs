@@ -10,6 +10,7 @@
 //! - [`publish`]: notices to a room, a user or everyone, from outside (`POST /api/publish`).
 //! - [`jobs`]: background jobs (room exports) with live progress.
 //! - [`tokens`]: API tokens for programs (`/api/tokens`).
+//! - [`webhooks`]: signed outgoing events for admins' URLs (`/api/webhooks`), from an outbox.
 //! - [`system`]: health and the API documents.
 
 pub mod chat;
@@ -20,6 +21,7 @@ pub mod rooms;
 pub mod sync;
 pub mod system;
 pub mod tokens;
+pub mod webhooks;
 pub mod users;
 
 use base64::Engine as _;

@@ -2,7 +2,10 @@
 
 use confab_shared::{DirectMessage, Timestamp};
 use sea_orm::sea_query::{Condition, Expr, OnConflict};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use confab_shared::webhooks::WebhookEvent;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
+
+use crate::features::webhooks::Outbox;
 
 use super::entity::{direct_messages as dm, dm_reads};
 use super::{Db, StorageError, StorageResult, now_ms};
@@ -22,7 +25,8 @@ pub struct Parties<'a> {
 }
 
 /// Persists a DM; with a nonce already used by the sender, returns the first one and `false`.
-pub async fn insert(db: &Db, p: Parties<'_>, text: &str, nonce: Option<&str>) -> StorageResult<(dm::Model, bool)> {
+/// The webhook outbox gets `dm.message` in the same transaction when a webhook wants it.
+pub async fn insert(db: &Db, p: Parties<'_>, text: &str, nonce: Option<&str>, outbox: &Outbox) -> StorageResult<(dm::Model, bool)> {
     if let Some(nonce) = nonce
         && let Some(existing) = by_nonce(db, p.from_id, nonce).await?
     {
@@ -38,7 +42,12 @@ pub async fn insert(db: &Db, p: Parties<'_>, text: &str, nonce: Option<&str>) ->
         nonce: Set(nonce.map(str::to_owned)),
         ..Default::default()
     };
-    match row.insert(&db.conn).await.map_err(StorageError::from) {
+    let inserted = if outbox.wants(WebhookEvent::DmMessage) {
+        insert_announced(db, row, outbox).await
+    } else {
+        row.insert(&db.conn).await.map_err(StorageError::from)
+    };
+    match inserted {
         Ok(model) => Ok((model, true)),
         // A concurrent send with the same nonce won the race.
         Err(StorageError::Duplicate) if nonce.is_some() => {
@@ -47,6 +56,17 @@ pub async fn insert(db: &Db, p: Parties<'_>, text: &str, nonce: Option<&str>) ->
         }
         Err(other) => Err(other),
     }
+}
+
+async fn insert_announced(db: &Db, row: dm::ActiveModel, outbox: &Outbox) -> StorageResult<dm::Model> {
+    let txn = db.conn.begin().await?;
+    let model = row.insert(&txn).await?;
+    let enqueued = outbox.direct_message(&txn, &model).await?;
+    txn.commit().await?;
+    if enqueued {
+        outbox.wake();
+    }
+    Ok(model)
 }
 
 async fn by_nonce(db: &Db, from_id: i64, nonce: &str) -> StorageResult<Option<dm::Model>> {

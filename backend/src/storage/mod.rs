@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`entity`]: one sea-orm entity per table; [`migration`]: the schema, applied on start.
-//! - [`users`], [`sessions`], [`rooms`], [`messages`], [`dms`], [`jobs`], [`api_tokens`]: the
+//! - [`users`], [`sessions`], [`rooms`], [`messages`], [`dms`], [`jobs`], [`api_tokens`], [`webhooks`]: the
 //!   queries each feature needs, returning wire types where the caller only forwards them.
 //! - [`exports`]: finished export files, in chunks, readable from every instance.
 //! - [`append`]: the hot path, appending batches of room messages on the drivers under
@@ -21,6 +21,7 @@ pub mod migration;
 pub mod rooms;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

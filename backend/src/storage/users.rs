@@ -1,7 +1,10 @@
 //! Accounts.
 
 use confab_shared::{Timestamp, User};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set};
+use confab_shared::webhooks::WebhookEvent;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
+
+use crate::features::webhooks::Outbox;
 
 use super::entity::users;
 use super::{Db, StorageError, StorageResult, byte_order, now_ms, prefix_end, statement};
@@ -23,6 +26,31 @@ pub async fn create(db: &Db, username: &str, password_hash: &str, is_admin: bool
         ..Default::default()
     };
     row.insert(&db.conn).await.map_err(StorageError::from)
+}
+
+/// [`create`] for a signup: `user.signed_up` goes to the webhook outbox in the same
+/// transaction when a webhook wants it.
+pub async fn sign_up(db: &Db, username: &str, password_hash: &str, outbox: &Outbox) -> StorageResult<users::Model> {
+    if !outbox.wants(WebhookEvent::UserSignedUp) {
+        return create(db, username, password_hash, false).await;
+    }
+    let txn = db.conn.begin().await?;
+    let row = users::ActiveModel {
+        username: Set(username.to_owned()),
+        username_key: Set(username.to_ascii_lowercase()),
+        password_hash: Set(password_hash.to_owned()),
+        is_admin: Set(false),
+        created_at: Set(now_ms()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let enqueued = outbox.user_signed_up(&txn, &row).await?;
+    txn.commit().await?;
+    if enqueued {
+        outbox.wake();
+    }
+    Ok(row)
 }
 
 /// Looks a user up by name, case-insensitively. A name that breaks the username rules cannot

@@ -8,8 +8,8 @@
 //! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames,
 //!   rooms, chat, presence (by interest), paging, private messages, catch-up, ordering,
-//!   back-pressure, publishing from outside, background jobs, API tokens, how answers are
-//!   compressed and cached.
+//!   back-pressure, publishing from outside, background jobs, API tokens, webhooks, how
+//!   answers are compressed and cached.
 //! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
 
 mod helpers;
@@ -32,3 +32,4 @@ mod rooms;
 mod socket;
 mod sync;
 mod tokens;
+mod webhooks;

@@ -62,7 +62,7 @@ pub async fn edit(state: &AppState, conn: &Conn, p: EditParams) -> AppResult<Mes
     if row.deleted {
         return Err(AppError::Conflict("the message was deleted"));
     }
-    messages::edit(&state.db, p.id, text).await?;
+    messages::edit_with(&state.db, p.id, text, &state.webhooks).await?;
     let message = reload(state, p.id).await?;
     broadcast(state, &room, &Notification::MessageEdited(message.clone()), Class::Reliable);
     Ok(message)
@@ -76,7 +76,7 @@ pub async fn delete(state: &AppState, conn: &Conn, p: DeleteParams) -> AppResult
         return Err(AppError::Forbidden("only the author or an admin can delete a message"));
     }
     if !row.deleted {
-        messages::delete(&state.db, p.id).await?;
+        messages::delete_with(&state.db, p.id, &state.webhooks).await?;
         broadcast(state, &room, &Notification::MessageDeleted(MessageRef { id: p.id, room: room.clone() }), Class::Reliable);
     }
     Ok(Ack {})

@@ -17,13 +17,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use confab_shared::webhooks::WebhookEvent;
 use confab_shared::{Message, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
+use crate::features::webhooks::Outbox;
 use crate::layer::{ChannelLayer, Delivery, group};
 use crate::metrics::METRICS;
 use crate::storage::append::{Appended, Appender};
+use crate::storage::entity::messages as message_entity;
 use crate::storage::messages::{self, NewMessage};
 use crate::storage::{Db, StorageError, StorageResult, now_ms};
 
@@ -66,11 +69,12 @@ struct Waiting {
 
 impl MessageWriter {
     /// Starts the owner of the message writes for `db` (connected with `url`); it ends when
-    /// every handle is dropped. Call from within the runtime.
-    pub fn spawn(db: Db, url: &str, layer: Arc<dyn ChannelLayer>) -> anyhow::Result<Self> {
+    /// every handle is dropped. Call from within the runtime. `outbox` receives the webhook
+    /// rows of each committed batch.
+    pub fn spawn(db: Db, url: &str, layer: Arc<dyn ChannelLayer>, outbox: Outbox) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
         let appender = Appender::open(&db, url)?;
-        tokio::spawn(run(rx, appender, db, layer));
+        tokio::spawn(run(rx, appender, db, layer, outbox));
         Ok(Self { tx })
     }
 
@@ -101,7 +105,7 @@ impl Receipt {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, db: Db, layer: Arc<dyn ChannelLayer>) {
+async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, db: Db, layer: Arc<dyn ChannelLayer>, outbox: Outbox) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (fresh, repeats) = split_repeats(std::mem::take(&mut batch));
@@ -109,7 +113,45 @@ async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, db: Db, layer:
             fresh.into_iter().map(|p| (p.message, Waiting { room: p.room, reply: p.reply })).unzip();
         let now = now_ms();
         let (rows, outcome) = appender.append(rows, now).await;
+        if let Ok(appended) = &outcome {
+            enqueue_webhooks(&db, &outbox, &rows, appended, now).await;
+        }
         deliver(&db, layer.as_ref(), rows, waiting, repeats, now, outcome);
+    }
+}
+
+/// The webhook hook of a committed batch: one outbox row per new message and subscribed
+/// webhook (nothing at all when no webhook wants `room.message`). The batch is already
+/// committed by the writer (on its own connection), so the rows are written right after it,
+/// before any sender is answered; a crash in between loses those webhook events, never a
+/// message. Edits, deletes, private messages and sign-ups enqueue in their own transaction.
+async fn enqueue_webhooks(db: &Db, outbox: &Outbox, rows: &[NewMessage], appended: &[Appended], now: i64) {
+    if !outbox.wants(WebhookEvent::RoomMessage) {
+        return;
+    }
+    let models: Vec<message_entity::Model> = rows
+        .iter()
+        .zip(appended)
+        .filter_map(|(m, a)| match a {
+            Appended::New { id, seq } => Some(message_entity::Model {
+                id: *id,
+                room_id: m.room_id,
+                seq: *seq,
+                author_id: m.author_id,
+                author: m.author.clone(),
+                text: m.text.clone(),
+                sent_at: now,
+                edited_at: None,
+                deleted: false,
+                nonce: m.nonce.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    match outbox.room_messages(&db.conn, &models).await {
+        Ok(true) => outbox.wake(),
+        Ok(false) => {}
+        Err(err) => tracing::error!(%err, "room.message webhook events not enqueued"),
     }
 }
 

@@ -12,3 +12,5 @@ pub mod refresh_tokens;
 pub mod rooms;
 pub mod sessions;
 pub mod users;
+pub mod webhook_deliveries;
+pub mod webhooks;

@@ -7,6 +7,7 @@ mod m20261124_000001_add_job_heartbeat;
 mod m20261201_000012_create_export_chunks;
 mod m20261201_000001_create_api_tokens;
 mod m20261201_000001_add_name_indexes;
+mod m20261201_000002_create_webhooks;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_create_export_chunks::Migration),
             Box::new(m20261201_000001_create_api_tokens::Migration),
             Box::new(m20261201_000001_add_name_indexes::Migration),
+            Box::new(m20261201_000002_create_webhooks::Migration),
         ]
     }
 }
