@@ -55,6 +55,7 @@ wire! {
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
         pub name: String,
         /// At least one scope; `publish` only for admins.
+        #[cfg_attr(feature = "openapi", schema(min_items = 1))]
         pub scopes: Vec<Scope>,
         /// Days until the token stops working, 1 to 3650; absent means it never expires.
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]

@@ -51,7 +51,10 @@ pub struct Hasher {
 }
 
 /// An admitted slot on the hashing threads; the run it was taken for releases it.
-pub struct Reservation(OwnedSemaphorePermit);
+pub struct Reservation {
+    /// Held, never read: dropping it frees the slot.
+    _permit: OwnedSemaphorePermit,
+}
 
 impl Hasher {
     /// Starts `threads` hashing threads (at least one) admitting `queue` waiting runs.
@@ -78,7 +81,7 @@ impl Hasher {
     /// Takes a slot without running anything, or `None` when all are taken. The runs below
     /// take theirs this way; tests hold slots to fill the queue deterministically.
     pub fn try_reserve(&self) -> Option<Reservation> {
-        self.admitted.clone().try_acquire_owned().ok().map(Reservation)
+        self.admitted.clone().try_acquire_owned().ok().map(|permit| Reservation { _permit: permit })
     }
 
     /// Runs one argon2 computation on the hashing threads, or refuses at once when full.

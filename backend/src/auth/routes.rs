@@ -10,7 +10,7 @@ use confab_shared::rpc::close;
 use confab_shared::{Credentials, Problem, RefreshRequest, TokenPair, User, validate};
 
 use super::extract::{AuthUser, LoginUser};
-use super::{password, token};
+use super::token;
 use crate::error::{AppError, AppResult};
 use crate::http::ApiJson;
 use crate::layer::{Delivery, group};

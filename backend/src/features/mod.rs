@@ -48,7 +48,8 @@ impl Page {
         URL_SAFE_NO_PAD.encode(key)
     }
 
-    /// The key a cursor stands for; -32602 / 422 `cursor` when it is not one of ours.
+    /// The key a cursor stands for; -32602 / 422 `cursor` when it is not one of ours. (An
+    /// empty cursor is no cursor: callers filter it out, so it means the first page.)
     pub fn decode(cursor: &str) -> Result<String, AppError> {
         let bad = || AppError::invalid("cursor", "not a cursor this list returned");
         if cursor.len() > 100 {
@@ -80,4 +81,10 @@ pub fn page_limit(limit: Option<u32>) -> Result<u64, AppError> {
         Some(n @ 1..=100) => Ok(u64::from(n)),
         Some(_) => Err(AppError::invalid("limit", "must be 1 to 100")),
     }
+}
+
+/// A numeric id from a REST path: anything that is not one names nothing there (404), as
+/// an id that does not exist does.
+pub fn path_id(raw: &str, what: &'static str) -> Result<i64, AppError> {
+    raw.parse().map_err(|_| AppError::NotFound(what))
 }

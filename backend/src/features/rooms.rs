@@ -105,7 +105,7 @@ pub async fn list(state: &AppState, caller: Option<&Identity>, p: RoomsListParam
         None | Some("") => "",
         Some(prefix) => validate::room_name(prefix).map_err(|m| AppError::invalid("prefix", m))?,
     };
-    let after = p.cursor.as_deref().map(Page::decode).transpose()?;
+    let after = p.cursor.as_deref().filter(|c| !c.is_empty()).map(Page::decode).transpose()?;
     let is_admin = caller.is_some_and(|c| c.is_admin);
     let rows = rooms::page(&state.db, is_admin, prefix, after.as_deref(), limit as u64 + 1).await?;
     let (rows, next_cursor) = Page::split(rows, limit, |r| r.name.clone());
@@ -195,7 +195,7 @@ pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult
 pub async fn members(state: &AppState, conn: &Conn, p: RoomMembersParams) -> AppResult<RoomMembersPage> {
     validate::room_name(&p.room).map_err(|m| AppError::invalid("room", m))?;
     let limit = list_limit(p.limit, JOIN_ONLINE)?;
-    let after = p.cursor.as_deref().map(Page::decode).transpose()?;
+    let after = p.cursor.as_deref().filter(|c| !c.is_empty()).map(Page::decode).transpose()?;
     if !conn.rooms.contains_key(&p.room) {
         return Err(AppError::Forbidden("join the room first"));
     }

@@ -105,7 +105,8 @@ pub async fn list_tokens(State(state): State<AppState>, LoginUser(caller): Login
         (status = 403, description = "Asked with an API token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such token of the caller's", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn revoke_token(State(state): State<AppState>, LoginUser(caller): LoginUser, Path(id): Path<i64>) -> AppResult<StatusCode> {
+pub async fn revoke_token(State(state): State<AppState>, LoginUser(caller): LoginUser, Path(id): Path<String>) -> AppResult<StatusCode> {
+    let id = super::path_id(&id, "token")?;
     if !store::delete(&state.db, caller.user_id, id).await? {
         return Err(AppError::NotFound("token"));
     }

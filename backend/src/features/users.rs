@@ -56,7 +56,7 @@ pub async fn list(state: &AppState, p: UsersListParams) -> AppResult<UsersPage> 
         None | Some("") => String::new(),
         Some(prefix) => validate::username_prefix(prefix).map_err(|m| AppError::invalid("prefix", m))?.to_ascii_lowercase(),
     };
-    let after = p.cursor.as_deref().map(Page::decode).transpose()?;
+    let after = p.cursor.as_deref().filter(|c| !c.is_empty()).map(Page::decode).transpose()?;
     let (names, online_total) = if p.online == Some(true) {
         state.presence.online_page(&prefix, after.as_deref(), limit + 1).await?
     } else {

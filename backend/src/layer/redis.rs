@@ -380,6 +380,9 @@ async fn drain_while_down(commands: &mut mpsc::UnboundedReceiver<SubCommand>, wa
     }
 }
 
+/// A room's first message's sequence number (the counter starts at 1).
+const FIRST_SEQ: i64 = 1;
+
 /// Per-group hold-back queue that releases room messages in sequence.
 #[derive(Default)]
 struct Reorder {
@@ -390,19 +393,24 @@ struct Reorder {
 impl Reorder {
     fn accept(&mut self, hub: &Hub, group: &str, seq: i64, delivery: Delivery) {
         let expected = self.next.get(group).copied();
-        match expected {
-            Some(next) if seq > next => {
-                let (_, queue) = self.held.entry(group.to_owned()).or_insert_with(|| (Instant::now() + REORDER_WINDOW, BTreeMap::new()));
-                queue.insert(seq, delivery);
-            }
-            _ => {
-                hub.deliver_group(group, &delivery);
-                if expected.is_none_or(|next| seq >= next) {
-                    self.next.insert(group.to_owned(), seq + 1);
-                }
-                self.release(hub, group, false);
-            }
+        // The first message of a group this instance sees may have overtaken earlier ones
+        // published by other instances (each publishes after its own commit): unless it is
+        // the room's first message, it is held like a gap until they arrive or the window
+        // ends. Its cost: a room's first message after an instance starts may wait that long.
+        let hold = match expected {
+            Some(next) => seq > next,
+            None => seq > FIRST_SEQ,
+        };
+        if hold {
+            let (_, queue) = self.held.entry(group.to_owned()).or_insert_with(|| (Instant::now() + REORDER_WINDOW, BTreeMap::new()));
+            queue.insert(seq, delivery);
+            return;
         }
+        hub.deliver_group(group, &delivery);
+        if expected.is_none_or(|next| seq >= next) {
+            self.next.insert(group.to_owned(), seq + 1);
+        }
+        self.release(hub, group, false);
     }
 
     /// Delivers held messages that are now in sequence (or all of them when `force`).
@@ -606,5 +614,32 @@ mod tests {
         assert!(inbox.rx.try_recv().is_err());
         reorder.release(&hub, "room:r", true);
         assert_eq!(inbox.rx.try_recv().ok().map(|t| t.to_string()).as_deref(), Some("6"));
+    }
+
+    #[test]
+    fn the_first_messages_seen_of_a_room_wait_for_earlier_ones_from_other_instances() {
+        let hub = Hub::new(1);
+        let (a, mut inbox) = hub.register(None, 16);
+        hub.group_add("room:r", a.conn());
+        let mut reorder = Reorder::default();
+        let msg = |seq: i64| Delivery::Ordered { text: seq.to_string().into(), seq };
+        // Seq 3 overtook 1 and 2: nothing is known of the room yet, so it waits.
+        reorder.accept(&hub, "room:r", 3, msg(3));
+        assert!(inbox.rx.try_recv().is_err());
+        reorder.accept(&hub, "room:r", 1, msg(1));
+        reorder.accept(&hub, "room:r", 2, msg(2));
+        let got: Vec<String> = std::iter::from_fn(|| inbox.rx.try_recv().ok()).map(|t| t.to_string()).collect();
+        assert_eq!(got, ["1", "2", "3"]);
+        // Joining a busy room: its first message seen here is released when the window ends,
+        // in order with whatever arrived meanwhile.
+        hub.group_add("room:busy", a.conn());
+        reorder.accept(&hub, "room:busy", 501, msg(501));
+        reorder.accept(&hub, "room:busy", 500, msg(500));
+        assert!(inbox.rx.try_recv().is_err());
+        reorder.release(&hub, "room:busy", true);
+        let got: Vec<String> = std::iter::from_fn(|| inbox.rx.try_recv().ok()).map(|t| t.to_string()).collect();
+        assert_eq!(got, ["500", "501"]);
+        reorder.accept(&hub, "room:busy", 502, msg(502));
+        assert_eq!(inbox.rx.try_recv().ok().map(|t| t.to_string()).as_deref(), Some("502"));
     }
 }

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::entity::{memberships, rooms};
-use super::{Db, StorageError, StorageResult, byte_order, now_ms, prefix_end, statement, statement_on};
+use super::{Db, StorageError, StorageResult, byte_order, now_ms, prefix_end, statement};
 
 pub async fn by_name(db: &Db, name: &str) -> StorageResult<Option<rooms::Model>> {
     Ok(rooms::Entity::find().filter(rooms::Column::Name.eq(name)).one(&db.conn).await?)

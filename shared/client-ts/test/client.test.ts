@@ -79,11 +79,16 @@ test("credentials log in over REST; refused ones are AuthFailed; close logs the 
   const watcher = await server.account("watcher");
   const watching = await ConfabClient.connect({ url: server.url, token: watcher.access_token });
   const room = unique("room");
+  const joined: RoomUser[] = [];
   const left: RoomUser[] = [];
+  watching.on("room.user_joined", (who) => joined.push(who));
   watching.on("room.user_left", (who) => left.push(who));
   try {
     await watching.call("room.join", { room, history: 0 });
     await client.call("room.join", { room, history: 0 });
+    // Room presence is coalesced per tick (a join and a leave within one send nothing):
+    // see the join arrive before closing, so that the leave is a change of its own.
+    await eventually("the client joining the room", () => joined.some((u) => u.username === username));
     await client.close();
     await eventually("the closed client leaving the room", () => left.some((u) => u.username === username));
   } finally {

@@ -121,8 +121,9 @@ pub async fn list_webhooks(State(state): State<AppState>, caller: LoginUser) -> 
         (status = 403, description = "Not an admin, or an API token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn delete_webhook(State(state): State<AppState>, caller: LoginUser, Path(id): Path<i64>) -> AppResult<StatusCode> {
+pub async fn delete_webhook(State(state): State<AppState>, caller: LoginUser, Path(id): Path<String>) -> AppResult<StatusCode> {
     let caller = admin(caller)?;
+    let id = super::path_id(&id, "webhook")?;
     if !store::delete(&state.db, id).await? {
         return Err(AppError::NotFound("webhook"));
     }
@@ -139,8 +140,9 @@ pub async fn delete_webhook(State(state): State<AppState>, caller: LoginUser, Pa
         (status = 403, description = "Not an admin, or an API token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_deliveries(State(state): State<AppState>, caller: LoginUser, Path(id): Path<i64>) -> AppResult<Json<Vec<WebhookDelivery>>> {
+pub async fn list_deliveries(State(state): State<AppState>, caller: LoginUser, Path(id): Path<String>) -> AppResult<Json<Vec<WebhookDelivery>>> {
     admin(caller)?;
+    let id = super::path_id(&id, "webhook")?;
     store::by_id(&state.db, id).await?.ok_or(AppError::NotFound("webhook"))?;
     Ok(Json(store::recent(&state.db, id, RECENT).await?.into_iter().map(delivery).collect()))
 }
@@ -157,9 +159,11 @@ pub async fn list_deliveries(State(state): State<AppState>, caller: LoginUser, P
 pub async fn retry_delivery(
     State(state): State<AppState>,
     caller: LoginUser,
-    Path((id, delivery_id)): Path<(i64, i64)>,
+    Path((id, delivery_id)): Path<(String, String)>,
 ) -> AppResult<(StatusCode, Json<WebhookDelivery>)> {
     let caller = admin(caller)?;
+    let id = super::path_id(&id, "webhook")?;
+    let delivery_id = super::path_id(&delivery_id, "delivery")?;
     let hook = store::by_id(&state.db, id).await?.ok_or(AppError::NotFound("webhook"))?;
     store::delivery(&state.db, id, delivery_id).await?.ok_or(AppError::NotFound("delivery"))?;
     store::reschedule(&state.db, delivery_id).await?;
