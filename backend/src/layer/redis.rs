@@ -216,6 +216,29 @@ struct Publisher {
     outage: Arc<Outage>,
 }
 
+impl Publisher {
+    /// After a failed publish: reports the layer down, retries `probe` with backoff until it
+    /// answers, then reports publishing back (and the layer up, if subscriptions are too).
+    async fn recover<F, Fut>(&self, mut probe: F, what: &'static str)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        self.publishing.store(false, Ordering::Release);
+        self.outage.begin();
+        let mut wait = Duration::from_millis(100);
+        while !probe().await {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(MAX_BACKOFF);
+        }
+        self.publishing.store(true, Ordering::Release);
+        if self.subscribed.load(Ordering::Acquire) {
+            self.outage.end(&self.hub);
+        }
+        tracing::info!("{what} publishing restored");
+    }
+}
+
 /// Pipelines publishes; on failure reports the layer down (delivering what may be delivered
 /// locally) until a probe succeeds.
 async fn publish_loop(mut conn: ConnectionManager, mut rx: mpsc::Receiver<(String, Bytes)>, p: Publisher) {
@@ -226,23 +249,16 @@ async fn publish_loop(mut conn: ConnectionManager, mut rx: mpsc::Receiver<(Strin
             pipe.publish(channel, payload.as_ref()).ignore();
         }
         if let Err(err) = pipe.query_async::<()>(&mut conn).await {
-            p.publishing.store(false, Ordering::Release);
-            p.outage.begin();
             tracing::warn!(%err, "redis publish failed");
             for (channel, payload) in &batch {
                 deliver_local(&p.hub, channel, payload);
             }
             // ConnectionManager reconnects in the background; probe until it answers.
-            let mut wait = Duration::from_millis(100);
-            while conn.send_packed_command(&redis::cmd("PING")).await.is_err() {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(MAX_BACKOFF);
-            }
-            p.publishing.store(true, Ordering::Release);
-            if p.subscribed.load(Ordering::Acquire) {
-                p.outage.end(&p.hub);
-            }
-            tracing::info!("redis publishing restored");
+            let probe = || {
+                let mut conn = conn.clone();
+                async move { conn.send_packed_command(&redis::cmd("PING")).await.is_ok() }
+            };
+            p.recover(probe, "redis").await;
         }
         batch.clear();
     }

@@ -105,23 +105,13 @@ async fn publish_loop(conn: ClusterConnection, mut rx: mpsc::Receiver<(String, B
             }
         }
         if let Some(channel) = failed_channel {
-            p.publishing.store(false, Ordering::Release);
-            p.outage.begin();
             // A keyed command on the failed slot succeeds once the shard has a (new) master.
-            let mut wait = Duration::from_millis(100);
-            loop {
-                let probe: redis::RedisResult<i64> = redis::cmd("EXISTS").arg(&channel).query_async(&mut conn.clone()).await;
-                if probe.is_ok() {
-                    break;
-                }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(MAX_BACKOFF);
-            }
-            p.publishing.store(true, Ordering::Release);
-            if p.subscribed.load(Ordering::Acquire) {
-                p.outage.end(&p.hub);
-            }
-            tracing::info!("redis cluster publishing restored");
+            let probe = || {
+                let mut conn = conn.clone();
+                let exists = redis::cmd("EXISTS").arg(&channel).clone();
+                async move { exists.query_async::<i64>(&mut conn).await.is_ok() }
+            };
+            p.recover(probe, "redis cluster").await;
         }
         batch.clear();
     }
