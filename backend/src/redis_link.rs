@@ -10,13 +10,14 @@
 //! and refreshes the slot map after a failover) on a cluster. Every key a multi-key
 //! command or script touches shares one hash tag, so it lives in one slot either way.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisFuture, Value};
 
 /// Which kind of Redis deployment `REDIS_URL` names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -71,7 +72,7 @@ impl RedisConn {
     pub async fn connect(url: &str, mode: RedisMode) -> anyhow::Result<Self> {
         match mode {
             RedisMode::Cluster => {
-                let client = cluster_client(url)?;
+                let client = cluster_client(url).await?;
                 Ok(Self::Cluster(client.get_async_connection().await.context("connecting to the Redis Cluster")?))
             }
             RedisMode::Single | RedisMode::Auto => {
@@ -91,8 +92,25 @@ impl RedisConn {
 /// A cluster client with the same short timeouts as the single-server connections, so a
 /// shard without a master turns into prompt errors (and the layer's "down") rather than
 /// requests that hang through a long retry schedule.
-pub fn cluster_client(url: &str) -> anyhow::Result<redis::cluster::ClusterClient> {
-    ClusterClientBuilder::new(nodes(url))
+///
+/// Its seed nodes are the nodes `url` lists **and every node the cluster reported at start**
+/// (masters and replicas, from `CLUSTER SLOTS`). The client falls back to its seeds when it
+/// has lost every connection — which a failover can cause — so seeds that are only the one
+/// node in `REDIS_URL` would strand an instance for good once that node died.
+pub async fn cluster_client(url: &str) -> anyhow::Result<redis::cluster::ClusterClient> {
+    let configured = nodes(url);
+    let first: ConnectionInfo = configured.first().context("REDIS_URL is empty")?.parse().context("parsing REDIS_URL")?;
+    let mut seeds = Vec::with_capacity(configured.len());
+    for node in &configured {
+        seeds.push(node.parse::<ConnectionInfo>().with_context(|| format!("parsing the Redis URL {node}"))?);
+    }
+    let mut known: HashSet<(String, u16)> = seeds.iter().filter_map(tcp_address).collect();
+    for (host, port) in discover(&seeds).await {
+        if known.insert((host.clone(), port)) {
+            seeds.push(with_address(&first, host, port));
+        }
+    }
+    ClusterClientBuilder::new(seeds)
         .connection_timeout(Duration::from_secs(1))
         .response_timeout(Duration::from_secs(2))
         .retries(3)
@@ -100,6 +118,62 @@ pub fn cluster_client(url: &str) -> anyhow::Result<redis::cluster::ClusterClient
         .max_retry_wait(500)
         .build()
         .context("parsing REDIS_URL as cluster nodes")
+}
+
+/// Every node address in the first answer to `CLUSTER SLOTS` from one of `seeds`; none when
+/// no seed answers (the client then starts from the seeds alone and reports their errors).
+async fn discover(seeds: &[ConnectionInfo]) -> Vec<(String, u16)> {
+    for seed in seeds {
+        let Some((seed_host, _)) = tcp_address(seed) else { continue };
+        let asked = async {
+            let mut conn = redis::Client::open(seed.clone())?.get_multiplexed_async_connection().await?;
+            redis::cmd("CLUSTER").arg("SLOTS").query_async::<Value>(&mut conn).await
+        };
+        match tokio::time::timeout(Duration::from_secs(3), asked).await {
+            Ok(Ok(slots)) => return slot_nodes(&slots, &seed_host),
+            Ok(Err(err)) => tracing::debug!(%err, "CLUSTER SLOTS failed on a seed node"),
+            Err(_) => tracing::debug!("CLUSTER SLOTS timed out on a seed node"),
+        }
+    }
+    Vec::new()
+}
+
+/// The `host:port` of every master and replica in a `CLUSTER SLOTS` answer. An empty host
+/// means "the node you asked" (`asked_host`). Malformed entries are skipped: this list only
+/// widens the seeds.
+pub fn slot_nodes(slots: &Value, asked_host: &str) -> Vec<(String, u16)> {
+    let Value::Array(ranges) = slots else { return Vec::new() };
+    let mut out = Vec::new();
+    for range in ranges {
+        let Value::Array(fields) = range else { continue };
+        for node in fields.iter().skip(2) {
+            let Value::Array(node) = node else { continue };
+            let [host, port, ..] = node.as_slice() else { continue };
+            let (Ok(host), Ok(port)) = (redis::from_redis_value::<String>(host), redis::from_redis_value::<u16>(port)) else { continue };
+            let host = if host.is_empty() || host == "?" { asked_host.to_owned() } else { host };
+            if !out.contains(&(host.clone(), port)) {
+                out.push((host, port));
+            }
+        }
+    }
+    out
+}
+
+fn tcp_address(info: &ConnectionInfo) -> Option<(String, u16)> {
+    match &info.addr {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
+        _ => None,
+    }
+}
+
+/// `base` (credentials, TLS, protocol) pointed at another node.
+pub fn with_address(base: &ConnectionInfo, host: String, port: u16) -> ConnectionInfo {
+    let mut info = base.clone();
+    info.addr = match &base.addr {
+        ConnectionAddr::TcpTls { insecure, tls_params, .. } => ConnectionAddr::TcpTls { host, port, insecure: *insecure, tls_params: tls_params.clone() },
+        _ => ConnectionAddr::Tcp(host, port),
+    };
+    info
 }
 
 impl ConnectionLike for RedisConn {
@@ -159,6 +233,20 @@ mod tests {
         assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
         assert_ne!(slot(b"foo{}{bar}"), slot(b"bar"), "an empty tag means the whole name");
         assert_eq!(slot(b"confab:{confab:p}:instances"), slot(b"confab:p"));
+    }
+
+    #[test]
+    fn every_node_of_the_slot_map_becomes_a_seed() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let node = |host: &str, port: i64| Value::Array(vec![bulk(host), Value::Int(port), bulk("id")]);
+        let answer = Value::Array(vec![
+            Value::Array(vec![Value::Int(0), Value::Int(5460), node("10.0.0.1", 7001), node("10.0.0.4", 7004)]),
+            Value::Array(vec![Value::Int(5461), Value::Int(16383), node("", 7002), node("10.0.0.1", 7001)]),
+            Value::Array(vec![Value::Int(1)]),
+        ]);
+        let got = slot_nodes(&answer, "10.0.0.9");
+        assert_eq!(got, [("10.0.0.1".to_owned(), 7001), ("10.0.0.4".to_owned(), 7004), ("10.0.0.9".to_owned(), 7002)]);
+        assert!(slot_nodes(&Value::Int(1), "h").is_empty());
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl RedisLayer {
     /// Starts the layer on a Redis Cluster. `url` lists one or more nodes; the others are
     /// found from the slot map.
     pub async fn start_cluster(url: &str) -> anyhow::Result<Self> {
-        let client = redis_link::cluster_client(url)?;
+        let client = redis_link::cluster_client(url).await?;
         let conn = client.get_async_connection().await?;
         let first = redis_link::nodes(url).into_iter().next().ok_or_else(|| anyhow::anyhow!("REDIS_URL is empty"))?;
         let base: ConnectionInfo = first.parse()?;
@@ -332,11 +332,7 @@ impl Subscriber {
         let masters: HashSet<String> = shards.ranges.iter().map(|r| r.master.clone()).collect();
         for master in masters {
             let (host, port) = master.rsplit_once(':').and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?))).ok_or_else(|| anyhow::anyhow!("bad node address {master}"))?;
-            let mut info = self.base.clone();
-            info.addr = match &self.base.addr {
-                ConnectionAddr::TcpTls { insecure, tls_params, .. } => ConnectionAddr::TcpTls { host, port, insecure: *insecure, tls_params: tls_params.clone() },
-                _ => ConnectionAddr::Tcp(host, port),
-            };
+            let mut info = redis_link::with_address(&self.base, host, port);
             info.redis.protocol = ProtocolVersion::RESP3;
             let pushes = events.clone();
             let config = AsyncConnectionConfig::new()
