@@ -4,7 +4,9 @@
 # frontend/dist. The scenario (e2e/browser/tests) signs up two people in separate browser
 # profiles, chats, edits, reacts, exchanges private messages, restarts the server mid-way
 # and checks that both tabs catch up exactly once, reads anonymously, exports a room and
-# shows an admin notice.
+# shows an admin notice. Another (e2e/browser/tests/settings.test.mjs) creates, uses and
+# revokes an API token in the Settings page, and as an admin registers a webhook to a
+# receiver on 127.0.0.1, watches a delivery fail and retries it from the page.
 #
 # Environment: CONFAB_BIN (the server), CONFAB_SCREENSHOTS=docs/screenshots to save the
 # PNGs of the main pages, CONFAB_SKIP_SPA_BUILD=1 to use frontend/dist as it is.
@@ -32,7 +34,10 @@ fi
 
 # Short-lived access tokens, so the tabs must answer `session.expiring` several times
 # during the run (refresh, then `auth.refresh`) without dropping their sockets.
-server_env=(CONFAB_STATIC_DIR="$root/frontend/dist" CONFAB_ACCESS_TTL_SECS=45 CONFAB_EXPIRY_WARNING_SECS=35)
+# Webhooks may post to the test's receiver on 127.0.0.1, and a failed delivery is retried
+# only after 5 to 10 minutes, so within the run a second attempt is the Retry button's.
+server_env=(CONFAB_STATIC_DIR="$root/frontend/dist" CONFAB_ACCESS_TTL_SECS=45 CONFAB_EXPIRY_WARNING_SECS=35
+    CONFAB_WEBHOOK_ALLOW_PRIVATE=true CONFAB_WEBHOOK_RETRY_BASE_MS=600000)
 confab_start "${server_env[@]}"
 # The scenario restarts the server (same port, same data dir); stop whichever runs last.
 browser_cleanup() {

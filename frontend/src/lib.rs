@@ -30,6 +30,7 @@ use crate::pages::login::LoginPage;
 use crate::pages::online::OnlinePage;
 use crate::pages::room::RoomPage;
 use crate::pages::rooms::RoomsPage;
+use crate::pages::settings::SettingsPage;
 use crate::pages::signup::SignupPage;
 use crate::session::Session;
 use crate::state::Chat;
@@ -63,6 +64,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/online") view=OnlinePage />
                     <Route path=path!("/dm") view=DmListPage />
                     <Route path=path!("/dm/:user") view=ConversationPage />
+                    <Route path=path!("/settings") view=SettingsPage />
                 </Routes>
             </main>
             <ToastHost />

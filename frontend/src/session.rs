@@ -132,6 +132,18 @@ impl Session {
         before != after
     }
 
+    /// A usable access token for a REST call, refreshed first when it has less than
+    /// `margin_ms` left (a REST call cannot answer `session.expiring` as the socket does).
+    pub async fn access_token(&self, margin_ms: f64) -> Result<String, ApiError> {
+        let Some(tokens) = self.tokens_untracked() else {
+            return Err(ApiError { status: 401, message: "Log in to do that.".into(), field: None });
+        };
+        if !tokens.expires_within(margin_ms) {
+            return Ok(tokens.access_token);
+        }
+        self.refresh().await
+    }
+
     /// Gets a fresh access token with the refresh token, coordinated across tabs.
     ///
     /// An error with [`ApiError::is_unauthorized`] means the session is over.

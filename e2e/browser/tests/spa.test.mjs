@@ -26,8 +26,8 @@ import {
   stopServer,
   until,
 } from '../lib/harness.mjs';
+import { PASSWORD, messageTexts, messageWithText, messages, openRoom, send, signUp } from '../lib/actions.mjs';
 
-const PASSWORD = 'correct horse battery';
 const ROOM = 'lobby';
 
 const ACCESS_TTL_MS = Number(process.env.CONFAB_ACCESS_TTL_SECS ?? 900) * 1000;
@@ -38,53 +38,8 @@ let tokenMark;
 /** @type {import('playwright-core').Page} */ let alice;
 /** @type {import('playwright-core').Page} */ let bob;
 
-/** Signs up through the form and waits until the app is connected as that user. */
-async function signUp(page, username, password = PASSWORD) {
-  await page.goto('/signup');
-  await page.getByTestId('signup-username').fill(username);
-  await page.getByTestId('signup-password').fill(password);
-  await page.getByTestId('signup-confirm').fill(password);
-  await page.getByTestId('signup-submit').click();
-  await expectText(page.getByTestId('current-user'), username);
-  await expectAttr(page.getByTestId('connection-state'), 'data-state', 'connected');
-}
-
-/** Opens a room through the picker: type the name, press Enter. */
-async function openRoom(page, room) {
-  await page.getByTestId('nav-rooms').click();
-  await page.getByTestId('room-name-input').fill(room);
-  await page.getByTestId('room-name-input').press('Enter');
-  await page.getByTestId('room-page').and(page.locator(`[data-room="${room}"]`)).waitFor();
-  // Joined once the log shows messages or says it has none (not "Joining…").
-  await until(`joined ${room}`, async () => {
-    const empty = await page.getByTestId('log-empty').allInnerTexts();
-    return empty.length === 0 ? (await messages(page).count()) > 0 : empty.some((t) => t.includes('No messages'));
-  });
-}
-
-/** Types into the composer and presses Enter. */
-async function send(page, text) {
-  const input = page.getByTestId('composer-input');
-  await input.fill(text);
-  await input.press('Enter');
-  await expectCount(page.getByTestId('message-pending'), 0);
-}
-
 async function storedAccessToken(page) {
   return page.evaluate(() => JSON.parse(localStorage.getItem('confab.session') ?? 'null')?.access_token ?? null);
-}
-
-function messages(page) {
-  return page.getByTestId('message-log').getByTestId('message');
-}
-
-function messageWithText(page, text) {
-  return messages(page).filter({ has: page.getByTestId('message-text').getByText(text, { exact: true }) });
-}
-
-/** The texts of every message row, in order. */
-async function messageTexts(page) {
-  return messages(page).getByTestId('message-text').allInnerTexts();
 }
 
 describe('Confab SPA', { concurrency: false }, () => {

@@ -1,7 +1,11 @@
 //! Typed helpers for the REST API. Every failure becomes an [`ApiError`] whose message is
 //! the server's problem+json `detail`, so forms can show exactly what went wrong.
 
-use confab_shared::{CreateJob, CreateRoom, Credentials, JobAccepted, Problem, RefreshRequest, RoomSummary, TokenPair, User};
+use confab_shared::webhooks::{CreateWebhook, Webhook, WebhookCreated, WebhookDelivery};
+use confab_shared::{
+    ApiToken, ApiTokenCreated, CreateApiToken, CreateJob, CreateRoom, Credentials, JobAccepted, Problem,
+    RefreshRequest, RoomSummary, TokenPair, User,
+};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -89,8 +93,20 @@ fn fallback(status: u16) -> &'static str {
     }
 }
 
-async fn post_json<B: Serialize, T: DeserializeOwned>(path: &str, body: &B, token: Option<&str>) -> Result<T, ApiError> {
+async fn post_json<B: Serialize, T: DeserializeOwned>(
+    path: &str,
+    body: &B,
+    token: Option<&str>,
+) -> Result<T, ApiError> {
     decode(send(with_bearer(Request::post(path), token).json(body)).await?).await
+}
+
+async fn get_json<T: DeserializeOwned>(path: &str, token: &str) -> Result<T, ApiError> {
+    decode(send(with_bearer(Request::get(path), Some(token)).build()).await?).await
+}
+
+async fn delete(path: &str, token: &str) -> Result<(), ApiError> {
+    send(with_bearer(Request::delete(path), Some(token)).build()).await.map(drop)
 }
 
 /// `POST /api/auth/signup`.
@@ -126,6 +142,51 @@ pub async fn create_room(access_token: &str, body: &CreateRoom) -> Result<RoomSu
 /// `POST /api/jobs`: starts exporting a room's history; progress arrives on the socket.
 pub async fn create_export(access_token: &str, body: &CreateJob) -> Result<JobAccepted, ApiError> {
     post_json("/api/jobs", body, Some(access_token)).await
+}
+
+/// `POST /api/tokens`: the answer carries the `cfb_…` secret, the only time it is sent.
+pub async fn create_token(access_token: &str, body: &CreateApiToken) -> Result<ApiTokenCreated, ApiError> {
+    post_json("/api/tokens", body, Some(access_token)).await
+}
+
+/// `GET /api/tokens`: the caller's tokens, without their secrets.
+pub async fn list_tokens(access_token: &str) -> Result<Vec<ApiToken>, ApiError> {
+    get_json("/api/tokens", access_token).await
+}
+
+/// `DELETE /api/tokens/{id}`: the token stops working and its sockets close with 4003.
+pub async fn revoke_token(access_token: &str, id: i64) -> Result<(), ApiError> {
+    delete(&format!("/api/tokens/{id}"), access_token).await
+}
+
+/// `POST /api/webhooks` (admins): the answer carries the `whsec_…` secret, the only time it is sent.
+pub async fn create_webhook(access_token: &str, body: &CreateWebhook) -> Result<WebhookCreated, ApiError> {
+    post_json("/api/webhooks", body, Some(access_token)).await
+}
+
+/// `GET /api/webhooks` (admins): every webhook, oldest first.
+pub async fn list_webhooks(access_token: &str) -> Result<Vec<Webhook>, ApiError> {
+    get_json("/api/webhooks", access_token).await
+}
+
+/// `DELETE /api/webhooks/{id}` (admins): removes it with its pending deliveries.
+pub async fn delete_webhook(access_token: &str, id: i64) -> Result<(), ApiError> {
+    delete(&format!("/api/webhooks/{id}"), access_token).await
+}
+
+/// `GET /api/webhooks/{id}/deliveries` (admins): the newest deliveries first.
+pub async fn list_deliveries(access_token: &str, webhook_id: i64) -> Result<Vec<WebhookDelivery>, ApiError> {
+    get_json(&format!("/api/webhooks/{webhook_id}/deliveries"), access_token).await
+}
+
+/// `POST /api/webhooks/{id}/deliveries/{delivery_id}/retry` (admins): attempts it again now.
+pub async fn retry_delivery(
+    access_token: &str,
+    webhook_id: i64,
+    delivery_id: i64,
+) -> Result<WebhookDelivery, ApiError> {
+    let path = format!("/api/webhooks/{webhook_id}/deliveries/{delivery_id}/retry");
+    decode(send(with_bearer(Request::post(&path), Some(access_token)).build()).await?).await
 }
 
 /// A finished export, fetched with the bearer token (a plain link cannot send the header).

@@ -9,13 +9,18 @@
 //! - [`composer`]: the message box (Enter sends, Shift+Enter breaks the line).
 //! - [`typing`]: "… is typing".
 //! - [`export`]: "Export history" with live progress and the download.
+//! - [`form`]: form and field errors, checkbox groups; [`confirm`]: ask-again buttons;
+//!   [`secret`]: a secret shown once, with a copy button.
 
 pub mod composer;
+pub mod confirm;
 pub mod connection;
 pub mod export;
+pub mod form;
 pub mod message;
 pub mod presence;
 pub mod scroll_log;
+pub mod secret;
 pub mod shell;
 pub mod toasts;
 pub mod typing;

@@ -19,6 +19,8 @@ pub fn Header() -> impl IntoView {
             "people"
         } else if path.starts_with("/dm") {
             "dm"
+        } else if path.starts_with("/settings") {
+            "settings"
         } else if path == "/" || path.starts_with("/rooms") {
             "rooms"
         } else {
@@ -70,6 +72,11 @@ pub fn Header() -> impl IntoView {
                         </span>
                     </Show>
                 </a>
+                <Show when=move || session.is_logged_in()>
+                    <a href="/settings" data-testid="nav-settings" aria-current=current("settings")>
+                        "Settings"
+                    </a>
+                </Show>
             </nav>
             <ConnectionBadge />
             <div class="account">

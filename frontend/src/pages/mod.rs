@@ -4,12 +4,14 @@
 //! - [`online`]: "Who's online": everyone with a live presence badge.
 //! - [`rooms`]: the room picker; [`room`]: one room.
 //! - [`dm`]: the conversation list and one private conversation.
+//! - [`settings`]: API tokens and (for admins) webhooks.
 
 pub mod dm;
 pub mod login;
 pub mod online;
 pub mod room;
 pub mod rooms;
+pub mod settings;
 pub mod signup;
 
 use leptos::prelude::*;

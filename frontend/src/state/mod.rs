@@ -16,7 +16,10 @@ pub mod dm;
 pub mod jobs;
 mod members;
 pub mod presence;
+pub mod registry;
 pub mod room;
+pub mod tokens;
+pub mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -33,6 +36,8 @@ use self::dm::{Conversation, DmIndex};
 use self::jobs::{Downloaded, Export};
 use self::presence::Presence;
 use self::room::{JoinStatus, PAGE, PendingSend, RoomState};
+use self::tokens::ApiTokens;
+use self::webhooks::Webhooks;
 use crate::api::rest;
 use crate::api::socket::{CONNECTION_LOST, Hooks, NOT_CONNECTED, Socket};
 use crate::components::toasts::Toasts;
@@ -44,7 +49,7 @@ const JOIN_HISTORY: u32 = 50;
 /// Messages fetched when a conversation opens.
 const DM_HISTORY: u32 = 50;
 /// The access token is renewed when it has less than this left before a (re)connect.
-const REFRESH_MARGIN_MS: f64 = 30_000.0;
+pub(crate) const REFRESH_MARGIN_MS: f64 = 30_000.0;
 /// Upper bound on `sync` round trips after one reconnect (500 items each).
 const MAX_SYNC_PAGES: usize = 200;
 /// Pages of 200 rooms the room list loads at most.
@@ -85,6 +90,10 @@ pub struct Chat {
     read_sent: StoredValue<HashMap<String, i64>>,
     /// Room exports started from this tab, newest last.
     pub exports: RwSignal<Vec<Export>>,
+    /// The logged-in person's API tokens (Settings).
+    pub tokens: ApiTokens,
+    /// Webhooks, for admins (Settings).
+    pub webhooks: Webhooks,
 }
 
 impl Chat {
@@ -106,6 +115,8 @@ impl Chat {
             identity: StoredValue::new(None),
             read_sent: StoredValue::new(HashMap::new()),
             exports: RwSignal::new(Vec::new()),
+            tokens: ApiTokens::new(session),
+            webhooks: Webhooks::new(session),
         }
     }
 
@@ -549,13 +560,7 @@ impl Chat {
 
     /// A usable access token for a REST call, refreshed first when it is about to expire.
     async fn access_token(self) -> Result<String, String> {
-        let Some(tokens) = self.session.tokens_untracked() else {
-            return Err("Log in to do that.".into());
-        };
-        if !tokens.expires_within(REFRESH_MARGIN_MS) {
-            return Ok(tokens.access_token);
-        }
-        self.session.refresh().await.map_err(|e| e.message)
+        self.session.access_token(REFRESH_MARGIN_MS).await.map_err(|e| e.message)
     }
 
     /// Starts exporting a room's history and follows its progress.
