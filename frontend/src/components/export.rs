@@ -22,7 +22,7 @@ pub fn ExportButton(#[prop(into)] room: Signal<String>) -> impl IntoView {
         let room = room.get_untracked();
         let format = format.get_untracked();
         spawn_local(async move {
-            chat.start_export(room, format).await;
+            chat.jobs.start(room, format).await;
             busy.set(false);
         });
     };
@@ -60,7 +60,7 @@ pub fn ExportList(#[prop(into)] room: Signal<String>) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let mine = move || {
         let room = room.get();
-        chat.exports.with(|all| all.iter().filter(|e| e.room.eq_ignore_ascii_case(&room)).map(|e| e.job_id).collect::<Vec<_>>())
+        chat.jobs.exports.with(|all| all.iter().filter(|e| e.room.eq_ignore_ascii_case(&room)).map(|e| e.job_id).collect::<Vec<_>>())
     };
     view! {
         <Show when=move || !mine().is_empty()>
@@ -76,7 +76,7 @@ pub fn ExportList(#[prop(into)] room: Signal<String>) -> impl IntoView {
 #[component]
 fn ExportRow(job_id: i64) -> impl IntoView {
     let chat = expect_context::<Chat>();
-    let export = Memo::new(move |_| chat.exports.with(|all| all.iter().find(|e| e.job_id == job_id).cloned()));
+    let export = Memo::new(move |_| chat.jobs.exports.with(|all| all.iter().find(|e| e.job_id == job_id).cloned()));
     let percent = move || export.with(|e| e.as_ref().map_or(0, |e| e.percent));
     let state = move || export.with(|e| e.as_ref().map_or("queued", |e| e.state_str()));
     let status = move || {
@@ -128,7 +128,7 @@ fn ExportRow(job_id: i64) -> impl IntoView {
                                 <button
                                     class="link"
                                     data-testid="export-retry"
-                                    on:click=move |_| spawn_local(chat.fetch_export(job_id))
+                                    on:click=move |_| spawn_local(chat.jobs.fetch(job_id))
                                 >
                                     "Retry download"
                                 </button>
@@ -139,7 +139,7 @@ fn ExportRow(job_id: i64) -> impl IntoView {
                     class="icon"
                     aria-label="Dismiss export"
                     data-testid="export-dismiss"
-                    on:click=move |_| chat.dismiss_export(job_id)
+                    on:click=move |_| chat.jobs.dismiss(job_id)
                 >
                     "×"
                 </button>

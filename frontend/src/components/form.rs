@@ -1,4 +1,5 @@
-//! Pieces every form uses: the form-wide error, a field's error, a group of checkboxes.
+//! Pieces every form uses: the form-wide error, a labelled field with its hint and error,
+//! a group of checkboxes.
 //!
 //! Errors are live regions (`role="alert"`) so screen readers announce them, and a field's
 //! error is tied to its input with `aria-describedby` by the caller using [`error_id`].
@@ -39,6 +40,60 @@ pub fn FieldError(
                 </small>
             }
         })
+    }
+}
+
+/// A labelled input with its hint and its error, wired up for screen readers.
+#[component]
+pub fn Field(
+    id: &'static str,
+    label: &'static str,
+    hint: &'static str,
+    kind: &'static str,
+    autocomplete: &'static str,
+    value: RwSignal<String>,
+    error: RwSignal<Option<String>>,
+    /// Shown in the empty box.
+    #[prop(optional)]
+    placeholder: &'static str,
+    /// Whether the field may stay empty (it is `required` otherwise).
+    #[prop(optional)]
+    optional: bool,
+) -> impl IntoView {
+    let hint_id = format!("{id}-hint");
+    let described_by = {
+        let hint_id = hint_id.clone();
+        move || {
+            let mut ids = Vec::new();
+            if !hint.is_empty() {
+                ids.push(hint_id.clone());
+            }
+            if error.with(Option::is_some) {
+                ids.push(error_id(id));
+            }
+            ids.join(" ")
+        }
+    };
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <input
+                id=id
+                type=kind
+                autocomplete=autocomplete
+                autocapitalize="none"
+                spellcheck="false"
+                required=!optional
+                placeholder=placeholder
+                data-testid=id
+                aria-invalid=move || error.with(Option::is_some).to_string()
+                aria-describedby=described_by
+                prop:value=move || value.get()
+                on:input=move |ev| value.set(event_target_value(&ev))
+            />
+            {(!hint.is_empty()).then(|| view! { <small id=hint_id class="hint">{hint}</small> })}
+            <FieldError field_id=id error />
+        </div>
     }
 }
 

@@ -7,7 +7,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::state::Chat;
-use crate::state::room::{MsgItem, PendingSend, RoomState};
+use crate::state::log::PendingSend;
+use crate::state::room::{MsgItem, RoomState};
 use crate::util::{long_time, short_time};
 
 /// The quick reactions offered by the picker.
@@ -69,7 +70,7 @@ pub fn MessageItem(item: MsgItem, state: RoomState) -> impl IntoView {
             let text = draft.get_untracked();
             let state = state.clone();
             spawn_local(async move {
-                if chat.edit_message(state, id, text).await {
+                if chat.rooms.edit(state, id, text).await {
                     editing.set(false);
                 }
             });
@@ -91,7 +92,7 @@ pub fn MessageItem(item: MsgItem, state: RoomState) -> impl IntoView {
     };
     let delete = {
         let state = state.clone();
-        move |_| spawn_local(chat.delete_message(state.clone(), id))
+        move |_| spawn_local(chat.rooms.delete(state.clone(), id))
     };
 
     let body = {
@@ -272,7 +273,7 @@ fn EmojiPicker(msg: ArcRwSignal<Message>, state: RoomState, open: RwSignal<bool>
                             on:click=move |_| {
                                 let on = !reacted(&msg, &emoji, &me);
                                 open.set(false);
-                                spawn_local(chat.react(state.clone(), id, emoji.clone(), on));
+                                spawn_local(chat.rooms.react(state.clone(), id, emoji.clone(), on));
                             }
                         >
                             {emoji.clone()}
@@ -318,7 +319,7 @@ fn Reactions(msg: ArcRwSignal<Message>, state: RoomState) -> impl IntoView {
                             aria-label=label
                             title=who
                             disabled=!logged_in
-                            on:click=move |_| spawn_local(chat.react(state.clone(), id, emoji.clone(), !mine))
+                            on:click=move |_| spawn_local(chat.rooms.react(state.clone(), id, emoji.clone(), !mine))
                         >
                             <span aria-hidden="true">{emoji.clone()}</span>
                             <span class="reaction-count" aria-hidden="true">{count}</span>

@@ -28,7 +28,7 @@ pub fn Header() -> impl IntoView {
         }
     };
     let current = move |name: &'static str| move || (section() == name).then_some("page");
-    let dm_unread = move || chat.dm_index.with(|i| i.total_unread());
+    let dm_unread = move || chat.dms.index.with(|i| i.total_unread());
     // Come back to the page you were on after logging in.
     let login_href = move || {
         let here = path.get();

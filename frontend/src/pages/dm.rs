@@ -3,18 +3,16 @@
 use confab_shared::{DirectMessage, validate};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
-use super::{LoginPrompt, set_title};
-use crate::api::socket::ConnState;
-use crate::components::composer::Composer;
-use crate::components::message::PendingItem;
+use super::{InvalidAddress, LoginPrompt, set_title};
+use crate::components::conversation::{ConversationPane, read_while_shown};
+use crate::components::form::FormError;
 use crate::components::presence::PresenceBadge;
-use crate::components::scroll_log::ScrollLog;
 use crate::state::Chat;
+use crate::state::conversation::Target;
 use crate::state::dm::ConvoSummary;
-use crate::util::{long_time, page_visible, short_time};
+use crate::util::{long_time, short_time};
 
 /// `/dm`: every conversation, newest first, with unread counts.
 #[component]
@@ -27,7 +25,7 @@ pub fn DmListPage() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
 
     let convos = move || {
-        let mut list: Vec<ConvoSummary> = chat.dm_index.with(|i| i.convos.values().cloned().collect());
+        let mut list: Vec<ConvoSummary> = chat.dms.index.with(|i| i.convos.values().cloned().collect());
         list.sort_by_key(|c| std::cmp::Reverse(c.last_id));
         list
     };
@@ -67,11 +65,7 @@ pub fn DmListPage() -> impl IntoView {
                             "Open"
                         </button>
                     </div>
-                    {move || {
-                        error
-                            .get()
-                            .map(|e| view! { <p class="form-error" role="alert" data-testid="form-error">{e}</p> })
-                    }}
+                    <FormError error />
                 </form>
                 <ul class="list convo-list" data-testid="dm-list">
                     <For
@@ -80,7 +74,7 @@ pub fn DmListPage() -> impl IntoView {
                         children=move |convo| view! { <ConvoRow convo /> }
                     />
                 </ul>
-                <Show when=move || chat.dm_index.with(|i| i.convos.is_empty())>
+                <Show when=move || chat.dms.index.with(|i| i.convos.is_empty())>
                     <p class="muted" data-testid="dm-empty">
                         "No conversations yet. Pick someone in " <a href="/online">"People"</a>
                         ", or type " <code>"/pm user text"</code> " in a room."
@@ -139,102 +133,36 @@ pub fn ConversationPage() -> impl IntoView {
             }
                 .into_any();
         }
-        view! { <ConversationView peer /> }.into_any()
+        view! { <DmView peer /> }.into_any()
     }
 }
 
 #[component]
-fn ConversationView(peer: String) -> impl IntoView {
+fn DmView(peer: String) -> impl IntoView {
     set_title(&format!("@{peer}"));
     if let Err(why) = validate::username(&peer) {
-        return view! {
-            <section class="page narrow">
-                <div class="card error" role="alert" data-testid="dm-error">
-                    {format!("“{peer}” is not a valid username: it {why}.")}
-                </div>
-            </section>
-        }
-            .into_any();
+        let message = format!("“{peer}” is not a valid username: it {why}.");
+        return view! { <InvalidAddress testid="dm-error" message /> }.into_any();
     }
     let chat = expect_context::<Chat>();
-    let session = chat.session;
-    let convo = chat.open_conversation(&peer);
+    let convo = chat.dms.open(&peer);
     {
         let peer = peer.clone();
-        on_cleanup(move || chat.close_conversation(&peer));
+        on_cleanup(move || chat.dms.close(&peer));
     }
-    {
-        let convo = convo.clone();
-        Effect::new(move |_| {
-            convo.messages.track();
-            if page_visible() {
-                chat.mark_dm_read(&convo);
-            }
-        });
-    }
+    read_while_shown(Target::Dm(convo.clone()));
 
     let key = peer.to_lowercase();
     let online = Signal::derive(move || chat.presence.is_online(&key));
-    let me = session.username().unwrap_or_default();
+    let me = chat.session.username().unwrap_or_default();
     // The delivery receipt sits under our newest message.
     let last_mine = {
-        let (messages, me) = (convo.messages.clone(), me.clone());
+        let messages = convo.log.messages.clone();
         Memo::new(move |_| messages.with(|m| m.iter().rev().find(|m| m.from.eq_ignore_ascii_case(&me)).map(|m| m.id)))
     };
     let visible = {
-        let convo = convo.clone();
-        move || convo.visible()
-    };
-    let revision = {
-        let convo = convo.clone();
-        Signal::derive(move || {
-            let newest = convo.messages.with(|m| m.last().map_or(0, |m| m.id));
-            let shown = convo.messages.with(Vec::len).min(convo.window.get());
-            (shown + convo.pending.with(Vec::len), newest)
-        })
-    };
-    let can_load_earlier = {
-        let convo = convo.clone();
-        Signal::derive(move || convo.can_load_earlier())
-    };
-    let loading_earlier = {
-        let loading = convo.loading_earlier.clone();
-        Signal::derive(move || loading.get())
-    };
-    let on_load_earlier = {
-        let convo = convo.clone();
-        Callback::new(move |()| spawn_local(chat.load_earlier_dms(convo.clone())))
-    };
-    let pending = {
-        let pending = convo.pending.clone();
-        move || pending.get()
-    };
-    let on_retry = {
-        let convo = convo.clone();
-        Callback::new(move |nonce: String| chat.retry_dm(&convo, &nonce))
-    };
-    let on_discard = {
-        let pending = convo.pending.clone();
-        Callback::new(move |nonce: String| Chat::discard_pending(&pending, &nonce))
-    };
-    let on_send = {
-        let convo = convo.clone();
-        Callback::new(move |text: String| chat.send_dm(&convo, &text))
-    };
-    let offline = Signal::derive(move || chat.socket.state() != ConnState::Connected);
-    let status = {
-        let convo = convo.clone();
-        move || {
-            if let Some(err) = convo.error.get() {
-                Some(err)
-            } else if !convo.loaded.get() {
-                Some("Loading the conversation…".to_owned())
-            } else if convo.messages.with(Vec::is_empty) && convo.pending.with(Vec::is_empty) {
-                Some("No messages yet. Say hello!".to_owned())
-            } else {
-                None
-            }
-        }
+        let log = convo.log.clone();
+        move || log.visible()
     };
 
     view! {
@@ -247,30 +175,14 @@ fn ConversationView(peer: String) -> impl IntoView {
                 <PresenceBadge online />
             </header>
             <div class="room-body">
-                <div class="room-main">
-                    <ScrollLog
-                        label=format!("Conversation with {peer}")
-                        revision
-                        can_load_earlier
-                        loading_earlier
-                        on_load_earlier
-                    >
-                        {move || status().map(|s| view! { <p class="log-empty muted" data-testid="log-empty">{s}</p> })}
-                        <ol class="messages">
-                            <For
-                                each=visible
-                                key=|m| m.id
-                                children=move |dm| view! { <DmItem dm last_mine /> }
-                            />
-                            <For
-                                each=pending
-                                key=|p| (p.nonce.clone(), p.failed.clone())
-                                children=move |p| view! { <PendingItem pending=p on_retry on_discard /> }
-                            />
-                        </ol>
-                    </ScrollLog>
-                    <Composer label=format!("Message {peer}") placeholder=format!("Message {peer}") on_send offline />
-                </div>
+                <ConversationPane
+                    target=Target::Dm(convo)
+                    label=format!("Conversation with {peer}")
+                    composer_label=format!("Message {peer}")
+                    placeholder=format!("Message {peer}")
+                >
+                    <For each=visible key=|m| m.id children=move |dm| view! { <DmItem dm last_mine /> } />
+                </ConversationPane>
             </div>
         </section>
     }

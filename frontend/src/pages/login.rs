@@ -8,6 +8,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 
 use super::set_title;
 use crate::api::rest;
+use crate::components::form::{Field, FormError};
 use crate::state::Chat;
 
 /// Where to go after logging in: the `next` query if it is a path on this site.
@@ -27,6 +28,8 @@ pub fn LoginPage() -> impl IntoView {
     let password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    // A refused login names no field: its reason goes under the form.
+    let no_field_error = RwSignal::new(None::<String>);
 
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
@@ -69,44 +72,25 @@ pub fn LoginPage() -> impl IntoView {
                 </div>
             </Show>
             <form class="card form" on:submit=submit data-testid="login-form" novalidate>
-                <div class="field">
-                    <label for="login-username">"Username"</label>
-                    <input
-                        id="login-username"
-                        name="username"
-                        autocomplete="username"
-                        autocapitalize="none"
-                        spellcheck="false"
-                        required
-                        data-testid="login-username"
-                        prop:value=move || username.get()
-                        on:input=move |ev| username.set(event_target_value(&ev))
-                    />
-                </div>
-                <div class="field">
-                    <label for="login-password">"Password"</label>
-                    <input
-                        id="login-password"
-                        name="password"
-                        type="password"
-                        autocomplete="current-password"
-                        required
-                        data-testid="login-password"
-                        prop:value=move || password.get()
-                        on:input=move |ev| password.set(event_target_value(&ev))
-                    />
-                </div>
-                {move || {
-                    error
-                        .get()
-                        .map(|e| {
-                            view! {
-                                <p class="form-error" role="alert" data-testid="form-error">
-                                    {e}
-                                </p>
-                            }
-                        })
-                }}
+                <Field
+                    id="login-username"
+                    label="Username"
+                    hint=""
+                    kind="text"
+                    autocomplete="username"
+                    value=username
+                    error=no_field_error
+                />
+                <Field
+                    id="login-password"
+                    label="Password"
+                    hint=""
+                    kind="password"
+                    autocomplete="current-password"
+                    value=password
+                    error=no_field_error
+                />
+                <FormError error />
                 <button type="submit" class="primary wide" data-testid="login-submit" disabled=move || busy.get()>
                     {move || if busy.get() { "Logging in…" } else { "Log in" }}
                 </button>

@@ -35,6 +35,25 @@ pub fn NotFound() -> impl IntoView {
     }
 }
 
+/// Shown instead of a page whose address names something that cannot exist.
+#[component]
+pub fn InvalidAddress(
+    testid: &'static str,
+    message: String,
+    /// A way out: the link's target and text.
+    #[prop(optional)]
+    back: Option<(&'static str, &'static str)>,
+) -> impl IntoView {
+    view! {
+        <section class="page narrow">
+            <div class="card error" role="alert" data-testid=testid>
+                {message}
+                {back.map(|(href, text)| view! { " " <a href=href>{text}</a> })}
+            </div>
+        </section>
+    }
+}
+
 /// A "log in to …" card with a link back to where the visitor is.
 #[component]
 pub fn LoginPrompt(#[prop(into)] what: String) -> impl IntoView {

@@ -21,9 +21,7 @@ pub fn OnlinePage() -> impl IntoView {
     let session = chat.session;
     let filter = RwSignal::new(String::new());
     let online_only = RwSignal::new(false);
-    // The cursors of the pages before the one shown (for "previous"), and the one shown.
-    let back = RwSignal::new(Vec::<Option<String>>::new());
-    let cursor = RwSignal::new(None::<String>);
+    let cursors = RwSignal::new(Cursors::default());
     let page = RwSignal::new(None::<UsersPage>);
     let error = RwSignal::new(None::<String>);
     // Answers to superseded requests (typing fast) are dropped.
@@ -32,7 +30,7 @@ pub fn OnlinePage() -> impl IntoView {
     let load = move || {
         let prefix = filter.get_untracked().trim().to_owned();
         let params = UsersListParams {
-            cursor: cursor.get_untracked(),
+            cursor: cursors.with_untracked(|c| c.shown.clone()),
             limit: Some(PAGE_SIZE),
             prefix: (!prefix.is_empty()).then_some(prefix),
             online: online_only.get_untracked().then_some(true),
@@ -56,11 +54,15 @@ pub fn OnlinePage() -> impl IntoView {
             }
         });
     };
-    let restart = move || {
-        back.set(Vec::new());
-        cursor.set(None);
-        load();
-    };
+    // A new search or filter starts over from the first page.
+    Effect::watch(
+        move || (filter.get(), online_only.get()),
+        move |_, _, _| {
+            cursors.set(Cursors::default());
+            load();
+        },
+        false,
+    );
     // Every (re)connect reloads the page shown (and the connection watches it again).
     Effect::new(move |_| {
         chat.connection_epoch.track();
@@ -79,18 +81,26 @@ pub fn OnlinePage() -> impl IntoView {
             None => String::new(),
         })
     };
-    let has_next = move || page.with(|p| p.as_ref().is_some_and(|p| p.next_cursor.is_some()));
-    let has_prev = move || back.with(|b| !b.is_empty());
-    let next = move |_| {
-        let Some(next) = page.with_untracked(|p| p.as_ref().and_then(|p| p.next_cursor.clone())) else { return };
-        back.update(|b| b.push(cursor.get_untracked()));
-        cursor.set(Some(next));
-        load();
+    let next_cursor = move || page.with(|p| p.as_ref().and_then(|p| p.next_cursor.clone()));
+    // One step either way: forward to the page the server named, or back to the last one.
+    let step = move |forward: bool| {
+        let moved = if forward {
+            next_cursor().is_some_and(|next| cursors.try_update(|c| c.forward(next)).is_some())
+        } else {
+            cursors.try_update(Cursors::back).unwrap_or(false)
+        };
+        if moved {
+            load();
+        }
     };
-    let prev = move |_| {
-        let Some(previous) = back.try_update(|b| b.pop()).flatten() else { return };
-        cursor.set(previous);
-        load();
+    let pager_button = move |forward: bool| {
+        let (testid, text) = if forward { ("people-next", "Next →") } else { ("people-prev", "← Previous") };
+        let disabled = move || if forward { next_cursor().is_none() } else { cursors.with(|c| c.before.is_empty()) };
+        view! {
+            <button class="secondary small" data-testid=testid disabled=disabled on:click=move |_| step(forward)>
+                {text}
+            </button>
+        }
     };
 
     view! {
@@ -107,10 +117,7 @@ pub fn OnlinePage() -> impl IntoView {
                         placeholder="Search by name"
                         data-testid="user-filter"
                         prop:value=move || filter.get()
-                        on:input=move |ev| {
-                            filter.set(event_target_value(&ev));
-                            restart();
-                        }
+                        on:input=move |ev| filter.set(event_target_value(&ev))
                     />
                 </label>
                 <label class="check">
@@ -118,10 +125,7 @@ pub fn OnlinePage() -> impl IntoView {
                         type="checkbox"
                         data-testid="online-only"
                         prop:checked=move || online_only.get()
-                        on:change=move |ev| {
-                            online_only.set(event_target_checked(&ev));
-                            restart();
-                        }
+                        on:change=move |ev| online_only.set(event_target_checked(&ev))
                     />
                     " Online only"
                 </label>
@@ -153,15 +157,36 @@ pub fn OnlinePage() -> impl IntoView {
                     </p>
                 </Show>
                 <nav class="pager" aria-label="Pages of people">
-                    <button class="secondary small" data-testid="people-prev" disabled=move || !has_prev() on:click=prev>
-                        "← Previous"
-                    </button>
-                    <button class="secondary small" data-testid="people-next" disabled=move || !has_next() on:click=next>
-                        "Next →"
-                    </button>
+                    {pager_button(false)}
+                    {pager_button(true)}
                 </nav>
             </Show>
         </section>
+    }
+}
+
+/// Where the page is in the list: the cursor of the page shown and those of the pages
+/// before it, for "previous".
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Cursors {
+    shown: Option<String>,
+    before: Vec<Option<String>>,
+}
+
+impl Cursors {
+    fn forward(&mut self, next: String) {
+        self.before.push(self.shown.replace(next));
+    }
+
+    /// Whether there was a page to go back to.
+    fn back(&mut self) -> bool {
+        match self.before.pop() {
+            Some(previous) => {
+                self.shown = previous;
+                true
+            }
+            None => false,
+        }
     }
 }
 

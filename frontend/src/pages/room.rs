@@ -4,16 +4,13 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_params_map;
 
-use super::{LoginPrompt, set_title};
-use crate::api::socket::ConnState;
-use crate::components::composer::Composer;
+use super::{InvalidAddress, set_title};
+use crate::components::conversation::{ConversationPane, read_while_shown};
 use crate::components::export::{ExportButton, ExportList};
-use crate::components::message::{MessageItem, PendingItem};
-use crate::components::scroll_log::ScrollLog;
-use crate::components::typing::TypingIndicator;
+use crate::components::message::MessageItem;
 use crate::state::Chat;
+use crate::state::conversation::Target;
 use crate::state::room::{JoinStatus, Row, RoomState};
-use crate::util::page_visible;
 use confab_shared::validate;
 
 /// The route: re-creates the room view when the name in the address changes.
@@ -31,34 +28,17 @@ pub fn RoomPage() -> impl IntoView {
 fn RoomView(name: String) -> impl IntoView {
     set_title(&format!("#{name}"));
     if let Err(why) = validate::room_name(&name) {
-        return view! {
-            <section class="page narrow">
-                <div class="card error" role="alert" data-testid="room-error">
-                    {format!("“{name}” is not a valid room name: it {why}.")}
-                    " "
-                    <a href="/rooms">"Back to the rooms"</a>
-                </div>
-            </section>
-        }
-            .into_any();
+        let message = format!("“{name}” is not a valid room name: it {why}.");
+        let back = ("/rooms", "Back to the rooms");
+        return view! { <InvalidAddress testid="room-error" message back /> }.into_any();
     }
     let chat = expect_context::<Chat>();
-    let state = chat.enter_room(&name);
+    let state = chat.rooms.enter(&name);
     {
         let name = name.clone();
-        on_cleanup(move || chat.exit_room(&name));
+        on_cleanup(move || chat.rooms.exit(&name));
     }
-
-    // Reading the room moves the read cursor, so unread counts elsewhere stay true.
-    {
-        let state = state.clone();
-        Effect::new(move |_| {
-            state.messages.track();
-            if state.status.get() == JoinStatus::Joined && page_visible() {
-                chat.mark_room_read(&state);
-            }
-        });
-    }
+    read_while_shown(Target::Room(state.clone()));
 
     let members_open = RwSignal::new(false);
     let status = state.status.clone();
@@ -133,61 +113,10 @@ fn RoomView(name: String) -> impl IntoView {
 fn RoomBody(state: RoomState, name: String, members_open: RwSignal<bool>) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let session = chat.session;
-
     let rows = {
         let state = state.clone();
         move || state.rows()
     };
-    let revision = {
-        let state = state.clone();
-        Signal::derive(move || {
-            let newest = state.messages.with(|m| m.last().map_or(0, |i| i.id));
-            let shown = state.messages.with(Vec::len).min(state.window.get());
-            let extra = state.events.with(Vec::len) + state.pending.with(Vec::len);
-            (shown + extra, newest)
-        })
-    };
-    let can_load_earlier = {
-        let state = state.clone();
-        Signal::derive(move || state.can_load_earlier())
-    };
-    let loading_earlier = {
-        let loading = state.loading_earlier.clone();
-        Signal::derive(move || loading.get())
-    };
-    let on_load_earlier = {
-        let state = state.clone();
-        Callback::new(move |()| spawn_local(chat.load_earlier(state.clone())))
-    };
-    let empty = {
-        let state = state.clone();
-        move || state.messages.with(Vec::is_empty) && state.pending.with(Vec::is_empty)
-    };
-    let joining = {
-        let status = state.status.clone();
-        move || status.get() == JoinStatus::Joining
-    };
-    let pending = {
-        let pending = state.pending.clone();
-        move || pending.get()
-    };
-    let on_retry = {
-        let state = state.clone();
-        Callback::new(move |nonce: String| chat.retry_room(&state, &nonce))
-    };
-    let on_discard = {
-        let pending = state.pending.clone();
-        Callback::new(move |nonce: String| Chat::discard_pending(&pending, &nonce))
-    };
-    let on_send = {
-        let state = state.clone();
-        Callback::new(move |text: String| chat.send_to_room(&state, &text))
-    };
-    let on_typing = {
-        let state = state.clone();
-        Callback::new(move |()| chat.typing(&state))
-    };
-    let offline = Signal::derive(move || chat.socket.state() != ConnState::Connected);
     let members = {
         let online = state.online.clone();
         move || online.get().into_iter().collect::<Vec<_>>()
@@ -198,63 +127,32 @@ fn RoomBody(state: RoomState, name: String, members_open: RwSignal<bool>) -> imp
     };
     let load_more = {
         let state = state.clone();
-        move |_| spawn_local(chat.more_members(state.clone()))
+        move |_| spawn_local(chat.rooms.more_members(state.clone()))
     };
     let item_state = state.clone();
 
     view! {
         <div class="room-body">
-            <div class="room-main">
-                <ScrollLog
-                    label=format!("Messages in #{name}")
-                    revision
-                    can_load_earlier
-                    loading_earlier
-                    on_load_earlier
-                >
-                    <Show when=empty.clone()>
-                        <p class="log-empty muted" data-testid="log-empty">
-                            {
-                                let joining = joining.clone();
-                                move || if joining() { "Joining…" } else { "No messages yet. Say hello!" }
-                            }
-                        </p>
-                    </Show>
-                    <ol class="messages">
-                        <For
-                            each=rows
-                            key=Row::key
-                            children=move |row| match row {
-                                Row::Msg(item) => view! { <MessageItem item state=item_state.clone() /> }.into_any(),
-                                Row::Event(line) => view! {
-                                    <li class="event" data-testid="room-event">
-                                        {line.text}
-                                    </li>
-                                }
-                                    .into_any(),
-                            }
-                        />
-                        <For
-                            each=pending
-                            key=|p| (p.nonce.clone(), p.failed.clone())
-                            children=move |p| view! { <PendingItem pending=p on_retry on_discard /> }
-                        />
-                    </ol>
-                </ScrollLog>
-                <TypingIndicator state=state.clone() />
-                <Show
-                    when=move || session.is_logged_in()
-                    fallback=|| view! { <LoginPrompt what="to chat in this room" /> }
-                >
-                    <Composer
-                        label=format!("Message #{name}")
-                        placeholder=format!("Message #{name}   (/pm user text for a private message)")
-                        on_send
-                        on_typing
-                        offline
-                    />
-                </Show>
-            </div>
+            <ConversationPane
+                target=Target::Room(state)
+                label=format!("Messages in #{name}")
+                composer_label=format!("Message #{name}")
+                placeholder=format!("Message #{name}   (/pm user text for a private message)")
+            >
+                <For
+                    each=rows
+                    key=Row::key
+                    children=move |row| match row {
+                        Row::Msg(item) => view! { <MessageItem item state=item_state.clone() /> }.into_any(),
+                        Row::Event(line) => view! {
+                            <li class="event" data-testid="room-event">
+                                {line.text}
+                            </li>
+                        }
+                            .into_any(),
+                    }
+                />
+            </ConversationPane>
             <aside
                 id="room-members"
                 class="members"

@@ -10,6 +10,7 @@ use leptos_router::hooks::use_navigate;
 
 use super::set_title;
 use crate::api::rest;
+use crate::components::form::FormError;
 use crate::state::Chat;
 use crate::util::{long_time, short_time};
 
@@ -28,12 +29,12 @@ pub fn RoomsPage() -> impl IntoView {
     let busy = RwSignal::new(false);
 
     if chat.socket.is_open() {
-        spawn_local(chat.refresh_rooms());
+        spawn_local(chat.rooms.refresh());
     }
     if let Ok(poll) = set_interval_with_handle(
         move || {
             if chat.socket.is_open() {
-                spawn_local(chat.refresh_rooms());
+                spawn_local(chat.rooms.refresh());
             }
         },
         REFRESH_EVERY,
@@ -79,7 +80,7 @@ pub fn RoomsPage() -> impl IntoView {
     let rooms = move || {
         let needle = name.get().trim().trim_start_matches('#').to_lowercase();
         let mut rooms: Vec<RoomSummary> =
-            chat.rooms.with(|r| r.iter().filter(|r| r.name.to_lowercase().contains(&needle)).cloned().collect());
+            chat.rooms.list.with(|r| r.iter().filter(|r| r.name.to_lowercase().contains(&needle)).cloned().collect());
         // Busy rooms first, then by name.
         rooms.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
         rooms
@@ -123,20 +124,10 @@ pub fn RoomsPage() -> impl IntoView {
                 <Show when=move || !session.is_logged_in()>
                     <p class="hint">"You can watch existing rooms. Log in to chat or create rooms."</p>
                 </Show>
-                {move || {
-                    error
-                        .get()
-                        .map(|e| {
-                            view! {
-                                <p class="form-error" role="alert" data-testid="form-error">
-                                    {e}
-                                </p>
-                            }
-                        })
-                }}
+                <FormError error />
             </form>
             <Show
-                when=move || chat.rooms_loaded.get()
+                when=move || chat.rooms.loaded.get()
                 fallback=|| view! { <p class="muted">"Loading rooms…"</p> }
             >
                 <ul class="list room-list" data-testid="room-list">
@@ -146,7 +137,7 @@ pub fn RoomsPage() -> impl IntoView {
                         children=move |room| view! { <RoomRow room /> }
                     />
                 </ul>
-                <Show when=move || chat.rooms.with(Vec::is_empty)>
+                <Show when=move || chat.rooms.list.with(Vec::is_empty)>
                     <p class="muted" data-testid="rooms-empty">"No rooms yet. Type a name above to open the first one."</p>
                 </Show>
             </Show>

@@ -8,6 +8,7 @@ use leptos_router::hooks::use_navigate;
 
 use super::set_title;
 use crate::api::rest;
+use crate::components::form::{Field, FormError};
 use crate::state::Chat;
 use crate::util::sentence;
 
@@ -103,80 +104,12 @@ pub fn SignupPage() -> impl IntoView {
                     value=confirm
                     error=confirm_error
                 />
-                {move || {
-                    error
-                        .get()
-                        .map(|e| {
-                            view! {
-                                <p class="form-error" role="alert" data-testid="form-error">
-                                    {e}
-                                </p>
-                            }
-                        })
-                }}
+                <FormError error />
                 <button type="submit" class="primary wide" data-testid="signup-submit" disabled=move || busy.get()>
                     {move || if busy.get() { "Creating account…" } else { "Sign up" }}
                 </button>
                 <p class="form-foot">"Already have an account? " <a href="/login">"Log in"</a></p>
             </form>
         </section>
-    }
-}
-
-/// A labelled input with its hint and its error, wired up for screen readers.
-#[component]
-fn Field(
-    id: &'static str,
-    label: &'static str,
-    hint: &'static str,
-    kind: &'static str,
-    autocomplete: &'static str,
-    value: RwSignal<String>,
-    error: RwSignal<Option<String>>,
-) -> impl IntoView {
-    let hint_id = format!("{id}-hint");
-    let error_id = format!("{id}-error");
-    let described_by = {
-        let (hint_id, error_id) = (hint_id.clone(), error_id.clone());
-        move || {
-            let mut ids = Vec::new();
-            if !hint.is_empty() {
-                ids.push(hint_id.clone());
-            }
-            if error.with(Option::is_some) {
-                ids.push(error_id.clone());
-            }
-            ids.join(" ")
-        }
-    };
-    view! {
-        <div class="field">
-            <label for=id>{label}</label>
-            <input
-                id=id
-                type=kind
-                autocomplete=autocomplete
-                autocapitalize="none"
-                spellcheck="false"
-                required
-                data-testid=id
-                aria-invalid=move || error.with(Option::is_some).to_string()
-                aria-describedby=described_by
-                prop:value=move || value.get()
-                on:input=move |ev| value.set(event_target_value(&ev))
-            />
-            {(!hint.is_empty()).then(|| view! { <small id=hint_id class="hint">{hint}</small> })}
-            {move || {
-                error
-                    .get()
-                    .map(|e| {
-                        view! {
-                            <small id=error_id.clone() class="field-error" role="alert" data-testid="field-error">
-                                {e}
-                            </small>
-                        }
-                    })
-            }}
-        </div>
     }
 }

@@ -11,7 +11,7 @@ use confab_shared::{DirectMessage, Timestamp};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::room::{PendingSend, RENDER_WINDOW};
+use super::log::Log;
 
 /// What the conversation list shows for one peer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,82 +94,39 @@ impl DmIndex {
     }
 }
 
-/// The loaded messages of one conversation, cheap to clone.
+/// One private conversation: its message [`Log`] and whether its history has loaded;
+/// cheap to clone.
 #[derive(Clone)]
 pub struct Conversation {
     /// The peer as first addressed (the URL); the server's spelling comes with messages.
     pub with: String,
-    pub messages: ArcRwSignal<Vec<DirectMessage>>,
+    pub log: Log<DirectMessage>,
     /// Whether the newest page of history has been fetched.
     pub loaded: ArcRwSignal<bool>,
-    pub has_more: ArcRwSignal<bool>,
-    pub window: ArcRwSignal<usize>,
-    pub loading_earlier: ArcRwSignal<bool>,
-    pub pending: ArcRwSignal<Vec<PendingSend>>,
     /// Why the history could not be loaded, if it could not.
     pub error: ArcRwSignal<Option<String>>,
 }
 
 impl Conversation {
     pub fn new(with: &str) -> Self {
-        Self {
-            with: with.to_owned(),
-            messages: ArcRwSignal::new(Vec::new()),
-            loaded: ArcRwSignal::new(false),
-            has_more: ArcRwSignal::new(false),
-            window: ArcRwSignal::new(RENDER_WINDOW),
-            loading_earlier: ArcRwSignal::new(false),
-            pending: ArcRwSignal::new(Vec::new()),
-            error: ArcRwSignal::new(None),
-        }
+        Self { with: with.to_owned(), log: Log::new(), loaded: ArcRwSignal::new(false), error: ArcRwSignal::new(None) }
     }
 
     /// Forgets what was loaded (another user logged in); the next open loads afresh.
     pub fn reset(&self) {
-        self.messages.set(Vec::new());
+        self.log.reset();
         self.loaded.set(false);
-        self.has_more.set(false);
-        self.window.set(RENDER_WINDOW);
-        self.pending.set(Vec::new());
         self.error.set(None);
     }
 
     /// Merges DMs in, sorted and de-duplicated by id.
     pub fn insert(&self, batch: impl IntoIterator<Item = DirectMessage>) {
-        let mut batch: Vec<DirectMessage> = batch.into_iter().collect();
-        if batch.is_empty() {
-            return;
-        }
-        batch.sort_by_key(|m| m.id);
-        self.messages.update(|list| {
-            for dm in batch {
-                if list.last().is_none_or(|last| last.id < dm.id) {
-                    list.push(dm);
-                } else if let Err(at) = list.binary_search_by_key(&dm.id, |m| m.id) {
-                    list.insert(at, dm);
-                }
-            }
-        });
-    }
-
-    pub fn first_id(&self) -> Option<i64> {
-        self.messages.with_untracked(|m| m.first().map(|m| m.id))
+        self.log.merge(batch.into_iter().collect());
     }
 
     /// The newest message from the peer (what a read cursor should point at).
     pub fn last_incoming_id(&self, me: &str) -> Option<i64> {
-        self.messages.with_untracked(|m| m.iter().rev().find(|m| !m.from.eq_ignore_ascii_case(me)).map(|m| m.id))
-    }
-
-    /// The rendered tail of the conversation (reactive).
-    pub fn visible(&self) -> Vec<DirectMessage> {
-        let window = self.window.get();
-        self.messages.with(|list| list[list.len().saturating_sub(window)..].to_vec())
-    }
-
-    /// Whether "load earlier" has anything to show (reactive).
-    pub fn can_load_earlier(&self) -> bool {
-        self.has_more.get() || self.messages.with(Vec::len) > self.window.get()
+        self.log.messages.with_untracked(|m| m.iter().rev().find(|m| !m.from.eq_ignore_ascii_case(me)).map(|m| m.id))
     }
 }
 

@@ -9,11 +9,158 @@
 //! The download needs the bearer token, which a plain `<a href>` cannot send, so the
 //! finished file is fetched with it and offered as a `blob:` URL.
 
+use confab_shared::rpc::JobSubscribeParams;
 use confab_shared::rpc::notify::JobProgress;
-use confab_shared::{ExportFormat, Job, JobState};
+use confab_shared::{CreateJob, ExportFormat, Job, JobKind, JobState};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
 use wasm_bindgen::JsValue;
 
-use crate::api::rest::ExportFile;
+use super::{REFRESH_MARGIN_MS, is_connection_error};
+use crate::api::rest::{self, ExportFile};
+use crate::api::socket::Socket;
+use crate::components::toasts::Toasts;
+use crate::session::Session;
+use crate::util::describe;
+
+/// The exports started from this tab; a copyable handle.
+#[derive(Clone, Copy)]
+pub struct Jobs {
+    socket: Socket,
+    session: Session,
+    toasts: Toasts,
+    /// Newest last.
+    pub exports: RwSignal<Vec<Export>>,
+}
+
+impl Jobs {
+    pub fn new(socket: Socket, session: Session, toasts: Toasts) -> Self {
+        Self { socket, session, toasts, exports: RwSignal::new(Vec::new()) }
+    }
+
+    async fn access_token(self) -> Result<String, String> {
+        self.session.access_token(REFRESH_MARGIN_MS).await.map_err(|e| e.message)
+    }
+
+    /// Starts exporting a room's history and follows its progress.
+    pub async fn start(self, room: String, format: ExportFormat) {
+        let body = CreateJob { kind: JobKind::ExportRoom, room: room.clone(), format: format.clone() };
+        let token = match self.access_token().await {
+            Ok(token) => token,
+            Err(why) => return self.toasts.error(format!("Could not start the export: {why}")),
+        };
+        let accepted = match rest::create_export(&token, &body).await {
+            Ok(accepted) => accepted,
+            Err(err) => return self.toasts.error(format!("Could not start the export: {}", err.message)),
+        };
+        let job_id = accepted.job_id;
+        self.exports.update(|all| all.push(Export::new(job_id, room, format)));
+        self.subscribe(job_id).await;
+    }
+
+    /// `job.subscribe`: its answer is the job's state now, which may already be final.
+    async fn subscribe(self, job_id: i64) {
+        match self.socket.call(JobSubscribeParams { job_id }).await {
+            Ok(job) => self.update(job),
+            // The reconnect subscribes again.
+            Err(err) if is_connection_error(&err) => {}
+            Err(err) => {
+                let why = describe(&err);
+                self.set(job_id, |e| e.error = Some(why.clone()));
+                self.toasts.error(format!("Cannot follow the export: {why}"));
+            }
+        }
+    }
+
+    /// After a reconnect as the same person: a `job.finished` may have been sent while we were away.
+    pub async fn resubscribe(self) {
+        let active: Vec<i64> =
+            self.exports.with_untracked(|all| all.iter().filter(|e| e.is_active()).map(|e| e.job_id).collect());
+        for job_id in active {
+            self.subscribe(job_id).await;
+        }
+    }
+
+    /// A `job.progress`; jobs this tab did not start (another tab's) are not ours to show.
+    pub fn progress(&self, progress: &JobProgress) {
+        self.set(progress.job_id, |e| e.apply_progress(progress));
+    }
+
+    /// A job's state from `job.subscribe` or `job.finished`; a finished export is fetched.
+    pub fn update(&self, job: Job) {
+        let mut fetch = false;
+        self.set(job.id, |export| {
+            export.apply_job(&job);
+            if export.state == JobState::Done && export.file.is_none() && !export.fetching {
+                export.fetching = true;
+                fetch = true;
+            }
+        });
+        if fetch {
+            spawn_local(self.fetch(job.id));
+        }
+    }
+
+    /// Downloads a finished export with the bearer token and keeps it as a `blob:` URL.
+    pub async fn fetch(self, job_id: i64) {
+        let Some(export) = self.exports.with_untracked(|all| all.iter().find(|e| e.job_id == job_id).cloned()) else {
+            return;
+        };
+        self.set(job_id, |e| {
+            e.fetching = true;
+            e.error = None;
+        });
+        let outcome = match self.access_token().await {
+            Ok(token) => match rest::download_export(&token, job_id).await {
+                Ok(file) => blob_url(&file).map(|url| Downloaded {
+                    url,
+                    filename: file.filename.clone().unwrap_or_else(|| export.fallback_filename()),
+                    bytes: file.bytes.len(),
+                }),
+                Err(err) => Err(err.message),
+            },
+            Err(why) => Err(why),
+        };
+        self.set(job_id, |e| {
+            e.fetching = false;
+            match outcome {
+                Ok(file) => e.file = Some(file),
+                Err(why) => e.error = Some(format!("Could not download the export: {why}")),
+            }
+        });
+    }
+
+    fn set(&self, job_id: i64, change: impl FnOnce(&mut Export)) {
+        self.exports.update(|all| {
+            if let Some(export) = all.iter_mut().find(|e| e.job_id == job_id) {
+                change(export);
+            }
+        });
+    }
+
+    /// Forgets every export (another user logged in); frees their files.
+    pub fn clear(&self) {
+        let old = self.exports.try_update(std::mem::take).unwrap_or_default();
+        for export in old {
+            if let Some(file) = export.file {
+                revoke(&file.url);
+            }
+        }
+    }
+
+    /// Removes one finished export from the list.
+    pub fn dismiss(&self, job_id: i64) {
+        let mut removed = None;
+        self.exports.update(|all| {
+            if let Some(at) = all.iter().position(|e| e.job_id == job_id) {
+                removed = Some(all.remove(at));
+            }
+        });
+        if let Some(file) = removed.and_then(|e| e.file) {
+            revoke(&file.url);
+        }
+    }
+}
 
 /// One export started from this tab.
 #[derive(Clone, Debug, PartialEq)]

@@ -107,17 +107,3 @@ impl Presence {
         });
     }
 }
-
-impl super::Chat {
-    /// Watches the conversation peers: the most recent ones and the one on screen.
-    pub(super) fn watch_dm_peers(self) {
-        Effect::new(move |_| {
-            let mut peers: Vec<(confab_shared::Timestamp, String)> =
-                self.dm_index.with(|index| index.convos.values().map(|c| (c.last_at, c.with.clone())).collect());
-            peers.sort_by(|a, b| b.0.cmp(&a.0));
-            let mut names: Vec<String> = peers.into_iter().take(DM_PEERS_WATCHED).map(|(_, name)| name).collect();
-            names.extend(self.viewing_dm.get());
-            self.presence.set_group("dm", names);
-        });
-    }
-}

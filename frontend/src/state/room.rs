@@ -1,9 +1,8 @@
-//! The client-side state of one joined room: its message log, who is here, who is typing.
+//! The client-side state of one joined room: its message [`Log`], the "joined" / "left"
+//! lines among the messages, who is here, who is typing.
 //!
-//! Messages are kept sorted by id and de-duplicated by id, because the same message can
-//! arrive up to three times (the `room.send` result, the `room.message` broadcast to the
-//! sender, and `sync` after a reconnect). Each message sits in its own signal so an edit
-//! or a reaction re-renders one row, not the list.
+//! Each message sits in its own signal so an edit or a reaction re-renders one row, not
+//! the list.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,13 +12,8 @@ use std::time::Duration;
 use confab_shared::{Message, Timestamp};
 use leptos::prelude::*;
 
+use super::log::{Entry, Log};
 use crate::util::now_ms;
-
-/// How many messages the log renders by default; older ones stay in memory (or on the
-/// server) until "load earlier" reveals them, so a busy room stays fast.
-pub const RENDER_WINDOW: usize = 500;
-/// How many messages one "load earlier" adds (the protocol's maximum page).
-pub const PAGE: u32 = 100;
 /// Past this many messages beyond the window, the oldest are dropped from memory.
 const TRIM_SLACK: usize = 2_000;
 /// How long "… is typing" stays up after the last `room.typing`.
@@ -30,6 +24,18 @@ const TYPING_TTL_MS: f64 = 4_000.0;
 pub struct MsgItem {
     pub id: i64,
     pub msg: ArcRwSignal<Message>,
+}
+
+impl MsgItem {
+    pub fn new(message: Message) -> Self {
+        Self { id: message.id, msg: ArcRwSignal::new(message) }
+    }
+}
+
+impl Entry for MsgItem {
+    fn id(&self) -> i64 {
+        self.id
+    }
 }
 
 /// A "joined" / "left" line, placed after the message that was last when it happened.
@@ -64,16 +70,6 @@ impl Row {
     }
 }
 
-/// A message this tab sent whose result has not come back (or that failed).
-#[derive(Clone, Debug, PartialEq)]
-pub struct PendingSend {
-    /// Doubles as the de-duplication key: a retry with the same nonce cannot post twice.
-    pub nonce: String,
-    pub text: String,
-    /// Why it failed, once it has.
-    pub failed: Option<String>,
-}
-
 /// Where joining stands.
 #[derive(Clone, Debug, PartialEq)]
 pub enum JoinStatus {
@@ -90,13 +86,8 @@ pub struct RoomState {
     pub name: String,
     pub status: ArcRwSignal<JoinStatus>,
     pub summary: ArcRwSignal<Option<confab_shared::RoomSummary>>,
-    pub messages: ArcRwSignal<Vec<MsgItem>>,
+    pub log: Log<MsgItem>,
     pub events: ArcRwSignal<Vec<EventLine>>,
-    /// How many of the newest messages to render.
-    pub window: ArcRwSignal<usize>,
-    /// Whether the server may hold messages older than the oldest we have.
-    pub has_more: ArcRwSignal<bool>,
-    pub loading_earlier: ArcRwSignal<bool>,
     /// The present users loaded so far (the first page, joins since, and "more" pages).
     pub online: ArcRwSignal<BTreeSet<String>>,
     /// How many users are present in all.
@@ -105,7 +96,6 @@ pub struct RoomState {
     pub members_cursor: ArcRwSignal<Option<String>>,
     /// Typists and when their indicator lapses (ms since the epoch).
     pub typing: ArcRwSignal<Vec<(String, f64)>>,
-    pub pending: ArcRwSignal<Vec<PendingSend>>,
     next_event: Arc<AtomicU64>,
 }
 
@@ -115,16 +105,12 @@ impl RoomState {
             name: name.to_owned(),
             status: ArcRwSignal::new(JoinStatus::Joining),
             summary: ArcRwSignal::new(None),
-            messages: ArcRwSignal::new(Vec::new()),
+            log: Log::new(),
             events: ArcRwSignal::new(Vec::new()),
-            window: ArcRwSignal::new(RENDER_WINDOW),
-            has_more: ArcRwSignal::new(false),
-            loading_earlier: ArcRwSignal::new(false),
             online: ArcRwSignal::new(BTreeSet::new()),
             online_total: ArcRwSignal::new(0),
             members_cursor: ArcRwSignal::new(None),
             typing: ArcRwSignal::new(Vec::new()),
-            pending: ArcRwSignal::new(Vec::new()),
             next_event: Arc::new(AtomicU64::new(1)),
         }
     }
@@ -136,36 +122,18 @@ impl RoomState {
 
     /// The newest message id we hold.
     pub fn last_id(&self) -> Option<i64> {
-        self.messages.with_untracked(|m| m.last().map(|i| i.id))
+        self.log.last_id()
     }
 
-    /// The oldest message id we hold.
-    pub fn first_id(&self) -> Option<i64> {
-        self.messages.with_untracked(|m| m.first().map(|i| i.id))
-    }
-
-    /// Merges messages in, keeping id order and ignoring ids we already have
-    /// (a duplicate carries nothing new: edits and reactions come as their own notifications).
+    /// Merges messages in (a duplicate carries nothing new: edits and reactions come as
+    /// their own notifications); whoever just posted has stopped typing.
     pub fn insert(&self, batch: impl IntoIterator<Item = Message>) {
-        let mut batch: Vec<Message> = batch.into_iter().collect();
+        let batch: Vec<MsgItem> = batch.into_iter().map(MsgItem::new).collect();
         if batch.is_empty() {
             return;
         }
-        batch.sort_by_key(|m| m.id);
-        let mut authors = Vec::new();
-        self.messages.update(|list| {
-            for message in batch {
-                let id = message.id;
-                authors.push(message.author.clone());
-                // The common case, a new message at the end, is O(1).
-                if list.last().is_none_or(|last| last.id < id) {
-                    list.push(MsgItem { id, msg: ArcRwSignal::new(message) });
-                } else if let Err(at) = list.binary_search_by_key(&id, |i| i.id) {
-                    list.insert(at, MsgItem { id, msg: ArcRwSignal::new(message) });
-                }
-            }
-        });
-        // Whoever just posted has stopped typing.
+        let authors: Vec<String> = batch.iter().map(|i| i.msg.with_untracked(|m| m.author.clone())).collect();
+        self.log.merge(batch);
         self.typing.update(|typing| typing.retain(|(name, _)| !authors.iter().any(|a| a.eq_ignore_ascii_case(name))));
         self.trim();
     }
@@ -173,37 +141,31 @@ impl RoomState {
     /// Keeps memory bounded in a room that runs for hours: far-off history is dropped and
     /// can be paged back in from the server.
     fn trim(&self) {
-        let window = self.window.get_untracked();
-        let len = self.messages.with_untracked(Vec::len);
+        let window = self.log.window.get_untracked();
+        let len = self.log.messages.with_untracked(Vec::len);
         if len <= window + TRIM_SLACK {
             return;
         }
         let drop_count = len - window;
         let mut new_first = 0;
-        self.messages.update(|list| {
+        self.log.messages.update(|list| {
             list.drain(..drop_count);
             new_first = list.first().map_or(0, |i| i.id);
         });
         self.events.update(|events| events.retain(|e| e.after_id >= new_first));
-        self.has_more.set(true);
+        self.log.has_more.set(true);
     }
 
     /// Replaces a message we hold (edit, reaction) with the server's new version.
     pub fn replace(&self, message: Message) {
-        let item = self.messages.with_untracked(|list| {
-            list.binary_search_by_key(&message.id, |i| i.id).ok().and_then(|at| list.get(at).cloned())
-        });
-        if let Some(item) = item {
+        if let Some(item) = self.log.get(message.id) {
             item.msg.set(message);
         }
     }
 
     /// Shows a message as deleted: it keeps its place, loses its text.
     pub fn mark_deleted(&self, id: i64) {
-        let item = self
-            .messages
-            .with_untracked(|list| list.binary_search_by_key(&id, |i| i.id).ok().and_then(|at| list.get(at).cloned()));
-        if let Some(item) = item {
+        if let Some(item) = self.log.get(id) {
             item.msg.update(|m| {
                 m.deleted = true;
                 m.text.clear();
@@ -240,9 +202,9 @@ impl RoomState {
 
     /// The rows to render: the newest `window` messages with the event lines among them.
     pub fn rows(&self) -> Vec<Row> {
-        let window = self.window.get();
+        let window = self.log.window.get();
         let events = self.events.get();
-        self.messages.with(|list| {
+        self.log.messages.with(|list| {
             let start = list.len().saturating_sub(window);
             let visible = &list[start..];
             let first_visible = visible.first().map_or(i64::MIN, |i| i.id);
@@ -257,10 +219,5 @@ impl RoomState {
             rows.extend(events.map(Row::Event));
             rows
         })
-    }
-
-    /// Whether "load earlier" has anything to show (reactive).
-    pub fn can_load_earlier(&self) -> bool {
-        self.has_more.get() || self.messages.with(Vec::len) > self.window.get()
     }
 }

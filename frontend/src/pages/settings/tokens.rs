@@ -1,48 +1,37 @@
 //! The API tokens section: the form to create one, its secret shown once, the list.
 
 use confab_shared::tokens::{MAX_TOKEN_DAYS, MAX_TOKEN_NAME_CHARS};
-use confab_shared::{ApiToken, CreateApiToken, Scope};
+use confab_shared::{ApiToken, ApiTokenCreated, CreateApiToken, Scope};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use super::{clear_errors, parse_days, place_error, when};
+use super::{FieldErrors, RegistryList, Section, SettingsForm, clear_errors, parse_days, secret_once, send_form, when};
 use crate::components::confirm::ConfirmButton;
-use crate::components::form::{CheckGroup, Choice, FieldError, FormError, error_id};
-use crate::components::secret::SecretReveal;
+use crate::components::form::{CheckGroup, Choice, Field};
 use crate::state::Chat;
 
 #[component]
 pub fn TokensSection() -> impl IntoView {
     let chat = expect_context::<Chat>();
     let registry = chat.tokens.registry;
-    let secret = move || {
-        registry.created.get().map(|created| {
-            let hint = format!(
-                "“{}” can now be sent as Authorization: Bearer <token> to the REST API and the WebSocket.",
-                created.name
-            );
-            view! {
-                <SecretReveal
-                    id="token-secret"
-                    title="Your new API token"
-                    hint
-                    secret=created.token
-                    on_dismiss=Callback::new(move |()| registry.dismiss_secret())
-                />
-            }
-        })
-    };
+    let secret = secret_once(registry, "token-secret", "Your new API token", |created: ApiTokenCreated| {
+        let hint = format!(
+            "“{}” can now be sent as Authorization: Bearer <token> to the REST API and the WebSocket.",
+            created.name
+        );
+        (hint, created.token)
+    });
     view! {
-        <section class="settings-section" aria-labelledby="tokens-heading" data-testid="tokens-section">
-            <h2 id="tokens-heading">"API tokens"</h2>
-            <p class="muted">
-                "A token lets a program act as you, limited to the scopes you choose. Revoke it when the program no longer needs it."
-            </p>
+        <Section
+            id="tokens"
+            title="API tokens"
+            intro="A token lets a program act as you, limited to the scopes you choose. Revoke it when the program no longer needs it."
+        >
             <NewTokenForm />
             {secret}
             <TokenList />
-        </section>
+        </Section>
     }
 }
 
@@ -56,7 +45,7 @@ fn NewTokenForm() -> impl IntoView {
     let (name_error, scopes_error, days_error) = (RwSignal::new(None), RwSignal::new(None), RwSignal::new(None));
     let form_error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let fields = [("name", name_error), ("scopes", scopes_error), ("expires_in_days", days_error)];
+    let fields: FieldErrors<3> = [("name", name_error), ("scopes", scopes_error), ("expires_in_days", days_error)];
 
     // `publish` is offered to admins only: the server refuses it to anyone else.
     let choices = Signal::derive(move || {
@@ -74,84 +63,60 @@ fn NewTokenForm() -> impl IntoView {
         }
         clear_errors(&fields, form_error);
         let trimmed = name.get_untracked().trim().to_owned();
-        let mut valid = true;
         if trimmed.is_empty() || trimmed.chars().count() > MAX_TOKEN_NAME_CHARS {
             name_error.set(Some(format!("Give the token a name of 1 to {MAX_TOKEN_NAME_CHARS} characters.")));
-            valid = false;
         }
         let chosen = scopes.get_untracked();
         if chosen.is_empty() {
             scopes_error.set(Some("Choose at least one scope.".into()));
-            valid = false;
         }
-        let expires_in_days = match parse_days(&days.get_untracked(), MAX_TOKEN_DAYS) {
-            Ok(d) => d,
-            Err(why) => {
-                days_error.set(Some(why));
-                valid = false;
-                None
-            }
-        };
-        if !valid {
+        let expires_in_days = parse_days(&days.get_untracked(), MAX_TOKEN_DAYS).unwrap_or_else(|why| {
+            days_error.set(Some(why));
+            None
+        });
+        if fields.iter().any(|(_, e)| e.with_untracked(Option::is_some)) {
             return;
         }
-        busy.set(true);
         let body = CreateApiToken { name: trimmed, scopes: chosen, expires_in_days };
-        spawn_local(async move {
-            match chat.tokens.create(body).await {
-                Ok(()) => {
-                    name.set(String::new());
-                    days.set(String::new());
-                    scopes.set(vec![Scope::Read]);
-                }
-                Err(err) => place_error(err, &fields, form_error),
-            }
-            busy.set(false);
+        send_form(busy, fields, form_error, chat.tokens.create(body), move || {
+            name.set(String::new());
+            days.set(String::new());
+            scopes.set(vec![Scope::Read]);
         });
     };
 
     view! {
-        <form class="card form settings-form" on:submit=submit data-testid="token-form" novalidate>
-            <h3>"New token"</h3>
-            <div class="field">
-                <label for="token-name">"Name"</label>
-                <input
-                    id="token-name"
-                    maxlength=MAX_TOKEN_NAME_CHARS.to_string()
-                    autocomplete="off"
-                    placeholder="ci-bot"
-                    data-testid="token-name"
-                    aria-invalid=move || name_error.with(Option::is_some).to_string()
-                    aria-describedby=error_id("token-name")
-                    prop:value=move || name.get()
-                    on:input=move |ev| name.set(event_target_value(&ev))
-                />
-                <FieldError field_id="token-name" error=name_error />
-            </div>
+        <SettingsForm
+            testid="token-form"
+            title="New token"
+            submit=("Create token", "token-create")
+            busy
+            error=form_error
+            on_submit=Callback::new(submit)
+        >
+            <Field
+                id="token-name"
+                label="Name"
+                hint=""
+                kind="text"
+                autocomplete="off"
+                placeholder="ci-bot"
+                value=name
+                error=name_error
+            />
             <CheckGroup id="token-scopes" legend="Scopes" choices selected=scopes error=scopes_error />
-            <div class="field">
-                <label for="token-days">"Expires after (days)"</label>
-                <input
-                    id="token-days"
-                    type="number"
-                    inputmode="numeric"
-                    min="1"
-                    max=MAX_TOKEN_DAYS.to_string()
-                    placeholder="never"
-                    data-testid="token-days"
-                    aria-invalid=move || days_error.with(Option::is_some).to_string()
-                    aria-describedby=format!("token-days-hint {}", error_id("token-days"))
-                    prop:value=move || days.get()
-                    on:input=move |ev| days.set(event_target_value(&ev))
-                />
-                <small id="token-days-hint" class="hint">"Leave empty for a token that does not expire."</small>
-                <FieldError field_id="token-days" error=days_error />
-            </div>
-            <FormError error=form_error />
-            <button type="submit" class="primary" data-testid="token-create" disabled=move || busy.get()>
-                {move || if busy.get() { "Creating…" } else { "Create token" }}
-            </button>
-        </form>
+            <Field
+                id="token-days"
+                label="Expires after (days)"
+                hint="Leave empty for a token that does not expire."
+                kind="number"
+                autocomplete="off"
+                placeholder="never"
+                optional=true
+                value=days
+                error=days_error
+            />
+        </SettingsForm>
     }
 }
 
@@ -170,38 +135,27 @@ fn TokenList() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let tokens = move || registry.items.get().unwrap_or_default();
     view! {
-        <h3>"Your tokens"</h3>
-        {move || registry.load_error.get().map(|e| view! {
-            <p class="form-error" role="alert" data-testid="tokens-error">{format!("Could not load your tokens: {e}")}</p>
-        })}
-        <FormError error />
-        <Show
-            when=move || registry.items.with(Option::is_some)
-            fallback=move || view! { <p class="muted">{move || if registry.load_error.with(Option::is_none) { "Loading tokens…" } else { "" }}</p> }
-        >
-            <Show
-                when=move || registry.items.with(|i| i.as_ref().is_some_and(|i| !i.is_empty()))
-                fallback=|| view! { <p class="muted" data-testid="tokens-empty">"No tokens yet."</p> }
-            >
-                <div class="table-wrap">
-                    <table class="settings-table" data-testid="token-list">
-                        <thead>
-                            <tr>
-                                <th scope="col">"Name"</th>
-                                <th scope="col">"Scopes"</th>
-                                <th scope="col">"Created"</th>
-                                <th scope="col">"Expires"</th>
-                                <th scope="col">"Last used"</th>
-                                <th scope="col"><span class="sr-only">"Actions"</span></th>
-                            </tr>
-                        </thead>
-                        <tbody>
-                            <For each=tokens key=|t| t.id children=move |token| view! { <TokenRow token error /> } />
-                        </tbody>
-                    </table>
-                </div>
-            </Show>
-        </Show>
+        <RegistryList title="Your tokens" registry what="tokens" empty="No tokens yet." error>
+            <div class="table-wrap">
+                <table class="settings-table" data-testid="token-list">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Name"</th>
+                            <th scope="col">"Scopes"</th>
+                            <th scope="col">"Created"</th>
+                            <th scope="col">"Expires"</th>
+                            <th scope="col">"Last used"</th>
+                            <th scope="col">
+                                <span class="sr-only">"Actions"</span>
+                            </th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For each=tokens key=|t| t.id children=move |token| view! { <TokenRow token error /> } />
+                    </tbody>
+                </table>
+            </div>
+        </RegistryList>
     }
 }
 

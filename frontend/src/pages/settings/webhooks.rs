@@ -2,15 +2,14 @@
 //! the list, and per webhook its recent deliveries with a Retry button each.
 
 use confab_shared::validate;
-use confab_shared::webhooks::{CreateWebhook, DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent};
+use confab_shared::webhooks::{CreateWebhook, DeliveryStatus, Webhook, WebhookCreated, WebhookDelivery, WebhookEvent};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use super::{clear_errors, parse_rooms, place_error, when};
+use super::{FieldErrors, RegistryList, Section, SettingsForm, clear_errors, parse_rooms, secret_once, send_form, when};
 use crate::components::confirm::ConfirmButton;
-use crate::components::form::{CheckGroup, Choice, FieldError, FormError, error_id};
-use crate::components::secret::SecretReveal;
+use crate::components::form::{CheckGroup, Choice, Field};
 use crate::state::Chat;
 
 /// The longest URL the server accepts.
@@ -20,33 +19,23 @@ const MAX_URL_CHARS: usize = 2000;
 pub fn WebhooksSection() -> impl IntoView {
     let chat = expect_context::<Chat>();
     let registry = chat.webhooks.registry;
-    let secret = move || {
-        registry.created.get().map(|created| {
-            let hint = format!(
-                "Deliveries to {} are signed with it (header webhook-signature, HMAC-SHA256 keyed with the base64 after whsec_).",
-                created.url
-            );
-            view! {
-                <SecretReveal
-                    id="webhook-secret"
-                    title="The webhook's signing secret"
-                    hint
-                    secret=created.secret
-                    on_dismiss=Callback::new(move |()| registry.dismiss_secret())
-                />
-            }
-        })
-    };
+    let secret = secret_once(registry, "webhook-secret", "The webhook's signing secret", |created: WebhookCreated| {
+        let hint = format!(
+            "Deliveries to {} are signed with it (header webhook-signature, HMAC-SHA256 keyed with the base64 after whsec_).",
+            created.url
+        );
+        (hint, created.secret)
+    });
     view! {
-        <section class="settings-section" aria-labelledby="webhooks-heading" data-testid="webhooks-section">
-            <h2 id="webhooks-heading">"Webhooks"</h2>
-            <p class="muted">
-                "Confab POSTs each chosen event to the URL, signed, and retries with backoff until it gets a 2xx."
-            </p>
+        <Section
+            id="webhooks"
+            title="Webhooks"
+            intro="Confab POSTs each chosen event to the URL, signed, and retries with backoff until it gets a 2xx."
+        >
             <NewWebhookForm />
             {secret}
             <WebhookList />
-        </section>
+        </Section>
     }
 }
 
@@ -59,12 +48,12 @@ fn NewWebhookForm() -> impl IntoView {
     let (url_error, events_error, rooms_error) = (RwSignal::new(None), RwSignal::new(None), RwSignal::new(None));
     let form_error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let fields = [("url", url_error), ("events", events_error), ("rooms", rooms_error)];
+    let fields: FieldErrors<3> = [("url", url_error), ("events", events_error), ("rooms", rooms_error)];
     let choices = Signal::derive(|| {
         WebhookEvent::ALL
             .into_iter()
             .map(|value| Choice { value, label: value.as_str(), hint: event_hint(value) })
-            .collect()
+            .collect::<Vec<_>>()
     });
 
     let submit = move |ev: SubmitEvent| {
@@ -74,87 +63,60 @@ fn NewWebhookForm() -> impl IntoView {
         }
         clear_errors(&fields, form_error);
         let target = url.get_untracked().trim().to_owned();
-        let mut valid = true;
-        if !(target.starts_with("http://") || target.starts_with("https://")) || target.chars().count() > MAX_URL_CHARS
-        {
+        if !(target.starts_with("http://") || target.starts_with("https://")) || target.chars().count() > MAX_URL_CHARS {
             url_error.set(Some(format!("Enter an http:// or https:// URL of at most {MAX_URL_CHARS} characters.")));
-            valid = false;
         }
         let chosen = events.get_untracked();
         if chosen.is_empty() {
             events_error.set(Some("Choose at least one event.".into()));
-            valid = false;
         }
         let filter = parse_rooms(&rooms.get_untracked());
-        if let Some(bad) =
-            filter.iter().flatten().find_map(|r| validate::room_name(r).err().map(|why| (r.clone(), why)))
-        {
-            rooms_error.set(Some(format!("“{}” is not a room name: it {}.", bad.0, bad.1)));
-            valid = false;
+        if let Some((room, why)) = filter.iter().flatten().find_map(|r| validate::room_name(r).err().map(|why| (r, why))) {
+            rooms_error.set(Some(format!("“{room}” is not a room name: it {why}.")));
         }
-        if !valid {
+        if fields.iter().any(|(_, e)| e.with_untracked(Option::is_some)) {
             return;
         }
-        busy.set(true);
         let body = CreateWebhook { url: target, events: chosen, rooms: filter };
-        spawn_local(async move {
-            match chat.webhooks.create(body).await {
-                Ok(()) => {
-                    url.set(String::new());
-                    rooms.set(String::new());
-                    events.set(vec![WebhookEvent::RoomMessage]);
-                }
-                Err(err) => place_error(err, &fields, form_error),
-            }
-            busy.set(false);
+        send_form(busy, fields, form_error, chat.webhooks.create(body), move || {
+            url.set(String::new());
+            rooms.set(String::new());
+            events.set(vec![WebhookEvent::RoomMessage]);
         });
     };
 
     view! {
-        <form class="card form settings-form" on:submit=submit data-testid="webhook-form" novalidate>
-            <h3>"New webhook"</h3>
-            <div class="field">
-                <label for="webhook-url">"URL"</label>
-                <input
-                    id="webhook-url"
-                    type="url"
-                    inputmode="url"
-                    autocomplete="off"
-                    spellcheck="false"
-                    placeholder="https://example.com/confab-events"
-                    data-testid="webhook-url"
-                    aria-invalid=move || url_error.with(Option::is_some).to_string()
-                    aria-describedby=error_id("webhook-url")
-                    prop:value=move || url.get()
-                    on:input=move |ev| url.set(event_target_value(&ev))
-                />
-                <FieldError field_id="webhook-url" error=url_error />
-            </div>
+        <SettingsForm
+            testid="webhook-form"
+            title="New webhook"
+            submit=("Create webhook", "webhook-create")
+            busy
+            error=form_error
+            on_submit=Callback::new(submit)
+        >
+            <Field
+                id="webhook-url"
+                label="URL"
+                hint=""
+                kind="url"
+                autocomplete="off"
+                placeholder="https://example.com/confab-events"
+                value=url
+                error=url_error
+            />
             <CheckGroup id="webhook-events" legend="Events" choices selected=events error=events_error />
-            <div class="field">
-                <label for="webhook-rooms">"Only these rooms (optional)"</label>
-                <input
-                    id="webhook-rooms"
-                    autocomplete="off"
-                    autocapitalize="none"
-                    spellcheck="false"
-                    placeholder="lobby, support"
-                    data-testid="webhook-rooms"
-                    aria-invalid=move || rooms_error.with(Option::is_some).to_string()
-                    aria-describedby=format!("webhook-rooms-hint {}", error_id("webhook-rooms"))
-                    prop:value=move || rooms.get()
-                    on:input=move |ev| rooms.set(event_target_value(&ev))
-                />
-                <small id="webhook-rooms-hint" class="hint">
-                    "Room events of other rooms are not sent. Empty: every room. Private messages and sign-ups are not filtered."
-                </small>
-                <FieldError field_id="webhook-rooms" error=rooms_error />
-            </div>
-            <FormError error=form_error />
-            <button type="submit" class="primary" data-testid="webhook-create" disabled=move || busy.get()>
-                {move || if busy.get() { "Creating…" } else { "Create webhook" }}
-            </button>
-        </form>
+            <Field
+                id="webhook-rooms"
+                label="Only these rooms (optional)"
+                hint="Room events of other rooms are not sent. Empty: every room. Private messages and sign-ups are not filtered."
+                kind="text"
+                autocomplete="off"
+                placeholder="lobby, support"
+                optional=true
+                value=rooms
+                error=rooms_error
+            />
+        </SettingsForm>
     }
 }
 
@@ -175,27 +137,11 @@ fn WebhookList() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let hooks = move || registry.items.get().unwrap_or_default();
     view! {
-        <h3>"Webhooks"</h3>
-        {move || registry.load_error.get().map(|e| view! {
-            <p class="form-error" role="alert" data-testid="webhooks-error">{format!("Could not load the webhooks: {e}")}</p>
-        })}
-        <FormError error />
-        <Show
-            when=move || registry.items.with(|i| i.as_ref().is_some_and(|i| !i.is_empty()))
-            fallback=move || view! {
-                <p class="muted" data-testid="webhooks-empty">
-                    {move || match registry.items.with(Option::is_some) {
-                        true => "No webhooks yet.",
-                        false if registry.load_error.with(Option::is_none) => "Loading webhooks…",
-                        false => "",
-                    }}
-                </p>
-            }
-        >
+        <RegistryList title="Webhooks" registry what="webhooks" empty="No webhooks yet." error>
             <ul class="list webhook-list" data-testid="webhook-list">
                 <For each=hooks key=|h| (h.id, h.disabled_at) children=move |hook| view! { <WebhookItem hook error /> } />
             </ul>
-        </Show>
+        </RegistryList>
     }
 }
 

@@ -1,0 +1,121 @@
+//! The part a room page and a private conversation page share: the scrolling log with
+//! "load earlier", the caller's message rows, our pending sends with Retry and Discard,
+//! who is typing (rooms), and the composer (or a prompt to log in).
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::api::socket::ConnState;
+use crate::components::composer::Composer;
+use crate::components::message::PendingItem;
+use crate::components::scroll_log::ScrollLog;
+use crate::components::typing::TypingIndicator;
+use crate::pages::LoginPrompt;
+use crate::state::Chat;
+use crate::state::conversation::Target;
+use crate::util::page_visible;
+
+/// Reads the conversation as messages arrive while its page is shown and the tab is in
+/// front, so unread counts elsewhere stay true.
+pub fn read_while_shown(target: Target) {
+    let chat = expect_context::<Chat>();
+    Effect::new(move |_| {
+        if target.readable() && page_visible() {
+            chat.mark_read(&target);
+        }
+    });
+}
+
+#[component]
+pub fn ConversationPane(
+    target: Target,
+    /// The accessible name of the log, e.g. "Messages in #lobby".
+    #[prop(into)]
+    label: String,
+    /// The accessible name of the composer, e.g. "Message #lobby".
+    #[prop(into)]
+    composer_label: String,
+    #[prop(into)] placeholder: String,
+    /// The message rows, rendered inside the log's list before the pending ones.
+    children: Children,
+) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let session = chat.session;
+    let revision = {
+        let target = target.clone();
+        Signal::derive(move || target.revision())
+    };
+    let can_load_earlier = {
+        let target = target.clone();
+        Signal::derive(move || target.can_load_earlier())
+    };
+    let loading_earlier = {
+        let target = target.clone();
+        Signal::derive(move || target.loading_earlier())
+    };
+    let on_load_earlier = {
+        let target = target.clone();
+        Callback::new(move |()| spawn_local(chat.load_earlier(target.clone())))
+    };
+    let status = {
+        let target = target.clone();
+        move || target.status().map(|s| view! { <p class="log-empty muted" data-testid="log-empty">{s}</p> })
+    };
+    let pending = {
+        let target = target.clone();
+        move || target.pending()
+    };
+    let on_retry = {
+        let target = target.clone();
+        Callback::new(move |nonce: String| chat.retry(&target, &nonce))
+    };
+    let on_discard = {
+        let target = target.clone();
+        Callback::new(move |nonce: String| target.discard(&nonce))
+    };
+    let on_send = {
+        let target = target.clone();
+        Callback::new(move |text: String| chat.send(&target, &text))
+    };
+    let (typing, on_typing) = match &target {
+        Target::Room(state) => {
+            let typing_in = state.clone();
+            (
+                Some(view! { <TypingIndicator state=state.clone() /> }),
+                Some(Callback::new(move |()| chat.rooms.typing(&typing_in))),
+            )
+        }
+        Target::Dm(_) => (None, None),
+    };
+    let offline = Signal::derive(move || chat.socket.state() != ConnState::Connected);
+    let composer = StoredValue::new((composer_label, placeholder));
+
+    view! {
+        <div class="room-main">
+            <ScrollLog label revision can_load_earlier loading_earlier on_load_earlier>
+                {status}
+                <ol class="messages">
+                    {children()}
+                    <For
+                        each=pending
+                        key=|p| (p.nonce.clone(), p.failed.clone())
+                        children=move |p| view! { <PendingItem pending=p on_retry on_discard /> }
+                    />
+                </ol>
+            </ScrollLog>
+            {typing}
+            <Show
+                when=move || session.is_logged_in()
+                fallback=|| view! { <LoginPrompt what="to chat in this room" /> }
+            >
+                {move || {
+                    let (label, placeholder) = composer.get_value();
+                    match on_typing {
+                        Some(on_typing) => view! { <Composer label placeholder on_send on_typing offline /> }.into_any(),
+                        None => view! { <Composer label placeholder on_send offline /> }.into_any(),
+                    }
+                }}
+            </Show>
+        </div>
+    }
+}

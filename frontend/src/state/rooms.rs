@@ -1,0 +1,472 @@
+//! Rooms: the room list, the rooms a page holds open, and everything done in one.
+//!
+//! A room is joined while at least one mounted page holds it (a route change mounts the
+//! next page before unmounting the last, so holds are counted) and left when the last one
+//! lets go. After a reconnect every held room is joined again; see [`Rooms::rejoin`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use confab_shared::rpc::ErrorObject;
+use confab_shared::rpc::methods::*;
+use confab_shared::{Message, RoomSummary};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use super::is_connection_error;
+use super::log::{PAGE, PendingSend};
+use super::room::{JoinStatus, MsgItem, RoomState};
+use crate::api::socket::Socket;
+use crate::components::toasts::Toasts;
+use crate::session::Session;
+use crate::util::describe;
+
+/// Messages fetched with `room.join` for a room we have nothing of.
+pub const JOIN_HISTORY: u32 = 50;
+/// Pages of 200 rooms the room list loads at most.
+const ROOM_PAGES: usize = 5;
+/// Room members fetched per page in the member panel.
+const MEMBERS_PAGE: u32 = 100;
+
+/// The rooms of this tab; a copyable handle.
+#[derive(Clone, Copy)]
+pub struct Rooms {
+    socket: Socket,
+    session: Session,
+    toasts: Toasts,
+    /// The room list as `rooms.list` last returned it.
+    pub list: RwSignal<Vec<RoomSummary>>,
+    pub loaded: RwSignal<bool>,
+    /// Rooms with a page open, by the name the page asked for and the server's spelling.
+    joined: StoredValue<HashMap<String, RoomState>>,
+    /// How many mounted pages hold each room.
+    holds: StoredValue<HashMap<String, usize>>,
+    /// The last read cursor sent per room, so it is only ever moved forward once.
+    read_sent: StoredValue<HashMap<String, i64>>,
+}
+
+impl Rooms {
+    pub fn new(socket: Socket, session: Session, toasts: Toasts) -> Self {
+        Self {
+            socket,
+            session,
+            toasts,
+            list: RwSignal::new(Vec::new()),
+            loaded: RwSignal::new(false),
+            joined: StoredValue::new(HashMap::new()),
+            holds: StoredValue::new(HashMap::new()),
+            read_sent: StoredValue::new(HashMap::new()),
+        }
+    }
+
+    fn report(&self, err: &ErrorObject) {
+        super::report(self.toasts, err);
+    }
+
+    // ----- the list ------------------------------------------------------------------
+
+    /// Reloads the room list (online counts and unread counts change without notifications):
+    /// the first pages, up to [`ROOM_PAGES`] of them.
+    pub async fn refresh(self) {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        for _ in 0..ROOM_PAGES {
+            match self.socket.call(RoomsListParams { cursor, limit: Some(200), prefix: None }).await {
+                Ok(page) => {
+                    all.extend(page.rooms);
+                    cursor = page.next_cursor;
+                }
+                Err(err) => return self.report(&err),
+            }
+            if cursor.is_none() {
+                break;
+            }
+        }
+        self.list.set(all);
+        self.loaded.set(true);
+    }
+
+    fn upsert_summary(&self, summary: RoomSummary) {
+        self.list.update(|rooms| match rooms.iter_mut().find(|r| r.name == summary.name) {
+            Some(existing) => *existing = summary,
+            None => rooms.push(summary),
+        });
+    }
+
+    fn clear_unread(&self, name: &str) {
+        self.list.update(|rooms| {
+            if let Some(summary) = rooms.iter_mut().find(|r| r.name == name) {
+                summary.unread = summary.unread.map(|_| 0);
+            }
+        });
+    }
+
+    // ----- holding rooms open --------------------------------------------------------
+
+    /// Opens a room for a page: joins it now if connected (otherwise the next `opened` does).
+    pub fn enter(&self, name: &str) -> RoomState {
+        let mut fresh = false;
+        self.holds.update_value(|holds| {
+            let count = holds.entry(name.to_owned()).or_insert(0);
+            *count += 1;
+            fresh = *count == 1;
+        });
+        let existing = self.joined.with_value(|rooms| rooms.get(name).cloned());
+        let state = match existing {
+            Some(state) => state,
+            None => {
+                let state = RoomState::new(name);
+                self.joined.update_value(|rooms| {
+                    rooms.insert(name.to_owned(), state.clone());
+                });
+                state
+            }
+        };
+        if fresh && self.socket.is_open() {
+            let this = *self;
+            let joining = state.clone();
+            spawn_local(async move {
+                this.join(&joining, JOIN_HISTORY).await;
+            });
+        }
+        // Opening a room reads it.
+        self.clear_unread(name);
+        state
+    }
+
+    /// The page of a room unmounted: leave it once no page holds it.
+    pub fn exit(&self, name: &str) {
+        let mut last = false;
+        self.holds.update_value(|holds| {
+            if let Some(count) = holds.get_mut(name) {
+                *count = count.saturating_sub(1);
+                last = *count == 0;
+                if last {
+                    holds.remove(name);
+                }
+            }
+        });
+        if !last {
+            return;
+        }
+        let Some(state) = self.joined.with_value(|rooms| rooms.get(name).cloned()) else { return };
+        let wire = state.wire_name();
+        self.joined.update_value(|rooms| rooms.retain(|_, s| s.name != name));
+        if self.socket.is_open() {
+            let socket = self.socket;
+            spawn_local(async move {
+                let _ = socket.call(LeaveParams { room: wire }).await;
+            });
+        }
+    }
+
+    /// A held room by either spelling.
+    pub fn get(&self, wire_name: &str) -> Option<RoomState> {
+        self.joined.with_value(|rooms| rooms.get(wire_name).cloned())
+    }
+
+    /// Every held room once.
+    pub fn held(&self) -> Vec<RoomState> {
+        self.joined.with_value(|rooms| {
+            let mut seen = Vec::<RoomState>::new();
+            for state in rooms.values() {
+                if !seen.iter().any(|s| s.name == state.name) {
+                    seen.push(state.clone());
+                }
+            }
+            seen
+        })
+    }
+
+    async fn join(self, state: &RoomState, history: u32) -> bool {
+        if state.status.get_untracked() != JoinStatus::Joined {
+            state.status.set(JoinStatus::Joining);
+        }
+        let params = JoinParams { room: state.name.clone(), history: Some(history) };
+        match self.socket.call(params).await {
+            Ok(joined) => {
+                let was_empty = state.last_id().is_none();
+                if joined.room.name != state.name {
+                    // The server spells the room differently; notifications use its spelling.
+                    let alias = state.clone();
+                    self.joined.update_value(|rooms| {
+                        rooms.insert(joined.room.name.clone(), alias);
+                    });
+                }
+                state.summary.set(Some(joined.room.clone()));
+                state.online.set(joined.online.into_iter().collect());
+                state.online_total.set(joined.room.online);
+                state.members_cursor.set(joined.online_next_cursor);
+                let fetched = joined.history.len();
+                state.insert(joined.history);
+                if was_empty && history > 0 {
+                    state.log.has_more.set(fetched as u32 >= history);
+                }
+                state.status.set(JoinStatus::Joined);
+                self.upsert_summary(joined.room);
+                true
+            }
+            Err(err) if is_connection_error(&err) => false,
+            Err(err) => {
+                state.status.set(JoinStatus::Failed(self.join_refusal(&err)));
+                false
+            }
+        }
+    }
+
+    fn join_refusal(&self, err: &ErrorObject) -> String {
+        match err.code {
+            -32004 if !self.session.is_logged_in_untracked() => {
+                "This room does not exist yet. Log in to create it.".into()
+            }
+            -32003 => format!("You cannot enter this room: {}", describe(err)),
+            _ => describe(err),
+        }
+    }
+
+    /// After a (re)connect: joins every held room again. Returns the newest id held per
+    /// room that `sync` must catch up from (`resume` as a logged-in user); an anonymous
+    /// observer is brought up to date here by [`Rooms::backfill`] instead.
+    pub async fn rejoin(self, resume: bool, logged_in: bool) -> BTreeMap<String, i64> {
+        if !resume {
+            self.read_sent.update_value(HashMap::clear);
+        }
+        let mut last_seen = BTreeMap::new();
+        for state in self.held() {
+            match state.last_id() {
+                Some(last) if resume && logged_in => {
+                    if self.join(&state, 0).await {
+                        last_seen.insert(state.wire_name(), last);
+                    }
+                }
+                Some(last) if resume => self.backfill(&state, last).await,
+                _ => {
+                    self.join(&state, JOIN_HISTORY).await;
+                }
+            }
+        }
+        last_seen
+    }
+
+    /// Brings an anonymous observer's log up to date after a reconnect (`sync` needs a login):
+    /// the newest page, then older pages until they meet what we already had.
+    async fn backfill(self, state: &RoomState, last_seen: i64) {
+        if !self.join(state, PAGE).await {
+            return;
+        }
+        let mut before = state.log.messages.with_untracked(|m| {
+            let at = m.partition_point(|i| i.id <= last_seen);
+            m.get(at).map(|i| i.id)
+        });
+        for _ in 0..10 {
+            let Some(cursor) = before else { return };
+            let params = HistoryParams { room: state.wire_name(), before: Some(cursor), limit: Some(PAGE) };
+            let Ok(page) = self.socket.call(params).await else { return };
+            let done = page.len() < PAGE as usize || page.first().is_none_or(|m| m.id <= last_seen);
+            before = page.first().map(|m| m.id);
+            state.insert(page);
+            if done {
+                return;
+            }
+        }
+    }
+
+    /// Files what `sync` brought, by room.
+    pub fn synced(&self, messages: Vec<Message>) {
+        let mut by_room: HashMap<String, Vec<Message>> = HashMap::new();
+        for message in messages {
+            by_room.entry(message.room.clone()).or_default().push(message);
+        }
+        for (room, messages) in by_room {
+            if let Some(state) = self.get(&room) {
+                state.insert(messages);
+            }
+        }
+    }
+
+    // ----- in a room -----------------------------------------------------------------
+
+    /// Reveals older messages of a room.
+    pub async fn load_earlier(self, state: RoomState) {
+        let room = state.wire_name();
+        let socket = self.socket;
+        let fetched = state
+            .log
+            .load_earlier(move |before| async move {
+                let page = socket.call(HistoryParams { room, before: Some(before), limit: Some(PAGE) }).await?;
+                Ok(page.into_iter().map(MsgItem::new).collect())
+            })
+            .await;
+        if let Err(err) = fetched {
+            self.report(&err);
+        }
+    }
+
+    /// One attempt at sending a queued room message.
+    pub async fn deliver(self, state: RoomState, pending: PendingSend) {
+        let params = SendParams { room: state.wire_name(), text: pending.text.clone(), nonce: Some(pending.nonce.clone()) };
+        let sent = state.log.attempt(&pending.nonce, self.toasts, "Message", self.socket.call(params)).await;
+        if let Some(message) = sent {
+            state.insert([message]);
+        }
+    }
+
+    /// Tells the room we are typing; the server allows one per 2 s, the composer throttles.
+    pub fn typing(&self, state: &RoomState) {
+        if self.session.is_logged_in_untracked() {
+            self.socket.notify(TypingParams { room: state.wire_name() });
+        }
+    }
+
+    /// Moves the room's read cursor to the newest message on screen.
+    pub fn mark_read(&self, state: &RoomState) {
+        let Some(last) = state.last_id() else { return };
+        if !self.session.is_logged_in_untracked() || !self.socket.is_open() {
+            return;
+        }
+        let room = state.wire_name();
+        let already = self.read_sent.with_value(|sent| sent.get(&room).copied()).unwrap_or(0);
+        if last <= already {
+            return;
+        }
+        self.read_sent.update_value(|sent| {
+            sent.insert(room.clone(), last);
+        });
+        let socket = self.socket;
+        spawn_local(async move {
+            // Purely bookkeeping: a failure only leaves the unread count a little high.
+            if let Err(err) = socket.call(RoomReadParams { room, id: last }).await {
+                leptos::logging::warn!("confab: room.read failed: {err:?}");
+            }
+        });
+    }
+
+    /// Another tab (or this one) read a room up to `id`.
+    pub fn read_moved(&self, room: String, id: i64) {
+        self.read_sent.update_value(|sent| {
+            let cursor = sent.entry(room.clone()).or_insert(0);
+            *cursor = (*cursor).max(id);
+        });
+        self.clear_unread(&room);
+    }
+
+    /// Reads every held room (the tab came back to the front).
+    pub fn mark_all_read(&self) {
+        for state in self.held() {
+            self.mark_read(&state);
+        }
+    }
+
+    /// Edits one of our messages.
+    pub async fn edit(self, state: RoomState, id: i64, raw: String) -> bool {
+        let text = match confab_shared::validate::message_text(&raw) {
+            Ok(text) => text.to_owned(),
+            Err(why) => {
+                self.toasts.error(format!("Message {why}."));
+                return false;
+            }
+        };
+        match self.socket.call(EditParams { id, text }).await {
+            Ok(message) => {
+                state.replace(message);
+                true
+            }
+            Err(err) => {
+                self.toasts.error(format!("Could not edit: {}", describe(&err)));
+                false
+            }
+        }
+    }
+
+    /// Deletes a message (ours, or anyone's for an admin).
+    pub async fn delete(self, state: RoomState, id: i64) {
+        match self.socket.call(DeleteParams { id }).await {
+            Ok(_) => state.mark_deleted(id),
+            Err(err) => self.toasts.error(format!("Could not delete: {}", describe(&err))),
+        }
+    }
+
+    /// Adds or removes our reaction.
+    pub async fn react(self, state: RoomState, id: i64, emoji: String, on: bool) {
+        match self.socket.call(ReactParams { id, emoji, on }).await {
+            Ok(message) => state.replace(message),
+            Err(err) => self.toasts.error(format!("Could not react: {}", describe(&err))),
+        }
+    }
+
+    // ----- the member panel: `room.join` gives the first page, "more" asks `room.members`
+    // for the next, and a `room.online_changed` (a busy tick in a big room) reloads the
+    // first page, since the itemised joins and leaves were not sent.
+
+    /// The member panel's next page of a joined room's present users.
+    pub async fn more_members(self, state: RoomState) {
+        let Some(cursor) = state.members_cursor.get_untracked() else { return };
+        self.members_page(state, Some(cursor)).await;
+    }
+
+    async fn members_page(self, state: RoomState, cursor: Option<String>) {
+        let first = cursor.is_none();
+        let params = RoomMembersParams { room: state.wire_name(), cursor, limit: Some(MEMBERS_PAGE) };
+        match self.socket.call(params).await {
+            Ok(page) => {
+                if first {
+                    state.online.set(page.members.into_iter().collect());
+                } else {
+                    state.online.update(|o| o.extend(page.members));
+                }
+                state.online_total.set(page.total as u32);
+                state.members_cursor.set(page.next_cursor);
+            }
+            Err(err) => self.report(&err),
+        }
+    }
+
+    /// Many came and went at once: the count is new and the names on screen are stale.
+    pub fn online_changed(&self, room: &str, online: u32) {
+        if let Some(state) = self.get(room) {
+            state.online_total.set(online);
+            spawn_local(self.members_page(state, None));
+        }
+    }
+
+    /// Someone (maybe we, from another tab) joined a held room.
+    pub fn user_joined(&self, room: &str, username: String) {
+        let Some(state) = self.get(room) else { return };
+        if self.session.is_me_untracked(&username) {
+            // Our own join (this tab's or another's): we know; no line for it.
+            state.online.update(|o| {
+                o.insert(username);
+            });
+            return;
+        }
+        let added = state.online.try_update(|o| o.insert(username.clone())).unwrap_or(false);
+        if added {
+            state.online_total.update(|n| *n += 1);
+            state.add_event(format!("{username} joined"));
+        }
+    }
+
+    /// Someone left a held room.
+    pub fn user_left(&self, room: &str, username: &str) {
+        let Some(state) = self.get(room) else { return };
+        state.online_total.update(|n| *n = n.saturating_sub(1));
+        state.online.update(|o| o.retain(|n| !n.eq_ignore_ascii_case(username)));
+        state.typing.update(|t| t.retain(|(n, _)| !n.eq_ignore_ascii_case(username)));
+        state.add_event(format!("{username} left"));
+    }
+
+    /// Someone else is typing in a held room.
+    pub fn user_typing(&self, room: &str, username: &str) {
+        if let Some(state) = self.get(room)
+            && !self.session.is_me_untracked(username)
+        {
+            state.typing_started(username);
+        }
+    }
+
+    /// The connection dropped: nobody is typing any more, as far as we can tell.
+    pub fn clear_typing(&self) {
+        for state in self.held() {
+            state.typing.set(Vec::new());
+        }
+    }
+}
