@@ -29,18 +29,12 @@ pub fn read_while_shown(target: Target) {
 #[component]
 pub fn ConversationPane(
     target: Target,
-    /// The accessible name of the log, e.g. "Messages in #lobby".
-    #[prop(into)]
-    label: String,
-    /// The accessible name of the composer, e.g. "Message #lobby".
-    #[prop(into)]
-    composer_label: String,
-    #[prop(into)] placeholder: String,
     /// The message rows, rendered inside the log's list before the pending ones.
     children: Children,
 ) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let session = chat.session;
+    let (label, composer_label, placeholder) = target.labels();
     let revision = {
         let target = target.clone();
         Signal::derive(move || target.revision())

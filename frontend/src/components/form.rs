@@ -97,6 +97,22 @@ pub fn Field(
     }
 }
 
+/// A checkbox with its label, bound to `checked`.
+#[component]
+pub fn Toggle(testid: &'static str, label: &'static str, checked: RwSignal<bool>) -> impl IntoView {
+    view! {
+        <label class="check">
+            <input
+                type="checkbox"
+                data-testid=testid
+                prop:checked=move || checked.get()
+                on:change=move |ev| checked.set(event_target_checked(&ev))
+            />
+            {label}
+        </label>
+    }
+}
+
 /// One choice of a [`CheckGroup`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Choice<T> {

@@ -175,12 +175,7 @@ fn DmView(peer: String) -> impl IntoView {
                 <PresenceBadge online />
             </header>
             <div class="room-body">
-                <ConversationPane
-                    target=Target::Dm(convo)
-                    label=format!("Conversation with {peer}")
-                    composer_label=format!("Message {peer}")
-                    placeholder=format!("Message {peer}")
-                >
+                <ConversationPane target=Target::Dm(convo)>
                     <For each=visible key=|m| m.id children=move |dm| view! { <DmItem dm last_mine /> } />
                 </ConversationPane>
             </div>

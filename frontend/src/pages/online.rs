@@ -8,6 +8,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::set_title;
+use crate::components::form::Toggle;
 use crate::components::presence::PresenceBadge;
 use crate::state::Chat;
 
@@ -120,15 +121,7 @@ pub fn OnlinePage() -> impl IntoView {
                         on:input=move |ev| filter.set(event_target_value(&ev))
                     />
                 </label>
-                <label class="check">
-                    <input
-                        type="checkbox"
-                        data-testid="online-only"
-                        prop:checked=move || online_only.get()
-                        on:change=move |ev| online_only.set(event_target_checked(&ev))
-                    />
-                    " Online only"
-                </label>
+                <Toggle testid="online-only" label=" Online only" checked=online_only />
                 <button class="secondary small" data-testid="people-refresh" on:click=move |_| load()>
                     "Refresh"
                 </button>

@@ -63,7 +63,6 @@ fn RoomView(name: String) -> impl IntoView {
     });
     let body = {
         let state = state.clone();
-        let name = name.clone();
         move || match refusal.get() {
             Some(why) => view! {
                 <div class="card error" role="alert" data-testid="room-error">
@@ -72,7 +71,7 @@ fn RoomView(name: String) -> impl IntoView {
                 </div>
             }
                 .into_any(),
-            None => view! { <RoomBody state=state.clone() name=name.clone() members_open /> }.into_any(),
+            None => view! { <RoomBody state=state.clone() members_open /> }.into_any(),
         }
     };
 
@@ -110,7 +109,7 @@ fn RoomView(name: String) -> impl IntoView {
 }
 
 #[component]
-fn RoomBody(state: RoomState, name: String, members_open: RwSignal<bool>) -> impl IntoView {
+fn RoomBody(state: RoomState, members_open: RwSignal<bool>) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let session = chat.session;
     let rows = {
@@ -133,12 +132,7 @@ fn RoomBody(state: RoomState, name: String, members_open: RwSignal<bool>) -> imp
 
     view! {
         <div class="room-body">
-            <ConversationPane
-                target=Target::Room(state)
-                label=format!("Messages in #{name}")
-                composer_label=format!("Message #{name}")
-                placeholder=format!("Message #{name}   (/pm user text for a private message)")
-            >
+            <ConversationPane target=Target::Room(state)>
                 <For
                     each=rows
                     key=Row::key

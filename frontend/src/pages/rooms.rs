@@ -10,7 +10,7 @@ use leptos_router::hooks::use_navigate;
 
 use super::set_title;
 use crate::api::rest;
-use crate::components::form::FormError;
+use crate::components::form::{FormError, Toggle};
 use crate::state::Chat;
 use crate::util::{long_time, short_time};
 
@@ -111,15 +111,11 @@ pub fn RoomsPage() -> impl IntoView {
                     </button>
                 </div>
                 <Show when=move || session.is_admin()>
-                    <label class="check">
-                        <input
-                            type="checkbox"
-                            data-testid="room-admin-only"
-                            prop:checked=move || admin_only.get()
-                            on:change=move |ev| admin_only.set(event_target_checked(&ev))
-                        />
-                        "Admins only (create a room only admins can see and join)"
-                    </label>
+                    <Toggle
+                        testid="room-admin-only"
+                        label="Admins only (create a room only admins can see and join)"
+                        checked=admin_only
+                    />
                 </Show>
                 <Show when=move || !session.is_logged_in()>
                     <p class="hint">"You can watch existing rooms. Log in to chat or create rooms."</p>

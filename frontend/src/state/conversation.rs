@@ -16,6 +16,24 @@ pub enum Target {
 }
 
 impl Target {
+    /// The log's accessible name, the composer's, and the composer's placeholder.
+    pub fn labels(&self) -> (String, String, String) {
+        match self {
+            Self::Room(state) => {
+                let name = &state.name;
+                (
+                    format!("Messages in #{name}"),
+                    format!("Message #{name}"),
+                    format!("Message #{name}   (/pm user text for a private message)"),
+                )
+            }
+            Self::Dm(convo) => {
+                let peer = &convo.with;
+                (format!("Conversation with {peer}"), format!("Message {peer}"), format!("Message {peer}"))
+            }
+        }
+    }
+
     /// Changes whenever the rendered rows do (the scrolling log follows it; reactive).
     pub fn revision(&self) -> (usize, i64) {
         match self {

@@ -79,16 +79,7 @@ impl Dms {
     /// Opens a conversation for its page: loads history and reads it.
     pub fn open(&self, peer: &str) -> Conversation {
         let key = peer.to_lowercase();
-        let convo = match self.if_open(peer) {
-            Some(convo) => convo,
-            None => {
-                let convo = Conversation::new(peer);
-                self.conversations.update_value(|c| {
-                    c.insert(key.clone(), convo.clone());
-                });
-                convo
-            }
-        };
+        let convo = super::held_entry(self.conversations, key.clone(), || Conversation::new(peer));
         self.viewing.set(Some(key));
         if !convo.loaded.get_untracked() && self.socket.is_open() {
             spawn_local(self.load(convo.clone()));

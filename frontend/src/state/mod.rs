@@ -70,6 +70,22 @@ pub fn report(toasts: Toasts, err: &ErrorObject) {
     }
 }
 
+/// The value under `key`, inserted with `make` first if there is none.
+fn held_entry<V: Clone + Send + Sync + 'static>(
+    store: StoredValue<std::collections::HashMap<String, V>>,
+    key: String,
+    make: impl FnOnce() -> V,
+) -> V {
+    if let Some(existing) = store.with_value(|all| all.get(&key).cloned()) {
+        return existing;
+    }
+    let value = make();
+    store.update_value(|all| {
+        all.insert(key, value.clone());
+    });
+    value
+}
+
 /// The shared app state; a copyable handle provided through context.
 #[derive(Clone, Copy)]
 pub struct Chat {

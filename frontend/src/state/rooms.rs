@@ -110,17 +110,7 @@ impl Rooms {
             *count += 1;
             fresh = *count == 1;
         });
-        let existing = self.joined.with_value(|rooms| rooms.get(name).cloned());
-        let state = match existing {
-            Some(state) => state,
-            None => {
-                let state = RoomState::new(name);
-                self.joined.update_value(|rooms| {
-                    rooms.insert(name.to_owned(), state.clone());
-                });
-                state
-            }
-        };
+        let state = super::held_entry(self.joined, name.to_owned(), || RoomState::new(name));
         if fresh && self.socket.is_open() {
             let this = *self;
             let joining = state.clone();
