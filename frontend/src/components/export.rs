@@ -60,7 +60,9 @@ pub fn ExportList(#[prop(into)] room: Signal<String>) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let mine = move || {
         let room = room.get();
-        chat.jobs.exports.with(|all| all.iter().filter(|e| e.room.eq_ignore_ascii_case(&room)).map(|e| e.job_id).collect::<Vec<_>>())
+        chat.jobs
+            .exports
+            .with(|all| all.iter().filter(|e| e.room.eq_ignore_ascii_case(&room)).map(|e| e.job_id).collect::<Vec<_>>())
     };
     view! {
         <Show when=move || !mine().is_empty()>
@@ -98,7 +100,8 @@ fn ExportRow(job_id: i64) -> impl IntoView {
         })
     };
     let file = move || export.with(|e| e.as_ref().and_then(|e| e.file.clone()));
-    let download_error = move || export.with(|e| e.as_ref().filter(|e| e.state_str() == "done").and_then(|e| e.error.clone()));
+    let download_error =
+        move || export.with(|e| e.as_ref().filter(|e| e.state_str() == "done").and_then(|e| e.error.clone()));
     view! {
         <li class="export" data-testid="export" data-job=job_id.to_string() data-state=state>
             <div class="export-line">

@@ -129,7 +129,8 @@ impl Dms {
 
     /// One attempt at sending a queued private message.
     pub async fn deliver(self, convo: Conversation, pending: PendingSend) {
-        let params = DmSendParams { to: convo.with.clone(), text: pending.text.clone(), nonce: Some(pending.nonce.clone()) };
+        let params =
+            DmSendParams { to: convo.with.clone(), text: pending.text.clone(), nonce: Some(pending.nonce.clone()) };
         let sent = convo.log.attempt(&pending.nonce, self.toasts, "Private message", self.socket.call(params)).await;
         if let Some(receipt) = sent {
             convo.insert([receipt.clone()]);

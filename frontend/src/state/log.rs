@@ -91,7 +91,8 @@ impl<T: Entry> Log<T> {
 
     /// The message with `id`, if we hold it.
     pub fn get(&self, id: i64) -> Option<T> {
-        self.messages.with_untracked(|list| list.binary_search_by_key(&id, T::id).ok().and_then(|at| list.get(at).cloned()))
+        self.messages
+            .with_untracked(|list| list.binary_search_by_key(&id, T::id).ok().and_then(|at| list.get(at).cloned()))
     }
 
     /// Merges messages in, keeping id order and ignoring ids we already have.

@@ -293,7 +293,8 @@ impl Rooms {
 
     /// One attempt at sending a queued room message.
     pub async fn deliver(self, state: RoomState, pending: PendingSend) {
-        let params = SendParams { room: state.wire_name(), text: pending.text.clone(), nonce: Some(pending.nonce.clone()) };
+        let params =
+            SendParams { room: state.wire_name(), text: pending.text.clone(), nonce: Some(pending.nonce.clone()) };
         let sent = state.log.attempt(&pending.nonce, self.toasts, "Message", self.socket.call(params)).await;
         if let Some(message) = sent {
             state.insert([message]);

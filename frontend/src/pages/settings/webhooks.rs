@@ -7,7 +7,9 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use super::{FieldErrors, RegistryList, Section, SettingsForm, clear_errors, parse_rooms, secret_once, send_form, when};
+use super::{
+    FieldErrors, RegistryList, Section, SettingsForm, clear_errors, parse_rooms, secret_once, send_form, when,
+};
 use crate::components::confirm::ConfirmButton;
 use crate::components::form::{CheckGroup, Choice, Field};
 use crate::state::Chat;
@@ -63,7 +65,8 @@ fn NewWebhookForm() -> impl IntoView {
         }
         clear_errors(&fields, form_error);
         let target = url.get_untracked().trim().to_owned();
-        if !(target.starts_with("http://") || target.starts_with("https://")) || target.chars().count() > MAX_URL_CHARS {
+        if !(target.starts_with("http://") || target.starts_with("https://")) || target.chars().count() > MAX_URL_CHARS
+        {
             url_error.set(Some(format!("Enter an http:// or https:// URL of at most {MAX_URL_CHARS} characters.")));
         }
         let chosen = events.get_untracked();
@@ -71,7 +74,9 @@ fn NewWebhookForm() -> impl IntoView {
             events_error.set(Some("Choose at least one event.".into()));
         }
         let filter = parse_rooms(&rooms.get_untracked());
-        if let Some((room, why)) = filter.iter().flatten().find_map(|r| validate::room_name(r).err().map(|why| (r, why))) {
+        if let Some((room, why)) =
+            filter.iter().flatten().find_map(|r| validate::room_name(r).err().map(|why| (r, why)))
+        {
             rooms_error.set(Some(format!("“{room}” is not a room name: it {why}.")));
         }
         if fields.iter().any(|(_, e)| e.with_untracked(Option::is_some)) {
