@@ -9,7 +9,8 @@
 # receiver on 127.0.0.1, watches a delivery fail and retries it from the page.
 #
 # Environment: CONFAB_BIN (the server), CONFAB_SCREENSHOTS=docs/screenshots to save the
-# PNGs of the main pages, CONFAB_SKIP_SPA_BUILD=1 to use frontend/dist as it is.
+# PNGs of the main pages, CONFAB_SKIP_SPA_BUILD=1 to use frontend/dist as it is,
+# CONFAB_BROWSER_TESTS to run only some files (e.g. "tests/settings.test.mjs"; default tests/).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -56,6 +57,7 @@ if [ -n "$shots" ]; then
 fi
 
 cd "$suite"
+# shellcheck disable=SC2086 # CONFAB_BROWSER_TESTS is a list of files
 env "${server_env[@]}" CONFAB_URL="$CONFAB_URL" CONFAB_PID="$CONFAB_PID" CONFAB_DATA="$CONFAB_DATA" \
     CONFAB_BIN="$CONFAB_BIN" CONFAB_SCREENSHOTS="$shots" CONFAB_ACCESS_TTL_SECS=45 \
-    node --test --test-concurrency=1 --test-reporter=spec tests/
+    node --test --test-concurrency=1 --test-reporter=spec ${CONFAB_BROWSER_TESTS:-tests/}
