@@ -129,7 +129,12 @@ export class RpcClient {
     await new Promise((resolve, reject) => {
       ws.once('open', resolve);
       ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      ws.once('unexpected-response', (_req, res) => {
+        // Listening for this makes ending the refused request our job; left open, it
+        // would keep the test process alive.
+        ws.terminate();
+        reject(new Error(`upgrade refused: ${res.statusCode}`));
+      });
     });
     return client;
   }

@@ -31,7 +31,12 @@ export async function startReceiver() {
     failNext(n) {
       failures = n;
     },
-    close: () => new Promise((resolve) => server.close(resolve)),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(resolve);
+        // The server under test keeps its connections alive; they would hold `close` open.
+        server.closeAllConnections();
+      }),
   };
 }
 
