@@ -69,7 +69,7 @@ impl Dms {
         Effect::new(move |_| {
             let mut peers: Vec<(confab_shared::Timestamp, String)> =
                 self.index.with(|index| index.convos.values().map(|c| (c.last_at, c.with.clone())).collect());
-            peers.sort_by(|a, b| b.0.cmp(&a.0));
+            peers.sort_by_key(|p| std::cmp::Reverse(p.0));
             let mut names: Vec<String> = peers.into_iter().take(DM_PEERS_WATCHED).map(|(_, name)| name).collect();
             names.extend(self.viewing.get());
             presence.set_group("dm", names);
