@@ -22,6 +22,15 @@ pub fn ConfirmButton(
     on_confirm: Callback<()>,
 ) -> impl IntoView {
     let asking = RwSignal::new(false);
+    // The first button goes away when asked; keyboard focus moves on to the question.
+    let confirm_button = NodeRef::<leptos::html::Button>::new();
+    Effect::new(move |_| {
+        if asking.get()
+            && let Some(button) = confirm_button.get()
+        {
+            let _ = button.focus();
+        }
+    });
     let confirm_id = format!("{testid}-confirm");
     let cancel_id = format!("{testid}-cancel");
     view! {
@@ -44,6 +53,7 @@ pub fn ConfirmButton(
         >
             <span class="confirm" role="group" aria-label="Are you sure?">
                 <button
+                    node_ref=confirm_button
                     type="button"
                     class="primary small danger"
                     data-testid=confirm_id.clone()

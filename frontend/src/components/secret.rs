@@ -29,6 +29,12 @@ pub fn SecretReveal(
 ) -> impl IntoView {
     let copied = RwSignal::new(Copied::Not);
     let input = NodeRef::<leptos::html::Input>::new();
+    // Shown once: put the keyboard (and a screen reader) on it as it appears.
+    Effect::new(move |_| {
+        if let Some(input) = input.get() {
+            let _ = input.focus();
+        }
+    });
     let copy = {
         let secret = secret.clone();
         move |_| {
