@@ -82,7 +82,9 @@ mod boot {
         if MOUNTING.get() || WAITING.get() > 0 {
             return;
         }
-        let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
+        let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+            return;
+        };
         if let Ok(event) = web_sys::Event::new(READY_EVENT) {
             let _ = document.dispatch_event(&event);
         }
