@@ -2,12 +2,14 @@
 # The web app on a phone: Lighthouse (npm `lighthouse`, its mobile defaults) with Debian's
 # Chromium against /login and a room page of a release server serving frontend/dist, plus
 # plain-HTTP checks of compression and caching (e2e/lighthouse/tests). Asserts only
-# deterministic facts (sizes, headers, cache lifetimes); scores and timings are reported in
-# $CONFAB_LIGHTHOUSE_OUT/lighthouse.{md,json} (default target/lighthouse; `just lighthouse`
-# writes docs/), Lighthouse's HTML reports in target/lighthouse. About a minute.
+# deterministic facts (sizes, headers, cache lifetimes, the app's start ran to its end);
+# scores and timings, the median of CONFAB_LIGHTHOUSE_RUNS runs per page (default 3), are
+# reported in $CONFAB_LIGHTHOUSE_OUT/lighthouse.{md,json} (default target/lighthouse;
+# `just lighthouse` writes docs/), Lighthouse's HTML reports in target/lighthouse. About two
+# minutes.
 #
 # Environment: CONFAB_BIN (the server), CONFAB_SKIP_SPA_BUILD=1 to use frontend/dist as it
-# is, CONFAB_LIGHTHOUSE_OUT (where the report goes).
+# is, CONFAB_LIGHTHOUSE_OUT (where the report goes), CONFAB_LIGHTHOUSE_RUNS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD

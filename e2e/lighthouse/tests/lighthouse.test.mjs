@@ -3,13 +3,17 @@
 // facts behind a fast first load checked over plain HTTP.
 //
 // Only deterministic facts are asserted: the compressed sizes, the headers, the cache
-// lifetimes, the identity fallback, the bytes a first load transfers. Scores and timings
-// depend on the machine and are reported (lighthouse.md and lighthouse.json in
-// CONFAB_LIGHTHOUSE_OUT, Lighthouse's own HTML reports in CONFAB_LIGHTHOUSE_HTML), never
-// asserted.
+// lifetimes, the identity fallback, the bytes a first load transfers, that the app's start
+// ran to its end. Scores and timings depend on the machine and are reported (lighthouse.md
+// and lighthouse.json in CONFAB_LIGHTHOUSE_OUT, Lighthouse's own HTML reports in
+// CONFAB_LIGHTHOUSE_HTML), never asserted: Lighthouse's simulation multiplies the main-thread
+// time it observes by 4, so on a shared 2-core machine the same build scores from the low
+// 70s to the high 90s on the room page depending on what else runs. Each page is measured
+// CONFAB_LIGHTHOUSE_RUNS times (default 3) and the run with the median Performance score is
+// reported, as Lighthouse's documentation advises for variance.
 //
 // Environment (set by e2e/suites/15-lighthouse.sh): CONFAB_URL, CONFAB_LIGHTHOUSE_OUT,
-// CONFAB_LIGHTHOUSE_HTML, CHROME_PATH.
+// CONFAB_LIGHTHOUSE_HTML, CHROME_PATH, CONFAB_LIGHTHOUSE_RUNS.
 
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -31,6 +35,7 @@ const HTML_OUT = required('CONFAB_LIGHTHOUSE_HTML');
 const MAX_WASM_BROTLI = 450_000;
 const MAX_FIRST_LOAD = 500_000;
 const YEAR = 'public, max-age=31536000, immutable';
+const RUNS = Number(process.env.CONFAB_LIGHTHOUSE_RUNS ?? 3);
 
 function required(name) {
   const value = process.env[name];
@@ -132,29 +137,48 @@ describe('the web app on a phone', { concurrency: false }, () => {
     }
   });
 
-  test('Lighthouse (mobile) on /login and a room page; the first load is at most 500 KB', async () => {
+  test('index.html fetches the WASM and its glue from the start, before any script runs', async () => {
+    const html = (await rawGet('/login')).body.toString('utf8');
+    const head = html.slice(0, html.indexOf('</head>'));
+    assert.match(head, new RegExp(`<link rel="modulepreload" href="${assets.js}"`));
+    assert.match(head, new RegExp(`<link rel="preload" href="${assets.wasm}" as="fetch" type="application/wasm" crossorigin`));
+    assert.doesNotMatch(head, /<script[^>]*\ssrc=/, 'no script file blocks the first paint');
+  });
+
+  test(`Lighthouse (mobile, median of ${RUNS}) on /login and a room page; the first load is at most 500 KB`, async () => {
     const chrome = await chromeLauncher.launch({
       chromePath: process.env.CHROME_PATH,
       // Root in CI and containers: no sandbox. Headless, and nothing of a user's profile.
       chromeFlags: ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run'],
     });
+    results.environment = { loadAverageBefore: loadAverage() };
     try {
       for (const [name, pathname] of [['login', '/login'], ['room', `/rooms/${ROOM}`]]) {
-        const runner = await lighthouse(new URL(pathname, BASE).href, {
-          port: chrome.port,
-          output: ['json', 'html'],
-          logLevel: 'error',
-          onlyCategories: ['performance', 'accessibility', 'best-practices'],
-        });
-        const lhr = runner.lhr;
-        assert.equal(lhr.runtimeError, undefined, `${name}: ${lhr.runtimeError?.message}`);
+        const runs = [];
+        for (let run = 0; run < RUNS; run++) {
+          const runner = await lighthouse(new URL(pathname, BASE).href, {
+            port: chrome.port,
+            output: ['json', 'html'],
+            logLevel: 'error',
+            onlyCategories: ['performance', 'accessibility', 'best-practices'],
+          });
+          const lhr = runner.lhr;
+          assert.equal(lhr.runtimeError, undefined, `${name}: ${lhr.runtimeError?.message}`);
+          // The boot (index.html) marks its end once the app has taken over from the shell.
+          const marks = (lhr.audits['user-timings']?.details?.items ?? []).map((item) => item.name);
+          assert.ok(marks.includes('confab:ready'), `${name}: the app did not finish starting (marks: ${marks.join(', ')})`);
+          runs.push({ summary: summarize(lhr), html: runner.report[1] });
+        }
+        runs.sort((a, b) => a.summary.scores.performance - b.summary.scores.performance);
+        const median = runs[Math.floor(runs.length / 2)];
         await mkdir(HTML_OUT, { recursive: true });
-        await writeFile(path.join(HTML_OUT, `${name}.report.html`), runner.report[1]);
-        results[name] = summarize(lhr);
+        await writeFile(path.join(HTML_OUT, `${name}.report.html`), median.html);
+        results[name] = { ...median.summary, performanceRuns: runs.map((r) => r.summary.scores.performance) };
       }
     } finally {
       await chrome.kill();
     }
+    results.environment.loadAverageAfter = loadAverage();
     for (const name of ['login', 'room']) {
       const bytes = results[name].transferBytes;
       assert.ok(bytes <= MAX_FIRST_LOAD, `${name}: the first load transfers ${bytes} bytes`);
@@ -167,13 +191,18 @@ describe('the web app on a phone', { concurrency: false }, () => {
     const report = {
       ...results,
       assets,
-      environment: { loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))), cpus: os.cpus().length },
+      environment: { ...results.environment, cpus: os.cpus().length },
     };
     await writeFile(path.join(OUT, 'lighthouse.json'), `${JSON.stringify(report, null, 2)}\n`);
     await writeFile(path.join(OUT, 'lighthouse.md'), renderMarkdown(report));
     console.log(`lighthouse: report in ${OUT}/lighthouse.md`);
   });
 });
+
+/** The 1, 5 and 15 minute load averages. */
+function loadAverage() {
+  return os.loadavg().map((l) => Number(l.toFixed(2)));
+}
 
 /** The numbers worth keeping from one Lighthouse result. */
 function summarize(lhr) {
@@ -198,6 +227,11 @@ function summarize(lhr) {
       transferBytes: r.transferSize,
       resourceBytes: r.resourceSize,
     })),
+    // The simulated main-thread tasks over 50 ms (what Total Blocking Time adds up).
+    longTasksMs: (lhr.audits['long-tasks']?.details?.items ?? []).map((t) => Math.round(t.duration)),
+    userTimings: Object.fromEntries(
+      (lhr.audits['user-timings']?.details?.items ?? []).map((t) => [t.name, Math.round(t.startTime + (t.duration ?? 0))]),
+    ),
     failedAudits: Object.values(lhr.audits)
       .filter((a) => a.score !== null && a.score < 1 && a.scoreDisplayMode === 'binary')
       .map((a) => a.id),
