@@ -13,10 +13,12 @@
 //! # Layout
 //! - [`sqlite`]: a thread owning one SQLite connection with cached prepared statements and
 //!   the rooms' counters in memory (checked against the database on every commit).
+//! - [`checkpoint`]: the SQLite log's checkpoints, off the writer's thread, and its rewinds.
 //! - [`postgres`]: one statement per batch (`UNNEST` arrays): rooms locked in id order,
 //!   counters moved, rows inserted, in a single round trip, so instances sharing the
 //!   database stay correct.
 
+mod checkpoint;
 pub mod postgres;
 pub mod sqlite;
 

@@ -12,10 +12,8 @@
 //! so if anything else ever moved it, the transaction is rolled back, the cache dropped and
 //! the batch written again with the database's numbers.
 //!
-//! WAL checkpoints (copying the log into the database file, with its fsync) would otherwise
-//! run inside whichever commit crosses the log's size limit, holding up that batch and
-//! every sender waiting on it; the writer's connection leaves them to a checkpointer thread
-//! of its own, which runs passive checkpoints next to the writes.
+//! WAL checkpoints are left to a thread of their own ([`super::checkpoint`]), which keeps
+//! the log small without holding up commits.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -79,9 +77,6 @@ impl SqliteWriter {
     }
 }
 
-/// How often the checkpointer looks at the log.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-
 /// The write connection and the rooms' counters; used from one thread.
 pub struct SqliteAppender {
     conn: Connection,
@@ -124,7 +119,8 @@ impl SqliteAppender {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpointer = spawn_checkpointer(Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?)?;
+        conn.pragma_update(None, "journal_size_limit", super::checkpoint::LOG_LIMIT_BYTES)?;
+        let checkpointer = super::checkpoint::spawn(Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?)?;
         Ok(Self { conn, last_seq: HashMap::new(), _checkpointer: checkpointer })
     }
 
@@ -191,23 +187,6 @@ impl SqliteAppender {
         }
         Ok(out)
     }
-}
-
-/// Runs `PASSIVE` checkpoints on `conn` until the returned sender is dropped. Passive: it
-/// copies what no reader still needs and never waits for, or blocks, the writer.
-fn spawn_checkpointer(conn: Connection) -> StorageResult<mpsc::Sender<()>> {
-    let (stop, stopped) = mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("sqlite-checkpoint".into())
-        .spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(%err, "WAL checkpoint failed");
-                }
-            }
-        })
-        .map_err(|e| StorageError::Db(Box::new(e)))?;
-    Ok(stop)
 }
 
 impl From<rusqlite::Error> for StorageError {
