@@ -7,7 +7,8 @@
 //! client with many sends in flight gets them into one transaction (and its room's members
 //! get them in one write). Any other call first waits for the sends before it, so it sees
 //! their effects and its response comes after theirs. The writer drains the outbound queue in
-//! batches, feeding every queued frame before one flush.
+//! batches, feeding every queued frame before one flush, and lets the scheduler run the
+//! ready tasks once before that flush, so frames queued a moment apart share one write.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -373,14 +374,27 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut inbox: Inbox, p
                 // every idle connection its capacity (a `Utf8Bytes` is 32 bytes).
                 let mut next = Some(first);
                 let mut fed = 0;
-                while let Some(text) = next.take() {
-                    if sink.feed(Message::Text(text)).await.is_err() {
-                        return;
+                let mut yielded = false;
+                loop {
+                    while let Some(text) = next.take() {
+                        if sink.feed(Message::Text(text)).await.is_err() {
+                            return;
+                        }
+                        fed += 1;
+                        if fed < WRITE_BATCH {
+                            next = inbox.rx.try_recv().ok();
+                        }
                     }
-                    fed += 1;
-                    if fed < WRITE_BATCH {
-                        next = inbox.rx.try_recv().ok();
+                    if yielded || fed >= WRITE_BATCH {
+                        break;
                     }
+                    // Let the tasks that are ready run before the write: whatever they queue
+                    // for this connection now (the response to a send right behind its own
+                    // broadcast, the rest of a burst) goes out in the same system call. The
+                    // budget is one pass of the scheduler, not a timer.
+                    yielded = true;
+                    tokio::task::yield_now().await;
+                    next = inbox.rx.try_recv().ok();
                 }
                 if sink.flush().await.is_err() {
                     return;
