@@ -5,7 +5,7 @@
 # Runs the scenario against Confab only, attaches perf (DWARF call graphs from the release
 # binary's line tables) to the server for PERF_SECS of the measured window, and folds the
 # samples into an SVG with inferno (cargo install inferno). Expects the binaries of
-# `cargo build --release -p confab -p confab-loadgen` and, for PostgreSQL scenarios,
+# `cargo test --release --workspace --exclude confab-frontend --no-run` (as `just test`) and, for PostgreSQL scenarios,
 # CONFAB_BENCH_PG_URL (or the services of scripts/services.sh on their default port).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

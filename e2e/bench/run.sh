@@ -24,7 +24,9 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 12000 ]; then
     echo "warning: open-file limit $(ulimit -n); scenario (d) needs about 10 100" >&2
 fi
 
-cargo build --release --quiet -p confab --bin confab -p confab-loadgen --bin loadgen
+# The package selection `just test` builds (scripts/test.sh): any other one unifies features
+# differently and rebuilds the backend. Both binaries are integration-test targets there.
+cargo test --release --quiet --workspace --exclude confab-frontend --no-run
 # Run copies, so that a build in the same target dir cannot swap a binary mid-run.
 mkdir -p target/bench/bin
 cp target/release/confab target/release/loadgen target/bench/bin/

@@ -266,7 +266,9 @@ async fn run_cmd(cmd: RunCmd) -> anyhow::Result<()> {
 }
 
 fn report_cmd(results: &std::path::Path, out: Option<PathBuf>) -> anyhow::Result<()> {
-    let parsed: bench::Results = serde_json::from_str(&std::fs::read_to_string(results)?)?;
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(results).with_context(|| format!("reading {}", results.display()))?;
+    let parsed: bench::Results = serde_json::from_str(&text).with_context(|| format!("parsing {}", results.display()))?;
     let out = out.unwrap_or_else(|| results.parent().map_or_else(|| PathBuf::from("."), PathBuf::from));
     report::write_all(&parsed, &out)
 }
