@@ -1,19 +1,62 @@
 #!/usr/bin/env bash
-# Runs every end-to-end suite (e2e/suites/*.sh, in name order) against the release binary.
-# Each suite starts the servers it needs on free ports and stops them itself.
+# Runs every end-to-end suite (e2e/suites/*.sh) against the release binary. Each suite starts
+# the servers it needs on free ports and stops them itself, so they are independent: up to
+# E2E_JOBS (default 3) run side by side, each into its own log, printed when it ends. The
+# Lighthouse suite runs alone afterwards, so that its measurements are not taken on a machine
+# busy with the others.
 # Environment: CONFAB_BIN (the server binary), plus CONFAB_TEST_REDIS_URL / CONFAB_TEST_PG_URL
 # from scripts/services.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CONFAB_BIN=${CONFAB_BIN:-$PWD/target/release/confab}
+jobs=${E2E_JOBS:-3}
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 failed=()
+
+# Suite name → pid of its runner, for the ones still running.
+declare -A running=()
+
+# Waits for one running suite to end, prints its log and records a failure.
+reap_one() {
+    local done_pid status suite
+    status=0
+    wait -n -p done_pid "${running[@]}" || status=$?
+    for suite in "${!running[@]}"; do
+        if [ "${running[$suite]}" = "$done_pid" ]; then
+            unset "running[$suite]"
+            echo "-- $suite ($( [ "$status" = 0 ] && echo passed || echo "FAILED, exit $status"))"
+            cat "$logs/$(basename "$suite").log"
+            [ "$status" = 0 ] || failed+=("$suite")
+            return
+        fi
+    done
+}
+
+run_suite() {
+    local suite=$1 started=$SECONDS
+    bash "$suite"
+    echo "   ($suite took $((SECONDS - started)) s)"
+}
+
+alone=()
 for suite in e2e/suites/*.sh; do
     [ -f "$suite" ] || continue
-    echo "-- $suite"
-    if ! bash "$suite"; then
-        failed+=("$suite")
-    fi
+    case "$suite" in
+        *lighthouse*) alone+=("$suite"); continue ;;
+    esac
+    while [ "${#running[@]}" -ge "$jobs" ]; do reap_one; done
+    echo "-- starting $suite"
+    run_suite "$suite" >"$logs/$(basename "$suite").log" 2>&1 &
+    running[$suite]=$!
 done
+while [ "${#running[@]}" -gt 0 ]; do reap_one; done
+
+for suite in "${alone[@]}"; do
+    echo "-- $suite"
+    run_suite "$suite" || failed+=("$suite")
+done
+
 if [ ${#failed[@]} -gt 0 ]; then
     echo "failed suites: ${failed[*]}" >&2
     exit 1
