@@ -122,6 +122,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_WEBHOOK_ALLOW_PRIVATE")]
     pub webhook_allow_private: bool,
 
+    /// Extra CA certificates (a PEM bundle) trusted for `https://` webhook destinations, next
+    /// to the bundled Mozilla roots: for internal endpoints signed by a private CA.
+    #[arg(long, env = "CONFAB_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
+
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "CONFAB_LOG_JSON")]
     pub log_json: bool,
@@ -179,6 +184,7 @@ impl Config {
             webhook_retry_base_ms: 50,
             webhook_max_failures: 15,
             webhook_allow_private: true,
+            webhook_ca_file: None,
             log_json: false,
         }
     }

@@ -57,6 +57,8 @@ impl Application {
         let Shared { layer, presence, throttle, presence_batch } = shared_state(&config, &shutdown).await?;
         let webhooks = crate::features::webhooks::Outbox::default();
         webhooks.reload(&db).await.context("reading the webhooks")?;
+        // A bad CONFAB_WEBHOOK_CA_FILE stops the start here, not every delivery later.
+        crate::features::webhooks::destination::client(config.webhook_allow_private, config.webhook_ca_file.as_deref())?;
         let writer = MessageWriter::spawn(db.clone(), &config.database_url(), layer.clone(), webhooks.clone())
             .context("starting the message writer")?;
         // Jobs left unfinished by an earlier run (or, with Redis, by a dead instance) are failed.

@@ -6,7 +6,8 @@ import type { Scope } from "./Scope.js";
  */
 export type CreateApiToken = { 
 /**
- * A label to recognise the token by, 1 to 64 characters.
+ * A label to recognise the token by: 1 to 64 characters, not all blank, without
+ * control characters (stored trimmed).
  */
 name: string, 
 /**

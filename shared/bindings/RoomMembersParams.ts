@@ -9,7 +9,8 @@ export type RoomMembersParams = {
  */
 room: string, 
 /**
- * `next_cursor` of the previous page (or `online_next_cursor` of `room.join`).
+ * `next_cursor` of the previous page (or `online_next_cursor` of `room.join`): opaque
+ * base64url (empty: the first page).
  */
 cursor?: string, 
 /**

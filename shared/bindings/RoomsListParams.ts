@@ -5,7 +5,7 @@
  */
 export type RoomsListParams = { 
 /**
- * `next_cursor` of the previous page.
+ * `next_cursor` of the previous page: opaque base64url (empty: the first page).
  */
 cursor?: string, 
 /**
@@ -13,6 +13,6 @@ cursor?: string,
  */
 limit?: number, 
 /**
- * Only rooms whose name starts with this, 1 to 64 room-name characters.
+ * Only rooms whose name starts with this, up to 64 room-name characters; empty: every room.
  */
 prefix?: string, };

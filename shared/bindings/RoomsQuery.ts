@@ -5,7 +5,7 @@
  */
 export type RoomsQuery = { 
 /**
- * `next_cursor` of the previous page.
+ * `next_cursor` of the previous page: opaque base64url (empty: the first page).
  */
 cursor: string | null, 
 /**
@@ -13,6 +13,6 @@ cursor: string | null,
  */
 limit: number | null, 
 /**
- * Only rooms whose name starts with this.
+ * Only rooms whose name starts with this; empty: every room.
  */
 prefix: string | null, };

@@ -5,7 +5,7 @@
  */
 export type UsersListParams = { 
 /**
- * `next_cursor` of the previous page.
+ * `next_cursor` of the previous page: opaque base64url (empty: the first page).
  */
 cursor?: string, 
 /**
@@ -13,7 +13,8 @@ cursor?: string,
  */
 limit?: number, 
 /**
- * Only usernames starting with this (case-insensitive), 1 to 32 username characters.
+ * Only usernames starting with this (case-insensitive), up to 32 username characters;
+ * empty: every user.
  */
 prefix?: string, 
 /**

@@ -5,7 +5,7 @@
  */
 export type UsersQuery = { 
 /**
- * `next_cursor` of the previous page.
+ * `next_cursor` of the previous page: opaque base64url (empty: the first page).
  */
 cursor: string | null, 
 /**
@@ -13,7 +13,7 @@ cursor: string | null,
  */
 limit: number | null, 
 /**
- * Only usernames starting with this (case-insensitive).
+ * Only usernames starting with this (case-insensitive); empty: every user.
  */
 prefix: string | null, 
 /**

@@ -224,14 +224,17 @@ wire! {
     #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
     #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
     pub struct UsersQuery {
-        /// `next_cursor` of the previous page.
+        /// `next_cursor` of the previous page: opaque base64url (empty: the first page).
+        #[cfg_attr(feature = "openapi", schema(pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$", max_length = 100))]
+        #[cfg_attr(feature = "openapi", param(pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$", max_length = 100))]
         pub cursor: Option<String>,
         /// 1 to 200, default 50.
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 200))]
         #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
         pub limit: Option<u32>,
-        /// Only usernames starting with this (case-insensitive).
-        #[cfg_attr(feature = "openapi", param(pattern = "^[A-Za-z0-9_.-]{1,32}$"))]
+        /// Only usernames starting with this (case-insensitive); empty: every user.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{0,32}$", max_length = 32))]
+        #[cfg_attr(feature = "openapi", param(pattern = "^[A-Za-z0-9_.-]{0,32}$", max_length = 32))]
         pub prefix: Option<String>,
         /// `true`: only users online now.
         pub online: Option<bool>,
@@ -241,14 +244,17 @@ wire! {
     #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
     #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
     pub struct RoomsQuery {
-        /// `next_cursor` of the previous page.
+        /// `next_cursor` of the previous page: opaque base64url (empty: the first page).
+        #[cfg_attr(feature = "openapi", schema(pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$", max_length = 100))]
+        #[cfg_attr(feature = "openapi", param(pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$", max_length = 100))]
         pub cursor: Option<String>,
         /// 1 to 200, default 50.
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 200))]
         #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
         pub limit: Option<u32>,
-        /// Only rooms whose name starts with this.
-        #[cfg_attr(feature = "openapi", param(pattern = "^[A-Za-z0-9_-]{1,64}$"))]
+        /// Only rooms whose name starts with this; empty: every room.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{0,64}$", max_length = 64))]
+        #[cfg_attr(feature = "openapi", param(pattern = "^[A-Za-z0-9_-]{0,64}$", max_length = 64))]
         pub prefix: Option<String>,
     }
 

@@ -36,6 +36,27 @@ pub const MAX_TOKEN_NAME_CHARS: usize = 64;
 /// Longest lifetime `expires_in_days` may ask for (ten years).
 pub const MAX_TOKEN_DAYS: u32 = 3650;
 
+/// `expires_in_days`: a JSON integer, or a number without a fraction (`90.0`), which JSON
+/// Schema counts as an integer too; the range is checked by the server, naming the field.
+mod whole_days {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(days: &Option<u32>, serializer: S) -> Result<S::Ok, S::Error> {
+        days.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+        let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+        let whole = match (number.as_u64(), number.as_f64()) {
+            (Some(n), _) => Some(n),
+            (None, Some(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => Some(f as u64),
+            _ => None,
+        };
+        whole.and_then(|n| u32::try_from(n).ok()).map(Some).ok_or_else(|| D::Error::custom("must be a whole number of days, 1 to 3650"))
+    }
+}
+
 wire! {
     /// What an API token may do.
     #[derive(Copy, Eq, Hash, PartialOrd, Ord)]
@@ -51,16 +72,17 @@ wire! {
 
     /// The body of `POST /api/tokens`.
     pub struct CreateApiToken {
-        /// A label to recognise the token by, 1 to 64 characters.
-        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+        /// A label to recognise the token by: 1 to 64 characters, not all blank, without
+        /// control characters (stored trimmed).
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"))]
         pub name: String,
         /// At least one scope; `publish` only for admins.
         #[cfg_attr(feature = "openapi", schema(min_items = 1))]
         pub scopes: Vec<Scope>,
         /// Days until the token stops working, 1 to 3650; absent means it never expires.
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[cfg_attr(feature = "ts", ts(optional))]
+        #[serde(default, with = "whole_days", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
         pub expires_in_days: Option<u32>,
     }
 
@@ -179,5 +201,18 @@ mod tests {
             assert_eq!(serde_json::to_value(scope).unwrap(), serde_json::json!(scope.as_str()));
         }
         assert_eq!(Scope::parse("admin"), None);
+    }
+
+    #[test]
+    fn expires_in_days_takes_whole_numbers_written_either_way() {
+        let days = |json: &str| serde_json::from_str::<CreateApiToken>(&format!(r#"{{"name":"n","scopes":["read"],"expires_in_days":{json}}}"#)).map(|t| t.expires_in_days);
+        assert_eq!(days("90").ok(), Some(Some(90)));
+        assert_eq!(days("687.0").ok(), Some(Some(687)));
+        assert_eq!(days("null").ok(), Some(None));
+        for bad in ["1.5", "-1", "\"90\"", "1e300"] {
+            assert!(days(bad).is_err(), "{bad}");
+        }
+        let absent: CreateApiToken = serde_json::from_str(r#"{"name":"n","scopes":["read"]}"#).expect("no lifetime");
+        assert_eq!(absent.expires_in_days, None);
     }
 }

@@ -25,7 +25,9 @@ pub mod webhooks;
 pub mod users;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
+use base64::engine::DecodePaddingMode;
 
 use crate::error::AppError;
 
@@ -40,7 +42,24 @@ pub fn list_limit(limit: Option<u32>, default: usize) -> Result<usize, AppError>
 
 /// Keyset cursors of the name-ordered lists: the last key of a page, opaque to clients
 /// (base64url), so a page starts strictly after it and inserts never shift it.
+///
+/// Any base64url text (at most [`MAX_CURSOR_CHARS`], what the OpenAPI pattern states) is a
+/// position: ours decode to a key, and any other decodes to some lower bound, which can only
+/// start the list somewhere else. So a cursor is refused only when it is not base64url.
 pub struct Page;
+
+/// The longest cursor accepted (a 64-character room name encodes to 86).
+pub const MAX_CURSOR_CHARS: usize = 100;
+
+/// What decodes cursors: base64url without padding, tolerating the trailing bits a
+/// canonical encoder would zero (the pattern cannot tell those apart).
+const CURSOR: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
 
 impl Page {
     /// The cursor after `key`.
@@ -48,18 +67,18 @@ impl Page {
         URL_SAFE_NO_PAD.encode(key)
     }
 
-    /// The key a cursor stands for; -32602 / 422 `cursor` when it is not one of ours. (An
+    /// The position a cursor stands for; -32602 / 422 `cursor` when it is not base64url. (An
     /// empty cursor is no cursor: callers filter it out, so it means the first page.)
     pub fn decode(cursor: &str) -> Result<String, AppError> {
-        let bad = || AppError::invalid("cursor", "not a cursor this list returned");
-        if cursor.len() > 100 {
+        let bad = || AppError::invalid("cursor", "must be a next_cursor a list returned (base64url, at most 100 characters)");
+        if cursor.len() > MAX_CURSOR_CHARS {
             return Err(bad());
         }
-        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-        let key = String::from_utf8(bytes).map_err(|_| bad())?;
-        let plausible = (1..=64).contains(&key.len())
-            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-        if plausible { Ok(key) } else { Err(bad()) }
+        let bytes = CURSOR.decode(cursor).map_err(|_| bad())?;
+        // Text without NUL (PostgreSQL refuses it in a parameter); keys never hold either,
+        // and cutting a forged bound there starts the page at the same place.
+        let key = String::from_utf8_lossy(&bytes);
+        Ok(key.split('\0').next().unwrap_or_default().to_owned())
     }
 
     /// Cuts `rows` (fetched with one extra) to `limit`, with the cursor of the next page when

@@ -31,6 +31,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/tokens/{id}", delete(revoke_token))
 }
 
+/// 403 of the routes only a login may use (an API token asked).
+#[derive(utoipa::IntoResponses)]
+#[response(status = 403, description = "Asked with an API token", content_type = "application/problem+json")]
+pub struct LoginOnly(pub Problem);
+
 /// Create an API token for the caller; the secret is in this answer only.
 #[utoipa::path(post, path = "/api/tokens", tag = "tokens", security(("bearer" = [])), request_body = CreateApiToken,
     responses(
@@ -52,9 +57,11 @@ pub async fn create_token(
 /// Validates a request and stores a new token: the secret and the stored row. Shared with
 /// `confab token create`.
 pub async fn mint(db: &Db, user_id: i64, is_admin: bool, body: &CreateApiToken) -> AppResult<(String, token_entity::Model)> {
+    // As the schema states it: the name as sent is 1 to 64 characters without control
+    // characters and not all blank; it is stored trimmed.
     let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_TOKEN_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(AppError::invalid("name", "must be 1 to 64 characters, without control characters"));
+    if name.is_empty() || body.name.chars().count() > MAX_TOKEN_NAME_CHARS || body.name.chars().any(char::is_control) {
+        return Err(AppError::invalid("name", "must be 1 to 64 characters, not all blank, without control characters"));
     }
     if body.scopes.is_empty() {
         return Err(AppError::invalid("scopes", "name at least one scope: read, write, publish"));
@@ -81,7 +88,7 @@ pub async fn mint(db: &Db, user_id: i64, is_admin: bool, body: &CreateApiToken) 
 #[utoipa::path(get, path = "/api/tokens", tag = "tokens", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's tokens", body = [ApiToken]),
-        (status = 403, description = "Asked with an API token", body = Problem, content_type = "application/problem+json"),
+        LoginOnly,
     ))]
 pub async fn list_tokens(State(state): State<AppState>, LoginUser(caller): LoginUser) -> AppResult<Json<Vec<ApiToken>>> {
     let rows = store::of_user(&state.db, caller.user_id).await?;
@@ -102,7 +109,7 @@ pub async fn list_tokens(State(state): State<AppState>, LoginUser(caller): Login
     params(("id" = i64, Path, description = "The token's id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 403, description = "Asked with an API token", body = Problem, content_type = "application/problem+json"),
+        LoginOnly,
         (status = 404, description = "No such token of the caller's", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke_token(State(state): State<AppState>, LoginUser(caller): LoginUser, Path(id): Path<String>) -> AppResult<StatusCode> {

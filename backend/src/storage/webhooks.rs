@@ -1,12 +1,17 @@
-//! Webhooks and their outbox: CRUD, enqueueing inside an event's transaction, and the
-//! delivery worker's queue (claim the oldest pending delivery per ordering key, record the
-//! outcome).
+//! Webhooks and their outbox: CRUD, enqueueing inside an event's transaction, the form of
+//! an event's body and id, and the delivery worker's queue (claim the oldest pending
+//! delivery per ordering key, record the outcome). The room-message appender
+//! ([`super::append`]) writes its deliveries itself, in its batch's transaction, with the
+//! [`body`], [`new_event_id`] and [`room_key`] defined here.
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
     Set,
 };
+
+use confab_shared::Timestamp;
+use confab_shared::webhooks::WebhookEvent;
 
 use super::entity::{webhook_deliveries as deliveries, webhooks};
 use super::{Db, StorageResult, now_ms, statement};
@@ -97,6 +102,26 @@ pub async fn reset_failures(db: &Db, id: i64) -> StorageResult<()> {
         .exec(&db.conn)
         .await?;
     Ok(())
+}
+
+/// The body of an event's POST: `{"type", "timestamp", "data"}` (the shared `WebhookBody`),
+/// around `data`, the payload already serialized (for `room.message`, the very JSON the
+/// socket notification carries).
+pub fn body(event: WebhookEvent, timestamp: Timestamp, data: &str) -> String {
+    // A unit enum and a timestamp: serializing cannot fail.
+    let event = serde_json::to_string(&event).unwrap_or_default();
+    let timestamp = serde_json::to_string(&timestamp).unwrap_or_default();
+    format!(r#"{{"type":{event},"timestamp":{timestamp},"data":{data}}}"#)
+}
+
+/// A fresh `webhook-id`: one per event, shared by its webhooks and kept across retries.
+pub fn new_event_id() -> String {
+    format!("msg_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The ordering key of a room's events: one room, one order, per webhook.
+pub fn room_key(room: &str) -> String {
+    format!("room:{room}")
 }
 
 /// A delivery to enqueue.
@@ -237,4 +262,24 @@ pub async fn reschedule(db: &Db, id: i64) -> StorageResult<()> {
         .exec(&db.conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_shared::webhooks::WebhookBody;
+
+    use super::*;
+
+    #[test]
+    fn the_body_is_the_shared_webhook_body_around_the_given_payload() {
+        let data = r#"{"id":7,"text":"hi \"there\""}"#;
+        let at = Timestamp::from_millis(1_700_000_000_123);
+        let ours: serde_json::Value = serde_json::from_str(&body(WebhookEvent::RoomMessage, at, data)).expect("valid JSON");
+        let theirs = WebhookBody {
+            event_type: WebhookEvent::RoomMessage,
+            timestamp: at,
+            data: serde_json::from_str(data).expect("valid JSON"),
+        };
+        assert_eq!(ours, serde_json::to_value(&theirs).expect("serializable"));
+    }
 }

@@ -104,9 +104,16 @@ async fn bad_paging_params_name_the_field() {
         assert_invalid_param(&ws.fail(UsersListParams { limit: Some(limit), ..UsersListParams::default() }).await, "limit");
         assert_invalid_param(&ws.fail(RoomsListParams { limit: Some(limit), ..RoomsListParams::default() }).await, "limit");
     }
-    for cursor in ["!!", "bm90IGEga2V5IQ"] {
+    // Not base64url (or of a length no encoding has, or too long): refused, as the schema says.
+    for cursor in ["!!", "abcde", "a=", "A".repeat(104).as_str()] {
         let params = UsersListParams { cursor: Some(cursor.to_owned()), ..UsersListParams::default() };
         assert_invalid_param(&ws.fail(params).await, "cursor");
+    }
+    // Any base64url text is a position (what the schema admits): one we never issued, even
+    // with bits a canonical encoder would zero or bytes that are no text, starts a page.
+    for cursor in ["bm90IGEga2V5IQ", "bm90IGEga2V5IR", "__8", "AA"] {
+        ws.ok(UsersListParams { cursor: Some(cursor.to_owned()), ..UsersListParams::default() }).await;
+        ws.ok(RoomsListParams { cursor: Some(cursor.to_owned()), ..RoomsListParams::default() }).await;
     }
     // An empty cursor is no cursor (what a query string's `cursor=` means): the first page.
     let names = |page: &UsersPage| page.users.iter().map(|u| u.username.clone()).collect::<Vec<_>>();

@@ -1,7 +1,9 @@
 //! Webhooks: every event reaches a receiver on 127.0.0.1 signed as Standard Webhooks says
 //! (checked here with an HMAC of our own), failed attempts are retried in order per room,
 //! nothing is lost across a restart, failures disable the webhook and tell the admins, and
-//! private destinations are refused unless allowed.
+//! private destinations are refused unless allowed. A `room.message` event is in the outbox
+//! as soon as its send is answered (same transaction: a batch whose outbox rows fail stores
+//! nothing), and `https://` receivers are verified against the configured CA.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -52,15 +54,41 @@ struct Receiver {
 }
 
 impl Receiver {
-    /// Starts a receiver on 127.0.0.1; returns it and its URL.
-    async fn start(script: &[Answer]) -> (Self, String) {
+    fn new(script: &[Answer]) -> (Self, axum::Router) {
         let receiver = Receiver::default();
         receiver.script.lock().expect("the script").extend(script.iter().copied());
         let app = axum::Router::new().route("/hook", axum::routing::post(hook)).with_state(receiver.clone());
+        (receiver, app)
+    }
+
+    /// Starts a receiver on 127.0.0.1; returns it and its URL.
+    async fn start(script: &[Answer]) -> (Self, String) {
+        let (receiver, app) = Self::new(script);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let addr: SocketAddr = listener.local_addr().expect("an address");
         tokio::spawn(async move { axum::serve(listener, app).await });
         (receiver, format!("http://{addr}/hook"))
+    }
+
+    /// Starts a receiver serving TLS on 127.0.0.1 with a fresh self-signed certificate for
+    /// that address; returns it, its `https://` URL and the certificate (PEM).
+    async fn start_tls() -> (Self, String, String) {
+        use tokio_rustls::rustls;
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("a certificate");
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![made.cert.der().clone()], key)
+            .expect("a server configuration");
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr: SocketAddr = tcp.local_addr().expect("an address");
+        let listener = TlsListener { tcp, acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)) };
+        let (receiver, app) = Self::new(&[]);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, format!("https://{addr}/hook"), made.cert.pem())
     }
 
     fn hits(&self) -> Vec<Hit> {
@@ -80,6 +108,30 @@ impl Receiver {
             }
         })
         .await
+    }
+}
+
+/// TLS over a TCP listener, for `axum::serve`; failed handshakes are dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else { continue };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
     }
 }
 
@@ -308,4 +360,126 @@ async fn private_destinations_are_refused_by_default_and_only_admins_manage_webh
     assert_eq!(problem(app.get("/api/webhooks", Some(&ann.access_token)).await, 403).await.status, 403);
     let empty = app.post_json("/api/webhooks", &json!({ "url": "https://hooks.example.com/x", "events": [] }), Some(&admin.access_token)).await;
     assert_eq!(problem(empty, 422).await.field.as_deref(), Some("events"));
+}
+
+/// The outbox rows of `room.message` events, as `(webhook id, data.id)`, oldest first.
+async fn room_message_rows(app: &TestApp) -> Vec<(i64, i64)> {
+    use confab::storage::entity::webhook_deliveries as deliveries;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let rows = deliveries::Entity::find()
+        .filter(deliveries::Column::EventType.eq("room.message"))
+        .order_by_asc(deliveries::Column::Id)
+        .all(&app.state().db.conn)
+        .await
+        .expect("the outbox is readable");
+    rows.into_iter()
+        .map(|d| {
+            let body: Value = serde_json::from_str(&d.body).expect("a JSON body");
+            (d.webhook_id, body["data"]["id"].as_i64().expect("the message id"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_room_message_is_in_the_outbox_once_its_send_is_acknowledged() {
+    let app = spawn_app().await;
+    let admin = app.admin(&unique("root")).await;
+    // The receiver never answers: what the outbox holds is all there is to see.
+    let (_receiver, url) = Receiver::start(&[Answer::Hang, Answer::Hang]).await;
+    let first = register(&app, &admin, json!({ "url": url, "events": ["room.message"] })).await;
+    let second = register(&app, &admin, json!({ "url": url, "events": ["room.message", "dm.message"] })).await;
+    let (_ann, mut ws) = app.user_online("ann").await;
+    let room = unique("outboxed");
+    ws.ok(join(&room)).await;
+    let sent: Message = ws.ok(send(&room, "in the same transaction")).await;
+    let live: Value = ws.next_notification("room.message").await;
+
+    let mut rows = room_message_rows(&app).await;
+    rows.sort_unstable();
+    assert_eq!(rows, [(first.id, sent.id), (second.id, sent.id)], "one delivery per webhook, there as soon as the send is answered");
+    let stored: Vec<String> = {
+        use confab::storage::entity::webhook_deliveries as deliveries;
+        use sea_orm::EntityTrait;
+        deliveries::Entity::find().all(&app.state().db.conn).await.expect("the outbox").into_iter().map(|d| d.body).collect()
+    };
+    let body: Value = serde_json::from_str(&stored[0]).expect("a JSON body");
+    assert_eq!(body["data"], live, "the body carries the socket notification's payload");
+    assert_eq!(body["type"], "room.message");
+}
+
+#[tokio::test]
+async fn a_batch_whose_outbox_rows_cannot_be_written_stores_no_message() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let admin = app.admin(&unique("root")).await;
+    let (receiver, url) = Receiver::start(&[]).await;
+    let hook = register(&app, &admin, json!({ "url": url, "events": ["room.message"] })).await;
+    let (_ann, mut ws) = app.user_online("ann").await;
+    let room = unique("refused");
+    ws.ok(join(&room)).await;
+
+    let db = &app.state().db;
+    let (refuse, allow) = match db.backend() {
+        sea_orm::DbBackend::Postgres => (
+            "CREATE FUNCTION refuse_outbox() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'outbox refused'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse_outbox BEFORE INSERT ON webhook_deliveries FOR EACH ROW EXECUTE FUNCTION refuse_outbox();",
+            "DROP TRIGGER refuse_outbox ON webhook_deliveries",
+        ),
+        _ => (
+            "CREATE TRIGGER refuse_outbox BEFORE INSERT ON webhook_deliveries BEGIN SELECT RAISE(ABORT, 'outbox refused'); END;",
+            "DROP TRIGGER refuse_outbox",
+        ),
+    };
+    db.conn.execute_unprepared(refuse).await.expect("the trigger is created");
+    let refused = ws.call(send(&room, "its webhook event cannot be stored")).await;
+    assert!(refused.is_err(), "the send fails with its outbox row: {refused:?}");
+    db.conn.execute_unprepared(allow).await.expect("the trigger is dropped");
+
+    let kept: Message = ws.ok(send(&room, "stored with its event")).await;
+    let history = ws.ok(crate::helpers::history(&room, None, None)).await;
+    let texts: Vec<&str> = history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["stored with its event"], "the refused batch left no message behind");
+    assert_eq!(kept.id, history[0].id);
+    assert_eq!(room_message_rows(&app).await, [(hook.id, kept.id)]);
+    let hits = receiver.wait_for(1).await;
+    assert_eq!(hits[0].json()["data"]["id"], kept.id);
+}
+
+#[tokio::test]
+async fn an_https_destination_signed_by_the_configured_ca_gets_signed_deliveries() {
+    let (receiver, url, pem) = Receiver::start_tls().await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pem).expect("the CA file");
+    let app = spawn_app_with(|c| c.webhook_ca_file = Some(ca)).await;
+    let admin = app.admin(&unique("root")).await;
+    let hook = register(&app, &admin, json!({ "url": url, "events": ["user.signed_up"] })).await;
+    let ann = app.signup_and_login(&unique("ann")).await;
+
+    let hits = receiver.wait_for(1).await;
+    assert!(verify(&hook.secret, &hits[0]), "signature of {:?}", hits[0]);
+    assert_eq!(hits[0].json()["data"]["username"], json!(ann.user.username));
+}
+
+#[tokio::test]
+async fn an_https_destination_with_an_untrusted_certificate_fails_with_the_reason_on_the_delivery() {
+    let (receiver, url, _pem) = Receiver::start_tls().await;
+    let app = spawn_app().await;
+    let admin = app.admin(&unique("root")).await;
+    let hook = register(&app, &admin, json!({ "url": url, "events": ["user.signed_up"] })).await;
+    app.signup_and_login(&unique("ann")).await;
+
+    let failed = within("the first attempt to fail", async {
+        loop {
+            if let Some(d) = deliveries(&app, &admin, hook.id).await.into_iter().find(|d| d.attempts >= 1) {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let error = failed.error.unwrap_or_default();
+    assert!(error.contains("certificate"), "the error names the certificate: {error}");
+    assert_eq!((failed.status, failed.http_status), (confab_shared::webhooks::DeliveryStatus::Pending, None), "retried later");
+    assert!(receiver.hits().is_empty(), "nothing reached the receiver");
 }

@@ -4,7 +4,9 @@
 //! SQLite file, or a fresh PostgreSQL database on `CONFAB_TEST_PG_URL`), sends flat out
 //! with many calls in flight, kills it with SIGKILL in the middle, starts it again and
 //! reads the database: every acknowledged message must be there, exactly once, numbered
-//! without gaps. A few seconds each; every wait has a timeout.
+//! without gaps; with a `room.message` webhook registered, each stored message also has
+//! exactly one delivery in the outbox (written in the message's own transaction). A few
+//! seconds each; every wait has a timeout.
 
 mod server;
 
@@ -21,14 +23,38 @@ const KILL_AFTER: usize = 400;
 #[tokio::test]
 async fn on_sqlite_a_kill_9_mid_send_loses_no_acknowledged_message() {
     let db = Database::sqlite();
-    kill_mid_send(&db).await;
+    kill_mid_send(&db, false).await;
 }
 
 #[tokio::test]
 async fn on_postgres_a_kill_9_mid_send_loses_no_acknowledged_message() {
     let db = Database::postgres().await;
-    kill_mid_send(&db).await;
+    kill_mid_send(&db, false).await;
     db.drop_if_postgres().await;
+}
+
+#[tokio::test]
+async fn on_sqlite_a_kill_9_mid_send_loses_no_webhook_event_of_an_acknowledged_message() {
+    let db = Database::sqlite();
+    kill_mid_send(&db, true).await;
+}
+
+#[tokio::test]
+async fn on_postgres_a_kill_9_mid_send_loses_no_webhook_event_of_an_acknowledged_message() {
+    let db = Database::postgres().await;
+    kill_mid_send(&db, true).await;
+    db.drop_if_postgres().await;
+}
+
+/// The `room.message` outbox: message id → deliveries of it to `webhook`.
+async fn deliveries(db: &Database, webhook: i64) -> HashMap<i64, usize> {
+    let sql = format!("SELECT body FROM webhook_deliveries WHERE event_type = 'room.message' AND webhook_id = {webhook}");
+    let mut out = HashMap::new();
+    for row in db.rows(&sql).await {
+        let body: Value = serde_json::from_str(row[0].as_str().expect("a text body")).expect("a JSON body");
+        *out.entry(body["data"]["id"].as_i64().expect("the message id")).or_insert(0) += 1;
+    }
+    out
 }
 
 /// A room's messages as stored: nonce → (id, text, seq).
@@ -45,9 +71,17 @@ async fn stored(db: &Database, room: &str) -> HashMap<String, (i64, String, i64)
     out
 }
 
-async fn kill_mid_send(db: &Database) {
+/// Sends flat out, kills the server, checks what is stored; `webhook`: with a `room.message`
+/// webhook registered (a receiver that answers 200), every stored message has its delivery.
+async fn kill_mid_send(db: &Database, webhook: bool) {
     let room = "durable";
     let mut server = Server::start(db).await;
+    let hook = if webhook {
+        let admin = server.admin(db, "durable_root").await;
+        Some(server.webhook(&admin, &server::receiver().await, &["room.message"]).await)
+    } else {
+        None
+    };
     let token = server.login("durable_ann").await;
     let mut socket = Socket::connect(server.port, &token).await;
     let joined = socket.call("room.join", json!({"room": room, "history": 0})).await;
@@ -85,6 +119,16 @@ async fn kill_mid_send(db: &Database) {
         assert_eq!((row.0, &row.1), (*id, text), "acknowledged message {nonce} changed");
     }
     assert_seqs_are_one_to_n(db, room, &rows).await;
+    if let Some(hook) = hook {
+        let outbox = deliveries(db, hook).await;
+        for (nonce, id, _) in &acked {
+            assert_eq!(outbox.get(id), Some(&1), "acknowledged message {nonce} (id {id}) has not exactly one webhook delivery");
+        }
+        // Nor more: a delivery only with its message (a rolled-back batch leaves neither).
+        let stored_ids: std::collections::HashSet<i64> = rows.values().map(|r| r.0).collect();
+        assert!(outbox.keys().all(|id| stored_ids.contains(id)), "a delivery of a message that was never stored");
+        assert_eq!(outbox.len(), rows.len(), "every stored message has its delivery");
+    }
 
     // The sends that were in flight at the kill, again with their nonces: each is stored
     // exactly once, whether or not it had been committed before the kill.

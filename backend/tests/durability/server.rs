@@ -55,6 +55,14 @@ impl Database {
         }
     }
 
+    /// Runs a statement straight on the database (set-up a test cannot do over the wire).
+    pub async fn execute(&self, sql: &str) {
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect(&self.url).await.expect("connecting to the test database");
+        db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = db.close().await;
+    }
+
     /// Rows of `sql` (selecting integers and text only), straight from the database.
     pub async fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
         use sea_orm::{ConnectionTrait, Statement};
@@ -104,6 +112,8 @@ impl Server {
             .env("DATABASE_URL", &db.url)
             .env("CONFAB_JWT_SECRET", SECRET)
             .env("CONFAB_RATE_PER_SEC", "100000")
+            // Webhook tests post to a receiver of their own on 127.0.0.1.
+            .env("CONFAB_WEBHOOK_ALLOW_PRIVATE", "true")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -143,12 +153,37 @@ impl Server {
         let pair: TokenPair = login.json().await.expect("a token pair");
         pair.access_token
     }
+
+    /// Makes `username` an admin (straight in the database) and logs in again; the access token.
+    pub async fn admin(&self, db: &Database, username: &str) -> String {
+        self.login(username).await;
+        db.execute(&format!("UPDATE users SET is_admin = TRUE WHERE username = '{username}'")).await;
+        self.login(username).await
+    }
+
+    /// Registers a webhook (as an admin); its id.
+    pub async fn webhook(&self, admin_token: &str, url: &str, events: &[&str]) -> i64 {
+        let url_of = format!("http://127.0.0.1:{}/api/webhooks", self.port);
+        let response = self.http.post(url_of).bearer_auth(admin_token).json(&json!({"url": url, "events": events})).send().await.expect("POST /api/webhooks");
+        assert_eq!(response.status().as_u16(), 201, "webhook registration");
+        let created: Value = response.json().await.expect("the webhook");
+        created["id"].as_i64().expect("its id")
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A webhook receiver on 127.0.0.1 that answers every POST with 200; its URL.
+pub async fn receiver() -> String {
+    let app = axum::Router::new().route("/hook", axum::routing::post(|| async { axum::http::StatusCode::OK }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/hook")
 }
 
 /// A JSON-RPC socket that can keep many calls in flight.

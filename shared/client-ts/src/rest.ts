@@ -1,7 +1,17 @@
-// The REST endpoints a socket client needs: accounts, tokens, publishing. Bodies are the
+// The REST endpoints a socket client needs: accounts, login tokens, API tokens, publishing. Bodies are the
 // generated `@confab/types`; a non-2xx answer is an `HttpError` with its problem+json.
 
-import type { Credentials, Problem, PublishAccepted, PublishRequest, TokenPair, User } from "@confab/types";
+import type {
+  ApiToken,
+  ApiTokenCreated,
+  CreateApiToken,
+  Credentials,
+  Problem,
+  PublishAccepted,
+  PublishRequest,
+  TokenPair,
+  User,
+} from "@confab/types";
 
 import { HttpError } from "./errors.js";
 
@@ -40,6 +50,22 @@ export class RestClient {
   /** `GET /api/me`: the account behind a token (an access token or an API token). */
   me(token: string): Promise<User> {
     return this.request<User>("GET", "/api/me", undefined, token);
+  }
+
+  /** `POST /api/tokens` (a login's access token; an API token cannot mint tokens): a
+   * `cfb_…` API token, whose secret is in this answer only. */
+  createApiToken(accessToken: string, request: CreateApiToken): Promise<ApiTokenCreated> {
+    return this.request<ApiTokenCreated>("POST", "/api/tokens", request, accessToken);
+  }
+
+  /** `GET /api/tokens`: the caller's API tokens, without their secrets. */
+  apiTokens(accessToken: string): Promise<ApiToken[]> {
+    return this.request<ApiToken[]>("GET", "/api/tokens", undefined, accessToken);
+  }
+
+  /** `DELETE /api/tokens/{id}`: revokes an API token; every socket opened with it closes with 4003. */
+  revokeApiToken(accessToken: string, id: number): Promise<void> {
+    return this.request<void>("DELETE", `/api/tokens/${id}`, undefined, accessToken);
   }
 
   /** `POST /api/publish` (an admin, or an API token with the `publish` scope): a `notice` to a room, a user or everyone. */

@@ -60,6 +60,40 @@ test("JSON-RPC errors are RpcErrors with their code and field; the socket stays 
   }
 });
 
+test("an API token connects and calls within its scopes, gets -32003 with data.scope outside them, and closes with 4003 once revoked", async () => {
+  const hank = await server.account("hank");
+  const created = await server.rest.createApiToken(hank.access_token, { name: "reader", scopes: ["read"] });
+  assert.ok(created.token.startsWith("cfb_"), created.token);
+  const client = await ConfabClient.connect({ url: server.url, token: created.token });
+  const states: StateChange[] = [];
+  client.onState((change) => states.push(change));
+  try {
+    assert.equal((await client.me())?.username, hank.user.username);
+    const room = unique("room");
+    const joined = await client.call("room.join", { room, history: 0 });
+    assert.equal(joined.room.name, room, "read covers joining");
+    const refused = await client.call("room.send", { room, text: "not with a read token" }).catch((e: unknown) => e);
+    assert.ok(refused instanceof RpcError && refused.code === ErrorCodes.Forbidden && refused.scope === "write", `got ${String(refused)}`);
+    assert.equal(client.connectionState, "open", "a scope error leaves the socket open");
+    const listed = await server.rest.apiTokens(hank.access_token);
+    assert.deepEqual(
+      listed.map((t) => [t.id, t.name]),
+      [[created.id, "reader"]],
+    );
+    assert.ok(!JSON.stringify(listed).includes(created.token), "the listing never shows the secret");
+
+    await server.rest.revokeApiToken(hank.access_token, created.id);
+    await eventually("the revoked token's socket to close", () => client.connectionState === "closed");
+    assert.equal(states.at(-1)?.closeCode, CloseCodes.LoggedOut, JSON.stringify(states));
+    const later = await client.call("echo", { text: "after the revocation" }).catch((e: unknown) => e);
+    assert.ok(later instanceof ClientClosed && later.closeCode === CloseCodes.LoggedOut, `got ${String(later)}`);
+    const reopened = await ConfabClient.connect({ url: server.url, token: created.token }).catch((e: unknown) => e);
+    assert.ok(reopened instanceof HttpError && reopened.status === 401, `a revoked token opens nothing: ${String(reopened)}`);
+  } finally {
+    await client.close();
+  }
+});
+
 test("a refused token is an HttpError 401 before any socket exists", async () => {
   const client = new ConfabClient({ url: server.url, token: "cfb_not-a-token" });
   const refused = await client.connect().catch((e: unknown) => e);

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use confab_shared::{Credentials, Problem, PublishAccepted, PublishRequest, RefreshRequest, TokenPair, User};
+use confab_shared::{
+    ApiToken, ApiTokenCreated, CreateApiToken, Credentials, Problem, PublishAccepted, PublishRequest, RefreshRequest, TokenPair, User,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -80,6 +82,23 @@ impl Rest {
     /// `GET /api/me`: the account behind a token (an access token or an API token).
     pub async fn me(&self, token: &str) -> Result<User, Error> {
         self.send(self.http.get(self.url("/api/me")).bearer_auth(token)).await
+    }
+
+    /// `POST /api/tokens` (a login's access token; an API token cannot mint tokens): a
+    /// `cfb_…` API token, whose secret is in this answer only.
+    pub async fn create_api_token(&self, access_token: &str, request: &CreateApiToken) -> Result<ApiTokenCreated, Error> {
+        self.post("/api/tokens", access_token, request).await
+    }
+
+    /// `GET /api/tokens`: the caller's API tokens, without their secrets.
+    pub async fn api_tokens(&self, access_token: &str) -> Result<Vec<ApiToken>, Error> {
+        self.send(self.http.get(self.url("/api/tokens")).bearer_auth(access_token)).await
+    }
+
+    /// `DELETE /api/tokens/{id}`: revokes an API token; every socket opened with it closes with 4003.
+    pub async fn revoke_api_token(&self, access_token: &str, id: i64) -> Result<(), Error> {
+        let response = self.http.delete(self.url(&format!("/api/tokens/{id}"))).bearer_auth(access_token).send().await?;
+        check(response).await.map(drop)
     }
 
     /// `POST /api/publish` (an admin, or an API token with the `publish` scope): a `notice`

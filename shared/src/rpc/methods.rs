@@ -163,8 +163,8 @@ wire! {
     /// Params of `users.list` (all optional; `{}` is the first page of everyone).
     #[derive(Default)]
     pub struct UsersListParams {
-        /// `next_cursor` of the previous page.
-        #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+        /// `next_cursor` of the previous page: opaque base64url (empty: the first page).
+        #[cfg_attr(feature = "openapi", schema(pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$", max_length = 100))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub cursor: Option<String>,
@@ -173,8 +173,9 @@ wire! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub limit: Option<u32>,
-        /// Only usernames starting with this (case-insensitive), 1 to 32 username characters.
-        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{1,32}$", max_length = 32))]
+        /// Only usernames starting with this (case-insensitive), up to 32 username characters;
+        /// empty: every user.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{0,32}$", max_length = 32))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub prefix: Option<String>,
@@ -187,8 +188,8 @@ wire! {
     /// Params of `rooms.list` (all optional).
     #[derive(Default)]
     pub struct RoomsListParams {
-        /// `next_cursor` of the previous page.
-        #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+        /// `next_cursor` of the previous page: opaque base64url (empty: the first page).
+        #[cfg_attr(feature = "openapi", schema(pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$", max_length = 100))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub cursor: Option<String>,
@@ -197,8 +198,8 @@ wire! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub limit: Option<u32>,
-        /// Only rooms whose name starts with this, 1 to 64 room-name characters.
-        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64))]
+        /// Only rooms whose name starts with this, up to 64 room-name characters; empty: every room.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{0,64}$", max_length = 64))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub prefix: Option<String>,
@@ -209,8 +210,9 @@ wire! {
         /// The room's name (joined on this connection).
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
-        /// `next_cursor` of the previous page (or `online_next_cursor` of `room.join`).
-        #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+        /// `next_cursor` of the previous page (or `online_next_cursor` of `room.join`): opaque
+        /// base64url (empty: the first page).
+        #[cfg_attr(feature = "openapi", schema(pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$", max_length = 100))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub cursor: Option<String>,

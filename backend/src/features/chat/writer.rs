@@ -12,12 +12,17 @@
 //! the task ([`deliver`]): each message is built in memory from what the sender gave and
 //! what the commit returned, serialized once, and that JSON is both the `room.message`
 //! broadcast and the `result` of the sender's response.
+//!
+//! `room.message` webhooks ride along: before the append the batch asks the [`Outbox`]
+//! which webhooks want which message (one atomic load when none does), and the appender
+//! writes those deliveries in the batch's own transaction, so an acknowledged message always
+//! has them, even across a crash. A hooked message's JSON is serialized there, once, and
+//! reused here; after the commit the delivery worker is woken.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use confab_shared::webhooks::WebhookEvent;
 use confab_shared::{Message, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,8 +30,7 @@ use crate::error::{AppError, AppResult};
 use crate::features::webhooks::Outbox;
 use crate::layer::{ChannelLayer, Delivery, group};
 use crate::metrics::METRICS;
-use crate::storage::append::{Appended, Appender};
-use crate::storage::entity::messages as message_entity;
+use crate::storage::append::{Appended, Appender, Written};
 use crate::storage::messages::{self, NewMessage};
 use crate::storage::{Db, StorageError, StorageResult, now_ms};
 
@@ -69,8 +73,8 @@ struct Waiting {
 
 impl MessageWriter {
     /// Starts the owner of the message writes for `db` (connected with `url`); it ends when
-    /// every handle is dropped. Call from within the runtime. `outbox` receives the webhook
-    /// rows of each committed batch.
+    /// every handle is dropped. Call from within the runtime. `outbox` says which webhooks
+    /// want each batch's messages (their deliveries commit with the batch).
     pub fn spawn(db: Db, url: &str, layer: Arc<dyn ChannelLayer>, outbox: Outbox) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
         let appender = Appender::open(&db, url)?;
@@ -111,47 +115,13 @@ async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, db: Db, layer:
         let (fresh, repeats) = split_repeats(std::mem::take(&mut batch));
         let (rows, waiting): (Vec<NewMessage>, Vec<Waiting>) =
             fresh.into_iter().map(|p| (p.message, Waiting { room: p.room, reply: p.reply })).unzip();
+        let hooks = outbox.room_message_hooks(waiting.iter().map(|w| w.room.as_str()));
         let now = now_ms();
-        let (rows, outcome) = appender.append(rows, now).await;
-        if let Ok(appended) = &outcome {
-            enqueue_webhooks(&db, &outbox, &rows, appended, now).await;
+        let (rows, outcome) = appender.append(rows, hooks, now).await;
+        if outcome.as_ref().is_ok_and(|w| w.enqueued) {
+            outbox.wake();
         }
         deliver(&db, layer.as_ref(), rows, waiting, repeats, now, outcome);
-    }
-}
-
-/// The webhook hook of a committed batch: one outbox row per new message and subscribed
-/// webhook (nothing at all when no webhook wants `room.message`). The batch is already
-/// committed by the writer (on its own connection), so the rows are written right after it,
-/// before any sender is answered; a crash in between loses those webhook events, never a
-/// message. Edits, deletes, private messages and sign-ups enqueue in their own transaction.
-async fn enqueue_webhooks(db: &Db, outbox: &Outbox, rows: &[NewMessage], appended: &[Appended], now: i64) {
-    if !outbox.wants(WebhookEvent::RoomMessage) {
-        return;
-    }
-    let models: Vec<message_entity::Model> = rows
-        .iter()
-        .zip(appended)
-        .filter_map(|(m, a)| match a {
-            Appended::New { id, seq } => Some(message_entity::Model {
-                id: *id,
-                room_id: m.room_id,
-                seq: *seq,
-                author_id: m.author_id,
-                author: m.author.clone(),
-                text: m.text.clone(),
-                sent_at: now,
-                edited_at: None,
-                deleted: false,
-                nonce: m.nonce.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
-    match outbox.room_messages(&db.conn, &models).await {
-        Ok(true) => outbox.wake(),
-        Ok(false) => {}
-        Err(err) => tracing::error!(%err, "room.message webhook events not enqueued"),
     }
 }
 
@@ -183,10 +153,10 @@ fn deliver(
     waiting: Vec<Waiting>,
     repeats: Vec<(usize, Pending)>,
     now: i64,
-    outcome: StorageResult<Vec<Appended>>,
+    outcome: StorageResult<Written>,
 ) {
-    let appended = match outcome {
-        Ok(appended) if appended.len() == waiting.len() && rows.len() == waiting.len() => appended,
+    let (appended, json) = match outcome {
+        Ok(w) if w.results.len() == waiting.len() && rows.len() == waiting.len() => (w.results, w.json),
         Ok(_) => return fail_all(waiting, repeats, &StorageError::Db("the batch returned a different number of rows".into())),
         Err(err) => return fail_all(waiting, repeats, &err),
     };
@@ -197,13 +167,15 @@ fn deliver(
     let mut done: Vec<Option<Committed>> = Vec::with_capacity(waiting.len());
     let mut later: Vec<(NewMessage, oneshot::Sender<AppResult<Committed>>)> = Vec::new();
     let mut replies: Vec<oneshot::Sender<AppResult<Committed>>> = Vec::with_capacity(waiting.len());
-    for ((message, Waiting { room, reply }), appended) in rows.into_iter().zip(waiting).zip(appended) {
+    // The JSON of the hooked messages, serialized by the appender for their deliveries.
+    let mut json = json.into_iter().peekable();
+    for (index, ((message, Waiting { room, reply }), appended)) in rows.into_iter().zip(waiting).zip(appended).enumerate() {
         let Appended::New { id, seq } = appended else {
             done.push(None);
             later.push((message, reply));
             continue;
         };
-        let committed = Committed::new(Message {
+        let message = Message {
             id,
             room,
             author: message.author,
@@ -212,7 +184,11 @@ fn deliver(
             edited_at: None,
             deleted: false,
             reactions: BTreeMap::new(),
-        });
+        };
+        let committed = match json.next_if(|(i, _)| *i == index) {
+            Some((_, json)) => Committed { message, json },
+            None => Committed::new(message),
+        };
         let text = room_message_frame(&committed.json).into();
         if let Err(err) = layer.group_send(&group::room(&committed.message.room), Delivery::Ordered { text, seq }) {
             // Persisted all the same: clients catch up with `sync` once the layer is back.
@@ -299,6 +275,23 @@ mod tests {
         let ours: serde_json::Value = serde_json::from_str(&room_message_frame(&committed.json)).expect("valid JSON");
         let theirs: serde_json::Value = serde_json::from_str(&Notification::RoomMessage(message).to_frame()).expect("valid JSON");
         assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn the_json_the_appender_builds_for_webhooks_is_the_json_the_socket_gets() {
+        let new = NewMessage { room_id: 1, author_id: 2, author: "ann".into(), text: "hi \"there\"\n".into(), nonce: None };
+        let now = 1_700_000_000_000;
+        let message = Message {
+            id: 7,
+            room: "lobby".into(),
+            author: "ann".into(),
+            text: new.text.clone(),
+            sent_at: Timestamp::from_millis(now),
+            edited_at: None,
+            deleted: false,
+            reactions: BTreeMap::new(),
+        };
+        assert_eq!(crate::storage::append::fresh_json(&new, "lobby", 7, now), Committed::new(message).json);
     }
 
     #[test]

@@ -5,8 +5,14 @@
 //! connected to are exactly the ones checked, so a name that resolves differently later
 //! (DNS rebinding) gains nothing. Address literals never reach a resolver and are checked
 //! before each request.
+//!
+//! `https://` destinations are verified (rustls) against Mozilla's roots compiled into the
+//! binary (`webpki-root-certs`: the same trust on every host, nothing read or fetched at
+//! run time), plus the certificates of `CONFAB_WEBHOOK_CA_FILE` for internal endpoints
+//! signed by a private CA.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,16 +105,49 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// The client every delivery uses: 10 s per attempt, no redirects, no proxies, the guarded resolver.
-pub fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// Why the delivery client could not be built (a start-up error: nothing is delivered
+/// without it).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read the webhook CA file {path}: {source}")]
+    CaFile { path: PathBuf, source: std::io::Error },
+    #[error("the webhook CA file {path} is not a PEM certificate bundle: {source}")]
+    CaBundle { path: PathBuf, source: reqwest::Error },
+    #[error("the webhook CA file {0} holds no PEM certificate")]
+    NoCertificate(PathBuf),
+    #[error("the webhook HTTP client: {0}")]
+    Build(#[from] reqwest::Error),
+}
+
+/// The roots `https://` destinations are checked against: Mozilla's, and `ca_file`'s.
+fn roots(ca_file: Option<&Path>) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let mut roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| reqwest::Certificate::from_der(der.as_ref()))
+        .collect::<reqwest::Result<Vec<_>>>()?;
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|source| ClientError::CaFile { path: path.to_owned(), source })?;
+        let extra = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| ClientError::CaBundle { path: path.to_owned(), source })?;
+        if extra.is_empty() {
+            return Err(ClientError::NoCertificate(path.to_owned()));
+        }
+        roots.extend(extra);
+    }
+    Ok(roots)
+}
+
+/// The client every delivery uses: 10 s per attempt, no redirects, no proxies, the guarded
+/// resolver, TLS verified against [`roots`] only.
+pub fn client(allow_private: bool, ca_file: Option<&Path>) -> Result<reqwest::Client, ClientError> {
+    Ok(reqwest::Client::builder()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .user_agent(concat!("Confab-Webhooks/", env!("CARGO_PKG_VERSION")))
         .dns_resolver(Arc::new(GuardedResolver { allow_private }))
-        .build()
+        .tls_certs_only(roots(ca_file)?)
+        .build()?)
 }
 
 #[cfg(test)]
@@ -143,6 +182,18 @@ mod tests {
             assert!(parse(url, true).is_err(), "{url}");
         }
         assert!(parse(&format!("https://example.com/{}", "a".repeat(2000)), false).is_err());
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("missing.pem");
+        let err = client(false, Some(&missing)).expect_err("no such file");
+        assert!(matches!(err, ClientError::CaFile { .. }) && err.to_string().contains("missing.pem"), "{err}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").expect("write");
+        assert!(matches!(client(false, Some(&empty)), Err(ClientError::NoCertificate(_))));
+        assert!(client(false, None).is_ok(), "the bundled roots alone make a client");
     }
 
     #[tokio::test]

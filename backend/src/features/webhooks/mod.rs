@@ -19,8 +19,9 @@ pub mod outbox;
 pub mod signing;
 pub mod worker;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use confab_shared::webhooks::{CreateWebhook, DeliveryStatus, Webhook, WebhookCreated, WebhookDelivery, WebhookEvent};
@@ -49,27 +50,43 @@ pub fn router() -> Router<AppState> {
         .route("/api/webhooks/{id}/deliveries/{delivery_id}/retry", post(retry_delivery))
 }
 
-/// A logged-in admin, or 403.
-fn admin(caller: LoginUser) -> AppResult<Identity> {
-    if !caller.0.is_admin {
-        return Err(AppError::Forbidden("webhooks are managed by admins"));
+/// The caller of every webhook route: a logged-in admin (never an API token), or 403.
+pub struct Admin(pub Identity);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let LoginUser(caller) = LoginUser::from_request_parts(parts, state).await?;
+        if !caller.is_admin {
+            return Err(AppError::Forbidden("webhooks are managed by admins"));
+        }
+        Ok(Self(caller))
     }
-    Ok(caller.0)
 }
+
+/// 403 of every webhook route (see [`Admin`]).
+#[derive(utoipa::IntoResponses)]
+#[response(status = 403, description = "Not an admin, or an API token", content_type = "application/problem+json")]
+pub struct NotAdmin(pub Problem);
+
+/// 404 of the routes naming a webhook.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 404, description = "No such webhook", content_type = "application/problem+json")]
+pub struct NoSuchWebhook(pub Problem);
 
 /// Register a webhook (admins only); the signing secret is in this answer only.
 #[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", security(("bearer" = [])), request_body = CreateWebhook,
     responses(
         (status = 201, description = "Registered; `secret` is shown only here", body = WebhookCreated),
-        (status = 403, description = "Not an admin, or an API token", body = Problem, content_type = "application/problem+json"),
+        NotAdmin,
         (status = 422, description = "Invalid URL (or a private destination), events or rooms", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_webhook(
     State(state): State<AppState>,
-    caller: LoginUser,
+    Admin(caller): Admin,
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> AppResult<(StatusCode, Json<WebhookCreated>)> {
-    let caller = admin(caller)?;
     let url = destination::parse(&body.url, state.config.webhook_allow_private).map_err(|m| AppError::invalid("url", m))?;
     if body.events.is_empty() {
         return Err(AppError::invalid("events", "name at least one event"));
@@ -106,10 +123,9 @@ pub async fn create_webhook(
 #[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every webhook, oldest first", body = [Webhook]),
-        (status = 403, description = "Not an admin, or an API token", body = Problem, content_type = "application/problem+json"),
+        NotAdmin,
     ))]
-pub async fn list_webhooks(State(state): State<AppState>, caller: LoginUser) -> AppResult<Json<Vec<Webhook>>> {
-    admin(caller)?;
+pub async fn list_webhooks(State(state): State<AppState>, _: Admin) -> AppResult<Json<Vec<Webhook>>> {
     Ok(Json(store::all(&state.db).await?.into_iter().map(listed).collect()))
 }
 
@@ -118,11 +134,10 @@ pub async fn list_webhooks(State(state): State<AppState>, caller: LoginUser) -> 
     params(("id" = i64, Path, description = "The webhook's id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 403, description = "Not an admin, or an API token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such webhook", body = Problem, content_type = "application/problem+json"),
+        NotAdmin,
+        NoSuchWebhook,
     ))]
-pub async fn delete_webhook(State(state): State<AppState>, caller: LoginUser, Path(id): Path<String>) -> AppResult<StatusCode> {
-    let caller = admin(caller)?;
+pub async fn delete_webhook(State(state): State<AppState>, Admin(caller): Admin, Path(id): Path<String>) -> AppResult<StatusCode> {
     let id = super::path_id(&id, "webhook")?;
     if !store::delete(&state.db, id).await? {
         return Err(AppError::NotFound("webhook"));
@@ -137,11 +152,10 @@ pub async fn delete_webhook(State(state): State<AppState>, caller: LoginUser, Pa
     params(("id" = i64, Path, description = "The webhook's id")),
     responses(
         (status = 200, description = "Up to 50 deliveries, newest first", body = [WebhookDelivery]),
-        (status = 403, description = "Not an admin, or an API token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such webhook", body = Problem, content_type = "application/problem+json"),
+        NotAdmin,
+        NoSuchWebhook,
     ))]
-pub async fn list_deliveries(State(state): State<AppState>, caller: LoginUser, Path(id): Path<String>) -> AppResult<Json<Vec<WebhookDelivery>>> {
-    admin(caller)?;
+pub async fn list_deliveries(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> AppResult<Json<Vec<WebhookDelivery>>> {
     let id = super::path_id(&id, "webhook")?;
     store::by_id(&state.db, id).await?.ok_or(AppError::NotFound("webhook"))?;
     Ok(Json(store::recent(&state.db, id, RECENT).await?.into_iter().map(delivery).collect()))
@@ -153,15 +167,14 @@ pub async fn list_deliveries(State(state): State<AppState>, caller: LoginUser, P
     params(("id" = i64, Path, description = "The webhook's id"), ("delivery_id" = i64, Path, description = "The delivery's id")),
     responses(
         (status = 202, description = "Scheduled now; it goes out after the webhook's earlier pending deliveries of the same room", body = WebhookDelivery),
-        (status = 403, description = "Not an admin, or an API token", body = Problem, content_type = "application/problem+json"),
+        NotAdmin,
         (status = 404, description = "No such webhook or delivery", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn retry_delivery(
     State(state): State<AppState>,
-    caller: LoginUser,
+    Admin(caller): Admin,
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> AppResult<(StatusCode, Json<WebhookDelivery>)> {
-    let caller = admin(caller)?;
     let id = super::path_id(&id, "webhook")?;
     let delivery_id = super::path_id(&delivery_id, "delivery")?;
     let hook = store::by_id(&state.db, id).await?.ok_or(AppError::NotFound("webhook"))?;

@@ -8,22 +8,29 @@
 //! its deliveries commit together or not at all. A hook returns whether it enqueued
 //! anything; if so, the caller calls [`Outbox::wake`] after the commit.
 //!
+//! Room messages are the exception in form, not in guarantee: they are written in batches
+//! by the appender ([`crate::storage::append`]) outside sea-orm, so
+//! [`Outbox::room_message_hooks`] only says which webhooks want which message of a batch,
+//! and the appender inserts those deliveries in the batch's own transaction (the body built
+//! from the message's wire JSON, the one the socket notification carries).
+//!
 //! The in-memory list is reloaded when this instance changes a webhook and every
 //! [`RELOAD_EVERY`], so another instance's changes apply here within that interval.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use confab_shared::rpc::notify::MessageRef;
-use confab_shared::webhooks::{WebhookBody, WebhookEvent};
+use confab_shared::webhooks::WebhookEvent;
 use confab_shared::{DirectMessage, Timestamp, User};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use tokio::sync::Notify;
 
 use crate::storage::entity::{direct_messages, messages, reactions, rooms, users};
-use crate::storage::webhooks::{self as store, NewDelivery};
+use crate::storage::append::Hook;
+use crate::storage::webhooks::{self as store, NewDelivery, room_key};
 use crate::storage::{Db, StorageResult, now_ms};
 
 /// How often the list of webhooks is re-read, to pick up other instances' changes.
@@ -101,10 +108,10 @@ impl Outbox {
         if targets.is_empty() {
             return Ok(false);
         }
-        let body = WebhookBody { event_type: event, timestamp: Timestamp::from_millis(now_ms()), data };
         // Plain data without non-string map keys: serializing cannot fail.
-        let body = serde_json::to_string(&body).unwrap_or_default();
-        let event_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        let data = serde_json::to_string(&data).unwrap_or_default();
+        let body = store::body(event, Timestamp::from_millis(now_ms()), &data);
+        let event_id = store::new_event_id();
         let rows = targets
             .into_iter()
             .map(|webhook_id| NewDelivery {
@@ -119,19 +126,23 @@ impl Outbox {
         Ok(true)
     }
 
-    /// Hook of the room-message commit: `rows` were just inserted on `txn`.
-    pub async fn room_messages(&self, txn: &impl ConnectionTrait, rows: &[messages::Model]) -> StorageResult<bool> {
-        if !self.wants(WebhookEvent::RoomMessage) || rows.is_empty() {
-            return Ok(false);
+    /// The `room.message` deliveries of a batch whose messages go to `rooms` (in batch
+    /// order): one [`Hook`] per message some webhook wants, for the appender to write in the
+    /// batch's transaction. With no webhook for `room.message`, one atomic load and nothing
+    /// else.
+    pub fn room_message_hooks<'a>(&self, rooms: impl IntoIterator<Item = &'a str>) -> Vec<Hook> {
+        if !self.wants(WebhookEvent::RoomMessage) {
+            return Vec::new();
         }
-        let mut enqueued = false;
-        let names = room_names(txn, rows.iter().map(|m| m.room_id).collect()).await?;
-        for row in rows {
-            let room = names.get(&row.room_id).cloned().unwrap_or_default();
-            let wire = crate::storage::messages::wire(row.clone(), room.clone(), BTreeMap::new());
-            enqueued |= self.add(txn, WebhookEvent::RoomMessage, Some(&room), room_key(&room), json(&wire)).await?;
+        let mut by_room: HashMap<&str, Vec<i64>> = HashMap::new();
+        let mut hooks = Vec::new();
+        for (index, room) in rooms.into_iter().enumerate() {
+            let webhooks = by_room.entry(room).or_insert_with(|| self.targets(WebhookEvent::RoomMessage, Some(room)));
+            if !webhooks.is_empty() {
+                hooks.push(Hook { index, room: room.to_owned(), webhooks: webhooks.clone() });
+            }
         }
-        Ok(enqueued)
+        hooks
     }
 
     /// Hook of an edit: message `id` was just updated on `txn`.
@@ -186,10 +197,6 @@ impl Outbox {
     pub async fn woken(&self) {
         self.inner.wake.notified().await;
     }
-}
-
-fn room_key(room: &str) -> String {
-    format!("room:{room}")
 }
 
 fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {

@@ -40,7 +40,7 @@ const MAX_RESPONSE_BYTES: usize = 1024;
 
 /// Runs until shutdown.
 pub async fn run(state: AppState) {
-    let client = match destination::client(state.config.webhook_allow_private) {
+    let client = match destination::client(state.config.webhook_allow_private, state.config.webhook_ca_file.as_deref()) {
         Ok(client) => client,
         Err(err) => {
             tracing::error!(%err, "webhook deliveries disabled: no HTTP client");

@@ -10,19 +10,36 @@
 //! by the unique index, not by a lookup per message); nothing is read back to build the
 //! wire form, which the caller already has.
 //!
+//! A batch also carries its `room.message` webhook deliveries ([`Hook`]s, from
+//! [`crate::features::webhooks::Outbox::room_message_hooks`]): for each message some
+//! webhook wants, the appender builds the message's wire JSON as soon as its id is known,
+//! wraps it in the webhook body and inserts one `webhook_deliveries` row per webhook, in the
+//! batch's own transaction: an acknowledged message always has its deliveries, and a batch
+//! whose deliveries cannot be written stores no message. The JSON is handed back
+//! ([`Written::json`]) so the broadcast and the sender's answer reuse it. With no hook
+//! (no webhook wants `room.message`) nothing of this runs.
+//!
 //! # Layout
 //! - [`sqlite`]: a thread owning one SQLite connection with cached prepared statements and
 //!   the rooms' counters in memory (checked against the database on every commit).
 //! - [`checkpoint`]: the SQLite log's checkpoints, off the writer's thread, and its rewinds.
 //! - [`postgres`]: one statement per batch (`UNNEST` arrays): rooms locked in id order,
 //!   counters moved, rows inserted, in a single round trip, so instances sharing the
-//!   database stay correct.
+//!   database stay correct; with hooks, that statement and one `UNNEST` insert of the
+//!   deliveries in one transaction.
 
 mod checkpoint;
 pub mod postgres;
 pub mod sqlite;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use confab_shared::webhooks::WebhookEvent;
+use confab_shared::{Message, Timestamp};
+
 use super::messages::NewMessage;
+use super::webhooks as outbox;
 use super::{Db, StorageResult};
 
 /// What became of one message of a batch.
@@ -32,6 +49,68 @@ pub enum Appended {
     New { id: i64, seq: i64 },
     /// Its author already stored a message with this nonce: nothing was written.
     Repeat,
+}
+
+/// A message of a batch that webhooks want (`room.message`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hook {
+    /// Its position in the batch.
+    pub index: usize,
+    /// Its room's name (the wire message and the ordering key carry it).
+    pub room: String,
+    /// The webhooks that get a delivery of it.
+    pub webhooks: Vec<i64>,
+}
+
+/// What a batch wrote.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// What became of each message, in batch order.
+    pub results: Vec<Appended>,
+    /// The wire JSON of each hooked message stored now, by batch position, ascending: what
+    /// its deliveries carry, built once (the broadcast and the answer reuse it).
+    pub json: Vec<(usize, Arc<str>)>,
+    /// Whether any delivery was written (then the delivery worker is to be woken).
+    pub enqueued: bool,
+}
+
+/// The wire form of a message stored now, as JSON: what the `room.message` notification and
+/// the `room.send` result carry.
+pub fn fresh_json(m: &NewMessage, room: &str, id: i64, now: i64) -> Arc<str> {
+    let message = Message {
+        id,
+        room: room.to_owned(),
+        author: m.author.clone(),
+        text: m.text.clone(),
+        sent_at: Timestamp::from_millis(now),
+        edited_at: None,
+        deleted: false,
+        reactions: BTreeMap::new(),
+    };
+    // Strings, numbers and a string-keyed map: serializing cannot fail.
+    serde_json::to_string(&message).unwrap_or_default().into()
+}
+
+/// One delivery row of a hooked message, ready to insert.
+struct Outgoing {
+    webhook_id: i64,
+    event_id: String,
+    ordering_key: String,
+    body: String,
+}
+
+/// The deliveries of a hooked message stored now with `id`: its JSON and one row per webhook.
+fn outgoing(m: &NewMessage, hook: &Hook, id: i64, now: i64) -> (Arc<str>, Vec<Outgoing>) {
+    let json = fresh_json(m, &hook.room, id, now);
+    let body = outbox::body(WebhookEvent::RoomMessage, Timestamp::from_millis(now), &json);
+    let event_id = outbox::new_event_id();
+    let ordering_key = outbox::room_key(&hook.room);
+    let rows = hook
+        .webhooks
+        .iter()
+        .map(|&webhook_id| Outgoing { webhook_id, event_id: event_id.clone(), ordering_key: ordering_key.clone(), body: body.clone() })
+        .collect();
+    (json, rows)
 }
 
 /// One owner of the message writes, whichever database is underneath.
@@ -50,12 +129,13 @@ impl Appender {
         }
     }
 
-    /// Writes a batch in one transaction; hands the batch back with the results, in order.
-    pub async fn append(&self, batch: Vec<NewMessage>, now: i64) -> (Vec<NewMessage>, StorageResult<Vec<Appended>>) {
+    /// Writes a batch and the deliveries of its `hooks` (ascending by index) in one
+    /// transaction; hands the batch back with what was written.
+    pub async fn append(&self, batch: Vec<NewMessage>, hooks: Vec<Hook>, now: i64) -> (Vec<NewMessage>, StorageResult<Written>) {
         match self {
-            Self::Sqlite(writer) => writer.append(batch, now).await,
+            Self::Sqlite(writer) => writer.append(batch, hooks, now).await,
             Self::Postgres(pg) => {
-                let outcome = pg.append(&batch, now).await;
+                let outcome = pg.append(&batch, &hooks, now).await;
                 (batch, outcome)
             }
         }
@@ -76,6 +156,19 @@ fn results_in_order(len: usize, stored: impl IntoIterator<Item = (usize, i64, i6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hooked_message_is_delivered_as_its_wire_json_inside_the_webhook_body() {
+        let m = NewMessage { room_id: 1, author_id: 2, author: "ann".into(), text: "hi \"you\"".into(), nonce: None };
+        let hook = Hook { index: 0, room: "lobby".into(), webhooks: vec![4, 9] };
+        let (json, rows) = outgoing(&m, &hook, 17, 1_700_000_000_000);
+        let wire: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!((wire["id"].clone(), wire["room"].clone(), wire["text"].clone()), (17.into(), "lobby".into(), "hi \"you\"".into()));
+        assert_eq!(rows.iter().map(|r| r.webhook_id).collect::<Vec<_>>(), vec![4, 9]);
+        assert!(rows.iter().all(|r| r.event_id == rows[0].event_id && r.ordering_key == "room:lobby"), "one event, one room");
+        let body: serde_json::Value = serde_json::from_str(&rows[0].body).expect("valid JSON");
+        assert_eq!((body["type"].as_str(), &body["data"]), (Some("room.message"), &wire));
+    }
 
     #[test]
     fn messages_missing_from_the_stored_rows_are_repeats() {

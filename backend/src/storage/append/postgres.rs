@@ -9,13 +9,20 @@
 //! back as [`Appended::Repeat`], so within a room the numbers stay gap-free. Two instances
 //! racing the same nonce make the later statement fail on the index; it is then run again
 //! and the repeat is found.
+//!
+//! A batch with webhook hooks runs that statement and one `UNNEST` insert of its deliveries
+//! in a transaction (the rooms stay locked until the deliveries are in, so another
+//! instance's batch over the same room numbers its deliveries after these); a batch
+//! without hooks stays the single implicit-transaction statement.
 
 use std::time::Duration;
 
-use sea_orm::sqlx::{self, PgPool};
+use confab_shared::webhooks::WebhookEvent;
+use sea_orm::sqlx::{self, PgConnection, PgPool};
 
-use super::{Appended, results_in_order};
+use super::{Appended, Hook, Written, outgoing, results_in_order};
 use crate::storage::messages::NewMessage;
+use crate::storage::webhooks::PENDING;
 use crate::storage::{Db, StorageError, StorageResult};
 
 /// How long a batch may take before its senders are told the database is unavailable (a
@@ -56,6 +63,23 @@ WITH input AS (
 )
 SELECT n.ord, i.id, i.seq FROM inserted i JOIN numbered n ON n.room_id = i.room_id AND n.seq = i.seq";
 
+/// `$1…$4`: the deliveries as arrays, in the order their ids must follow; `$5`: the event
+/// type, `$6`: the status, `$7`: the time.
+const ENQUEUE: &str = "\
+INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, ordering_key, body, status, attempts, next_attempt_at, created_at)
+SELECT webhook_id, event_id, $5, ordering_key, body, $6, 0, $7, $7
+FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(webhook_id, event_id, ordering_key, body, ord)
+ORDER BY ord";
+
+/// The batch as the statement's arrays.
+struct Arrays<'a> {
+    room_ids: Vec<i64>,
+    author_ids: Vec<i64>,
+    authors: Vec<&'a str>,
+    texts: Vec<&'a str>,
+    nonces: Vec<Option<&'a str>>,
+}
+
 /// Most attempts at a batch that keeps meeting a nonce another instance is inserting.
 const ATTEMPTS: usize = 3;
 
@@ -73,46 +97,111 @@ impl PgAppender {
         Ok(Self { pool: db.conn.get_postgres_connection_pool().clone() })
     }
 
-    /// Writes a batch in one statement; results in batch order.
-    pub async fn append(&self, batch: &[NewMessage], now: i64) -> StorageResult<Vec<Appended>> {
-        let mut room_ids = Vec::with_capacity(batch.len());
-        let mut author_ids = Vec::with_capacity(batch.len());
-        let mut authors = Vec::with_capacity(batch.len());
-        let mut texts = Vec::with_capacity(batch.len());
-        let mut nonces = Vec::with_capacity(batch.len());
+    /// Writes a batch (with its hooks' deliveries, in the same transaction); results in
+    /// batch order.
+    pub async fn append(&self, batch: &[NewMessage], hooks: &[Hook], now: i64) -> StorageResult<Written> {
+        let mut arrays = Arrays {
+            room_ids: Vec::with_capacity(batch.len()),
+            author_ids: Vec::with_capacity(batch.len()),
+            authors: Vec::with_capacity(batch.len()),
+            texts: Vec::with_capacity(batch.len()),
+            nonces: Vec::with_capacity(batch.len()),
+        };
         for m in batch {
-            room_ids.push(m.room_id);
-            author_ids.push(m.author_id);
-            authors.push(m.author.as_str());
-            texts.push(m.text.as_str());
-            nonces.push(m.nonce.as_deref());
+            arrays.room_ids.push(m.room_id);
+            arrays.author_ids.push(m.author_id);
+            arrays.authors.push(m.author.as_str());
+            arrays.texts.push(m.text.as_str());
+            arrays.nonces.push(m.nonce.as_deref());
         }
         let mut attempt = 0;
-        let rows: Vec<(i64, i64, i64)> = loop {
+        loop {
             attempt += 1;
-            let query = sqlx::query_as(APPEND)
-                .bind(&room_ids)
-                .bind(&author_ids)
-                .bind(&authors)
-                .bind(&texts)
-                .bind(&nonces)
-                .bind(now)
-                .fetch_all(&self.pool);
-            match tokio::time::timeout(STATEMENT_TIMEOUT, query).await {
+            let written = async {
+                if hooks.is_empty() {
+                    let rows = self.insert(&arrays, now, &self.pool).await?;
+                    let results = checked(batch, rows)?;
+                    Ok(Written { results, ..Written::default() })
+                } else {
+                    let mut tx = self.pool.begin().await?;
+                    let rows = self.insert(&arrays, now, &mut *tx).await?;
+                    let results = checked(batch, rows)?;
+                    let (json, enqueued) = enqueue(&mut tx, batch, hooks, &results, now).await?;
+                    tx.commit().await?;
+                    Ok(Written { results, json, enqueued })
+                }
+            };
+            match tokio::time::timeout(STATEMENT_TIMEOUT, written).await {
                 Err(_) => return Err(StorageError::Unavailable("the message batch timed out".into())),
-                Ok(Ok(rows)) => break rows,
-                Ok(Err(err)) => match StorageError::from(err) {
-                    StorageError::Duplicate if attempt < ATTEMPTS => continue,
-                    err => return Err(err),
-                },
+                Ok(Ok(written)) => return Ok(written),
+                Ok(Err(StorageError::Duplicate)) if attempt < ATTEMPTS => continue,
+                Ok(Err(err)) => return Err(err),
             }
-        };
-        let stored = rows.into_iter().map(|(ord, id, seq)| (usize::try_from(ord - 1).unwrap_or(usize::MAX), id, seq));
-        let out = results_in_order(batch.len(), stored);
-        // Only a nonce can keep a message out; without one, its room must have vanished.
-        if out.iter().zip(batch).any(|(a, m)| *a == Appended::Repeat && m.nonce.is_none()) {
-            return Err(StorageError::Db("a message's room does not exist".into()));
         }
-        Ok(out)
     }
+
+    /// The append statement on `executor`: `(ord, id, seq)` of the stored rows.
+    async fn insert<'e, E>(&self, a: &Arrays<'_>, now: i64, executor: E) -> StorageResult<Vec<(i64, i64, i64)>>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+    {
+        Ok(sqlx::query_as(APPEND)
+            .bind(&a.room_ids)
+            .bind(&a.author_ids)
+            .bind(&a.authors)
+            .bind(&a.texts)
+            .bind(&a.nonces)
+            .bind(now)
+            .fetch_all(executor)
+            .await?)
+    }
+}
+
+/// The stored rows in batch order; an error when a message without a nonce is missing.
+fn checked(batch: &[NewMessage], rows: Vec<(i64, i64, i64)>) -> StorageResult<Vec<Appended>> {
+    let stored = rows.into_iter().map(|(ord, id, seq)| (usize::try_from(ord - 1).unwrap_or(usize::MAX), id, seq));
+    let out = results_in_order(batch.len(), stored);
+    // Only a nonce can keep a message out; without one, its room must have vanished.
+    if out.iter().zip(batch).any(|(a, m)| *a == Appended::Repeat && m.nonce.is_none()) {
+        return Err(StorageError::Db("a message's room does not exist".into()));
+    }
+    Ok(out)
+}
+
+/// Inserts the deliveries of the hooked messages stored now, in one statement on `conn`;
+/// their wire JSON, and whether there was any.
+async fn enqueue(
+    conn: &mut PgConnection,
+    batch: &[NewMessage],
+    hooks: &[Hook],
+    results: &[Appended],
+    now: i64,
+) -> StorageResult<(Vec<(usize, std::sync::Arc<str>)>, bool)> {
+    let (mut webhook_ids, mut event_ids, mut keys, mut bodies) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut json = Vec::with_capacity(hooks.len());
+    for hook in hooks {
+        let (Some(m), Some(Appended::New { id, .. })) = (batch.get(hook.index), results.get(hook.index)) else { continue };
+        let (wire, rows) = outgoing(m, hook, *id, now);
+        for d in rows {
+            webhook_ids.push(d.webhook_id);
+            event_ids.push(d.event_id);
+            keys.push(d.ordering_key);
+            bodies.push(d.body);
+        }
+        json.push((hook.index, wire));
+    }
+    if webhook_ids.is_empty() {
+        return Ok((json, false));
+    }
+    sqlx::query(ENQUEUE)
+        .bind(&webhook_ids)
+        .bind(&event_ids)
+        .bind(&keys)
+        .bind(&bodies)
+        .bind(WebhookEvent::RoomMessage.as_str())
+        .bind(PENDING)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok((json, true))
 }

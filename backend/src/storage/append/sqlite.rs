@@ -4,6 +4,8 @@
 //! hop to a driver thread for every statement) and lets the statements stay prepared. A
 //! batch is one hop to the thread and back, and one `BEGIN IMMEDIATE … COMMIT` there: an
 //! insert per message (a few µs each, cached statement), then one counter update per room.
+//! A message some webhook wants gets its delivery rows right after its insert, in the same
+//! transaction (another cached statement); a batch without hooks never prepares it.
 //! Only the database work happens on the thread: the broadcast that follows runs on the
 //! runtime, where waking a thousand connection tasks is a local queue push each.
 //!
@@ -25,14 +27,20 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::oneshot;
 
-use super::Appended;
+use confab_shared::webhooks::WebhookEvent;
+
+use super::{Appended, Hook, Written, outgoing};
 use crate::storage::messages::NewMessage;
+use crate::storage::webhooks::PENDING;
 use crate::storage::{StorageError, StorageResult};
 
 const INSERT: &str = "INSERT INTO messages (room_id, seq, author_id, author, text, sent_at, edited_at, deleted, nonce) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, FALSE, ?7) ON CONFLICT (author_id, nonce) DO NOTHING RETURNING id";
 const LOAD_SEQ: &str = "SELECT last_seq FROM rooms WHERE id = ?1";
 const MOVE_SEQ: &str = "UPDATE rooms SET last_seq = ?1, last_message_at = ?2 WHERE id = ?3 AND last_seq = ?4";
+const ENQUEUE: &str = "INSERT INTO webhook_deliveries \
+     (webhook_id, event_id, event_type, ordering_key, body, status, attempts, next_attempt_at, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)";
 
 /// Same as the pool's: a reader never blocks us in WAL mode, but a pool connection writing
 /// an edit or a reaction holds the write lock for a moment.
@@ -45,8 +53,9 @@ pub struct SqliteWriter {
 
 struct Job {
     batch: Vec<NewMessage>,
+    hooks: Vec<Hook>,
     now: i64,
-    done: oneshot::Sender<(Vec<NewMessage>, StorageResult<Vec<Appended>>)>,
+    done: oneshot::Sender<(Vec<NewMessage>, StorageResult<Written>)>,
 }
 
 impl SqliteWriter {
@@ -58,7 +67,7 @@ impl SqliteWriter {
             .name("sqlite-writer".into())
             .spawn(move || {
                 for job in queue {
-                    let outcome = appender.append(&job.batch, job.now);
+                    let outcome = appender.append(&job.batch, &job.hooks, job.now);
                     let _ = job.done.send((job.batch, outcome));
                 }
             })
@@ -66,11 +75,12 @@ impl SqliteWriter {
         Ok(Self { jobs })
     }
 
-    /// Writes a batch on the thread; hands the batch back with the results.
-    pub async fn append(&self, batch: Vec<NewMessage>, now: i64) -> (Vec<NewMessage>, StorageResult<Vec<Appended>>) {
+    /// Writes a batch (and its hooks' deliveries) on the thread; hands the batch back with
+    /// what was written.
+    pub async fn append(&self, batch: Vec<NewMessage>, hooks: Vec<Hook>, now: i64) -> (Vec<NewMessage>, StorageResult<Written>) {
         let (done, outcome) = oneshot::channel();
         let stopped = || StorageError::Unavailable("the SQLite writer thread stopped".into());
-        if let Err(mpsc::SendError(job)) = self.jobs.send(Job { batch, now, done }) {
+        if let Err(mpsc::SendError(job)) = self.jobs.send(Job { batch, hooks, now, done }) {
             return (job.batch, Err(stopped()));
         }
         outcome.await.unwrap_or_else(|_| (Vec::new(), Err(stopped())))
@@ -124,10 +134,10 @@ impl SqliteAppender {
         Ok(Self { conn, last_seq: HashMap::new(), _checkpointer: checkpointer })
     }
 
-    /// Writes a batch in one transaction; results in batch order.
-    pub fn append(&mut self, batch: &[NewMessage], now: i64) -> StorageResult<Vec<Appended>> {
+    /// Writes a batch and its hooks' deliveries in one transaction; results in batch order.
+    pub fn append(&mut self, batch: &[NewMessage], hooks: &[Hook], now: i64) -> StorageResult<Written> {
         for _ in 0..3 {
-            match self.try_append(batch, now) {
+            match self.try_append(batch, hooks, now) {
                 Ok(out) => return Ok(out),
                 Err(Attempt::Stale) => self.last_seq.clear(),
                 Err(Attempt::Failed(err)) => {
@@ -139,15 +149,19 @@ impl SqliteAppender {
         Err(StorageError::Db("room counters kept moving under the message writer".into()))
     }
 
-    fn try_append(&mut self, batch: &[NewMessage], now: i64) -> Result<Vec<Appended>, Attempt> {
+    fn try_append(&mut self, batch: &[NewMessage], hooks: &[Hook], now: i64) -> Result<Written, Attempt> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Per room: the counter at the start of the batch and where the batch has taken it.
         let mut moved: HashMap<i64, (i64, i64)> = HashMap::new();
         let mut out = Vec::with_capacity(batch.len());
+        let mut json = Vec::new();
         {
             let mut insert = tx.prepare_cached(INSERT)?;
             let mut load = tx.prepare_cached(LOAD_SEQ)?;
-            for m in batch {
+            let mut enqueue = if hooks.is_empty() { None } else { Some(tx.prepare_cached(ENQUEUE)?) };
+            let mut hooks = hooks.iter().peekable();
+            for (index, m) in batch.iter().enumerate() {
+                let hook = hooks.next_if(|h| h.index == index);
                 let counter = match moved.entry(m.room_id) {
                     Entry::Occupied(e) => e.into_mut(),
                     Entry::Vacant(e) => {
@@ -169,6 +183,14 @@ impl SqliteAppender {
                     Some(id) => {
                         counter.1 = seq;
                         out.push(Appended::New { id, seq });
+                        if let (Some(hook), Some(enqueue)) = (hook, enqueue.as_mut()) {
+                            let (wire, rows) = outgoing(m, hook, id, now);
+                            for d in rows {
+                                let event = WebhookEvent::RoomMessage.as_str();
+                                enqueue.execute(params![d.webhook_id, d.event_id, event, d.ordering_key, d.body, PENDING, now])?;
+                            }
+                            json.push((index, wire));
+                        }
                     }
                     // The unique index on (author, nonce) skipped it.
                     None => out.push(Appended::Repeat),
@@ -185,7 +207,8 @@ impl SqliteAppender {
         for (room, (_, to)) in moved {
             self.last_seq.insert(room, to);
         }
-        Ok(out)
+        let enqueued = !json.is_empty();
+        Ok(Written { results: out, json, enqueued })
     }
 }
 
@@ -237,13 +260,13 @@ mod tests {
         let (_dir, db, url, a, b) = database().await;
         let mut appender = SqliteAppender::open(&url).expect("open");
         let batch = [message(a, "1", Some("x")), message(b, "2", None), message(a, "3", Some("x")), message(a, "4", None)];
-        let out = appender.append(&batch, 5).expect("append");
+        let out = appender.append(&batch, &[], 5).expect("append").results;
         let seqs: Vec<Option<i64>> = out.iter().map(|r| if let Appended::New { seq, .. } = r { Some(*seq) } else { None }).collect();
         assert_eq!(seqs, vec![Some(1), Some(1), None, Some(2)]);
         let ids: Vec<i64> = out.iter().filter_map(|r| if let Appended::New { id, .. } = r { Some(*id) } else { None }).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids follow the batch order: {ids:?}");
         // A later batch: the nonce is still taken, the counter goes on from the database's.
-        let out = appender.append(&[message(a, "5", Some("x")), message(a, "6", None)], 6).expect("append");
+        let out = appender.append(&[message(a, "5", Some("x")), message(a, "6", None)], &[], 6).expect("append").results;
         assert!(matches!(out[..], [Appended::Repeat, Appended::New { seq: 3, .. }]), "{out:?}");
         assert_eq!((last_seq(&db, a).await, last_seq(&db, b).await), (3, 1));
     }
@@ -252,9 +275,9 @@ mod tests {
     async fn a_counter_moved_behind_the_writers_back_is_reloaded_not_overwritten() {
         let (_dir, db, url, a, _) = database().await;
         let mut appender = SqliteAppender::open(&url).expect("open");
-        appender.append(&[message(a, "1", None)], 1).expect("append");
+        appender.append(&[message(a, "1", None)], &[], 1).expect("append");
         db.conn.execute_unprepared(&format!("UPDATE rooms SET last_seq = 10 WHERE id = {a}")).await.expect("update");
-        let out = appender.append(&[message(a, "2", None)], 2).expect("append");
+        let out = appender.append(&[message(a, "2", None)], &[], 2).expect("append").results;
         assert!(matches!(out[..], [Appended::New { seq: 11, .. }]), "{out:?}");
         assert_eq!(last_seq(&db, a).await, 11);
     }
@@ -268,8 +291,8 @@ mod tests {
         let big = "x".repeat(3000);
         let mut stored = 0;
         let err = loop {
-            match appender.append(&[message(a, &big, None), message(a, &big, None)], 1) {
-                Ok(out) => stored += out.len(),
+            match appender.append(&[message(a, &big, None), message(a, &big, None)], &[], 1) {
+                Ok(out) => stored += out.results.len(),
                 Err(err) => break err,
             }
             assert!(stored < 1000, "the capped file never filled up");
@@ -279,5 +302,56 @@ mod tests {
         let count: i64 = appender.conn.query_row("SELECT COUNT(*) FROM messages", [], |row| row.get(0)).expect("count");
         assert_eq!(count as usize, stored);
         assert_eq!(last_seq(&db, a).await, stored as i64);
+    }
+
+    fn hook(index: usize, room: &str, webhooks: &[i64]) -> Hook {
+        Hook { index, room: room.into(), webhooks: webhooks.to_vec() }
+    }
+
+    fn count(appender: &SqliteAppender, table: &str) -> i64 {
+        appender.conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| row.get(0)).expect("count")
+    }
+
+    #[tokio::test]
+    async fn hooked_messages_get_one_delivery_per_webhook_in_the_batch_and_repeats_none() {
+        let (_dir, _db, url, a, b) = database().await;
+        let mut appender = SqliteAppender::open(&url).expect("open");
+        let batch = [message(a, "1", Some("x")), message(b, "2", None), message(a, "3", Some("x"))];
+        let hooks = [hook(0, "a", &[7, 8]), hook(2, "a", &[7, 8])];
+        let written = appender.append(&batch, &hooks, 5).expect("append");
+        assert!(written.enqueued);
+        let Appended::New { id, .. } = written.results[0] else { panic!("stored: {:?}", written.results) };
+        assert_eq!(written.json.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0], "the repeat stored nothing");
+        let mut rows = appender.conn.prepare("SELECT webhook_id, event_type, ordering_key, body, status FROM webhook_deliveries ORDER BY id").expect("query");
+        let rows: Vec<(i64, String, String, String, String)> = rows
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), vec![7, 8]);
+        for (_, event, key, body, status) in &rows {
+            assert_eq!((event.as_str(), key.as_str(), status.as_str()), ("room.message", "room:a", "pending"));
+            let body: serde_json::Value = serde_json::from_str(body).expect("JSON");
+            let wire: serde_json::Value = serde_json::from_str(&written.json[0].1).expect("JSON");
+            assert_eq!((&body["data"], &body["data"]["id"]), (&wire, &serde_json::json!(id)));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_deliveries_cannot_be_written_stores_no_message() {
+        let (_dir, db, url, a, _) = database().await;
+        let mut appender = SqliteAppender::open(&url).expect("open");
+        appender.append(&[message(a, "before", None)], &[], 1).expect("append");
+        appender
+            .conn
+            .execute_batch("CREATE TRIGGER refuse BEFORE INSERT ON webhook_deliveries BEGIN SELECT RAISE(ABORT, 'outbox refused'); END;")
+            .expect("trigger");
+        let err = appender.append(&[message(a, "plain", None), message(a, "hooked", None)], &[hook(1, "a", &[3])], 2).expect_err("refused");
+        assert!(err.to_string().contains("outbox refused"), "{err}");
+        assert_eq!((count(&appender, "messages"), count(&appender, "webhook_deliveries")), (1, 0));
+        assert_eq!(last_seq(&db, a).await, 1, "the counter did not move either");
+        // Without hooks the same batch goes through, numbered on from the database.
+        let out = appender.append(&[message(a, "plain", None)], &[], 3).expect("append").results;
+        assert!(matches!(out[..], [Appended::New { seq: 2, .. }]), "{out:?}");
     }
 }

@@ -1,7 +1,7 @@
 //! Connecting, typed calls, notifications and errors.
 
 use confab_client::{Error, Event, Options, State};
-use confab_shared::Message;
+use confab_shared::{CreateApiToken, Message, Scope};
 use confab_shared::rpc::{EchoParams, ErrorCode, JoinParams, Notification, SendParams, TypingParams};
 
 use crate::server::{PASSWORD, Server, next_matching, unique, within};
@@ -43,6 +43,38 @@ async fn json_rpc_errors_carry_their_code_and_field_and_the_socket_stays_open() 
     let invalid = client.call(SendParams { room, text: "   ".into(), nonce: None }).await.expect_err("blank text is refused");
     assert_eq!((invalid.rpc_code(), invalid.field()), (Some(ErrorCode::InvalidParams.code()), Some("text")));
     assert_eq!(client.state(), State::Open);
+}
+
+#[tokio::test]
+async fn an_api_token_calls_within_its_scopes_gets_the_missing_scope_outside_them_and_closes_with_4003_once_revoked() {
+    let server = Server::start().await;
+    let hank = server.account("hank").await;
+    let request = CreateApiToken { name: "reader".into(), scopes: vec![Scope::Read], expires_in_days: None };
+    let created = server.rest.create_api_token(&hank.access_token, &request).await.expect("a token");
+    assert!(created.token.starts_with("cfb_"), "{}", created.token);
+    let (client, mut events) = Options::new(server.url()).token(&created.token).connect().await.expect("connects with the token");
+    assert_eq!(client.me().await.expect("me").map(|u| u.username), Some(hank.user.username.clone()));
+    let room = unique("room");
+    let joined = client.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("read covers joining");
+    assert_eq!(joined.room.name, room);
+    let refused = client.call(SendParams { room, text: "not with a read token".into(), nonce: None }).await.expect_err("write is missing");
+    assert_eq!((refused.rpc_code(), refused.scope()), (Some(ErrorCode::Forbidden.code()), Some("write")), "{refused:?}");
+    assert_eq!(client.state(), State::Open, "a scope error leaves the socket open");
+    let listed = server.rest.api_tokens(&hank.access_token).await.expect("the listing");
+    assert_eq!(listed.iter().map(|t| (t.id, t.name.as_str())).collect::<Vec<_>>(), [(created.id, "reader")]);
+
+    server.rest.revoke_api_token(&hank.access_token, created.id).await.expect("revoked");
+    let (code, why) = next_matching(&mut events, "the revoked token's socket to close", |event| match event {
+        Event::Closed { close_code, error } => Some((close_code, error)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(code, Some(4003), "closed for good with 4003: {why:?}");
+    assert!(matches!(why, Some(Error::Closed { close_code: Some(4003) })), "{why:?}");
+    let later = client.call(EchoParams { text: "after the revocation".into() }).await.expect_err("closed");
+    assert!(matches!(later, Error::Closed { .. }), "{later:?}");
+    let reopened = Options::new(server.url()).token(&created.token).connect().await.map(drop);
+    assert!(matches!(reopened, Err(Error::Http { status: 401, .. })), "a revoked token opens nothing: {reopened:?}");
 }
 
 #[tokio::test]
