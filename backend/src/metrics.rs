@@ -3,6 +3,12 @@
 //! Plain relaxed atomics in a static: the hot path pays one uncontended `fetch_add`, and
 //! the numbers describe the process, which is what a scrape wants even when tests run
 //! several servers in one process.
+//!
+//! Why not the `metrics` crate with `metrics-exporter-prometheus`: for nine monotonic
+//! counters it would add a global recorder, a registry keyed by name and label set, and
+//! the exporter's dependency tree, to render the same text. The day Confab exports
+//! histograms (latency per method, batch sizes) or labelled series, that is the library to
+//! move to; the counters' names and help texts here are already its conventions.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
