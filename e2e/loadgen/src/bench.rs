@@ -499,7 +499,8 @@ fn redis_cpu(result: &LoadResult, server_pids: &[u32], shards: &[servers::Shard]
                 slots: shard.slots.clone(),
                 master_cpu_cores: master / window,
                 master_cpu_us_per_delivery: (result.delivered_in_window > 0).then(|| master * 1e6 / result.delivered_in_window as f64),
-                replica_cpu_cores: shard.replica_pids.iter().map(|&p| secs(p)).sum::<f64>() / window,
+                // A fold from +0.0: an empty float `sum()` is -0.0, printed "-0.00".
+                replica_cpu_cores: shard.replica_pids.iter().fold(0.0, |sum, &p| sum + secs(p)) / window,
             }
         })
         .collect()

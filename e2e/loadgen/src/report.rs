@@ -59,7 +59,10 @@ pub fn one_line(s: &Scenario, run: &Run) -> String {
             if r.redis.is_empty() {
                 String::new()
             } else {
-                format!(" (redis {} cores)", r.redis.iter().map(|s| format!("{:.2}+{:.2}", s.master_cpu_cores, s.replica_cpu_cores)).collect::<Vec<_>>().join(", "))
+                let shard = |s: &RedisShardCpu| {
+                    if s.slots.is_empty() { format!("{:.2}", s.master_cpu_cores) } else { format!("{:.2}+{:.2}", s.master_cpu_cores, s.replica_cpu_cores) }
+                };
+                format!(" (redis {} cores)", r.redis.iter().map(shard).collect::<Vec<_>>().join(", "))
             },
             r.loadgen_cpu_cores
         ),
