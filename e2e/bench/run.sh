@@ -5,6 +5,8 @@
 # Builds the release binaries, installs the peers (once), makes sure PostgreSQL is up for the
 # PostgreSQL scenarios, raises the open-file limit for 10k connections, and runs
 # `loadgen bench`, which starts and stops every server itself. Traffic stays on 127.0.0.1.
+# The Redis Cluster runs of (f) (f-a-rc2, f-a-rc3, f-c-rc2, f-c-rc3) start six redis-server
+# nodes on ports 17301-17399 (CONFAB_BENCH_REDIS_CLUSTER_PORTS), apart from the tests' range.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

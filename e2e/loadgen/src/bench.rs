@@ -5,6 +5,12 @@
 //! the server CPUs while the load generator runs on the others, drives the load, and stops
 //! everything before the next run. A run that cannot be set up is recorded as skipped or
 //! failed, with the reason, and the benchmark goes on.
+//!
+//! Scenario (f) runs (a) and (c) across Confab instances sharing PostgreSQL and Redis: on
+//! one `redis-server` (`f-a`, `f-c`: 2 instances, peers too) and on a Redis Cluster of 3
+//! shards, 3 masters + 3 replicas (`f-a-rc2`, `f-a-rc3`, `f-c-rc2`, `f-c-rc3`: 2 and 3
+//! instances, Confab only, the peers as set up here having no cluster mode), with the Redis
+//! CPU of every shard in the results.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,8 +20,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::dialect::Dialect;
-use crate::load::{self, LoadResult, Plan, SendMode};
-use crate::servers::{self, ConfabBacking, Env, PgDb, Proc};
+use crate::load::{self, LoadResult, Plan, RedisShardCpu, SendMode};
+use crate::servers::{self, ConfabBacking, Env, PgDb, Proc, RedisCluster};
 use crate::{accounts, report};
 
 /// How big and how long.
@@ -49,7 +55,18 @@ pub struct Scenario {
     pub idle: usize,
     pub mode: SendMode,
     pub window: usize,
+    /// Shards of the Redis Cluster the instances share; 0: no cluster (one `redis-server`
+    /// where Redis is needed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redis_cluster_shards: usize,
 }
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Shards of the Redis Cluster of the `f-*-rc*` scenarios (each a master and a replica).
+pub const CLUSTER_SHARDS: usize = 3;
 
 pub const ALL_SERVERS: [Dialect; 3] = [Dialect::Confab, Dialect::Django, Dialect::Socketio];
 
@@ -69,6 +86,7 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
         idle: 0,
         mode: SendMode::FlatOut,
         window: 1,
+        redis_cluster_shards: 0,
     };
     let a = Scenario {
         id: "a".into(),
@@ -146,6 +164,21 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
     if !quick {
         all.push(f(&c));
     }
+    // (f) on a Redis Cluster: Django Channels' channels_redis and the Socket.IO peer's
+    // single-node Redis adapter have no cluster mode, so Confab only.
+    let rc = |s: &Scenario, instances: usize| Scenario {
+        id: format!("f-{}-rc{instances}", s.id),
+        title: format!("({}) across {instances} instances on a Redis Cluster ({CLUSTER_SHARDS} shards)", s.id),
+        servers: vec![Dialect::Confab],
+        instances,
+        database: Database::Postgres,
+        redis_cluster_shards: CLUSTER_SHARDS,
+        ..s.clone()
+    };
+    // Not in quick: six Redis nodes and three instances take ~10 s to start, a fifth of its budget.
+    if !quick {
+        all.extend([rc(&a, 2), rc(&a, 3), rc(&c, 2), rc(&c, 3)]);
+    }
     all.extend(crate::write_path::catalog(profile, &e, &c));
     all
 }
@@ -189,6 +222,9 @@ pub struct Run {
     pub users: usize,
     /// What backs the server: database and channel layer.
     pub backing: String,
+    /// The machine's load average (1, 5, 15 min) when the run started: the machine may be shared.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub load_average: String,
     pub wall_secs: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<LoadResult>,
@@ -274,6 +310,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
                 reason: None,
                 users: 0,
                 backing: backing_of(scenario, server),
+                load_average: load_average(),
                 wall_secs: 0.0,
                 result: None,
             };
@@ -328,7 +365,13 @@ fn backing_of(s: &Scenario, server: Dialect) -> String {
     match server {
         Dialect::Confab => {
             let db = if s.database == Database::Sqlite { "SQLite" } else { "PostgreSQL" };
-            if s.instances > 1 { format!("{db}, Redis layer") } else { format!("{db}, in-process layer") }
+            if s.redis_cluster_shards > 0 {
+                format!("{db}, Redis Cluster layer ({} shards, SPUBLISH/SSUBSCRIBE)", s.redis_cluster_shards)
+            } else if s.instances > 1 {
+                format!("{db}, Redis layer")
+            } else {
+                format!("{db}, in-process layer")
+            }
         }
         Dialect::Django => "daphne, channels_redis".into(),
         Dialect::Socketio => {
@@ -347,15 +390,26 @@ fn users_for(s: &Scenario, profile: Profile) -> usize {
 /// Sets up the servers for one run, drives the load, tears everything down.
 async fn one(env: &Env, s: &Scenario, server: Dialect, timing: Timing, profile: Profile) -> anyhow::Result<(LoadResult, usize)> {
     let tag = format!("{}-{}", s.id, server.name());
+    // Declared before `procs`, so on every path the cluster is killed after the servers.
+    let mut cluster: Option<RedisCluster> = None;
     let mut procs: Vec<Proc> = Vec::new();
     let mut server_pids = Vec::new();
     let mut endpoints: Vec<SocketAddr> = Vec::new();
     let mut tokens = Vec::new();
     let mut users = 0;
+    // The single redis-server's address and pid, for its CPU line.
+    let mut single_redis = None;
     let needs_redis = s.instances > 1 || server == Dialect::Django;
-    let redis_url = if needs_redis {
+    let redis_url = if s.redis_cluster_shards > 0 {
+        let started = RedisCluster::start(env, &format!("{tag}-redis-cluster"), s.redis_cluster_shards).await?;
+        server_pids.extend(started.pids());
+        let url = started.url();
+        cluster = Some(started);
+        Some(url)
+    } else if needs_redis {
         let (proc, url) = servers::redis(env, &format!("{tag}-redis")).await?;
         server_pids.push(proc.pid);
+        single_redis = Some((url.trim_start_matches("redis://").to_owned(), proc.pid));
         procs.push(proc);
         Some(url)
     } else {
@@ -417,12 +471,39 @@ async fn one(env: &Env, s: &Scenario, server: Dialect, timing: Timing, profile: 
         settle: secs(timing.settle_secs),
         connect_concurrency: 256,
         phase_timeout: secs(timing.phase_timeout_secs),
-        server_pids,
+        server_pids: server_pids.clone(),
         workers: 0,
     };
-    let result = load::run(plan).await?;
+    let mut result = load::run(plan).await?;
     drop(procs);
+    if let Some(c) = &cluster {
+        result.redis = redis_cpu(&result, &server_pids, c.shards());
+    }
+    if let Some((addr, pid)) = single_redis {
+        let shard = servers::Shard { master: addr, master_pid: pid, slots: String::new(), replica_pids: Vec::new() };
+        result.redis = redis_cpu(&result, &server_pids, &[shard]);
+    }
     Ok((result, users))
+}
+
+/// Each shard's Redis CPU in the window, from the run's per-process CPU (`server_pids` order).
+fn redis_cpu(result: &LoadResult, server_pids: &[u32], shards: &[servers::Shard]) -> Vec<RedisShardCpu> {
+    let secs = |pid: u32| server_pids.iter().position(|&p| p == pid).and_then(|i| result.server_cpu_secs_each.get(i)).copied().unwrap_or(0.0);
+    let window = result.measured_secs.max(1e-9);
+    shards
+        .iter()
+        .map(|shard| {
+            let master = secs(shard.master_pid);
+            RedisShardCpu {
+                master: shard.master.clone(),
+                slots: shard.slots.clone(),
+                master_cpu_cores: master / window,
+                master_cpu_us_per_delivery: (result.delivered_in_window > 0).then(|| master * 1e6 / result.delivered_in_window as f64),
+                // A fold from +0.0: an empty float `sum()` is -0.0, printed "-0.00".
+                replica_cpu_cores: shard.replica_pids.iter().fold(0.0, |sum, &p| sum + secs(p)) / window,
+            }
+        })
+        .collect()
 }
 
 /// A peer that was never installed is a skip, not a failure.
@@ -441,11 +522,24 @@ fn notes(profile: Profile) -> Vec<String> {
         "Latency is send → receipt at each subscriber, timed by one monotonic clock in the load generator; lost = deliveries owed for acknowledged sends minus deliveries received.".to_owned(),
         "Confab persists every message (SQLite WAL, or PostgreSQL) before broadcasting it and authenticates every socket with a JWT; the peers persist nothing and authenticate nothing.".to_owned(),
         "Scenario f runs Confab on PostgreSQL (two instances need a shared database); (a) and (c) run on SQLite, and (a-pg) is (a) on PostgreSQL with one instance, the baseline (f-a) is checked against.".to_owned(),
+        format!(
+            "Scenarios f-*-rc2 and f-*-rc3 run (f) with 2 and 3 Confab instances on a Redis Cluster of {CLUSTER_SHARDS} shards (3 masters + 3 replicas, \
+             redis-server --cluster-enabled yes on private loopback ports, joined by redis-cli --cluster create --cluster-replicas 1), REDIS_URL listing the masters; \
+             Confab finds the cluster mode by itself and fans out with SPUBLISH/SSUBSCRIBE. Redis CPU is reported per shard (master, and its replica, which applies \
+             the shard's replication stream) and counted in the server CPU; with one room, (a) puts all its traffic on the one shard that owns the room's slot. \
+             Confab only: the peers as set up here have no Redis Cluster mode (channels_redis does not support Redis Cluster; the Socket.IO peer's \
+             @socket.io/redis-adapter is wired to one node)."
+        ),
     ];
     if profile == Profile::Quick {
         notes.push("Quick profile: shorter windows and smaller (b) and (d); the peers run only in (a). Targets are checked against the scaled-down runs.".to_owned());
     }
     notes
+}
+
+/// `/proc/loadavg`'s three averages, e.g. `3.42 4.02 5.70`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 fn git_rev() -> String {
@@ -481,7 +575,7 @@ fn machine(server_cpus: Option<String>, loadgen_cpus: Option<String>) -> Machine
         memory_gib,
         kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
         os,
-        load_average_at_start: read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load_average_at_start: load_average(),
         server_cpus,
         loadgen_cpus,
     }
@@ -515,4 +609,25 @@ fn versions(env: &Env) -> BTreeMap<String, String> {
         v.insert("socket.io".into(), version);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CLUSTER_SHARDS, Database, Profile, catalog};
+    use crate::dialect::Dialect;
+
+    #[test]
+    fn the_full_profile_runs_f_on_a_redis_cluster_with_two_and_three_instances_of_confab_only() {
+        let full = catalog(Profile::Full);
+        let rc: Vec<_> = full.iter().filter(|s| s.redis_cluster_shards > 0).collect();
+        let ids: Vec<&str> = rc.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["f-a-rc2", "f-a-rc3", "f-c-rc2", "f-c-rc3"]);
+        for s in rc {
+            assert_eq!(s.redis_cluster_shards, CLUSTER_SHARDS);
+            assert_eq!(s.database, Database::Postgres, "{} shares PostgreSQL like (f)", s.id);
+            assert_eq!(s.servers, [Dialect::Confab]);
+            assert_eq!(s.instances, if s.id.ends_with("rc2") { 2 } else { 3 });
+        }
+        assert!(catalog(Profile::Quick).iter().all(|s| s.redis_cluster_shards == 0));
+    }
 }

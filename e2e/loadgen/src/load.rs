@@ -146,6 +146,29 @@ pub struct LoadResult {
     /// Close codes the server sent, with counts (1013: slow consumer evicted).
     pub closes: BTreeMap<u16, usize>,
     pub errors: Vec<String>,
+    /// CPU seconds in the window of each of [`Plan::server_pids`], in that order; not saved:
+    /// the benchmark, which knows which pid is what, turns it into `redis`.
+    #[serde(skip)]
+    pub server_cpu_secs_each: Vec<f64>,
+    /// Redis CPU in the window, per shard (one entry for a single `redis-server`); part of
+    /// `server_cpu_secs` already.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redis: Vec<RedisShardCpu>,
+}
+
+/// One Redis shard's CPU use in the measured window, from `/proc/<pid>/stat` of its processes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RedisShardCpu {
+    /// The master's address, `127.0.0.1:<port>`.
+    pub master: String,
+    /// The slot ranges the master serves; empty for a single `redis-server` (all of them).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub slots: String,
+    pub master_cpu_cores: f64,
+    pub master_cpu_us_per_delivery: Option<f64>,
+    /// The shard's replicas together: they apply the master's replication stream, which
+    /// carries every `SPUBLISH` of the shard.
+    pub replica_cpu_cores: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -340,17 +363,21 @@ pub async fn run(plan: Plan) -> anyhow::Result<LoadResult> {
         set_phase(Phase::Warmup);
         tokio::time::sleep(plan.warmup).await;
 
-        let cpu0 = procfs::cpu_secs_sum(&plan.server_pids);
+        // Per process, so the benchmark can tell the Redis shards apart.
+        let cpu_each = || plan.server_pids.iter().map(|&p| procfs::cpu_secs(p).unwrap_or(0.0)).collect::<Vec<_>>();
+        let cpu0 = cpu_each();
         let me0 = procfs::cpu_secs(std::process::id()).unwrap_or(0.0);
         let t0 = Instant::now();
         shared.measure_start_ns.store(now_ns(), Relaxed);
         set_phase(Phase::Measure);
         tokio::time::sleep(plan.duration).await;
-        let cpu1 = procfs::cpu_secs_sum(&plan.server_pids);
+        let cpu1 = cpu_each();
         let me1 = procfs::cpu_secs(std::process::id()).unwrap_or(0.0);
         result.measured_secs = t0.elapsed().as_secs_f64();
         set_phase(Phase::Drain);
-        result.server_cpu_secs = cpu1 - cpu0;
+        // A process that vanished mid-window reads as zero: count it as no time, not negative.
+        result.server_cpu_secs_each = cpu1.iter().zip(&cpu0).map(|(after, before)| (after - before).max(0.0)).collect();
+        result.server_cpu_secs = result.server_cpu_secs_each.iter().sum();
         result.server_cpu_cores = result.server_cpu_secs / result.measured_secs;
         result.loadgen_cpu_cores = (me1 - me0) / result.measured_secs;
 

@@ -1,7 +1,8 @@
 //! `loadgen`: the Confab load generator and benchmark.
 //!
 //! - `loadgen bench --profile full|quick`: every scenario of issue 7 against Confab and its
-//!   peers (Django Channels, Socket.IO), starting and stopping the servers itself; writes
+//!   peers (Django Channels, Socket.IO), and (f) on a Redis Cluster too (Confab only),
+//!   starting and stopping the servers itself; writes
 //!   `results.json`, `results.md` and `chart.svg`. `just bench` / `just bench-quick`.
 //! - `loadgen run …`: one load against servers that are already running.
 //! - `loadgen report`: re-renders the Markdown and the chart from a `results.json`.
@@ -11,7 +12,8 @@
 //! - [`dialect`]: Confab JSON-RPC, the Django consumer's JSON, Socket.IO; the send time in the text.
 //! - [`load`]: connections, publishers, phases, histograms: one run, one [`load::LoadResult`].
 //! - [`accounts`]: Confab users and their tokens.
-//! - [`servers`]: the server processes (pinned, logged, killed on drop), Redis, PostgreSQL databases.
+//! - [`servers`]: the server processes (pinned, logged, killed on drop), Redis, a Redis
+//!   Cluster (3 masters + 3 replicas on private ports), PostgreSQL databases.
 //! - [`bench`]: the scenarios and the orchestration; [`report`]: JSON, Markdown, SVG.
 //! - [`write_path`]: the persisted-send scenarios and targets of the write path.
 //! - [`people`]: issue 10's scenarios with many distinct users: presence storm, idle
@@ -71,8 +73,9 @@ struct BenchCmd {
     /// Where results.json, results.md and chart.svg go.
     #[arg(long, default_value = "docs/bench")]
     out: PathBuf,
-    /// Only these scenarios (a, b, c, d, e-sqlite, e-postgres, f-a, f-c; write path: e16-sqlite,
-    /// s-sqlite, c-pg, …; people: g (all sizes), g-1k, g-10k, g-100k, h, r).
+    /// Only these scenarios (a, b, c, d, e-sqlite, e-postgres, a-pg, f-a, f-c; on a 3-shard Redis
+    /// Cluster: f-a-rc2, f-a-rc3, f-c-rc2, f-c-rc3; write path: e16-sqlite, s-sqlite, c-pg, …;
+    /// people: g (all sizes), g-1k, g-10k, g-100k, h, r).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only these servers.
@@ -97,6 +100,10 @@ struct BenchCmd {
     /// An existing PostgreSQL to create databases in (scripts/services.sh start gives one).
     #[arg(long, env = "CONFAB_BENCH_PG_URL", default_value = "postgres://postgres@127.0.0.1:15432/postgres")]
     pg_url: String,
+    /// Loopback ports for the Redis Cluster nodes of the f-*-rc* scenarios (client and bus
+    /// ports), apart from the test suites' 17101-17199.
+    #[arg(long, env = "CONFAB_BENCH_REDIS_CLUSTER_PORTS", default_value = "17301-17399", value_parser = servers::parse_port_range)]
+    redis_cluster_ports: (u16, u16),
     /// How to reproduce this run, for the report.
     #[arg(long, default_value = "just bench")]
     command_line: String,
@@ -206,6 +213,7 @@ async fn bench_cmd(cmd: BenchCmd, server_cpus: Option<String>, loadgen_cpus: Opt
         work_dir: absolute(cmd.work_dir),
         server_cpus,
         pg_url: Some(cmd.pg_url),
+        cluster_ports: cmd.redis_cluster_ports,
     };
     let args = bench::BenchArgs {
         profile: cmd.profile,

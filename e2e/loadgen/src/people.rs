@@ -112,7 +112,7 @@ pub fn catalog(profile: Profile) -> Vec<PeopleScenario> {
 }
 
 fn short(n: usize) -> String {
-    if n >= 1_000 && n % 1_000 == 0 { format!("{}k", n / 1_000) } else { n.to_string() }
+    if n >= 1_000 && n.is_multiple_of(1_000) { format!("{}k", n / 1_000) } else { n.to_string() }
 }
 
 /// What one scenario measured.

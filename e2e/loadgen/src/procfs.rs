@@ -14,11 +14,6 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
     Some((utime + stime) as f64 / clock_ticks())
 }
 
-/// Summed CPU seconds of several processes; a vanished one counts as zero.
-pub fn cpu_secs_sum(pids: &[u32]) -> f64 {
-    pids.iter().filter_map(|&p| cpu_secs(p)).sum()
-}
-
 /// Resident set size in KiB, from `/proc/<pid>/status` (`VmRSS`).
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

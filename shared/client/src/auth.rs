@@ -18,7 +18,7 @@ const RENEW_MARGIN: Duration = Duration::from_secs(30);
 pub(crate) enum Auth {
     /// Sent as is; `None` is anonymous.
     Fixed(Option<String>),
-    Login(LoginSession),
+    Login(Box<LoginSession>),
 }
 
 impl Auth {

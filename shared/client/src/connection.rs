@@ -51,7 +51,7 @@ pub(crate) async fn start(options: Options) -> Result<(Client, Events), Error> {
     let auth = Arc::new(match &options.login {
         Login::Anonymous => Auth::Fixed(None),
         Login::Token(token) => Auth::Fixed(Some(token.clone())),
-        Login::Credentials(credentials) => Auth::Login(LoginSession::new(rest.clone(), credentials.clone())),
+        Login::Credentials(credentials) => Auth::Login(Box::new(LoginSession::new(rest.clone(), credentials.clone()))),
     });
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::unbounded_channel();
