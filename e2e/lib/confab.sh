@@ -64,3 +64,15 @@ confab_start() {
     echo "the server did not become healthy within 30 s" >&2
     return 1
 }
+
+# Builds the SPA unless CONFAB_SKIP_SPA_BUILD=1 (just test built it already); exits with a
+# message naming suite $1 when frontend/dist has no WASM.
+confab_require_spa() {
+    if [ "${CONFAB_SKIP_SPA_BUILD:-}" != 1 ]; then
+        bash frontend/build.sh
+    fi
+    if ! compgen -G 'frontend/dist/assets/confab_frontend_bg-*.wasm' >/dev/null; then
+        echo "$1: the SPA is not built (bash frontend/build.sh)" >&2
+        exit 1
+    fi
+}

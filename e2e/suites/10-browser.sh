@@ -20,13 +20,7 @@ if ! command -v chromium >/dev/null && [ ! -x /usr/bin/chromium ]; then
     echo "10-browser: /usr/bin/chromium is missing (scripts/install-test-deps.sh installs it)" >&2
     exit 1
 fi
-if [ "${CONFAB_SKIP_SPA_BUILD:-}" != 1 ]; then
-    bash frontend/build.sh
-fi
-if ! compgen -G 'frontend/dist/assets/confab_frontend_bg-*.wasm' >/dev/null; then
-    echo "10-browser: the SPA is not built (bash frontend/build.sh)" >&2
-    exit 1
-fi
+confab_require_spa 10-browser
 
 suite=e2e/browser
 if [ ! -d "$suite/node_modules/playwright-core" ]; then

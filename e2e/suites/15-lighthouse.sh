@@ -20,13 +20,7 @@ if [ ! -x "$CHROME_PATH" ]; then
     echo "15-lighthouse: $CHROME_PATH is missing (scripts/install-test-deps.sh installs chromium)" >&2
     exit 1
 fi
-if [ "${CONFAB_SKIP_SPA_BUILD:-}" != 1 ]; then
-    bash frontend/build.sh
-fi
-if ! compgen -G 'frontend/dist/assets/confab_frontend_bg-*.wasm' >/dev/null; then
-    echo "15-lighthouse: the SPA is not built (bash frontend/build.sh)" >&2
-    exit 1
-fi
+confab_require_spa 15-lighthouse
 
 suite=e2e/lighthouse
 if [ ! -d "$suite/node_modules/lighthouse" ]; then
