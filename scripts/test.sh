@@ -17,7 +17,11 @@ bash docs/api-ui/vendor.sh
 # its lock; the price is the host proc-macros built twice (~30 s of CPU).
 phase "SPA build (in the background) and Rust build"
 spa_log=$(mktemp)
-CARGO_TARGET_DIR=${CONFAB_SPA_TARGET_DIR:-$PWD/target/spa-build} bash frontend/build.sh >"$spa_log" 2>&1 &
+(
+    spa_started=$SECONDS
+    CARGO_TARGET_DIR=${CONFAB_SPA_TARGET_DIR:-$PWD/target/spa-build} bash frontend/build.sh
+    echo "the SPA built in $((SECONDS - spa_started)) s"
+) >"$spa_log" 2>&1 &
 spa=$!
 
 bash scripts/services.sh start
@@ -30,7 +34,9 @@ source "${CONFAB_SERVICES_DIR:-/tmp/confab-services}/env"
 # has no dev-dependencies, so it would too). The e2e suites run the binary the integration
 # tests built.
 cargo_test() { cargo test --release --workspace --exclude confab-frontend "$@"; }
-cargo_test --no-run
+# --timings: target/cargo-timings/ shows where a slow build spent its time.
+cargo_test --no-run --timings
+phase "Rust build done"
 spa_status=0
 wait "$spa" || spa_status=$?
 cat "$spa_log"
