@@ -25,7 +25,7 @@ cluster: build-spa build-docs
 # Only the scale-out suite, on a six-node Redis Cluster (about a minute; `just test` runs it too).
 test-redis-cluster:
     bash scripts/services.sh start
-    source "${CONFAB_SERVICES_DIR:-/tmp/confab-services}/env" && CONFAB_TEST_REDIS=cluster cargo test --release -p confab --test cluster
+    source "${CONFAB_SERVICES_DIR:-/tmp/confab-services}/env" && CONFAB_TEST_REDIS=cluster cargo test --release --workspace --exclude confab-frontend --test api -- cluster::
 
 # Apply database migrations.
 migrate:

@@ -47,11 +47,12 @@ cargo_test
 phase "Backend integration suite on PostgreSQL, scale-out suite on a Redis Cluster (in parallel)"
 # Independent and mostly waiting on sockets: run side by side, each into its own log.
 logs=$(mktemp -d)
-CONFAB_TEST_DATABASE=postgres cargo_test --test api >"$logs/postgres.log" 2>&1 &
+# (`cluster::` and `durability::` run on PostgreSQL already.)
+CONFAB_TEST_DATABASE=postgres cargo_test --test api -- --skip cluster:: --skip durability:: >"$logs/postgres.log" 2>&1 &
 postgres=$!
 # The scale-out suite ran above on one redis-server (and its failover tests on a Redis
 # Cluster); once more with every instance on a six-node Redis Cluster (sharded pub/sub).
-CONFAB_TEST_REDIS=cluster cargo_test --test cluster -- --skip failover:: >"$logs/redis-cluster.log" 2>&1 &
+CONFAB_TEST_REDIS=cluster cargo_test --test api -- cluster:: --skip cluster::failover:: >"$logs/redis-cluster.log" 2>&1 &
 redis_cluster=$!
 status=0
 wait "$postgres" || status=1

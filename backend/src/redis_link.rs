@@ -71,10 +71,7 @@ impl RedisConn {
     /// Connects in `mode` (already resolved: not [`RedisMode::Auto`]).
     pub async fn connect(url: &str, mode: RedisMode) -> anyhow::Result<Self> {
         match mode {
-            RedisMode::Cluster => {
-                let client = cluster_client(url).await?;
-                Ok(Self::Cluster(client.get_async_connection().await.context("connecting to the Redis Cluster")?))
-            }
+            RedisMode::Cluster => Self::cluster(&cluster_client(url).await?).await,
             RedisMode::Single | RedisMode::Auto => {
                 let first = nodes(url).into_iter().next().context("REDIS_URL is empty")?;
                 let client = redis::Client::open(first.as_str()).context("parsing REDIS_URL")?;
@@ -82,6 +79,11 @@ impl RedisConn {
                 Ok(Self::Single(conn))
             }
         }
+    }
+
+    /// A connection of its own from a cluster client already made.
+    pub async fn cluster(client: &redis::cluster::ClusterClient) -> anyhow::Result<Self> {
+        Ok(Self::Cluster(client.get_async_connection().await.context("connecting to the Redis Cluster")?))
     }
 
     pub fn is_cluster(&self) -> bool {

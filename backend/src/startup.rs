@@ -51,6 +51,7 @@ impl Application {
             .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
         let db = Db::connect(&config.database_url()).await.context("connecting to the database")?;
         db.migrate().await.context("migrating the database")?;
+        crate::storage::users::Names::load(&db).await.context("reading the user names")?;
         let secret = Keys::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let keys = Arc::new(Keys::new(&secret, config.access_ttl()));
         let shutdown = CancellationToken::new();
@@ -162,15 +163,19 @@ async fn shared_state(config: &Config, shutdown: &CancellationToken) -> anyhow::
         return Ok(Shared { layer, presence, throttle: Arc::new(LoginThrottle::new(config.login_attempts)), presence_batch });
     };
     let mode = redis_link::detect(url, config.redis_mode).await.context("reaching redis")?;
-    let layer: Arc<dyn ChannelLayer> = if mode == RedisMode::Cluster {
-        Arc::new(RedisLayer::start_cluster(url).await.context("connecting to the redis cluster")?)
+    // The layer and the command connection (presence, throttle) each have a connection of
+    // their own; on a cluster both come from one client, so the slot map is read once.
+    let (layer, conn): (Arc<dyn ChannelLayer>, RedisConn) = if mode == RedisMode::Cluster {
+        let client = redis_link::cluster_client(url).await.context("reaching the redis cluster")?;
+        let layer = RedisLayer::start_cluster(&client, url).await.context("connecting to the redis cluster")?;
+        (Arc::new(layer), RedisConn::cluster(&client).await?)
     } else {
         let first = redis_link::nodes(url).into_iter().next().context("REDIS_URL is empty")?;
         let client = redis::Client::open(first.as_str()).context("parsing REDIS_URL")?;
-        Arc::new(RedisLayer::start(client).await.context("connecting to redis")?)
+        let layer = RedisLayer::start(client).await.context("connecting to redis")?;
+        (Arc::new(layer), RedisConn::connect(url, mode).await?)
     };
     tracing::info!(?mode, "channel layer on redis");
-    let conn = RedisConn::connect(url, mode).await?;
     let (reaped_tx, mut reaped) = tokio::sync::mpsc::unbounded_channel();
     let presence = RedisPresence::start(conn, layer.hub().instance(), reaped_tx, shutdown.clone()).await?;
     let throttle = Arc::new(LoginThrottle::shared(config.login_attempts, presence.connection()));

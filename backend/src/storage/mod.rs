@@ -133,10 +133,11 @@ fn sqlstate_kind(code: &str) -> Kind {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
-/// The connection pool; cheap to clone.
+/// The connection pool, and the directory of user names in front of it; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
     pub conn: DatabaseConnection,
+    pub(crate) names: std::sync::Arc<users::Names>,
 }
 
 impl Db {
@@ -163,7 +164,7 @@ impl Db {
                 .sqlx_logging(false);
             Database::connect(options).await?
         };
-        Ok(Self { conn })
+        Ok(Self { conn, names: Default::default() })
     }
 
     /// Applies pending migrations under a database-wide lock, so any number of instances

@@ -1,7 +1,7 @@
 //! Login sessions and their rotating refresh tokens.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait};
 
 use super::entity::{refresh_tokens, sessions};
 use super::{Db, StorageResult, now_ms};
@@ -108,11 +108,15 @@ pub async fn revoke(db: &Db, session_id: &str) -> StorageResult<()> {
 
 /// Whether a session exists, is not revoked and has not expired.
 pub async fn is_active(db: &Db, session_id: &str) -> StorageResult<bool> {
+    // Every socket asks at its upgrade: only the two columns it needs.
     let now = now_ms();
-    Ok(sessions::Entity::find_by_id(session_id.to_owned())
+    let row: Option<(Option<i64>, i64)> = sessions::Entity::find_by_id(session_id.to_owned())
+        .select_only()
+        .columns([sessions::Column::RevokedAt, sessions::Column::ExpiresAt])
+        .into_tuple()
         .one(&db.conn)
-        .await?
-        .is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now))
+        .await?;
+    Ok(row.is_some_and(|(revoked_at, expires_at)| revoked_at.is_none() && expires_at > now))
 }
 
 /// A session for [`open_many`]: its id, its user and the hash of its first refresh token.

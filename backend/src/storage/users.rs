@@ -173,20 +173,105 @@ pub async fn count(db: &Db, prefix: &str) -> StorageResult<u64> {
     Ok(row.map_or(0, |r| r.n.max(0) as u64))
 }
 
-/// The existing accounts among `names` (any case), as they are spelled, in the order given.
+/// The names among `names` that belong to accounts, spelled as the accounts spell them, in
+/// the order given, without repeats (names match case-insensitively). Every watch asks
+/// this for up to its whole set, so names already seen are answered from [`Names`] and only
+/// the others are looked up: names are never renamed or removed, so a name once found
+/// stays right on every instance.
 pub async fn existing(db: &Db, names: &[String]) -> StorageResult<Vec<String>> {
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
     let keys: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
-    let found: Vec<String> = users::Entity::find()
-        .select_only()
-        .column(users::Column::Username)
-        .filter(users::Column::UsernameKey.is_in(keys.clone()))
-        .into_tuple()
-        .all(&db.conn)
-        .await?;
-    let by_key: std::collections::HashMap<String, String> = found.into_iter().map(|n| (n.to_ascii_lowercase(), n)).collect();
+    let unknown: Vec<String> = keys.iter().filter(|k| !db.names.known.contains_key(k.as_str())).cloned().collect();
+    if !unknown.is_empty() {
+        let found: Vec<String> = users::Entity::find()
+            .select_only()
+            .column(users::Column::Username)
+            .filter(users::Column::UsernameKey.is_in(unknown))
+            .into_tuple()
+            .all(&db.conn)
+            .await?;
+        for name in found {
+            db.names.learn(name);
+        }
+    }
     let mut seen = std::collections::HashSet::new();
-    Ok(keys.iter().filter_map(|k| by_key.get(k)).filter(|n| seen.insert((*n).clone())).cloned().collect())
+    Ok(keys
+        .iter()
+        .filter_map(|k| db.names.known.get(k.as_str()).map(|n| n.value().clone()))
+        .filter(|n| seen.insert(n.clone()))
+        .collect())
+}
+
+/// User names seen in the database, by their lower-cased key: the directory
+/// [`existing`] answers from. Bounded: past [`Names::MAX`] entries it stops learning
+/// (and those names are looked up each time, as before).
+#[derive(Debug, Default)]
+pub struct Names {
+    known: dashmap::DashMap<String, String>,
+}
+
+impl Names {
+    /// About 120 bytes a name: 24 MB at most.
+    const MAX: usize = 200_000;
+
+    /// Fills the directory with the first [`Names::MAX`] accounts (at start: a restart's
+    /// reconnecting watchers then find their names without a query each).
+    pub async fn load(db: &Db) -> StorageResult<usize> {
+        let names: Vec<String> = users::Entity::find()
+            .select_only()
+            .column(users::Column::Username)
+            .order_by_asc(users::Column::Id)
+            .limit(Self::MAX as u64)
+            .into_tuple()
+            .all(&db.conn)
+            .await?;
+        let loaded = names.len();
+        for name in names {
+            db.names.learn(name);
+        }
+        Ok(loaded)
+    }
+
+    fn learn(&self, name: String) {
+        if self.known.len() < Self::MAX {
+            self.known.insert(name.to_ascii_lowercase(), name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn db(dir: &tempfile::TempDir) -> Db {
+        let db = Db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("users.db").display())).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        db
+    }
+
+    #[tokio::test]
+    async fn existing_names_come_back_as_spelled_and_a_name_unknown_once_is_found_once_it_signs_up() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let here = db(&dir).await;
+        // A second instance on the same database: its directory does not see our sign-ups.
+        let there = db(&dir).await;
+        create(&here, "Alice", "hash", false).await.expect("alice");
+        let asked = ["alice", "bob", "ALICE", "carol"].map(String::from);
+        assert_eq!(existing(&here, &asked).await.expect("existing"), ["Alice"]);
+        assert_eq!(existing(&there, &asked).await.expect("existing"), ["Alice"]);
+
+        create(&there, "Bob", "hash", false).await.expect("bob");
+        // Loaded at start, a third instance knows both without asking.
+        let third = db(&dir).await;
+        assert_eq!(Names::load(&third).await.expect("load"), 2);
+        third.conn.clone().close().await.expect("close");
+        assert_eq!(existing(&third, &["bob".to_owned(), "alice".to_owned()]).await.expect("from the directory"), ["Bob", "Alice"]);
+        // `here` asked for bob before he existed: not knowing a name is never remembered.
+        assert_eq!(existing(&here, &asked).await.expect("existing"), ["Alice", "Bob"]);
+        assert_eq!(existing(&here, &[]).await.expect("existing"), Vec::<String>::new());
+
+        // Names seen once are answered without the database, which `here` no longer has.
+        here.conn.clone().close().await.expect("close");
+        assert_eq!(existing(&here, &["BOB".to_owned(), "alice".to_owned()]).await.expect("from the directory"), ["Bob", "Alice"]);
+        assert!(existing(&here, &["dave".to_owned()]).await.is_err(), "an unknown name needs the database");
+    }
 }

@@ -10,7 +10,15 @@
 //!   rooms, chat, presence (by interest), paging, private messages, catch-up, ordering,
 //!   back-pressure, publishing from outside, background jobs, API tokens, webhooks, how
 //!   answers are compressed and cached.
+//! - [`client`]: the Rust client library (`confab-client`) against the server.
 //! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
+//! - [`cluster`]: scale-out, several `confab` processes on one Redis (or a Redis Cluster)
+//!   and PostgreSQL; [`durability`]: `kill -9` mid-send loses nothing acknowledged. Both run
+//!   the binary as child processes.
+//!
+//! One binary for all of it (the client library's tests, scale-out and durability too):
+//! each test binary re-instantiates the protocol's serde code and the server's futures, and
+//! every extra one cost minutes of a CI build on two cores.
 
 mod helpers;
 
@@ -18,8 +26,11 @@ mod anonymous;
 mod auth;
 mod backpressure;
 mod chat;
+mod client;
+mod cluster;
 mod delivery;
 mod dm;
+mod durability;
 mod fuzz;
 mod jobs;
 mod logins;

@@ -139,9 +139,6 @@ fn roots(ca_file: Option<&Path>) -> Result<Vec<reqwest::Certificate>, ClientErro
 /// The client every delivery uses: 10 s per attempt, no redirects, no proxies, the guarded
 /// resolver, TLS verified against [`roots`] only.
 pub fn client(allow_private: bool, ca_file: Option<&Path>) -> Result<reqwest::Client, ClientError> {
-    // reqwest is built without a crypto provider of its own (see Cargo.toml); it takes the
-    // process default, which is *ring*. An `Err` means one is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(reqwest::Client::builder()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)

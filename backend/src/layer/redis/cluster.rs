@@ -39,10 +39,10 @@ use crate::redis_link::{self, slot};
 const SHARD_PING: Duration = Duration::from_secs(2);
 
 impl RedisLayer {
-    /// Starts the layer on a Redis Cluster. `url` lists one or more nodes; the others are
-    /// found from the slot map.
-    pub async fn start_cluster(url: &str) -> anyhow::Result<Self> {
-        let client = redis_link::cluster_client(url).await?;
+    /// Starts the layer on a Redis Cluster, with a connection of its own from `client`
+    /// ([`redis_link::cluster_client`]). `url` lists one or more nodes; the others are found
+    /// from the slot map.
+    pub async fn start_cluster(client: &redis::cluster::ClusterClient, url: &str) -> anyhow::Result<Self> {
         let conn = client.get_async_connection().await?;
         let first = redis_link::nodes(url).into_iter().next().ok_or_else(|| anyhow::anyhow!("REDIS_URL is empty"))?;
         let base: ConnectionInfo = first.parse()?;

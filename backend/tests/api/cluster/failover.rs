@@ -1,7 +1,7 @@
 //! Faults of a Redis Cluster: these tests start one whatever `CONFAB_TEST_REDIS` says.
 
-use crate::harness::{Cluster, RedisKind};
-use crate::{Fault, messages_survive};
+use super::harness::{Cluster, RedisKind};
+use super::{Fault, messages_survive};
 
 /// A master is SIGKILLed mid-stream: its replica is promoted, the instances follow the new
 /// topology, health reports the layer down and then up, and `sync` gives every client

@@ -4,7 +4,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub use crate::redis_cluster::RedisCluster;
+pub use super::redis_cluster::RedisCluster;
 
 use confab_shared::rpc::{ErrorObject, Method, Response};
 use confab_shared::{Message, TokenPair};

@@ -9,7 +9,7 @@ use confab_shared::rpc::{DmSendParams, EchoParams, JoinParams, Notification, Sen
 use confab_shared::{DirectMessage, Message};
 use tokio::sync::Semaphore;
 
-use crate::server::{PASSWORD, Server, next_matching, unique, within};
+use super::server::{PASSWORD, Server, next_matching, unique, within};
 
 /// A gate a reconnection waits at until the test opens it, so that "sent while the client was
 /// away" does not depend on timing.

@@ -4,7 +4,7 @@ use confab_client::{Error, Event, Options, State};
 use confab_shared::{CreateApiToken, Message, Scope};
 use confab_shared::rpc::{EchoParams, ErrorCode, JoinParams, Notification, SendParams, TypingParams};
 
-use crate::server::{PASSWORD, Server, next_matching, unique, within};
+use super::server::{PASSWORD, Server, next_matching, unique, within};
 
 #[tokio::test]
 async fn a_bearer_token_opens_the_socket_and_calls_are_typed_end_to_end() {

@@ -1,0 +1,12 @@
+//! `confab-client` (shared/client) against a real server (in-process, on a loopback port): connecting by token and
+//! by credentials, typed calls and notifications, API tokens (scopes, revocation closing with
+//! 4003), a restart caught up exactly once, renewal
+//! with 3-second access tokens, and a clean close. Every wait is bounded.
+//!
+//! They live in the server's suite, not in the client crate's own `tests/`: every test
+//! binary instantiates the protocol's serde code and the server's futures anew, and one more
+//! binary cost minutes of a CI build on two cores.
+
+mod connect;
+mod lifecycle;
+mod server;
