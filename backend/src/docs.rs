@@ -163,6 +163,7 @@ fn default_of(setting: &str) -> String {
 /// What a client may rely on about ordering, duplicates, catching up and slow connections.
 fn delivery_rules() -> Vec<String> {
     let sync_limit = crate::features::sync::MAX_ITEMS;
+    let sync_rooms = confab_shared::rpc::MAX_SYNC_ROOMS;
     vec![
         "Persisted first. A message is committed to the database before any `room.message` or `dm.message` \
          for it leaves the server; the result of `room.send` / `dm.send` is that stored message."
@@ -177,8 +178,9 @@ fn delivery_rules() -> Vec<String> {
              with `{{\"rooms\": {{room: last id seen}}, \"dm_after\": last direct message id}}`. It returns \
              exactly the messages and direct messages newer than those ids, none twice, in id order within each \
              room (rooms in name order, then the direct messages), at most {sync_limit} items per call counting \
-             both; while `complete` is `false`, call again with the newest ids received. A room the caller may \
-             not read, or that does not exist, yields nothing rather than an error. Live notifications that arrive meanwhile may overlap the `sync` result: de-duplicate \
+             both; while `complete` is `false`, call again with the newest ids received. One call names at most \
+             {sync_rooms} rooms (more is -32602 with `data.field = \"rooms\"`: split them over several calls). A \
+             room the caller may not read, or that does not exist, yields nothing rather than an error. Live notifications that arrive meanwhile may overlap the `sync` result: de-duplicate \
              by `id`."
         ),
         "Slow connections. Room messages, direct messages and edits are never dropped for a live connection: \
@@ -186,9 +188,11 @@ fn delivery_rules() -> Vec<String> {
          backoff). Typing and presence notifications may be coalesced or dropped for a slow connection, and of \
          `job.progress` only the latest value per job is kept."
             .to_owned(),
-        "Idempotent sends. `room.send` and `dm.send` take an optional `nonce`: a repeat from the same user \
-         returns the first message instead of storing a duplicate, so a call whose answer was lost to a \
-         disconnect can be retried safely."
+        "Idempotent sends. `room.send` and `dm.send` take an optional `nonce`, one per message: a repeat from \
+         the same user with the same room (recipient) and text returns the first message instead of storing a \
+         duplicate, so a call whose answer was lost to a disconnect can be retried safely. The same nonce with \
+         another room, recipient or text is refused with -32009 and `data.field = \"nonce\"`, and stores \
+         nothing (once the first room message has been edited or deleted, only its room is compared)."
             .to_owned(),
     ]
 }
@@ -286,8 +290,8 @@ fn reference() -> Vec<Block> {
         )),
         Block::Para(format!(
             "Limits (server defaults, configurable): a frame of at most {} bytes (larger closes with 1009); \
-             {} calls per second per connection with bursts of twice that (beyond: -32029 with \
-             `data.retry_after_ms`); the server pings every {} s and drops a connection silent for three \
+             {} calls per second per connection with bursts of twice that, every call counting, \
+             malformed or refused ones included (beyond: -32029 with `data.retry_after_ms`); the server pings every {} s and drops a connection silent for three \
              intervals; binary frames close with 1003.",
             default_of("max_frame_bytes"),
             default_of("rate_per_sec"),

@@ -4,6 +4,8 @@
 //! two transports differ only in these two mappings. Internal causes are logged where the
 //! mapping happens and never shown to the client.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use confab_shared::{Problem, Scope};
@@ -34,9 +36,14 @@ pub enum AppError {
     /// 409 / -32009.
     #[error("{0}")]
     Conflict(&'static str),
-    /// 422 / -32602, naming the offending field or param.
+    /// 409 / -32009 naming the field whose value conflicts (`field` / `data.field`): a nonce
+    /// already used for a different message.
+    #[error("{message}")]
+    ConflictOn { field: &'static str, message: &'static str },
+    /// 422 / -32602, naming the offending field or param: one of ours, or the path serde
+    /// found a body's fault at (`scopes[0]`).
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid { field: Cow<'static, str>, message: String },
     /// 400: malformed JSON or the wrong content type.
     #[error("{0}")]
     BadRequest(String),
@@ -59,9 +66,14 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// 409 / -32009 for a `nonce` its sender already used for a different message.
+    pub fn nonce_reused() -> Self {
+        Self::ConflictOn { field: "nonce", message: "nonce already used for a different message" }
+    }
+
     /// A validation failure of `field`.
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid { field, message: message.into() }
+        Self::Invalid { field: Cow::Borrowed(field), message: message.into() }
     }
 
     fn status(&self) -> StatusCode {
@@ -69,7 +81,7 @@ impl AppError {
             Self::Unauthenticated | Self::BadCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::MissingScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::ConflictOn { .. } => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -87,7 +99,7 @@ impl AppError {
             Self::Forbidden(_) => "forbidden",
             Self::MissingScope(_) => "insufficient-scope",
             Self::NotFound(_) => "not-found",
-            Self::Conflict(_) => "conflict",
+            Self::Conflict(_) | Self::ConflictOn { .. } => "conflict",
             Self::Invalid { .. } => "validation",
             Self::BadRequest(_) => "bad-request",
             Self::TooLarge(_) => "too-large",
@@ -118,7 +130,8 @@ impl AppError {
             status: status.as_u16(),
             detail: self.public_detail(),
             field: match self {
-                Self::Invalid { field, .. } => Some((*field).to_owned()),
+                Self::Invalid { field, .. } => Some(field.clone().into_owned()),
+                Self::ConflictOn { field, .. } => Some((*field).to_owned()),
                 _ => None,
             },
         }
@@ -174,6 +187,7 @@ impl From<AppError> for ErrorObject {
             AppError::MissingScope(scope) => ErrorObject::missing_scope(*scope),
             AppError::NotFound(_) => ErrorObject::with_message(ErrorCode::NotFound, err.to_string()),
             AppError::Conflict(_) => ErrorObject::with_message(ErrorCode::Conflict, err.to_string()),
+            AppError::ConflictOn { field, message } => ErrorObject::conflict_on(field, *message),
             AppError::Invalid { field, message } => ErrorObject::invalid_param(field, format!("{field}: {message}")),
             AppError::BadRequest(_) => ErrorObject::with_message(ErrorCode::InvalidRequest, err.to_string()),
             AppError::TooLarge(_) => ErrorObject::with_message(ErrorCode::InvalidParams, err.to_string()),

@@ -9,6 +9,7 @@ export type DmReadParams = {
  */
 with: string, 
 /**
- * The newest direct message id read; the cursor never moves back.
+ * The newest direct message id read; the cursor never moves back. An id past the
+ * conversation's newest message moves it to that message (later ones stay unread).
  */
 id: number, };

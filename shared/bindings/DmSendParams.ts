@@ -13,6 +13,8 @@ to: string,
  */
 text: string, 
 /**
- * Client-chosen de-duplication key (1 to 64 characters, no NUL): a repeat returns the first message.
+ * Client-chosen de-duplication key (1 to 64 characters, no NUL), one per message: a
+ * retry with the same recipient and text returns the first message; the same nonce
+ * with another recipient or text is -32009 (`data.field = "nonce"`).
  */
 nonce?: string, };

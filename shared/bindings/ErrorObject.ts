@@ -5,6 +5,7 @@
  */
 export type ErrorObject = { code: number, message: string, 
 /**
- * `{field}` for -32602, `{retry_after_ms}` for -32029, `{scope}` for -32003 when an API token lacks a scope.
+ * `{field}` for -32602 (and for -32009 when one param is at fault), `{retry_after_ms}` for
+ * -32029, `{scope}` for -32003 when an API token lacks a scope.
  */
 data?: unknown, };

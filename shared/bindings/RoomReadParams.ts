@@ -9,6 +9,7 @@ export type RoomReadParams = {
  */
 room: string, 
 /**
- * The newest message id read; the cursor never moves back.
+ * The newest message id read; the cursor never moves back. An id past the room's
+ * newest message moves it to that message (later messages stay unread).
  */
 id: number, };

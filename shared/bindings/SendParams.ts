@@ -13,6 +13,9 @@ room: string,
  */
 text: string, 
 /**
- * Client-chosen de-duplication key (1 to 64 characters, no NUL): a repeat returns the first message.
+ * Client-chosen de-duplication key (1 to 64 characters, no NUL), one per message: a
+ * retry with the same room and text returns the first message; the same nonce with
+ * another room or text is -32009 (`data.field = "nonce"`). Once the first message is
+ * edited or deleted, only its room is compared.
  */
 nonce?: string, };

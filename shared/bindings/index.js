@@ -24,9 +24,9 @@ export const ErrorCodes = {
   Forbidden: -32003,
   /** No such room, message, user or job. */
   NotFound: -32004,
-  /** Conflicts with the current state. */
+  /** Conflicts with the current state, or a `nonce` already used for a different message (then `data.field = "nonce"`). */
   Conflict: -32009,
-  /** Too many calls; `data.retry_after_ms` says when to try again. */
+  /** Too many calls; `data.retry_after_ms` says when to try again. Every call counts, malformed and rejected ones included. */
   RateLimited: -32029,
 };
 

@@ -20,7 +20,7 @@ export interface RpcMethods {
   "presence.unwatch": { params: PresenceUnwatchParams; result: PresenceUnwatchResult };
   /** Leave a room (idempotent). */
   "room.leave": { params: LeaveParams; result: Ack };
-  /** Send a message to a joined room; persisted before it is broadcast as `room.message`. Authenticated (-32001) and joined (-32003) only; a repeated `nonce` returns the first message instead of a duplicate. */
+  /** Send a message to a joined room; persisted before it is broadcast as `room.message`. Authenticated (-32001) and joined (-32003) only. A repeat of a `nonce` with the same room and text returns the first message instead of a duplicate; the nonce reused for another room or text is -32009 with `data.field = "nonce"`, and nothing is stored. */
   "room.send": { params: SendParams; result: Message };
   /** Page back through a room's history, oldest first. */
   "room.history": { params: HistoryParams; result: Array<Message> };
@@ -32,15 +32,15 @@ export interface RpcMethods {
   "message.delete": { params: DeleteParams; result: Ack };
   /** Add or remove a reaction; for users joined to the message's room. */
   "message.react": { params: ReactParams; result: Message };
-  /** Send a private message; persisted, delivered as `dm.message`, works when the recipient is offline. The result is the delivery receipt. Authenticated only. */
+  /** Send a private message; persisted, delivered as `dm.message`, works when the recipient is offline. The result is the delivery receipt. Authenticated only. A repeat of a `nonce` with the same recipient and text returns the first message; the nonce reused for another recipient or text is -32009 with `data.field = "nonce"`, and nothing is stored. */
   "dm.send": { params: DmSendParams; result: DirectMessage };
   /** Page back through a private conversation, oldest first. */
   "dm.history": { params: DmHistoryParams; result: Array<DirectMessage> };
-  /** Move the read cursor of a room forward (never back); the caller's other connections get `read.moved`. */
+  /** Move the read cursor of a room forward (never back, never past the room's newest message); the caller's other connections get `read.moved` with the cursor's new place. */
   "room.read": { params: RoomReadParams; result: Ack };
-  /** Move the read cursor of a conversation forward (never back); the caller's other connections get `read.moved`. */
+  /** Move the read cursor of a conversation forward (never back, never past its newest message); the caller's other connections get `read.moved` with the cursor's new place. */
   "dm.read": { params: DmReadParams; result: Ack };
-  /** Catch up after a reconnect: everything newer than the given ids, at most 500 items (messages and DMs together); `complete: false` means call again with the newer ids. */
+  /** Catch up after a reconnect: everything newer than the given ids, at most 500 items (messages and DMs together); `complete: false` means call again with the newer ids. At most 500 rooms per call (-32602 with `data.field = "rooms"` beyond). */
   "sync": { params: SyncParams; result: SyncResult };
   /** Follow a background job's progress (`job.progress`, `job.finished`); its owner only. */
   "job.subscribe": { params: JobSubscribeParams; result: Job };
@@ -95,9 +95,9 @@ export const ErrorCodes = {
   Forbidden: -32003,
   /** No such room, message, user or job. */
   NotFound: -32004,
-  /** Conflicts with the current state. */
+  /** Conflicts with the current state, or a `nonce` already used for a different message (then `data.field = "nonce"`). */
   Conflict: -32009,
-  /** Too many calls; `data.retry_after_ms` says when to try again. */
+  /** Too many calls; `data.retry_after_ms` says when to try again. Every call counts, malformed and rejected ones included. */
   RateLimited: -32029,
 } as const;
 

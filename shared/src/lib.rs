@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`time`]: the RFC 3339 millisecond timestamp every time on the wire uses.
 //! - [`validate`]: the name and text rules, shared so the SPA rejects what the server would.
+//! - [`json_error`]: serde_json's error messages reworded where they mislead (lone surrogates).
 //! - [`rest`]: bodies of the HTTP API, including the problem+json error.
 //! - [`webhooks`]: webhook bodies, events, deliveries and the signature headers.
 //! - [`tokens`]: API tokens for programs: scopes, `/api/tokens` bodies, the method → scope table.
@@ -19,6 +20,7 @@
 //! - `fuzz` (feature `fuzz`): hostile-frame generators and the contract's model of the answers,
 //!   for property tests here and in the backend.
 
+pub mod json_error;
 pub mod rest;
 pub mod rpc;
 pub mod time;

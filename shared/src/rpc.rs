@@ -25,3 +25,5 @@ pub const SUBPROTOCOL: &str = "confab.v1";
 pub const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
 /// The most calls one batch array may hold.
 pub const MAX_BATCH: usize = 20;
+/// The most rooms one `sync` call may name.
+pub const MAX_SYNC_ROOMS: usize = 500;

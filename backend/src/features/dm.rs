@@ -28,7 +28,11 @@ pub async fn send(state: &AppState, conn: &Conn, p: DmSendParams) -> AppResult<D
         return Err(AppError::invalid("to", "cannot send a private message to yourself"));
     }
     let parties = dms::Parties { from_id: me.user_id, from: &me.username, to_id: to.id, to: &to.username };
-    let (row, fresh) = dms::insert(&state.db, parties, text, nonce, &state.webhooks).await?;
+    let (row, fresh) = match dms::insert(&state.db, parties, text, nonce, &state.webhooks).await? {
+        dms::Inserted::New(row) => (row, true),
+        dms::Inserted::Repeat(first) => (first, false),
+        dms::Inserted::NonceReused => return Err(AppError::nonce_reused()),
+    };
     let message = DirectMessage::from(row);
     if fresh {
         let frame: axum::extract::ws::Utf8Bytes = Notification::DmMessage(message.clone()).to_frame().into();
@@ -51,12 +55,13 @@ pub async fn history(state: &AppState, conn: &Conn, p: DmHistoryParams) -> AppRe
     Ok(dms::history(&state.db, me.user_id, other.id, p.before, limit).await?)
 }
 
-/// `dm.read`: moves the cursor forward and tells the reader's other connections.
+/// `dm.read`: moves the cursor forward (at most to the conversation's newest message) and
+/// tells the reader's other connections where it is now.
 pub async fn read(state: &AppState, conn: &Conn, p: DmReadParams) -> AppResult<Ack> {
     let me = conn.user()?;
     let other = peer(state, "with", &p.with).await?;
-    if dms::mark_read(&state.db, me.user_id, other.id, p.id).await? {
-        let event = Notification::ReadMoved(ReadCursor::Dm { with: other.username, id: p.id });
+    if let Some(id) = dms::mark_read(&state.db, me.user_id, other.id, p.id).await? {
+        let event = Notification::ReadMoved(ReadCursor::Dm { with: other.username, id });
         let delivery = Delivery::Frame { text: event.to_frame().into(), class: Class::Reliable, except: Except::Conn(conn.id) };
         state.layer.group_send(&group::user(me.user_id), delivery).map_err(|e| anyhow::anyhow!(e))?;
     }

@@ -152,7 +152,8 @@ pub async fn readable(state: &AppState, caller: Option<&Identity>, name: &str) -
     Ok(room)
 }
 
-fn check_access(caller: Option<&Identity>, room: &room_entity::Model) -> AppResult<()> {
+/// -32003 when `caller` may not read `room` (admin-only rooms are for admins).
+pub fn check_access(caller: Option<&Identity>, room: &room_entity::Model) -> AppResult<()> {
     if room.admin_only && !caller.is_some_and(|c| c.is_admin) {
         return Err(AppError::Forbidden("this room is for admins only"));
     }
@@ -257,6 +258,7 @@ pub async fn history(state: &AppState, caller: Option<&Identity>, p: HistoryPara
 /// notification, which is dropped silently.
 pub async fn typing(state: &AppState, conn: &mut Conn, p: TypingParams) -> AppResult<Ack> {
     let me = conn.user()?.clone();
+    validate::room_name(&p.room).map_err(|m| AppError::invalid("room", m))?;
     if !conn.rooms.contains_key(&p.room) {
         return Err(AppError::Forbidden("join the room first"));
     }
@@ -274,12 +276,13 @@ pub async fn typing(state: &AppState, conn: &mut Conn, p: TypingParams) -> AppRe
     Ok(Ack {})
 }
 
-/// `room.read`: moves the cursor forward and tells the reader's other connections.
+/// `room.read`: moves the cursor forward (at most to the room's newest message) and tells the
+/// reader's other connections where it is now.
 pub async fn read(state: &AppState, conn: &Conn, p: RoomReadParams) -> AppResult<Ack> {
     let me = conn.user()?;
     let room = readable(state, Some(me), &p.room).await?;
-    if rooms::mark_read(&state.db, me.user_id, room.id, p.id).await? {
-        let event = Notification::ReadMoved(ReadCursor::Room { room: room.name, id: p.id });
+    if let Some(id) = rooms::mark_read(&state.db, me.user_id, room.id, p.id).await? {
+        let event = Notification::ReadMoved(ReadCursor::Room { room: room.name, id });
         let delivery = Delivery::Frame { text: event.to_frame().into(), class: Class::Reliable, except: Except::Conn(conn.id) };
         state.layer.group_send(&group::user(me.user_id), delivery).map_err(|e| anyhow::anyhow!(e))?;
     }

@@ -24,13 +24,32 @@ pub struct Parties<'a> {
     pub to: &'a str,
 }
 
-/// Persists a DM; with a nonce already used by the sender, returns the first one and `false`.
-/// The webhook outbox gets `dm.message` in the same transaction when a webhook wants it.
-pub async fn insert(db: &Db, p: Parties<'_>, text: &str, nonce: Option<&str>, outbox: &Outbox) -> StorageResult<(dm::Model, bool)> {
+/// What [`insert`] did.
+#[derive(Debug)]
+pub enum Inserted {
+    /// Stored now.
+    New(dm::Model),
+    /// A retry: the sender already stored this message (same recipient, same text) under the
+    /// nonce; nothing was written, this is the first one.
+    Repeat(dm::Model),
+    /// The sender already used the nonce for a different message; nothing was written.
+    NonceReused,
+}
+
+impl Inserted {
+    /// What a send of `text` to `to_id` is when its nonce is already stored as `first`.
+    fn repeat_of(first: dm::Model, to_id: i64, text: &str) -> Self {
+        if first.to_id == to_id && first.text == text { Self::Repeat(first) } else { Self::NonceReused }
+    }
+}
+
+/// Persists a DM, unless its nonce was used before (see [`Inserted`]). The webhook outbox
+/// gets `dm.message` in the same transaction when a webhook wants it.
+pub async fn insert(db: &Db, p: Parties<'_>, text: &str, nonce: Option<&str>, outbox: &Outbox) -> StorageResult<Inserted> {
     if let Some(nonce) = nonce
         && let Some(existing) = by_nonce(db, p.from_id, nonce).await?
     {
-        return Ok((existing, false));
+        return Ok(Inserted::repeat_of(existing, p.to_id, text));
     }
     let row = dm::ActiveModel {
         from_id: Set(p.from_id),
@@ -47,14 +66,14 @@ pub async fn insert(db: &Db, p: Parties<'_>, text: &str, nonce: Option<&str>, ou
     } else {
         row.insert(&db.conn).await.map_err(StorageError::from)
     };
-    match inserted {
-        Ok(model) => Ok((model, true)),
+    match (inserted, nonce) {
+        (Ok(model), _) => Ok(Inserted::New(model)),
         // A concurrent send with the same nonce won the race.
-        Err(StorageError::Duplicate) if nonce.is_some() => {
-            let nonce = nonce.unwrap_or_default();
-            by_nonce(db, p.from_id, nonce).await?.map(|m| (m, false)).ok_or(StorageError::Duplicate)
+        (Err(StorageError::Duplicate), Some(nonce)) => {
+            let first = by_nonce(db, p.from_id, nonce).await?.ok_or(StorageError::Duplicate)?;
+            Ok(Inserted::repeat_of(first, p.to_id, text))
         }
-        Err(other) => Err(other),
+        (Err(other), _) => Err(other),
     }
 }
 
@@ -108,8 +127,23 @@ pub async fn after(db: &Db, user_id: i64, after: i64, limit: u64) -> StorageResu
         .collect())
 }
 
-/// Moves the user's cursor in the conversation with `peer_id` forward; `true` when it moved.
-pub async fn mark_read(db: &Db, user_id: i64, peer_id: i64, id: i64) -> StorageResult<bool> {
+/// The newest message id of the conversation of two users (0 when they have none).
+async fn latest_between(db: &Db, a: i64, b: i64) -> StorageResult<i64> {
+    let latest: Option<Option<i64>> = dm::Entity::find()
+        .select_only()
+        .column_as(dm::Column::Id.max(), "latest")
+        .filter(between(a, b))
+        .into_tuple()
+        .one(&db.conn)
+        .await?;
+    Ok(latest.flatten().unwrap_or(0))
+}
+
+/// Moves the user's cursor in the conversation with `peer_id` forward to `id`, but never past
+/// the conversation's newest message (so an id from the future cannot mark messages read
+/// before they exist); the cursor's new place when it moved.
+pub async fn mark_read(db: &Db, user_id: i64, peer_id: i64, id: i64) -> StorageResult<Option<i64>> {
+    let id = id.min(latest_between(db, user_id, peer_id).await?);
     dm_reads::Entity::insert(dm_reads::ActiveModel { user_id: Set(user_id), peer_id: Set(peer_id), last_read_id: Set(0) })
         .on_conflict(OnConflict::columns([dm_reads::Column::UserId, dm_reads::Column::PeerId]).do_nothing().to_owned())
         .exec_without_returning(&db.conn)
@@ -122,5 +156,5 @@ pub async fn mark_read(db: &Db, user_id: i64, peer_id: i64, id: i64) -> StorageR
         .exec(&db.conn)
         .await?
         .rows_affected;
-    Ok(moved > 0)
+    Ok((moved > 0).then_some(id))
 }

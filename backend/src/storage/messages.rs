@@ -21,6 +21,15 @@ pub struct NewMessage {
     pub nonce: Option<String>,
 }
 
+impl NewMessage {
+    /// Whether this is a retry of `first`, the message its author already stored under the
+    /// same nonce: the same room and the same text. Once `first` has been edited or deleted
+    /// its stored text is no longer what was sent, so then only the room is compared.
+    pub fn is_retry_of(&self, first: &messages::Model) -> bool {
+        first.room_id == self.room_id && (first.text == self.text || first.edited_at.is_some() || first.deleted)
+    }
+}
+
 /// The message an author already sent with this nonce.
 pub async fn by_nonce(db: &Db, author_id: i64, nonce: &str) -> StorageResult<Option<messages::Model>> {
     Ok(messages::Entity::find()

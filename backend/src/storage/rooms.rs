@@ -14,6 +14,14 @@ pub async fn by_name(db: &Db, name: &str) -> StorageResult<Option<rooms::Model>>
     Ok(rooms::Entity::find().filter(rooms::Column::Name.eq(name)).one(&db.conn).await?)
 }
 
+/// The rooms of these names that exist (in no particular order), in one query.
+pub async fn by_names(db: &Db, names: &[&str]) -> StorageResult<Vec<rooms::Model>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(rooms::Entity::find().filter(rooms::Column::Name.is_in(names.iter().copied())).all(&db.conn).await?)
+}
+
 pub async fn by_id(db: &Db, id: i64) -> StorageResult<Option<rooms::Model>> {
     Ok(rooms::Entity::find_by_id(id).one(&db.conn).await?)
 }
@@ -96,7 +104,11 @@ fn room_filter(c: &str, include_admin_only: bool, prefix: &str) -> (String, Vec<
 
 /// Records that a user joined a room; a new member starts with everything read.
 pub async fn add_member(db: &Db, user_id: i64, room_id: i64) -> StorageResult<()> {
-    let latest = latest_message_id(db, room_id).await?;
+    join_at(db, user_id, room_id, latest_message_id(db, room_id).await?).await
+}
+
+/// Records a membership (if there is none yet) with its cursor at `latest`.
+async fn join_at(db: &Db, user_id: i64, room_id: i64, latest: i64) -> StorageResult<()> {
     memberships::Entity::insert(memberships::ActiveModel {
         user_id: Set(user_id),
         room_id: Set(room_id),
@@ -124,9 +136,13 @@ async fn latest_message_id(db: &Db, room_id: i64) -> StorageResult<i64> {
     Ok(row.and_then(|r| r.id).unwrap_or(0))
 }
 
-/// Moves the read cursor forward (never back); `true` when it moved.
-pub async fn mark_read(db: &Db, user_id: i64, room_id: i64, id: i64) -> StorageResult<bool> {
-    add_member(db, user_id, room_id).await?;
+/// Moves the read cursor forward to `id` (never back), but never past the room's newest
+/// message, so an id from the future cannot mark messages read before they exist; the
+/// cursor's new place when it moved.
+pub async fn mark_read(db: &Db, user_id: i64, room_id: i64, id: i64) -> StorageResult<Option<i64>> {
+    let latest = latest_message_id(db, room_id).await?;
+    join_at(db, user_id, room_id, latest).await?;
+    let id = id.min(latest);
     let moved = memberships::Entity::update_many()
         .col_expr(memberships::Column::LastReadId, Expr::value(id))
         .filter(memberships::Column::UserId.eq(user_id))
@@ -135,7 +151,7 @@ pub async fn mark_read(db: &Db, user_id: i64, room_id: i64, id: i64) -> StorageR
         .exec(&db.conn)
         .await?
         .rows_affected;
-    Ok(moved > 0)
+    Ok((moved > 0).then_some(id))
 }
 
 /// Unread messages per room for a user: others' messages after the read cursor.

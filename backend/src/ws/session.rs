@@ -9,6 +9,10 @@
 //! their effects and its response comes after theirs. The writer drains the outbound queue in
 //! batches, feeding every queued frame before one flush, and lets the scheduler run the
 //! ready tasks once before that flush, so frames queued a moment apart share one write.
+//!
+//! Every call costs a token of the connection's [`TokenBucket`] before anything else is
+//! looked at: a frame that is not JSON, a call with a bad envelope, an unknown method or
+//! bad params are answered too, so a client flooding them gets -32029 like any other.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -264,10 +268,14 @@ fn classify(err: axum::Error) -> End {
     }
 }
 
-/// Runs a decoded frame's calls in order and returns the reply frame, if any.
+/// Runs a decoded frame's calls in order and returns the reply frame, if any. A rejected
+/// frame (not JSON, a bad batch) costs one call.
 async fn handle_frame(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, frame: Frame) -> Option<String> {
     match frame {
-        Frame::Reject(response) => Some(encode(&response)),
+        Frame::Reject(response) => Some(encode(&match bucket.take() {
+            Ok(()) => response,
+            Err(retry_after_ms) => Response::err(response.id, ErrorObject::rate_limited(retry_after_ms)),
+        })),
         Frame::Single(call) => call_one(state, conn, bucket, call).await.map(|r| encode(&r)),
         Frame::Batch(calls) => {
             let mut replies = Vec::with_capacity(calls.len());
@@ -325,15 +333,14 @@ fn ok_frame(id: Option<&RequestId>, result: &str) -> String {
     frame
 }
 
+/// One call: charged to the rate limit whether or not it decoded, then dispatched.
 async fn call_one(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, call: Incoming) -> Option<Response> {
     let wants_response = call.wants_response();
     let id = call.id.flatten();
-    let result = match call.request {
-        Err(err) => Err(err),
-        Ok(request) => match bucket.take() {
-            Err(retry_after_ms) => Err(ErrorObject::rate_limited(retry_after_ms)),
-            Ok(()) => Box::pin(dispatch(state, conn, request)).await,
-        },
+    let result = match (bucket.take(), call.request) {
+        (Err(retry_after_ms), _) => Err(ErrorObject::rate_limited(retry_after_ms)),
+        (Ok(()), Err(err)) => Err(err),
+        (Ok(()), Ok(request)) => Box::pin(dispatch(state, conn, request)).await,
     };
     if result.is_err() {
         METRICS.rpc_errors.fetch_add(1, Ordering::Relaxed);

@@ -81,6 +81,22 @@ async fn signup_reports_missing_and_mistyped_members_and_malformed_json() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_refused_even_when_it_fits_by_position() {
+    let app = spawn_app().await;
+    let name = unique("eve");
+    let by_position = json!([name, PASSWORD]).to_string();
+
+    for path in ["/api/auth/signup", "/api/auth/login"] {
+        for body in [by_position.as_str(), "\"eve\"", "[]", "42"] {
+            let refused = problem(app.post_raw(path, "application/json", body).await, 422).await;
+            assert_eq!((refused.field.as_deref(), refused.detail.as_str()), (Some("body"), "body: must be a JSON object"), "{path} {body}");
+        }
+    }
+    // Nothing was created: the name is still free.
+    assert_eq!(app.signup(&name, PASSWORD).await.status().as_u16(), 201);
+}
+
+#[tokio::test]
 async fn login_returns_a_token_pair_for_the_user() {
     let app = spawn_app().await;
     let name = unique("dora");

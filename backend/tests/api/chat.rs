@@ -10,6 +10,14 @@ use confab_shared::rpc::{DeleteParams, EditParams, ReactParams, SendParams, Typi
 
 use crate::helpers::{assert_code, assert_invalid_param, history, join, send, spawn_app, unique};
 
+/// A -32009 naming the nonce: the nonce was used before for a different message.
+#[track_caller]
+fn assert_nonce_reused(err: &confab_shared::rpc::ErrorObject) {
+    assert_code(err, -32009);
+    assert_eq!(err.data.as_ref().and_then(|d| d.get("field")), Some(&serde_json::json!("nonce")), "{err:?}");
+    assert_eq!(err.message, "nonce already used for a different message");
+}
+
 fn with_nonce(room: &str, text: &str, nonce: &str) -> SendParams {
     SendParams { room: room.to_owned(), text: text.to_owned(), nonce: Some(nonce.to_owned()) }
 }
@@ -35,6 +43,20 @@ async fn sending_needs_a_joined_room() {
 }
 
 #[tokio::test]
+async fn a_send_or_typing_to_a_malformed_room_name_names_the_room_instead_of_asking_to_join() {
+    let app = spawn_app().await;
+    let (_, mut ann) = app.user_online("ann").await;
+
+    for bad in ["a.b", "", "with space", &"r".repeat(65)] {
+        assert_invalid_param(&ann.fail(send(bad, "hello")).await, "room");
+        assert_invalid_param(&ann.fail(typing(bad)).await, "room");
+    }
+    // A well-formed name of a room not joined is still "join the room first".
+    assert_code(&ann.fail(send(&unique("elsewhere"), "hello")).await, -32003);
+    assert_code(&ann.fail(typing(&unique("elsewhere"))).await, -32003);
+}
+
+#[tokio::test]
 async fn a_repeated_nonce_returns_the_first_message_instead_of_a_duplicate() {
     let app = spawn_app().await;
     let (_, mut ann) = app.user_online("ann").await;
@@ -44,7 +66,7 @@ async fn a_repeated_nonce_returns_the_first_message_instead_of_a_duplicate() {
     bob.ok(join(&room)).await;
 
     let first = ann.ok(with_nonce(&room, "hello", "nonce-1")).await;
-    let repeat = ann.ok(with_nonce(&room, "hello (retried)", "nonce-1")).await;
+    let repeat = ann.ok(with_nonce(&room, " hello\n", "nonce-1")).await;
     let after = ann.ok(send(&room, "after")).await;
 
     assert_eq!(repeat, first);
@@ -67,8 +89,8 @@ async fn repeated_nonces_sent_concurrently_store_one_message() {
 
     // Pipelined: the repeats reach the writer together.
     let mut ids = Vec::new();
-    for i in 0..5 {
-        ids.push(ann.request(with_nonce(&room, &format!("try {i}"), "same")).await);
+    for _ in 0..5 {
+        ids.push(ann.request(with_nonce(&room, "try", "same")).await);
     }
     let mut answers = Vec::new();
     for id in ids {
@@ -77,6 +99,52 @@ async fn repeated_nonces_sent_concurrently_store_one_message() {
 
     assert!(answers.iter().all(|m| *m == answers[0]), "{answers:?}");
     assert_eq!(ann.ok(history(&room, None, None)).await, vec![answers[0].clone()]);
+}
+
+#[tokio::test]
+async fn a_nonce_reused_for_a_different_message_is_a_conflict_and_stores_nothing() {
+    let app = spawn_app().await;
+    let (_, mut ann) = app.user_online("ann").await;
+    let (lobby, second) = (unique("lobby"), unique("second"));
+    ann.ok(join(&lobby)).await;
+    ann.ok(join(&second)).await;
+    let first = ann.ok(with_nonce(&lobby, "hello", "N1")).await;
+
+    // Another room, another text, or both: refused, whether the first is stored already ...
+    assert_nonce_reused(&ann.fail(with_nonce(&second, "other", "N1")).await);
+    assert_nonce_reused(&ann.fail(with_nonce(&second, "hello", "N1")).await);
+    assert_nonce_reused(&ann.fail(with_nonce(&lobby, "other", "N1")).await);
+    // ... or in the same batch (pipelined, so the writer gets them together).
+    let ids = [
+        ann.request(with_nonce(&lobby, "fresh", "N2")).await,
+        ann.request(with_nonce(&second, "fresh", "N2")).await,
+        ann.request(with_nonce(&lobby, "changed", "N2")).await,
+        ann.request(with_nonce(&lobby, "fresh", "N2")).await,
+    ];
+    let fresh = ann.outcome::<Message>(ids[0]).await.expect("the first use of N2");
+    assert_nonce_reused(&ann.outcome::<Message>(ids[1]).await.expect_err("another room"));
+    assert_nonce_reused(&ann.outcome::<Message>(ids[2]).await.expect_err("another text"));
+    assert_eq!(ann.outcome::<Message>(ids[3]).await.expect("a retry"), fresh);
+
+    assert_eq!(ann.ok(history(&lobby, None, None)).await, vec![first.clone(), fresh]);
+    assert_eq!(ann.ok(history(&second, None, None)).await, Vec::<Message>::new(), "nothing was stored in the other room");
+    // The retry of the original still gets it.
+    assert_eq!(ann.ok(with_nonce(&lobby, "hello", "N1")).await, first);
+}
+
+#[tokio::test]
+async fn a_retry_of_an_edited_message_still_gets_it() {
+    let app = spawn_app().await;
+    let (_, mut ann) = app.user_online("ann").await;
+    let room = unique("edited");
+    ann.ok(join(&room)).await;
+    let first = ann.ok(with_nonce(&room, "helo", "N1")).await;
+    let edited = ann.ok(EditParams { id: first.id, text: "hello".into() }).await;
+
+    assert_eq!(ann.ok(with_nonce(&room, "helo", "N1")).await, edited);
+    let elsewhere = unique("elsewhere");
+    ann.ok(join(&elsewhere)).await;
+    assert_nonce_reused(&ann.fail(with_nonce(&elsewhere, "helo", "N1")).await);
 }
 
 #[tokio::test]

@@ -118,7 +118,7 @@ async fn a_repeated_dm_nonce_returns_the_first_receipt_without_a_second_delivery
     let with_nonce = |text: &str| DmSendParams { to: to.clone(), text: text.to_owned(), nonce: Some("retry-7".into()) };
 
     let first = ann.ok(with_nonce("hello")).await;
-    let repeat = ann.ok(with_nonce("hello again")).await;
+    let repeat = ann.ok(with_nonce("  hello ")).await;
     let after = ann.ok(dm(&to, "after")).await;
 
     assert_eq!(repeat, first);
@@ -126,6 +126,49 @@ async fn a_repeated_dm_nonce_returns_the_first_receipt_without_a_second_delivery
     assert_eq!(bob_ws.next::<DirectMessage>("dm.message").await, after);
     let page = ann.ok(dm_history(&to, None, None)).await;
     assert_eq!(page, vec![first, after]);
+}
+
+#[tokio::test]
+async fn a_dm_nonce_reused_for_another_recipient_or_text_is_a_conflict_and_delivers_nothing() {
+    let app = spawn_app().await;
+    let (_, mut ann) = app.user_online("ann").await;
+    let (bob, _bob_ws) = app.user_online("bob").await;
+    let (carol, mut carol_ws) = app.user_online("carol").await;
+    let send = |to: &str, text: &str| DmSendParams { to: to.to_owned(), text: text.to_owned(), nonce: Some("N1".into()) };
+    let (bob, carol) = (bob.user.username, carol.user.username);
+    let first = ann.ok(send(&bob, "for bob")).await;
+
+    for reused in [send(&carol, "for carol"), send(&carol, "for bob"), send(&bob, "changed")] {
+        let err = ann.fail(reused).await;
+        assert_code(&err, -32009);
+        assert_eq!(err.data.as_ref().and_then(|d| d.get("field")), Some(&serde_json::json!("nonce")), "{err:?}");
+        assert_eq!(err.message, "nonce already used for a different message");
+    }
+
+    carol_ws.assert_no("dm.message").await;
+    assert_eq!(ann.ok(dm_history(&carol, None, None)).await, Vec::<DirectMessage>::new(), "nothing was stored for carol");
+    assert_eq!(ann.ok(dm_history(&bob, None, None)).await, vec![first.clone()]);
+    assert_eq!(ann.ok(send(&bob, "for bob")).await, first, "the retry still gets the first");
+}
+
+#[tokio::test]
+async fn dm_read_moves_the_cursor_no_further_than_the_newest_message() {
+    let app = spawn_app().await;
+    let (ann, mut ann_ws) = app.user_online("ann").await;
+    let bob = app.signup_and_login(&unique("bob")).await;
+    let mut tab1 = app.ws(&bob.access_token).await;
+    let mut tab2 = app.ws(&bob.access_token).await;
+    tab2.ok(EchoParams { text: "ready".into() }).await;
+    let with = ann.user.username.clone();
+    let first = ann_ws.ok(dm(&bob.user.username, "one")).await;
+
+    tab1.ok(DmReadParams { with: with.clone(), id: i64::MAX }).await;
+    assert_eq!(tab2.next::<ReadCursor>("read.moved").await, ReadCursor::Dm { with: with.clone(), id: first.id });
+
+    // A later message is unread: reading it moves the cursor again.
+    let second = ann_ws.ok(dm(&bob.user.username, "two")).await;
+    tab1.ok(DmReadParams { with: with.clone(), id: second.id }).await;
+    assert_eq!(tab2.next::<ReadCursor>("read.moved").await, ReadCursor::Dm { with, id: second.id });
 }
 
 #[tokio::test]

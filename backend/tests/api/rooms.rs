@@ -239,6 +239,28 @@ async fn read_cursors_drive_unread_counts_and_only_move_forward() {
 }
 
 #[tokio::test]
+async fn a_read_cursor_from_the_future_stops_at_the_newest_message() {
+    let app = spawn_app().await;
+    let ann = app.signup_and_login(&unique("ann")).await;
+    let mut tab1 = app.ws(&ann.access_token).await;
+    let mut tab2 = app.ws(&ann.access_token).await;
+    let (_, mut bob) = app.user_online("bob").await;
+    let room = unique("future");
+    tab1.ok(join(&room)).await;
+    bob.ok(join(&room)).await;
+    let newest = bob.ok(send(&room, "read me")).await;
+
+    tab1.ok(RoomReadParams { room: room.clone(), id: i64::MAX }).await;
+
+    assert_eq!(tab2.next::<ReadCursor>("read.moved").await, ReadCursor::Room { room: room.clone(), id: newest.id });
+    assert_eq!(summary_of(&mut tab1, &room).await.unread, Some(0));
+    // What comes later is unread, as it would be without the huge id.
+    bob.ok(send(&room, "new")).await;
+    bob.ok(send(&room, "newer")).await;
+    assert_eq!(summary_of(&mut tab1, &room).await.unread, Some(2));
+}
+
+#[tokio::test]
 async fn rooms_list_counts_distinct_users_online() {
     let app = spawn_app().await;
     let ann = app.signup_and_login(&unique("ann")).await;

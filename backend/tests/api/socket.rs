@@ -588,6 +588,90 @@ async fn the_rate_limit_counts_each_call_of_a_batch() {
 }
 
 #[tokio::test]
+async fn malformed_frames_and_calls_cost_as_much_as_good_ones() {
+    let app = spawn_app_with(|c| c.rate_per_sec = 2).await;
+    let mut ws = app.ws_anonymous().await;
+    // One of each reject the decoder makes, pipelined: the burst (4) is spent on the first four.
+    let frames = [
+        "{not json",
+        r#"{"id":1,"method":"echo"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"no.such.method"}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"echo","params":{"text":5}}"#,
+        "{not json",
+        r#"{"jsonrpc":"2.0","id":4,"method":"no.such.method"}"#,
+        r#"{"jsonrpc":"2.0","id":5,"method":"echo","params":{"text":5}}"#,
+        "[]",
+    ];
+    for frame in frames {
+        ws.send_text(frame).await;
+    }
+    let mut answers = Vec::new();
+    for _ in frames {
+        let answer = ws.next_response().await;
+        answers.push((answer["id"].clone(), answer["error"]["code"].clone()));
+    }
+
+    let limited = json!(-32029);
+    assert_eq!(
+        answers,
+        [
+            (Value::Null, json!(-32700)),
+            (json!(1), json!(-32600)),
+            (json!(2), json!(-32601)),
+            (json!(3), json!(-32602)),
+            (Value::Null, limited.clone()),
+            (json!(4), limited.clone()),
+            (json!(5), limited.clone()),
+            (Value::Null, limited),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_garbage_is_rate_limited() {
+    let app = spawn_app().await;
+    let mut ws = app.ws_anonymous().await;
+
+    for i in 0..300 {
+        let frame = match i % 3 {
+            0 => "garbage".to_owned(),
+            1 => format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"no.such.method"}}"#),
+            _ => format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"echo","params":{{}}}}"#),
+        };
+        ws.send_text(frame).await;
+    }
+    let mut limited = 0;
+    for _ in 0..300 {
+        if ws.next_response().await["error"]["code"] == -32029 {
+            limited += 1;
+        }
+    }
+
+    // Burst 100 at 50 a second: most of 300 frames sent at once are over the limit.
+    assert!(limited >= 100, "only {limited} of 300 garbage frames were rate limited");
+}
+
+#[tokio::test]
+async fn rejects_say_what_is_wrong_and_echo_little_of_the_input() {
+    let app = spawn_app().await;
+    let mut ws = app.ws_anonymous().await;
+
+    let long = "x".repeat(10_000);
+    let answer = ws.call_raw(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{long}"}}"#)).await;
+    assert_eq!(answer["error"]["code"], -32601);
+    assert_eq!(answer["error"]["message"], format!("method not found: {}…", "x".repeat(64)));
+
+    let answer = ws.call_raw(r#"{"jsonrpc":"2.0","id":2,"id":3,"method":"echo","params":{"text":"x"}}"#).await;
+    assert_eq!((&answer["id"], &answer["error"]["code"]), (&Value::Null, &json!(-32600)));
+    assert_eq!(answer["error"]["message"], "a call must not repeat a member: `id` appears more than once");
+
+    let answer = ws.call_raw(r#"{"jsonrpc":"2.0","id":4,"method":"echo","params":{"text":"\ud800"}}"#).await;
+    assert_eq!((&answer["id"], &answer["error"]["code"]), (&json!(4), &json!(-32602)));
+    assert_eq!(answer["error"]["data"]["field"], "text");
+    assert_eq!(answer["error"]["message"], confab_shared::json_error::LONE_SURROGATE);
+}
+
+#[tokio::test]
 async fn an_internal_failure_is_reported_without_details_and_the_socket_survives() {
     let app = spawn_app().await;
     let ann = app.signup_and_login(&unique("ann")).await;

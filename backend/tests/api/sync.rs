@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use confab_shared::rpc::{EchoParams, SendParams, SyncResult};
+use confab_shared::rpc::{EchoParams, MAX_SYNC_ROOMS, SendParams, SyncParams, SyncResult};
 use confab_shared::{CreateRoom, DirectMessage, Message};
 use serde_json::{Value, json};
 
-use crate::helpers::{dm, join, send, spawn_app, spawn_app_with, sync_rooms, unique, within};
+use crate::helpers::{assert_invalid_param, dm, join, send, spawn_app, spawn_app_with, sync_rooms, unique, within};
 
 fn ids(messages: &[Message]) -> Vec<i64> {
     messages.iter().map(|m| m.id).collect()
@@ -258,4 +258,25 @@ async fn after_a_restart_sync_returns_exactly_what_was_sent_while_away() {
     assert!(after[0].id > last_seen, "ids keep increasing across a restart");
     let history = ann_ws.ok(crate::helpers::history(&room, None, None)).await;
     assert_eq!(history, before.into_iter().chain(after).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn sync_names_at_most_500_rooms_per_call() {
+    let app = spawn_app().await;
+    let (_, mut ann) = app.user_online("ann").await;
+    let room = unique("real");
+    ann.ok(join(&room)).await;
+    let message = ann.ok(send(&room, "hello")).await;
+    // The real room among made-up ones (and names no room could have, which yield nothing).
+    let mut rooms: std::collections::BTreeMap<String, i64> = (1..MAX_SYNC_ROOMS).map(|i| (format!("made-up-{i}"), 0)).collect();
+    rooms.insert("not.a.room".to_owned(), 0);
+    rooms.insert(room.clone(), 0);
+    assert_eq!(rooms.len(), MAX_SYNC_ROOMS + 1);
+
+    let err = ann.fail(SyncParams { rooms: rooms.clone(), dm_after: None }).await;
+    assert_invalid_param(&err, "rooms");
+
+    rooms.remove("not.a.room");
+    let result = ann.ok(SyncParams { rooms, dm_after: None }).await;
+    assert_eq!((ids(&result.messages), result.complete), (vec![message.id], true));
 }

@@ -76,6 +76,20 @@ async fn a_token_is_shown_once_listed_without_its_secret_and_works_on_rest_and_t
 }
 
 #[tokio::test]
+async fn an_unknown_scope_is_named_by_its_place_in_the_list() {
+    let app = spawn_app().await;
+    let ann = app.signup_and_login(&unique("ann")).await;
+
+    for (scopes, field) in [(json!(["nope"]), "scopes[0]"), (json!(["read", "write", 7]), "scopes[2]")] {
+        let request = json!({ "name": unique("bot"), "scopes": scopes });
+        let refused = problem(app.post_json("/api/tokens", &request, Some(&ann.access_token)).await, 422).await;
+        assert_eq!(refused.field.as_deref(), Some(field), "{refused:?}");
+        assert!(refused.detail.starts_with(&format!("{field}: ")), "{refused:?}");
+    }
+    assert!(list(&app, &ann).await.0.is_empty(), "no token was made");
+}
+
+#[tokio::test]
 async fn every_socket_method_needs_the_scope_of_its_table_row() {
     let app = spawn_app().await;
     let ann = app.signup_and_login(&unique("ann")).await;

@@ -360,6 +360,9 @@ async fn private_destinations_are_refused_by_default_and_only_admins_manage_webh
     assert_eq!(problem(app.get("/api/webhooks", Some(&ann.access_token)).await, 403).await.status, 403);
     let empty = app.post_json("/api/webhooks", &json!({ "url": "https://hooks.example.com/x", "events": [] }), Some(&admin.access_token)).await;
     assert_eq!(problem(empty, 422).await.field.as_deref(), Some("events"));
+    let request = json!({ "url": "https://hooks.example.com/x", "events": ["room.message", "nope"] });
+    let unknown = problem(app.post_json("/api/webhooks", &request, Some(&admin.access_token)).await, 422).await;
+    assert_eq!(unknown.field.as_deref(), Some("events[1]"), "the path to the unknown event: {unknown:?}");
 }
 
 /// The outbox rows of `room.message` events, as `(webhook id, data.id)`, oldest first.

@@ -74,9 +74,11 @@ error_codes! {
     Forbidden = -32003, "forbidden";
     /// No such room, message, user or job.
     NotFound = -32004, "not found";
-    /// Conflicts with the current state.
+    /// Conflicts with the current state, or a `nonce` already used for a different message
+    /// (then `data.field = "nonce"`).
     Conflict = -32009, "conflict";
-    /// Too many calls; `data.retry_after_ms` says when to try again.
+    /// Too many calls; `data.retry_after_ms` says when to try again. Every call counts,
+    /// malformed and rejected ones included.
     RateLimited = -32029, "rate limited";
 }
 
@@ -86,7 +88,8 @@ error_codes! {
 pub struct ErrorObject {
     pub code: i32,
     pub message: String,
-    /// `{field}` for -32602, `{retry_after_ms}` for -32029, `{scope}` for -32003 when an API token lacks a scope.
+    /// `{field}` for -32602 (and for -32009 when one param is at fault), `{retry_after_ms}` for
+    /// -32029, `{scope}` for -32003 when an API token lacks a scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional, type = "unknown"))]
     pub data: Option<Value>,
@@ -112,6 +115,15 @@ impl ErrorObject {
         }
     }
 
+    /// -32009 blaming one param (a nonce already used for a different message).
+    pub fn conflict_on(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::Conflict.code(),
+            message: message.into(),
+            data: Some(serde_json::json!({ "field": field })),
+        }
+    }
+
     /// -32003 for a call outside the API token's scopes, naming the scope it needs.
     pub fn missing_scope(scope: crate::Scope) -> Self {
         Self {
@@ -131,15 +143,28 @@ impl ErrorObject {
     }
 }
 
+/// The most characters of an unknown method's name that its -32601 message repeats: enough
+/// to recognise a typo, not a way to make the server echo a whole frame back.
+pub const MAX_ECHOED_METHOD_CHARS: usize = 64;
+
 impl From<DecodeError> for ErrorObject {
     fn from(err: DecodeError) -> Self {
         match err {
             DecodeError::UnknownMethod(name) => {
-                Self::with_message(ErrorCode::MethodNotFound, format!("method not found: {name}"))
+                let shown = excerpt(&name, MAX_ECHOED_METHOD_CHARS);
+                Self::with_message(ErrorCode::MethodNotFound, format!("method not found: {shown}"))
             }
             DecodeError::InvalidParams { field: Some(field), message } => Self::invalid_param(&field, message),
             DecodeError::InvalidParams { field: None, message } => Self::with_message(ErrorCode::InvalidParams, message),
         }
+    }
+}
+
+/// The first `max` characters of `text` (never splitting one), with `…` when something was cut.
+fn excerpt(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
+        None => Cow::Borrowed(text),
     }
 }
 
@@ -223,7 +248,8 @@ pub fn decode_frame(text: &str) -> Frame {
 }
 
 fn parse_error(err: &serde_json::Error) -> Response {
-    Response::err(None, ErrorObject::with_message(ErrorCode::ParseError, format!("parse error: {err}")))
+    let message = format!("parse error: {}", crate::json_error::describe_at(err));
+    Response::err(None, ErrorObject::with_message(ErrorCode::ParseError, message))
 }
 
 /// The members of a call, each kept loose so a wrong type becomes -32600, not a parse error.
@@ -242,6 +268,17 @@ struct RawCall<'a> {
     params: Option<&'a RawValue>,
 }
 
+/// Why an object could not be read as a call: the envelope's members are kept loose, so
+/// what fails is a member given twice (which one would count is anybody's guess) or an id
+/// that is not valid text.
+fn unreadable_call(err: &serde_json::Error) -> String {
+    let message = crate::json_error::describe(err);
+    match message.strip_prefix("duplicate field ") {
+        Some(member) => format!("a call must not repeat a member: {member} appears more than once"),
+        None => format!("a call must be a JSON-RPC 2.0 request object: {message}"),
+    }
+}
+
 fn present<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(de).map(Some)
 }
@@ -249,9 +286,12 @@ fn present<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Value>, D::Error> 
 fn decode_call(raw: &RawValue) -> Incoming {
     // serde would also read a struct from an array (`[null, 7, "echo"]` by position); a call
     // must be an object.
-    let is_object = raw.get().starts_with('{');
-    let Some(call) = is_object.then(|| serde_json::from_str::<RawCall<'_>>(raw.get()).ok()).flatten() else {
+    if !raw.get().starts_with('{') {
         return Incoming::invalid(None, "a call must be a JSON-RPC 2.0 request object");
+    }
+    let call = match serde_json::from_str::<RawCall<'_>>(raw.get()) {
+        Ok(call) => call,
+        Err(err) => return Incoming::invalid(None, &unreadable_call(&err)),
     };
     let id = match call.id {
         None => None,
@@ -265,8 +305,13 @@ fn decode_call(raw: &RawValue) -> Incoming {
     if version.as_deref() != Some("2.0") {
         return Incoming::invalid(id, "jsonrpc must be \"2.0\"");
     }
-    let Some(method) = call.method.and_then(|m| serde_json::from_str::<Cow<'_, str>>(m.get()).ok()) else {
-        return Incoming::invalid(id, "method must be a string");
+    let method = match call.method.map(|m| (m, serde_json::from_str::<Cow<'_, str>>(m.get()))) {
+        Some((_, Ok(method))) => method,
+        // A string serde cannot read as text (a lone surrogate escape): say what is wrong with it.
+        Some((raw, Err(err))) if raw.get().starts_with('"') => {
+            return Incoming::invalid(id, &format!("method: {}", crate::json_error::describe(&err)));
+        }
+        _ => return Incoming::invalid(id, "method must be a string"),
     };
     let params = call.params.filter(|p| p.get() != "null");
     Incoming { id, request: Request::decode(&method, params).map_err(ErrorObject::from) }
@@ -357,6 +402,46 @@ mod tests {
             }
             other => panic!("expected a batch, got {other:?}"),
         }
+    }
+
+    fn message(call: &Incoming) -> &str {
+        call.request.as_ref().err().map_or("", |e| e.message.as_str())
+    }
+
+    #[test]
+    fn an_unknown_method_is_echoed_at_most_64_characters_long() {
+        let long = "é".repeat(100);
+        let call = single(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{long}"}}"#));
+        assert_eq!((code(&call), message(&call)), (-32601, format!("method not found: {}…", "é".repeat(64)).as_str()));
+        let call = single(r#"{"jsonrpc":"2.0","id":1,"method":"nope"}"#);
+        assert_eq!(message(&call), "method not found: nope");
+        let exactly = "m".repeat(MAX_ECHOED_METHOD_CHARS);
+        let call = single(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{exactly}"}}"#));
+        assert_eq!(message(&call), format!("method not found: {exactly}"));
+    }
+
+    #[test]
+    fn a_repeated_envelope_member_is_named() {
+        for (text, member) in [
+            (r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"echo"}"#, "`id`"),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"echo","method":"echo"}"#, "`method`"),
+        ] {
+            let call = single(text);
+            assert_eq!(code(&call), -32600, "{text}");
+            assert_eq!(message(&call), format!("a call must not repeat a member: {member} appears more than once"));
+        }
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_reported_as_one() {
+        use crate::json_error::LONE_SURROGATE;
+        let call = single(r#"{"jsonrpc":"2.0","id":1,"method":"echo","params":{"text":"\ud800"}}"#);
+        assert_eq!(call.id, Some(Some(RequestId::Number(1))));
+        let error = call.request.expect_err("invalid params");
+        assert_eq!((error.code, error.message.as_str()), (-32602, LONE_SURROGATE));
+        assert_eq!(error.data, Some(serde_json::json!({"field": "text"})));
+        let call = single(r#"{"jsonrpc":"2.0","id":1,"method":"\udc00"}"#);
+        assert_eq!((code(&call), message(&call)), (-32600, format!("method: {LONE_SURROGATE}").as_str()));
     }
 
     #[test]

@@ -118,8 +118,9 @@ methods! {
     /// Leave a room (idempotent).
     RoomLeave = "room.leave" (LeaveParams) -> Ack;
     /// Send a message to a joined room; persisted before it is broadcast as `room.message`.
-    /// Authenticated (-32001) and joined (-32003) only; a repeated `nonce` returns the first
-    /// message instead of a duplicate.
+    /// Authenticated (-32001) and joined (-32003) only. A repeat of a `nonce` with the same room
+    /// and text returns the first message instead of a duplicate; the nonce reused for another
+    /// room or text is -32009 with `data.field = "nonce"`, and nothing is stored.
     RoomSend = "room.send" (SendParams) -> Message;
     /// Page back through a room's history, oldest first.
     RoomHistory = "room.history" (HistoryParams) -> Vec<Message>;
@@ -133,18 +134,21 @@ methods! {
     /// Add or remove a reaction; for users joined to the message's room.
     MessageReact = "message.react" (ReactParams) -> Message;
     /// Send a private message; persisted, delivered as `dm.message`, works when the recipient
-    /// is offline. The result is the delivery receipt. Authenticated only.
+    /// is offline. The result is the delivery receipt. Authenticated only. A repeat of a `nonce`
+    /// with the same recipient and text returns the first message; the nonce reused for another
+    /// recipient or text is -32009 with `data.field = "nonce"`, and nothing is stored.
     DmSend = "dm.send" (DmSendParams) -> DirectMessage;
     /// Page back through a private conversation, oldest first.
     DmHistory = "dm.history" (DmHistoryParams) -> Vec<DirectMessage>;
-    /// Move the read cursor of a room forward (never back); the caller's other connections get
-    /// `read.moved`.
+    /// Move the read cursor of a room forward (never back, never past the room's newest
+    /// message); the caller's other connections get `read.moved` with the cursor's new place.
     RoomRead = "room.read" (RoomReadParams) -> Ack;
-    /// Move the read cursor of a conversation forward (never back); the caller's other
-    /// connections get `read.moved`.
+    /// Move the read cursor of a conversation forward (never back, never past its newest
+    /// message); the caller's other connections get `read.moved` with the cursor's new place.
     DmRead = "dm.read" (DmReadParams) -> Ack;
     /// Catch up after a reconnect: everything newer than the given ids, at most 500 items
-    /// (messages and DMs together); `complete: false` means call again with the newer ids.
+    /// (messages and DMs together); `complete: false` means call again with the newer ids. At
+    /// most 500 rooms per call (-32602 with `data.field = "rooms"` beyond).
     Sync = "sync" (SyncParams) -> SyncResult;
     /// Follow a background job's progress (`job.progress`, `job.finished`); its owner only.
     JobSubscribe = "job.subscribe" (JobSubscribeParams) -> Job;
@@ -305,7 +309,10 @@ wire! {
         /// 1 to 4000 characters after trimming, without U+0000 (NUL).
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
         pub text: String,
-        /// Client-chosen de-duplication key (1 to 64 characters, no NUL): a repeat returns the first message.
+        /// Client-chosen de-duplication key (1 to 64 characters, no NUL), one per message: a
+        /// retry with the same room and text returns the first message; the same nonce with
+        /// another room or text is -32009 (`data.field = "nonce"`). Once the first message is
+        /// edited or deleted, only its room is compared.
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
@@ -369,7 +376,9 @@ wire! {
         /// 1 to 4000 characters after trimming, without U+0000 (NUL).
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
         pub text: String,
-        /// Client-chosen de-duplication key (1 to 64 characters, no NUL): a repeat returns the first message.
+        /// Client-chosen de-duplication key (1 to 64 characters, no NUL), one per message: a
+        /// retry with the same recipient and text returns the first message; the same nonce
+        /// with another recipient or text is -32009 (`data.field = "nonce"`).
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
@@ -397,7 +406,8 @@ wire! {
         /// The room's name.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
-        /// The newest message id read; the cursor never moves back.
+        /// The newest message id read; the cursor never moves back. An id past the room's
+        /// newest message moves it to that message (later messages stay unread).
         pub id: i64,
     }
 
@@ -406,13 +416,15 @@ wire! {
         /// The other user's username.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{3,32}$", min_length = 3, max_length = 32))]
         pub with: String,
-        /// The newest direct message id read; the cursor never moves back.
+        /// The newest direct message id read; the cursor never moves back. An id past the
+        /// conversation's newest message moves it to that message (later ones stay unread).
         pub id: i64,
     }
 
     /// Params of `sync`.
     pub struct SyncParams {
-        /// Room name to the last message id the client saw there.
+        /// Room name to the last message id the client saw there; at most 500 rooms (more is
+        /// -32602 with `data.field = "rooms"`: split them over several calls).
         #[serde(default)]
         pub rooms: BTreeMap<String, i64>,
         /// The last direct message id the client saw.
@@ -462,10 +474,10 @@ fn decode_params<T: DeserializeOwned>(params: Option<&RawValue>) -> Result<T, De
     let mut de = serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
-        let inner = err.into_inner();
-        let message = inner.to_string();
+        // Without serde's position: it describes our buffer of the params, not the client's frame.
+        let message = crate::json_error::describe(&err.into_inner());
         let field = if path == "." { missing_field(&message) } else { Some(path) };
-        DecodeError::InvalidParams { field, message: strip_position(&message) }
+        DecodeError::InvalidParams { field, message }
     })
 }
 
@@ -475,13 +487,6 @@ fn missing_field(message: &str) -> Option<String> {
     rest.split('`').next().map(str::to_owned)
 }
 
-/// Drops serde_json's " at line 1 column 9" suffix: it describes our buffer, not the client's frame.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message.to_owned(),
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,11 @@
 //! writes those deliveries in the batch's own transaction, so an acknowledged message always
 //! has them, even across a crash. A hooked message's JSON is serialized there, once, and
 //! reused here; after the commit the delivery worker is woken.
+//!
+//! A nonce identifies one message of its author: a message repeating a nonce with the same
+//! room and text is a retry and gets the first message as its answer (whether that one is in
+//! the same batch or was stored before); a nonce reused for a different message is refused
+//! with -32009 and stores nothing (the unique index keeps it out in either case).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -125,8 +130,9 @@ async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, db: Db, layer:
     }
 }
 
-/// Separates the messages repeating a nonce of an earlier message of the same batch (they
-/// get that message's answer) from those to write.
+/// Separates the messages repeating a nonce of an earlier message of the same batch from
+/// those to write. Whether a repeat is a retry or a conflict is decided once the first is
+/// written ([`answer_repeat`]): the first may itself turn out to repeat a stored message.
 fn split_repeats(batch: Vec<Pending>) -> (Vec<Pending>, Vec<(usize, Pending)>) {
     let mut fresh: Vec<Pending> = Vec::with_capacity(batch.len());
     let mut repeats = Vec::new();
@@ -200,7 +206,8 @@ fn deliver(
     for (index, pending) in repeats {
         match done.get(index) {
             Some(Some(first)) => {
-                let _ = pending.reply.send(Ok(first.clone()));
+                let answer = answer_repeat(first, &pending.room, &pending.message);
+                let _ = pending.reply.send(answer);
             }
             _ => later.push((pending.message, pending.reply)),
         }
@@ -208,7 +215,8 @@ fn deliver(
     for (committed, reply) in done.into_iter().flatten().zip(replies) {
         let _ = reply.send(Ok(committed));
     }
-    // A nonce stored before: answer with that message as it is now (rare; off the writer's path).
+    // A nonce stored before: answer with that message as it is now, or refuse a different
+    // message reusing it (rare; off the writer's path).
     for (message, reply) in later {
         let db = db.clone();
         tokio::spawn(async move {
@@ -217,9 +225,18 @@ fn deliver(
     }
 }
 
+/// The answer to `m` (for `room`), which repeats the nonce of `first`, stored by this batch:
+/// `first` for a retry (same room, same text), -32009 for a different message.
+fn answer_repeat(first: &Committed, room: &str, m: &NewMessage) -> AppResult<Committed> {
+    if first.message.room == room && first.message.text == m.text { Ok(first.clone()) } else { Err(AppError::nonce_reused()) }
+}
+
 async fn stored_repeat(db: &Db, message: &NewMessage) -> AppResult<Committed> {
     let nonce = message.nonce.as_deref().ok_or(AppError::Conflict("duplicate message"))?;
     let row = messages::by_nonce(db, message.author_id, nonce).await?.ok_or(AppError::Conflict("duplicate message"))?;
+    if !message.is_retry_of(&row) {
+        return Err(AppError::nonce_reused());
+    }
     let wire = messages::to_wire(db, vec![row]).await?.pop().ok_or(AppError::NotFound("message"))?;
     Ok(Committed::new(wire))
 }
@@ -292,6 +309,45 @@ mod tests {
             reactions: BTreeMap::new(),
         };
         assert_eq!(crate::storage::append::fresh_json(&new, "lobby", 7, now), Committed::new(message).json);
+    }
+
+    fn pending(room_id: i64, text: &str, nonce: &str) -> (Pending, oneshot::Receiver<AppResult<Committed>>) {
+        let (reply, answer) = oneshot::channel();
+        let message = NewMessage { room_id, author_id: 2, author: "ann".into(), text: text.into(), nonce: Some(nonce.into()) };
+        (Pending { message, room: format!("room{room_id}"), reply }, answer)
+    }
+
+    #[test]
+    fn a_nonce_repeated_in_one_batch_is_written_once_whatever_the_repeats_say() {
+        let (first, _) = pending(1, "hi", "n");
+        let (retry, _) = pending(1, "hi", "n");
+        let (other, _) = pending(2, "bye", "n");
+        let (unrelated, _) = pending(1, "hi", "m");
+        let (fresh, repeats) = split_repeats(vec![first, retry, other, unrelated]);
+        assert_eq!(fresh.iter().map(|p| p.message.nonce.as_deref()).collect::<Vec<_>>(), vec![Some("n"), Some("m")]);
+        assert_eq!(repeats.iter().map(|(i, p)| (*i, p.message.text.as_str())).collect::<Vec<_>>(), vec![(0, "hi"), (0, "bye")]);
+    }
+
+    #[test]
+    fn a_repeat_of_a_message_of_its_batch_is_a_retry_only_for_the_same_room_and_text() {
+        let message = Message {
+            id: 7,
+            room: "room1".into(),
+            author: "ann".into(),
+            text: "hi".into(),
+            sent_at: Timestamp::from_millis(1),
+            edited_at: None,
+            deleted: false,
+            reactions: BTreeMap::new(),
+        };
+        let first = Committed::new(message);
+        let (retry, _) = pending(1, "hi", "n");
+        assert_eq!(answer_repeat(&first, &retry.room, &retry.message).expect("a retry").message.id, 7);
+        for (room, text) in [("room2", "hi"), ("room1", "bye")] {
+            let (other, _) = pending(1, text, "n");
+            let err = answer_repeat(&first, room, &other.message).expect_err("a different message");
+            assert!(matches!(err, AppError::ConflictOn { field: "nonce", .. }), "{err:?}");
+        }
     }
 
     #[test]
