@@ -5,7 +5,7 @@
  */
 export type SyncParams = { 
 /**
- * Room name to the last message id the client saw there; at most 500 rooms (more is
+ * Room name to the last message id the client saw there; at most 5000 rooms (more is
  * -32602 with `data.field = "rooms"`: split them over several calls).
  */
 rooms: { [key in string]: number }, 

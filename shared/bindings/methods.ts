@@ -40,7 +40,7 @@ export interface RpcMethods {
   "room.read": { params: RoomReadParams; result: Ack };
   /** Move the read cursor of a conversation forward (never back, never past its newest message); the caller's other connections get `read.moved` with the cursor's new place. */
   "dm.read": { params: DmReadParams; result: Ack };
-  /** Catch up after a reconnect: everything newer than the given ids, at most 500 items (messages and DMs together); `complete: false` means call again with the newer ids. At most 500 rooms per call (-32602 with `data.field = "rooms"` beyond). */
+  /** Catch up after a reconnect: everything newer than the given ids, at most 500 items (messages and DMs together); `complete: false` means call again with the newer ids. At most 5000 rooms per call (-32602 with `data.field = "rooms"` beyond). */
   "sync": { params: SyncParams; result: SyncResult };
   /** Follow a background job's progress (`job.progress`, `job.finished`); its owner only. */
   "job.subscribe": { params: JobSubscribeParams; result: Job };

@@ -25,5 +25,7 @@ pub const SUBPROTOCOL: &str = "confab.v1";
 pub const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
 /// The most calls one batch array may hold.
 pub const MAX_BATCH: usize = 20;
-/// The most rooms one `sync` call may name.
-pub const MAX_SYNC_ROOMS: usize = 500;
+/// The most rooms one `sync` call may name: above what a client can fit in one frame with
+/// real room names (64 KiB), so no client that names every joined room in one call breaks;
+/// what it bounds is the work a call of short made-up names could ask for.
+pub const MAX_SYNC_ROOMS: usize = 5000;

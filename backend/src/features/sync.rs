@@ -1,5 +1,5 @@
 //! `sync`: what a reconnecting client missed, by last-seen id, at most 500 items per call,
-//! for at most 500 rooms per call.
+//! for at most 5000 rooms per call.
 
 use std::collections::HashMap;
 

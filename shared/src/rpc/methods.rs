@@ -148,7 +148,7 @@ methods! {
     DmRead = "dm.read" (DmReadParams) -> Ack;
     /// Catch up after a reconnect: everything newer than the given ids, at most 500 items
     /// (messages and DMs together); `complete: false` means call again with the newer ids. At
-    /// most 500 rooms per call (-32602 with `data.field = "rooms"` beyond).
+    /// most 5000 rooms per call (-32602 with `data.field = "rooms"` beyond).
     Sync = "sync" (SyncParams) -> SyncResult;
     /// Follow a background job's progress (`job.progress`, `job.finished`); its owner only.
     JobSubscribe = "job.subscribe" (JobSubscribeParams) -> Job;
@@ -423,7 +423,7 @@ wire! {
 
     /// Params of `sync`.
     pub struct SyncParams {
-        /// Room name to the last message id the client saw there; at most 500 rooms (more is
+        /// Room name to the last message id the client saw there; at most 5000 rooms (more is
         /// -32602 with `data.field = "rooms"`: split them over several calls).
         #[serde(default)]
         pub rooms: BTreeMap<String, i64>,

@@ -130,15 +130,16 @@ async fn kill_mid_send(db: &Database, webhook: bool) {
         assert_eq!(outbox.len(), rows.len(), "every stored message has its delivery");
     }
 
-    // The sends that were in flight at the kill, again with their nonces: each is stored
-    // exactly once, whether or not it had been committed before the kill.
+    // The sends that were in flight at the kill, retried as a client retries (same nonce,
+    // same text): each is stored exactly once, whether or not it had been committed before
+    // the kill.
     let token = server.login("durable_ann").await;
     let mut socket = Socket::connect(server.port, &token).await;
     socket.call("room.join", json!({"room": room, "history": 0})).await;
     let mut unanswered: Vec<String> = nonce_of.into_values().collect();
     unanswered.sort();
     for nonce in &unanswered {
-        let response = socket.call("room.send", json!({"room": room, "text": format!("again {nonce}"), "nonce": nonce})).await;
+        let response = socket.call("room.send", json!({"room": room, "text": format!("text {}", &nonce[1..]), "nonce": nonce})).await;
         let id = response["result"]["id"].as_i64().unwrap_or_else(|| panic!("resend of {nonce} failed: {response}"));
         if let Some((stored_id, _, _)) = rows.get(nonce) {
             assert_eq!(id, *stored_id, "a resent nonce committed before the kill must answer with the stored message");
