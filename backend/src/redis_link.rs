@@ -72,13 +72,13 @@ impl RedisConn {
     pub async fn connect(url: &str, mode: RedisMode) -> anyhow::Result<Self> {
         match mode {
             RedisMode::Cluster => Self::cluster(&cluster_client(url).await?).await,
-            RedisMode::Single | RedisMode::Auto => {
-                let first = nodes(url).into_iter().next().context("REDIS_URL is empty")?;
-                let client = redis::Client::open(first.as_str()).context("parsing REDIS_URL")?;
-                let conn = ConnectionManager::new_with_config(client, crate::layer::redis::manager_config()).await?;
-                Ok(Self::Single(conn))
-            }
+            RedisMode::Single | RedisMode::Auto => Self::single(single_client(url)?).await,
         }
+    }
+
+    /// A connection of its own from a single-server client already made.
+    pub async fn single(client: redis::Client) -> anyhow::Result<Self> {
+        Ok(Self::Single(ConnectionManager::new_with_config(client, crate::layer::redis::manager_config()).await?))
     }
 
     /// A connection of its own from a cluster client already made.
@@ -89,6 +89,12 @@ impl RedisConn {
     pub fn is_cluster(&self) -> bool {
         matches!(self, Self::Cluster(_))
     }
+}
+
+/// A client for the single server `url` names (its first node).
+pub fn single_client(url: &str) -> anyhow::Result<redis::Client> {
+    let first = nodes(url).into_iter().next().context("REDIS_URL is empty")?;
+    redis::Client::open(first.as_str()).context("parsing REDIS_URL")
 }
 
 /// A cluster client with the same short timeouts as the single-server connections, so a

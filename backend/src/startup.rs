@@ -170,10 +170,9 @@ async fn shared_state(config: &Config, shutdown: &CancellationToken) -> anyhow::
         let layer = RedisLayer::start_cluster(&client, url).await.context("connecting to the redis cluster")?;
         (Arc::new(layer), RedisConn::cluster(&client).await?)
     } else {
-        let first = redis_link::nodes(url).into_iter().next().context("REDIS_URL is empty")?;
-        let client = redis::Client::open(first.as_str()).context("parsing REDIS_URL")?;
-        let layer = RedisLayer::start(client).await.context("connecting to redis")?;
-        (Arc::new(layer), RedisConn::connect(url, mode).await?)
+        let client = redis_link::single_client(url)?;
+        let layer = RedisLayer::start(client.clone()).await.context("connecting to redis")?;
+        (Arc::new(layer), RedisConn::single(client).await?)
     };
     tracing::info!(?mode, "channel layer on redis");
     let (reaped_tx, mut reaped) = tokio::sync::mpsc::unbounded_channel();

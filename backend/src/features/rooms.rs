@@ -144,9 +144,14 @@ async fn summary(state: &AppState, caller: Option<&Identity>, room: &room_entity
     })
 }
 
+/// A `room` parameter that breaks the naming rules: -32602 with `data.field = "room"`.
+pub fn room_param(name: &str) -> AppResult<&str> {
+    validate::room_name(name).map_err(|m| AppError::invalid("room", m))
+}
+
 /// Finds a room the caller may read: -32004 when it does not exist, -32003 when admin-only.
 pub async fn readable(state: &AppState, caller: Option<&Identity>, name: &str) -> AppResult<room_entity::Model> {
-    validate::room_name(name).map_err(|m| AppError::invalid("room", m))?;
+    room_param(name)?;
     let room = rooms::by_name(&state.db, name).await?.ok_or(AppError::NotFound("room"))?;
     check_access(caller, &room)?;
     Ok(room)
@@ -162,7 +167,7 @@ pub fn check_access(caller: Option<&Identity>, room: &room_entity::Model) -> App
 
 /// `room.join`: subscribe, announce the user's first arrival, return who is here and the latest messages.
 pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult<JoinResult> {
-    let name = validate::room_name(&p.room).map_err(|m| AppError::invalid("room", m))?;
+    let name = room_param(&p.room)?;
     let limit = match p.history {
         None => JOIN_HISTORY,
         Some(n @ 0..=100) => n,
@@ -194,7 +199,7 @@ pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult
 
 /// `room.members`: a page of the users present in a room this connection joined.
 pub async fn members(state: &AppState, conn: &Conn, p: RoomMembersParams) -> AppResult<RoomMembersPage> {
-    validate::room_name(&p.room).map_err(|m| AppError::invalid("room", m))?;
+    room_param(&p.room)?;
     let limit = list_limit(p.limit, JOIN_ONLINE)?;
     let after = p.cursor.as_deref().filter(|c| !c.is_empty()).map(Page::decode).transpose()?;
     if !conn.rooms.contains_key(&p.room) {
@@ -225,7 +230,7 @@ async fn members_page(state: &AppState, room: &str, after: Option<&str>, limit: 
 
 /// `room.leave`: idempotent; announces the user's last departure.
 pub async fn leave(state: &AppState, conn: &mut Conn, p: LeaveParams) -> AppResult<Ack> {
-    validate::room_name(&p.room).map_err(|m| AppError::invalid("room", m))?;
+    room_param(&p.room)?;
     leave_room(state, conn, &p.room).await;
     Ok(Ack {})
 }
@@ -258,7 +263,7 @@ pub async fn history(state: &AppState, caller: Option<&Identity>, p: HistoryPara
 /// notification, which is dropped silently.
 pub async fn typing(state: &AppState, conn: &mut Conn, p: TypingParams) -> AppResult<Ack> {
     let me = conn.user()?.clone();
-    validate::room_name(&p.room).map_err(|m| AppError::invalid("room", m))?;
+    room_param(&p.room)?;
     if !conn.rooms.contains_key(&p.room) {
         return Err(AppError::Forbidden("join the room first"));
     }

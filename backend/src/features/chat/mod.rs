@@ -24,7 +24,7 @@ pub async fn send(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<Mes
 /// its commit (the session pipelines consecutive sends of one connection this way).
 pub async fn submit(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<writer::Receipt> {
     let me = conn.user()?;
-    validate::room_name(&p.room).map_err(|m| AppError::invalid("room", m))?;
+    super::rooms::room_param(&p.room)?;
     let Some(&room_id) = conn.rooms.get(&p.room) else {
         return Err(AppError::Forbidden("join the room first"));
     };
