@@ -72,6 +72,13 @@ pub struct Config {
     #[arg(long, env = "CONFAB_PING_SECS", default_value_t = 20)]
     pub ping_secs: u64,
 
+    /// Milliseconds within which notifications to one connection are written together: a
+    /// batch of them that follows the previous write sooner waits for the rest of the window
+    /// (responses never wait; a connection receiving less than one frame per window never
+    /// waits). 0 writes every batch at once.
+    #[arg(long, env = "CONFAB_FANOUT_WINDOW_MS", default_value_t = 16)]
+    pub fanout_window_ms: u64,
+
     /// Seconds before access-token expiry at which `session.expiring` is sent.
     #[arg(long, env = "CONFAB_EXPIRY_WARNING_SECS", default_value_t = 60)]
     pub expiry_warning_secs: u64,
@@ -148,6 +155,10 @@ impl Config {
         Duration::from_secs(self.refresh_ttl_secs)
     }
 
+    pub fn fanout_window(&self) -> Duration {
+        Duration::from_millis(self.fanout_window_ms)
+    }
+
     pub fn presence_tick(&self) -> Duration {
         Duration::from_millis(self.presence_tick_ms)
     }
@@ -170,6 +181,7 @@ impl Config {
             outbox_capacity: 1024,
             rate_per_sec: 50,
             ping_secs: 20,
+            fanout_window_ms: 16,
             expiry_warning_secs: 60,
             login_attempts: 5,
             hash_threads: 1,

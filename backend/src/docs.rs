@@ -183,6 +183,15 @@ fn delivery_rules() -> Vec<String> {
              room the caller may not read, or that does not exist, yields nothing rather than an error. Live notifications that arrive meanwhile may overlap the `sync` result: de-duplicate \
              by `id`."
         ),
+        format!(
+            "Batched writes. Notifications to one connection may be written together: a notification that \
+             follows the previous write to that connection within {} ms (the server's default) waits for the rest \
+             of that window and goes out with whatever arrived meanwhile. The first notification after a quiet \
+             window is written at once, and a response to the connection's own call is never held (it takes the \
+             held notifications with it), so only a connection receiving more than one frame per window sees the \
+             delay. Order is unchanged.",
+            default_of("fanout_window_ms")
+        ),
         "Slow connections. Room messages, direct messages and edits are never dropped for a live connection: \
          one that cannot keep up is closed with 1013 and recovers them with `sync` after reconnecting (with \
          backoff). Typing and presence notifications may be coalesced or dropped for a slow connection, and of \

@@ -4,7 +4,8 @@
 //! - this file: `GET /ws`: Origin allow-list, a bounded number of handshakes in progress,
 //!   token from the header or the `bearer.` subprotocol, socket limits; everything is
 //!   decided before the socket exists.
-//! - [`session`]: a connection's life: reader loop, writer task, timers, close codes.
+//! - [`session`]: a connection's life: reader loop, timers, close codes.
+//! - [`writer`]: the writer task: batched writes, fan-out coalesced within a window.
 //! - [`dispatch`]: method → feature.
 //! - [`conn`]: the per-connection state; [`limits`]: the call rate limiter.
 
@@ -12,6 +13,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod limits;
 pub mod session;
+pub mod writer;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -6,9 +6,8 @@
 //! the group commit right away, and their responses follow in order as the commits land, so a
 //! client with many sends in flight gets them into one transaction (and its room's members
 //! get them in one write). Any other call first waits for the sends before it, so it sees
-//! their effects and its response comes after theirs. The writer drains the outbound queue in
-//! batches, feeding every queued frame before one flush, and lets the scheduler run the
-//! ready tasks once before that flush, so frames queued a moment apart share one write.
+//! their effects and its response comes after theirs. The writer task ([`super::writer`])
+//! drains the outbound queue in batches.
 //!
 //! Every call costs a token of the connection's [`TokenBucket`] before anything else is
 //! looked at: a frame that is not JSON, a call with a bad envelope, an unknown method or
@@ -19,14 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use bytes::Bytes;
+use axum::extract::ws::{Message, WebSocket};
 use confab_shared::Timestamp;
 use confab_shared::rpc::notify::SessionExpiring;
 use confab_shared::rpc::{ErrorObject, Frame, Incoming, Method as _, Notification, Request, RequestId, Response, SendParams, close, decode_frame};
 use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
+use futures_util::stream::{FuturesOrdered, SplitStream};
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::Conn;
@@ -34,13 +32,11 @@ use super::dispatch::dispatch;
 use super::limits::TokenBucket;
 use crate::auth::Identity;
 use crate::features::{chat, rooms, users};
-use crate::layer::hub::{Control, Inbox};
+use crate::layer::hub::Control;
 use crate::layer::{Class, Outbox, group};
 use crate::metrics::METRICS;
 use crate::state::AppState;
 
-/// Most frames written between two flushes.
-const WRITE_BATCH: usize = 256;
 /// How long the writer gets to say goodbye before the session ends anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Most `room.send` calls of one connection awaiting their commit; beyond that the reader
@@ -72,7 +68,8 @@ pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>,
     tracing::info!(conn = conn.id, user = username.as_deref().unwrap_or("-"), %peer, "connection opened");
 
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, inbox, Duration::from_secs(state.config.ping_secs.max(1))));
+    let ping_every = Duration::from_secs(state.config.ping_secs.max(1));
+    let writer = tokio::spawn(super::writer::run(sink, inbox, ping_every, state.config.fanout_window()));
     // Boxed, like every call below: an idle connection's task then holds only the reader's
     // own state, not room for the largest of these futures (kilobytes per connection).
     Box::pin(open(&state, &conn)).await;
@@ -322,7 +319,7 @@ async fn submit_send(
 
 /// A success response around a result that is already JSON (what
 /// `encode(&Response::ok(id, result))` makes, without parsing and serializing it again).
-fn ok_frame(id: Option<&RequestId>, result: &str) -> String {
+pub(super) fn ok_frame(id: Option<&RequestId>, result: &str) -> String {
     let id = encode(&id);
     let mut frame = String::with_capacity(result.len() + id.len() + 32);
     frame.push_str(r#"{"jsonrpc":"2.0","id":"#);
@@ -354,70 +351,6 @@ async fn call_one(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, c
 fn encode<T: serde::Serialize>(value: &T) -> String {
     // Responses hold only JSON values and strings; serializing them cannot fail.
     serde_json::to_string(value).unwrap_or_default()
-}
-
-async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut inbox: Inbox, ping_every: Duration) {
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Made once, not on every wake-up (each would join and leave the Notify's wait list).
-    let control = inbox.control.clone();
-    let closed = control.closed();
-    tokio::pin!(closed);
-    loop {
-        tokio::select! {
-            biased;
-            code = &mut closed => {
-                let frame = CloseFrame { code, reason: reason_of(code).into() };
-                // When the client started the close, tungstenite has already queued its reply
-                // and refuses a second close frame; the flush sends whichever one is pending.
-                let _ = sink.send(Message::Close(Some(frame))).await;
-                let _ = sink.flush().await;
-                return;
-            }
-            first = inbox.rx.recv() => {
-                let Some(first) = first else { return };
-                // Everything queued behind it goes into the same write. Frames move straight
-                // from the queue into tungstenite's buffer: no batch vector, which would cost
-                // every idle connection its capacity (a `Utf8Bytes` is 32 bytes).
-                let mut next = Some(first);
-                let mut fed = 0;
-                let mut yielded = false;
-                loop {
-                    while let Some(text) = next.take() {
-                        if sink.feed(Message::Text(text)).await.is_err() {
-                            return;
-                        }
-                        fed += 1;
-                        if fed < WRITE_BATCH {
-                            next = inbox.rx.try_recv().ok();
-                        }
-                    }
-                    if yielded || fed >= WRITE_BATCH {
-                        break;
-                    }
-                    // Let the tasks that are ready run before the write: whatever they queue
-                    // for this connection now (the response to a send right behind its own
-                    // broadcast, the rest of a burst) goes out in the same system call. The
-                    // budget is one pass of the scheduler, not a timer.
-                    yielded = true;
-                    tokio::task::yield_now().await;
-                    next = inbox.rx.try_recv().ok();
-                }
-                if sink.flush().await.is_err() {
-                    return;
-                }
-            }
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-fn reason_of(code: u16) -> &'static str {
-    close::ALL.iter().find(|(c, _)| *c == code).map_or("", |(_, reason)| reason)
 }
 
 #[cfg(test)]

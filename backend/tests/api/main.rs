@@ -8,7 +8,7 @@
 //! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames,
 //!   rooms, chat, presence (by interest), paging, private messages, catch-up, ordering,
-//!   back-pressure, publishing from outside, background jobs, API tokens, webhooks, how
+//!   back-pressure, coalesced writes, publishing from outside, background jobs, API tokens, webhooks, how
 //!   answers are compressed and cached.
 //! - [`client`]: the Rust client library (`confab-client`) against the server.
 //! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
@@ -31,6 +31,7 @@ mod cluster;
 mod delivery;
 mod dm;
 mod durability;
+mod fanout;
 mod fuzz;
 mod jobs;
 mod logins;

@@ -23,7 +23,7 @@ use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::oneshot;
 
@@ -35,7 +35,7 @@ use crate::storage::webhooks::PENDING;
 use crate::storage::{StorageError, StorageResult};
 
 const INSERT: &str = "INSERT INTO messages (room_id, seq, author_id, author, text, sent_at, edited_at, deleted, nonce) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, FALSE, ?7) ON CONFLICT (author_id, nonce) DO NOTHING RETURNING id";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, FALSE, ?7) ON CONFLICT (author_id, nonce) DO NOTHING";
 const LOAD_SEQ: &str = "SELECT last_seq FROM rooms WHERE id = ?1";
 const MOVE_SEQ: &str = "UPDATE rooms SET last_seq = ?1, last_message_at = ?2 WHERE id = ?3 AND last_seq = ?4";
 const ENQUEUE: &str = "INSERT INTO webhook_deliveries \
@@ -150,15 +150,15 @@ impl SqliteAppender {
     }
 
     fn try_append(&mut self, batch: &[NewMessage], hooks: &[Hook], now: i64) -> Result<Written, Attempt> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = Immediate::begin(&self.conn)?;
         // Per room: the counter at the start of the batch and where the batch has taken it.
         let mut moved: HashMap<i64, (i64, i64)> = HashMap::new();
         let mut out = Vec::with_capacity(batch.len());
         let mut json = Vec::new();
         {
-            let mut insert = tx.prepare_cached(INSERT)?;
-            let mut load = tx.prepare_cached(LOAD_SEQ)?;
-            let mut enqueue = if hooks.is_empty() { None } else { Some(tx.prepare_cached(ENQUEUE)?) };
+            let mut insert = self.conn.prepare_cached(INSERT)?;
+            let mut load = self.conn.prepare_cached(LOAD_SEQ)?;
+            let mut enqueue = if hooks.is_empty() { None } else { Some(self.conn.prepare_cached(ENQUEUE)?) };
             let mut hooks = hooks.iter().peekable();
             for (index, m) in batch.iter().enumerate() {
                 let hook = hooks.next_if(|h| h.index == index);
@@ -176,10 +176,8 @@ impl SqliteAppender {
                     }
                 };
                 let seq = counter.1 + 1;
-                let id: Option<i64> = insert
-                    .query_row(params![m.room_id, seq, m.author_id, m.author, m.text, now, m.nonce], |row| row.get(0))
-                    .optional()?;
-                match id {
+                let stored = insert.execute(params![m.room_id, seq, m.author_id, m.author, m.text, now, m.nonce])? == 1;
+                match stored.then(|| self.conn.last_insert_rowid()) {
                     Some(id) => {
                         counter.1 = seq;
                         out.push(Appended::New { id, seq });
@@ -196,7 +194,7 @@ impl SqliteAppender {
                     None => out.push(Appended::Repeat),
                 }
             }
-            let mut update = tx.prepare_cached(MOVE_SEQ)?;
+            let mut update = self.conn.prepare_cached(MOVE_SEQ)?;
             for (&room, &(from, to)) in &moved {
                 if to > from && update.execute(params![to, now, room, from])? != 1 {
                     return Err(Attempt::Stale);
@@ -209,6 +207,36 @@ impl SqliteAppender {
         }
         let enqueued = !json.is_empty();
         Ok(Written { results: out, json, enqueued })
+    }
+}
+
+/// `BEGIN IMMEDIATE … COMMIT` from cached statements (rusqlite's `Transaction` parses both
+/// on every use); rolled back if dropped before its commit.
+struct Immediate<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> Immediate<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(Self { conn, open: true })
+    }
+
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for Immediate<'_> {
+    fn drop(&mut self) {
+        // A failed COMMIT leaves the transaction open (busy) or already rolled back (I/O
+        // error, full disk); either way nothing of it may stay.
+        if self.open && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
