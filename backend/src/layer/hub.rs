@@ -35,6 +35,10 @@ pub struct Control {
     /// The close code requested (0: none). The first request wins.
     close: AtomicU16,
     notify: Notify,
+    /// "Write what you hold now": an answer to the connection's own call was queued, or the
+    /// queue is half full. A writer holding notifications for its fan-out window waits on
+    /// this and the window's end only, not on every frame queued meanwhile.
+    flush: Notify,
 }
 
 impl Control {
@@ -44,6 +48,12 @@ impl Control {
             0 => None,
             code => Some(code),
         }
+    }
+
+    /// Waits until a write is asked for (see `flush`); a request made while nobody waited is
+    /// kept for the next wait.
+    pub async fn flush_requested(&self) {
+        self.flush.notified().await;
     }
 
     /// Waits until a close is requested, returning its code.
@@ -73,11 +83,25 @@ impl Outbox {
         self.user_id
     }
 
+    /// Queues the answer to one of the connection's own calls and has it written at once:
+    /// answers never wait for the fan-out window.
+    pub fn answer(&self, text: &Utf8Bytes) -> bool {
+        let queued = self.push(text, Class::Reliable);
+        self.control.flush.notify_one();
+        queued
+    }
+
     /// Queues a frame without waiting. A reliable frame that does not fit evicts the
     /// connection (1013): it will recover what it missed with `sync`.
     pub fn push(&self, text: &Utf8Bytes, class: Class) -> bool {
         match self.tx.try_send(text.clone()) {
-            Ok(()) => true,
+            Ok(()) => {
+                // A writer holding its window must not let the queue fill up.
+                if self.tx.capacity() * 2 < self.tx.max_capacity() {
+                    self.control.flush.notify_one();
+                }
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 match class {
                     Class::Reliable => {

@@ -175,7 +175,7 @@ async fn read_loop(
         tokio::select! {
             Some(reply) = sends.next(), if !sends.is_empty() => {
                 if let Some(reply) = reply {
-                    outbox.push(&reply.into(), Class::Reliable);
+                    outbox.answer(&reply.into());
                 }
             }
             frame = stream.next(), if sends.len() < MAX_PIPELINED_SENDS => match frame {
@@ -189,11 +189,11 @@ async fn read_loop(
                         frame => {
                             while let Some(reply) = sends.next().await {
                                 if let Some(reply) = reply {
-                                    outbox.push(&reply.into(), Class::Reliable);
+                                    outbox.answer(&reply.into());
                                 }
                             }
                             if let Some(reply) = Box::pin(handle_frame(state, conn, &mut bucket, frame)).await {
-                                outbox.push(&reply.into(), Class::Reliable);
+                                outbox.answer(&reply.into());
                             }
                         }
                     }
@@ -227,7 +227,7 @@ async fn read_loop(
                 let drained = async {
                     while let Some(reply) = sends.next().await {
                         if let Some(reply) = reply {
-                            outbox.push(&reply.into(), Class::Reliable);
+                            outbox.answer(&reply.into());
                         }
                     }
                 };

@@ -6,48 +6,38 @@
 //! flush, so frames queued a moment apart (a send's response right behind its own
 //! broadcast) share one system call.
 //!
-//! Fan-out is coalesced in time as well. On loopback a write costs about 3 µs of kernel time
-//! whatever it carries, more than everything else a delivery costs, so a connection in a busy
-//! room that got one write per message would spend most of its CPU on the system call. The
-//! rule: a batch of notifications only (no response to this connection's own calls) that
-//! comes within `window` of the previous write is held until the window has passed, and
-//! whatever arrives meanwhile goes out with it. The first frame after a quiet window is
-//! written at once, so a connection that receives less than one frame per window (most
-//! chats, and every request/response exchange) never waits; a response is never held, and
-//! one arriving while a batch is held releases it; a batch that reaches [`WRITE_BATCH`]
-//! frames is written at once (a backlog is never slowed down).
-
-use std::time::Duration;
+//! Fan-out is coalesced in time as well. On loopback a write costs several µs of kernel time
+//! whatever it carries (the receiver's TCP work and wake-up included), more than everything
+//! else a delivery costs, so a connection in a busy room that got one write per message would
+//! spend most of its CPU on system calls. The rule: a batch that comes within `window` of the
+//! connection's previous write is held until the window has passed, and whatever is queued
+//! meanwhile goes out with it. The first frame after a quiet window is written at once, so a
+//! connection that receives less than one frame per window (most chats) never waits. While
+//! holding, the writer sleeps until the window ends or it is asked to write now
+//! ([`Control::flush_requested`]): the answer to one of the connection's own calls asks, so an
+//! answer is never held (and takes the held notifications with it), and so does a queue that
+//! is half full; frames queued meanwhile wake nobody. A full batch ([`WRITE_BATCH`] frames),
+//! and the batch right after one, is written at once: a backlog is never slowed down.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use bytes::Bytes;
 use confab_shared::rpc::close;
-use futures_util::{Sink, SinkExt};
+use futures_util::{FutureExt, Sink, SinkExt};
 use tokio::time::{Instant, Sleep, sleep_until};
 
-use crate::layer::hub::Inbox;
+use crate::layer::hub::{Control, Inbox};
 
 /// Most frames written between two flushes.
 pub const WRITE_BATCH: usize = 256;
-
-/// Whether a frame answers one of the connection's own calls: a JSON-RPC response, or a
-/// batch of them. The server writes every response with its `id` right after `jsonrpc`
-/// (`session::ok_frame` and serde's field order both do, which the tests pin), and a
-/// notification has no `id`; a batch is an array.
-pub fn is_response(frame: &str) -> bool {
-    const RESPONSE: &str = r#"{"jsonrpc":"2.0","id":"#;
-    frame.starts_with('[') || frame.starts_with(RESPONSE)
-}
 
 /// What ended a batch that was being held back.
 enum Held {
     /// Write it now.
     Flush,
-    /// The queue was closed: write it, then stop.
-    Ended,
     /// A close was asked for (with this code) while holding.
     Close(u16),
 }
@@ -62,8 +52,10 @@ pub async fn run<S: Sink<Message> + Unpin>(mut sink: S, mut inbox: Inbox, ping_e
     let closed = control.closed();
     let hold = sleep_until(Instant::now());
     tokio::pin!(closed, hold);
-    // When the last write went out (`None`: nothing written yet).
+    // When the last write went out (`None`: nothing written yet), and whether it was a full
+    // batch (then more is queued, and the next batch is not held either).
     let mut last_write: Option<Instant> = None;
+    let mut backlog = false;
     loop {
         let code = tokio::select! {
             biased;
@@ -84,20 +76,28 @@ pub async fn run<S: Sink<Message> + Unpin>(mut sink: S, mut inbox: Inbox, ping_e
                         return;
                     }
                 }
-                let held = match last_write.map(|at| at + window) {
-                    Some(due) if batch.may_wait() && due > Instant::now() => {
+                // An answer queued by now has asked for the write; that request is taken
+                // here either way, so it cannot cut short a later window.
+                let asked = control.flush_requested().now_or_never().is_some();
+                let due = last_write.map(|at| at + window).filter(|due| !asked && !backlog && !batch.full() && *due > Instant::now());
+                let held = match due {
+                    Some(due) => {
                         hold.as_mut().reset(due);
-                        batch.hold(&mut sink, &mut inbox, closed.as_mut(), hold.as_mut()).await
+                        let held = wait(&control, closed.as_mut(), hold.as_mut()).await;
+                        if !batch.drain(&mut sink, &mut inbox).await {
+                            return;
+                        }
+                        held
                     }
-                    _ => Held::Flush,
+                    None => Held::Flush,
                 };
                 if sink.flush().await.is_err() {
                     return;
                 }
                 last_write = Some(Instant::now());
+                backlog = batch.full();
                 match held {
                     Held::Flush => continue,
-                    Held::Ended => return,
                     Held::Close(code) => code,
                 }
             }
@@ -117,14 +117,22 @@ pub async fn run<S: Sink<Message> + Unpin>(mut sink: S, mut inbox: Inbox, ping_e
     }
 }
 
+/// Holds until `due`, a request to write now, or a close.
+async fn wait(control: &Control, closed: Pin<&mut impl Future<Output = u16>>, due: Pin<&mut Sleep>) -> Held {
+    tokio::select! {
+        biased;
+        code = closed => Held::Close(code),
+        () = control.flush_requested() => Held::Flush,
+        () = due => Held::Flush,
+    }
+}
+
 /// The frames fed since the last flush. Frames move straight from the queue into
 /// tungstenite's buffer: no batch vector, which would cost every idle connection its
 /// capacity (a `Utf8Bytes` is 32 bytes).
 #[derive(Default)]
 struct Batch {
     fed: usize,
-    /// Whether a response to the connection's own calls is among them.
-    answers: bool,
 }
 
 impl Batch {
@@ -132,14 +140,8 @@ impl Batch {
         self.fed >= WRITE_BATCH
     }
 
-    /// Whether the batch may be held for the rest of the window.
-    fn may_wait(&self) -> bool {
-        !self.answers && !self.full()
-    }
-
     /// Feeds one frame; `false` when the socket failed.
     async fn feed<S: Sink<Message> + Unpin>(&mut self, sink: &mut S, text: Utf8Bytes) -> bool {
-        self.answers |= is_response(text.as_str());
         self.fed += 1;
         sink.feed(Message::Text(text)).await.is_ok()
     }
@@ -154,32 +156,6 @@ impl Batch {
         }
         true
     }
-
-    /// Feeds what arrives until `due`, a response, a full batch, the queue's end or a close.
-    async fn hold<S: Sink<Message> + Unpin>(
-        &mut self,
-        sink: &mut S,
-        inbox: &mut Inbox,
-        mut closed: Pin<&mut impl Future<Output = u16>>,
-        mut due: Pin<&mut Sleep>,
-    ) -> Held {
-        while self.may_wait() {
-            tokio::select! {
-                biased;
-                code = closed.as_mut() => return Held::Close(code),
-                () = due.as_mut() => return Held::Flush,
-                next = inbox.rx.recv() => match next {
-                    Some(text) => {
-                        if !self.feed(sink, text).await {
-                            return Held::Ended;
-                        }
-                    }
-                    None => return Held::Ended,
-                },
-            }
-        }
-        Held::Flush
-    }
 }
 
 fn reason_of(code: u16) -> &'static str {
@@ -191,27 +167,11 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::task::{Context, Poll};
 
-    use confab_shared::rpc::{ErrorObject, Notification, RequestId, Response};
+    use confab_shared::rpc::RequestId;
 
     use super::*;
     use crate::layer::Class;
     use crate::layer::hub::{Hub, Outbox};
-
-    #[test]
-    fn responses_are_told_from_notifications_by_their_first_bytes() {
-        let ok = serde_json::to_string(&Response::ok(Some(RequestId::Number(1)), serde_json::json!({"a": 1}))).expect("json");
-        let err = serde_json::to_string(&Response::err(None, ErrorObject::rate_limited(5))).expect("json");
-        let batch = serde_json::to_string(&vec![Response::ok(Some(RequestId::String("x".into())), serde_json::Value::Null)]).expect("json");
-        let prebuilt = super::super::session::ok_frame(Some(&RequestId::Number(9)), "{}");
-        for response in [&ok, &err, &batch, &prebuilt] {
-            assert!(is_response(response), "{response}");
-        }
-        let notification = Notification::SessionExpiring(confab_shared::rpc::notify::SessionExpiring {
-            expires_at: confab_shared::Timestamp::from_millis(0),
-        })
-        .to_frame();
-        assert!(!is_response(&notification), "{notification}");
-    }
 
     /// What the writer did to the socket, in order: each write is the frames flushed together.
     #[derive(Clone, Default)]
@@ -279,7 +239,7 @@ mod tests {
     }
 
     fn names(write: &(Duration, Vec<String>)) -> Vec<String> {
-        write.1.iter().map(|f| if is_response(f) { "answer".to_owned() } else { "event".to_owned() }).collect()
+        write.1.iter().map(|f| if f.contains(r#""id":"#) { "answer".to_owned() } else { "event".to_owned() }).collect()
     }
 
     /// Advances virtual time in small steps so the writer runs between them.
@@ -327,30 +287,32 @@ mod tests {
         outbox.push(&event(2), Class::Reliable);
         pass(Duration::from_millis(2)).await;
         assert_eq!(socket.writes().len(), 1, "the second event is held");
-        outbox.push(&answer(7), Class::Reliable);
+        outbox.answer(&answer(7));
         pass(Duration::from_millis(1)).await;
         let writes = socket.writes();
         assert_eq!(writes.len(), 2, "the answer went out at once");
         assert_eq!(names(&writes[1]), vec!["event", "answer"], "in queue order");
         assert!(writes[1].0 < WINDOW);
         // An answer right after a write is not held either.
-        outbox.push(&answer(8), Class::Reliable);
+        outbox.answer(&answer(8));
         pass(Duration::from_millis(1)).await;
         assert_eq!(socket.writes().len(), 3);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_full_batch_is_written_without_waiting() {
+    async fn a_queue_filling_up_is_written_without_waiting_and_a_backlog_is_not_held() {
         let (outbox, socket, _task) = writer();
         outbox.push(&event(0), Class::Reliable);
         pass(Duration::from_millis(1)).await;
-        for n in 1..=WRITE_BATCH {
+        // Past half of the queue's 1024: the writer is asked to write at once, and after a
+        // full batch the rest follows without waiting for the window either.
+        for n in 1..=600 {
             outbox.push(&event(n), Class::Reliable);
         }
         pass(Duration::from_millis(1)).await;
         let writes = socket.writes();
-        assert_eq!(writes.len(), 2, "a backlog is not slowed down");
-        assert_eq!(writes[1].1.len(), WRITE_BATCH);
+        assert_eq!(writes.iter().map(|w| w.1.len()).collect::<Vec<_>>(), vec![1, WRITE_BATCH, WRITE_BATCH, 600 - 2 * WRITE_BATCH]);
+        assert!(writes.iter().all(|w| w.0 < WINDOW), "{:?}", writes.iter().map(|w| w.0).collect::<Vec<_>>());
     }
 
     #[tokio::test(start_paused = true)]
