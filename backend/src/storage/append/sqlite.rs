@@ -34,8 +34,12 @@ use crate::storage::messages::NewMessage;
 use crate::storage::webhooks::PENDING;
 use crate::storage::{StorageError, StorageResult};
 
-const INSERT: &str = "INSERT INTO messages (room_id, seq, author_id, author, text, sent_at, edited_at, deleted, nonce) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, FALSE, ?7) ON CONFLICT (author_id, nonce) DO NOTHING";
+/// `OR IGNORE` rather than `ON CONFLICT (author_id, nonce) DO NOTHING`: the same here (that
+/// unique index is the table's only constraint a row of ours can break: every `NOT NULL`
+/// column is bound, the id is the database's), and a statement that cannot abort needs no
+/// statement journal, which copies every page the insert touches first.
+const INSERT: &str = "INSERT OR IGNORE INTO messages (room_id, seq, author_id, author, text, sent_at, edited_at, deleted, nonce) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, FALSE, ?7)";
 const LOAD_SEQ: &str = "SELECT last_seq FROM rooms WHERE id = ?1";
 const MOVE_SEQ: &str = "UPDATE rooms SET last_seq = ?1, last_message_at = ?2 WHERE id = ?3 AND last_seq = ?4";
 const ENQUEUE: &str = "INSERT INTO webhook_deliveries \
