@@ -1,11 +1,11 @@
 //! Private messages: the delivery receipt, who is notified, offline recipients, history,
 //! nonces and read cursors.
 
-use confab_shared::DirectMessage;
+use confab_shared::{DirectMessage, TokenPair};
 use confab_shared::rpc::notify::ReadCursor;
 use confab_shared::rpc::{DmHistoryParams, DmReadParams, DmSendParams, EchoParams};
 
-use crate::helpers::{assert_code, assert_invalid_param, dm, spawn_app, sync_rooms, unique};
+use crate::helpers::{TestApp, WsClient, assert_code, assert_invalid_param, dm, spawn_app, sync_rooms, unique};
 
 fn dm_history(with: &str, before: Option<i64>, limit: Option<u32>) -> DmHistoryParams {
     DmHistoryParams { with: with.to_owned(), before, limit }
@@ -151,14 +151,21 @@ async fn a_dm_nonce_reused_for_another_recipient_or_text_is_a_conflict_and_deliv
     assert_eq!(ann.ok(send(&bob, "for bob")).await, first, "the retry still gets the first");
 }
 
+/// Ann online, and Bob with two sockets, the second known to be ready (so it hears what
+/// the first does).
+async fn ann_and_bob_in_two_tabs(app: &TestApp) -> (TokenPair, WsClient, TokenPair, WsClient, WsClient) {
+    let (ann, ann_ws) = app.user_online("ann").await;
+    let bob = app.signup_and_login(&unique("bob")).await;
+    let tab1 = app.ws(&bob.access_token).await;
+    let mut tab2 = app.ws(&bob.access_token).await;
+    tab2.ok(EchoParams { text: "ready".into() }).await;
+    (ann, ann_ws, bob, tab1, tab2)
+}
+
 #[tokio::test]
 async fn dm_read_moves_the_cursor_no_further_than_the_newest_message() {
     let app = spawn_app().await;
-    let (ann, mut ann_ws) = app.user_online("ann").await;
-    let bob = app.signup_and_login(&unique("bob")).await;
-    let mut tab1 = app.ws(&bob.access_token).await;
-    let mut tab2 = app.ws(&bob.access_token).await;
-    tab2.ok(EchoParams { text: "ready".into() }).await;
+    let (ann, mut ann_ws, bob, mut tab1, mut tab2) = ann_and_bob_in_two_tabs(&app).await;
     let with = ann.user.username.clone();
     let first = ann_ws.ok(dm(&bob.user.username, "one")).await;
 
@@ -174,11 +181,7 @@ async fn dm_read_moves_the_cursor_no_further_than_the_newest_message() {
 #[tokio::test]
 async fn dm_read_moves_the_cursor_forward_and_tells_the_readers_other_tabs() {
     let app = spawn_app().await;
-    let (ann, mut ann_ws) = app.user_online("ann").await;
-    let bob = app.signup_and_login(&unique("bob")).await;
-    let mut tab1 = app.ws(&bob.access_token).await;
-    let mut tab2 = app.ws(&bob.access_token).await;
-    tab2.ok(EchoParams { text: "ready".into() }).await;
+    let (ann, mut ann_ws, bob, mut tab1, mut tab2) = ann_and_bob_in_two_tabs(&app).await;
     let first = ann_ws.ok(dm(&bob.user.username, "one")).await;
     let second = ann_ws.ok(dm(&bob.user.username, "two")).await;
 
