@@ -75,8 +75,8 @@ pub struct Config {
     /// Milliseconds within which notifications to one connection are written together: a
     /// batch of them that follows the previous write sooner waits for the rest of the window
     /// (responses never wait; a connection receiving less than one frame per window never
-    /// waits). 0 writes every batch at once.
-    #[arg(long, env = "CONFAB_FANOUT_WINDOW_MS", default_value_t = 16)]
+    /// waits). 0 writes every batch at once; at most 60 000.
+    #[arg(long, env = "CONFAB_FANOUT_WINDOW_MS", default_value_t = 16, value_parser = clap::value_parser!(u64).range(..=60_000))]
     pub fanout_window_ms: u64,
 
     /// Seconds before access-token expiry at which `session.expiring` is sent.
@@ -198,6 +198,29 @@ impl Config {
             webhook_allow_private: true,
             webhook_ca_file: None,
             log_json: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn a_fanout_window_beyond_a_minute_is_refused_at_start() {
+        let parse = |value: &str| Flags::try_parse_from(["confab", "--fanout-window-ms", value]).map(|f| f.config.fanout_window_ms);
+        assert_eq!(parse("0").ok(), Some(0));
+        assert_eq!(parse("60000").ok(), Some(60_000));
+        for bad in ["60001", "18446744073709551615", "-1", "abc"] {
+            assert!(parse(bad).is_err(), "{bad} was accepted");
         }
     }
 }

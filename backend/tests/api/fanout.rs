@@ -8,9 +8,9 @@ use confab_shared::rpc::EchoParams;
 
 use crate::helpers::{join, send, spawn_app_with, unique};
 
-/// A window far longer than any test waits: a held notification that only the window
-/// released would time the test out.
-const FOREVER_MS: u64 = 600_000;
+/// A window far longer than any test waits (the longest the server accepts): a held
+/// notification that only the window released would time the test out.
+const FOREVER_MS: u64 = 60_000;
 
 #[tokio::test]
 async fn an_answer_is_never_held_and_brings_the_held_notifications_with_it() {
