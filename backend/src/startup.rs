@@ -56,7 +56,7 @@ impl Application {
         let keys = Arc::new(Keys::new(&secret, config.access_ttl()));
         let shutdown = CancellationToken::new();
         let Shared { layer, presence, throttle, presence_batch } = shared_state(&config, &shutdown).await?;
-        let webhooks = crate::features::webhooks::Outbox::default();
+        let webhooks = crate::storage::webhook_queue::WebhookQueue::default();
         webhooks.reload(&db).await.context("reading the webhooks")?;
         // A bad CONFAB_WEBHOOK_CA_FILE stops the start here, not every delivery later.
         crate::features::webhooks::destination::client(config.webhook_allow_private, config.webhook_ca_file.as_deref())?;

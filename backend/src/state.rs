@@ -37,8 +37,8 @@ pub struct AppState {
     pub upgrades: Arc<Semaphore>,
     /// API token `last_used_at` times waiting for their coalesced write.
     pub token_usage: Arc<TokenUsage>,
-    /// The webhook outbox hooks and the list of webhooks they consult.
-    pub webhooks: crate::features::webhooks::Outbox,
+    /// The webhook delivery queue's hooks and the list of webhooks they consult.
+    pub webhooks: crate::storage::webhook_queue::WebhookQueue,
     /// The group-commit writer every `room.send` goes through.
     pub writer: MessageWriter,
     /// Background jobs running on this instance, failed on shutdown.

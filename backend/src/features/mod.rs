@@ -10,7 +10,7 @@
 //! - [`publish`]: notices to a room, a user or everyone, from outside (`POST /api/publish`).
 //! - [`jobs`]: background jobs (room exports) with live progress.
 //! - [`tokens`]: API tokens for programs (`/api/tokens`).
-//! - [`webhooks`]: signed outgoing events for admins' URLs (`/api/webhooks`), from an outbox.
+//! - [`webhooks`]: signed outgoing events for admins' URLs (`/api/webhooks`), from a delivery queue in the database.
 //! - [`system`]: health and the API documents.
 
 pub mod chat;

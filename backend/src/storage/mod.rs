@@ -4,6 +4,9 @@
 //! - [`entity`]: one sea-orm entity per table; [`migration`]: the schema, applied on start.
 //! - [`users`], [`sessions`], [`rooms`], [`messages`], [`dms`], [`jobs`], [`api_tokens`], [`webhooks`]: the
 //!   queries each feature needs, returning wire types where the caller only forwards them.
+//! - [`webhook_queue`]: the hooks that enqueue webhook deliveries inside an event's own
+//!   transaction, and the in-memory list of webhooks that makes them free when nobody
+//!   subscribes (the delivery worker is `features::webhooks`).
 //! - [`exports`]: finished export files, in chunks, readable from every instance.
 //! - [`append`]: the hot path, appending batches of room messages on the drivers under
 //!   sea-orm (a SQLite writer thread, one PostgreSQL statement per batch).
@@ -21,6 +24,7 @@ pub mod migration;
 pub mod rooms;
 pub mod sessions;
 pub mod users;
+pub mod webhook_queue;
 pub mod webhooks;
 
 use std::str::FromStr;

@@ -13,7 +13,7 @@
 //! what the commit returned, serialized once, and that JSON is both the `room.message`
 //! broadcast and the `result` of the sender's response.
 //!
-//! `room.message` webhooks ride along: before the append the batch asks the [`Outbox`]
+//! `room.message` webhooks ride along: before the append the batch asks the [`WebhookQueue`]
 //! which webhooks want which message (one atomic load when none does), and the appender
 //! writes those deliveries in the batch's own transaction, so an acknowledged message always
 //! has them, even across a crash. A hooked message's JSON is serialized there, once, and
@@ -32,7 +32,7 @@ use confab_shared::{Message, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
-use crate::features::webhooks::Outbox;
+use crate::storage::webhook_queue::WebhookQueue;
 use crate::layer::{ChannelLayer, Delivery, group};
 use crate::metrics::METRICS;
 use crate::storage::append::{Appended, Appender, Written};
@@ -78,12 +78,12 @@ struct Waiting {
 
 impl MessageWriter {
     /// Starts the owner of the message writes for `db` (connected with `url`); it ends when
-    /// every handle is dropped. Call from within the runtime. `outbox` says which webhooks
+    /// every handle is dropped. Call from within the runtime. `webhooks` says which webhooks
     /// want each batch's messages (their deliveries commit with the batch).
-    pub fn spawn(db: Db, url: &str, layer: Arc<dyn ChannelLayer>, outbox: Outbox) -> anyhow::Result<Self> {
+    pub fn spawn(db: Db, url: &str, layer: Arc<dyn ChannelLayer>, webhooks: WebhookQueue) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
         let appender = Appender::open(&db, url)?;
-        tokio::spawn(run(rx, appender, db, layer, outbox));
+        tokio::spawn(run(rx, appender, db, layer, webhooks));
         Ok(Self { tx })
     }
 
@@ -114,17 +114,17 @@ impl Receipt {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, db: Db, layer: Arc<dyn ChannelLayer>, outbox: Outbox) {
+async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, db: Db, layer: Arc<dyn ChannelLayer>, webhooks: WebhookQueue) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (fresh, repeats) = split_repeats(std::mem::take(&mut batch));
         let (rows, waiting): (Vec<NewMessage>, Vec<Waiting>) =
             fresh.into_iter().map(|p| (p.message, Waiting { room: p.room, reply: p.reply })).unzip();
-        let hooks = outbox.room_message_hooks(waiting.iter().map(|w| w.room.as_str()));
+        let hooks = webhooks.room_message_hooks(waiting.iter().map(|w| w.room.as_str()));
         let now = now_ms();
         let (rows, outcome) = appender.append(rows, hooks, now).await;
         if outcome.as_ref().is_ok_and(|w| w.enqueued) {
-            outbox.wake();
+            webhooks.wake();
         }
         deliver(&db, layer.as_ref(), rows, waiting, repeats, now, outcome);
     }

@@ -11,7 +11,7 @@
 //! wire form, which the caller already has.
 //!
 //! A batch also carries its `room.message` webhook deliveries ([`Hook`]s, from
-//! [`crate::features::webhooks::Outbox::room_message_hooks`]): for each message some
+//! [`super::webhook_queue::WebhookQueue::room_message_hooks`]): for each message some
 //! webhook wants, the appender builds the message's wire JSON as soon as its id is known,
 //! wraps it in the webhook body and inserts one `webhook_deliveries` row per webhook, in the
 //! batch's own transaction: an acknowledged message always has its deliveries, and a batch
@@ -39,7 +39,7 @@ use confab_shared::webhooks::WebhookEvent;
 use confab_shared::{Message, Timestamp};
 
 use super::messages::NewMessage;
-use super::webhooks as outbox;
+use super::webhooks as deliveries;
 use super::{Db, StorageResult};
 
 /// What became of one message of a batch.
@@ -102,9 +102,9 @@ struct Outgoing {
 /// The deliveries of a hooked message stored now with `id`: its JSON and one row per webhook.
 fn outgoing(m: &NewMessage, hook: &Hook, id: i64, now: i64) -> (Arc<str>, Vec<Outgoing>) {
     let json = fresh_json(m, &hook.room, id, now);
-    let body = outbox::body(WebhookEvent::RoomMessage, Timestamp::from_millis(now), &json);
-    let event_id = outbox::new_event_id();
-    let ordering_key = outbox::room_key(&hook.room);
+    let body = deliveries::body(WebhookEvent::RoomMessage, Timestamp::from_millis(now), &json);
+    let event_id = deliveries::new_event_id();
+    let ordering_key = deliveries::room_key(&hook.room);
     let rows = hook
         .webhooks
         .iter()

@@ -1,16 +1,17 @@
-//! The hooks that put events into the webhook outbox, inside the event's own transaction.
+//! The webhook delivery queue: the hooks that enqueue events for webhooks, inside the
+//! event's own transaction (the rows live in `webhook_deliveries`).
 //!
-//! [`Outbox`] keeps the enabled webhooks in memory, so each hook first asks "does any
+//! [`WebhookQueue`] keeps the enabled webhooks in memory, so each hook first asks "does any
 //! webhook want this event?" with one atomic load: with no webhook configured (or none for
 //! that event) a hook does no work at all, not even a query. Otherwise it builds the
 //! event's body once (the same typed payload as the socket notification) and inserts one
 //! delivery row per subscribed webhook on the transaction it was given, so the event and
 //! its deliveries commit together or not at all. A hook returns whether it enqueued
-//! anything; if so, the caller calls [`Outbox::wake`] after the commit.
+//! anything; if so, the caller calls [`WebhookQueue::wake`] after the commit.
 //!
 //! Room messages are the exception in form, not in guarantee: they are written in batches
-//! by the appender ([`crate::storage::append`]) outside sea-orm, so
-//! [`Outbox::room_message_hooks`] only says which webhooks want which message of a batch,
+//! by the appender ([`super::append`]) outside sea-orm, so
+//! [`WebhookQueue::room_message_hooks`] only says which webhooks want which message of a batch,
 //! and the appender inserts those deliveries in the batch's own transaction (the body built
 //! from the message's wire JSON, the one the socket notification carries).
 //!
@@ -28,10 +29,10 @@ use confab_shared::{DirectMessage, Timestamp, User};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use tokio::sync::Notify;
 
-use crate::storage::entity::{direct_messages, messages, reactions, rooms, users};
-use crate::storage::append::Hook;
-use crate::storage::webhooks::{self as store, NewDelivery, room_key};
-use crate::storage::{Db, StorageResult, now_ms};
+use super::append::Hook;
+use super::entity::{direct_messages, messages, reactions, rooms, users};
+use super::webhooks::{self as store, NewDelivery, room_key};
+use super::{Db, StorageResult, now_ms};
 
 /// How often the list of webhooks is re-read, to pick up other instances' changes.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
@@ -50,7 +51,7 @@ struct Subscriber {
 
 /// The handle the write paths and the worker share; cheap to clone.
 #[derive(Clone, Default)]
-pub struct Outbox {
+pub struct WebhookQueue {
     inner: Arc<Inner>,
 }
 
@@ -63,7 +64,7 @@ struct Inner {
     wake: Notify,
 }
 
-impl Outbox {
+impl WebhookQueue {
     /// Re-reads the enabled webhooks.
     pub async fn reload(&self, db: &Db) -> StorageResult<()> {
         let rows = store::all(db).await?;
@@ -161,7 +162,7 @@ impl Outbox {
         for r in found {
             by_emoji.entry(r.emoji).or_default().push(r.username);
         }
-        let wire = crate::storage::messages::wire(row, room.clone(), by_emoji);
+        let wire = super::messages::wire(row, room.clone(), by_emoji);
         self.add(txn, WebhookEvent::MessageEdited, Some(&room), room_key(&room), json(&wire)).await
     }
 
