@@ -32,11 +32,12 @@ use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
+use redis::aio::{ConnectionManager, PubSubStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{ChannelLayer, Class, ConnId, Delivery, Except, Hub, LayerError};
+use crate::redis_link::manager_config;
 
 pub mod cluster;
 
@@ -65,17 +66,6 @@ pub struct RedisLayer {
     outage: Arc<Outage>,
     publish: mpsc::Sender<(String, Bytes)>,
     commands: mpsc::UnboundedSender<SubCommand>,
-}
-
-/// How every command connection of an instance talks to Redis: short timeouts and quick
-/// retries, so a dead Redis turns into a prompt error (and the local fallback) instead of a
-/// request that hangs while the connection manager backs off.
-pub fn manager_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(1))
-        .set_response_timeout(Duration::from_secs(2))
-        .set_number_of_retries(1)
-        .set_max_delay(1000)
 }
 
 impl RedisLayer {
