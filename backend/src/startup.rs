@@ -208,7 +208,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tokens::router())
         .merge(webhooks::router())
         // Every route above checks API tokens against its scope before its handler runs.
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::scopes::enforce_rest))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::extract::enforce_rest))
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
         .layer(compression::layer());

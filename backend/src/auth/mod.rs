@@ -6,7 +6,8 @@
 //! - [`throttle`]: failed-login counting per username and per IP.
 //! - [`api_tokens`]: API tokens (`cfb_…`) for programs: minting, verifying, usage times.
 //! - [`scopes`]: what a token may do, per socket method and per REST route.
-//! - [`extract`]: `AuthUser` / `MaybeAuthUser` / `LoginUser` extractors.
+//! - [`extract`]: the API-token scope middleware and the `AuthUser` / `MaybeAuthUser` /
+//!   `LoginUser` extractors (these two need `AppState`; the modules above do not).
 //! - [`routes`]: the `/api/auth/*` and `/api/me` handlers.
 
 pub mod api_tokens;
@@ -28,7 +29,7 @@ use crate::storage::sessions;
 /// live (not logged out or revoked).
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Identity, AppError> {
     if api_tokens::is_api_token(token) {
-        return api_tokens::authenticate(state, token).await;
+        return api_tokens::authenticate(&state.db, &state.token_usage, token).await;
     }
     let identity = state.keys.verify(token).ok_or(AppError::Unauthenticated)?;
     if !sessions::is_active(&state.db, &identity.session_id).await? {
