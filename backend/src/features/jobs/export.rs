@@ -13,7 +13,7 @@ use confab_shared::{ExportFormat, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::runner::Progress;
-use crate::state::AppState;
+use crate::layer::ChannelLayer;
 use crate::storage::entity::jobs as job_entity;
 use crate::storage::{Db, exports, jobs, messages, rooms};
 
@@ -53,14 +53,14 @@ pub fn extension(format: &ExportFormat) -> &'static str {
 }
 
 /// Runs the export; returns what the job row's `file` records ([`exports::IN_DATABASE`]).
-pub async fn run(state: &AppState, job: &job_entity::Model, stop: &CancellationToken) -> Result<String, ExportError> {
-    if !jobs::start(&state.db, job.id).await? {
+pub async fn run(db: &Db, layer: &dyn ChannelLayer, job: &job_entity::Model, stop: &CancellationToken) -> Result<String, ExportError> {
+    if !jobs::start(db, job.id).await? {
         return Err(ExportError::Gone);
     }
-    match write(state, job, stop).await {
+    match write(db, layer, job, stop).await {
         Ok(()) => Ok(exports::IN_DATABASE.to_owned()),
         Err(err) => {
-            discard(&state.db, job.id).await;
+            discard(db, job.id).await;
             Err(err)
         }
     }
@@ -112,8 +112,7 @@ impl<'a> ChunkWriter<'a> {
     }
 }
 
-async fn write(state: &AppState, job: &job_entity::Model, stop: &CancellationToken) -> Result<(), ExportError> {
-    let db = &state.db;
+async fn write(db: &Db, layer: &dyn ChannelLayer, job: &job_entity::Model, stop: &CancellationToken) -> Result<(), ExportError> {
     let format = jobs::format_of(job);
     let room = rooms::by_name(db, &job.room).await?.ok_or_else(|| ExportError::Failed(anyhow::anyhow!("room {} is gone", job.room)))?;
     let (total, newest) = messages::extent(db, room.id).await?;
@@ -134,7 +133,7 @@ async fn write(state: &AppState, job: &job_entity::Model, stop: &CancellationTok
         let rows = page.len() as u64;
         let wire = messages::to_wire(db, page).await?;
         out.write(&encoder.page(&wire)?).await?;
-        progress.advance(state, rows).await?;
+        progress.advance(db, layer, rows).await?;
     }
     out.write(encoder.end()).await?;
     // Every chunk is committed before the row says "done".

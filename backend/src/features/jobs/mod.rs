@@ -80,7 +80,7 @@ pub async fn create_job(
     }
     let job_id = job.id;
     tracing::info!(job = job_id, user = %caller.username, room = %room.name, format = jobs::format_name(&format), "export queued");
-    state.jobs.spawn(state.clone(), job);
+    state.jobs.spawn(state.db.clone(), state.layer.clone(), job);
     Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id })))
 }
 

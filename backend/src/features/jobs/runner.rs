@@ -21,7 +21,6 @@ use tokio_util::task::TaskTracker;
 
 use super::export::{self, ExportError};
 use crate::layer::{ChannelLayer, Class, Delivery, group};
-use crate::state::AppState;
 use crate::storage::entity::jobs as job_entity;
 use crate::storage::{Db, jobs, now_ms};
 
@@ -41,7 +40,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// How long a shutdown waits for interrupted jobs to record themselves as failed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// This instance's running jobs. Cheap to clone; one per [`AppState`].
+/// This instance's running jobs. Cheap to clone; one per `AppState` (which holds it, so
+/// it takes the database and the layer as arguments rather than the state).
 #[derive(Clone)]
 pub struct JobRunner {
     tracker: TaskTracker,
@@ -59,7 +59,7 @@ impl JobRunner {
 
     /// Runs a queued job in the background. It outlives the request and any socket: the
     /// owner learns its fate from `job.finished`, `GET /api/jobs/{id}` or the download.
-    pub fn spawn(&self, state: AppState, job: job_entity::Model) {
+    pub fn spawn(&self, db: Db, layer: Arc<dyn ChannelLayer>, job: job_entity::Model) {
         let id = job.id;
         if let Ok(mut ids) = self.in_flight.lock() {
             ids.insert(id);
@@ -67,32 +67,32 @@ impl JobRunner {
         let runner = self.clone();
         self.tracker.spawn(async move {
             let started = Instant::now();
-            let outcome = export::run(&state, &job, &runner.stop).await;
+            let outcome = export::run(&db, layer.as_ref(), &job, &runner.stop).await;
             let ended = match outcome {
-                Ok(file) => match jobs::finish(&state.db, id, &file).await {
+                Ok(file) => match jobs::finish(&db, id, &file).await {
                     Ok(Some(done)) => {
                         tracing::info!(job = id, room = %job.room, elapsed_ms = started.elapsed().as_millis() as u64, "export finished");
                         Ok(Some(done))
                     }
                     // Failed behind our back (a sweeper thought us dead): the file is an orphan.
                     Ok(None) => {
-                        export::discard(&state.db, id).await;
+                        export::discard(&db, id).await;
                         Ok(None)
                     }
                     Err(err) => Err(err),
                 },
                 Err(ExportError::Interrupted) => {
                     tracing::info!(job = id, "export interrupted by shutdown");
-                    jobs::fail(&state.db, id, INTERRUPTED).await
+                    jobs::fail(&db, id, INTERRUPTED).await
                 }
                 Err(ExportError::Gone) => Ok(None),
                 Err(ExportError::Failed(cause)) => {
                     tracing::error!(job = id, error = ?cause, "export failed");
-                    jobs::fail(&state.db, id, FAILED).await
+                    jobs::fail(&db, id, FAILED).await
                 }
             };
             match ended {
-                Ok(Some(job)) => notify_finished(state.layer.as_ref(), &job),
+                Ok(Some(job)) => notify_finished(layer.as_ref(), &job),
                 Ok(None) => {}
                 // Left running in the database: the sweeper of a later start fails it.
                 Err(err) => tracing::error!(job = id, error = %err, "could not record the end of a job"),
@@ -181,7 +181,7 @@ impl Progress {
 
     /// Counts `rows` more; notifies and saves when due. [`ExportError::Gone`] when the job
     /// is no longer running in the database.
-    pub async fn advance(&mut self, state: &AppState, rows: u64) -> Result<(), ExportError> {
+    pub async fn advance(&mut self, db: &Db, layer: &dyn ChannelLayer, rows: u64) -> Result<(), ExportError> {
         self.done += rows;
         let percent = self.percent();
         let now = Instant::now();
@@ -195,13 +195,13 @@ impl Progress {
                 detail: Some(format!("{} of {} messages", self.done, self.total)),
             });
             let delivery = Delivery::frame(event.to_frame(), Class::Droppable);
-            if let Err(err) = state.layer.group_send(&group::user(self.owner_id), delivery) {
+            if let Err(err) = layer.group_send(&group::user(self.owner_id), delivery) {
                 tracing::debug!(job = self.job_id, %err, "progress not sent");
             }
         }
         if now.duration_since(self.saved_at) >= SAVE_EVERY {
             self.saved_at = now;
-            if !jobs::progress(&state.db, self.job_id, percent).await.map_err(|e| ExportError::Failed(e.into()))? {
+            if !jobs::progress(db, self.job_id, percent).await.map_err(|e| ExportError::Failed(e.into()))? {
                 return Err(ExportError::Gone);
             }
         }
