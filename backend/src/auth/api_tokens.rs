@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 use tokio_util::sync::CancellationToken;
 
-use super::Identity;
+use super::token::Identity;
 use super::scopes::Scopes;
 use crate::error::AppError;
 use crate::storage::{Db, api_tokens, now_ms, users};

@@ -10,7 +10,7 @@ use axum::http::Method;
 use confab_shared::Scope;
 use confab_shared::tokens::method_scope;
 
-use super::Identity;
+use super::token::Identity;
 use crate::error::AppError;
 
 /// A set of scopes.
