@@ -21,7 +21,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::Keys;
 use crate::config::Config;
 use crate::error::AppError;
-use crate::features::chat::writer::MessageWriter;
+use crate::features::chat::pipeline::MessagePipeline;
 use crate::features::jobs::{self, JobRunner};
 use crate::features::{publish, rooms, system, tokens, users, webhooks};
 use crate::layer::ChannelLayer;
@@ -60,8 +60,8 @@ impl Application {
         webhooks.reload(&db).await.context("reading the webhooks")?;
         // A bad CONFAB_WEBHOOK_CA_FILE stops the start here, not every delivery later.
         crate::features::webhooks::destination::client(config.webhook_allow_private, config.webhook_ca_file.as_deref())?;
-        let writer = MessageWriter::spawn(db.clone(), &config.database_url(), layer.clone(), webhooks.clone())
-            .context("starting the message writer")?;
+        let pipeline = MessagePipeline::spawn(db.clone(), &config.database_url(), layer.clone(), webhooks.clone())
+            .context("starting the message pipeline")?;
         // Jobs left unfinished by an earlier run (or, with Redis, by a dead instance) are failed.
         jobs::runner::sweep(&db, layer.as_ref(), config.redis_url.is_none()).await;
         let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
@@ -78,7 +78,7 @@ impl Application {
             layer,
             presence,
             presence_batch,
-            writer,
+            pipeline,
             webhooks,
             jobs: JobRunner::new(shutdown.clone()),
             shutdown,

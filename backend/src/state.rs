@@ -11,7 +11,7 @@ use crate::auth::api_tokens::TokenUsage;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::Keys;
 use crate::config::Config;
-use crate::features::chat::writer::MessageWriter;
+use crate::features::chat::pipeline::MessagePipeline;
 use crate::features::jobs::JobRunner;
 use crate::layer::ChannelLayer;
 use crate::presence::PresenceStore;
@@ -39,8 +39,8 @@ pub struct AppState {
     pub token_usage: Arc<TokenUsage>,
     /// The webhook delivery queue's hooks and the list of webhooks they consult.
     pub webhooks: crate::storage::webhook_queue::WebhookQueue,
-    /// The group-commit writer every `room.send` goes through.
-    pub writer: MessageWriter,
+    /// The group-commit pipeline every `room.send` goes through (batch, append, broadcast, answer).
+    pub pipeline: MessagePipeline,
     /// Background jobs running on this instance, failed on shutdown.
     pub jobs: JobRunner,
     /// Cancelled when the server begins shutting down.

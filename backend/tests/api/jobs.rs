@@ -32,7 +32,7 @@ async fn seed_room(app: &TestApp, author: &TokenPair, n: usize, text: impl Fn(us
                 text: text(i),
                 nonce: None,
             };
-            receipts.push(state.writer.submit(message, name.clone()).await.expect("the message is queued"));
+            receipts.push(state.pipeline.submit(message, name.clone()).await.expect("the message is queued"));
         }
         for receipt in receipts {
             ids.push(receipt.wait().await.expect("the message is stored").message.id);

@@ -115,7 +115,7 @@ fn outgoing(m: &NewMessage, hook: &Hook, id: i64, now: i64) -> (Arc<str>, Vec<Ou
 
 /// One owner of the message writes, whichever database is underneath.
 pub enum Appender {
-    Sqlite(sqlite::SqliteWriter),
+    Sqlite(sqlite::SqliteAppendThread),
     Postgres(postgres::PgAppender),
 }
 
@@ -123,7 +123,7 @@ impl Appender {
     /// The appender for `db` (opened on `url`, the URL `db` was connected with).
     pub fn open(db: &Db, url: &str) -> StorageResult<Self> {
         if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(sqlite::SqliteWriter::start(url)?))
+            Ok(Self::Sqlite(sqlite::SqliteAppendThread::start(url)?))
         } else {
             Ok(Self::Postgres(postgres::PgAppender::new(db)?))
         }

@@ -66,7 +66,7 @@ struct Pending {
 
 /// The handle features use; cheap to clone.
 #[derive(Clone)]
-pub struct MessageWriter {
+pub struct MessagePipeline {
     tx: mpsc::Sender<Pending>,
 }
 
@@ -76,7 +76,7 @@ struct Waiting {
     reply: oneshot::Sender<AppResult<Committed>>,
 }
 
-impl MessageWriter {
+impl MessagePipeline {
     /// Starts the owner of the message writes for `db` (connected with `url`); it ends when
     /// every handle is dropped. Call from within the runtime. `webhooks` says which webhooks
     /// want each batch's messages (their deliveries commit with the batch).
@@ -216,7 +216,7 @@ fn deliver(
         let _ = reply.send(Ok(committed));
     }
     // A nonce stored before: answer with that message as it is now, or refuse a different
-    // message reusing it (rare; off the writer's path).
+    // message reusing it (rare; off the pipeline's path).
     for (message, reply) in later {
         let db = db.clone();
         tokio::spawn(async move {
