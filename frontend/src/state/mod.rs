@@ -8,22 +8,25 @@
 //!
 //! # Layout
 //! - [`presence`]: who is online among the users the tab shows, and its watch set.
-//! - [`rooms`]: the room list and the rooms pages hold open; [`room`]: one room's state.
-//! - [`dms`]: private conversations and their unread index; [`dm`]: the index and one
+//! - [`rooms`]: the room list and the rooms pages hold open; [`room_state`]: one joined
+//!   room's state.
+//! - [`dms`]: private messages: sending, reading, the conversations pages hold open;
+//!   [`dm_index`]: the list of conversations (persisted); [`dm_conversation`]: one
 //!   conversation's state.
 //! - [`log`]: the one shape of a conversation (a room's or a private one): messages,
-//!   paging back, the outbox; [`conversation`]: either kind, for the shared page parts.
+//!   paging back, the unsent messages; [`conversation`]: either kind, for the shared page parts.
 //! - [`jobs`]: room exports started from this tab.
 //! - [`tokens`], [`webhooks`] (on [`registry`]): the Settings page's REST-managed lists.
 
 pub mod conversation;
-pub mod dm;
+pub mod dm_conversation;
+pub mod dm_index;
 pub mod dms;
 pub mod jobs;
 pub mod log;
 pub mod presence;
 pub mod registry;
-pub mod room;
+pub mod room_state;
 pub mod rooms;
 pub mod tokens;
 pub mod webhooks;
