@@ -1,4 +1,4 @@
-// The example scenario, and an end-to-end test of the server (e2e/suites/20-ts-client.sh),
+// The example scenario, and an end-to-end test of the server (e2e/suites/20-client-ts-example.sh),
 // written with the @confab/client library (shared/client-ts) as a third-party program would:
 //
 //   1. sign up and log in two users over REST;
@@ -183,20 +183,20 @@ async function main(): Promise<void> {
 }
 
 const timer = setTimeout(() => {
-  console.error(`ts-client example: timed out after ${OVERALL_TIMEOUT_MS} ms`);
+  console.error(`client-ts example: timed out after ${OVERALL_TIMEOUT_MS} ms`);
   process.exit(1);
 }, OVERALL_TIMEOUT_MS);
 
 main().then(
   () => {
     clearTimeout(timer);
-    console.log(`ts-client example: ${passed} passed, 0 failed`);
+    console.log(`client-ts example: ${passed} passed, 0 failed`);
     process.exit(0);
   },
   (error: unknown) => {
     clearTimeout(timer);
-    console.error(`ts-client example failed after ${passed} checks:`, error);
-    console.log(`ts-client example: ${passed} passed, 1 failed`);
+    console.error(`client-ts example failed after ${passed} checks:`, error);
+    console.log(`client-ts example: ${passed} passed, 1 failed`);
     process.exit(1);
   },
 );

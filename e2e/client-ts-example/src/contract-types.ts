@@ -1,5 +1,5 @@
 // Compile-time checks of the generated @confab/types package. Nothing here runs: `tsc --strict`
-// (e2e/suites/20-ts-client.sh) fails when the package stops typing calls and notifications the
+// (e2e/suites/20-client-ts-example.sh) fails when the package stops typing calls and notifications the
 // way the protocol says, e.g. when a result degrades to `unknown`, a method loses its entry in
 // the method map, or `METHODS` / `NOTIFICATIONS` and the types disagree. Each
 // `@ts-expect-error` line must stay an error: if it starts compiling, tsc reports the directive.

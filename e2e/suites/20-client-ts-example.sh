@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The TypeScript example client (e2e/ts-client) against a fresh release server. It is written
+# The TypeScript example client (e2e/client-ts-example) against a fresh release server. It is written
 # with the @confab/client library (shared/client-ts), which is built first; both compile with
 # `tsc --strict` against the generated @confab/types (src/contract-types.ts holds compile-time
 # checks of the package's typing: results per method, notification narrowing, rejected
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 source e2e/lib/confab.sh
 
 library=shared/client-ts
-client=e2e/ts-client
+client=e2e/client-ts-example
 for package in "$library" "$client"; do
     if [ ! -d "$package/node_modules" ]; then
         (cd "$package" && npm ci --no-audit --no-fund --loglevel=error)
