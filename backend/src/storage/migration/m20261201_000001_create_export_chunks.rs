@@ -7,6 +7,9 @@ pub struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
+        // The name recorded in `seaql_migrations` by every database migrated so far; the file
+        // was renamed so that file names sort in the order migrations apply, but the recorded
+        // name must stay, or each existing database would try to apply this one again.
         "m20261201_000012_create_export_chunks"
     }
 }
