@@ -28,6 +28,17 @@ impl NewMessage {
     pub fn is_retry_of(&self, first: &messages::Model) -> bool {
         first.room_id == self.room_id && (first.text == self.text || first.edited_at.is_some() || first.deleted)
     }
+
+    /// Its wire form once stored now with `id` in `room` (by name).
+    pub fn into_wire(self, room: String, id: i64, now: i64) -> Message {
+        fresh_wire(id, room, self.author, self.text, now)
+    }
+}
+
+/// The wire form of a message stored now: the one place it is built from what the sender
+/// gave and what the commit returned (nothing is read back).
+pub fn fresh_wire(id: i64, room: String, author: String, text: String, now: i64) -> Message {
+    Message { id, room, author, text, sent_at: Timestamp::from_millis(now), edited_at: None, deleted: false, reactions: BTreeMap::new() }
 }
 
 /// The message an author already sent with this nonce.

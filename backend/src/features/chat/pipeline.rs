@@ -1,4 +1,5 @@
-//! Group commit for room messages.
+//! Group commit for room messages: each `room.send` is one [`Pending`] from the queue to its
+//! answer.
 //!
 //! Every `room.send` on this instance goes through one queue to one owner of the message
 //! writes, which takes whatever has queued up (up to [`MAX_BATCH`]), appends it in a single
@@ -24,11 +25,11 @@
 //! the same batch or was stored before); a nonce reused for a different message is refused
 //! with -32009 and stores nothing (the unique index keeps it out in either case).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use confab_shared::{Message, Timestamp};
+use confab_shared::Message;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
@@ -58,22 +59,45 @@ impl Committed {
     }
 }
 
+/// Where the outcome of one `room.send` goes.
+type Reply = oneshot::Sender<AppResult<Committed>>;
+
+/// One `room.send` on its way through the pipeline: what the sender gave, where the answer
+/// goes, and the later sends of the same batch that reuse its nonce (they are answered from
+/// its outcome, never written).
 struct Pending {
     message: NewMessage,
     room: String,
-    reply: oneshot::Sender<AppResult<Committed>>,
+    reply: Reply,
+    repeats: Vec<Pending>,
+}
+
+/// A [`Pending`] without its row, which is with the appender while the batch commits.
+struct Addressee {
+    room: String,
+    reply: Reply,
+    repeats: Vec<Pending>,
+}
+
+impl Pending {
+    fn split(self) -> (NewMessage, Addressee) {
+        let Self { message, room, reply, repeats } = self;
+        (message, Addressee { room, reply, repeats })
+    }
+}
+
+/// What became of one message of a committed batch.
+enum Settled {
+    /// Stored by this batch (and broadcast).
+    Stored { committed: Committed, reply: Reply, repeats: Vec<Pending> },
+    /// Its nonce was stored before: answered from the database, off the pipeline's path.
+    Earlier { message: NewMessage, to: Addressee },
 }
 
 /// The handle features use; cheap to clone.
 #[derive(Clone)]
 pub struct MessagePipeline {
     tx: mpsc::Sender<Pending>,
-}
-
-/// A message of the batch being written, without its row (which went to the appender).
-struct Waiting {
-    room: String,
-    reply: oneshot::Sender<AppResult<Committed>>,
 }
 
 impl MessagePipeline {
@@ -98,7 +122,7 @@ impl MessagePipeline {
     pub async fn submit(&self, message: NewMessage, room: String) -> AppResult<Receipt> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Pending { message, room, reply })
+            .send(Pending { message, room, reply, repeats: Vec::new() })
             .await
             .map_err(|_| AppError::Unavailable("message writer"))?;
         Ok(Receipt(answer))
@@ -117,82 +141,59 @@ impl Receipt {
 async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, db: Db, layer: Arc<dyn ChannelLayer>, webhooks: WebhookQueue) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (fresh, repeats) = split_repeats(std::mem::take(&mut batch));
-        let (rows, waiting): (Vec<NewMessage>, Vec<Waiting>) =
-            fresh.into_iter().map(|p| (p.message, Waiting { room: p.room, reply: p.reply })).unzip();
-        let hooks = webhooks.room_message_hooks(waiting.iter().map(|w| w.room.as_str()));
+        let (rows, addressees): (Vec<NewMessage>, Vec<Addressee>) = nest_repeats(std::mem::take(&mut batch)).into_iter().map(Pending::split).unzip();
+        let hooks = webhooks.room_message_hooks(addressees.iter().map(|a| a.room.as_str()));
         let now = now_ms();
         let (rows, outcome) = appender.append(rows, hooks, now).await;
         if outcome.as_ref().is_ok_and(|w| w.enqueued) {
             webhooks.wake();
         }
-        deliver(&db, layer.as_ref(), rows, waiting, repeats, now, outcome);
+        deliver(&db, layer.as_ref(), rows, addressees, now, outcome);
     }
 }
 
-/// Separates the messages repeating a nonce of an earlier message of the same batch from
-/// those to write. Whether a repeat is a retry or a conflict is decided once the first is
-/// written ([`answer_repeat`]): the first may itself turn out to repeat a stored message.
-fn split_repeats(batch: Vec<Pending>) -> (Vec<Pending>, Vec<(usize, Pending)>) {
+/// Puts each send that repeats the nonce of an earlier send of the same batch under that
+/// one, so only the first is written. Whether a repeat is a retry or a conflict is decided
+/// once the first is settled ([`answer_repeat`]): the first may itself turn out to repeat a
+/// stored message.
+fn nest_repeats(batch: Vec<Pending>) -> Vec<Pending> {
     let mut fresh: Vec<Pending> = Vec::with_capacity(batch.len());
-    let mut repeats = Vec::new();
     let mut seen: HashMap<(i64, String), usize> = HashMap::new();
     for pending in batch {
         if let Some(nonce) = &pending.message.nonce {
             let key = (pending.message.author_id, nonce.clone());
-            if let Some(&index) = seen.get(&key) {
-                repeats.push((index, pending));
+            if let Some(&first) = seen.get(&key) {
+                fresh[first].repeats.push(pending);
                 continue;
             }
             seen.insert(key, fresh.len());
         }
         fresh.push(pending);
     }
-    (fresh, repeats)
+    fresh
 }
 
 /// After a commit: broadcast every new message in batch (= id) order, then answer.
-fn deliver(
-    db: &Db,
-    layer: &dyn ChannelLayer,
-    rows: Vec<NewMessage>,
-    waiting: Vec<Waiting>,
-    repeats: Vec<(usize, Pending)>,
-    now: i64,
-    outcome: StorageResult<Written>,
-) {
-    let (appended, json) = match outcome {
-        Ok(w) if w.results.len() == waiting.len() && rows.len() == waiting.len() => (w.results, w.json),
-        Ok(_) => return fail_all(waiting, repeats, &StorageError::Db("the batch returned a different number of rows".into())),
-        Err(err) => return fail_all(waiting, repeats, &err),
+fn deliver(db: &Db, layer: &dyn ChannelLayer, rows: Vec<NewMessage>, addressees: Vec<Addressee>, now: i64, outcome: StorageResult<Written>) {
+    let written = match outcome {
+        Ok(w) if w.results.len() == addressees.len() && rows.len() == addressees.len() => w,
+        Ok(_) => return fail_all(addressees, &StorageError::Db("the batch returned a different number of rows".into())),
+        Err(err) => return fail_all(addressees, &err),
     };
-    let stored = appended.iter().filter(|a| matches!(a, Appended::New { .. })).count();
+    let stored = written.results.iter().filter(|a| matches!(a, Appended::New { .. })).count();
     METRICS.messages_persisted.fetch_add(stored as u64, Ordering::Relaxed);
     METRICS.write_batches.fetch_add(1, Ordering::Relaxed);
 
-    let mut done: Vec<Option<Committed>> = Vec::with_capacity(waiting.len());
-    let mut later: Vec<(NewMessage, oneshot::Sender<AppResult<Committed>>)> = Vec::new();
-    let mut replies: Vec<oneshot::Sender<AppResult<Committed>>> = Vec::with_capacity(waiting.len());
-    // The JSON of the hooked messages, serialized by the appender for their deliveries.
-    let mut json = json.into_iter().peekable();
-    for (index, ((message, Waiting { room, reply }), appended)) in rows.into_iter().zip(waiting).zip(appended).enumerate() {
+    let mut settled = Vec::with_capacity(addressees.len());
+    for ((message, to), (appended, json)) in rows.into_iter().zip(addressees).zip(written.per_message()) {
         let Appended::New { id, seq } = appended else {
-            done.push(None);
-            later.push((message, reply));
+            settled.push(Settled::Earlier { message, to });
             continue;
         };
-        let message = Message {
-            id,
-            room,
-            author: message.author,
-            text: message.text,
-            sent_at: Timestamp::from_millis(now),
-            edited_at: None,
-            deleted: false,
-            reactions: BTreeMap::new(),
-        };
-        let committed = match json.next_if(|(i, _)| *i == index) {
-            Some((_, json)) => Committed { message, json },
+        let message = message.into_wire(to.room, id, now);
+        let committed = match json {
+            // Serialized already by the appender, for the message's webhook deliveries.
+            Some(json) => Committed { message, json },
             None => Committed::new(message),
         };
         let text = room_message_frame(&committed.json).into();
@@ -200,28 +201,28 @@ fn deliver(
             // Persisted all the same: clients catch up with `sync` once the layer is back.
             tracing::warn!(%err, id, "room.message not broadcast");
         }
-        done.push(Some(committed));
-        replies.push(reply);
+        settled.push(Settled::Stored { committed, reply: to.reply, repeats: to.repeats });
     }
-    for (index, pending) in repeats {
-        match done.get(index) {
-            Some(Some(first)) => {
-                let answer = answer_repeat(first, &pending.room, &pending.message);
-                let _ = pending.reply.send(answer);
+    for outcome in settled {
+        match outcome {
+            Settled::Stored { committed, reply, repeats } => {
+                for repeat in repeats {
+                    let _ = repeat.reply.send(answer_repeat(&committed, &repeat.room, &repeat.message));
+                }
+                let _ = reply.send(Ok(committed));
             }
-            _ => later.push((pending.message, pending.reply)),
+            // A nonce stored before: answer with that message as it is now, or refuse a
+            // different message reusing it (rare; off the pipeline's path).
+            Settled::Earlier { message, to } => {
+                let repeats = to.repeats.into_iter().map(|p| (p.message, p.reply));
+                for (message, reply) in std::iter::once((message, to.reply)).chain(repeats) {
+                    let db = db.clone();
+                    tokio::spawn(async move {
+                        let _ = reply.send(stored_repeat(&db, &message).await);
+                    });
+                }
+            }
         }
-    }
-    for (committed, reply) in done.into_iter().flatten().zip(replies) {
-        let _ = reply.send(Ok(committed));
-    }
-    // A nonce stored before: answer with that message as it is now, or refuse a different
-    // message reusing it (rare; off the pipeline's path).
-    for (message, reply) in later {
-        let db = db.clone();
-        tokio::spawn(async move {
-            let _ = reply.send(stored_repeat(&db, &message).await);
-        });
     }
 }
 
@@ -242,9 +243,10 @@ async fn stored_repeat(db: &Db, message: &NewMessage) -> AppResult<Committed> {
 }
 
 /// Nothing of the batch was stored: every sender learns why (logged once, here).
-fn fail_all(waiting: Vec<Waiting>, repeats: Vec<(usize, Pending)>, err: &StorageError) {
-    tracing::error!(%err, messages = waiting.len() + repeats.len(), "message batch failed");
-    for reply in waiting.into_iter().map(|w| w.reply).chain(repeats.into_iter().map(|(_, p)| p.reply)) {
+fn fail_all(addressees: Vec<Addressee>, err: &StorageError) {
+    let replies: Vec<Reply> = addressees.into_iter().flat_map(|a| std::iter::once(a.reply).chain(a.repeats.into_iter().map(|p| p.reply))).collect();
+    tracing::error!(%err, messages = replies.len(), "message batch failed");
+    for reply in replies {
         let _ = reply.send(Err(failure(err)));
     }
 }
@@ -272,6 +274,9 @@ fn room_message_frame(json: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use confab_shared::Timestamp;
     use confab_shared::rpc::Notification;
 
     use super::*;
@@ -314,7 +319,7 @@ mod tests {
     fn pending(room_id: i64, text: &str, nonce: &str) -> (Pending, oneshot::Receiver<AppResult<Committed>>) {
         let (reply, answer) = oneshot::channel();
         let message = NewMessage { room_id, author_id: 2, author: "ann".into(), text: text.into(), nonce: Some(nonce.into()) };
-        (Pending { message, room: format!("room{room_id}"), reply }, answer)
+        (Pending { message, room: format!("room{room_id}"), reply, repeats: Vec::new() }, answer)
     }
 
     #[test]
@@ -323,9 +328,10 @@ mod tests {
         let (retry, _) = pending(1, "hi", "n");
         let (other, _) = pending(2, "bye", "n");
         let (unrelated, _) = pending(1, "hi", "m");
-        let (fresh, repeats) = split_repeats(vec![first, retry, other, unrelated]);
+        let fresh = nest_repeats(vec![first, retry, other, unrelated]);
         assert_eq!(fresh.iter().map(|p| p.message.nonce.as_deref()).collect::<Vec<_>>(), vec![Some("n"), Some("m")]);
-        assert_eq!(repeats.iter().map(|(i, p)| (*i, p.message.text.as_str())).collect::<Vec<_>>(), vec![(0, "hi"), (0, "bye")]);
+        let repeats: Vec<&str> = fresh[0].repeats.iter().map(|p| p.message.text.as_str()).collect();
+        assert_eq!((repeats, fresh[1].repeats.len()), (vec!["hi", "bye"], 0));
     }
 
     #[test]

@@ -32,11 +32,10 @@ mod checkpoint;
 pub mod postgres;
 pub mod sqlite;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use confab_shared::webhooks::WebhookEvent;
-use confab_shared::{Message, Timestamp};
+use confab_shared::Timestamp;
 
 use super::messages::NewMessage;
 use super::webhooks as deliveries;
@@ -74,19 +73,19 @@ pub struct Written {
     pub enqueued: bool,
 }
 
+impl Written {
+    /// Each message's outcome in batch order, with the wire JSON built for it if it was
+    /// hooked and stored now: the batch positions of [`Written::json`] are resolved here.
+    pub fn per_message(self) -> impl Iterator<Item = (Appended, Option<Arc<str>>)> {
+        let mut json = self.json.into_iter().peekable();
+        self.results.into_iter().enumerate().map(move |(index, appended)| (appended, json.next_if(|(i, _)| *i == index).map(|(_, json)| json)))
+    }
+}
+
 /// The wire form of a message stored now, as JSON: what the `room.message` notification and
 /// the `room.send` result carry.
 pub fn fresh_json(m: &NewMessage, room: &str, id: i64, now: i64) -> Arc<str> {
-    let message = Message {
-        id,
-        room: room.to_owned(),
-        author: m.author.clone(),
-        text: m.text.clone(),
-        sent_at: Timestamp::from_millis(now),
-        edited_at: None,
-        deleted: false,
-        reactions: BTreeMap::new(),
-    };
+    let message = super::messages::fresh_wire(id, room.to_owned(), m.author.clone(), m.text.clone(), now);
     // Strings, numbers and a string-keyed map: serializing cannot fail.
     serde_json::to_string(&message).unwrap_or_default().into()
 }
@@ -168,6 +167,25 @@ mod tests {
         assert!(rows.iter().all(|r| r.event_id == rows[0].event_id && r.ordering_key == "room:lobby"), "one event, one room");
         let body: serde_json::Value = serde_json::from_str(&rows[0].body).expect("valid JSON");
         assert_eq!((body["type"].as_str(), &body["data"]), (Some("room.message"), &wire));
+    }
+
+    #[test]
+    fn each_message_gets_the_json_built_for_it_and_only_its_own() {
+        let written = Written {
+            results: vec![Appended::New { id: 1, seq: 1 }, Appended::Repeat, Appended::New { id: 2, seq: 2 }, Appended::New { id: 3, seq: 3 }],
+            json: vec![(2, "two".into()), (3, "three".into())],
+            enqueued: true,
+        };
+        let got: Vec<(Appended, Option<String>)> = written.per_message().map(|(a, json)| (a, json.map(|j| j.to_string()))).collect();
+        assert_eq!(
+            got,
+            [
+                (Appended::New { id: 1, seq: 1 }, None),
+                (Appended::Repeat, None),
+                (Appended::New { id: 2, seq: 2 }, Some("two".into())),
+                (Appended::New { id: 3, seq: 3 }, Some("three".into())),
+            ]
+        );
     }
 
     #[test]
