@@ -1,10 +1,11 @@
 //! The layer rule, kept by a test that reads the source tree.
 //!
-//! The lower layers — [`LOWER`]: storage, the channel layer, presence, metrics, config,
-//! error, the Redis link — and every type `AppState` holds must never reach the layers above
-//! them ([`UPPER`]: the features, the socket session, `AppState` itself, the auth routes and
-//! extractors, startup and the documents). Otherwise the crate is one import cycle, and a
-//! change at the bottom can need a change at the top.
+//! The lower layers ([`LOWER`], bottom-up as the crate doc's Layout lists them: metrics, the
+//! Redis link, config, storage, error, the channel layer, presence, auth's building blocks)
+//! each import only their own layer and those before it; every type `AppState` holds never
+//! reaches the layers above ([`UPPER`]: the features, the socket session, `AppState` itself,
+//! the auth routes and extractors, startup and the documents). Otherwise the crate is one
+//! import cycle, and a change at the bottom can need a change at the top.
 //!
 //! The test follows every `use crate::…` / `use super::…` line and every `crate::…` /
 //! `super::…` path in code, from those modules and from everything they reach, and names
@@ -14,10 +15,18 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-/// The modules at the bottom, and everything below them.
-const LOWER: &[&str] = &["storage", "layer", "presence", "metrics", "config", "error", "redis_link"];
+/// The lower layers, bottom-up: a module (or a module below it) may import its own layer and
+/// the ones before it, nothing else of the crate.
+const LOWER: &[&[&str]] = &[
+    &["metrics", "redis_link", "auth::password"],
+    &["config", "storage"],
+    &["error"],
+    &["layer"],
+    &["presence"],
+    &["auth::token", "auth::scopes", "auth::api_tokens", "auth::throttle"],
+];
 
-/// What the lower layers (and the types `AppState` holds) must never import.
+/// What the types `AppState` holds (and what they reach) must never import.
 const UPPER: &[&str] = &[
     "features",
     "ws",
@@ -91,6 +100,11 @@ fn code_lines(text: &str) -> Vec<String> {
         lines.truncate(start);
     }
     lines
+}
+
+/// The lower layer `module` belongs to, by its position in [`LOWER`].
+fn rank(module: &str) -> Option<usize> {
+    LOWER.iter().position(|units| units.iter().any(|u| module == *u || module.starts_with(&format!("{u}::"))))
 }
 
 /// The parent module path of `module` (`a::b` → `a`; `a` → the crate root).
@@ -252,7 +266,7 @@ fn violations(src: &Path) -> Vec<String> {
     let all = modules(src);
     let mut reached: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut queue = VecDeque::new();
-    let roots = all.keys().filter(|m| LOWER.iter().any(|l| m.as_str() == *l || m.starts_with(&format!("{l}::")))).cloned().chain(held_by_state(&all));
+    let roots = all.keys().filter(|m| rank(m).is_some()).cloned().chain(held_by_state(&all));
     for root in roots {
         if reached.insert(root.clone(), None).is_none() {
             queue.push_back(root);
@@ -264,8 +278,14 @@ fn violations(src: &Path) -> Vec<String> {
         // A type AppState holds may live in a feature and use that feature's own modules.
         let own_feature = module.starts_with("features::").then(|| module.split("::").take(2).collect::<Vec<_>>().join("::"));
         for import in imports(&module, source, &all) {
+            let target = landing(&import.path, &all);
             let own = own_feature.as_deref().is_some_and(|f| under(&import.path, f));
-            if let Some(upper) = UPPER.iter().find(|u| under(&import.path, u)).filter(|_| !own) {
+            let above = match rank(&module) {
+                // A lower layer: only its own layer and those before it.
+                Some(own_rank) => (target != module && rank(&target).is_none_or(|r| r > own_rank)).then(|| target.clone()),
+                None => UPPER.iter().find(|u| under(&import.path, u)).filter(|_| !own).map(|u| (*u).to_owned()),
+            };
+            if let Some(upper) = above {
                 let via = match &reached[&module] {
                     Some(from) => format!(" (reached from {})", all[from].file),
                     None => String::new(),
@@ -273,7 +293,6 @@ fn violations(src: &Path) -> Vec<String> {
                 out.push(format!("{}:{}: `{}` reaches up into `{upper}`{via}", source.file, import.line, import.written));
                 continue;
             }
-            let target = landing(&import.path, &all);
             if !target.is_empty() && !reached.contains_key(&target) {
                 reached.insert(target.clone(), Some(module.clone()));
                 queue.push_back(target);
@@ -308,7 +327,7 @@ mod tests {
             std::fs::create_dir_all(path.parent().expect("a parent")).expect("a directory");
             std::fs::write(path, text).expect("a file");
         };
-        write("lib.rs", "pub mod state;\npub mod storage;\npub mod features;\n");
+        write("lib.rs", "pub mod state;\npub mod storage;\npub mod features;\npub mod layer;\n");
         write("state.rs", "pub struct AppState {\n    pub db: crate::storage::Db,\n    pub writer: Writer,\n}\n");
         write("features/mod.rs", "pub mod chat;\npub struct Thing;\n");
         write("features/chat/mod.rs", "pub mod writer;\npub mod list;\n");
@@ -319,7 +338,9 @@ mod tests {
             "storage/mod.rs",
             "//! Storage.\npub mod users;\npub struct Db;\n\n#[cfg(test)]\nmod tests {\n    use crate::features::Thing;\n}\n",
         );
-        write("storage/users.rs", "use std::fmt;\nuse crate::{storage::Db,\n    features::{Thing, chat::writer}};\n");
+        write("storage/users.rs", "use std::fmt;\nuse crate::{storage::Db,\n    features::{Thing, chat::writer}};\nfn f() { crate::layer::Hub::new(); crate::storage::Db; }\n");
+        // Above storage: it may use storage, and storage may not use it.
+        write("layer/mod.rs", "pub struct Hub;\nfn f() { let _ = crate::storage::Db; }\n");
         let mut broken = violations(dir.path());
         broken.sort();
         assert_eq!(
@@ -327,7 +348,8 @@ mod tests {
             [
                 "features/chat/writer.rs:3: `crate::state::AppState::default` reaches up into `state`",
                 "storage/users.rs:2: `use crate::features::Thing` reaches up into `features`",
-                "storage/users.rs:2: `use crate::features::chat::writer` reaches up into `features`",
+                "storage/users.rs:2: `use crate::features::chat::writer` reaches up into `features::chat::writer`",
+                "storage/users.rs:4: `crate::layer::Hub::new` reaches up into `layer`",
             ]
         );
     }
