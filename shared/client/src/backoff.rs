@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn the_default_schedule_is_the_shared_policy() {
         let mut attempts = Attempts::new(Backoff::default());
-        for (attempt, code, random) in [(0, 1001, 0.7), (1, 0, 0.7), (2, 0, 0.3), (9, 0, 0.9)] {
+        for (attempt, code, random) in [(0, 1001, 0.7), (1, 0, 0.7), (2, 0, 0.3), (3, 0, 0.9)] {
             let expected = reconnect::delay_ms(attempt, code, random);
             let got = attempts.next((attempt == 0).then_some(code), random);
             assert_eq!(millis(got), expected.round() as u128, "attempt {attempt}");
