@@ -1,4 +1,4 @@
-//! API tokens for programs (issue 13): one row per token, looked up by the hash of its secret.
+//! API tokens for programs: one row per token, looked up by the hash of its secret.
 
 use sea_orm_migration::prelude::*;
 

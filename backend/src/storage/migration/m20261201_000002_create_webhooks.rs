@@ -1,4 +1,4 @@
-//! Webhooks and their outbox of deliveries (issue 13).
+//! Webhooks and their outbox of deliveries.
 
 use sea_orm_migration::prelude::*;
 
