@@ -68,7 +68,11 @@ failures_of() {
             if (match($0, /deps\/[^ )]+/)) { binary = substr($0, RSTART + 5, RLENGTH - 5); sub(/-[0-9a-f]+$/, "", binary) }
         }
         /^test .* \.\.\. FAILED$/ { print lane " " binary " " $2; found = 1 }
-        END { if (!found && status != 0) print lane " - (the lane failed without a failing test: exit " status ", see its log)" }
+        END {
+            if (found || status == 0) exit
+            if (status == 124 || status == 137) print lane " - (the lane was stopped after the lane timeout, see its log)"
+            else print lane " - (the lane failed without a failing test: exit " status ", see its log)"
+        }
     ' status="$status" "$log"
 }
 
