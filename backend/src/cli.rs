@@ -14,6 +14,10 @@ use crate::config::Config;
 use crate::startup::Application;
 use crate::storage::{Db, StorageError, users};
 
+/// `docs/configuration.md`, generated from the definitions below (a drift test keeps it).
+#[cfg(test)]
+mod reference;
+
 #[derive(Parser, Debug)]
 #[command(name = "confab", version, about = "Real-time chat and presence server")]
 pub struct Cli {
@@ -77,6 +81,7 @@ pub struct PublishArgs {
 pub enum UserCommand {
     /// Create an account; the password is read from stdin (or prompted for on a terminal).
     Create {
+        /// The account's name (the rules of sign-up apply to it and to the password).
         username: String,
         /// Make the account an administrator.
         #[arg(long)]
@@ -91,6 +96,7 @@ pub enum UserCommand {
 pub enum TokenCommand {
     /// Create an API token for a user and print it (it is shown only this once).
     Create {
+        /// The user the token acts as.
         username: String,
         /// A label to recognise the token by.
         #[arg(long)]

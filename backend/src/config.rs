@@ -36,11 +36,13 @@ pub struct Config {
     #[arg(long, env = "CONFAB_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// Extra browser origins allowed to open sockets (comma-separated); the server's own origin always is.
+    /// Extra browser origins allowed to open sockets (comma-separated); the server's own origin
+    /// always is, and `*` allows any.
     #[arg(long, env = "CONFAB_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// Folder with the built SPA (`index.html`, `assets/`), served at `/` (see `spa`).
+    /// Folder with the built SPA (`index.html`, `assets/`), served at `/`; the app's own routes
+    /// (`/rooms/…`, `/login`) fall back to `index.html`.
     #[arg(long, env = "CONFAB_STATIC_DIR", default_value = "frontend/dist")]
     pub static_dir: PathBuf,
 
@@ -108,7 +110,8 @@ pub struct Config {
     #[arg(long, env = "CONFAB_PRESENCE_TICK_MS", default_value_t = 250)]
     pub presence_tick_ms: u64,
 
-    /// Most users one connection may watch with `presence.watch`.
+    /// Most users one connection may watch with `presence.watch`; more is refused with -32602
+    /// (`field: "users"`).
     #[arg(long, env = "CONFAB_PRESENCE_WATCH_MAX", default_value_t = 1000)]
     pub presence_watch_max: usize,
 

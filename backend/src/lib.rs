@@ -39,6 +39,8 @@
 pub mod asyncapi;
 pub mod auth;
 pub mod cli;
+#[cfg(test)]
+mod committed;
 pub mod compression;
 pub mod config;
 pub mod docs;

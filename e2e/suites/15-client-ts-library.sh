@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 
 package=shared/client-ts
 if [ ! -x "${CONFAB_BIN:-target/release/confab}" ]; then
-    echo "no server binary at ${CONFAB_BIN:-target/release/confab} (cargo build --release --bin confab)" >&2
+    echo "no server binary at ${CONFAB_BIN:-target/release/confab} (bash scripts/build.sh server)" >&2
     exit 1
 fi
 if [ ! -d "$package/node_modules" ]; then
