@@ -486,16 +486,23 @@ pub fn protocol_html() -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Confab WebSocket protocol</title><style>{NAV_CSS}{PROTOCOL_CSS}</style></head>\
+         <title>Confab WebSocket protocol</title>{NAV_LINK}{PROTOCOL_LINK}</head>\
          <body>{NAV}<main>\n{body}</main></body></html>\n"
     )
 }
 
-/// The navigation bar's style, shared by both pages (Swagger UI styles its own content).
-const NAV_CSS: &str = "body{margin:0}nav{background:#1b1f24;padding:.6rem 2rem;font:15px/1.5 system-ui,sans-serif}\
+/// The pages' styles are files, not inline `<style>`: the pages' Content-Security-Policy
+/// allows styles from this origin only (see `crate::headers`).
+const NAV_LINK: &str = "<link rel=\"stylesheet\" href=\"/api/docs/nav.css\">";
+const PROTOCOL_LINK: &str = "<link rel=\"stylesheet\" href=\"/api/docs/protocol.css\">";
+
+/// The navigation bar's style, shared by both pages (Swagger UI styles its own content):
+/// `/api/docs/nav.css`.
+pub const NAV_CSS: &str = "body{margin:0}nav{background:#1b1f24;padding:.6rem 2rem;font:15px/1.5 system-ui,sans-serif}\
 nav a{color:#fff;margin-right:1.5rem;text-decoration:none}";
 
-const PROTOCOL_CSS: &str = "body{font:15px/1.5 system-ui,sans-serif;color:#1b1f24}\
+/// The protocol reference's style: `/api/docs/protocol.css`.
+pub const PROTOCOL_CSS: &str = "body{font:15px/1.5 system-ui,sans-serif;color:#1b1f24}\
 main{max-width:70rem;margin:0 auto;padding:1rem 2rem 4rem}\
 code{font:13px ui-monospace,monospace;background:#f2f4f7;padding:0 .25em;border-radius:3px}\
 pre{background:#f2f4f7;padding:.8rem;overflow:auto}pre code{background:none}\
@@ -528,9 +535,9 @@ pub fn index_html(assets_available: bool) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Confab API documentation</title><style>{NAV_CSS}{}</style></head>\
+         <title>Confab API documentation</title>{NAV_LINK}{}</head>\
          <body>{NAV}{main}</body></html>\n",
-        if assets_available { "" } else { PROTOCOL_CSS }
+        if assets_available { "" } else { PROTOCOL_LINK }
     )
 }
 

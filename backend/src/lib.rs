@@ -13,7 +13,8 @@
 //!   REST responses.
 //! - [`auth`]: passwords, tokens, login throttling, extractors, `/api/auth/*`.
 //! - [`import`]: `confab user import`, accounts in bulk (and, for load tests, their sessions).
-//! - [`storage`]: sea-orm entities, migrations and queries.
+//! - [`storage`]: sea-orm entities, migrations and queries; [`files`]: the data dir and its
+//!   files, owner-only.
 //! - [`layer`]: the channel layer trait, the local hub of connections, its implementations.
 //! - [`presence`]: connection counting per user and per room.
 //! - [`redis_link`]: one Redis server or a Redis Cluster, detected; the shared command connection.
@@ -22,7 +23,8 @@
 //!   background jobs (room exports), system endpoints.
 //! - [`openapi`], [`metrics`]: the API document and Prometheus counters.
 //! - [`asyncapi`], [`docs`]: the WebSocket API document and the pages under `/api/docs`.
-//! - [`spa`]: the web app's files: precompressed, content-hashed, cached.
+//! - [`spa`]: the web app's files: precompressed, content-hashed, cached; [`headers`]: the
+//!   browser security headers (Content-Security-Policy and the rest) on every response.
 
 pub mod asyncapi;
 pub mod auth;
@@ -32,6 +34,8 @@ pub mod config;
 pub mod docs;
 pub mod error;
 pub mod features;
+pub mod files;
+pub mod headers;
 pub mod http;
 pub mod import;
 pub mod layer;

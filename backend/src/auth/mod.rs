@@ -8,8 +8,10 @@
 //! - [`scopes`]: what a token may do, per socket method and per REST route.
 //! - [`extract`]: `AuthUser` / `MaybeAuthUser` / `LoginUser` extractors.
 //! - [`routes`]: the `/api/auth/*` and `/api/me` handlers.
+//! - [`cookie`]: the web app's session, its refresh token in an `HttpOnly` cookie.
 
 pub mod api_tokens;
+pub mod cookie;
 pub mod extract;
 pub mod password;
 pub mod routes;
