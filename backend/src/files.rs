@@ -41,7 +41,7 @@ pub fn create_private(path: &Path) -> io::Result<std::fs::File> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
     let file = options.open(path)?;
     #[cfg(unix)]
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(FILE_MODE))?;
+    file.set_permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(FILE_MODE))?;
     Ok(file)
 }
 
@@ -72,7 +72,7 @@ fn restrict(path: &Path, mode: u32) -> io::Result<()> {
         use std::os::unix::fs::PermissionsExt as _;
         let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
         if current & !mode != 0 {
-            tracing::info!(path = %path.display(), from = format!("{current:o}"), to = format!("{mode:o}"), "tightened permissions");
+            tracing::info!(path = %path.display(), from = %format_args!("{current:o}"), to = %format_args!("{mode:o}"), "tightened permissions");
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         }
     }
@@ -90,7 +90,7 @@ fn warn_if_open(dir: &Path) {
         {
             tracing::warn!(
                 path = %dir.display(),
-                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                mode = %format_args!("{:o}", meta.permissions().mode() & 0o777),
                 "the data dir is open to other users; its files are owner-only, but consider chmod 700"
             );
         }
