@@ -43,6 +43,21 @@ pub const CSRF_HEADER: &str = "confab-csrf";
 /// A refresh token is 43 URL-safe base64 characters; anything else in the cookie is junk.
 const MAX_TOKEN_CHARS: usize = 64;
 
+/// The header every route here needs, as the OpenAPI document states it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct CsrfHeader {
+    /// Any value; a form or a link of another site cannot send it.
+    #[param(rename = "Confab-CSRF")]
+    #[allow(dead_code)]
+    confab_csrf: String,
+}
+
+/// 403 of every route here without [`CSRF_HEADER`].
+#[derive(utoipa::IntoResponses)]
+#[response(status = 403, description = "The `Confab-CSRF` header is missing", content_type = "application/problem+json")]
+pub struct NoCsrfHeader(pub Problem);
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(COOKIE_PATH, post(log_in))
@@ -54,12 +69,12 @@ pub fn router() -> Router<AppState> {
 /// (`confab_refresh`, `SameSite=Strict`, path `/api/auth/session`) instead of the body.
 /// Needs the header `Confab-CSRF` (any value). Programs use `POST /api/auth/login`.
 #[utoipa::path(post, path = "/api/auth/session", tag = "auth", request_body = Credentials,
-    params(("Confab-CSRF" = String, Header, description = "Any value; a cross-site form cannot send it")),
+    params(CsrfHeader),
     responses(
         (status = 200, description = "Logged in; `Set-Cookie` holds the refresh token", body = SessionTokens,
             headers(("Set-Cookie" = String, description = "`confab_refresh=…; Path=/api/auth/session; HttpOnly; SameSite=Strict; Max-Age=…`"))),
         (status = 401, description = "Unknown user or wrong password (indistinguishable)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The `Confab-CSRF` header is missing", body = Problem, content_type = "application/problem+json"),
+        NoCsrfHeader,
         (status = 422, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts for this username or address", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing at capacity; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
@@ -79,12 +94,12 @@ pub async fn log_in(
 /// with `POST /api/auth/refresh`, presenting a used token revokes the session. A refused
 /// cookie is deleted. Needs the header `Confab-CSRF`.
 #[utoipa::path(post, path = "/api/auth/session/refresh", tag = "auth",
-    params(("Confab-CSRF" = String, Header, description = "Any value; a cross-site form cannot send it")),
+    params(CsrfHeader),
     responses(
         (status = 200, description = "A fresh access token; `Set-Cookie` holds the rotated refresh token", body = SessionTokens,
             headers(("Set-Cookie" = String, description = "The rotated `confab_refresh` cookie"))),
         (status = 401, description = "No cookie, or an unknown, expired, reused or revoked refresh token (the cookie is deleted)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The `Confab-CSRF` header is missing", body = Problem, content_type = "application/problem+json"),
+        NoCsrfHeader,
     ))]
 pub async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Response> {
     require_csrf(&headers)?;
@@ -103,11 +118,11 @@ pub async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> AppRe
 /// with 4003) and delete the cookie. Works with an expired access token, and without any
 /// cookie (then it only answers 204). Needs the header `Confab-CSRF`.
 #[utoipa::path(post, path = "/api/auth/session/logout", tag = "auth",
-    params(("Confab-CSRF" = String, Header, description = "Any value; a cross-site form cannot send it")),
+    params(CsrfHeader),
     responses(
         (status = 204, description = "Logged out; `Set-Cookie` deletes the cookie",
             headers(("Set-Cookie" = String, description = "`confab_refresh=; …; Max-Age=0`"))),
-        (status = 403, description = "The `Confab-CSRF` header is missing", body = Problem, content_type = "application/problem+json"),
+        NoCsrfHeader,
     ))]
 pub async fn log_out(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Response> {
     require_csrf(&headers)?;

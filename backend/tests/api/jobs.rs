@@ -286,14 +286,21 @@ async fn only_the_owner_sees_a_job_and_downloads_its_file() {
     other_ws.assert_no("job.finished").await;
 }
 
-#[tokio::test]
-async fn an_export_past_its_lifetime_loses_its_file_and_its_download_is_gone() {
-    let app = spawn_app_with(|config| config.export_ttl_hours = 24).await;
+/// A server keeping exports `ttl_hours`, and a finished CSV export of a small room by its owner.
+async fn finished_export(ttl_hours: u64) -> (TestApp, TokenPair, Job) {
+    let app = spawn_app_with(|config| config.export_ttl_hours = ttl_hours).await;
     let owner = app.signup_and_login(&unique("ann")).await;
     let (room, _) = seed_room(&app, &owner, 3, |i| format!("message {i}")).await;
     let job_id = start_export(&app, &owner.access_token, &room, "csv").await;
     let job = poll_until_finished(&app, &owner.access_token, job_id).await;
     assert_eq!(job.state, JobState::Done, "{job:?}");
+    (app, owner, job)
+}
+
+#[tokio::test]
+async fn an_export_past_its_lifetime_loses_its_file_and_its_download_is_gone() {
+    let (app, owner, job) = finished_export(24).await;
+    let job_id = job.id;
     let finished = job.finished_at.expect("a finished job says when").millis();
     let day = 24 * 3600 * 1000;
 
@@ -318,13 +325,9 @@ async fn an_export_past_its_lifetime_loses_its_file_and_its_download_is_gone() {
 
 #[tokio::test]
 async fn exports_never_expire_when_their_lifetime_is_zero() {
-    let app = spawn_app_with(|config| config.export_ttl_hours = 0).await;
-    let owner = app.signup_and_login(&unique("ann")).await;
-    let (room, _) = seed_room(&app, &owner, 1, |i| format!("message {i}")).await;
-    let job_id = start_export(&app, &owner.access_token, &room, "json").await;
-    poll_until_finished(&app, &owner.access_token, job_id).await;
+    let (app, owner, job) = finished_export(0).await;
     assert_eq!(expire_exports(app.state(), i64::MAX).await, 0);
-    assert_eq!(download(&app, &owner.access_token, job_id).await.status().as_u16(), 200);
+    assert_eq!(download(&app, &owner.access_token, job.id).await.status().as_u16(), 200);
 }
 
 #[tokio::test]

@@ -159,6 +159,15 @@ fn credentials(username: &str) -> Credentials {
     Credentials { username: username.to_owned(), password: PASSWORD.to_owned() }
 }
 
+/// Logs a new account in as the web app does; returns the cookie's token and the answer.
+async fn web_login(app: &TestApp, name: &str) -> (String, SessionTokens) {
+    assert_eq!(app.signup(name, PASSWORD).await.status().as_u16(), 201);
+    let login = session_post(app, "/api/auth/session", None, Some(&credentials(name)), false).await;
+    assert_eq!(login.status().as_u16(), 200);
+    let (cookie, _) = set_cookie(&login);
+    (cookie, body(login).await)
+}
+
 async fn me_status(app: &TestApp, access_token: &str) -> u16 {
     app.get("/api/me", Some(access_token)).await.status().as_u16()
 }
@@ -201,14 +210,11 @@ async fn the_web_apps_session_keeps_its_refresh_token_in_an_http_only_cookie_tha
 async fn the_cookie_routes_refuse_requests_without_the_csrf_header() {
     let app = spawn_app().await;
     let name = unique("web");
-    app.signup(&name, PASSWORD).await;
+    let (cookie, session) = web_login(&app, &name).await;
     let forged = session_post(&app, "/api/auth/session", None, Some(&credentials(&name)), true).await;
     assert!(forged.headers().get(SET_COOKIE).is_none());
     assert_eq!(problem(forged, 403).await.kind, "/problems/forbidden");
 
-    let login = session_post(&app, "/api/auth/session", None, Some(&credentials(&name)), false).await;
-    let (cookie, _) = set_cookie(&login);
-    let session: SessionTokens = body(login).await;
     // A form of another site (no header): neither a refresh nor a logout happens.
     problem(session_post(&app, "/api/auth/session/refresh", Some(&cookie), None, true).await, 403).await;
     problem(session_post(&app, "/api/auth/session/logout", Some(&cookie), None, true).await, 403).await;
@@ -222,13 +228,10 @@ async fn the_cookie_routes_refuse_requests_without_the_csrf_header() {
 }
 
 #[tokio::test]
-async fn logging_out_by_the_cookie_revokes_the_session_even_after_the_access_token_expired() {
+async fn logging_out_by_the_cookie_needs_no_access_token_and_revokes_only_that_session() {
     let app = spawn_app().await;
     let name = unique("web");
-    app.signup(&name, PASSWORD).await;
-    let login = session_post(&app, "/api/auth/session", None, Some(&credentials(&name)), false).await;
-    let (cookie, _) = set_cookie(&login);
-    let session: SessionTokens = body(login).await;
+    let (cookie, session) = web_login(&app, &name).await;
     // Another session of the same user (a program) is not touched.
     let program: TokenPair = app.login_ok(&name).await;
     let mut socket = app.ws(&session.access_token).await;
@@ -250,7 +253,7 @@ async fn logging_out_by_the_cookie_revokes_the_session_even_after_the_access_tok
 async fn the_refresh_cookie_is_secure_when_the_server_is_reached_over_https() {
     let app = spawn_app_with(|config| config.https = true).await;
     let name = unique("web");
-    app.signup(&name, PASSWORD).await;
+    assert_eq!(app.signup(&name, PASSWORD).await.status().as_u16(), 201);
     let login = session_post(&app, "/api/auth/session", None, Some(&credentials(&name)), false).await;
     assert!(set_cookie(&login).1.ends_with("; Secure"), "{:?}", set_cookie(&login));
 }

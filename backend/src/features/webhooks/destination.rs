@@ -106,7 +106,7 @@ pub fn is_public(ip: IpAddr) -> bool {
 /// The IPv4 address an IPv6 address stands for, when it is of a form that carries one.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
-    let last32 = Ipv4Addr::from(u32::from(ip) as u32);
+    let last32 = Ipv4Addr::from(u128::from(ip) as u32);
     match s {
         // IPv4-mapped ::ffff:a.b.c.d and IPv4-compatible ::a.b.c.d (:: and ::1 included:
         // they stand for 0.0.0.0 and 0.0.0.1, in "this network", so neither is public).
