@@ -61,6 +61,17 @@ describe('browser security', { concurrency: false }, () => {
     await page.context().close();
   });
 
+  test('the API documentation renders under its policy', async () => {
+    const page = await newPage(browser);
+    await page.goto('/api/docs');
+    // Swagger UI (vendored) fetched the OpenAPI document and drew its operations.
+    await page.locator('.swagger-ui .opblock').first().waitFor();
+    await page.goto('/api/docs/protocol');
+    await expectText(page.locator('h1'), 'Confab WebSocket protocol reference');
+    assert.deepEqual(page.cspViolations, []);
+    await page.context().close();
+  });
+
   test('after logging in, next= leads only to pages of this site', async () => {
     const page = await newPage(browser);
     await signUp(page, 'nextuser');
