@@ -144,7 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
         Command::Migrate => {
-            std::fs::create_dir_all(&cli.config.data_dir)?;
+            crate::files::create_data_dir(&cli.config.data_dir)?;
             let db = Db::connect(&cli.config.database_url()).await?;
             db.migrate().await?;
             println!("migrations applied");
@@ -200,7 +200,7 @@ async fn create_user(config: &Config, username: &str, admin: bool) -> anyhow::Re
     let username = confab_shared::validate::username(username).map_err(|m| anyhow::anyhow!("username {m}"))?;
     let password = read_password(username)?;
     confab_shared::validate::password(&password).map_err(|m| anyhow::anyhow!("password {m}"))?;
-    std::fs::create_dir_all(&config.data_dir)?;
+    crate::files::create_data_dir(&config.data_dir)?;
     let db = Db::connect(&config.database_url()).await?;
     db.migrate().await?;
     let hash = crate::auth::password::Hasher::start(1, 1).hash(password).await?;
@@ -219,7 +219,7 @@ async fn create_token(config: &Config, username: &str, name: String, scopes: &[S
         .iter()
         .map(|s| confab_shared::Scope::parse(s).ok_or_else(|| anyhow::anyhow!("unknown scope {s:?}: use read, write or publish")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    std::fs::create_dir_all(&config.data_dir)?;
+    crate::files::create_data_dir(&config.data_dir)?;
     let db = Db::connect(&config.database_url()).await?;
     db.migrate().await?;
     let body = confab_shared::CreateApiToken { name, scopes, expires_in_days };

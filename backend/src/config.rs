@@ -50,6 +50,12 @@ pub struct Config {
     #[arg(long, env = "CONFAB_DOCS_ASSETS_DIR", default_value = "docs/api-ui/dist")]
     pub docs_assets_dir: PathBuf,
 
+    /// The server is reached over https (Confab speaks plain HTTP; a TLS proxy in front
+    /// terminates it): every response carries `Strict-Transport-Security` and the web
+    /// app's refresh cookie is `Secure`. Leave off when browsers reach it over http.
+    #[arg(long, env = "CONFAB_HTTPS")]
+    pub https: bool,
+
     /// Access token lifetime in seconds.
     #[arg(long, env = "CONFAB_ACCESS_TTL_SECS", default_value_t = 900)]
     pub access_ttl_secs: u64,
@@ -105,6 +111,11 @@ pub struct Config {
     /// Most concurrent background jobs per user.
     #[arg(long, env = "CONFAB_JOBS_PER_USER", default_value_t = 2)]
     pub jobs_per_user: usize,
+
+    /// Hours a finished export's file is kept; then a sweep deletes it and the job reads
+    /// `expired` (downloads get 410). 0 keeps exports until the database is cleaned by hand.
+    #[arg(long, env = "CONFAB_EXPORT_TTL_HOURS", default_value_t = 24)]
+    pub export_ttl_hours: u64,
 
     /// Milliseconds per presence tick: changes within one tick are coalesced (a flap sends nothing).
     #[arg(long, env = "CONFAB_PRESENCE_TICK_MS", default_value_t = 250)]
@@ -162,6 +173,11 @@ impl Config {
         Duration::from_millis(self.fanout_window_ms)
     }
 
+    /// How long a finished export is kept; `None`: for ever.
+    pub fn export_ttl(&self) -> Option<Duration> {
+        (self.export_ttl_hours > 0).then(|| Duration::from_secs(self.export_ttl_hours.saturating_mul(3600)))
+    }
+
     pub fn presence_tick(&self) -> Duration {
         Duration::from_millis(self.presence_tick_ms)
     }
@@ -178,6 +194,7 @@ impl Config {
             allowed_origins: Vec::new(),
             static_dir: PathBuf::from("frontend/dist"),
             docs_assets_dir: PathBuf::from("docs/api-ui/dist"),
+            https: false,
             access_ttl_secs: 900,
             refresh_ttl_secs: 30 * 24 * 3600,
             max_frame_bytes: 64 * 1024,
@@ -191,6 +208,7 @@ impl Config {
             hash_queue: 32,
             max_pending_upgrades: 256,
             jobs_per_user: 2,
+            export_ttl_hours: 24,
             // Short, so tests see announcements promptly; coalescing tests flush by hand.
             presence_tick_ms: 10,
             presence_watch_max: 1000,

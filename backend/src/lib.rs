@@ -12,8 +12,9 @@
 //! 1. [`metrics`] (process-wide counters), [`redis_link`] (one Redis server or a Redis
 //!    Cluster, detected; the shared command connection), `auth::password` (argon2 on its
 //!    own threads).
-//! 2. [`config`] (settings: flags and env vars); [`storage`] (sea-orm entities, migrations,
-//!    queries, the room-message appender and the webhook delivery queue).
+//! 2. [`config`] (settings: flags and env vars); [`files`] (the data directory and its files,
+//!    owner-only); [`storage`] (sea-orm entities, migrations, queries, the room-message
+//!    appender and the webhook delivery queue).
 //! 3. [`error`]: the one feature-layer error, mapped to problem+json and to JSON-RPC errors.
 //! 4. [`layer`]: the channel layer trait, the local hub of connections, its in-process and
 //!    Redis implementations; [`presence`]: connection counting per user and per room, and
@@ -27,7 +28,8 @@
 //!    and the per-connection session), [`features`] (users, rooms, chat, private messages,
 //!    sync, publishing from outside, webhooks, background jobs, system endpoints).
 //! 8. [`openapi`], [`asyncapi`], [`docs`] (the API documents and the pages under
-//!    `/api/docs`), [`spa`] (the web app's files: precompressed, content-hashed, cached).
+//!    `/api/docs`), [`spa`] (the web app's files: precompressed, content-hashed, cached),
+//!    [`headers`] (the browser security headers on every response).
 //! 9. [`startup`]: builds an [`startup::Application`] (storage, keys, layer, router) and
 //!    runs it; [`cli`]: the `confab` command; [`import`]: `confab user import`.
 //!
@@ -46,6 +48,8 @@ pub mod config;
 pub mod docs;
 pub mod error;
 pub mod features;
+pub mod files;
+pub mod headers;
 pub mod http;
 pub mod import;
 pub mod layer;

@@ -34,7 +34,7 @@ use crate::presence::PresenceStore;
 use crate::presence::memory::MemoryPresence;
 use crate::state::AppState;
 use crate::storage::Db;
-use crate::{auth, compression, http, spa, ws};
+use crate::{auth, compression, headers, http, spa, ws};
 
 /// How long sockets get to close (1001) when the server stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -47,7 +47,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
+        crate::files::create_data_dir(&config.data_dir)
             .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
         let db = Db::connect(&config.database_url()).await.context("connecting to the database")?;
         db.migrate().await.context("migrating the database")?;
@@ -101,7 +101,7 @@ impl Application {
         let state = self.state.clone();
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = state.shutdown.clone();
-        tokio::spawn(jobs::runner::sweep_periodically(state.db.clone(), state.layer.clone(), shutdown.clone()));
+        tokio::spawn(jobs::runner::sweep_periodically(state.clone()));
         let deliveries = tokio::spawn(crate::features::webhooks::worker::run(state.clone()));
         let usage = {
             let (usage, db, shutdown) = (state.token_usage.clone(), state.db.clone(), shutdown.clone());
@@ -221,6 +221,10 @@ pub fn router(state: AppState) -> Router {
             tracing::error!("a handler panicked");
             axum::response::IntoResponse::into_response(AppError::Internal(anyhow::anyhow!("handler panicked")))
         }))
+        .layer(axum::middleware::from_fn_with_state(
+            headers::BrowserHeaders::new(&state.config.static_dir, state.config.https),
+            headers::set,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -38,6 +38,7 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(Credentials::export_all(&cfg))?;
     export(RefreshRequest::export_all(&cfg))?;
     export(TokenPair::export_all(&cfg))?;
+    export(SessionTokens::export_all(&cfg))?;
     export(CreateRoom::export_all(&cfg))?;
     export(PublishRequest::export_all(&cfg))?;
     export(PublishAccepted::export_all(&cfg))?;

@@ -9,8 +9,10 @@
 //! - [`extract`]: the API-token scope middleware and the `AuthUser` / `MaybeAuthUser` /
 //!   `LoginUser` extractors (these two need `AppState`; the modules above do not).
 //! - [`routes`]: the `/api/auth/*` and `/api/me` handlers.
+//! - [`cookie`]: the web app's session, its refresh token in an `HttpOnly` cookie.
 
 pub mod api_tokens;
+pub mod cookie;
 pub mod extract;
 pub mod password;
 pub mod routes;

@@ -84,6 +84,10 @@ pub const REST_ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/auth/login", Need::Open),
     ("POST", "/api/auth/refresh", Need::Open),
     ("POST", "/api/auth/logout", Need::Login),
+    // The web app's cookie session: they read no bearer, only the cookie.
+    ("POST", "/api/auth/session", Need::Open),
+    ("POST", "/api/auth/session/refresh", Need::Open),
+    ("POST", "/api/auth/session/logout", Need::Open),
     ("GET", "/api/me", Need::Scope(Scope::Read)),
     ("GET", "/api/users", Need::Scope(Scope::Read)),
     ("GET", "/api/rooms", Need::Scope(Scope::Read)),
@@ -109,6 +113,8 @@ pub const REST_ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/docs/init.js", Need::Open),
     ("GET", "/api/docs/protocol", Need::Open),
     ("GET", "/api/docs/protocol.md", Need::Open),
+    ("GET", "/api/docs/nav.css", Need::Open),
+    ("GET", "/api/docs/protocol.css", Need::Open),
     // A nested file service: matched by prefix (a row ending in `*`).
     ("*", "/api/docs/assets*", Need::Open),
     ("GET", "/metrics", Need::Open),

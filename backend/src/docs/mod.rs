@@ -35,9 +35,16 @@ const DELIVERY: &str = include_str!("prose/delivery.md");
 /// Presence and paging.
 const PRESENCE: &str = include_str!("prose/presence.md");
 
-/// The navigation bar's style, shared by both pages (Swagger UI styles its own content).
-const NAV_CSS: &str = include_str!("nav.css");
-const PROTOCOL_CSS: &str = include_str!("protocol.css");
+/// The pages' styles are files, not inline `<style>`: the pages' Content-Security-Policy
+/// allows styles from this origin only (see `crate::headers`).
+const NAV_LINK: &str = "<link rel=\"stylesheet\" href=\"/api/docs/nav.css\">";
+const PROTOCOL_LINK: &str = "<link rel=\"stylesheet\" href=\"/api/docs/protocol.css\">";
+
+/// The navigation bar's style, shared by both pages (Swagger UI styles its own content):
+/// `/api/docs/nav.css`.
+pub const NAV_CSS: &str = include_str!("nav.css");
+/// The protocol reference's style: `/api/docs/protocol.css`.
+pub const PROTOCOL_CSS: &str = include_str!("protocol.css");
 
 const NAV: &str = "<nav><a href=\"/api/docs\">REST API</a><a href=\"/api/docs/protocol\">WebSocket protocol</a>\
 <a href=\"/api/openapi.json\">openapi.json</a><a href=\"/api/asyncapi.json\">asyncapi.json</a>\
@@ -68,11 +75,6 @@ fn prose(source: &str) -> Vec<Block> {
         text = text.replace(&format!("{{{{{name}}}}}"), &value);
     }
     render::parse(&text)
-}
-
-/// Style sheets are kept one rule per line; the pages inline them on one line.
-fn css(sheet: &str) -> String {
-    sheet.lines().map(str::trim).collect()
 }
 
 /// The default of a server setting, as `confab serve --help` shows it (read from the clap
@@ -183,10 +185,8 @@ pub fn protocol_html() -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Confab WebSocket protocol</title><style>{}{}</style></head>\
-         <body>{NAV}<main>\n{body}</main></body></html>\n",
-        css(NAV_CSS),
-        css(PROTOCOL_CSS)
+         <title>Confab WebSocket protocol</title>{NAV_LINK}{PROTOCOL_LINK}</head>\
+         <body>{NAV}<main>\n{body}</main></body></html>\n"
     )
 }
 
@@ -211,10 +211,9 @@ pub fn index_html(assets_available: bool) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Confab API documentation</title><style>{}{}</style></head>\
+         <title>Confab API documentation</title>{NAV_LINK}{}</head>\
          <body>{NAV}{main}</body></html>\n",
-        css(NAV_CSS),
-        if assets_available { String::new() } else { css(PROTOCOL_CSS) }
+        if assets_available { "" } else { PROTOCOL_LINK }
     )
 }
 

@@ -22,6 +22,8 @@ pub fn router(docs_assets: &std::path::Path) -> Router<AppState> {
         .route("/api/docs", get(docs_index))
         .route("/api/docs/", get(docs_index))
         .route("/api/docs/init.js", get(docs_init))
+        .route("/api/docs/nav.css", get(|| async { css(crate::docs::NAV_CSS) }))
+        .route("/api/docs/protocol.css", get(|| async { css(crate::docs::PROTOCOL_CSS) }))
         .route("/api/docs/protocol", get(docs_protocol))
         .route("/api/docs/protocol.md", get(docs_protocol_md))
         .nest_service("/api/docs/assets", tower_http::services::ServeDir::new(docs_assets))
@@ -61,6 +63,11 @@ async fn docs_index(State(state): State<AppState>) -> impl IntoResponse {
     let dir = &state.config.docs_assets_dir;
     let vendored = crate::docs::SWAGGER_ASSETS.iter().all(|file| dir.join(file).is_file());
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], crate::docs::index_html(vendored))
+}
+
+/// A stylesheet of the docs pages.
+fn css(text: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], text)
 }
 
 async fn docs_init() -> impl IntoResponse {

@@ -27,9 +27,11 @@ pub mod users;
 pub mod webhook_queue;
 pub mod webhooks;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, TransactionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlxSqliteConnector};
 use sea_orm_migration::MigratorTrait;
@@ -150,7 +152,13 @@ impl Db {
         let conn = if url.starts_with("sqlite:") {
             // WAL lets readers proceed during the writer's transaction; NORMAL sync is safe
             // with WAL (a power cut loses at most the last transactions, never corrupts).
-            let options = SqliteConnectOptions::from_str(url)?
+            let options = SqliteConnectOptions::from_str(url)?;
+            // Created owner-only here, not by SQLite with the umask (see `files`).
+            let file = options.get_filename();
+            if file != Path::new(":memory:") && !url.contains("mode=memory") {
+                crate::files::prepare_sqlite(file).with_context(|| format!("preparing {}", file.display()))?;
+            }
+            let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)

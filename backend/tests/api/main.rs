@@ -41,6 +41,7 @@ mod presence;
 mod publish;
 mod rest;
 mod rooms;
+mod security;
 mod socket;
 mod sync;
 mod tokens;

@@ -212,23 +212,22 @@ impl Chat {
     // ----- session -------------------------------------------------------------------
 
     /// Logs in with a fresh token pair: the socket reconnects as that user.
-    pub fn logged_in(&self, pair: confab_shared::TokenPair) {
+    pub fn logged_in(&self, pair: confab_shared::SessionTokens) {
         self.session.store(pair);
         self.socket.connect();
     }
 
-    /// Logs out: forgets the session here, reconnects anonymously, revokes it on the server.
+    /// Logs out: forgets the session here (and everything of the user's this browser
+    /// stored), reconnects anonymously, revokes it on the server.
     pub async fn logout(self) {
-        let tokens = self.session.tokens_untracked();
         // Forget and reconnect first: the server closes the session's sockets with 4003,
         // and the old socket is already replaced by then, so that is not reported as an
         // unexpected logout.
         self.session.clear();
         self.socket.connect();
-        if let Some(tokens) = tokens {
-            // A failure (already revoked, server down) changes nothing for this tab.
-            let _ = rest::logout(&tokens.access_token).await;
-        }
+        // A failure (already revoked, server down) changes nothing for this tab; the
+        // cookie names the session, so an expired access token does not matter.
+        let _ = rest::logout().await;
         self.toasts.info("You are logged out.");
     }
 

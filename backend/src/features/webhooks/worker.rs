@@ -129,7 +129,7 @@ async fn attempt_all(state: &AppState, client: &reqwest::Client, due: Vec<webhoo
 type Attempt = Result<u16, String>;
 
 async fn post(client: &reqwest::Client, allow_private: bool, hook: &webhooks::Model, d: &webhook_deliveries::Model) -> Attempt {
-    let url = destination::parse(&hook.url, allow_private).map_err(|why| format!("url {why}"))?;
+    let url = destination::parse_stored(&hook.url, allow_private).map_err(|why| format!("url {why}"))?;
     let timestamp = chrono::Utc::now().timestamp();
     let signature = signing::signature(&hook.secret, &d.event_id, timestamp, &d.body).ok_or("unusable secret")?;
     let sent = client
