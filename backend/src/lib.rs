@@ -11,6 +11,8 @@
 //! - [`error`]: the one feature-layer error, mapped to problem+json and to JSON-RPC errors.
 //! - [`http`]: REST extractors with field-level validation errors; [`compression`] of
 //!   REST responses.
+//! - [`client_ip`]: the client's address (behind trusted proxies) and its bucket for
+//!   per-address limits.
 //! - [`auth`]: passwords, tokens, login throttling, extractors, `/api/auth/*`.
 //! - [`import`]: `confab user import`, accounts in bulk (and, for load tests, their sessions).
 //! - [`storage`]: sea-orm entities, migrations and queries.
@@ -27,6 +29,7 @@
 pub mod asyncapi;
 pub mod auth;
 pub mod cli;
+pub mod client_ip;
 pub mod compression;
 pub mod config;
 pub mod docs;

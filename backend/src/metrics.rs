@@ -4,7 +4,7 @@
 //! the numbers describe the process, which is what a scrape wants even when tests run
 //! several servers in one process.
 //!
-//! Why not the `metrics` crate with `metrics-exporter-prometheus`: for nine monotonic
+//! Why not the `metrics` crate with `metrics-exporter-prometheus`: for ten monotonic
 //! counters it would add a global recorder, a registry keyed by name and label set, and
 //! the exporter's dependency tree, to render the same text. The day Confab exports
 //! histograms (latency per method, batch sizes) or labelled series, that is the library to
@@ -30,6 +30,7 @@ pub struct Metrics {
     pub evictions: AtomicU64,
     pub dropped: AtomicU64,
     pub rpc_errors: AtomicU64,
+    pub sockets_refused: AtomicU64,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -42,6 +43,7 @@ pub static METRICS: Metrics = Metrics {
     evictions: AtomicU64::new(0),
     dropped: AtomicU64::new(0),
     rpc_errors: AtomicU64::new(0),
+    sockets_refused: AtomicU64::new(0),
 };
 
 /// `GET /metrics`.
@@ -58,6 +60,7 @@ pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
         ("confab_evictions_total", "Slow consumers closed with 1013", &m.evictions),
         ("confab_dropped_frames_total", "Droppable frames skipped for slow consumers", &m.dropped),
         ("confab_rpc_errors_total", "JSON-RPC error responses", &m.rpc_errors),
+        ("confab_sockets_refused_total", "Socket upgrades refused at a per-address or per-user cap", &m.sockets_refused),
     ];
     for (name, help, value) in counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
@@ -66,6 +69,12 @@ pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
         out,
         "# HELP confab_connections Open WebSocket connections on this instance\n# TYPE confab_connections gauge\nconfab_connections {}",
         state.layer.hub().len()
+    );
+    // The hashing threads are this instance's, like the gauge above.
+    let _ = writeln!(
+        out,
+        "# HELP confab_password_hashes_total Argon2 computations (hashes and verifications) run by this instance\n# TYPE confab_password_hashes_total counter\nconfab_password_hashes_total {}",
+        state.hasher.runs()
     );
     let _ = writeln!(
         out,

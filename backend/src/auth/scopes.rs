@@ -11,7 +11,7 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use confab_shared::Scope;
-use confab_shared::tokens::method_scope;
+use confab_shared::tokens::{CREATE_ROOM_SCOPE, method_scope};
 
 use super::Identity;
 use super::extract::bearer_of;
@@ -92,10 +92,11 @@ pub const REST_ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/me", Need::Scope(Scope::Read)),
     ("GET", "/api/users", Need::Scope(Scope::Read)),
     ("GET", "/api/rooms", Need::Scope(Scope::Read)),
-    ("POST", "/api/rooms", Need::Scope(Scope::Write)),
+    ("POST", "/api/rooms", Need::Scope(CREATE_ROOM_SCOPE)),
     ("GET", "/api/rooms/{room}/messages", Need::Scope(Scope::Read)),
     ("POST", "/api/publish", Need::Scope(Scope::Publish)),
-    ("POST", "/api/jobs", Need::Scope(Scope::Read)),
+    // An export stores a copy of a room's history and keeps a worker busy: writing.
+    ("POST", "/api/jobs", Need::Scope(Scope::Write)),
     ("GET", "/api/jobs/{id}", Need::Scope(Scope::Read)),
     ("GET", "/api/jobs/{id}/download", Need::Scope(Scope::Read)),
     ("GET", "/api/tokens", Need::Login),
