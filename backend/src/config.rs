@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::http::HeaderName;
 use clap::Args;
 
+use crate::client_ip::IpNet;
 use crate::redis_link::RedisMode;
 
 /// How a Confab instance runs. Defaults give a working single instance on SQLite.
@@ -32,7 +34,8 @@ pub struct Config {
     #[arg(long, env = "CONFAB_REDIS_MODE", value_enum, default_value_t = RedisMode::Auto)]
     pub redis_mode: RedisMode,
 
-    /// HMAC secret for access tokens; unset = generated once and kept in the data dir.
+    /// HMAC secret for access tokens, at least 32 bytes (RFC 7518; shorter is refused at
+    /// start); unset = generated once and kept in the data dir. Instances of a cluster share it.
     #[arg(long, env = "CONFAB_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
@@ -91,9 +94,39 @@ pub struct Config {
     #[arg(long, env = "CONFAB_EXPIRY_WARNING_SECS", default_value_t = 60)]
     pub expiry_warning_secs: u64,
 
-    /// Failed logins per username (and 4× that per IP) in 5 minutes before 429.
+    /// Login attempts per username (and 4× that per client address) in 5 minutes; beyond
+    /// that 429 with `Retry-After`, before any password is hashed. A successful login clears
+    /// the username's count and does not count against the address.
     #[arg(long, env = "CONFAB_LOGIN_ATTEMPTS", default_value_t = 5)]
     pub login_attempts: u32,
+
+    /// Sign-ups per client address in 5 minutes; beyond that 429 with `Retry-After`.
+    /// 0 = unlimited.
+    #[arg(long, env = "CONFAB_SIGNUPS_PER_IP", default_value_t = 20)]
+    pub signups_per_ip: u32,
+
+    /// Open sockets per client address on this instance (IPv6: per /64); one more gets 429
+    /// with `Retry-After` at the upgrade. 0 = unlimited.
+    #[arg(long, env = "CONFAB_MAX_SOCKETS_PER_IP", default_value_t = 256)]
+    pub max_sockets_per_ip: usize,
+
+    /// Open sockets per user on this instance (logins and API tokens together); one more gets
+    /// 429 with `Retry-After` at the upgrade. 0 = unlimited.
+    #[arg(long, env = "CONFAB_MAX_SOCKETS_PER_USER", default_value_t = 32)]
+    pub max_sockets_per_user: usize,
+
+    /// Reverse proxies whose client-address header is believed: comma-separated addresses or
+    /// CIDR blocks (`10.0.0.0/8,::1`). Unset = none: the client address is the TCP peer's,
+    /// and the header is ignored (anyone can send it).
+    #[arg(long, env = "CONFAB_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// The header a trusted proxy puts the client address in (`X-Forwarded-For`, `X-Real-IP`,
+    /// or `Forwarded`); the client is its right-most hop that is not a trusted proxy. Read only
+    /// on connections from `CONFAB_TRUSTED_PROXIES`. Per-address limits (sockets, logins,
+    /// sign-ups) count this address, IPv6 by its /64.
+    #[arg(long, env = "CONFAB_CLIENT_IP_HEADER", default_value = "X-Forwarded-For")]
+    pub client_ip_header: HeaderName,
 
     /// Password hashing threads (each keeps a 19 MiB argon2 work area); 0 = one per core, at most 4.
     #[arg(long, env = "CONFAB_HASH_THREADS", default_value_t = 0)]
@@ -182,6 +215,11 @@ impl Config {
         Duration::from_millis(self.presence_tick_ms)
     }
 
+    /// How the client address of a request is found.
+    pub fn client_ip_policy(&self) -> crate::client_ip::ClientIpPolicy {
+        crate::client_ip::ClientIpPolicy::new(self.trusted_proxies.clone(), self.client_ip_header.clone())
+    }
+
     /// A configuration for tests: ephemeral port, the given data dir, in-process layer.
     pub fn for_tests(data_dir: PathBuf) -> Self {
         Self {
@@ -204,6 +242,11 @@ impl Config {
             fanout_window_ms: 16,
             expiry_warning_secs: 60,
             login_attempts: 5,
+            signups_per_ip: 20,
+            max_sockets_per_ip: 256,
+            max_sockets_per_user: 32,
+            trusted_proxies: Vec::new(),
+            client_ip_header: HeaderName::from_static("x-forwarded-for"),
             hash_threads: 1,
             hash_queue: 32,
             max_pending_upgrades: 256,
@@ -242,6 +285,24 @@ mod tests {
         assert_eq!(parse("60000").ok(), Some(60_000));
         for bad in ["60001", "18446744073709551615", "-1", "abc"] {
             assert!(parse(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_and_the_client_ip_header_are_checked_at_start() {
+        let parse = |args: &[&str]| Flags::try_parse_from(std::iter::once("confab").chain(args.iter().copied())).map(|f| f.config);
+        let defaults = parse(&[]).unwrap();
+        assert!(defaults.trusted_proxies.is_empty());
+        assert_eq!(defaults.client_ip_header.as_str(), "x-forwarded-for");
+        assert_eq!((defaults.max_sockets_per_ip, defaults.max_sockets_per_user, defaults.signups_per_ip), (256, 32, 20));
+
+        let set = parse(&["--trusted-proxies", "10.0.0.0/8, ::1,192.168.1.7", "--client-ip-header", "X-Real-IP"]).unwrap();
+        let shown: Vec<String> = set.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "::1/128", "192.168.1.7/32"]);
+        assert_eq!(set.client_ip_header.as_str(), "x-real-ip");
+
+        for bad in [&["--trusted-proxies", "10.0.0.0/33"][..], &["--trusted-proxies", "proxy.local"], &["--client-ip-header", "bad header"]] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
     }
 }

@@ -56,6 +56,11 @@ pub enum AppError {
     /// 429 / -32029.
     #[error("too many requests")]
     RateLimited { retry_after_ms: u64 },
+    /// 429 / -32029 with `Retry-After`: a cap on what one client may hold at once (open
+    /// sockets per address or per user) is reached; the detail says which. Retrying helps
+    /// only once the client has let go of something.
+    #[error("{detail}")]
+    AtCap { detail: String, retry_after_secs: u64 },
     /// 503 with `Retry-After`: the server is at capacity for this work (password hashing);
     /// retrying after the given wait may succeed.
     #[error("the server is busy; retry in {retry_after_secs} s")]
@@ -74,6 +79,11 @@ impl AppError {
         Self::ConflictOn { field: "nonce", message: "nonce already used for a different message" }
     }
 
+    /// 429 for a wait the throttles computed.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        Self::RateLimited { retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX) }
+    }
+
     /// A validation failure of `field`.
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid { field: Cow::Borrowed(field), message: message.into() }
@@ -89,7 +99,7 @@ impl AppError {
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::AtCap { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -108,7 +118,7 @@ impl AppError {
             Self::Invalid { .. } => "validation",
             Self::BadRequest(_) => "bad-request",
             Self::TooLarge(_) => "too-large",
-            Self::RateLimited { .. } => "rate-limited",
+            Self::RateLimited { .. } | Self::AtCap { .. } => "rate-limited",
             Self::Busy { .. } => "busy",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -172,7 +182,7 @@ impl IntoResponse for AppError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         let retry_after_secs = match self {
             Self::RateLimited { retry_after_ms } => Some(retry_after_ms.div_ceil(1000).max(1)),
-            Self::Busy { retry_after_secs } => Some(retry_after_secs.max(1)),
+            Self::Busy { retry_after_secs } | Self::AtCap { retry_after_secs, .. } => Some(retry_after_secs.max(1)),
             _ => None,
         };
         if let Some(secs) = retry_after_secs {
@@ -197,7 +207,9 @@ impl From<AppError> for ErrorObject {
             AppError::BadRequest(_) => ErrorObject::with_message(ErrorCode::InvalidRequest, err.to_string()),
             AppError::TooLarge(_) => ErrorObject::with_message(ErrorCode::InvalidParams, err.to_string()),
             AppError::RateLimited { retry_after_ms } => ErrorObject::rate_limited(*retry_after_ms),
-            AppError::Busy { retry_after_secs } => ErrorObject::rate_limited(retry_after_secs.saturating_mul(1000)),
+            AppError::Busy { retry_after_secs } | AppError::AtCap { retry_after_secs, .. } => {
+                ErrorObject::rate_limited(retry_after_secs.saturating_mul(1000))
+            }
             AppError::Unavailable(_) | AppError::Internal(_) => {
                 ErrorObject::with_message(ErrorCode::Internal, err.public_detail())
             }

@@ -416,7 +416,7 @@ mod tests {
         for entry in [&tokens[0], &tokens[2499]] {
             let identity = keys.verify(&entry.access_token).expect("signed with the server's secret");
             assert_eq!(identity.username, entry.username);
-            assert!(sessions::is_active(&db, &identity.session_id).await.unwrap());
+            assert_eq!(sessions::active_owner(&db, &identity.session_id).await.unwrap(), Some(identity.user_id));
             let next = token::hash_refresh_token(&token::new_refresh_token());
             let rotated = sessions::rotate(&db, &token::hash_refresh_token(&entry.refresh_token), &next, 60_000).await.unwrap();
             assert!(matches!(rotated, sessions::Rotation::Rotated { .. }), "the refresh token works");

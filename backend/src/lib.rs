@@ -11,7 +11,8 @@
 //!
 //! 1. [`metrics`] (process-wide counters), [`redis_link`] (one Redis server or a Redis
 //!    Cluster, detected; the shared command connection), `auth::password` (argon2 on its
-//!    own threads).
+//!    own threads), [`client_ip`] (the client's address behind trusted proxies, and its
+//!    bucket for per-address limits).
 //! 2. [`config`] (settings: flags and env vars); [`files`] (the data directory and its files,
 //!    owner-only); [`storage`] (sea-orm entities, migrations, queries, the room-message
 //!    appender and the webhook delivery queue).
@@ -43,6 +44,7 @@ pub mod auth;
 pub mod cli;
 #[cfg(test)]
 mod committed;
+pub mod client_ip;
 pub mod compression;
 pub mod config;
 pub mod docs;

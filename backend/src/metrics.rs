@@ -5,7 +5,7 @@
 //! the numbers describe the process, which is what a scrape wants even when tests run
 //! several servers in one process.
 //!
-//! Why not the `metrics` crate with `metrics-exporter-prometheus`: for nine monotonic
+//! Why not the `metrics` crate with `metrics-exporter-prometheus`: for ten monotonic
 //! counters it would add a global recorder, a registry keyed by name and label set, and
 //! the exporter's dependency tree, to render the same text. The day Confab exports
 //! histograms (latency per method, batch sizes) or labelled series, that is the library to
@@ -25,6 +25,7 @@ pub struct Metrics {
     pub evictions: AtomicU64,
     pub dropped: AtomicU64,
     pub rpc_errors: AtomicU64,
+    pub sockets_refused: AtomicU64,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -37,6 +38,7 @@ pub static METRICS: Metrics = Metrics {
     evictions: AtomicU64::new(0),
     dropped: AtomicU64::new(0),
     rpc_errors: AtomicU64::new(0),
+    sockets_refused: AtomicU64::new(0),
 };
 
 impl Metrics {
@@ -52,6 +54,7 @@ impl Metrics {
             ("confab_evictions_total", "Slow consumers closed with 1013", &self.evictions),
             ("confab_dropped_frames_total", "Droppable frames skipped for slow consumers", &self.dropped),
             ("confab_rpc_errors_total", "JSON-RPC error responses", &self.rpc_errors),
+            ("confab_sockets_refused_total", "Socket upgrades refused at a per-address or per-user cap", &self.sockets_refused),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));

@@ -71,6 +71,8 @@ impl Application {
             throttle,
             hasher,
             upgrades: Arc::new(tokio::sync::Semaphore::new(config.max_pending_upgrades.max(1))),
+            sockets: Arc::new(ws::caps::SocketCaps::new(config.max_sockets_per_ip, config.max_sockets_per_user)),
+            client_ip: Arc::new(config.client_ip_policy()),
             token_usage: Arc::default(),
             config: Arc::new(config),
             db,
@@ -160,7 +162,8 @@ async fn shared_state(config: &Config, shutdown: &CancellationToken) -> anyhow::
         let layer: Arc<dyn ChannelLayer> = Arc::new(MemoryLayer::new());
         let presence: Arc<dyn PresenceStore> = Arc::new(MemoryPresence::default());
         let presence_batch = batcher(config, &layer, &presence, shutdown);
-        return Ok(Shared { layer, presence, throttle: Arc::new(LoginThrottle::new(config.login_attempts)), presence_batch });
+        let throttle = Arc::new(LoginThrottle::new(config.login_attempts, config.signups_per_ip));
+        return Ok(Shared { layer, presence, throttle, presence_batch });
     };
     let mode = redis_link::detect(url, config.redis_mode).await.context("reaching redis")?;
     // The layer and the command connection (presence, throttle) each have a connection of
@@ -177,7 +180,7 @@ async fn shared_state(config: &Config, shutdown: &CancellationToken) -> anyhow::
     tracing::info!(?mode, "channel layer on redis");
     let (reaped_tx, mut reaped) = tokio::sync::mpsc::unbounded_channel();
     let presence = RedisPresence::start(conn, layer.hub().instance(), reaped_tx, shutdown.clone()).await?;
-    let throttle = Arc::new(LoginThrottle::shared(config.login_attempts, presence.connection()));
+    let throttle = Arc::new(LoginThrottle::shared(config.login_attempts, config.signups_per_ip, presence.connection()));
     let store: Arc<dyn PresenceStore> = presence;
     let presence_batch = batcher(config, &layer, &store, shutdown);
     // Announce the departures of users whose instance died (SIGKILL) as if they had left.

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -10,6 +11,7 @@ use crate::auth::password::Hasher;
 use crate::auth::api_tokens::TokenUsage;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::Keys;
+use crate::client_ip::ClientIpPolicy;
 use crate::config::Config;
 use crate::features::chat::pipeline::MessagePipeline;
 use crate::features::jobs::JobRunner;
@@ -17,6 +19,7 @@ use crate::layer::ChannelLayer;
 use crate::presence::PresenceStore;
 use crate::presence::batch::Batcher;
 use crate::storage::Db;
+use crate::ws::caps::SocketCaps;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -35,6 +38,10 @@ pub struct AppState {
     pub hasher: Arc<Hasher>,
     /// Permits for socket handshakes in progress (`CONFAB_MAX_PENDING_UPGRADES`).
     pub upgrades: Arc<Semaphore>,
+    /// Open sockets per client address and per user (`CONFAB_MAX_SOCKETS_PER_*`).
+    pub sockets: Arc<SocketCaps>,
+    /// How a request's client address is found (`CONFAB_TRUSTED_PROXIES`).
+    pub client_ip: Arc<ClientIpPolicy>,
     /// API token `last_used_at` times waiting for their coalesced write.
     pub token_usage: Arc<TokenUsage>,
     /// The webhook delivery queue's hooks and the list of webhooks they consult.
@@ -47,4 +54,11 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Socket sessions, awaited on shutdown so each can say goodbye (1001).
     pub sessions: TaskTracker,
+}
+
+/// What the `ClientIp` extractor needs.
+impl FromRef<AppState> for Arc<ClientIpPolicy> {
+    fn from_ref(state: &AppState) -> Self {
+        state.client_ip.clone()
+    }
 }

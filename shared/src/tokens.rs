@@ -62,9 +62,9 @@ wire! {
     #[derive(Copy, Eq, Hash, PartialOrd, Ord)]
     #[serde(rename_all = "snake_case")]
     pub enum Scope {
-        /// Lists, history, `room.join`, `sync`, and receiving events on the socket.
+        /// Lists, history, joining rooms that exist, `sync`, following and downloading one's exports, and receiving events on the socket.
         Read,
-        /// Sending, editing, deleting, reacting, typing, private messages, read cursors, creating rooms.
+        /// Sending, editing, deleting, reacting, typing, private messages, read cursors, creating rooms (`POST /api/rooms`, or `room.join` of a new name), starting exports (`POST /api/jobs`).
         Write,
         /// `POST /api/publish`; only an admin's token can have it.
         Publish,
@@ -132,8 +132,8 @@ impl Scope {
     /// What the scope allows, in words (the doc line of its variant).
     pub fn description(self) -> &'static str {
         match self {
-            Scope::Read => "Lists, history, `room.join`, `sync`, and receiving events on the socket.",
-            Scope::Write => "Sending, editing, deleting, reacting, typing, private messages, read cursors, creating rooms.",
+            Scope::Read => "Lists, history, joining rooms that exist, `sync`, following and downloading one's exports, and receiving events on the socket.",
+            Scope::Write => "Sending, editing, deleting, reacting, typing, private messages, read cursors, creating rooms (`POST /api/rooms`, or `room.join` of a new name), starting exports (`POST /api/jobs`).",
             Scope::Publish => "`POST /api/publish`; only an admin's token can have it.",
         }
     }
@@ -176,6 +176,14 @@ pub const METHOD_SCOPES: &[(&str, Option<Scope>)] = &[
     ("room.members", Some(Scope::Read)),
 ];
 
+/// The scope creating a room needs, however it is created (`POST /api/rooms`, or `room.join`
+/// of a name that does not exist yet, which then needs it on top of `read`): joining a room
+/// reads it, adding one to the server writes.
+pub const CREATE_ROOM_SCOPE: Scope = Scope::Write;
+
+/// What a method needs beyond its row in [`METHOD_SCOPES`], in words, for the reference.
+pub const METHOD_SCOPE_NOTES: &[(&str, &str)] = &[("room.join", "and `write` when the room does not exist yet (joining creates it)")];
+
 /// The scope a socket method needs: `Some(None)` for none, `None` for a method tokens may
 /// not call (unknown to the table).
 pub fn method_scope(method: &str) -> Option<Option<Scope>> {
@@ -191,6 +199,13 @@ mod tests {
     fn every_socket_method_has_a_scope_entry() {
         for method in Request::METHODS {
             assert!(method_scope(method).is_some(), "{method} is missing from METHOD_SCOPES");
+        }
+    }
+
+    #[test]
+    fn every_scope_note_is_about_a_method_in_the_table() {
+        for (method, _) in METHOD_SCOPE_NOTES {
+            assert!(method_scope(method).is_some(), "{method} has a note but no row");
         }
     }
 

@@ -28,13 +28,15 @@ use crate::state::AppState;
 use crate::storage::sessions;
 
 /// Verifies a bearer: an API token (`cfb_…`), or an access token whose session is still
-/// live (not logged out or revoked).
+/// live (not logged out or revoked) and is the session of the token's user: a token whose
+/// `sid` names someone else's session (signed with a leaked or shared secret, or by a bug)
+/// speaks for nobody.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Identity, AppError> {
     if api_tokens::is_api_token(token) {
         return api_tokens::authenticate(&state.db, &state.token_usage, token).await;
     }
     let identity = state.keys.verify(token).ok_or(AppError::Unauthenticated)?;
-    if !sessions::is_active(&state.db, &identity.session_id).await? {
+    if sessions::active_owner(&state.db, &identity.session_id).await? != Some(identity.user_id) {
         return Err(AppError::Unauthenticated);
     }
     Ok(identity)

@@ -12,6 +12,7 @@
 //! requests pile up behind each other. Nothing on the socket path hashes: sockets
 //! authenticate with a token.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -48,6 +49,9 @@ pub struct Hasher {
     admitted: Arc<Semaphore>,
     /// The hash of a random password, verified against for unknown usernames.
     decoy: OnceCell<String>,
+    /// Argon2 computations started (`confab_password_hashes_total`): how a test, or an
+    /// operator, sees that throttled attempts never reached a hashing thread.
+    runs: Arc<AtomicU64>,
 }
 
 /// An admitted slot on the hashing threads; the run it was taken for releases it.
@@ -69,7 +73,12 @@ impl Hasher {
                 tracing::error!(%err, "could not start a password hashing thread");
             }
         }
-        Arc::new(Self { queue: Mutex::new(sender), admitted: Arc::new(Semaphore::new(threads + queue)), decoy: OnceCell::new() })
+        Arc::new(Self {
+            queue: Mutex::new(sender),
+            admitted: Arc::new(Semaphore::new(threads + queue)),
+            decoy: OnceCell::new(),
+            runs: Arc::default(),
+        })
     }
 
     /// The default size for this machine: one thread per core, at most four (each keeps a
@@ -84,11 +93,18 @@ impl Hasher {
         self.admitted.clone().try_acquire_owned().ok().map(|permit| Reservation { _permit: permit })
     }
 
+    /// Argon2 computations started so far.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
     /// Runs one argon2 computation on the hashing threads, or refuses at once when full.
     async fn run<T: Send + 'static>(&self, work: impl FnOnce(&mut Memory) -> T + Send + 'static) -> Result<T, HashError> {
         let slot = self.try_reserve().ok_or(HashError::Busy)?;
         let (answer, answered) = oneshot::channel();
+        let runs = self.runs.clone();
         let job: Work = Box::new(move |memory| {
+            runs.fetch_add(1, Ordering::Relaxed);
             let value = work(memory);
             // The slot is free before the caller hears back, so the next call can take it.
             drop(slot);
@@ -239,8 +255,10 @@ mod tests {
         let held = [hasher.try_reserve().unwrap(), hasher.try_reserve().unwrap()];
         assert!(hasher.try_reserve().is_none());
         assert!(matches!(hasher.hash("pw".into()).await, Err(HashError::Busy)));
+        assert_eq!(hasher.runs(), 0, "a refused run computes nothing");
         drop(held);
         assert!(hasher.hash("pw".into()).await.is_ok());
+        assert_eq!(hasher.runs(), 1);
         assert!(hasher.try_reserve().is_some(), "a finished run gives its slot back");
     }
 }

@@ -1,8 +1,11 @@
 //! `/api/auth/*` and `/api/me`.
+//!
+//! Login and sign-up do the cheap checks in the order that keeps a flood cheap: the body's
+//! rules (422: a malformed name never becomes a throttle key or a log line), then the
+//! throttle (429, counted before any hash), then the database (a taken name is 409 without a
+//! hash), and only then a hashing thread (bounded; 503 when full).
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -11,6 +14,7 @@ use confab_shared::{Credentials, Problem, RefreshRequest, TokenPair, User, valid
 
 use super::extract::{AuthUser, LoginUser};
 use super::token;
+use crate::client_ip::ClientIp;
 use crate::error::{AppError, AppResult};
 use crate::http::ApiJson;
 use crate::layer::{Delivery, group};
@@ -33,12 +37,29 @@ pub fn router() -> Router<AppState> {
         (status = 201, description = "Account created", body = User),
         (status = 409, description = "Username taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid username or password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many sign-ups from this address; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing at capacity; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn signup(State(state): State<AppState>, ApiJson(body): ApiJson<Credentials>) -> AppResult<(StatusCode, Json<User>)> {
+pub async fn signup(
+    State(state): State<AppState>,
+    client: ClientIp,
+    ApiJson(body): ApiJson<Credentials>,
+) -> AppResult<(StatusCode, Json<User>)> {
     let username = validate::username(&body.username).map_err(|m| AppError::invalid("username", m))?;
     validate::password(&body.password).map_err(|m| AppError::invalid("password", m))?;
-    let hash = state.hasher.hash(body.password).await?;
+    let address = client.bucket();
+    state.throttle.signup_attempt(address).await.map_err(AppError::rate_limited)?;
+    // Racing sign-ups for one new name can both get past this; the insert decides (409).
+    if users::by_name(&state.db, username).await?.is_some() {
+        return Err(AppError::Conflict("username is taken"));
+    }
+    let hash = match state.hasher.hash(body.password).await {
+        Ok(hash) => hash,
+        Err(err) => {
+            state.throttle.signup_abandoned(address).await;
+            return Err(err.into());
+        }
+    };
     match users::sign_up(&state.db, username, &hash, &state.webhooks).await {
         Ok(user) => Ok((StatusCode::CREATED, Json(user.into()))),
         Err(StorageError::Duplicate) => Err(AppError::Conflict("username is taken")),
@@ -51,37 +72,49 @@ pub async fn signup(State(state): State<AppState>, ApiJson(body): ApiJson<Creden
     responses(
         (status = 200, description = "Logged in", body = TokenPair),
         (status = 401, description = "Unknown user or wrong password (indistinguishable)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts for this username or address", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed body, or a username that breaks the username rules (no account has one)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts for this username or address; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing at capacity; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     ApiJson(body): ApiJson<Credentials>,
 ) -> AppResult<Json<TokenPair>> {
-    let ip = Some(peer.ip());
-    if let Err(wait) = state.throttle.check(&body.username, ip).await {
-        return Err(AppError::RateLimited { retry_after_ms: wait.as_millis() as u64 });
-    }
-    let user = users::by_name(&state.db, &body.username).await?;
-    let stored = match &user {
-        Some(user) => user.password_hash.clone(),
-        None => state.hasher.decoy_hash().await?,
+    // From here on the name is at most 32 characters of [A-Za-z0-9_.-]: safe as a key and in a log.
+    let username = validate::username(&body.username).map_err(|m| AppError::invalid("username", m))?;
+    let address = client.bucket();
+    state.throttle.login_attempt(username, address).await.map_err(AppError::rate_limited)?;
+    let user = match check_password(&state, username, body.password).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            tracing::info!(%username, client = %address, "login failed");
+            return Err(AppError::BadCredentials);
+        }
+        Err(err) => {
+            state.throttle.login_abandoned(username, address).await;
+            return Err(err);
+        }
     };
-    let valid = state.hasher.verify(body.password, stored).await?;
-    let Some(user) = user.filter(|_| valid) else {
-        state.throttle.failed(&body.username, ip).await;
-        tracing::info!(username = %body.username, %peer, "login failed");
-        return Err(AppError::BadCredentials);
-    };
-    state.throttle.succeeded(&user.username).await;
+    state.throttle.login_succeeded(username, address).await;
     let session_id = uuid::Uuid::new_v4().simple().to_string();
     let refresh_token = token::new_refresh_token();
     let ttl_ms = state.config.refresh_ttl().as_millis() as i64;
     sessions::open(&state.db, &session_id, user.id, &token::hash_refresh_token(&refresh_token), ttl_ms).await?;
     tracing::info!(user = %user.username, session = %session_id, "logged in");
     issue_pair(&state, user.into(), &session_id, refresh_token).map(Json)
+}
+
+/// The account, if `password` is its password. An unknown name is checked against a decoy
+/// hash, so it takes as long as a wrong password.
+async fn check_password(state: &AppState, username: &str, password: String) -> AppResult<Option<crate::storage::entity::users::Model>> {
+    let user = users::by_name(&state.db, username).await?;
+    let stored = match &user {
+        Some(user) => user.password_hash.clone(),
+        None => state.hasher.decoy_hash().await?,
+    };
+    let valid = state.hasher.verify(password, stored).await?;
+    Ok(user.filter(|_| valid))
 }
 
 fn issue_pair(state: &AppState, user: User, session_id: &str, refresh_token: String) -> AppResult<TokenPair> {

@@ -8,7 +8,7 @@
 
 use axum::http::Method;
 use confab_shared::Scope;
-use confab_shared::tokens::method_scope;
+use confab_shared::tokens::{CREATE_ROOM_SCOPE, method_scope};
 
 use super::token::Identity;
 use crate::error::AppError;
@@ -91,10 +91,11 @@ pub const REST_ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/me", Need::Scope(Scope::Read)),
     ("GET", "/api/users", Need::Scope(Scope::Read)),
     ("GET", "/api/rooms", Need::Scope(Scope::Read)),
-    ("POST", "/api/rooms", Need::Scope(Scope::Write)),
+    ("POST", "/api/rooms", Need::Scope(CREATE_ROOM_SCOPE)),
     ("GET", "/api/rooms/{room}/messages", Need::Scope(Scope::Read)),
     ("POST", "/api/publish", Need::Scope(Scope::Publish)),
-    ("POST", "/api/jobs", Need::Scope(Scope::Read)),
+    // An export stores a copy of a room's history and keeps a worker busy: writing.
+    ("POST", "/api/jobs", Need::Scope(Scope::Write)),
     ("GET", "/api/jobs/{id}", Need::Scope(Scope::Read)),
     ("GET", "/api/jobs/{id}/download", Need::Scope(Scope::Read)),
     ("GET", "/api/tokens", Need::Login),

@@ -14,6 +14,9 @@ const ISSUER: &str = "confab";
 const AUDIENCE: &str = "confab";
 /// Clock skew tolerated on `exp` and `nbf` (the contract allows at most 5 s).
 const LEEWAY_SECS: u64 = 5;
+/// The shortest HMAC secret accepted: RFC 7518 §3.2 requires a key at least as long as the
+/// hash output for HS256 (256 bits); a shorter one can be brute-forced from any token.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 /// The claims of an access token.
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,15 +85,25 @@ impl Keys {
         }
     }
 
-    /// The configured secret, or the one kept in the data dir (generated on first run).
+    /// The configured secret, or the one kept in the data dir (generated on first run). A
+    /// configured secret shorter than [`MIN_SECRET_BYTES`] is refused, saying why (the
+    /// message never contains the secret).
     pub fn load_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
         if let Some(secret) = configured.filter(|s| !s.is_empty()) {
+            if secret.len() < MIN_SECRET_BYTES {
+                anyhow::bail!(
+                    "CONFAB_JWT_SECRET is {} bytes long; HS256 needs at least {MIN_SECRET_BYTES} (RFC 7518 §3.2: a key \
+                     as long as the hash output). Use a random value such as `openssl rand -base64 48`, or leave it \
+                     unset and one is generated into the data dir",
+                    secret.len()
+                );
+            }
             return Ok(secret.as_bytes().to_vec());
         }
         let path = data_dir.join("jwt_secret");
         if let Ok(existing) = std::fs::read_to_string(&path) {
             let existing = existing.trim();
-            if existing.len() >= 32 {
+            if existing.len() >= MIN_SECRET_BYTES {
                 return Ok(existing.as_bytes().to_vec());
             }
         }
@@ -205,6 +218,20 @@ mod tests {
         assert!(keys().verify(&make(now + 30, now + 600, AUDIENCE)).is_none());
         assert!(keys().verify(&make(now, now + 600, "someone-else")).is_none());
         assert!(keys().verify(&make(now, now - 2, AUDIENCE)).is_some(), "within the 5 s leeway");
+    }
+
+    #[test]
+    fn a_configured_secret_under_32_bytes_is_refused_without_repeating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = "s3cret-but-only-31-bytes-long!!";
+        assert_eq!(short.len(), 31);
+        let err = Keys::load_secret(Some(short), dir.path()).unwrap_err().to_string();
+        assert!(err.contains("CONFAB_JWT_SECRET") && err.contains("at least 32") && err.contains("RFC 7518"), "{err}");
+        assert!(!err.contains(short), "the message repeats the secret: {err}");
+        let exact = "x".repeat(32);
+        assert_eq!(Keys::load_secret(Some(&exact), dir.path()).unwrap(), exact.as_bytes());
+        // Unset (or empty): one is generated, long enough.
+        assert!(Keys::load_secret(Some(""), dir.path()).unwrap().len() >= MIN_SECRET_BYTES);
     }
 
     #[test]

@@ -110,7 +110,13 @@ fn reference() -> Vec<Block> {
             confab_shared::tokens::METHOD_SCOPES
                 .iter()
                 .filter(|(name, _)| confab_shared::rpc::Request::METHODS.contains(name))
-                .map(|(name, scope)| vec![code_link(name), scope.map_or_else(|| "none".to_owned(), |s| format!("`{}`", s.as_str()))])
+                .map(|(name, scope)| {
+                    let mut needs = scope.map_or_else(|| "none".to_owned(), |s| format!("`{}`", s.as_str()));
+                    if let Some((_, note)) = confab_shared::tokens::METHOD_SCOPE_NOTES.iter().find(|(method, _)| method == name) {
+                        needs = format!("{needs} {note}");
+                    }
+                    vec![code_link(name), needs]
+                })
                 .collect(),
         ),
         Block::Heading(2, "Methods".to_owned()),

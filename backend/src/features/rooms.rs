@@ -12,6 +12,7 @@ use confab_shared::rpc::{
     RoomReadParams, RoomsListParams, TypingParams,
 };
 use confab_shared::rpc::notify::ReadCursor;
+use confab_shared::tokens::CREATE_ROOM_SCOPE;
 use confab_shared::{CreateRoom, HistoryQuery, Message, Problem, RoomSummary, RoomsPage, RoomsQuery, Timestamp, validate};
 
 use super::{Page, list_limit, page_limit};
@@ -165,7 +166,9 @@ pub fn check_access(caller: Option<&Identity>, room: &room_entity::Model) -> App
     Ok(())
 }
 
-/// `room.join`: subscribe, announce the user's first arrival, return who is here and the latest messages.
+/// `room.join`: subscribe, announce the user's first arrival, return who is here and the
+/// latest messages. A name that does not exist yet is created for a caller who may create
+/// rooms ([`CREATE_ROOM_SCOPE`]); anonymous callers get -32004.
 pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult<JoinResult> {
     let name = room_param(&p.room)?;
     let limit = match p.history {
@@ -175,6 +178,8 @@ pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult
     };
     let room = match (rooms::by_name(&state.db, name).await?, &conn.identity) {
         (Some(room), _) => room,
+        // A login has every scope; an API token needs `write` to add a room to the server.
+        (None, Some(me)) if !me.scopes.contains(CREATE_ROOM_SCOPE) => return Err(AppError::MissingScope(CREATE_ROOM_SCOPE)),
         (None, Some(me)) => rooms::get_or_create(&state.db, name, me.user_id).await?,
         (None, None) => return Err(AppError::NotFound("room")),
     };

@@ -93,6 +93,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "# HELP confab_connections Open WebSocket connections on this instance\n# TYPE confab_connections gauge\nconfab_connections {}",
         state.layer.hub().len()
     );
+    // The hashing threads are this instance's, like the gauge above.
+    let _ = writeln!(
+        out,
+        "# HELP confab_password_hashes_total Argon2 computations (hashes and verifications) run by this instance\n# TYPE confab_password_hashes_total counter\nconfab_password_hashes_total {}",
+        state.hasher.runs()
+    );
     let _ = writeln!(
         out,
         "# HELP confab_channel_layer_up Whether cross-instance delivery works\n# TYPE confab_channel_layer_up gauge\nconfab_channel_layer_up {}",

@@ -112,17 +112,17 @@ pub async fn of_token(db: &Db, token_hash: &str) -> StorageResult<Option<String>
     Ok(refresh_tokens::Entity::find_by_id(token_hash.to_owned()).one(&db.conn).await?.map(|token| token.session_id))
 }
 
-/// Whether a session exists, is not revoked and has not expired.
-pub async fn is_active(db: &Db, session_id: &str) -> StorageResult<bool> {
-    // Every socket asks at its upgrade: only the two columns it needs.
+/// The user a session belongs to, if it exists, is not revoked and has not expired.
+pub async fn active_owner(db: &Db, session_id: &str) -> StorageResult<Option<i64>> {
+    // Every socket asks at its upgrade: only the three columns it needs.
     let now = now_ms();
-    let row: Option<(Option<i64>, i64)> = sessions::Entity::find_by_id(session_id.to_owned())
+    let row: Option<(i64, Option<i64>, i64)> = sessions::Entity::find_by_id(session_id.to_owned())
         .select_only()
-        .columns([sessions::Column::RevokedAt, sessions::Column::ExpiresAt])
+        .columns([sessions::Column::UserId, sessions::Column::RevokedAt, sessions::Column::ExpiresAt])
         .into_tuple()
         .one(&db.conn)
         .await?;
-    Ok(row.is_some_and(|(revoked_at, expires_at)| revoked_at.is_none() && expires_at > now))
+    Ok(row.filter(|(_, revoked_at, expires_at)| revoked_at.is_none() && *expires_at > now).map(|(user_id, _, _)| user_id))
 }
 
 /// A session for [`open_many`]: its id, its user and the hash of its first refresh token.

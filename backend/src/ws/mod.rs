@@ -1,14 +1,16 @@
 //! The WebSocket endpoint: authentication at the upgrade, then one session per socket.
 //!
 //! # Layout
-//! - this file: `GET /ws`: Origin allow-list, a bounded number of handshakes in progress,
-//!   token from the header or the `bearer.` subprotocol, socket limits; everything is
-//!   decided before the socket exists.
+//! - this file: `GET /ws`: Origin allow-list, open sockets per client address, a bounded
+//!   number of handshakes in progress, token from the header or the `bearer.` subprotocol,
+//!   open sockets per user, socket limits; everything is decided before the socket exists.
+//! - [`caps`]: the open-socket counts per address and per user, and their slots.
 //! - [`session`]: a connection's life: reader loop, timers, close codes.
 //! - [`writer`]: the writer task: batched writes, fan-out coalesced within a window.
 //! - [`dispatch`]: method → feature.
 //! - [`conn`]: the per-connection state; [`limits`]: the call rate limiter.
 
+pub mod caps;
 pub mod conn;
 pub mod dispatch;
 pub mod limits;
@@ -27,7 +29,9 @@ use confab_shared::rpc::{BEARER_PROTOCOL_PREFIX, SUBPROTOCOL};
 
 pub use conn::Conn;
 
+use crate::client_ip::IpBucket;
 use crate::error::AppError;
+use crate::metrics::METRICS;
 use crate::state::AppState;
 
 /// tungstenite's default read buffer is 128 KiB per connection, allocated up front; frames
@@ -39,6 +43,9 @@ const WRITE_BUFFER_BYTES: usize = 32 * 1024;
 
 /// How long a handshake waits for a slot before it gets 503 with `Retry-After`.
 const UPGRADE_WAIT: Duration = Duration::from_secs(1);
+/// What a client at a socket cap is told to wait: a place frees only when one of its own
+/// sockets closes, so hammering sooner gains nothing.
+const AT_CAP_RETRY_AFTER_SECS: u64 = 10;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
@@ -53,6 +60,12 @@ async fn upgrade(
     if !origin_allowed(&state, &headers) {
         return AppError::Forbidden("origin not allowed").into_response();
     }
+    // The address's cap first: a flood from one address costs a map lookup per attempt,
+    // never a handshake slot or a token check.
+    let address = IpBucket::of(state.client_ip.client_ip(peer.ip(), &headers));
+    let Ok(address_slot) = state.sockets.admit_address(address) else {
+        return at_cap(format!("too many open sockets from this address (at most {})", state.config.max_sockets_per_ip));
+    };
     // Bounded accept work: a reconnect storm waits in a short line (FIFO) for a handshake
     // slot, and what cannot get one soon is told to come back rather than piling up.
     let slot = match tokio::time::timeout(UPGRADE_WAIT, state.upgrades.clone().acquire_owned()).await {
@@ -67,6 +80,13 @@ async fn upgrade(
             Err(err) => return err.into_response(),
         },
     };
+    let user_slot = match &identity {
+        None => None,
+        Some(me) => match state.sockets.admit_user(me.user_id) {
+            Ok(slot) => slot,
+            Err(_) => return at_cap(format!("too many open sockets for this user (at most {})", state.config.max_sockets_per_user)),
+        },
+    };
     let max = state.config.max_frame_bytes;
     ws.protocols([SUBPROTOCOL])
         .max_message_size(max)
@@ -78,8 +98,21 @@ async fn upgrade(
         .on_upgrade(move |socket| {
             drop(slot);
             let tracker = state.sessions.clone();
-            tracker.track_future(session::run(state, socket, identity, peer))
+            // The cap slots live exactly as long as the session's future: freed however it
+            // ends (and, should the upgrade fail, with this closure).
+            let held = (address_slot, user_slot);
+            tracker.track_future(async move {
+                let _held = held;
+                session::run(state, socket, identity, peer).await;
+            })
         })
+}
+
+/// 429 with `Retry-After`: one more socket would pass a cap.
+fn at_cap(detail: String) -> Response {
+    METRICS.sockets_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::debug!(%detail, "socket refused at its cap");
+    AppError::AtCap { detail, retry_after_secs: AT_CAP_RETRY_AFTER_SECS }.into_response()
 }
 
 fn header_token(headers: &HeaderMap) -> Option<String> {

@@ -10,6 +10,10 @@
 //!   rooms, chat, presence (by interest), paging, private messages, catch-up, ordering,
 //!   back-pressure, coalesced writes, publishing from outside, background jobs, API tokens, webhooks, how
 //!   answers are compressed and cached.
+//! - hostile clients at the edge: [`socket_caps`] (open sockets per address and per user,
+//!   trusted proxies), [`login_throttle`] (guesses counted before hashing, sign-up floods,
+//!   malformed names), [`scopes`] (what creating a room or an export needs),
+//!   [`credentials`] (short JWT secrets, a token on another user's session).
 //! - [`client`]: the Rust client library (`confab-client`) against the server.
 //! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
 //! - [`cluster`]: scale-out, several `confab` processes on one Redis (or a Redis Cluster)
@@ -28,12 +32,14 @@ mod backpressure;
 mod chat;
 mod client;
 mod cluster;
+mod credentials;
 mod delivery;
 mod dm;
 mod durability;
 mod fanout;
 mod fuzz;
 mod jobs;
+mod login_throttle;
 mod logins;
 mod ordering;
 mod paging;
@@ -42,7 +48,9 @@ mod publish;
 mod rest;
 mod rooms;
 mod security;
+mod scopes;
 mod socket;
+mod socket_caps;
 mod sync;
 mod tokens;
 mod webhooks;

@@ -462,9 +462,14 @@ pub fn confab_env(backing: &ConfabBacking, port: u16, data: &Path) -> Vec<(&'sta
         ("CONFAB_BIND", format!("127.0.0.1:{port}")),
         ("CONFAB_DATA_DIR", data.display().to_string()),
         ("CONFAB_JWT_SECRET", BENCH_JWT_SECRET.to_owned()),
-        // The benchmark is the load: no per-connection call limit, no login throttle, no expiry mid-run.
+        // The benchmark is the load: no per-connection call limit, no login or sign-up throttle,
+        // no socket caps (every client comes from 127.0.0.1, users reuse tokens across many
+        // sockets), no expiry mid-run.
         ("CONFAB_RATE_PER_SEC", "1000000000".to_owned()),
         ("CONFAB_LOGIN_ATTEMPTS", "1000000".to_owned()),
+        ("CONFAB_SIGNUPS_PER_IP", "0".to_owned()),
+        ("CONFAB_MAX_SOCKETS_PER_IP", "0".to_owned()),
+        ("CONFAB_MAX_SOCKETS_PER_USER", "0".to_owned()),
         ("CONFAB_ACCESS_TTL_SECS", "7200".to_owned()),
         ("CONFAB_STATIC_DIR", data.join("no-spa").display().to_string()),
         ("RUST_LOG", "warn".to_owned()),
