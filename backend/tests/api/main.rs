@@ -8,7 +8,7 @@
 //! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames,
 //!   rooms, chat, presence (by interest), paging, private messages, catch-up, ordering,
-//!   back-pressure, coalesced writes, publishing from outside, background jobs, API tokens, webhooks, how
+//!   back-pressure, pipelining and byte budgets, coalesced writes, publishing from outside, background jobs, API tokens, webhooks, how
 //!   answers are compressed and cached.
 //! - [`client`]: the Rust client library (`confab-client`) against the server.
 //! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
@@ -37,6 +37,7 @@ mod jobs;
 mod logins;
 mod ordering;
 mod paging;
+mod pipelining;
 mod presence;
 mod publish;
 mod rest;
