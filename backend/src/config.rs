@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::HeaderName;
 use clap::Args;
+use clap::builder::TypedValueParser as _;
 
 use crate::client_ip::IpNet;
 use crate::redis_link::RedisMode;
@@ -74,6 +75,13 @@ pub struct Config {
     /// Frames queued per connection before a slow consumer is evicted with 1013.
     #[arg(long, env = "CONFAB_OUTBOX_CAPACITY", default_value_t = 1024)]
     pub outbox_capacity: usize,
+
+    /// Bytes of notifications queued for one connection before it is evicted with 1013 as a
+    /// slow consumer. While more than half of it is queued (answers included), the server
+    /// reads no further requests from that connection, so a client that pipelines is slowed
+    /// down, never evicted for its own answers. At least 256 KiB.
+    #[arg(long, env = "CONFAB_OUTBOX_MAX_BYTES", default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(256 * 1024..=1 << 32).map(|v| v as usize))]
+    pub outbox_max_bytes: usize,
 
     /// Calls per second a connection may make (burst = 2×); beyond that: -32029.
     #[arg(long, env = "CONFAB_RATE_PER_SEC", default_value_t = 50)]
@@ -237,6 +245,7 @@ impl Config {
             refresh_ttl_secs: 30 * 24 * 3600,
             max_frame_bytes: 64 * 1024,
             outbox_capacity: 1024,
+            outbox_max_bytes: 4 << 20,
             rate_per_sec: 50,
             ping_secs: 20,
             fanout_window_ms: 16,

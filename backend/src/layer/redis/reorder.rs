@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn room_messages_are_released_in_sequence() {
         let hub = Hub::new(1);
-        let (a, mut inbox) = hub.register(None, 16);
+        let (a, mut inbox) = hub.register(None, crate::layer::hub::QueueLimits::frames(16));
         hub.group_add("room:r", a.conn());
         let mut reorder = Reorder::default();
         let msg = |seq: i64| Delivery::Ordered { text: seq.to_string().into(), seq };
@@ -119,39 +119,39 @@ mod tests {
         reorder.accept(&hub, "room:r", 3, msg(3));
         reorder.accept(&hub, "room:r", 4, msg(4));
         reorder.accept(&hub, "room:r", 2, msg(2));
-        let got: Vec<String> = std::iter::from_fn(|| inbox.rx.try_recv().ok()).map(|t| t.to_string()).collect();
+        let got: Vec<String> = std::iter::from_fn(|| inbox.try_recv()).map(|t| t.to_string()).collect();
         assert_eq!(got, ["1", "2", "3", "4"]);
         // A gap that never fills is released when forced (the window expired).
         reorder.accept(&hub, "room:r", 6, msg(6));
-        assert!(inbox.rx.try_recv().is_err());
+        assert!(inbox.try_recv().is_none());
         reorder.release(&hub, "room:r", true);
-        assert_eq!(inbox.rx.try_recv().ok().map(|t| t.to_string()).as_deref(), Some("6"));
+        assert_eq!(inbox.try_recv().map(|t| t.to_string()).as_deref(), Some("6"));
     }
 
     #[test]
     fn the_first_messages_seen_of_a_room_wait_for_earlier_ones_from_other_instances() {
         let hub = Hub::new(1);
-        let (a, mut inbox) = hub.register(None, 16);
+        let (a, mut inbox) = hub.register(None, crate::layer::hub::QueueLimits::frames(16));
         hub.group_add("room:r", a.conn());
         let mut reorder = Reorder::default();
         let msg = |seq: i64| Delivery::Ordered { text: seq.to_string().into(), seq };
         // Seq 3 overtook 1 and 2: nothing is known of the room yet, so it waits.
         reorder.accept(&hub, "room:r", 3, msg(3));
-        assert!(inbox.rx.try_recv().is_err());
+        assert!(inbox.try_recv().is_none());
         reorder.accept(&hub, "room:r", 1, msg(1));
         reorder.accept(&hub, "room:r", 2, msg(2));
-        let got: Vec<String> = std::iter::from_fn(|| inbox.rx.try_recv().ok()).map(|t| t.to_string()).collect();
+        let got: Vec<String> = std::iter::from_fn(|| inbox.try_recv()).map(|t| t.to_string()).collect();
         assert_eq!(got, ["1", "2", "3"]);
         // Joining a busy room: its first message seen here is released when the window ends,
         // in order with whatever arrived meanwhile.
         hub.group_add("room:busy", a.conn());
         reorder.accept(&hub, "room:busy", 501, msg(501));
         reorder.accept(&hub, "room:busy", 500, msg(500));
-        assert!(inbox.rx.try_recv().is_err());
+        assert!(inbox.try_recv().is_none());
         reorder.release(&hub, "room:busy", true);
-        let got: Vec<String> = std::iter::from_fn(|| inbox.rx.try_recv().ok()).map(|t| t.to_string()).collect();
+        let got: Vec<String> = std::iter::from_fn(|| inbox.try_recv()).map(|t| t.to_string()).collect();
         assert_eq!(got, ["500", "501"]);
         reorder.accept(&hub, "room:busy", 502, msg(502));
-        assert_eq!(inbox.rx.try_recv().ok().map(|t| t.to_string()).as_deref(), Some("502"));
+        assert_eq!(inbox.try_recv().map(|t| t.to_string()).as_deref(), Some("502"));
     }
 }
