@@ -103,7 +103,7 @@ impl Application {
         let state = self.state.clone();
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = state.shutdown.clone();
-        tokio::spawn(jobs::runner::sweep_periodically(state.clone()));
+        tokio::spawn(jobs::expiry::sweep_periodically(state.clone()));
         let deliveries = tokio::spawn(crate::features::webhooks::worker::run(state.clone()));
         let usage = {
             let (usage, db, shutdown) = (state.token_usage.clone(), state.db.clone(), shutdown.clone());

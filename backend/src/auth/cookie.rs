@@ -81,12 +81,12 @@ pub fn router() -> Router<AppState> {
     ))]
 pub async fn log_in(
     State(state): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
+    client: crate::client_ip::ClientIp,
     headers: HeaderMap,
     body: ApiJson<Credentials>,
 ) -> AppResult<Response> {
     require_csrf(&headers)?;
-    let Json(pair) = super::routes::login(State(state.clone()), peer, body).await?;
+    let Json(pair) = super::routes::login(State(state.clone()), client, body).await?;
     Ok(session_response(&state, pair))
 }
 

@@ -66,6 +66,7 @@ fn prose(source: &str) -> Vec<Block> {
         ("rate_per_sec", default_of("rate_per_sec")),
         ("ping_secs", default_of("ping_secs")),
         ("fanout_window_ms", default_of("fanout_window_ms")),
+        ("outbox_max_kib", (default_of("outbox_max_bytes").parse::<usize>().unwrap_or(0) / 1024).to_string()),
         ("presence_watch_max", default_of("presence_watch_max")),
         ("presence_tick_ms", default_of("presence_tick_ms")),
         ("room_presence_detail_max", default_of("room_presence_detail_max")),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use confab::storage::messages::{self, NewMessage};
-use confab::features::jobs::runner::expire_exports;
+use confab::features::jobs::expiry::expire_exports;
 use confab::storage::{exports, jobs as job_rows, rooms};
 use confab_shared::rpc::JobSubscribeParams;
 use confab_shared::rpc::notify::JobProgress;

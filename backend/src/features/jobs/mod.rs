@@ -14,8 +14,10 @@
 //! - this file: the routes and `job.subscribe`.
 //! - [`runner`]: the tasks, their tracking for shutdown, progress pacing, the sweeper.
 //! - [`export`]: `export_room`, streaming a room's history to JSON or CSV.
+//! - [`expiry`]: the periodic sweep: interrupted jobs, and exports past their lifetime.
 
 pub mod export;
+pub mod expiry;
 pub mod runner;
 
 use axum::body::Body;
