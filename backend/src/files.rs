@@ -65,6 +65,11 @@ pub fn prepare_sqlite(db: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes an existing file of Confab's (a secret it wrote earlier) owner-only again.
+pub fn tighten(path: &Path) -> io::Result<()> {
+    restrict(path, FILE_MODE)
+}
+
 /// Sets `mode` on a file or directory of Confab's when it grants anything more.
 fn restrict(path: &Path, mode: u32) -> io::Result<()> {
     #[cfg(unix)]

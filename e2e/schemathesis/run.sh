@@ -50,7 +50,7 @@ admin_token=$(curl -fsS -H 'content-type: application/json' -d "$admin_body" "$C
     python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 schemathesis run "$CONFAB_URL/api/openapi.json" "${common[@]}" \
     -H "Authorization: Bearer $admin_token" \
-    --include-path /api/webhooks --include-method POST
+    --include-name 'POST /api/webhooks'
 # Logout last: the first call revokes the session, later ones must get the documented 401.
 schemathesis run "$CONFAB_URL/api/openapi.json" "${common[@]}" \
     -H "Authorization: Bearer $token" \

@@ -15,6 +15,9 @@ use crate::rest::wire;
 /// The prefix of every webhook secret; the rest is base64 of 32 random bytes.
 pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
 
+/// Most rooms one webhook's filter names.
+pub const MAX_WEBHOOK_ROOMS: usize = 100;
+
 /// Longest webhook URL, in characters.
 pub const MAX_WEBHOOK_URL_CHARS: usize = 2000;
 
@@ -64,10 +67,12 @@ wire! {
         #[cfg_attr(feature = "openapi", schema(schema_with = url_schema))]
         pub url: String,
         /// At least one event.
+        #[cfg_attr(feature = "openapi", schema(min_items = 1))]
         pub events: Vec<WebhookEvent>,
         /// Only room events of these rooms (other events are unaffected); absent means every room.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
+        #[cfg_attr(feature = "openapi", schema(schema_with = rooms_schema))]
         pub rooms: Option<Vec<String>>,
     }
 
@@ -203,5 +208,19 @@ fn url_schema() -> utoipa::openapi::schema::Object {
              must be valid), at most 2000 characters. Loopback, private and other special-purpose destinations \
              are refused with 422 unless the server allows them (`CONFAB_WEBHOOK_ALLOW_PRIVATE`).",
         ))
+        .build()
+}
+
+/// The schema of [`CreateWebhook::rooms`]: 1 to 100 room names, or `null` (every room).
+#[cfg(feature = "openapi")]
+fn rooms_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let room = ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(64)).pattern(Some("^[A-Za-z0-9_-]{1,64}$"));
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(room)
+        .min_items(Some(1))
+        .max_items(Some(MAX_WEBHOOK_ROOMS))
+        .description(Some("Only room events of these rooms (1 to 100; other events are unaffected); absent or `null` means every room."))
         .build()
 }

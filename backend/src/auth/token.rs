@@ -104,6 +104,8 @@ impl Keys {
         if let Ok(existing) = std::fs::read_to_string(&path) {
             let existing = existing.trim();
             if existing.len() >= MIN_SECRET_BYTES {
+                // Written with the umask by older versions: the key to every access token.
+                crate::files::tighten(&path).with_context(|| format!("restricting {}", path.display()))?;
                 return Ok(existing.as_bytes().to_vec());
             }
         }

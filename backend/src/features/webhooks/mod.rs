@@ -35,7 +35,7 @@ use crate::storage::entity::{webhook_deliveries, webhooks as webhook_entity};
 use crate::storage::webhooks as store;
 
 /// Most rooms one webhook's filter may name.
-const MAX_ROOMS: usize = 100;
+const MAX_ROOMS: usize = confab_shared::webhooks::MAX_WEBHOOK_ROOMS;
 /// Deliveries `GET /api/webhooks/{id}/deliveries` returns.
 const RECENT: u64 = 50;
 
