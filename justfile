@@ -1,14 +1,25 @@
 # Confab: `just run` serves the app on http://127.0.0.1:8000; `just test` runs every test.
+# Every recipe builds through scripts/build.sh, one way, so none rebuilds what another built.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments
+
+# The server binary scripts/build.sh makes.
+confab := "${CARGO_TARGET_DIR:-target}/release/confab"
 
 # Serve the SPA and the API on SQLite with the in-process channel layer.
-run: build-spa build-docs
-    cargo run --release --bin confab
+run: build-docs
+    bash scripts/build.sh server spa
+    exec {{confab}}
+
+# Run the `confab` command, built as `just test` builds it: `just confab user create alice --admin`.
+confab *args:
+    bash scripts/build.sh server
+    {{confab}} "$@"
 
 # Build the Leptos SPA into frontend/dist: size-optimised WASM, content-hashed, brotli + gzip copies.
 build-spa:
-    bash frontend/build.sh
+    bash scripts/build.sh spa
 
 # Vendor the Swagger UI assets /api/docs serves (npm registry, once; no CDN at run time).
 build-docs:
@@ -18,8 +29,12 @@ build-docs:
 test:
     bash scripts/test.sh
 
+# Run the Rust suites `runs` times, two at once, and list every test that failed in any run.
+test-flaky runs="5" filter="":
+    bash scripts/test-flaky.sh "$@"
+
 # A local cluster to look at: redis + PostgreSQL + 3 instances on 8001-8003 (Ctrl-C stops).
-cluster: build-spa build-docs
+cluster: build-docs
     bash scripts/cluster.sh
 
 # Only the scale-out suite, on a six-node Redis Cluster (about a minute; `just test` runs it too).
@@ -29,16 +44,17 @@ test-redis-cluster:
 
 # Apply database migrations.
 migrate:
-    cargo run --release --bin confab -- migrate
+    bash scripts/build.sh server
+    {{confab}} migrate
 
 # Benchmark Confab against Django Channels and Socket.IO, every scenario (under 10 min); writes docs/bench/.
 bench:
     bash e2e/bench/run.sh full
 
 # Lighthouse (mobile) on /login and a room page of a release server; rewrites docs/lighthouse.md and .json.
-lighthouse: build-spa
-    cargo build --release --bin confab
-    CONFAB_SKIP_SPA_BUILD=1 CONFAB_LIGHTHOUSE_OUT=docs bash e2e/suites/15-lighthouse.sh
+lighthouse:
+    bash scripts/build.sh server spa
+    CONFAB_BIN={{confab}} CONFAB_SKIP_SPA_BUILD=1 CONFAB_LIGHTHOUSE_OUT=docs bash e2e/suites/15-lighthouse.sh
 
 # The benchmark, smaller and shorter (under a minute); writes target/bench/quick/.
 bench-quick:

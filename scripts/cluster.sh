@@ -22,7 +22,9 @@ if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq redis-server redis-tools postgresql >/dev/null
 fi
 
-cargo build --release --bin confab
+# The server (built as `just test` builds it, so nothing is rebuilt) and the SPA.
+bash scripts/build.sh server spa
+confab=${CARGO_TARGET_DIR:-target}/release/confab
 mkdir -p "$state"
 # PostgreSQL refuses to run as root; as root, services.sh runs it as `postgres`.
 [ "$(id -u)" = 0 ] && mkdir -p "$CONFAB_SERVICES_DIR/pg" && chown postgres:postgres "$CONFAB_SERVICES_DIR/pg"
@@ -50,10 +52,10 @@ export DATABASE_URL="$db"
 export REDIS_URL="redis://127.0.0.1:$CONFAB_REDIS_PORT"
 export CONFAB_JWT_SECRET
 CONFAB_JWT_SECRET=$(cat "$state/jwt_secret")
-target/release/confab migrate
+"$confab" migrate
 for port in "${ports[@]}"; do
     CONFAB_BIND="127.0.0.1:$port" CONFAB_DATA_DIR="$state/instance-$port" \
-        target/release/confab serve >"$state/instance-$port.log" 2>&1 &
+        "$confab" serve >"$state/instance-$port.log" 2>&1 &
     pids+=($!)
 done
 for port in "${ports[@]}"; do

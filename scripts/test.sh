@@ -11,36 +11,16 @@ phase "dependencies"
 bash scripts/install-test-deps.sh
 bash docs/api-ui/vendor.sh
 
-# The SPA (WASM) builds beside the server, in a target dir of its own: both builds end in a
-# long single-threaded stretch (the backend crate, the WASM's fat LTO), and on a 2-core
-# machine each fills the other's idle core. Sharing one target dir would serialise them on
-# its lock; the price is the host proc-macros built twice (~30 s of CPU).
-phase "SPA build (in the background) and Rust build"
-spa_log=$(mktemp)
-(
-    spa_started=$SECONDS
-    CARGO_TARGET_DIR=${CONFAB_SPA_TARGET_DIR:-$PWD/target/spa-build} bash frontend/build.sh
-    echo "the SPA built in $((SECONDS - spa_started)) s"
-) >"$spa_log" 2>&1 &
-spa=$!
-
 bash scripts/services.sh start
-trap 'kill "$spa" 2>/dev/null || true; bash scripts/services.sh stop' EXIT
+trap 'bash scripts/services.sh stop' EXIT
 # shellcheck disable=SC1091
 source "${CONFAB_SERVICES_DIR:-/tmp/confab-services}/env"
 
-# Everything builds once, with the release profile and the same package selection: another
-# selection unifies features differently and rebuilds the backend (a `cargo build --bin`
-# has no dev-dependencies, so it would too). The e2e suites run the binary the integration
-# tests built.
+# Everything builds once, with the release profile and one package selection (scripts/build.sh
+# says why), the SPA beside it. The e2e suites run the binary this build made.
+phase "Rust build and SPA build (side by side)"
+bash scripts/build.sh tests spa
 cargo_test() { cargo test --release --workspace --exclude confab-frontend "$@"; }
-# --timings: target/cargo-timings/ shows where a slow build spent its time.
-cargo_test --no-run --timings
-phase "Rust build done"
-spa_status=0
-wait "$spa" || spa_status=$?
-cat "$spa_log"
-[ "$spa_status" = 0 ] || { echo "the SPA build failed" >&2; exit 1; }
 phase "Rust tests (SQLite, in-process layer)"
 cargo_test
 

@@ -7,7 +7,7 @@
 //! [`ErrorCode::ALL`] and [`close::DOCS`].
 //!
 //! `openapi/asyncapi.json` is this document, committed; a test fails when they differ
-//! (`CONFAB_BLESS=1 cargo test -p confab --lib asyncapi` rewrites it).
+//! (`CONFAB_BLESS=1` rewrites it: see `committed.rs`).
 
 use confab_shared::rpc::{BEARER_PROTOCOL_PREFIX, ErrorCode, MAX_BATCH, SUBPROTOCOL, close};
 use confab_shared::schema::{self, Schemas};
@@ -306,14 +306,7 @@ mod tests {
 
     #[test]
     fn the_committed_asyncapi_document_matches_the_code() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/asyncapi.json");
-        let fresh = asyncapi_json();
-        if std::env::var_os("CONFAB_BLESS").is_some() {
-            std::fs::write(&path, &fresh).unwrap();
-            return;
-        }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(committed == fresh, "openapi/asyncapi.json is stale: run `CONFAB_BLESS=1 cargo test -p confab --lib asyncapi` and commit");
+        crate::committed::check("openapi/asyncapi.json", &asyncapi_json());
     }
 
     #[test]

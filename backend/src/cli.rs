@@ -14,6 +14,10 @@ use crate::config::Config;
 use crate::startup::Application;
 use crate::storage::{Db, StorageError, users};
 
+/// `docs/configuration.md`, generated from the definitions below (a drift test keeps it).
+#[cfg(test)]
+mod reference;
+
 #[derive(Parser, Debug)]
 #[command(name = "confab", version, about = "Real-time chat and presence server")]
 pub struct Cli {
@@ -77,6 +81,7 @@ pub struct PublishArgs {
 pub enum UserCommand {
     /// Create an account; the password is read from stdin (or prompted for on a terminal).
     Create {
+        /// The account's name (the rules of sign-up apply to it and to the password).
         username: String,
         /// Make the account an administrator.
         #[arg(long)]
@@ -91,6 +96,7 @@ pub enum UserCommand {
 pub enum TokenCommand {
     /// Create an API token for a user and print it (it is shown only this once).
     Create {
+        /// The user the token acts as.
         username: String,
         /// A label to recognise the token by.
         #[arg(long)]
@@ -138,7 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
         Command::Migrate => {
-            std::fs::create_dir_all(&cli.config.data_dir)?;
+            crate::files::create_data_dir(&cli.config.data_dir)?;
             let db = Db::connect(&cli.config.database_url()).await?;
             db.migrate().await?;
             println!("migrations applied");
@@ -194,7 +200,7 @@ async fn create_user(config: &Config, username: &str, admin: bool) -> anyhow::Re
     let username = confab_shared::validate::username(username).map_err(|m| anyhow::anyhow!("username {m}"))?;
     let password = read_password(username)?;
     confab_shared::validate::password(&password).map_err(|m| anyhow::anyhow!("password {m}"))?;
-    std::fs::create_dir_all(&config.data_dir)?;
+    crate::files::create_data_dir(&config.data_dir)?;
     let db = Db::connect(&config.database_url()).await?;
     db.migrate().await?;
     let hash = crate::auth::password::Hasher::start(1, 1).hash(password).await?;
@@ -213,7 +219,7 @@ async fn create_token(config: &Config, username: &str, name: String, scopes: &[S
         .iter()
         .map(|s| confab_shared::Scope::parse(s).ok_or_else(|| anyhow::anyhow!("unknown scope {s:?}: use read, write or publish")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    std::fs::create_dir_all(&config.data_dir)?;
+    crate::files::create_data_dir(&config.data_dir)?;
     let db = Db::connect(&config.database_url()).await?;
     db.migrate().await?;
     let body = confab_shared::CreateApiToken { name, scopes, expires_in_days };

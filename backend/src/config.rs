@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::HeaderName;
 use clap::Args;
+use clap::builder::TypedValueParser as _;
 
 use crate::client_ip::IpNet;
 use crate::redis_link::RedisMode;
@@ -39,17 +40,25 @@ pub struct Config {
     #[arg(long, env = "CONFAB_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// Extra browser origins allowed to open sockets (comma-separated); the server's own origin always is.
+    /// Extra browser origins allowed to open sockets (comma-separated); the server's own origin
+    /// always is, and `*` allows any.
     #[arg(long, env = "CONFAB_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// Folder with the built SPA (`index.html`, `assets/`), served at `/` (see `spa`).
+    /// Folder with the built SPA (`index.html`, `assets/`), served at `/`; the app's own routes
+    /// (`/rooms/…`, `/login`) fall back to `index.html`.
     #[arg(long, env = "CONFAB_STATIC_DIR", default_value = "frontend/dist")]
     pub static_dir: PathBuf,
 
     /// Folder with the vendored Swagger UI assets of `/api/docs` (`just build-docs` fills it).
     #[arg(long, env = "CONFAB_DOCS_ASSETS_DIR", default_value = "docs/api-ui/dist")]
     pub docs_assets_dir: PathBuf,
+
+    /// The server is reached over https (Confab speaks plain HTTP; a TLS proxy in front
+    /// terminates it): every response carries `Strict-Transport-Security` and the web
+    /// app's refresh cookie is `Secure`. Leave off when browsers reach it over http.
+    #[arg(long, env = "CONFAB_HTTPS")]
+    pub https: bool,
 
     /// Access token lifetime in seconds.
     #[arg(long, env = "CONFAB_ACCESS_TTL_SECS", default_value_t = 900)]
@@ -66,6 +75,13 @@ pub struct Config {
     /// Frames queued per connection before a slow consumer is evicted with 1013.
     #[arg(long, env = "CONFAB_OUTBOX_CAPACITY", default_value_t = 1024)]
     pub outbox_capacity: usize,
+
+    /// Bytes of notifications queued for one connection before it is evicted with 1013 as a
+    /// slow consumer. While more than half of it is queued (answers included), the server
+    /// reads no further requests from that connection, so a client that pipelines is slowed
+    /// down, never evicted for its own answers. At least 256 KiB.
+    #[arg(long, env = "CONFAB_OUTBOX_MAX_BYTES", default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(256 * 1024..=1 << 32).map(|v| v as usize))]
+    pub outbox_max_bytes: usize,
 
     /// Calls per second a connection may make (burst = 2×); beyond that: -32029.
     #[arg(long, env = "CONFAB_RATE_PER_SEC", default_value_t = 50)]
@@ -137,11 +153,17 @@ pub struct Config {
     #[arg(long, env = "CONFAB_JOBS_PER_USER", default_value_t = 2)]
     pub jobs_per_user: usize,
 
+    /// Hours a finished export's file is kept; then a sweep deletes it and the job reads
+    /// `expired` (downloads get 410). 0 keeps exports until the database is cleaned by hand.
+    #[arg(long, env = "CONFAB_EXPORT_TTL_HOURS", default_value_t = 24)]
+    pub export_ttl_hours: u64,
+
     /// Milliseconds per presence tick: changes within one tick are coalesced (a flap sends nothing).
     #[arg(long, env = "CONFAB_PRESENCE_TICK_MS", default_value_t = 250)]
     pub presence_tick_ms: u64,
 
-    /// Most users one connection may watch with `presence.watch`.
+    /// Most users one connection may watch with `presence.watch`; more is refused with -32602
+    /// (`field: "users"`).
     #[arg(long, env = "CONFAB_PRESENCE_WATCH_MAX", default_value_t = 1000)]
     pub presence_watch_max: usize,
 
@@ -192,6 +214,11 @@ impl Config {
         Duration::from_millis(self.fanout_window_ms)
     }
 
+    /// How long a finished export is kept; `None`: for ever.
+    pub fn export_ttl(&self) -> Option<Duration> {
+        (self.export_ttl_hours > 0).then(|| Duration::from_secs(self.export_ttl_hours.saturating_mul(3600)))
+    }
+
     pub fn presence_tick(&self) -> Duration {
         Duration::from_millis(self.presence_tick_ms)
     }
@@ -213,10 +240,12 @@ impl Config {
             allowed_origins: Vec::new(),
             static_dir: PathBuf::from("frontend/dist"),
             docs_assets_dir: PathBuf::from("docs/api-ui/dist"),
+            https: false,
             access_ttl_secs: 900,
             refresh_ttl_secs: 30 * 24 * 3600,
             max_frame_bytes: 64 * 1024,
             outbox_capacity: 1024,
+            outbox_max_bytes: 4 << 20,
             rate_per_sec: 50,
             ping_secs: 20,
             fanout_window_ms: 16,
@@ -231,6 +260,7 @@ impl Config {
             hash_queue: 32,
             max_pending_upgrades: 256,
             jobs_per_user: 2,
+            export_ttl_hours: 24,
             // Short, so tests see announcements promptly; coalescing tests flush by hand.
             presence_tick_ms: 10,
             presence_watch_max: 1000,

@@ -36,6 +36,9 @@ pub enum AppError {
     /// 409 / -32009.
     #[error("{0}")]
     Conflict(&'static str),
+    /// 410 / -32004: it existed and was removed for good (an expired export file).
+    #[error("{0}")]
+    Gone(&'static str),
     /// 409 / -32009 naming the field whose value conflicts (`field` / `data.field`): a nonce
     /// already used for a different message.
     #[error("{message}")]
@@ -91,6 +94,7 @@ impl AppError {
             Self::Unauthenticated | Self::BadCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::MissingScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Gone(_) => StatusCode::GONE,
             Self::Conflict(_) | Self::ConflictOn { .. } => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -109,6 +113,7 @@ impl AppError {
             Self::Forbidden(_) => "forbidden",
             Self::MissingScope(_) => "insufficient-scope",
             Self::NotFound(_) => "not-found",
+            Self::Gone(_) => "gone",
             Self::Conflict(_) | Self::ConflictOn { .. } => "conflict",
             Self::Invalid { .. } => "validation",
             Self::BadRequest(_) => "bad-request",
@@ -195,7 +200,7 @@ impl From<AppError> for ErrorObject {
             }
             AppError::Forbidden(_) => ErrorObject::with_message(ErrorCode::Forbidden, err.to_string()),
             AppError::MissingScope(scope) => ErrorObject::missing_scope(*scope),
-            AppError::NotFound(_) => ErrorObject::with_message(ErrorCode::NotFound, err.to_string()),
+            AppError::NotFound(_) | AppError::Gone(_) => ErrorObject::with_message(ErrorCode::NotFound, err.to_string()),
             AppError::Conflict(_) => ErrorObject::with_message(ErrorCode::Conflict, err.to_string()),
             AppError::ConflictOn { field, message } => ErrorObject::conflict_on(field, *message),
             AppError::Invalid { field, message } => ErrorObject::invalid_param(field, format!("{field}: {message}")),

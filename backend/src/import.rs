@@ -109,7 +109,7 @@ pub struct SessionTokens {
 pub async fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
     let records = read(&args.file, args.format)?;
-    std::fs::create_dir_all(&config.data_dir)?;
+    crate::files::create_data_dir(&config.data_dir)?;
     let db = Db::connect(&config.database_url()).await.context("connecting to the database")?;
     db.migrate().await?;
     let keys: Vec<String> = records.iter().map(|r| r.username.to_ascii_lowercase()).collect();
@@ -258,7 +258,7 @@ async fn write_sessions(config: &Config, db: &Db, keys: &[String], out: &Path) -
         tokens.push(SessionTokens { username, access_token, refresh_token, expires_in: config.access_ttl_secs });
     }
     sessions::open_many(db, &rows, config.refresh_ttl().as_millis() as i64).await?;
-    let mut file = std::io::BufWriter::new(token::create_private(out).with_context(|| format!("creating {}", out.display()))?);
+    let mut file = std::io::BufWriter::new(crate::files::create_private(out).with_context(|| format!("creating {}", out.display()))?);
     for entry in &tokens {
         serde_json::to_writer(&mut file, entry)?;
         file.write_all(b"\n")?;

@@ -1,4 +1,5 @@
-//! Process-wide counters, exported at `/metrics` in Prometheus text format.
+//! Process-wide counters, rendered in Prometheus text format (served at `/metrics` by
+//! `features::system`, which adds this instance's gauges).
 //!
 //! Plain relaxed atomics in a static: the hot path pays one uncontended `fetch_add`, and
 //! the numbers describe the process, which is what a scrape wants even when tests run
@@ -12,12 +13,6 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-
-use crate::state::AppState;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -46,40 +41,23 @@ pub static METRICS: Metrics = Metrics {
     sockets_refused: AtomicU64::new(0),
 };
 
-/// `GET /metrics`.
-pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
-    let m = &METRICS;
-    let mut out = String::with_capacity(1024);
-    let counters = [
-        ("confab_connections_opened_total", "WebSocket connections accepted", &m.connections_opened),
-        ("confab_connections_closed_total", "WebSocket connections ended", &m.connections_closed),
-        ("confab_frames_received_total", "Text frames received from clients", &m.frames_received),
-        ("confab_frames_queued_total", "Frames queued to connections by group sends", &m.frames_queued),
-        ("confab_messages_persisted_total", "Room messages committed", &m.messages_persisted),
-        ("confab_write_batches_total", "Group-commit transactions", &m.write_batches),
-        ("confab_evictions_total", "Slow consumers closed with 1013", &m.evictions),
-        ("confab_dropped_frames_total", "Droppable frames skipped for slow consumers", &m.dropped),
-        ("confab_rpc_errors_total", "JSON-RPC error responses", &m.rpc_errors),
-        ("confab_sockets_refused_total", "Socket upgrades refused at a per-address or per-user cap", &m.sockets_refused),
-    ];
-    for (name, help, value) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+impl Metrics {
+    /// Appends every counter, with its help and type lines, in Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let counters = [
+            ("confab_connections_opened_total", "WebSocket connections accepted", &self.connections_opened),
+            ("confab_connections_closed_total", "WebSocket connections ended", &self.connections_closed),
+            ("confab_frames_received_total", "Text frames received from clients", &self.frames_received),
+            ("confab_frames_queued_total", "Frames queued to connections by group sends", &self.frames_queued),
+            ("confab_messages_persisted_total", "Room messages committed", &self.messages_persisted),
+            ("confab_write_batches_total", "Group-commit transactions", &self.write_batches),
+            ("confab_evictions_total", "Slow consumers closed with 1013", &self.evictions),
+            ("confab_dropped_frames_total", "Droppable frames skipped for slow consumers", &self.dropped),
+            ("confab_rpc_errors_total", "JSON-RPC error responses", &self.rpc_errors),
+            ("confab_sockets_refused_total", "Socket upgrades refused at a per-address or per-user cap", &self.sockets_refused),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+        }
     }
-    let _ = writeln!(
-        out,
-        "# HELP confab_connections Open WebSocket connections on this instance\n# TYPE confab_connections gauge\nconfab_connections {}",
-        state.layer.hub().len()
-    );
-    // The hashing threads are this instance's, like the gauge above.
-    let _ = writeln!(
-        out,
-        "# HELP confab_password_hashes_total Argon2 computations (hashes and verifications) run by this instance\n# TYPE confab_password_hashes_total counter\nconfab_password_hashes_total {}",
-        state.hasher.runs()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP confab_channel_layer_up Whether cross-instance delivery works\n# TYPE confab_channel_layer_up gauge\nconfab_channel_layer_up {}",
-        u8::from(state.layer.is_up())
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of the REST API, generated from the handlers' annotations.
 //!
 //! `openapi/openapi.json` is this document, committed; a test fails when they differ
-//! (`CONFAB_BLESS=1 cargo test -p confab openapi` rewrites it).
+//! (`CONFAB_BLESS=1` rewrites it: see `committed.rs`).
 
 use confab_shared::*;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -18,6 +18,9 @@ use crate::{auth, features};
         auth::routes::refresh,
         auth::routes::logout,
         auth::routes::me,
+        auth::cookie::log_in,
+        auth::cookie::refresh,
+        auth::cookie::log_out,
         features::users::list_users,
         features::rooms::list_rooms,
         features::rooms::create_room,
@@ -38,7 +41,7 @@ use crate::{auth, features};
         features::system::openapi_json,
         features::system::asyncapi_json,
     ),
-    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody)),
+    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, SessionTokens, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Accounts and tokens"),
@@ -121,13 +124,6 @@ pub fn openapi_json() -> String {
 mod tests {
     #[test]
     fn the_committed_openapi_document_matches_the_code() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json");
-        let fresh = super::openapi_json();
-        if std::env::var_os("CONFAB_BLESS").is_some() {
-            std::fs::write(&path, &fresh).unwrap();
-            return;
-        }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(committed == fresh, "openapi/openapi.json is stale: run `CONFAB_BLESS=1 cargo test -p confab openapi` and commit");
+        crate::committed::check("openapi/openapi.json", &super::openapi_json());
     }
 }

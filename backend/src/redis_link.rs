@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisFuture, Value};
@@ -60,6 +60,17 @@ pub async fn detect(url: &str, mode: RedisMode) -> anyhow::Result<RedisMode> {
     Err(last_error.unwrap_or_else(|| anyhow::anyhow!("REDIS_URL names no node")))
 }
 
+/// How every command connection of an instance talks to Redis: short timeouts and quick
+/// retries, so a dead Redis turns into a prompt error (and the local fallback) instead of a
+/// request that hangs while the connection manager backs off.
+pub fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(1))
+        .set_response_timeout(Duration::from_secs(2))
+        .set_number_of_retries(1)
+        .set_max_delay(1000)
+}
+
 /// A command connection to a single server or a cluster; cheap to clone, multiplexed.
 #[derive(Clone)]
 pub enum RedisConn {
@@ -78,7 +89,7 @@ impl RedisConn {
 
     /// A connection of its own from a single-server client already made.
     pub async fn single(client: redis::Client) -> anyhow::Result<Self> {
-        Ok(Self::Single(ConnectionManager::new_with_config(client, crate::layer::redis::manager_config()).await?))
+        Ok(Self::Single(ConnectionManager::new_with_config(client, manager_config()).await?))
     }
 
     /// A connection of its own from a cluster client already made.

@@ -21,7 +21,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::Keys;
 use crate::config::Config;
 use crate::error::AppError;
-use crate::features::chat::writer::MessageWriter;
+use crate::features::chat::pipeline::MessagePipeline;
 use crate::features::jobs::{self, JobRunner};
 use crate::features::{publish, rooms, system, tokens, users, webhooks};
 use crate::layer::ChannelLayer;
@@ -34,7 +34,7 @@ use crate::presence::PresenceStore;
 use crate::presence::memory::MemoryPresence;
 use crate::state::AppState;
 use crate::storage::Db;
-use crate::{auth, compression, http, spa, ws};
+use crate::{auth, compression, headers, http, spa, ws};
 
 /// How long sockets get to close (1001) when the server stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -47,7 +47,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
+        crate::files::create_data_dir(&config.data_dir)
             .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
         let db = Db::connect(&config.database_url()).await.context("connecting to the database")?;
         db.migrate().await.context("migrating the database")?;
@@ -56,12 +56,12 @@ impl Application {
         let keys = Arc::new(Keys::new(&secret, config.access_ttl()));
         let shutdown = CancellationToken::new();
         let Shared { layer, presence, throttle, presence_batch } = shared_state(&config, &shutdown).await?;
-        let webhooks = crate::features::webhooks::Outbox::default();
+        let webhooks = crate::storage::webhook_queue::WebhookQueue::default();
         webhooks.reload(&db).await.context("reading the webhooks")?;
         // A bad CONFAB_WEBHOOK_CA_FILE stops the start here, not every delivery later.
         crate::features::webhooks::destination::client(config.webhook_allow_private, config.webhook_ca_file.as_deref())?;
-        let writer = MessageWriter::spawn(db.clone(), &config.database_url(), layer.clone(), webhooks.clone())
-            .context("starting the message writer")?;
+        let pipeline = MessagePipeline::spawn(db.clone(), &config.database_url(), layer.clone(), webhooks.clone())
+            .context("starting the message pipeline")?;
         // Jobs left unfinished by an earlier run (or, with Redis, by a dead instance) are failed.
         jobs::runner::sweep(&db, layer.as_ref(), config.redis_url.is_none()).await;
         let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
@@ -80,7 +80,7 @@ impl Application {
             layer,
             presence,
             presence_batch,
-            writer,
+            pipeline,
             webhooks,
             jobs: JobRunner::new(shutdown.clone()),
             shutdown,
@@ -103,7 +103,7 @@ impl Application {
         let state = self.state.clone();
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = state.shutdown.clone();
-        tokio::spawn(jobs::runner::sweep_periodically(state.db.clone(), state.layer.clone(), shutdown.clone()));
+        tokio::spawn(jobs::runner::sweep_periodically(state.clone()));
         let deliveries = tokio::spawn(crate::features::webhooks::worker::run(state.clone()));
         let usage = {
             let (usage, db, shutdown) = (state.token_usage.clone(), state.db.clone(), shutdown.clone());
@@ -211,7 +211,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tokens::router())
         .merge(webhooks::router())
         // Every route above checks API tokens against its scope before its handler runs.
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::scopes::enforce_rest))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::extract::enforce_rest))
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
         .layer(compression::layer());
@@ -224,6 +224,10 @@ pub fn router(state: AppState) -> Router {
             tracing::error!("a handler panicked");
             axum::response::IntoResponse::into_response(AppError::Internal(anyhow::anyhow!("handler panicked")))
         }))
+        .layer(axum::middleware::from_fn_with_state(
+            headers::BrowserHeaders::new(&state.config.static_dir, state.config.https),
+            headers::set,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -13,7 +13,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::Keys;
 use crate::client_ip::ClientIpPolicy;
 use crate::config::Config;
-use crate::features::chat::writer::MessageWriter;
+use crate::features::chat::pipeline::MessagePipeline;
 use crate::features::jobs::JobRunner;
 use crate::layer::ChannelLayer;
 use crate::presence::PresenceStore;
@@ -44,10 +44,10 @@ pub struct AppState {
     pub client_ip: Arc<ClientIpPolicy>,
     /// API token `last_used_at` times waiting for their coalesced write.
     pub token_usage: Arc<TokenUsage>,
-    /// The webhook outbox hooks and the list of webhooks they consult.
-    pub webhooks: crate::features::webhooks::Outbox,
-    /// The group-commit writer every `room.send` goes through.
-    pub writer: MessageWriter,
+    /// The webhook delivery queue's hooks and the list of webhooks they consult.
+    pub webhooks: crate::storage::webhook_queue::WebhookQueue,
+    /// The group-commit pipeline every `room.send` goes through (batch, append, broadcast, answer).
+    pub pipeline: MessagePipeline,
     /// Background jobs running on this instance, failed on shutdown.
     pub jobs: JobRunner,
     /// Cancelled when the server begins shutting down.

@@ -39,7 +39,7 @@ confab_stop() {
 
 confab_start() {
     if [ ! -x "$CONFAB_BIN" ]; then
-        echo "no server binary at $CONFAB_BIN (cargo build --release --bin confab)" >&2
+        echo "no server binary at $CONFAB_BIN (bash scripts/build.sh server)" >&2
         return 1
     fi
     CONFAB_DATA=$(mktemp -d -t confab-e2e.XXXXXX)

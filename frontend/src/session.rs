@@ -1,45 +1,47 @@
-//! Who is logged in: the token pair, kept in `localStorage` so a reload stays logged in.
+//! Who is logged in: the user and a short-lived access token, kept in `localStorage` so a
+//! reload stays logged in. The refresh token is not here: the server keeps it in an
+//! `HttpOnly` cookie (`POST /api/auth/session`), which no script of the page can read, so
+//! a script that ever ran in the page cannot carry the session away.
 //!
 //! Refresh tokens rotate and *reusing* an old one revokes the whole session, so two tabs
-//! must never refresh with the same token. Every refresh therefore runs under a Web Lock
-//! shared by the origin's tabs and first re-reads storage: if another tab already rotated
-//! the pair, we adopt its result instead of spending the stale token.
+//! must never refresh at once (the browser would send both the same cookie). Every refresh
+//! therefore runs under a Web Lock shared by the origin's tabs and first re-reads storage:
+//! if another tab already refreshed, we adopt its access token instead of refreshing again.
+//!
+//! Logging out (or the session ending) removes every `confab.*` key of `localStorage`: the
+//! direct-message index with its previews, and whatever else is kept per user.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 
-use confab_shared::{TokenPair, User};
+use confab_shared::{SessionTokens, User};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::api::rest::{self, ApiError};
-use crate::util::{load_json, now_ms, remove_key, save_json};
+use crate::util::{load_json, now_ms, remove_keys_starting_with, save_json};
 
 /// The `localStorage` key of the current session.
 pub const STORAGE_KEY: &str = "confab.session";
+/// The prefix of every `localStorage` key the app writes; all go at logout.
+pub const STORAGE_PREFIX: &str = "confab.";
 const REFRESH_LOCK: &str = "confab.refresh";
 
-/// A token pair as stored, with the absolute expiry of the access token.
+/// An access token as stored, with its absolute expiry and its user.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tokens {
     pub access_token: String,
-    pub refresh_token: String,
     /// When the access token expires, in ms since the epoch (by our clock, from `expires_in`).
     pub expires_at_ms: f64,
     pub user: User,
 }
 
 impl Tokens {
-    fn from_pair(pair: TokenPair) -> Self {
-        Self {
-            access_token: pair.access_token,
-            refresh_token: pair.refresh_token,
-            expires_at_ms: now_ms() + pair.expires_in as f64 * 1000.0,
-            user: pair.user,
-        }
+    fn from_pair(pair: SessionTokens) -> Self {
+        Self { access_token: pair.access_token, expires_at_ms: now_ms() + pair.expires_in as f64 * 1000.0, user: pair.user }
     }
 
     /// Whether the access token expires within `margin_ms`.
@@ -59,7 +61,15 @@ pub struct Session {
 impl Session {
     /// The session saved by an earlier visit, if any.
     pub fn load() -> Self {
-        let tokens = RwSignal::new(load_json::<Tokens>(STORAGE_KEY));
+        let stored = load_json::<Tokens>(STORAGE_KEY);
+        // An earlier version kept the refresh token here too: saving the entry again drops it
+        // (that session ends when its access token does; then the user logs in again).
+        if let Some(tokens) = &stored
+            && crate::util::load_text(STORAGE_KEY).is_some_and(|raw| raw.contains("\"refresh_token\""))
+        {
+            save_json(STORAGE_KEY, tokens);
+        }
+        let tokens = RwSignal::new(stored);
         let user = Memo::new(move |_| tokens.with(|t| t.as_ref().map(|t| t.user.clone())));
         Self { tokens, user }
     }
@@ -109,16 +119,18 @@ impl Session {
         self.tokens.with_untracked(|t| t.as_ref().map(|t| t.user.id))
     }
 
-    /// Saves a pair from login or refresh.
-    pub fn store(&self, pair: TokenPair) {
+    /// Saves the tokens of a login or refresh.
+    pub fn store(&self, pair: SessionTokens) {
         let tokens = Tokens::from_pair(pair);
         save_json(STORAGE_KEY, &tokens);
         self.tokens.set(Some(tokens));
     }
 
-    /// Forgets the session (logout, or the server revoked it).
+    /// Forgets the session (logout, or the server revoked it), and everything this browser
+    /// kept for the user (direct-message previews and read cursors): the next person at
+    /// this browser finds nothing of theirs.
     pub fn clear(&self) {
-        remove_key(STORAGE_KEY);
+        remove_keys_starting_with(STORAGE_PREFIX);
         self.tokens.set(None);
     }
 
@@ -144,7 +156,7 @@ impl Session {
         self.refresh().await
     }
 
-    /// Gets a fresh access token with the refresh token, coordinated across tabs.
+    /// Gets a fresh access token with the refresh cookie, coordinated across tabs.
     ///
     /// An error with [`ApiError::is_unauthorized`] means the session is over.
     pub async fn refresh(&self) -> Result<String, ApiError> {
@@ -155,13 +167,13 @@ impl Session {
         let slot = outcome.clone();
         with_lock(REFRESH_LOCK, async move {
             let current: Option<Tokens> = load_json(STORAGE_KEY);
-            if let Some(current) = current.filter(|c| c.user.id == stale.user.id && c.refresh_token != stale.refresh_token)
+            if let Some(current) = current.filter(|c| c.user.id == stale.user.id && c.access_token != stale.access_token)
             {
-                // Another tab rotated the pair while we waited for the lock.
+                // Another tab refreshed while we waited for the lock.
                 *slot.borrow_mut() = Some(Ok(current));
                 return;
             }
-            let result = rest::refresh(&stale.refresh_token).await.map(Tokens::from_pair);
+            let result = rest::refresh().await.map(Tokens::from_pair);
             if let Ok(tokens) = &result {
                 save_json(STORAGE_KEY, tokens);
             }

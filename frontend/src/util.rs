@@ -45,10 +45,20 @@ pub fn save_json<T: serde::Serialize>(key: &str, value: &T) {
     }
 }
 
-/// Removes a `localStorage` entry.
-pub fn remove_key(key: &str) {
-    if let Some(storage) = storage() {
-        let _ = storage.remove_item(key);
+/// The raw text of a `localStorage` entry.
+pub fn load_text(key: &str) -> Option<String> {
+    storage()?.get_item(key).ok().flatten()
+}
+
+/// Removes every `localStorage` entry whose key starts with `prefix` (other apps of the
+/// origin keep theirs).
+pub fn remove_keys_starting_with(prefix: &str) {
+    let Some(storage) = storage() else { return };
+    let count = storage.length().unwrap_or(0);
+    // Keys first, removal after: removing shifts the indexes.
+    let keys: Vec<String> = (0..count).filter_map(|i| storage.key(i).ok().flatten()).filter(|k| k.starts_with(prefix)).collect();
+    for key in keys {
+        let _ = storage.remove_item(&key);
     }
 }
 

@@ -6,8 +6,9 @@ import type { WebhookEvent } from "./WebhookEvent.js";
  */
 export type CreateWebhook = { 
 /**
- * Where to POST: `http://` or `https://`, at most 2000 characters. Loopback and private
- * destinations are refused unless the server allows them (`CONFAB_WEBHOOK_ALLOW_PRIVATE`).
+ * Where to POST: an `http://` or `https://` URL of at most 2000 characters, matching
+ * [`WEBHOOK_URL_PATTERN`]. Loopback, private and other special-purpose destinations
+ * are refused unless the server allows them (`CONFAB_WEBHOOK_ALLOW_PRIVATE`).
  */
 url: string, 
 /**

@@ -3,4 +3,4 @@
 /**
  * Lifecycle of a job.
  */
-export type JobState = "queued" | "running" | "done" | "failed";
+export type JobState = "queued" | "running" | "done" | "failed" | "expired";

@@ -52,6 +52,20 @@ export const CloseCodes = {
   LoggedOut: 4003,
 };
 
+/** The reconnection policy (the protocol reference's "Reconnecting"): a delay drawn uniformly from
+ * [0, c) before each attempt, c doubling from `baseMs` per failed attempt up to `capMs`; the first
+ * attempt after a `spreadCloseCodes` close waits a delay drawn from [0, goingAwaySpreadMs). */
+export const Reconnect = {
+  /** The first backoff ceiling (ms); it doubles per failed attempt. */
+  baseMs: 500,
+  /** The largest backoff ceiling (ms). */
+  capMs: 30000,
+  /** The window (ms) of the first attempt after a going-away close. */
+  goingAwaySpreadMs: 5000,
+  /** 1001 (the server is stopping) and 1012 (service restart, sent by proxies). */
+  spreadCloseCodes: [1001, 1012],
+};
+
 /** The subprotocol to request; add `bearer.<token>` after it in browsers. */
 export const SUBPROTOCOL = "confab.v1";
 /** Browsers send the access token as the subprotocol `bearer.<token>`. */

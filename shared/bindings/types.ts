@@ -62,6 +62,7 @@ export type { RoomsQuery } from "./RoomsQuery.js";
 export type { Scope } from "./Scope.js";
 export type { SendParams } from "./SendParams.js";
 export type { SessionExpiring } from "./SessionExpiring.js";
+export type { SessionTokens } from "./SessionTokens.js";
 export type { Status } from "./Status.js";
 export type { SyncParams } from "./SyncParams.js";
 export type { SyncResult } from "./SyncResult.js";

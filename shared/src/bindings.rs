@@ -38,6 +38,7 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(Credentials::export_all(&cfg))?;
     export(RefreshRequest::export_all(&cfg))?;
     export(TokenPair::export_all(&cfg))?;
+    export(SessionTokens::export_all(&cfg))?;
     export(CreateRoom::export_all(&cfg))?;
     export(PublishRequest::export_all(&cfg))?;
     export(PublishAccepted::export_all(&cfg))?;
@@ -147,7 +148,7 @@ enum Lang {
     Js,
 }
 
-/// Method names, error codes, close codes and the subprotocol, as TypeScript (typed
+/// Method names, error codes, close codes, the reconnection policy and the subprotocol, as TypeScript (typed
 /// `as const`) or plain JavaScript (`index.js`, what a program imports at run time).
 fn constants(lang: Lang) -> String {
     let (as_const, methods_check, notes_check) = match lang {
@@ -173,6 +174,17 @@ fn constants(lang: Lang) -> String {
     for (code, name, advice) in close::DOCS {
         let _ = writeln!(out, "  /** {} */\n  {}: {code},", advice.trim(), pascal_case(name));
     }
+    let _ = writeln!(out, "}}{as_const};\n");
+    let policy = crate::rpc::reconnect::Policy::DEFAULT;
+    out.push_str("/** The reconnection policy (the protocol reference's \"Reconnecting\"): a delay drawn uniformly from\n");
+    out.push_str(" * [0, c) before each attempt, c doubling from `baseMs` per failed attempt up to `capMs`; the first\n");
+    out.push_str(" * attempt after a `spreadCloseCodes` close waits a delay drawn from [0, goingAwaySpreadMs). */\n");
+    out.push_str("export const Reconnect = {\n");
+    let _ = writeln!(out, "  /** The first backoff ceiling (ms); it doubles per failed attempt. */\n  baseMs: {},", policy.base_ms);
+    let _ = writeln!(out, "  /** The largest backoff ceiling (ms). */\n  capMs: {},", policy.cap_ms);
+    let _ = writeln!(out, "  /** The window (ms) of the first attempt after a going-away close. */\n  goingAwaySpreadMs: {},", policy.going_away_spread_ms);
+    let codes = crate::rpc::reconnect::SPREAD_CLOSE_CODES.map(|c| c.to_string()).join(", ");
+    let _ = writeln!(out, "  /** 1001 (the server is stopping) and 1012 (service restart, sent by proxies). */\n  spreadCloseCodes: [{codes}],");
     let _ = writeln!(out, "}}{as_const};\n");
     out.push_str("/** The subprotocol to request; add `bearer.<token>` after it in browsers. */\n");
     let _ = writeln!(out, "export const SUBPROTOCOL = \"{}\";", crate::rpc::SUBPROTOCOL);

@@ -65,6 +65,19 @@ wire! {
         pub user: User,
     }
 
+    /// What the web app's log-in and refresh (`POST /api/auth/session`, `…/session/refresh`)
+    /// return: a [`TokenPair`] whose refresh token is not in the body but in an `HttpOnly`
+    /// cookie, out of reach of the page's scripts.
+    pub struct SessionTokens {
+        /// A JWT (HS256) to send as `Authorization: Bearer …` or as the `bearer.<token>` subprotocol.
+        pub access_token: String,
+        /// Always `"Bearer"`.
+        pub token_type: String,
+        /// Lifetime of the access token in seconds.
+        pub expires_in: i64,
+        pub user: User,
+    }
+
     /// A room as the room list shows it.
     pub struct RoomSummary {
         pub name: String,
@@ -154,6 +167,9 @@ wire! {
         Running,
         Done,
         Failed,
+        /// Done, and its file was deleted after the server's export lifetime
+        /// (`CONFAB_EXPORT_TTL_HOURS`); the download answers 410. Start a new export.
+        Expired,
     }
 
     /// A background job and how far it got.

@@ -15,6 +15,21 @@ use crate::rest::wire;
 /// The prefix of every webhook secret; the rest is base64 of 32 random bytes.
 pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
 
+/// Longest webhook URL, in characters.
+pub const MAX_WEBHOOK_URL_CHARS: usize = 2000;
+
+/// Exactly the webhook URLs the server accepts (ECMA-262, Python and Rust regex syntax
+/// alike; the server matches it with the `regex` crate): `http://` or `https://`, optional
+/// `user:password@`, a host that is a DNS name (letters, digits, `-`, `_`; labels of at most
+/// 63; the last label starts with a letter, so no name reads as a number), a dotted-quad
+/// IPv4 address without leading zeros, or a bracketed IPv6 address (RFC 4291 text forms),
+/// an optional port 0–65535, then path, query and fragment in RFC 3986 characters (anything
+/// else percent-encoded). A name in its ASCII form (`xn--…`) must be valid punycode.
+///
+/// Generated from the RFC 3986 grammar, restricted so that every string it matches is also
+/// a URL the WHATWG parser accepts unchanged in meaning (no octal or hex IPv4 forms).
+pub const WEBHOOK_URL_PATTERN: &str = r#"^https?://(?:(?:[A-Za-z0-9._~!$&'()*+,;=:-]|%[0-9A-Fa-f]{2})*@)?(?:(?:[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|\[(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|::(?:(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4})?|[0-9A-Fa-f]{1,4}::(?:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4})?|(?:[0-9A-Fa-f]{1,4}:){1}[0-9A-Fa-f]{1,4}::(?:(?:[0-9A-Fa-f]{1,4}:){0,4}[0-9A-Fa-f]{1,4})?|(?:[0-9A-Fa-f]{1,4}:){2}[0-9A-Fa-f]{1,4}::(?:(?:[0-9A-Fa-f]{1,4}:){0,3}[0-9A-Fa-f]{1,4})?|(?:[0-9A-Fa-f]{1,4}:){3}[0-9A-Fa-f]{1,4}::(?:(?:[0-9A-Fa-f]{1,4}:){0,2}[0-9A-Fa-f]{1,4})?|(?:[0-9A-Fa-f]{1,4}:){4}[0-9A-Fa-f]{1,4}::(?:(?:[0-9A-Fa-f]{1,4}:){0,1}[0-9A-Fa-f]{1,4})?|(?:[0-9A-Fa-f]{1,4}:){5}[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4})?|(?:[0-9A-Fa-f]{1,4}:){6}[0-9A-Fa-f]{1,4}::|(?:[0-9A-Fa-f]{1,4}:){6}(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|::(?:[0-9A-Fa-f]{1,4}:){0,5}(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){0,4}(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|(?:[0-9A-Fa-f]{1,4}:){1}[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){0,3}(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|(?:[0-9A-Fa-f]{1,4}:){2}[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){0,2}(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|(?:[0-9A-Fa-f]{1,4}:){3}[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){0,1}(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|(?:[0-9A-Fa-f]{1,4}:){4}[0-9A-Fa-f]{1,4}::(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))\])(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0))?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})*)*(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?(?:#(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"#;
+
 /// The headers of a delivery.
 pub const HEADER_ID: &str = "webhook-id";
 pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
@@ -43,9 +58,10 @@ wire! {
 
     /// The body of `POST /api/webhooks`.
     pub struct CreateWebhook {
-        /// Where to POST: `http://` or `https://`, at most 2000 characters. Loopback and private
-        /// destinations are refused unless the server allows them (`CONFAB_WEBHOOK_ALLOW_PRIVATE`).
-        #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
+        /// Where to POST: an `http://` or `https://` URL of at most 2000 characters, matching
+        /// [`WEBHOOK_URL_PATTERN`]. Loopback, private and other special-purpose destinations
+        /// are refused unless the server allows them (`CONFAB_WEBHOOK_ALLOW_PRIVATE`).
+        #[cfg_attr(feature = "openapi", schema(schema_with = url_schema))]
         pub url: String,
         /// At least one event.
         pub events: Vec<WebhookEvent>,
@@ -169,4 +185,23 @@ mod tests {
             assert_eq!(serde_json::to_value(event).unwrap(), serde_json::json!(event.as_str()));
         }
     }
+}
+
+/// The schema of [`CreateWebhook::url`]: what the server checks, stated in full.
+#[cfg(feature = "openapi")]
+fn url_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        // utoipa names `uri` only with its `url` feature (another dependency): same output.
+        .format(Some(SchemaFormat::Custom("uri".to_owned())))
+        .max_length(Some(MAX_WEBHOOK_URL_CHARS))
+        .pattern(Some(WEBHOOK_URL_PATTERN))
+        .description(Some(
+            "Where to POST: an `http://` or `https://` URL with a DNS name, a dotted-quad IPv4 address or a \
+             bracketed IPv6 address as its host, non-ASCII characters percent-encoded (names in punycode, which \
+             must be valid), at most 2000 characters. Loopback, private and other special-purpose destinations \
+             are refused with 422 unless the server allows them (`CONFAB_WEBHOOK_ALLOW_PRIVATE`).",
+        ))
+        .build()
 }

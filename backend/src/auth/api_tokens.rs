@@ -16,10 +16,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 use tokio_util::sync::CancellationToken;
 
-use super::Identity;
+use super::token::Identity;
 use super::scopes::Scopes;
 use crate::error::AppError;
-use crate::state::AppState;
 use crate::storage::{Db, api_tokens, now_ms, users};
 
 /// Characters after the prefix: 32 bytes as unpadded URL-safe base64.
@@ -57,12 +56,12 @@ fn well_formed(token: &str) -> bool {
 }
 
 /// Verifies an API token: known, not expired, its user still there. 401 otherwise.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<Identity, AppError> {
+pub async fn authenticate(db: &Db, usage: &TokenUsage, token: &str) -> Result<Identity, AppError> {
     if !well_formed(token) {
         return Err(AppError::Unauthenticated);
     }
     let computed = hash(token);
-    let row = api_tokens::by_hash(&state.db, &computed).await?.ok_or(AppError::Unauthenticated)?;
+    let row = api_tokens::by_hash(db, &computed).await?.ok_or(AppError::Unauthenticated)?;
     if !bool::from(row.token_hash.as_bytes().ct_eq(computed.as_bytes())) {
         return Err(AppError::Unauthenticated);
     }
@@ -70,8 +69,8 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Identity, App
     if row.expires_at.is_some_and(|exp| exp <= now) {
         return Err(AppError::Unauthenticated);
     }
-    let user = users::by_id(&state.db, row.user_id).await?.ok_or(AppError::Unauthenticated)?;
-    state.token_usage.used(row.id, now);
+    let user = users::by_id(db, row.user_id).await?.ok_or(AppError::Unauthenticated)?;
+    usage.used(row.id, now);
     Ok(Identity {
         user_id: user.id,
         username: user.username,

@@ -1,15 +1,18 @@
-//! Extractors that authenticate a request before the handler runs.
+//! Extractors that authenticate a request before the handler runs, and the middleware that
+//! checks an API token against the route's scope first.
 //!
-//! An API token reaches a handler only through the [`super::scopes::enforce_rest`]
-//! middleware, which checked it against the route's scope: here it is taken from the
+//! An API token reaches a handler only through the [`enforce_rest`] middleware, which
+//! checked it against the route's scope ([`super::scopes`]): here it is taken from the
 //! request's extensions, and a token the middleware did not pass is refused (fail closed).
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
-use super::api_tokens::is_api_token;
-use super::scopes::VerifiedToken;
+use super::api_tokens::{self, is_api_token};
+use super::scopes;
 use super::token::Identity;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -32,6 +35,38 @@ pub fn bearer_of(headers: &HeaderMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
+
+/// Middleware on every route: a request with an API token is checked against
+/// [`REST_ROUTES`](scopes::REST_ROUTES) before its handler runs, and the verified identity
+/// is handed to the `AuthUser` / `MaybeAuthUser` extractors (which refuse an API token that
+/// did not pass here).
+pub async fn enforce_rest(State(state): State<AppState>, matched: Option<MatchedPath>, mut request: Request, next: Next) -> Response {
+    let Some(token) = bearer_of(request.headers()).filter(|t| is_api_token(t)) else {
+        return next.run(request).await;
+    };
+    // A nested service has no matched route of its own: its rows match the request's path.
+    let path = matched.map_or_else(|| request.uri().path().to_owned(), |m| m.as_str().to_owned());
+    let need = scopes::rest_need(request.method(), &path);
+    let scope = match need {
+        Some(scopes::Need::Open) => return next.run(request).await,
+        Some(scopes::Need::Scope(scope)) => scope,
+        Some(scopes::Need::Login) => return AppError::Forbidden("API tokens cannot do this; log in").into_response(),
+        None => return AppError::Forbidden("this route is not available to API tokens").into_response(),
+    };
+    let identity = match api_tokens::authenticate(&state.db, &state.token_usage, token).await {
+        Ok(identity) => identity,
+        Err(err) => return err.into_response(),
+    };
+    if !identity.scopes.contains(scope) {
+        return AppError::MissingScope(scope).into_response();
+    }
+    request.extensions_mut().insert(VerifiedToken(identity));
+    next.run(request).await
+}
+
+/// An API token identity [`enforce_rest`] verified for this request's route.
+#[derive(Clone)]
+pub struct VerifiedToken(pub Identity);
 
 async fn identify(parts: &Parts, state: &AppState, token: &str) -> Result<Identity, AppError> {
     if is_api_token(token) {

@@ -6,10 +6,13 @@
 //! - [`throttle`]: failed-login counting per username and per IP.
 //! - [`api_tokens`]: API tokens (`cfb_…`) for programs: minting, verifying, usage times.
 //! - [`scopes`]: what a token may do, per socket method and per REST route.
-//! - [`extract`]: `AuthUser` / `MaybeAuthUser` / `LoginUser` extractors.
+//! - [`extract`]: the API-token scope middleware and the `AuthUser` / `MaybeAuthUser` /
+//!   `LoginUser` extractors (these two need `AppState`; the modules above do not).
 //! - [`routes`]: the `/api/auth/*` and `/api/me` handlers.
+//! - [`cookie`]: the web app's session, its refresh token in an `HttpOnly` cookie.
 
 pub mod api_tokens;
+pub mod cookie;
 pub mod extract;
 pub mod password;
 pub mod routes;
@@ -30,7 +33,7 @@ use crate::storage::sessions;
 /// speaks for nobody.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Identity, AppError> {
     if api_tokens::is_api_token(token) {
-        return api_tokens::authenticate(state, token).await;
+        return api_tokens::authenticate(&state.db, &state.token_usage, token).await;
     }
     let identity = state.keys.verify(token).ok_or(AppError::Unauthenticated)?;
     if sessions::active_owner(&state.db, &identity.session_id).await? != Some(identity.user_id) {

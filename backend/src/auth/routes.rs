@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/refresh", post(refresh))
         .route("/api/auth/logout", post(logout))
         .route("/api/me", get(me))
+        .merge(super::cookie::router())
 }
 
 /// Create an account.
@@ -166,7 +167,7 @@ pub async fn logout(State(state): State<AppState>, LoginUser(identity): LoginUse
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn close_session_sockets(state: &AppState, session_id: &str) {
+pub(super) fn close_session_sockets(state: &AppState, session_id: &str) {
     if let Err(err) = state.layer.group_send(&group::session(session_id), Delivery::Close { code: close::LOGGED_OUT }) {
         // Local sockets were closed by the hub; remote ones learn of the revocation when
         // their token is next checked (refresh or expiry).

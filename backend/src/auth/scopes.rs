@@ -1,22 +1,17 @@
 //! What an API token may do: one table for the socket methods (in the shared crate,
 //! [`confab_shared::tokens::METHOD_SCOPES`]) and one for the REST routes ([`REST_ROUTES`]),
 //! each checked in exactly one place: [`authorize_method`] before a method runs, and the
-//! [`enforce_rest`] middleware before a handler runs. Anything missing from a table is
+//! [`enforce_rest`](super::extract::enforce_rest) middleware before a handler runs. Anything missing from a table is
 //! refused to tokens; tests keep both tables complete.
 //!
 //! Logins (access tokens) carry every scope; the checks only narrow API tokens.
 
-use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use confab_shared::Scope;
 use confab_shared::tokens::{CREATE_ROOM_SCOPE, method_scope};
 
-use super::Identity;
-use super::extract::bearer_of;
+use super::token::Identity;
 use crate::error::AppError;
-use crate::state::AppState;
 
 /// A set of scopes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +84,10 @@ pub const REST_ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/auth/login", Need::Open),
     ("POST", "/api/auth/refresh", Need::Open),
     ("POST", "/api/auth/logout", Need::Login),
+    // The web app's cookie session: they read no bearer, only the cookie.
+    ("POST", "/api/auth/session", Need::Open),
+    ("POST", "/api/auth/session/refresh", Need::Open),
+    ("POST", "/api/auth/session/logout", Need::Open),
     ("GET", "/api/me", Need::Scope(Scope::Read)),
     ("GET", "/api/users", Need::Scope(Scope::Read)),
     ("GET", "/api/rooms", Need::Scope(Scope::Read)),
@@ -115,6 +114,8 @@ pub const REST_ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/docs/init.js", Need::Open),
     ("GET", "/api/docs/protocol", Need::Open),
     ("GET", "/api/docs/protocol.md", Need::Open),
+    ("GET", "/api/docs/nav.css", Need::Open),
+    ("GET", "/api/docs/protocol.css", Need::Open),
     // A nested file service: matched by prefix (a row ending in `*`).
     ("*", "/api/docs/assets*", Need::Open),
     ("GET", "/metrics", Need::Open),
@@ -134,37 +135,6 @@ pub fn rest_need(method: &Method, path: &str) -> Option<Need> {
         })
         .map(|(_, _, need)| *need)
 }
-
-/// Middleware on every route: a request with an API token is checked against
-/// [`REST_ROUTES`] before its handler runs, and the verified identity is handed to the
-/// `AuthUser` / `MaybeAuthUser` extractors (which refuse an API token that did not pass here).
-pub async fn enforce_rest(State(state): State<AppState>, matched: Option<MatchedPath>, mut request: Request, next: Next) -> Response {
-    let Some(token) = bearer_of(request.headers()).filter(|t| super::api_tokens::is_api_token(t)) else {
-        return next.run(request).await;
-    };
-    // A nested service has no matched route of its own: its rows match the request's path.
-    let path = matched.map_or_else(|| request.uri().path().to_owned(), |m| m.as_str().to_owned());
-    let need = rest_need(request.method(), &path);
-    let scope = match need {
-        Some(Need::Open) => return next.run(request).await,
-        Some(Need::Scope(scope)) => scope,
-        Some(Need::Login) => return AppError::Forbidden("API tokens cannot do this; log in").into_response(),
-        None => return AppError::Forbidden("this route is not available to API tokens").into_response(),
-    };
-    let identity = match super::api_tokens::authenticate(&state, token).await {
-        Ok(identity) => identity,
-        Err(err) => return err.into_response(),
-    };
-    if !identity.scopes.contains(scope) {
-        return AppError::MissingScope(scope).into_response();
-    }
-    request.extensions_mut().insert(VerifiedToken(identity));
-    next.run(request).await
-}
-
-/// An API token identity [`enforce_rest`] verified for this request's route.
-#[derive(Clone)]
-pub struct VerifiedToken(pub Identity);
 
 #[cfg(test)]
 mod tests {

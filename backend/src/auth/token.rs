@@ -107,7 +107,7 @@ impl Keys {
                 return Ok(existing.as_bytes().to_vec());
             }
         }
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        crate::files::create_data_dir(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let secret = URL_SAFE_NO_PAD.encode(random_bytes::<48>());
         write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
         Ok(secret.into_bytes())
@@ -171,16 +171,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write as _;
-    create_private(path)?.write_all(contents.as_bytes())
-}
-
-/// Creates (or truncates) a file only its owner can read: it will hold secrets.
-pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    crate::files::create_private(path)?.write_all(contents.as_bytes())
 }
 
 #[cfg(test)]

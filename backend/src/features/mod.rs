@@ -4,13 +4,13 @@
 //! # Layout
 //! - [`users`]: who exists and who is online; presence announcements.
 //! - [`rooms`]: listing, creating, joining and leaving rooms; history; typing; read cursors.
-//! - [`chat`]: sending (through the group-commit [`chat::writer`]), editing, deleting, reacting.
+//! - [`chat`]: sending (through the group-commit [`chat::pipeline`]), editing, deleting, reacting.
 //! - [`dm`]: private messages and their receipts.
 //! - [`sync`]: catch-up after a reconnect.
 //! - [`publish`]: notices to a room, a user or everyone, from outside (`POST /api/publish`).
 //! - [`jobs`]: background jobs (room exports) with live progress.
 //! - [`tokens`]: API tokens for programs (`/api/tokens`).
-//! - [`webhooks`]: signed outgoing events for admins' URLs (`/api/webhooks`), from an outbox.
+//! - [`webhooks`]: signed outgoing events for admins' URLs (`/api/webhooks`), from a delivery queue in the database.
 //! - [`system`]: health and the API documents.
 
 pub mod chat;

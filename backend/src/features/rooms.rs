@@ -20,7 +20,7 @@ use crate::auth::Identity;
 use crate::auth::extract::{AuthUser, MaybeAuthUser};
 use crate::error::{AppError, AppResult};
 use crate::http::{ApiJson, ApiQuery};
-use crate::layer::{ChannelLayer, Class, Delivery, Except, group};
+use crate::layer::{Class, Delivery, Except, group};
 use crate::state::AppState;
 use crate::storage::entity::rooms as room_entity;
 use crate::storage::{StorageError, messages, rooms};
@@ -301,12 +301,5 @@ pub async fn read(state: &AppState, conn: &Conn, p: RoomReadParams) -> AppResult
 
 /// Sends a notification to every connection in a room.
 pub fn broadcast(state: &AppState, room: &str, event: &Notification, class: Class) {
-    broadcast_on(state.layer.as_ref(), room, event, class);
-}
-
-/// [`broadcast`] with only a layer at hand (the presence reaper).
-pub fn broadcast_on(layer: &dyn ChannelLayer, room: &str, event: &Notification, class: Class) {
-    if let Err(err) = layer.group_send(&group::room(room), Delivery::frame(event.to_frame(), class)) {
-        tracing::warn!(%err, room, method = event.method(), "room broadcast failed");
-    }
+    crate::layer::broadcast_room(state.layer.as_ref(), room, event, class);
 }

@@ -1,5 +1,8 @@
-//! Operational endpoints: health, metrics and the API documents (`/api/openapi.json`,
+//! Operational endpoints: health, metrics (the counters of [`crate::metrics`] and this
+//! instance's gauges) and the API documents (`/api/openapi.json`,
 //! `/api/asyncapi.json`, and the pages under `/api/docs`, see [`crate::docs`]).
+
+use std::fmt::Write as _;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -8,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use confab_shared::{Health, Status};
 
+use crate::metrics::METRICS;
 use crate::state::AppState;
 
 pub fn router(docs_assets: &std::path::Path) -> Router<AppState> {
@@ -18,10 +22,12 @@ pub fn router(docs_assets: &std::path::Path) -> Router<AppState> {
         .route("/api/docs", get(docs_index))
         .route("/api/docs/", get(docs_index))
         .route("/api/docs/init.js", get(docs_init))
+        .route("/api/docs/nav.css", get(|| async { css(crate::docs::NAV_CSS) }))
+        .route("/api/docs/protocol.css", get(|| async { css(crate::docs::PROTOCOL_CSS) }))
         .route("/api/docs/protocol", get(docs_protocol))
         .route("/api/docs/protocol.md", get(docs_protocol_md))
         .nest_service("/api/docs/assets", tower_http::services::ServeDir::new(docs_assets))
-        .route("/metrics", get(crate::metrics::handler))
+        .route("/metrics", get(metrics))
 }
 
 /// Whether this instance and its dependencies are up.
@@ -59,6 +65,11 @@ async fn docs_index(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], crate::docs::index_html(vendored))
 }
 
+/// A stylesheet of the docs pages.
+fn css(text: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], text)
+}
+
 async fn docs_init() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], crate::docs::INIT_JS)
 }
@@ -71,4 +82,27 @@ async fn docs_protocol() -> impl IntoResponse {
 /// The same reference as Markdown, identical to the committed `docs/protocol.md`.
 async fn docs_protocol_md() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], crate::docs::protocol_markdown())
+}
+
+/// `GET /metrics`: the process-wide counters, then this instance's gauges.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::with_capacity(1024);
+    METRICS.render(&mut out);
+    let _ = writeln!(
+        out,
+        "# HELP confab_connections Open WebSocket connections on this instance\n# TYPE confab_connections gauge\nconfab_connections {}",
+        state.layer.hub().len()
+    );
+    // The hashing threads are this instance's, like the gauge above.
+    let _ = writeln!(
+        out,
+        "# HELP confab_password_hashes_total Argon2 computations (hashes and verifications) run by this instance\n# TYPE confab_password_hashes_total counter\nconfab_password_hashes_total {}",
+        state.hasher.runs()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP confab_channel_layer_up Whether cross-instance delivery works\n# TYPE confab_channel_layer_up gauge\nconfab_channel_layer_up {}",
+        u8::from(state.layer.is_up())
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 use confab_shared::UserPresence;
+use confab_shared::rpc::Notification;
 
 pub use hub::{ConnId, Hub, Outbox};
 
@@ -94,6 +95,14 @@ impl Delivery {
     /// A frame for every member.
     pub fn frame(text: impl Into<Utf8Bytes>, class: Class) -> Self {
         Self::Frame { text: text.into(), class, except: Except::Nobody }
+    }
+}
+
+/// Sends a notification to every connection in a room, logging (not returning) a refusal:
+/// for broadcasts nobody waits on (typing, presence, the reaper's departures).
+pub fn broadcast_room(layer: &dyn ChannelLayer, room: &str, event: &Notification, class: Class) {
+    if let Err(err) = layer.group_send(&group::room(room), Delivery::frame(event.to_frame(), class)) {
+        tracing::warn!(%err, room, method = event.method(), "room broadcast failed");
     }
 }
 

@@ -24,7 +24,7 @@ use confab_shared::rpc::notify::{RoomOnline, RoomUser};
 use tokio_util::sync::CancellationToken;
 
 use super::PresenceStore;
-use crate::layer::{ChannelLayer, Class, Delivery, group};
+use crate::layer::{ChannelLayer, Class, Delivery, broadcast_room, group};
 
 /// How long the batcher keeps ticking after shutdown began (longer than the sockets' grace).
 const DRAIN_AFTER_SHUTDOWN: Duration = Duration::from_secs(7);
@@ -162,7 +162,7 @@ impl Batcher {
             events.push(Notification::RoomOnlineChanged(RoomOnline { room: room.to_owned(), online }));
         }
         for event in events {
-            crate::features::rooms::broadcast_on(self.layer.as_ref(), room, &event, Class::Droppable);
+            broadcast_room(self.layer.as_ref(), room, &event, Class::Droppable);
         }
     }
 }

@@ -5,7 +5,7 @@ use sea_orm::sea_query::{Condition, Expr, OnConflict};
 use confab_shared::webhooks::WebhookEvent;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
 
-use crate::features::webhooks::Outbox;
+use super::webhook_queue::WebhookQueue;
 
 use super::entity::{direct_messages as dm, dm_reads};
 use super::{Db, StorageError, StorageResult, now_ms};
@@ -43,9 +43,9 @@ impl Inserted {
     }
 }
 
-/// Persists a DM, unless its nonce was used before (see [`Inserted`]). The webhook outbox
+/// Persists a DM, unless its nonce was used before (see [`Inserted`]). The webhook queue
 /// gets `dm.message` in the same transaction when a webhook wants it.
-pub async fn insert(db: &Db, p: Parties<'_>, text: &str, nonce: Option<&str>, outbox: &Outbox) -> StorageResult<Inserted> {
+pub async fn insert(db: &Db, p: Parties<'_>, text: &str, nonce: Option<&str>, queue: &WebhookQueue) -> StorageResult<Inserted> {
     if let Some(nonce) = nonce
         && let Some(existing) = by_nonce(db, p.from_id, nonce).await?
     {
@@ -61,8 +61,8 @@ pub async fn insert(db: &Db, p: Parties<'_>, text: &str, nonce: Option<&str>, ou
         nonce: Set(nonce.map(str::to_owned)),
         ..Default::default()
     };
-    let inserted = if outbox.wants(WebhookEvent::DmMessage) {
-        insert_announced(db, row, outbox).await
+    let inserted = if queue.wants(WebhookEvent::DmMessage) {
+        insert_announced(db, row, queue).await
     } else {
         row.insert(&db.conn).await.map_err(StorageError::from)
     };
@@ -77,13 +77,13 @@ pub async fn insert(db: &Db, p: Parties<'_>, text: &str, nonce: Option<&str>, ou
     }
 }
 
-async fn insert_announced(db: &Db, row: dm::ActiveModel, outbox: &Outbox) -> StorageResult<dm::Model> {
+async fn insert_announced(db: &Db, row: dm::ActiveModel, queue: &WebhookQueue) -> StorageResult<dm::Model> {
     let txn = db.conn.begin().await?;
     let model = row.insert(&txn).await?;
-    let enqueued = outbox.direct_message(&txn, &model).await?;
+    let enqueued = queue.direct_message(&txn, &model).await?;
     txn.commit().await?;
     if enqueued {
-        outbox.wake();
+        queue.wake();
     }
     Ok(model)
 }

@@ -15,6 +15,8 @@ pub const QUEUED: &str = "queued";
 pub const RUNNING: &str = "running";
 pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
+/// Done, and its file deleted after the export lifetime.
+pub const EXPIRED: &str = "expired";
 
 impl From<&jobs::Model> for Job {
     fn from(m: &jobs::Model) -> Self {
@@ -25,6 +27,7 @@ impl From<&jobs::Model> for Job {
                 QUEUED => JobState::Queued,
                 RUNNING => JobState::Running,
                 DONE => JobState::Done,
+                EXPIRED => JobState::Expired,
                 _ => JobState::Failed,
             },
             percent: m.percent.clamp(0, 100) as u8,
@@ -167,4 +170,33 @@ pub async fn fail_stale(db: &Db, before: i64, error: &str) -> StorageResult<Vec<
         }
     }
     Ok(failed)
+}
+
+/// done → expired for every job that finished before `finished_before` (ms since the
+/// epoch), its stored file deleted. Returns the rows as they were (their `file` names a
+/// file in the data dir for exports of older versions, which the caller removes).
+pub async fn expire_done(db: &Db, finished_before: i64) -> StorageResult<Vec<jobs::Model>> {
+    let due = jobs::Entity::find()
+        .filter(jobs::Column::State.eq(DONE))
+        .filter(jobs::Column::FinishedAt.lt(finished_before))
+        .order_by_asc(jobs::Column::Id)
+        .all(&db.conn)
+        .await?;
+    let mut expired = Vec::with_capacity(due.len());
+    for job in due {
+        // Marked first, then deleted: a download that starts in between is refused (410),
+        // and one already streaming ends short rather than reading half a file silently.
+        let result = jobs::Entity::update_many()
+            .col_expr(jobs::Column::State, Expr::value(EXPIRED))
+            .col_expr(jobs::Column::File, Expr::value(Option::<String>::None))
+            .filter(jobs::Column::Id.eq(job.id))
+            .filter(jobs::Column::State.eq(DONE))
+            .exec(&db.conn)
+            .await?;
+        if result.rows_affected == 1 {
+            super::exports::discard(db, job.id).await?;
+            expired.push(job);
+        }
+    }
+    Ok(expired)
 }

@@ -7,7 +7,7 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
 
 use super::entity::{messages, reactions, rooms};
-use crate::features::webhooks::Outbox;
+use super::webhook_queue::WebhookQueue;
 use confab_shared::webhooks::WebhookEvent;
 use super::{Db, StorageResult, now_ms, statement};
 
@@ -28,6 +28,17 @@ impl NewMessage {
     pub fn is_retry_of(&self, first: &messages::Model) -> bool {
         first.room_id == self.room_id && (first.text == self.text || first.edited_at.is_some() || first.deleted)
     }
+
+    /// Its wire form once stored now with `id` in `room` (by name).
+    pub fn into_wire(self, room: String, id: i64, now: i64) -> Message {
+        fresh_wire(id, room, self.author, self.text, now)
+    }
+}
+
+/// The wire form of a message stored now: the one place it is built from what the sender
+/// gave and what the commit returned (nothing is read back).
+pub fn fresh_wire(id: i64, room: String, author: String, text: String, now: i64) -> Message {
+    Message { id, room, author, text, sent_at: Timestamp::from_millis(now), edited_at: None, deleted: false, reactions: BTreeMap::new() }
 }
 
 /// The message an author already sent with this nonce.
@@ -97,36 +108,36 @@ pub async fn page_through(db: &Db, room_id: i64, after: i64, through: i64, limit
 
 /// Replaces a message's text.
 pub async fn edit(db: &Db, id: i64, text: &str) -> StorageResult<()> {
-    edit_with(db, id, text, &Outbox::default()).await
+    edit_with(db, id, text, &WebhookQueue::default()).await
 }
 
 /// [`edit`], enqueueing `message.edited` for webhooks in the same transaction.
-pub async fn edit_with(db: &Db, id: i64, text: &str, outbox: &Outbox) -> StorageResult<()> {
+pub async fn edit_with(db: &Db, id: i64, text: &str, queue: &WebhookQueue) -> StorageResult<()> {
     let update = messages::Entity::update_many()
         .col_expr(messages::Column::Text, Expr::value(text))
         .col_expr(messages::Column::EditedAt, Expr::value(now_ms()))
         .filter(messages::Column::Id.eq(id));
-    if !outbox.wants(WebhookEvent::MessageEdited) {
+    if !queue.wants(WebhookEvent::MessageEdited) {
         update.exec(&db.conn).await?;
         return Ok(());
     }
     let txn = db.conn.begin().await?;
     update.exec(&txn).await?;
-    let enqueued = outbox.message_edited(&txn, id).await?;
+    let enqueued = queue.message_edited(&txn, id).await?;
     txn.commit().await?;
     if enqueued {
-        outbox.wake();
+        queue.wake();
     }
     Ok(())
 }
 
 /// Soft-deletes a message: the id stays, the text and reactions go.
 pub async fn delete(db: &Db, id: i64) -> StorageResult<()> {
-    delete_with(db, id, &Outbox::default()).await
+    delete_with(db, id, &WebhookQueue::default()).await
 }
 
 /// [`delete`], enqueueing `message.deleted` for webhooks in the same transaction.
-pub async fn delete_with(db: &Db, id: i64, outbox: &Outbox) -> StorageResult<()> {
+pub async fn delete_with(db: &Db, id: i64, queue: &WebhookQueue) -> StorageResult<()> {
     let txn = db.conn.begin().await?;
     messages::Entity::update_many()
         .col_expr(messages::Column::Text, Expr::value(""))
@@ -135,10 +146,10 @@ pub async fn delete_with(db: &Db, id: i64, outbox: &Outbox) -> StorageResult<()>
         .exec(&txn)
         .await?;
     reactions::Entity::delete_many().filter(reactions::Column::MessageId.eq(id)).exec(&txn).await?;
-    let enqueued = outbox.message_deleted(&txn, id).await?;
+    let enqueued = queue.message_deleted(&txn, id).await?;
     txn.commit().await?;
     if enqueued {
-        outbox.wake();
+        queue.wake();
     }
     Ok(())
 }

@@ -4,6 +4,9 @@
 //! - [`entity`]: one sea-orm entity per table; [`migration`]: the schema, applied on start.
 //! - [`users`], [`sessions`], [`rooms`], [`messages`], [`dms`], [`jobs`], [`api_tokens`], [`webhooks`]: the
 //!   queries each feature needs, returning wire types where the caller only forwards them.
+//! - [`webhook_queue`]: the hooks that enqueue webhook deliveries inside an event's own
+//!   transaction, and the in-memory list of webhooks that makes them free when nobody
+//!   subscribes (the delivery worker is `features::webhooks`).
 //! - [`exports`]: finished export files, in chunks, readable from every instance.
 //! - [`append`]: the hot path, appending batches of room messages on the drivers under
 //!   sea-orm (a SQLite writer thread, one PostgreSQL statement per batch).
@@ -21,11 +24,14 @@ pub mod migration;
 pub mod rooms;
 pub mod sessions;
 pub mod users;
+pub mod webhook_queue;
 pub mod webhooks;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, TransactionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlxSqliteConnector};
 use sea_orm_migration::MigratorTrait;
@@ -146,7 +152,13 @@ impl Db {
         let conn = if url.starts_with("sqlite:") {
             // WAL lets readers proceed during the writer's transaction; NORMAL sync is safe
             // with WAL (a power cut loses at most the last transactions, never corrupts).
-            let options = SqliteConnectOptions::from_str(url)?
+            let options = SqliteConnectOptions::from_str(url)?;
+            // Created owner-only here, not by SQLite with the umask (see `files`).
+            let file = options.get_filename();
+            if file != Path::new(":memory:") && !url.contains("mode=memory") {
+                crate::files::prepare_sqlite(file).with_context(|| format!("preparing {}", file.display()))?;
+            }
+            let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)

@@ -106,6 +106,12 @@ pub async fn revoke(db: &Db, session_id: &str) -> StorageResult<()> {
     revoke_in(&db.conn, session_id, now_ms()).await
 }
 
+/// The session a refresh token (stored hash) belongs to, used or not: logging out by the
+/// web app's cookie, which may hold a token a racing tab already rotated.
+pub async fn of_token(db: &Db, token_hash: &str) -> StorageResult<Option<String>> {
+    Ok(refresh_tokens::Entity::find_by_id(token_hash.to_owned()).one(&db.conn).await?.map(|token| token.session_id))
+}
+
 /// The user a session belongs to, if it exists, is not revoked and has not expired.
 pub async fn active_owner(db: &Db, session_id: &str) -> StorageResult<Option<i64>> {
     // Every socket asks at its upgrade: only the three columns it needs.

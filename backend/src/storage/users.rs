@@ -4,7 +4,7 @@ use confab_shared::{Timestamp, User};
 use confab_shared::webhooks::WebhookEvent;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
 
-use crate::features::webhooks::Outbox;
+use super::webhook_queue::WebhookQueue;
 
 use super::entity::users;
 use super::{Db, StorageError, StorageResult, byte_order, now_ms, prefix_end, statement};
@@ -28,10 +28,10 @@ pub async fn create(db: &Db, username: &str, password_hash: &str, is_admin: bool
     row.insert(&db.conn).await.map_err(StorageError::from)
 }
 
-/// [`create`] for a signup: `user.signed_up` goes to the webhook outbox in the same
+/// [`create`] for a signup: `user.signed_up` goes to the webhook queue in the same
 /// transaction when a webhook wants it.
-pub async fn sign_up(db: &Db, username: &str, password_hash: &str, outbox: &Outbox) -> StorageResult<users::Model> {
-    if !outbox.wants(WebhookEvent::UserSignedUp) {
+pub async fn sign_up(db: &Db, username: &str, password_hash: &str, queue: &WebhookQueue) -> StorageResult<users::Model> {
+    if !queue.wants(WebhookEvent::UserSignedUp) {
         return create(db, username, password_hash, false).await;
     }
     let txn = db.conn.begin().await?;
@@ -45,10 +45,10 @@ pub async fn sign_up(db: &Db, username: &str, password_hash: &str, outbox: &Outb
     }
     .insert(&txn)
     .await?;
-    let enqueued = outbox.user_signed_up(&txn, &row).await?;
+    let enqueued = queue.user_signed_up(&txn, &row).await?;
     txn.commit().await?;
     if enqueued {
-        outbox.wake();
+        queue.wake();
     }
     Ok(row)
 }

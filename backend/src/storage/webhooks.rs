@@ -1,4 +1,4 @@
-//! Webhooks and their outbox: CRUD, enqueueing inside an event's transaction, the form of
+//! Webhooks and their delivery queue: CRUD, enqueueing inside an event's transaction, the form of
 //! an event's body and id, and the delivery worker's queue (claim the oldest pending
 //! delivery per ordering key, record the outcome). The room-message appender
 //! ([`super::append`]) writes its deliveries itself, in its batch's transaction, with the
@@ -53,7 +53,7 @@ pub async fn by_id(db: &Db, id: i64) -> StorageResult<Option<webhooks::Model>> {
     Ok(webhooks::Entity::find_by_id(id).one(&db.conn).await?)
 }
 
-/// Deletes a webhook and its outbox; `false` when there was none.
+/// Deletes a webhook and its queued deliveries; `false` when there was none.
 pub async fn delete(db: &Db, id: i64) -> StorageResult<bool> {
     let gone = webhooks::Entity::delete_by_id(id).exec(&db.conn).await?.rows_affected == 1;
     deliveries::Entity::delete_many().filter(deliveries::Column::WebhookId.eq(id)).exec(&db.conn).await?;
@@ -133,7 +133,7 @@ pub struct NewDelivery {
     pub body: String,
 }
 
-/// Adds deliveries to the outbox on `conn`: the event's own transaction.
+/// Adds deliveries to the delivery queue on `conn`: the event's own transaction.
 pub async fn enqueue(conn: &impl ConnectionTrait, rows: Vec<NewDelivery>) -> StorageResult<()> {
     if rows.is_empty() {
         return Ok(());

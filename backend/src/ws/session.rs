@@ -1,13 +1,27 @@
 //! A connection's life: open (groups, presence), the reader loop, the writer task, and the
 //! close (rooms left, presence uncounted, one log line).
 //!
+//! # Order
 //! The reader handles one frame at a time, so responses leave in request order. The one
 //! exception is pipelining: consecutive single `room.send` calls are checked and queued for
-//! the group commit right away, and their responses follow in order as the commits land, so a
-//! client with many sends in flight gets them into one transaction (and its room's members
-//! get them in one write). Any other call first waits for the sends before it, so it sees
-//! their effects and its response comes after theirs. The writer task ([`super::writer`])
-//! drains the outbound queue in batches.
+//! the group commit right away ([`Pipeline`]), and their responses follow in order as the
+//! commits land, so a client with many sends in flight gets them into one transaction (and
+//! its room's members get them in one write). Any other call first waits for the sends
+//! before it, so it sees their effects and its response comes after theirs.
+//!
+//! # Back-pressure
+//! The session reads a frame only when the connection's queue has room
+//! ([`Outbox::congested`]) and its pipeline is not full; otherwise it leaves the client's
+//! requests in the socket, and TCP slows the client down. A client that pipelines faster
+//! than it reads its answers is slowed, never evicted; eviction (1013) is for notifications
+//! it cannot keep up with (see [`crate::layer::hub`]).
+//!
+//! # Close
+//! The writer task ([`super::writer`]) sends the close frame ahead of anything still queued.
+//! The session then keeps reading, discarding, until the client answers the close (or a
+//! grace period passes): closing a socket with unread requests in it would make the kernel
+//! reset the connection, and the reset destroys the close frame before the client reads it.
+//! A writer that fails for any reason ends the session at once.
 //!
 //! Every call costs a token of the connection's [`TokenBucket`] before anything else is
 //! looked at: a frame that is not JSON, a call with a bad envelope, an unknown method or
@@ -22,73 +36,77 @@ use axum::extract::ws::{Message, WebSocket};
 use confab_shared::Timestamp;
 use confab_shared::rpc::notify::SessionExpiring;
 use confab_shared::rpc::{ErrorObject, Frame, Incoming, Method as _, Notification, Request, RequestId, Response, SendParams, close, decode_frame};
-use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesOrdered, SplitStream};
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep_until};
 
 use super::Conn;
 use super::dispatch::dispatch;
 use super::limits::TokenBucket;
 use crate::auth::Identity;
 use crate::features::{chat, rooms, users};
-use crate::layer::hub::Control;
+use crate::layer::hub::{Control, QueueLimits, WRITE_FAILED};
 use crate::layer::{Class, Outbox, group};
 use crate::metrics::METRICS;
 use crate::state::AppState;
 
-/// How long the writer gets to say goodbye before the session ends anyway.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long the close handshake may take (our close frame written, the client's answer
+/// read) before the socket is dropped anyway.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long a stopping instance waits for a socket's in-flight sends to commit.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
 /// Most `room.send` calls of one connection awaiting their commit; beyond that the reader
 /// stops reading until the oldest is answered (back-pressure on a flat-out sender).
 const MAX_PIPELINED_SENDS: usize = 64;
-
-/// The responses of pipelined sends, in request order (`None`: a notification, no response).
-/// How long a stopping instance waits for a socket's in-flight sends to commit.
-const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
-
-type PendingSends = FuturesOrdered<BoxFuture<'static, Option<String>>>;
 
 /// Why the reader stopped.
 enum End {
     /// Close the socket with this code (the writer sends the close frame).
     Close(u16),
-    /// The peer is gone (reset, EOF, silent too long): nothing to send.
+    /// The peer is gone (reset, EOF, silent too long) or the socket failed: nothing to send.
     Gone(&'static str),
 }
 
 pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>, peer: SocketAddr) {
     let started = std::time::Instant::now();
     let user_id = identity.as_ref().map(|i| i.user_id);
-    let (outbox, inbox) = state.layer.hub().register(user_id, state.config.outbox_capacity);
+    let limits = QueueLimits { frames: state.config.outbox_capacity, bytes: state.config.outbox_max_bytes };
+    let (outbox, inbox) = state.layer.hub().register(user_id, limits);
     let control = inbox.control.clone();
     let mut conn = Conn::new(outbox.conn(), identity);
     let username = conn.identity.as_ref().map(|i| i.username.clone());
     METRICS.connections_opened.fetch_add(1, Ordering::Relaxed);
     tracing::info!(conn = conn.id, user = username.as_deref().unwrap_or("-"), %peer, "connection opened");
 
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let ping_every = Duration::from_secs(state.config.ping_secs.max(1));
     let writer = tokio::spawn(super::writer::run(sink, inbox, ping_every, state.config.fanout_window()));
     // Boxed, like every call below: an idle connection's task then holds only the reader's
     // own state, not room for the largest of these futures (kilobytes per connection).
     Box::pin(open(&state, &conn)).await;
-    let end = read_loop(&state, &mut conn, stream, &outbox, &control).await;
+    let end = Reader::new(&state, &outbox, &control).run(&mut conn, &mut stream).await;
+    // Ask the writer to stop at once, then leave the rooms before the goodbye: the rest of
+    // the room learns of the departure without waiting for this client's close handshake.
     let code = match end {
-        End::Close(code) => {
-            outbox.close(code);
-            Some(code)
-        }
-        End::Gone(_) => {
-            // Nothing to say to a peer that is gone; stop the writer all the same.
-            outbox.close(close::NORMAL);
-            None
-        }
+        End::Close(code) => Some(code),
+        End::Gone(_) => None,
     };
-    if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
-        tracing::debug!(conn = conn.id, "writer did not finish in time");
-    }
+    outbox.close(code.unwrap_or(close::NORMAL));
     Box::pin(finish(&state, &mut conn)).await;
+    match code {
+        Some(_) => {
+            // The close handshake: the writer sends our close frame (ahead of anything still
+            // queued) while we read, and drop, what the client still sends, up to its answer.
+            let handshake = futures_util::future::join(writer, linger(&mut stream));
+            if tokio::time::timeout(CLOSE_GRACE, handshake).await.is_err() {
+                tracing::debug!(conn = conn.id, "close handshake did not finish in time");
+            }
+        }
+        // Nothing to say to a peer that is gone.
+        None => writer.abort(),
+    }
+    drop(stream);
     METRICS.connections_closed.fetch_add(1, Ordering::Relaxed);
     let reason = match end {
         End::Gone(reason) => reason,
@@ -103,6 +121,15 @@ pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>,
         reason,
         "connection closed"
     );
+}
+
+/// Reads and drops frames until the client answers our close frame or the socket ends.
+async fn linger(stream: &mut SplitStream<WebSocket>) {
+    while let Some(Ok(message)) = stream.next().await {
+        if let Message::Close(_) = message {
+            break;
+        }
+    }
 }
 
 /// Joins the connection's standing groups, then announces the user (subscribe before announcing).
@@ -138,104 +165,221 @@ async fn finish(state: &AppState, conn: &mut Conn) {
     }
 }
 
-async fn read_loop(
-    state: &AppState,
-    conn: &mut Conn,
-    mut stream: SplitStream<WebSocket>,
-    outbox: &Outbox,
-    control: &Arc<Control>,
-) -> End {
-    let config = &state.config;
-    let idle_limit = Duration::from_secs(config.ping_secs.max(1) * 3);
-    let mut bucket = TokenBucket::new(config.rate_per_sec, config.rate_per_sec.saturating_mul(2));
-    // The expiry we already warned about; a refreshed token has a new one.
-    let mut warned_for = None;
-    let mut sends = PendingSends::new();
-    // Every future the loop waits on lives as long as the loop: made afresh on each pass,
-    // each would register with its timer wheel or wait list and leave it again on every
-    // frame. The idle timer is not moved on every frame either: when it fires, it checks
-    // when the peer was last heard from and re-arms from there.
-    let mut last_heard = Instant::now();
-    let idle = sleep(idle_limit);
-    let closed = control.closed();
-    let shutdown = state.shutdown.cancelled();
-    let expiry = sleep_until(far_future());
-    let warning = sleep_until(far_future());
-    tokio::pin!(idle, closed, shutdown, expiry, warning);
-    // The token expiry the two timers are set for (`None`: not set yet).
-    let mut armed_for = None;
-    loop {
-        let expires_at = conn.identity.as_ref().map(|i| i.expires_at);
-        if armed_for != Some(expires_at) {
-            armed_for = Some(expires_at);
-            expiry.as_mut().reset(expires_at.map_or_else(far_future, instant_of));
-            let warn_at = expires_at.map(|exp| instant_of(exp - config.expiry_warning_secs as i64));
-            warning.as_mut().reset(warn_at.unwrap_or_else(far_future));
+/// The responses of pipelined sends, in request order (`None`: a notification, no response).
+struct Pipeline {
+    replies: FuturesOrdered<BoxFuture<'static, Option<String>>>,
+}
+
+impl Pipeline {
+    fn new() -> Self {
+        Self { replies: FuturesOrdered::new() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.replies.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        self.replies.len() >= MAX_PIPELINED_SENDS
+    }
+
+    fn push(&mut self, reply: BoxFuture<'static, Option<String>>) {
+        self.replies.push_back(reply);
+    }
+
+    /// The next send's response, once it has committed.
+    async fn next(&mut self) -> Option<Option<String>> {
+        self.replies.next().await
+    }
+
+    /// Answers every send in flight, in order: what any other call waits for.
+    async fn drain(&mut self, outbox: &Outbox) {
+        while let Some(reply) = self.replies.next().await {
+            answer(outbox, reply);
         }
-        tokio::select! {
-            Some(reply) = sends.next(), if !sends.is_empty() => {
-                if let Some(reply) = reply {
-                    outbox.answer(&reply.into());
-                }
+    }
+}
+
+fn answer(outbox: &Outbox, reply: Option<String>) {
+    if let Some(reply) = reply {
+        outbox.answer(&reply.into());
+    }
+}
+
+/// What the reader's timers are set for: when the peer was last heard from, and the access
+/// token's expiry (with its warning).
+struct Clock {
+    idle_limit: Duration,
+    warning_secs: i64,
+    last_heard: Instant,
+    /// The expiry the timers are set for (`None` inside: the connection has no expiry).
+    armed_for: Option<Option<i64>>,
+    /// The expiry already warned about; a refreshed token has a new one.
+    warned_for: Option<i64>,
+}
+
+/// What a timer said.
+enum Tick {
+    /// Nothing due yet: the timer was re-armed.
+    Rearmed,
+    /// The peer has been silent for too long.
+    Idle,
+    /// Time to send `session.expiring` for this expiry (Unix seconds).
+    Warn(i64),
+    /// The access token expired.
+    Expired,
+}
+
+impl Clock {
+    /// The next instant the reader must wake for, given the current token expiry.
+    fn next_deadline(&mut self, expires_at: Option<i64>) -> Instant {
+        self.armed_for = Some(expires_at);
+        let mut due = self.last_heard + self.idle_limit;
+        if let Some(exp) = expires_at {
+            if self.warned_for != Some(exp) {
+                due = due.min(instant_of(exp - self.warning_secs));
             }
-            frame = stream.next(), if sends.len() < MAX_PIPELINED_SENDS => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    last_heard = Instant::now();
-                    METRICS.frames_received.fetch_add(1, Ordering::Relaxed);
-                    match decode_frame(&text) {
-                        Frame::Single(Incoming { id, request: Ok(Request::RoomSend(params)) }) => {
-                            sends.push_back(Box::pin(submit_send(state, conn, &mut bucket, id, params)).await);
-                        }
-                        frame => {
-                            while let Some(reply) = sends.next().await {
-                                if let Some(reply) = reply {
-                                    outbox.answer(&reply.into());
-                                }
-                            }
-                            if let Some(reply) = Box::pin(handle_frame(state, conn, &mut bucket, frame)).await {
-                                outbox.answer(&reply.into());
-                            }
-                        }
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => return End::Close(close::UNSUPPORTED_DATA),
-                Some(Ok(Message::Close(_))) => return End::Close(close::NORMAL),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
-                Some(Err(err)) => return classify(err),
-                None => return End::Gone("eof"),
+            due = due.min(instant_of(exp));
+        }
+        due
+    }
+
+    /// Decides what a timer that fired means.
+    fn fired(&mut self, expires_at: Option<i64>) -> Tick {
+        let now = Instant::now();
+        if let Some(exp) = expires_at {
+            if instant_of(exp) <= now {
+                return Tick::Expired;
+            }
+            if self.warned_for != Some(exp) && instant_of(exp - self.warning_secs) <= now {
+                self.warned_for = Some(exp);
+                return Tick::Warn(exp);
+            }
+        }
+        if self.last_heard + self.idle_limit <= now {
+            return Tick::Idle;
+        }
+        Tick::Rearmed
+    }
+
+    /// The timers must be set again when the token changed (`auth.refresh`).
+    fn stale(&self, expires_at: Option<i64>) -> bool {
+        self.armed_for != Some(expires_at)
+    }
+}
+
+/// The reader side of one session: frames in, calls dispatched, answers queued.
+struct Reader<'a> {
+    state: &'a AppState,
+    outbox: &'a Outbox,
+    control: &'a Arc<Control>,
+    bucket: TokenBucket,
+    pipeline: Pipeline,
+    clock: Clock,
+}
+
+impl<'a> Reader<'a> {
+    fn new(state: &'a AppState, outbox: &'a Outbox, control: &'a Arc<Control>) -> Self {
+        let config = &state.config;
+        Self {
+            state,
+            outbox,
+            control,
+            bucket: TokenBucket::new(config.rate_per_sec, config.rate_per_sec.saturating_mul(2)),
+            pipeline: Pipeline::new(),
+            clock: Clock {
+                idle_limit: Duration::from_secs(config.ping_secs.max(1) * 3),
+                warning_secs: config.expiry_warning_secs as i64,
+                last_heard: Instant::now(),
+                armed_for: None,
+                warned_for: None,
             },
-            code = &mut closed => return End::Close(code),
-            () = &mut idle => {
-                let deadline = last_heard + idle_limit;
-                if deadline <= Instant::now() {
-                    return End::Gone("idle timeout");
-                }
-                idle.as_mut().reset(deadline);
+        }
+    }
+
+    async fn run(mut self, conn: &mut Conn, stream: &mut SplitStream<WebSocket>) -> End {
+        // The futures the loop waits on across passes live as long as the loop: made afresh
+        // on each pass, each would join and leave its wait list on every frame.
+        let (state, control) = (self.state, self.control);
+        let closed = control.closed();
+        let shutdown = state.shutdown.cancelled();
+        let timer = sleep_until(Instant::now());
+        tokio::pin!(closed, shutdown, timer);
+        loop {
+            let expires_at = conn.identity.as_ref().map(|i| i.expires_at);
+            if self.clock.stale(expires_at) {
+                timer.as_mut().reset(self.clock.next_deadline(expires_at));
             }
-            () = &mut warning, if expires_at.is_some() && warned_for != expires_at => {
-                warned_for = expires_at;
-                if let Some(exp) = expires_at {
-                    let event = Notification::SessionExpiring(SessionExpiring { expires_at: Timestamp::from_millis(exp * 1000) });
-                    outbox.push(&event.to_frame().into(), Class::Reliable);
-                }
-            }
-            () = &mut expiry, if expires_at.is_some() => return End::Close(close::TOKEN_EXPIRED),
-            () = &mut shutdown => {
-                // The instance is stopping: sends already submitted are queued for commit;
-                // answer them before the close so no client is left guessing about a message
-                // that did commit. (New frames are no longer read.)
-                let drained = async {
-                    while let Some(reply) = sends.next().await {
-                        if let Some(reply) = reply {
-                            outbox.answer(&reply.into());
-                        }
+            // Read the next frame only when its answer has room; see the module doc.
+            let congested = self.outbox.congested();
+            let readable = !congested && !self.pipeline.is_full();
+            tokio::select! {
+                Some(reply) = self.pipeline.next(), if !self.pipeline.is_empty() => answer(self.outbox, reply),
+                frame = stream.next(), if readable => {
+                    let Some(message) = frame else { return End::Gone("eof") };
+                    if let Some(end) = self.on_message(conn, message).await {
+                        return end;
                     }
-                };
-                if tokio::time::timeout(SHUTDOWN_DRAIN, drained).await.is_err() {
-                    tracing::warn!(conn = conn.id, "in-flight sends not answered before shutdown");
                 }
-                return End::Close(close::GOING_AWAY);
+                // The writer made room. Waiting for it is progress, not silence: a client
+                // whose answers are being written is alive even if we do not read it.
+                () = control.drained(), if congested => self.clock.last_heard = Instant::now(),
+                code = &mut closed => {
+                    return match code {
+                        WRITE_FAILED => End::Gone("socket write failed"),
+                        code => End::Close(code),
+                    };
+                }
+                () = &mut timer => match self.clock.fired(expires_at) {
+                    Tick::Rearmed => timer.as_mut().reset(self.clock.next_deadline(expires_at)),
+                    Tick::Idle => return End::Gone("idle timeout"),
+                    Tick::Expired => return End::Close(close::TOKEN_EXPIRED),
+                    Tick::Warn(exp) => {
+                        let event = Notification::SessionExpiring(SessionExpiring { expires_at: Timestamp::from_millis(exp * 1000) });
+                        self.outbox.push(&event.to_frame().into(), Class::Reliable);
+                        timer.as_mut().reset(self.clock.next_deadline(expires_at));
+                    }
+                },
+                () = &mut shutdown => {
+                    // The instance is stopping: sends already submitted are queued for commit;
+                    // answer them before the close so no client is left guessing about a
+                    // message that did commit. (New frames are no longer read.)
+                    if tokio::time::timeout(SHUTDOWN_DRAIN, self.pipeline.drain(self.outbox)).await.is_err() {
+                        tracing::warn!(conn = conn.id, "in-flight sends not answered before shutdown");
+                    }
+                    return End::Close(close::GOING_AWAY);
+                }
             }
+        }
+    }
+
+    /// One message from the socket; `Some` ends the session.
+    async fn on_message(&mut self, conn: &mut Conn, message: Result<Message, axum::Error>) -> Option<End> {
+        match message {
+            Ok(Message::Text(text)) => {
+                self.clock.last_heard = Instant::now();
+                self.control.heard(crate::layer::hub::clock_ms());
+                METRICS.frames_received.fetch_add(1, Ordering::Relaxed);
+                match decode_frame(&text) {
+                    Frame::Single(Incoming { id, request: Ok(Request::RoomSend(params)) }) => {
+                        let reply = Box::pin(submit_send(self.state, conn, &mut self.bucket, id, params)).await;
+                        self.pipeline.push(reply);
+                    }
+                    frame => {
+                        self.pipeline.drain(self.outbox).await;
+                        let reply = Box::pin(handle_frame(self.state, conn, &mut self.bucket, frame)).await;
+                        answer(self.outbox, reply);
+                    }
+                }
+                None
+            }
+            Ok(Message::Binary(_)) => Some(End::Close(close::UNSUPPORTED_DATA)),
+            Ok(Message::Close(_)) => Some(End::Close(close::NORMAL)),
+            Ok(Message::Ping(_) | Message::Pong(_)) => {
+                self.clock.last_heard = Instant::now();
+                None
+            }
+            Err(err) => Some(classify(err)),
         }
     }
 }
@@ -245,10 +389,6 @@ fn instant_of(unix_secs: i64) -> Instant {
     let now = chrono::Utc::now().timestamp_millis();
     let delta = (unix_secs * 1000 - now).max(0) as u64;
     Instant::now() + Duration::from_millis(delta)
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 /// tungstenite reports an oversized or malformed frame as an error without closing; say why.

@@ -18,6 +18,12 @@
 //! answer is never held (and takes the held notifications with it), and so does a queue that
 //! is half full; frames queued meanwhile wake nobody. A full batch ([`WRITE_BATCH`] frames),
 //! and the batch right after one, is written at once: a backlog is never slowed down.
+//!
+//! Only listeners are held. A connection whose client sent a frame within the window is in
+//! a conversation: it is waiting for what its request causes (its message's echo through
+//! the room, which may arrive through Redis after the answer went out), so its batches are
+//! written at once. Holding pays where it is needed, on the many sockets of a busy room that
+//! only listen, and never delays a client that paces itself on what it receives.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,8 +49,13 @@ enum Held {
 }
 
 /// Runs until the queue closes, a close is requested, or the socket fails. `sink` is the
-/// socket's sending half.
-pub async fn run<S: Sink<Message> + Unpin>(mut sink: S, mut inbox: Inbox, ping_every: Duration, window: Duration) {
+/// socket's sending half. However it ends, dropping the [`Inbox`] tells the session, so a
+/// writer that failed never leaves a socket open that nobody writes to.
+pub async fn run<S>(mut sink: S, mut inbox: Inbox, ping_every: Duration, window: Duration)
+where
+    S: Sink<Message> + Unpin,
+    S::Error: std::fmt::Display,
+{
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Made once, not on every wake-up (each would join and leave the Notify's wait list).
@@ -60,7 +71,7 @@ pub async fn run<S: Sink<Message> + Unpin>(mut sink: S, mut inbox: Inbox, ping_e
         let code = tokio::select! {
             biased;
             code = &mut closed => code,
-            first = inbox.rx.recv() => {
+            first = inbox.recv() => {
                 let Some(first) = first else { return };
                 let mut batch = Batch::default();
                 if !batch.feed(&mut sink, first).await || !batch.drain(&mut sink, &mut inbox).await {
@@ -79,7 +90,10 @@ pub async fn run<S: Sink<Message> + Unpin>(mut sink: S, mut inbox: Inbox, ping_e
                 // An answer queued by now has asked for the write; that request is taken
                 // here either way, so it cannot cut short a later window.
                 let asked = control.flush_requested().now_or_never().is_some();
-                let due = last_write.map(|at| at + window).filter(|due| !asked && !backlog && !batch.full() && *due > Instant::now());
+                let listening = !window.is_zero() && !control.heard_within(window);
+                let due = last_write
+                    .map(|at| at + window)
+                    .filter(|due| listening && !asked && !backlog && !batch.full() && *due > Instant::now());
                 let held = match due {
                     Some(due) => {
                         hold.as_mut().reset(due);
@@ -91,9 +105,11 @@ pub async fn run<S: Sink<Message> + Unpin>(mut sink: S, mut inbox: Inbox, ping_e
                     }
                     None => Held::Flush,
                 };
-                if sink.flush().await.is_err() {
+                if let Err(err) = sink.flush().await {
+                    tracing::debug!(%err, "socket write failed");
                     return;
                 }
+                control.wrote();
                 last_write = Some(Instant::now());
                 backlog = batch.full();
                 match held {
@@ -102,7 +118,8 @@ pub async fn run<S: Sink<Message> + Unpin>(mut sink: S, mut inbox: Inbox, ping_e
                 }
             }
             _ = ping.tick() => {
-                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                if let Err(err) = sink.send(Message::Ping(Bytes::new())).await {
+                    tracing::debug!(%err, "socket write failed");
                     return;
                 }
                 continue;
@@ -141,15 +158,29 @@ impl Batch {
     }
 
     /// Feeds one frame; `false` when the socket failed.
-    async fn feed<S: Sink<Message> + Unpin>(&mut self, sink: &mut S, text: Utf8Bytes) -> bool {
+    async fn feed<S>(&mut self, sink: &mut S, text: Utf8Bytes) -> bool
+    where
+        S: Sink<Message> + Unpin,
+        S::Error: std::fmt::Display,
+    {
         self.fed += 1;
-        sink.feed(Message::Text(text)).await.is_ok()
+        match sink.feed(Message::Text(text)).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::debug!(%err, "socket write failed");
+                false
+            }
+        }
     }
 
     /// Feeds what is queued now, up to a full batch; `false` when the socket failed.
-    async fn drain<S: Sink<Message> + Unpin>(&mut self, sink: &mut S, inbox: &mut Inbox) -> bool {
+    async fn drain<S>(&mut self, sink: &mut S, inbox: &mut Inbox) -> bool
+    where
+        S: Sink<Message> + Unpin,
+        S::Error: std::fmt::Display,
+    {
         while !self.full() {
-            let Ok(text) = inbox.rx.try_recv() else { break };
+            let Some(text) = inbox.try_recv() else { break };
             if !self.feed(sink, text).await {
                 return false;
             }
@@ -171,7 +202,7 @@ mod tests {
 
     use super::*;
     use crate::layer::Class;
-    use crate::layer::hub::{Hub, Outbox};
+    use crate::layer::hub::{Hub, Outbox, QueueLimits};
 
     /// What the writer did to the socket, in order: each write is the frames flushed together.
     #[derive(Clone, Default)]
@@ -223,7 +254,7 @@ mod tests {
     /// A writer on a recording socket, its queue, and the socket (time starts at the first write).
     fn writer() -> (Outbox, Socket, tokio::task::JoinHandle<()>) {
         let hub = Hub::new(1);
-        let (outbox, inbox) = hub.register(None, 1024);
+        let (outbox, inbox) = hub.register(None, QueueLimits::frames(1024));
         let socket = Socket::default();
         *socket.started.lock().expect("lock") = Some(Instant::now());
         let task = tokio::spawn(run(socket.clone(), inbox, Duration::from_secs(3600), WINDOW));
@@ -331,9 +362,25 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_client_that_just_sent_a_frame_is_never_held() {
+        let hub = Hub::new(1);
+        let (outbox, inbox) = hub.register(None, QueueLimits::frames(1024));
+        let control = inbox.control.clone();
+        let socket = Socket::default();
+        let _task = tokio::spawn(run(socket.clone(), inbox, Duration::from_secs(3600), WINDOW));
+        outbox.push(&event(1), Class::Reliable);
+        pass(Duration::from_millis(1)).await;
+        // The client asks for something; what follows (its echo) is not held for the window.
+        control.heard(crate::layer::hub::clock_ms());
+        outbox.push(&event(2), Class::Reliable);
+        pass(Duration::from_millis(1)).await;
+        assert_eq!(socket.writes().len(), 2, "written at once");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn with_no_window_every_batch_is_written_at_once() {
         let hub = Hub::new(1);
-        let (outbox, inbox) = hub.register(None, 1024);
+        let (outbox, inbox) = hub.register(None, QueueLimits::frames(1024));
         let socket = Socket::default();
         let _task = tokio::spawn(run(socket.clone(), inbox, Duration::from_secs(3600), Duration::ZERO));
         for n in 0..3 {

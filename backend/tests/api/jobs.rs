@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use confab::storage::messages::{self, NewMessage};
-use confab::storage::{jobs as job_rows, rooms};
+use confab::features::jobs::runner::expire_exports;
+use confab::storage::{exports, jobs as job_rows, rooms};
 use confab_shared::rpc::JobSubscribeParams;
 use confab_shared::rpc::notify::JobProgress;
 use confab_shared::{ExportFormat, Job, JobAccepted, JobState, Message, TokenPair};
@@ -32,7 +33,7 @@ async fn seed_room(app: &TestApp, author: &TokenPair, n: usize, text: impl Fn(us
                 text: text(i),
                 nonce: None,
             };
-            receipts.push(state.writer.submit(message, name.clone()).await.expect("the message is queued"));
+            receipts.push(state.pipeline.submit(message, name.clone()).await.expect("the message is queued"));
         }
         for receipt in receipts {
             ids.push(receipt.wait().await.expect("the message is stored").message.id);
@@ -283,6 +284,50 @@ async fn only_the_owner_sees_a_job_and_downloads_its_file() {
     assert_code(&other_ws.fail(JobSubscribeParams { job_id }).await, -32004);
     assert_eq!(owner_ws.ok(JobSubscribeParams { job_id }).await, job);
     other_ws.assert_no("job.finished").await;
+}
+
+/// A server keeping exports `ttl_hours`, and a finished CSV export of a small room by its owner.
+async fn finished_export(ttl_hours: u64) -> (TestApp, TokenPair, Job) {
+    let app = spawn_app_with(|config| config.export_ttl_hours = ttl_hours).await;
+    let owner = app.signup_and_login(&unique("ann")).await;
+    let (room, _) = seed_room(&app, &owner, 3, |i| format!("message {i}")).await;
+    let job_id = start_export(&app, &owner.access_token, &room, "csv").await;
+    let job = poll_until_finished(&app, &owner.access_token, job_id).await;
+    assert_eq!(job.state, JobState::Done, "{job:?}");
+    (app, owner, job)
+}
+
+#[tokio::test]
+async fn an_export_past_its_lifetime_loses_its_file_and_its_download_is_gone() {
+    let (app, owner, job) = finished_export(24).await;
+    let job_id = job.id;
+    let finished = job.finished_at.expect("a finished job says when").millis();
+    let day = 24 * 3600 * 1000;
+
+    // The sweep runs with a clock of the test's choosing: a second before the end of the
+    // lifetime the file stays, a millisecond after it it goes.
+    assert_eq!(expire_exports(app.state(), finished + day - 1000).await, 0);
+    assert_eq!(download(&app, &owner.access_token, job_id).await.status().as_u16(), 200);
+    assert_eq!(expire_exports(app.state(), finished + day + 1).await, 1);
+
+    let gone = problem(download(&app, &owner.access_token, job_id).await, 410).await;
+    assert_eq!(gone.kind, "/problems/gone");
+    assert!(gone.detail.contains("expired"), "{gone:?}");
+    let job: Job = body(app.get(&format!("/api/jobs/{job_id}"), Some(&owner.access_token)).await).await;
+    assert_eq!(job.state, JobState::Expired);
+    assert_eq!(exports::size(&app.state().db, job_id).await.expect("size"), None, "the stored file is deleted");
+    // Once is enough: a later sweep (another instance's) finds nothing to do.
+    assert_eq!(expire_exports(app.state(), finished + 2 * day).await, 0);
+    // Someone else still learns nothing about the job.
+    let other = app.signup_and_login(&unique("bob")).await;
+    problem(download(&app, &other.access_token, job_id).await, 404).await;
+}
+
+#[tokio::test]
+async fn exports_never_expire_when_their_lifetime_is_zero() {
+    let (app, owner, job) = finished_export(0).await;
+    assert_eq!(expire_exports(app.state(), i64::MAX).await, 0);
+    assert_eq!(download(&app, &owner.access_token, job.id).await.status().as_u16(), 200);
 }
 
 #[tokio::test]

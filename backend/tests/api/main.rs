@@ -8,7 +8,7 @@
 //! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames,
 //!   rooms, chat, presence (by interest), paging, private messages, catch-up, ordering,
-//!   back-pressure, coalesced writes, publishing from outside, background jobs, API tokens, webhooks, how
+//!   back-pressure, pipelining and byte budgets, coalesced writes, publishing from outside, background jobs, API tokens, webhooks, how
 //!   answers are compressed and cached.
 //! - hostile clients at the edge: [`socket_caps`] (open sockets per address and per user,
 //!   trusted proxies), [`login_throttle`] (guesses counted before hashing, sign-up floods,
@@ -43,10 +43,12 @@ mod login_throttle;
 mod logins;
 mod ordering;
 mod paging;
+mod pipelining;
 mod presence;
 mod publish;
 mod rest;
 mod rooms;
+mod security;
 mod scopes;
 mod socket;
 mod socket_caps;

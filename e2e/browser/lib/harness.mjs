@@ -191,11 +191,45 @@ export async function launchBrowser() {
   });
 }
 
+/**
+ * Every Content-Security-Policy violation any page reported, as text. The server sends its
+ * policy on every page and the suite runs with it on: each test file ends with
+ * `assertNoCspViolations()`, so a change that the policy would break in production (an
+ * inline script without its hash, a style attribute, a request to another host) fails here.
+ */
+export const cspViolations = [];
+
+/** Fails when a page of the run reported a Content-Security-Policy violation. */
+export function assertNoCspViolations() {
+  if (cspViolations.length > 0) {
+    throw new Error(`Content-Security-Policy violations:\n  ${[...new Set(cspViolations)].join('\n  ')}`);
+  }
+}
+
 /** A fresh, isolated browser profile (its own localStorage, so its own session). */
 export async function newPage(browser, options = {}) {
   const context = await browser.newContext({ baseURL: URL_BASE, acceptDownloads: true, viewport: { width: 1280, height: 800 }, ...options });
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
+  // The page's own report of each violation (the DevTools protocol injects this listener,
+  // which the policy does not govern), and the console's, which also names blocked evals.
+  page.cspViolations = [];
+  const record = (text) => {
+    if (!page.expectCspViolations) console.error(`[csp violation] ${text}`);
+    page.cspViolations.push(text);
+    if (!page.expectCspViolations) cspViolations.push(text);
+  };
+  await page.exposeFunction('__confabCspViolation', (text) => record(text));
+  await page.addInitScript(() => {
+    addEventListener('securitypolicyviolation', (event) => {
+      globalThis.__confabCspViolation?.(
+        `${location.pathname}: ${event.effectiveDirective} blocked ${event.blockedURI || 'inline'} (${event.sourceFile}:${event.lineNumber})`,
+      );
+    });
+  });
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content.Security.Policy/i.test(msg.text())) record(`console: ${msg.text()}`);
+  });
   // Every WebSocket the page opens: a tab must hold one at a time and only replace it
   // when the connection really drops.
   page.sockets = [];

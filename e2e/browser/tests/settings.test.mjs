@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { PASSWORD, logIn, signUp } from '../lib/actions.mjs';
-import { RpcClient, api, createAdmin, expectAttr, expectCount, expectText, launchBrowser, login, newPage, until } from '../lib/harness.mjs';
+import { RpcClient, api, assertNoCspViolations, createAdmin, expectAttr, expectCount, expectText, launchBrowser, login, newPage, until } from '../lib/harness.mjs';
 import { signatureValid, startReceiver } from '../lib/receiver.mjs';
 
 const ROOM = 'hooks';
@@ -40,6 +40,7 @@ describe('Settings', { concurrency: false }, () => {
   after(async () => {
     await browser?.close();
     await receiver?.close();
+    assertNoCspViolations();
   });
 
   test('Settings is for signed-in people, linked from the header', async () => {

@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   RpcClient,
   api,
+  assertNoCspViolations,
   createAdmin,
   expectAttr,
   expectCount,
@@ -51,6 +52,8 @@ describe('Confab SPA', { concurrency: false }, () => {
 
   after(async () => {
     await browser?.close();
+    // The whole story ran under the server's Content-Security-Policy.
+    assertNoCspViolations();
   });
 
   test('sign-up and log-in errors are shown readably', async () => {
@@ -457,9 +460,22 @@ describe('Confab SPA', { concurrency: false }, () => {
     assert.ok(alice.requests.some((url) => url.endsWith('.wasm')), 'the app was loaded');
   });
 
-  test('log out returns to an anonymous session', async () => {
+  test('log out returns to an anonymous session and leaves nothing of the user in the browser', async () => {
+    // bob's direct messages left previews and read cursors in localStorage, and his
+    // refresh token lives in a cookie no script can read.
+    const confabKeys = () => bob.evaluate(() => Object.keys(localStorage).filter((key) => key.startsWith('confab.')));
+    assert.ok((await confabKeys()).some((key) => key.startsWith('confab.dm.')), 'DM previews were stored');
+    const session = await bob.evaluate(() => localStorage.getItem('confab.session'));
+    assert.ok(session && !session.includes('refresh'), `no refresh token in localStorage: ${session}`);
+    const cookie = (await bob.context().cookies()).find((c) => c.name === 'confab_refresh');
+    assert.ok(cookie, 'the refresh token is a cookie');
+    assert.deepEqual([cookie.httpOnly, cookie.sameSite, cookie.path], [true, 'Strict', '/api/auth/session']);
+    assert.equal(await bob.evaluate(() => document.cookie.includes('confab_refresh')), false, 'scripts cannot read it');
+
     await bob.getByTestId('logout-button').click();
     await bob.getByTestId('login-link').waitFor();
+    await until('every confab.* key is gone', async () => (await confabKeys()).length === 0);
+    await until('the refresh cookie is gone', async () => !(await bob.context().cookies()).some((c) => c.name === 'confab_refresh'));
     await expectText(bob.getByTestId('toast-info').filter({ hasText: 'logged out' }), 'You are logged out.');
     await bob.goto('/online');
     const bobRow = alice.locator('[data-testid="user-item"][data-username="bob"]');

@@ -31,7 +31,7 @@ const BASE = required('CONFAB_URL');
 const OUT = required('CONFAB_LIGHTHOUSE_OUT');
 const HTML_OUT = required('CONFAB_LIGHTHOUSE_HTML');
 
-/** The targets of issue 14 (KB = 1000 bytes). */
+/** The first-load targets of the web app (KB = 1000 bytes). */
 const MAX_WASM_BROTLI = 450_000;
 const MAX_FIRST_LOAD = 500_000;
 const YEAR = 'public, max-age=31536000, immutable';

@@ -255,7 +255,7 @@ pub struct Meta {
     pub notes: Vec<String>,
 }
 
-/// A target from the issue, checked against a Confab run.
+/// One of Confab's targets, checked against a Confab run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TargetCheck {
     pub scenario: String,

@@ -1,6 +1,6 @@
 //! `loadgen`: the Confab load generator and benchmark.
 //!
-//! - `loadgen bench --profile full|quick`: every scenario of issue 7 against Confab and its
+//! - `loadgen bench --profile full|quick`: every scenario against Confab and its
 //!   peers (Django Channels, Socket.IO), and (f) on a Redis Cluster too (Confab only),
 //!   starting and stopping the servers itself; writes
 //!   `results.json`, `results.md` and `chart.svg`. `just bench` / `just bench-quick`.
@@ -16,7 +16,7 @@
 //!   Cluster (3 masters + 3 replicas on private ports), PostgreSQL databases.
 //! - [`bench`]: the scenarios and the orchestration; [`report`]: JSON, Markdown, SVG.
 //! - [`write_path`]: the persisted-send scenarios and targets of the write path.
-//! - [`people`]: issue 10's scenarios with many distinct users: presence storm, idle
+//! - [`people`]: the scenarios with many distinct users: presence storm, idle
 //!   connections, restart.
 //! - [`procfs`], [`clock`]: CPU time and RSS from `/proc`; one monotonic clock.
 

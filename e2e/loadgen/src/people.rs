@@ -1,4 +1,4 @@
-//! The people-scale scenarios of issue 10: many *distinct* users, one socket each.
+//! The people-scale scenarios: many *distinct* users, one socket each.
 //!
 //! - (g) presence storm: N users (1 000, 10 000, 100 000) come online at once, each socket
 //!   watching 50 others (`presence.watch`); server CPU per connecting user, and its ratio
@@ -799,7 +799,7 @@ pub fn one_line(run: &PeopleRun) -> String {
     line
 }
 
-/// The issue's targets for these scenarios.
+/// Confab's targets for these scenarios.
 pub fn targets(runs: &[PeopleRun]) -> Vec<TargetCheck> {
     let mut out = Vec::new();
     let ok = |id: &str| runs.iter().find(|r| r.scenario == id && r.status == Some(Status::Ok));
@@ -862,7 +862,7 @@ pub fn markdown(runs: &[PeopleRun]) -> String {
     if runs.is_empty() {
         return String::new();
     }
-    let mut md = String::from("\n## People scale (issue 10): distinct users, presence by interest, restarts\n\n");
+    let mut md = String::from("\n## People scale: distinct users, presence by interest, restarts\n\n");
     md.push_str(
         "Every socket is a different user (imported with `confab user import --sessions`, so no login is measured). \
          Server CPU is utime+stime of the server from the first connect until presence traffic has been quiet for 0.75 s. \

@@ -109,7 +109,7 @@ fn ok_result<'a>(runs: &'a [Run], scenario: &str, server: Dialect) -> Option<&'a
     runs.iter().find(|r| r.scenario == scenario && r.server == server && r.status == Status::Ok).and_then(|r| r.result.as_ref())
 }
 
-/// The targets, checked against the Confab runs that exist.
+/// Confab's targets, checked against the Confab runs that exist.
 pub fn check_targets(scenarios: &[Scenario], runs: &[Run]) -> Vec<TargetCheck> {
     let mut out = Vec::new();
     let confab = |id: &str| runs.iter().find(|r| r.scenario == id && r.server == Dialect::Confab);

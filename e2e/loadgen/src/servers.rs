@@ -487,7 +487,7 @@ pub fn confab_env(backing: &ConfabBacking, port: u16, data: &Path) -> Vec<(&'sta
 /// with `extra` environment on top of [`confab_env`].
 pub async fn confab_at(env: &Env, name: &str, backing: &ConfabBacking, port: u16, data: &Path, extra: &[(&'static str, String)]) -> anyhow::Result<(Proc, SocketAddr)> {
     if !env.confab_bin.exists() {
-        bail!("{} not found (cargo build --release --bin confab)", env.confab_bin.display());
+        bail!("{} not found (bash scripts/build.sh server)", env.confab_bin.display());
     }
     let mut envs = confab_env(backing, port, data);
     envs.extend(extra.iter().cloned());

@@ -1,4 +1,4 @@
-//! The write path's scenarios and targets (issue 11): what a persisted message costs at
+//! The write path's scenarios and targets: what a persisted message costs at
 //! the steady rates chats run at, flat out with many calls in flight, and (c) on PostgreSQL.
 //!
 //! - (e16-sqlite), (e16-postgres): (e) with 16 sends in flight per sender.
@@ -49,7 +49,7 @@ fn ok<'a>(runs: &'a [Run], scenario: &str, server: Dialect) -> Option<&'a LoadRe
     runs.iter().find(|r| r.scenario == scenario && r.server == server && r.status == Status::Ok).and_then(|r| r.result.as_ref())
 }
 
-/// The issue's targets that the older checks do not cover.
+/// The write path's targets that the older checks do not cover.
 pub fn check_targets(runs: &[Run], out: &mut Vec<TargetCheck>) {
     let mut check = |scenario: &str, target: String, measured: Option<(String, bool)>| {
         if !runs.iter().any(|r| r.scenario == scenario && r.server == Dialect::Confab) {

@@ -4,7 +4,7 @@
 use confab_shared::webhooks::{CreateWebhook, Webhook, WebhookCreated, WebhookDelivery};
 use confab_shared::{
     ApiToken, ApiTokenCreated, CreateApiToken, CreateJob, CreateRoom, Credentials, JobAccepted, Problem,
-    RefreshRequest, RoomSummary, TokenPair, User,
+    RoomSummary, SessionTokens, User,
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::Serialize;
@@ -114,19 +114,25 @@ pub async fn signup(credentials: &Credentials) -> Result<User, ApiError> {
     post_json("/api/auth/signup", credentials, None).await
 }
 
-/// `POST /api/auth/login`.
-pub async fn login(credentials: &Credentials) -> Result<TokenPair, ApiError> {
-    post_json("/api/auth/login", credentials, None).await
+/// The header the cookie session's routes need: a cross-site form cannot send it.
+const CSRF_HEADER: &str = "Confab-CSRF";
+
+/// `POST /api/auth/session`: logs in; the refresh token goes into an `HttpOnly` cookie that
+/// no script of the page can read, the access token comes back.
+pub async fn login(credentials: &Credentials) -> Result<SessionTokens, ApiError> {
+    decode(send(Request::post("/api/auth/session").header(CSRF_HEADER, "1").json(credentials)).await?).await
 }
 
-/// `POST /api/auth/refresh`: rotates the pair; the old refresh token stops working.
-pub async fn refresh(refresh_token: &str) -> Result<TokenPair, ApiError> {
-    post_json("/api/auth/refresh", &RefreshRequest { refresh_token: refresh_token.to_owned() }, None).await
+/// `POST /api/auth/session/refresh`: rotates the cookie's refresh token (the browser sends
+/// and stores it) and returns a fresh access token.
+pub async fn refresh() -> Result<SessionTokens, ApiError> {
+    decode(send(Request::post("/api/auth/session/refresh").header(CSRF_HEADER, "1").build()).await?).await
 }
 
-/// `POST /api/auth/logout`: revokes the session; its sockets close with 4003.
-pub async fn logout(access_token: &str) -> Result<(), ApiError> {
-    send(with_bearer(Request::post("/api/auth/logout"), Some(access_token)).build()).await.map(drop)
+/// `POST /api/auth/session/logout`: revokes the cookie's session (its sockets close with
+/// 4003) and deletes the cookie; works with an expired access token.
+pub async fn logout() -> Result<(), ApiError> {
+    send(Request::post("/api/auth/session/logout").header(CSRF_HEADER, "1").build()).await.map(drop)
 }
 
 /// `GET /api/me`: used to tell a refused WebSocket upgrade (401) from a server that is down.

@@ -95,6 +95,7 @@ fn ExportRow(job_id: i64) -> impl IntoView {
                     Some(file) => format!("Export ready ({}).", human_size(file.bytes)),
                     None => "Export finished.".to_owned(),
                 },
+                "expired" => "This export expired and its file was deleted. Export again.".to_owned(),
                 _ => format!("Export failed: {}", e.error.clone().unwrap_or_else(|| "unknown error".into())),
             }
         })

@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 
 use crate::state::Chat;
 use crate::state::log::PendingSend;
-use crate::state::room::{MsgItem, RoomState};
+use crate::state::room_state::{MsgItem, RoomState};
 use crate::util::{long_time, short_time};
 
 /// The quick reactions offered by the picker.

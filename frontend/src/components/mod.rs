@@ -7,7 +7,7 @@
 //! - [`scroll_log`]: a scrolling log that sticks to the bottom and pages back on demand.
 //! - [`message`]: one room message with edit, delete and reactions; pending sends.
 //! - [`composer`]: the message box (Enter sends, Shift+Enter breaks the line).
-//! - [`conversation`]: what a room and a private conversation share: log, outbox, composer.
+//! - [`conversation`]: what a room and a private conversation share: log, unsent messages, composer.
 //! - [`typing`]: "… is typing".
 //! - [`export`]: "Export history" with live progress and the download.
 //! - [`form`]: form and field errors, checkbox groups; [`confirm`]: ask-again buttons;

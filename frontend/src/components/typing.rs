@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::state::room::RoomState;
+use crate::state::room_state::RoomState;
 
 #[component]
 pub fn TypingIndicator(state: RoomState) -> impl IntoView {

@@ -11,7 +11,7 @@ use crate::components::form::FormError;
 use crate::components::presence::PresenceBadge;
 use crate::state::Chat;
 use crate::state::conversation::Target;
-use crate::state::dm::ConvoSummary;
+use crate::state::dm_index::ConvoSummary;
 use crate::util::{long_time, short_time};
 
 /// `/dm`: every conversation, newest first, with unread counts.

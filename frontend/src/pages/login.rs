@@ -11,11 +11,20 @@ use crate::api::rest;
 use crate::components::form::{Field, FormError};
 use crate::state::Chat;
 
-/// Where to go after logging in: the `next` query if it is a path on this site.
+/// Where to go after logging in: the `next` query (already percent-decoded) if it is a path
+/// on this site, else the rooms.
 pub fn next_path(next: Option<String>) -> String {
-    // Only same-origin paths: "//evil.example" would leave the site.
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/login"))
-        .unwrap_or_else(|| "/rooms".to_owned())
+    next.filter(|n| is_local_path(n) && !n.starts_with("/login")).unwrap_or_else(|| "/rooms".to_owned())
+}
+
+/// Whether `path` can only mean a page of this site: it starts with one `/`, and holds no
+/// `//`, no backslash, no whitespace and no control character. Browsers read `\` as `/`
+/// and drop tabs and newlines from URLs, so `/\evil.example` and `/<tab>/evil.example` both
+/// become `//evil.example`: another site.
+pub fn is_local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.contains("//")
+        && !path.chars().any(|c| c == '\\' || c.is_whitespace() || c.is_control())
 }
 
 #[component]
@@ -97,5 +106,25 @@ pub fn LoginPage() -> impl IntoView {
                 <p class="form-foot">"New here? " <a href="/signup">"Create an account"</a></p>
             </form>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_of_this_site_are_followed_after_login() {
+        for local in ["/rooms", "/rooms/general?x=1#y", "/dm/ann", "/%5Cevil.example", "/a%2F%2Fb"] {
+            assert_eq!(next_path(Some(local.to_owned())), local, "{local}");
+        }
+        for away in [
+            "//evil.example", "/\\evil.example", "\\\\evil.example", "/\t/evil.example", "/\n/evil.example", "/\r//evil.example",
+            " /x", "/x y", "https://evil.example", "evil.example", "", "/rooms//x", "/\u{0}x", "/\u{a0}/evil.example",
+            "/login?next=/x", "javascript:alert(1)",
+        ] {
+            assert_eq!(next_path(Some(away.to_owned())), "/rooms", "{away:?}");
+        }
+        assert_eq!(next_path(None), "/rooms");
     }
 }

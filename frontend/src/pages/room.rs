@@ -10,7 +10,7 @@ use crate::components::export::{ExportButton, ExportList};
 use crate::components::message::MessageItem;
 use crate::state::Chat;
 use crate::state::conversation::Target;
-use crate::state::room::{JoinStatus, Row, RoomState};
+use crate::state::room_state::{JoinStatus, Row, RoomState};
 use confab_shared::validate;
 
 /// The route: re-creates the room view when the name in the address changes.

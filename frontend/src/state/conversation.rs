@@ -1,11 +1,11 @@
 //! Either kind of conversation, for what a room page and a private conversation page
-//! share: the scrolling log, paging back, the outbox rows and the composer.
+//! share: the scrolling log, paging back, the unsent-message rows and the composer.
 
 use leptos::prelude::*;
 
-use super::dm::Conversation;
+use super::dm_conversation::Conversation;
 use super::log::PendingSend;
-use super::room::{JoinStatus, RoomState};
+use super::room_state::{JoinStatus, RoomState};
 use crate::components::toasts::Toasts;
 
 /// Where a conversation's messages go: a room, or a private conversation with one person.

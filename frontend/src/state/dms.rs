@@ -1,5 +1,6 @@
 //! Private messages: the conversation index, the conversations a page has open, sending
-//! and reading. The index types and one conversation's state are in [`super::dm`].
+//! and reading. The list of conversations is [`super::dm_index`], one conversation's state
+//! [`super::dm_conversation`].
 
 use std::collections::HashMap;
 
@@ -8,7 +9,8 @@ use confab_shared::rpc::methods::*;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use super::dm::{Conversation, DmIndex};
+use super::dm_conversation::Conversation;
+use super::dm_index::DmIndex;
 use super::is_connection_error;
 use super::log::{PAGE, PendingSend};
 use super::presence::{DM_PEERS_WATCHED, Presence};

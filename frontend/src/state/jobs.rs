@@ -241,6 +241,7 @@ impl Export {
             JobState::Running => "running",
             JobState::Done => "done",
             JobState::Failed => "failed",
+            JobState::Expired => "expired",
         }
     }
 

@@ -1,6 +1,6 @@
 //! The one shape of a conversation, shared by rooms and private conversations: the
-//! messages we hold, how many of the newest are rendered, paging back, and the outbox of
-//! messages this tab sent that have not been confirmed.
+//! messages we hold, how many of the newest are rendered, paging back, and the unsent
+//! messages: those this tab sent that have not been confirmed ([`PendingSend`]).
 //!
 //! Messages are kept sorted by id and de-duplicated by id, because the same message can
 //! arrive several times (the send result, the broadcast to the sender, `sync` after a
@@ -161,7 +161,7 @@ impl<T: Entry> Log<T> {
         result.map(|page| self.merge(page))
     }
 
-    // ----- the outbox ------------------------------------------------------------------
+    // ----- the unsent messages ----------------------------------------------------------
 
     /// Checks typed text and queues it; `None` (with the reason as a toast) when it is
     /// refused before sending, so the composer keeps it.

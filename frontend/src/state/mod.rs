@@ -8,22 +8,25 @@
 //!
 //! # Layout
 //! - [`presence`]: who is online among the users the tab shows, and its watch set.
-//! - [`rooms`]: the room list and the rooms pages hold open; [`room`]: one room's state.
-//! - [`dms`]: private conversations and their unread index; [`dm`]: the index and one
+//! - [`rooms`]: the room list and the rooms pages hold open; [`room_state`]: one joined
+//!   room's state.
+//! - [`dms`]: private messages: sending, reading, the conversations pages hold open;
+//!   [`dm_index`]: the list of conversations (persisted); [`dm_conversation`]: one
 //!   conversation's state.
 //! - [`log`]: the one shape of a conversation (a room's or a private one): messages,
-//!   paging back, the outbox; [`conversation`]: either kind, for the shared page parts.
+//!   paging back, the unsent messages; [`conversation`]: either kind, for the shared page parts.
 //! - [`jobs`]: room exports started from this tab.
 //! - [`tokens`], [`webhooks`] (on [`registry`]): the Settings page's REST-managed lists.
 
 pub mod conversation;
-pub mod dm;
+pub mod dm_conversation;
+pub mod dm_index;
 pub mod dms;
 pub mod jobs;
 pub mod log;
 pub mod presence;
 pub mod registry;
-pub mod room;
+pub mod room_state;
 pub mod rooms;
 pub mod tokens;
 pub mod webhooks;
@@ -209,23 +212,22 @@ impl Chat {
     // ----- session -------------------------------------------------------------------
 
     /// Logs in with a fresh token pair: the socket reconnects as that user.
-    pub fn logged_in(&self, pair: confab_shared::TokenPair) {
+    pub fn logged_in(&self, pair: confab_shared::SessionTokens) {
         self.session.store(pair);
         self.socket.connect();
     }
 
-    /// Logs out: forgets the session here, reconnects anonymously, revokes it on the server.
+    /// Logs out: forgets the session here (and everything of the user's this browser
+    /// stored), reconnects anonymously, revokes it on the server.
     pub async fn logout(self) {
-        let tokens = self.session.tokens_untracked();
         // Forget and reconnect first: the server closes the session's sockets with 4003,
         // and the old socket is already replaced by then, so that is not reported as an
         // unexpected logout.
         self.session.clear();
         self.socket.connect();
-        if let Some(tokens) = tokens {
-            // A failure (already revoked, server down) changes nothing for this tab.
-            let _ = rest::logout(&tokens.access_token).await;
-        }
+        // A failure (already revoked, server down) changes nothing for this tab; the
+        // cookie names the session, so an expired access token does not matter.
+        let _ = rest::logout().await;
         self.toasts.info("You are logged out.");
     }
 

@@ -14,7 +14,7 @@ use leptos::task::spawn_local;
 
 use super::is_connection_error;
 use super::log::{PAGE, PendingSend};
-use super::room::{JoinStatus, MsgItem, RoomState};
+use super::room_state::{JoinStatus, MsgItem, RoomState};
 use crate::api::socket::Socket;
 use crate::components::toasts::Toasts;
 use crate::session::Session;

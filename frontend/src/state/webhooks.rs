@@ -1,7 +1,7 @@
 //! Webhooks, for an admin's Settings page: listing, creating (the `whsec_…` signing
 //! secret is shown once), deleting, and each webhook's recent deliveries with a retry.
 //!
-//! Deliveries change on the server without any notification (the outbox worker attempts
+//! Deliveries change on the server without any notification (the delivery worker attempts
 //! them in the background), so a webhook's list is loaded when it is opened, on request,
 //! and followed for a short while after a retry until that delivery settles.
 

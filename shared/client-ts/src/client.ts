@@ -46,7 +46,7 @@ export type ClientOptions = Authentication & {
   url: string;
   /** Reconnect after an unexpected close (default true). */
   reconnect?: boolean;
-  /** Backoff between reconnection attempts (full jitter; defaults 500 ms doubling to 30 s, 1 s after a restart close). */
+  /** Backoff between reconnection attempts (full jitter; defaults: Confab's policy, 500 ms doubling to 30 s, the first attempt within 5 s after a restart close). */
   backoff?: Partial<BackoffOptions>;
   /** How long a call may wait for an open connection and its answer (default 10 s). */
   callTimeoutMs?: number;

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Backoff } from "@confab/client";
+import { Backoff, DEFAULT_BACKOFF, RESTART_CLOSE_CODES } from "@confab/client";
 
 const options = { initialDelayMs: 100, maxDelayMs: 1_000, restartJitterMs: 300 };
 
@@ -21,12 +21,18 @@ test("full jitter: each wait is anywhere between zero and the ceiling", () => {
   assert.deepEqual([backoff.next(), backoff.next(), backoff.next()], [0, 50, 200]);
 });
 
-test("a restart close (1001 or 1012) retries within the restart jitter and starts the backoff over", () => {
+test("the first attempt after a restart close (1001 or 1012) comes within the spread, then the backoff goes on", () => {
   const backoff = new Backoff(options, () => 0.5);
-  for (let i = 0; i < 5; i += 1) backoff.next();
-  assert.equal(backoff.next(1001), 150);
-  assert.equal(backoff.next(), 50, "after a restart close the next failure waits as if it were the first");
-  assert.equal(backoff.next(1012), 150);
+  for (const code of [1001, 1012]) {
+    backoff.reset();
+    assert.equal(backoff.next(code), 150);
+    assert.equal(backoff.next(), 100, "the second attempt is the policy's attempt 1");
+  }
+});
+
+test("the defaults are the shared policy's numbers", () => {
+  assert.deepEqual(DEFAULT_BACKOFF, { initialDelayMs: 500, maxDelayMs: 30_000, restartJitterMs: 5_000 });
+  assert.deepEqual([...RESTART_CLOSE_CODES], [1001, 1012]);
 });
 
 test("other closes back off like failures, and reset starts over", () => {

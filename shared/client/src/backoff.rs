@@ -4,28 +4,40 @@
 
 use std::time::Duration;
 
-use confab_shared::rpc::close;
+use confab_shared::rpc::reconnect::{self, Policy};
 
-/// 1012 (Service Restart, RFC 6455 registry): not sent by Confab today, but by proxies in front of it.
-const SERVICE_RESTART: u16 = 1012;
+/// Close codes meaning "this server is going away; another (or the same, restarted) one is
+/// coming": 1001 and 1012 (Service Restart, sent by proxies in front of Confab).
+pub const RESTART_CLOSE_CODES: [u16; 2] = reconnect::SPREAD_CLOSE_CODES;
 
-/// Close codes meaning "this server is going away; another (or the same, restarted) one is coming".
-pub const RESTART_CLOSE_CODES: [u16; 2] = [close::GOING_AWAY, SERVICE_RESTART];
-
-/// The reconnection schedule.
+/// The reconnection schedule: the numbers of Confab's policy
+/// ([`confab_shared::rpc::reconnect`]), which [`Backoff::default`] takes as they are.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Backoff {
     /// The ceiling of the first wait (default 500 ms); it doubles per failed attempt.
     pub initial: Duration,
     /// The largest ceiling (default 30 s).
     pub max: Duration,
-    /// After a "server restarting" close (1001, 1012) the first attempt comes within this (default 1 s).
+    /// After a "server restarting" close (1001, 1012) the first attempt comes within this
+    /// (default 5 s, so the clients of a restarted instance come back spread out).
     pub restart_jitter: Duration,
 }
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { initial: Duration::from_millis(500), max: Duration::from_secs(30), restart_jitter: Duration::from_secs(1) }
+        let millis = |ms: f64| Duration::from_millis(ms as u64);
+        Self {
+            initial: millis(reconnect::BASE_MS),
+            max: millis(reconnect::CAP_MS),
+            restart_jitter: millis(reconnect::GOING_AWAY_SPREAD_MS),
+        }
+    }
+}
+
+impl Backoff {
+    fn policy(&self) -> Policy {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        Policy { base_ms: ms(self.initial), cap_ms: ms(self.max), going_away_spread_ms: ms(self.restart_jitter) }
     }
 }
 
@@ -44,16 +56,9 @@ impl Attempts {
     /// The wait before the next attempt; `close_code` is the close that lost the connection,
     /// if one did. `random` is uniform in [0, 1) (tests pass fixed values).
     pub(crate) fn next(&mut self, close_code: Option<u16>, random: f64) -> Duration {
-        if close_code.is_some_and(|code| RESTART_CLOSE_CODES.contains(&code)) {
-            // A planned restart: a prompt retry will likely find the new process, and the
-            // backoff starts over if it does not.
-            self.failed = 0;
-            return self.schedule.restart_jitter.mul_f64(random);
-        }
-        // Past the cap the exponent no longer matters; bounding it keeps the shift defined.
-        let ceiling = self.schedule.initial.saturating_mul(1 << self.failed.min(20)).min(self.schedule.max);
+        let wait = self.schedule.policy().delay_ms(self.failed, close_code.unwrap_or(0), random);
         self.failed = self.failed.saturating_add(1);
-        ceiling.mul_f64(random)
+        Duration::from_secs_f64(wait / 1000.0)
     }
 
     /// A connection succeeded: the next loss starts from the first ceiling again.
@@ -91,14 +96,24 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_close_retries_within_the_jitter_and_starts_over() {
+    fn the_first_attempt_after_a_restart_close_comes_within_the_spread_then_backs_off_as_usual() {
         let mut attempts = Attempts::new(schedule());
-        for _ in 0..5 {
-            attempts.next(None, 0.5);
+        for code in [1001, 1012] {
+            attempts.reset();
+            assert_eq!(millis(attempts.next(Some(code), 0.5)), 150);
+            assert_eq!(millis(attempts.next(None, 0.5)), 100, "the second attempt is the policy's attempt 1");
         }
-        assert_eq!(millis(attempts.next(Some(1001), 0.5)), 150);
-        assert_eq!(millis(attempts.next(None, 0.5)), 50, "the next failure waits as if it were the first");
-        assert_eq!(millis(attempts.next(Some(1012), 0.5)), 150);
+    }
+
+    #[test]
+    fn the_default_schedule_is_the_shared_policy() {
+        let mut attempts = Attempts::new(Backoff::default());
+        for (attempt, code, random) in [(0, 1001, 0.7), (1, 0, 0.7), (2, 0, 0.3), (3, 0, 0.9)] {
+            let expected = reconnect::delay_ms(attempt, code, random);
+            let got = attempts.next((attempt == 0).then_some(code), random);
+            assert_eq!(millis(got), expected.round() as u128, "attempt {attempt}");
+        }
+        assert_eq!(RESTART_CLOSE_CODES, [1001, 1012]);
     }
 
     #[test]

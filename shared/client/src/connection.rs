@@ -10,15 +10,15 @@
 //! `complete`, with live messages held and merged, so each message reaches the events
 //! exactly once, in id order per room. Then the waiting calls go out and the state is `Open`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use confab_shared::rpc::{
-    AuthRefreshResult, ErrorCode, ErrorObject, JoinResult, Notification, RequestId, Response,
-    SUBPROTOCOL, SyncResult, close,
+    AuthRefreshParams, AuthRefreshResult, ErrorCode, ErrorObject, HistoryParams, JoinParams, JoinResult, Method,
+    Notification, RequestId, Response, SUBPROTOCOL, SyncParams, close,
 };
 use confab_shared::Message;
 use futures_util::{SinkExt, StreamExt};
@@ -255,7 +255,7 @@ impl Connection {
             },
             _ => Reply::Call(call.reply),
         };
-        let frame = request_frame(id, &call.method, call.params);
+        let frame = request_frame(id, &call.method, &call.params);
         self.pending.insert(id, Pending { method: call.method, deadline: call.deadline, reply });
         if ws.send(Frame::Text(frame.into())).await.is_err() {
             return Err(End::Lost(None));
@@ -348,9 +348,10 @@ impl Connection {
             self.cursors.joined(&room, newest.id);
         } else {
             let id = self.take_id();
-            let frame = request_frame(id, "room.history", json!({ "room": room, "limit": 1 }));
+            let newest = HistoryParams { room: room.clone(), before: None, limit: Some(1) };
+            let frame = request_frame(id, HistoryParams::NAME, &newest);
             let reply = Reply::Baseline { room, join: value, reply };
-            self.pending.insert(id, Pending { method: "room.history".to_owned(), deadline, reply });
+            self.pending.insert(id, Pending { method: HistoryParams::NAME.to_owned(), deadline, reply });
             return Some(frame);
         }
         let _ = reply.send(Ok(value));
@@ -405,8 +406,8 @@ impl Connection {
                 let token = auth.renew(None).await?;
                 let Some(commands) = renewals.upgrade() else { return Ok(None) };
                 let (reply, answer) = oneshot::channel();
-                let params = json!({ "access_token": token });
-                let call = Call { method: "auth.refresh".to_owned(), params, reply, deadline: Instant::now() + call_timeout };
+                let params = serde_json::to_value(AuthRefreshParams { access_token: token })?;
+                let call = Call { method: AuthRefreshParams::NAME.to_owned(), params, reply, deadline: Instant::now() + call_timeout };
                 commands.send(Command::Call(call)).map_err(|_| Error::Closed { close_code: None })?;
                 drop(commands);
                 let value = answer.await.map_err(|_| Error::Closed { close_code: None })??;
@@ -453,7 +454,7 @@ impl Connection {
         if self.cursors.dm_after.is_none() && self.authenticated().await {
             let mut newest = 0;
             loop {
-                let page: SyncResult = self.request(&mut ws, "sync", json!({ "rooms": {}, "dm_after": newest })).await?;
+                let page = self.request(&mut ws, SyncParams { rooms: BTreeMap::new(), dm_after: Some(newest) }).await?;
                 newest = page.dms.iter().map(|dm| dm.id).fold(newest, i64::max);
                 if page.complete {
                     break;
@@ -589,7 +590,7 @@ impl Connection {
     async fn catch_up(&mut self, ws: &mut Ws) -> Result<Resync, Error> {
         self.held = Some(Vec::new());
         for room in self.cursors.rooms.clone() {
-            match self.request::<Value>(ws, "room.join", json!({ "room": room, "history": 0 })).await {
+            match self.request(ws, JoinParams { room: room.clone(), history: Some(0) }).await {
                 Ok(_) => {}
                 // The room is gone or closed to us now: stop following it rather than fail forever.
                 Err(Error::Rpc { error, .. })
@@ -603,8 +604,7 @@ impl Connection {
         let authenticated = self.authenticated().await;
         let mut caught = Resync::default();
         loop {
-            let params = serde_json::to_value(self.cursors.sync_params(authenticated))?;
-            let page: SyncResult = self.request(ws, "sync", params).await?;
+            let page = self.request(ws, self.cursors.sync_params(authenticated)).await?;
             for message in page.messages {
                 if self.cursors.admit_message(&message) {
                     caught.messages.push(message.clone());
@@ -627,10 +627,11 @@ impl Connection {
 
     /// One call of the connection's own, answered before anything else goes out: it reads
     /// the socket until its answer, dispatching whatever else arrives meanwhile.
-    async fn request<T: serde::de::DeserializeOwned>(&mut self, ws: &mut Ws, method: &str, params: Value) -> Result<T, Error> {
+    async fn request<M: Method>(&mut self, ws: &mut Ws, params: M) -> Result<M::Result, Error> {
+        let method = M::NAME;
         let id = self.take_id();
         let lost = || Error::ConnectionLost { method: method.to_owned() };
-        ws.send(Frame::Text(request_frame(id, method, params).into())).await.map_err(|_| lost())?;
+        ws.send(Frame::Text(request_frame(id, method, &params).into())).await.map_err(|_| lost())?;
         let deadline = Instant::now() + self.options.call_timeout;
         loop {
             let frame = match timeout_at(deadline, ws.next()).await {
@@ -719,8 +720,18 @@ impl Connection {
     }
 }
 
-fn request_frame(id: i64, method: &str, params: Value) -> String {
-    json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }).to_string()
+/// A JSON-RPC request as it goes on the wire.
+#[derive(serde::Serialize)]
+struct RequestFrame<'a, P> {
+    jsonrpc: &'static str,
+    id: i64,
+    method: &'a str,
+    params: &'a P,
+}
+
+fn request_frame(id: i64, method: &str, params: &impl serde::Serialize) -> String {
+    // Params are the protocol's own types or JSON values: serializing them cannot fail.
+    serde_json::to_string(&RequestFrame { jsonrpc: "2.0", id, method, params }).unwrap_or_default()
 }
 
 /// Sends a 1000 close frame and waits (bounded) for the server's answer.

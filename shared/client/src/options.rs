@@ -89,7 +89,7 @@ impl Options {
         self
     }
 
-    /// The reconnection schedule (full jitter; defaults 500 ms doubling to 30 s, 1 s after a restart close).
+    /// The reconnection schedule (full jitter; defaults: Confab's policy, 500 ms doubling to 30 s, the first attempt within 5 s after a restart close).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self

@@ -4,8 +4,9 @@
 //! A restart closes every socket of an instance at once; if each client waited the same
 //! delay, they would all come back in the same few milliseconds. Drawing each delay
 //! uniformly from `[0, ceiling)` ("full jitter") spreads N clients evenly over the window,
-//! so the server sees a steady rate instead of a wall. The SPA follows this policy; other
-//! clients should.
+//! so the server sees a steady rate instead of a wall. The policy is defined here once; the
+//! SPA, the Rust client and the load generator call [`delay_ms`], and the TypeScript
+//! client follows the same numbers, exported to it as `Reconnect` in `@confab/types`.
 
 use super::close::GOING_AWAY;
 
@@ -28,15 +29,47 @@ pub const RULE: &str = "Reconnecting. After a connection ends, wait a delay draw
     rather than all at once. A 503 from the upgrade (the server is at its limit of handshakes in progress) counts \
     as a failed attempt; its `Retry-After` is a lower bound.";
 
-/// The delay before reconnect attempt `attempt` (0 = the first after a drop), given the close
-/// code that ended the last connection and `unit`, a uniform random number in `[0, 1)`.
-pub fn delay_ms(attempt: u32, code: u16, unit: f64) -> f64 {
-    let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.5 };
-    if attempt == 0 && matches!(code, GOING_AWAY | SERVICE_RESTART) {
-        return unit * GOING_AWAY_SPREAD_MS;
+/// Close codes after which the first attempt is spread over [`GOING_AWAY_SPREAD_MS`].
+pub const SPREAD_CLOSE_CODES: [u16; 2] = [GOING_AWAY, SERVICE_RESTART];
+
+/// The policy's numbers. [`Policy::DEFAULT`] is Confab's, which every client follows (the
+/// SPA, the Rust and TypeScript clients, the load generator); a client may let its user
+/// scale them (tests shorten them), never change the rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Policy {
+    /// The first backoff ceiling (ms); it doubles per failed attempt.
+    pub base_ms: f64,
+    /// The largest backoff ceiling (ms).
+    pub cap_ms: f64,
+    /// The window (ms) of the first attempt after a [`SPREAD_CLOSE_CODES`] close.
+    pub going_away_spread_ms: f64,
+}
+
+impl Policy {
+    pub const DEFAULT: Self = Self { base_ms: BASE_MS, cap_ms: CAP_MS, going_away_spread_ms: GOING_AWAY_SPREAD_MS };
+
+    /// The delay (ms) before reconnect attempt `attempt` (0 = the first after a drop), given
+    /// the close code that ended the last connection and `unit`, a uniform random number in
+    /// `[0, 1)`.
+    pub fn delay_ms(&self, attempt: u32, code: u16, unit: f64) -> f64 {
+        let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.5 };
+        if attempt == 0 && SPREAD_CLOSE_CODES.contains(&code) {
+            return unit * self.going_away_spread_ms;
+        }
+        let ceiling = (self.base_ms * 2f64.powi(attempt.min(16) as i32)).min(self.cap_ms);
+        unit * ceiling
     }
-    let ceiling = (BASE_MS * 2f64.powi(attempt.min(16) as i32)).min(CAP_MS);
-    unit * ceiling
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// [`Policy::delay_ms`] of [`Policy::DEFAULT`].
+pub fn delay_ms(attempt: u32, code: u16, unit: f64) -> f64 {
+    Policy::DEFAULT.delay_ms(attempt, code, unit)
 }
 
 #[cfg(test)]
@@ -70,6 +103,15 @@ mod tests {
             slices[(delay / 500.0) as usize] += 1;
         }
         assert!(slices.iter().all(|&n| n == 1000), "{slices:?}");
+    }
+
+    #[test]
+    fn a_scaled_policy_keeps_the_rule() {
+        let quick = Policy { base_ms: 100.0, cap_ms: 1_000.0, going_away_spread_ms: 300.0 };
+        assert_eq!(quick.delay_ms(0, SERVICE_RESTART, 0.5), 150.0);
+        assert_eq!(quick.delay_ms(1, GOING_AWAY, 0.5), 100.0, "only the first attempt is spread");
+        assert_eq!(quick.delay_ms(4, 1006, 1.0), 1_000.0);
+        assert_eq!(Policy::default(), Policy::DEFAULT);
     }
 
     #[test]

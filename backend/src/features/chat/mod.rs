@@ -1,6 +1,6 @@
 //! Room messages: send, edit, delete, react.
 
-pub mod writer;
+pub mod pipeline;
 
 use confab_shared::rpc::notify::MessageRef;
 use confab_shared::rpc::{Ack, DeleteParams, EditParams, Notification, ReactParams, SendParams};
@@ -22,7 +22,7 @@ pub async fn send(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<Mes
 
 /// `room.send` up to the commit queue: checks and queues the message without waiting for
 /// its commit (the session pipelines consecutive sends of one connection this way).
-pub async fn submit(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<writer::Receipt> {
+pub async fn submit(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<pipeline::Receipt> {
     let me = conn.user()?;
     super::rooms::room_param(&p.room)?;
     let Some(&room_id) = conn.rooms.get(&p.room) else {
@@ -37,7 +37,7 @@ pub async fn submit(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<w
         text: text.to_owned(),
         nonce: nonce.map(str::to_owned),
     };
-    state.writer.submit(message, p.room).await
+    state.pipeline.submit(message, p.room).await
 }
 
 /// Loads a message and its room name, or -32004.

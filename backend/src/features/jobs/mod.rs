@@ -80,7 +80,7 @@ pub async fn create_job(
     }
     let job_id = job.id;
     tracing::info!(job = job_id, user = %caller.username, room = %room.name, format = jobs::format_name(&format), "export queued");
-    state.jobs.spawn(state.clone(), job);
+    state.jobs.spawn(state.db.clone(), state.layer.clone(), job);
     Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id })))
 }
 
@@ -97,7 +97,10 @@ pub async fn get_job(State(state): State<AppState>, AuthUser(caller): AuthUser, 
     Ok(Json(Job::from(&job)))
 }
 
-/// The finished job's file, streamed: JSON (an array of `Message`) or CSV.
+/// The finished job's file, streamed: JSON (an array of `Message`) or CSV. Files are kept
+/// for the server's export lifetime (24 hours by default), then deleted. In CSV, a cell
+/// that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with `'`,
+/// so that a spreadsheet shows it as text instead of evaluating it.
 #[utoipa::path(get, path = "/api/jobs/{id}/download", tag = "jobs", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Job id")),
     responses(
@@ -106,12 +109,14 @@ pub async fn get_job(State(state): State<AppState>, AuthUser(caller): AuthUser, 
         (status = 401, description = "Not logged in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job of the caller, or its file is gone", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job has not finished, or failed", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The export expired (`CONFAB_EXPORT_TTL_HOURS` after it finished, 24 by default) and its file was deleted", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn download(State(state): State<AppState>, AuthUser(caller): AuthUser, Path(id): Path<String>) -> AppResult<Response> {
     let job = owned(&state, &caller, &id).await?;
     match job.state.as_str() {
         jobs::DONE => {}
         jobs::FAILED => return Err(AppError::Conflict("the job failed; it has no file")),
+        jobs::EXPIRED => return Err(AppError::Gone("the export expired and its file was deleted; start a new export")),
         _ => return Err(AppError::Conflict("the job has not finished")),
     }
     let file = job.file.as_deref().ok_or(AppError::NotFound("export file"))?;

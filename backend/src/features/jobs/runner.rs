@@ -21,7 +21,6 @@ use tokio_util::task::TaskTracker;
 
 use super::export::{self, ExportError};
 use crate::layer::{ChannelLayer, Class, Delivery, group};
-use crate::state::AppState;
 use crate::storage::entity::jobs as job_entity;
 use crate::storage::{Db, jobs, now_ms};
 
@@ -41,7 +40,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// How long a shutdown waits for interrupted jobs to record themselves as failed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// This instance's running jobs. Cheap to clone; one per [`AppState`].
+/// This instance's running jobs. Cheap to clone; one per `AppState` (which holds it, so
+/// it takes the database and the layer as arguments rather than the state).
 #[derive(Clone)]
 pub struct JobRunner {
     tracker: TaskTracker,
@@ -59,7 +59,7 @@ impl JobRunner {
 
     /// Runs a queued job in the background. It outlives the request and any socket: the
     /// owner learns its fate from `job.finished`, `GET /api/jobs/{id}` or the download.
-    pub fn spawn(&self, state: AppState, job: job_entity::Model) {
+    pub fn spawn(&self, db: Db, layer: Arc<dyn ChannelLayer>, job: job_entity::Model) {
         let id = job.id;
         if let Ok(mut ids) = self.in_flight.lock() {
             ids.insert(id);
@@ -67,32 +67,32 @@ impl JobRunner {
         let runner = self.clone();
         self.tracker.spawn(async move {
             let started = Instant::now();
-            let outcome = export::run(&state, &job, &runner.stop).await;
+            let outcome = export::run(&db, layer.as_ref(), &job, &runner.stop).await;
             let ended = match outcome {
-                Ok(file) => match jobs::finish(&state.db, id, &file).await {
+                Ok(file) => match jobs::finish(&db, id, &file).await {
                     Ok(Some(done)) => {
                         tracing::info!(job = id, room = %job.room, elapsed_ms = started.elapsed().as_millis() as u64, "export finished");
                         Ok(Some(done))
                     }
                     // Failed behind our back (a sweeper thought us dead): the file is an orphan.
                     Ok(None) => {
-                        export::discard(&state.db, id).await;
+                        export::discard(&db, id).await;
                         Ok(None)
                     }
                     Err(err) => Err(err),
                 },
                 Err(ExportError::Interrupted) => {
                     tracing::info!(job = id, "export interrupted by shutdown");
-                    jobs::fail(&state.db, id, INTERRUPTED).await
+                    jobs::fail(&db, id, INTERRUPTED).await
                 }
                 Err(ExportError::Gone) => Ok(None),
                 Err(ExportError::Failed(cause)) => {
                     tracing::error!(job = id, error = ?cause, "export failed");
-                    jobs::fail(&state.db, id, FAILED).await
+                    jobs::fail(&db, id, FAILED).await
                 }
             };
             match ended {
-                Ok(Some(job)) => notify_finished(state.layer.as_ref(), &job),
+                Ok(Some(job)) => notify_finished(layer.as_ref(), &job),
                 Ok(None) => {}
                 // Left running in the database: the sweeper of a later start fails it.
                 Err(err) => tracing::error!(job = id, error = %err, "could not record the end of a job"),
@@ -135,17 +135,50 @@ pub async fn sweep(db: &Db, layer: &dyn ChannelLayer, single_instance: bool) {
     }
 }
 
-/// Sweeps for the jobs of dead instances until the server stops.
-pub async fn sweep_periodically(db: Db, layer: Arc<dyn ChannelLayer>, stop: CancellationToken) {
+/// Sweeps for the jobs of dead instances, and for exports past their lifetime, until the
+/// server stops.
+pub async fn sweep_periodically(state: AppState) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
     loop {
         tokio::select! {
-            () = stop.cancelled() => return,
-            _ = every.tick() => sweep(&db, layer.as_ref(), false).await,
+            () = state.shutdown.cancelled() => return,
+            _ = every.tick() => {
+                sweep(&state.db, state.layer.as_ref(), false).await;
+                expire_exports(&state, now_ms()).await;
+            }
         }
     }
+}
+
+/// Deletes the files of exports that finished more than `CONFAB_EXPORT_TTL_HOURS` before
+/// `now` (ms since the epoch; the sweeper passes the clock, tests a time of their choosing)
+/// and marks their jobs expired; returns how many. Every instance sweeps: each job's
+/// change is conditional, so two sweepers never both expire one.
+pub async fn expire_exports(state: &AppState, now: i64) -> usize {
+    let Some(ttl) = state.config.export_ttl() else { return 0 };
+    let before = now.saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+    let expired = match jobs::expire_done(&state.db, before).await {
+        Ok(expired) => expired,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not expire old exports");
+            return 0;
+        }
+    };
+    for job in &expired {
+        // An export of an older version, kept as a file in the data dir of its instance.
+        if let Some(file) = job.file.as_deref().filter(|f| *f != crate::storage::exports::IN_DATABASE) {
+            let path = state.config.data_dir.join(file);
+            if let Err(err) = std::fs::remove_file(&path)
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(job = job.id, path = %path.display(), %err, "could not delete an expired export file");
+            }
+        }
+        tracing::info!(job = job.id, "export expired; its file is deleted");
+    }
+    expired.len()
 }
 
 /// `job.finished` to the owner's connections, wherever they are (never dropped).
@@ -181,7 +214,7 @@ impl Progress {
 
     /// Counts `rows` more; notifies and saves when due. [`ExportError::Gone`] when the job
     /// is no longer running in the database.
-    pub async fn advance(&mut self, state: &AppState, rows: u64) -> Result<(), ExportError> {
+    pub async fn advance(&mut self, db: &Db, layer: &dyn ChannelLayer, rows: u64) -> Result<(), ExportError> {
         self.done += rows;
         let percent = self.percent();
         let now = Instant::now();
@@ -195,13 +228,13 @@ impl Progress {
                 detail: Some(format!("{} of {} messages", self.done, self.total)),
             });
             let delivery = Delivery::frame(event.to_frame(), Class::Droppable);
-            if let Err(err) = state.layer.group_send(&group::user(self.owner_id), delivery) {
+            if let Err(err) = layer.group_send(&group::user(self.owner_id), delivery) {
                 tracing::debug!(job = self.job_id, %err, "progress not sent");
             }
         }
         if now.duration_since(self.saved_at) >= SAVE_EVERY {
             self.saved_at = now;
-            if !jobs::progress(&state.db, self.job_id, percent).await.map_err(|e| ExportError::Failed(e.into()))? {
+            if !jobs::progress(db, self.job_id, percent).await.map_err(|e| ExportError::Failed(e.into()))? {
                 return Err(ExportError::Gone);
             }
         }

@@ -5,8 +5,8 @@
 //! # Layout
 //! - this file: the admin routes (`/api/webhooks…`): create, list, delete, recent
 //!   deliveries, retry.
-//! - [`outbox`]: the hooks the write paths call inside their transactions, and the
-//!   in-memory list of webhooks that makes them free when nobody subscribes.
+//! - [`crate::storage::webhook_queue`] (below this layer): the hooks the write paths call
+//!   inside their transactions, and the in-memory list of webhooks they consult.
 //! - [`worker`]: the delivery task: ordering, leases, backoff, disabling, admin notices.
 //! - [`signing`]: secrets and `webhook-signature`.
 //! - [`destination`]: which URLs may be posted to, and the HTTP client.
@@ -15,7 +15,6 @@
 //! elsewhere would outlive its own revocation as a copy of every message.
 
 pub mod destination;
-pub mod outbox;
 pub mod signing;
 pub mod worker;
 
@@ -26,8 +25,6 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use confab_shared::webhooks::{CreateWebhook, DeliveryStatus, Webhook, WebhookCreated, WebhookDelivery, WebhookEvent};
 use confab_shared::{Problem, Timestamp, validate};
-
-pub use outbox::Outbox;
 
 use crate::auth::Identity;
 use crate::auth::extract::LoginUser;

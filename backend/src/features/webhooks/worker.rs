@@ -1,4 +1,4 @@
-//! The delivery worker: one task per instance that takes due deliveries from the outbox,
+//! The delivery worker: one task per instance that takes due deliveries from the queue,
 //! POSTs them, and records what happened.
 //!
 //! Only the oldest pending delivery of each (webhook, ordering key) is ever due, so the
@@ -31,7 +31,7 @@ use crate::storage::now_ms;
 const BATCH: u64 = 16;
 /// How long a lease keeps other instances off a delivery: more than one attempt can take.
 const LEASE: Duration = Duration::from_secs(30);
-/// Longest sleep between looks at the outbox (other instances' events, missed wake-ups).
+/// Longest sleep between looks at the delivery queue (other instances' events, missed wake-ups).
 const POLL: Duration = Duration::from_secs(5);
 /// Longest delay between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
@@ -49,7 +49,7 @@ pub async fn run(state: AppState) {
     };
     let mut reloaded = tokio::time::Instant::now();
     while !state.shutdown.is_cancelled() {
-        if reloaded.elapsed() >= super::outbox::RELOAD_EVERY {
+        if reloaded.elapsed() >= crate::storage::webhook_queue::RELOAD_EVERY {
             reloaded = tokio::time::Instant::now();
             if let Err(err) = state.webhooks.reload(&state.db).await {
                 tracing::warn!(%err, "webhook list not reloaded");
@@ -59,7 +59,7 @@ pub async fn run(state: AppState) {
             Ok(due) if !due.is_empty() => attempt_all(&state, &client, due).await,
             Ok(_) => idle(&state).await,
             Err(err) => {
-                tracing::warn!(%err, "webhook outbox unreadable; retrying");
+                tracing::warn!(%err, "webhook delivery queue unreadable; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(POLL) => {}
                     () = state.shutdown.cancelled() => {}
@@ -129,7 +129,7 @@ async fn attempt_all(state: &AppState, client: &reqwest::Client, due: Vec<webhoo
 type Attempt = Result<u16, String>;
 
 async fn post(client: &reqwest::Client, allow_private: bool, hook: &webhooks::Model, d: &webhook_deliveries::Model) -> Attempt {
-    let url = destination::parse(&hook.url, allow_private).map_err(|why| format!("url {why}"))?;
+    let url = destination::parse_stored(&hook.url, allow_private).map_err(|why| format!("url {why}"))?;
     let timestamp = chrono::Utc::now().timestamp();
     let signature = signing::signature(&hook.secret, &d.event_id, timestamp, &d.body).ok_or("unusable secret")?;
     let sent = client

@@ -1,6 +1,6 @@
 //! The Redis layer on a Redis Cluster: sharded pub/sub, each group through its slot's shard.
 //!
-//! The same [`RedisLayer`] (the same wire encoding, hold-back of persisted events and
+//! The same [`super::RedisLayer`] (the same wire encoding, hold-back of persisted events and
 //! 1013-on-recovery), with cluster transports underneath:
 //! - **Publishing**: `SPUBLISH confab:g:<group>` on a [`ClusterConnection`], which routes by
 //!   slot, follows `MOVED`/`ASK` and refreshes its slot map after a failover. A batch becomes
@@ -20,7 +20,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,54 +28,28 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, Msg, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
-use super::{GROUP_PREFIX, MAX_BACKOFF, Outage, PUBLISH_BATCH, PUBLISH_QUEUE, Publisher, RedisLayer, Reorder, SubCommand, decode, deliver_local};
+use super::health::{Health, MAX_BACKOFF, deliver_local};
+use super::reorder::{self, Reorder};
+use super::wire::{group_channel, instance_channel};
+use super::{PUBLISH_BATCH, SubCommand, Wiring, drain_while_down};
 use crate::layer::Hub;
 use crate::redis_link::{self, slot};
 
 /// How often each shard connection is pinged; a shard silent for one more interval is lost.
 const SHARD_PING: Duration = Duration::from_secs(2);
 
-impl RedisLayer {
-    /// Starts the layer on a Redis Cluster, with a connection of its own from `client`
-    /// ([`redis_link::cluster_client`]). `url` lists one or more nodes; the others are found
-    /// from the slot map.
-    pub async fn start_cluster(client: &redis::cluster::ClusterClient, url: &str) -> anyhow::Result<Self> {
-        let conn = client.get_async_connection().await?;
-        let first = redis_link::nodes(url).into_iter().next().ok_or_else(|| anyhow::anyhow!("REDIS_URL is empty"))?;
-        let base: ConnectionInfo = first.parse()?;
-        let hub = Arc::new(Hub::default());
-        let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
-        let (commands, commands_rx) = mpsc::unbounded_channel();
-        let layer = Self {
-            hub: hub.clone(),
-            subscribed: Arc::new(AtomicBool::new(false)),
-            publishing: Arc::new(AtomicBool::new(true)),
-            outage: Arc::new(super::Outage::default()),
-            publish,
-            commands,
-        };
-        let publisher = Publisher { hub: hub.clone(), publishing: layer.publishing.clone(), subscribed: layer.subscribed.clone(), outage: layer.outage.clone() };
-        tokio::spawn(publish_loop(conn.clone(), publish_rx, publisher));
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let subscriber = Subscriber {
-            base,
-            conn,
-            hub,
-            subscribed: layer.subscribed.clone(),
-            publishing: layer.publishing.clone(),
-            outage: layer.outage.clone(),
-        };
-        tokio::spawn(subscriber.supervise(commands_rx, ready_tx));
-        let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
-        Ok(layer)
-    }
+/// Starts the publisher and the shard subscribers on `conn`; `base` is the first configured
+/// node's connection info (credentials and protocol settings for every shard).
+pub fn spawn(conn: ClusterConnection, base: ConnectionInfo, wiring: Wiring) {
+    let Wiring { hub, health, publishes, commands, ready } = wiring;
+    tokio::spawn(publish_loop(conn.clone(), publishes, hub.clone(), health.clone()));
+    tokio::spawn(Subscriber { base, conn, hub, health }.supervise(commands, ready));
 }
 
 /// Pipelines `SPUBLISH`es per slot; on failure reports the layer down (delivering what may
 /// be delivered locally) until the failed slot has a master again.
-async fn publish_loop(conn: ClusterConnection, mut rx: mpsc::Receiver<(String, Bytes)>, p: Publisher) {
+async fn publish_loop(conn: ClusterConnection, mut rx: mpsc::Receiver<(String, Bytes)>, hub: Arc<Hub>, health: Arc<Health>) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
         let mut by_slot: HashMap<u16, Vec<usize>> = HashMap::new();
@@ -99,7 +72,7 @@ async fn publish_loop(conn: ClusterConnection, mut rx: mpsc::Receiver<(String, B
                 tracing::warn!(%err, "redis cluster publish failed");
                 for &i in indices {
                     let (channel, payload) = &batch[i];
-                    deliver_local(&p.hub, channel, payload);
+                    deliver_local(&hub, channel, payload);
                     failed_channel.get_or_insert_with(|| channel.clone());
                 }
             }
@@ -111,7 +84,7 @@ async fn publish_loop(conn: ClusterConnection, mut rx: mpsc::Receiver<(String, B
                 let exists = redis::cmd("EXISTS").arg(&channel).clone();
                 async move { exists.query_async::<i64>(&mut conn).await.is_ok() }
             };
-            p.recover(probe, "redis cluster").await;
+            health.recover_publishing(&hub, probe, "redis cluster").await;
         }
         batch.clear();
     }
@@ -138,9 +111,7 @@ struct Subscriber {
     base: ConnectionInfo,
     conn: ClusterConnection,
     hub: Arc<Hub>,
-    subscribed: Arc<AtomicBool>,
-    publishing: Arc<AtomicBool>,
-    outage: Arc<Outage>,
+    health: Arc<Health>,
 }
 
 /// The live shard connections of one generation.
@@ -196,7 +167,7 @@ impl Subscriber {
     async fn supervise(self, mut commands: mpsc::UnboundedReceiver<SubCommand>, ready: oneshot::Sender<()>) {
         let mut ready = Some(ready);
         let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
-        let instance_channel = RedisLayer::instance_channel(self.hub.instance());
+        let instance_channel = instance_channel(self.hub.instance());
         let mut backoff = Duration::from_millis(100);
         let mut generation = 0u64;
         loop {
@@ -205,13 +176,13 @@ impl Subscriber {
                 Ok(shards) => shards,
                 Err(err) => {
                     tracing::warn!(%err, ?backoff, "redis cluster subscribers not connected; retrying");
-                    super::drain_while_down(&mut commands, backoff).await;
+                    drain_while_down(&mut commands, backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
             };
             let mut wanted = vec![instance_channel.clone()];
-            wanted.extend(self.hub.group_names().into_iter().map(|g| format!("{GROUP_PREFIX}{g}")));
+            wanted.extend(self.hub.group_names().iter().map(|g| group_channel(g)));
             let mut failed = None;
             for channel in wanted {
                 if let Err(err) = shards.subscribe(channel).await {
@@ -222,14 +193,11 @@ impl Subscriber {
             if let Some(err) = failed {
                 tracing::warn!(%err, ?backoff, "redis cluster resubscription failed; retrying");
                 drop(shards);
-                super::drain_while_down(&mut commands, backoff).await;
+                drain_while_down(&mut commands, backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
-            if self.publishing.load(Ordering::Acquire) {
-                self.outage.end(&self.hub);
-            }
-            self.subscribed.store(true, Ordering::Release);
+            self.health.subscribed(&self.hub);
             backoff = Duration::from_millis(100);
             tracing::info!(shards = shards.conns.len(), channels = shards.channels.len(), "redis cluster channel layer subscribed");
             if let Some(ready) = ready.take() {
@@ -239,8 +207,7 @@ impl Subscriber {
                 return;
             }
             drop(shards);
-            self.subscribed.store(false, Ordering::Release);
-            self.outage.begin();
+            self.health.unsubscribed();
             tracing::warn!("redis cluster topology changed or a shard was lost; resubscribing");
         }
     }
@@ -254,7 +221,7 @@ impl Subscriber {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(SubCommand::Subscribe(group, reply)) => {
-                        match shards.subscribe(format!("{GROUP_PREFIX}{group}")).await {
+                        match shards.subscribe(group_channel(&group)).await {
                             Ok(()) => { let _ = reply.send(true); }
                             Err(err) => {
                                 tracing::warn!(%err, %group, "SSUBSCRIBE failed");
@@ -266,7 +233,7 @@ impl Subscriber {
                     Some(SubCommand::Unsubscribe(group)) => {
                         // A member may have joined since the command was queued.
                         if !self.hub.has_group(&group) {
-                            shards.unsubscribe(&format!("{GROUP_PREFIX}{group}")).await;
+                            shards.unsubscribe(&group_channel(&group)).await;
                         }
                     }
                     None => return false,
@@ -284,7 +251,7 @@ impl Subscriber {
                     Some(_) => {}
                     None => return false,
                 },
-                () = tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))), if deadline.is_some() => {
+                () = reorder::until(deadline), if deadline.is_some() => {
                     reorder.expire(&self.hub);
                 }
             }
@@ -296,19 +263,7 @@ impl Subscriber {
         match push.kind {
             PushKind::SMessage => {
                 let Some(message) = Msg::from_push_info(push) else { return true };
-                let channel = message.get_channel_name();
-                let payload = message.get_payload_bytes();
-                if let Some(group) = channel.strip_prefix(GROUP_PREFIX) {
-                    match decode(payload, false) {
-                        Some((delivery @ crate::layer::Delivery::Ordered { seq, .. }, _)) => reorder.accept(&self.hub, group, seq, delivery),
-                        Some((delivery, _)) => {
-                            self.hub.deliver_group(group, &delivery);
-                        }
-                        None => tracing::warn!(%channel, "undecodable layer message"),
-                    }
-                } else if let Some((delivery, Some(conn))) = decode(payload, true) {
-                    self.hub.deliver_conn(conn, &delivery);
-                }
+                reorder.receive(&self.hub, message.get_channel_name(), message.get_payload_bytes());
                 true
             }
             PushKind::Disconnection => false,

@@ -11,7 +11,7 @@
 //! wire form, which the caller already has.
 //!
 //! A batch also carries its `room.message` webhook deliveries ([`Hook`]s, from
-//! [`crate::features::webhooks::Outbox::room_message_hooks`]): for each message some
+//! [`super::webhook_queue::WebhookQueue::room_message_hooks`]): for each message some
 //! webhook wants, the appender builds the message's wire JSON as soon as its id is known,
 //! wraps it in the webhook body and inserts one `webhook_deliveries` row per webhook, in the
 //! batch's own transaction: an acknowledged message always has its deliveries, and a batch
@@ -32,14 +32,13 @@ mod checkpoint;
 pub mod postgres;
 pub mod sqlite;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use confab_shared::webhooks::WebhookEvent;
-use confab_shared::{Message, Timestamp};
+use confab_shared::Timestamp;
 
 use super::messages::NewMessage;
-use super::webhooks as outbox;
+use super::webhooks as deliveries;
 use super::{Db, StorageResult};
 
 /// What became of one message of a batch.
@@ -74,19 +73,19 @@ pub struct Written {
     pub enqueued: bool,
 }
 
+impl Written {
+    /// Each message's outcome in batch order, with the wire JSON built for it if it was
+    /// hooked and stored now: the batch positions of [`Written::json`] are resolved here.
+    pub fn per_message(self) -> impl Iterator<Item = (Appended, Option<Arc<str>>)> {
+        let mut json = self.json.into_iter().peekable();
+        self.results.into_iter().enumerate().map(move |(index, appended)| (appended, json.next_if(|(i, _)| *i == index).map(|(_, json)| json)))
+    }
+}
+
 /// The wire form of a message stored now, as JSON: what the `room.message` notification and
 /// the `room.send` result carry.
 pub fn fresh_json(m: &NewMessage, room: &str, id: i64, now: i64) -> Arc<str> {
-    let message = Message {
-        id,
-        room: room.to_owned(),
-        author: m.author.clone(),
-        text: m.text.clone(),
-        sent_at: Timestamp::from_millis(now),
-        edited_at: None,
-        deleted: false,
-        reactions: BTreeMap::new(),
-    };
+    let message = super::messages::fresh_wire(id, room.to_owned(), m.author.clone(), m.text.clone(), now);
     // Strings, numbers and a string-keyed map: serializing cannot fail.
     serde_json::to_string(&message).unwrap_or_default().into()
 }
@@ -102,9 +101,9 @@ struct Outgoing {
 /// The deliveries of a hooked message stored now with `id`: its JSON and one row per webhook.
 fn outgoing(m: &NewMessage, hook: &Hook, id: i64, now: i64) -> (Arc<str>, Vec<Outgoing>) {
     let json = fresh_json(m, &hook.room, id, now);
-    let body = outbox::body(WebhookEvent::RoomMessage, Timestamp::from_millis(now), &json);
-    let event_id = outbox::new_event_id();
-    let ordering_key = outbox::room_key(&hook.room);
+    let body = deliveries::body(WebhookEvent::RoomMessage, Timestamp::from_millis(now), &json);
+    let event_id = deliveries::new_event_id();
+    let ordering_key = deliveries::room_key(&hook.room);
     let rows = hook
         .webhooks
         .iter()
@@ -115,7 +114,7 @@ fn outgoing(m: &NewMessage, hook: &Hook, id: i64, now: i64) -> (Arc<str>, Vec<Ou
 
 /// One owner of the message writes, whichever database is underneath.
 pub enum Appender {
-    Sqlite(sqlite::SqliteWriter),
+    Sqlite(sqlite::SqliteAppendThread),
     Postgres(postgres::PgAppender),
 }
 
@@ -123,7 +122,7 @@ impl Appender {
     /// The appender for `db` (opened on `url`, the URL `db` was connected with).
     pub fn open(db: &Db, url: &str) -> StorageResult<Self> {
         if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(sqlite::SqliteWriter::start(url)?))
+            Ok(Self::Sqlite(sqlite::SqliteAppendThread::start(url)?))
         } else {
             Ok(Self::Postgres(postgres::PgAppender::new(db)?))
         }
@@ -168,6 +167,25 @@ mod tests {
         assert!(rows.iter().all(|r| r.event_id == rows[0].event_id && r.ordering_key == "room:lobby"), "one event, one room");
         let body: serde_json::Value = serde_json::from_str(&rows[0].body).expect("valid JSON");
         assert_eq!((body["type"].as_str(), &body["data"]), (Some("room.message"), &wire));
+    }
+
+    #[test]
+    fn each_message_gets_the_json_built_for_it_and_only_its_own() {
+        let written = Written {
+            results: vec![Appended::New { id: 1, seq: 1 }, Appended::Repeat, Appended::New { id: 2, seq: 2 }, Appended::New { id: 3, seq: 3 }],
+            json: vec![(2, "two".into()), (3, "three".into())],
+            enqueued: true,
+        };
+        let got: Vec<(Appended, Option<String>)> = written.per_message().map(|(a, json)| (a, json.map(|j| j.to_string()))).collect();
+        assert_eq!(
+            got,
+            [
+                (Appended::New { id: 1, seq: 1 }, None),
+                (Appended::Repeat, None),
+                (Appended::New { id: 2, seq: 2 }, Some("two".into())),
+                (Appended::New { id: 3, seq: 3 }, Some("three".into())),
+            ]
+        );
     }
 
     #[test]

@@ -50,8 +50,9 @@ const ENQUEUE: &str = "INSERT INTO webhook_deliveries \
 /// an edit or a reaction holds the write lock for a moment.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The handle of the writer thread; the thread ends when it is dropped.
-pub struct SqliteWriter {
+/// The handle of the thread that owns the write connection and runs every append (named
+/// `sqlite-writer`); the thread ends when it is dropped.
+pub struct SqliteAppendThread {
     jobs: mpsc::Sender<Job>,
 }
 
@@ -62,7 +63,7 @@ struct Job {
     done: oneshot::Sender<(Vec<NewMessage>, StorageResult<Written>)>,
 }
 
-impl SqliteWriter {
+impl SqliteAppendThread {
     /// Opens the connection and starts its thread.
     pub fn start(url: &str) -> StorageResult<Self> {
         let mut appender = SqliteAppender::open(url)?;

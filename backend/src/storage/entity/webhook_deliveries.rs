@@ -1,4 +1,4 @@
-//! The webhook outbox: one row per event per subscribed webhook, written in the event's own
+//! The webhook delivery queue: one row per event per subscribed webhook, written in the event's own
 //! transaction, then delivered (and retried) by the delivery worker.
 
 use sea_orm::entity::prelude::*;

@@ -8,7 +8,7 @@
 //! exactly one delivery in the outbox (written in the message's own transaction). A few
 //! seconds each; every wait has a timeout.
 
-mod server;
+pub mod server;
 
 use std::collections::HashMap;
 

@@ -104,6 +104,11 @@ pub struct Server {
 
 impl Server {
     pub async fn start(db: &Database) -> Self {
+        Self::start_with(db, &[]).await
+    }
+
+    /// Starts the server with extra environment variables (settings under test).
+    pub async fn start_with(db: &Database, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(db.dir.path().join("confab.log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_confab"))
@@ -115,6 +120,7 @@ impl Server {
             // Webhook tests post to a receiver of their own on 127.0.0.1.
             .env("CONFAB_WEBHOOK_ALLOW_PRIVATE", "true")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -126,6 +132,16 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         server
+    }
+
+    /// The most memory the process has held so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmHWM line")
     }
 
     /// SIGKILL: no shutdown, no flush, nothing.
