@@ -4,14 +4,11 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use confab::config::Config;
 use confab::startup::Application;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, WAIT, body, problem, spawn_app, unique};
+use crate::helpers::{WAIT, body, claims_of, problem, sign, spawn_app, unique};
 
 /// 31 bytes: one short of what RFC 7518 asks for HS256.
 const SHORT_SECRET: &str = "not-long-enough-for-hs256-31-b!";
@@ -66,18 +63,6 @@ async fn confab_serve_with_a_short_jwt_secret_exits_with_a_clear_message() {
     assert!(!status.success(), "exit status {status}");
     assert!(stderr.contains("at least 32") && stderr.contains("RFC 7518"), "{stderr}");
     assert!(!stderr.contains(SHORT_SECRET), "the secret was printed: {stderr}");
-}
-
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON claims")
-}
-
-/// Signs `claims` with the server's own (generated) secret, so only the claims decide.
-fn sign(app: &TestApp, claims: &Value) -> String {
-    let secret = std::fs::read_to_string(app.data_dir.join("jwt_secret")).expect("the server's generated secret");
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.trim().as_bytes()))
-        .expect("signing works")
 }
 
 #[tokio::test]

@@ -278,6 +278,20 @@ pub async fn text(response: reqwest::Response) -> String {
     within("a response body", response.text()).await.expect("a readable body")
 }
 
+/// The claims of a JWT, decoded without checking anything.
+pub fn claims_of(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON claims")
+}
+
+/// Signs `claims` (HS256) with the server's own generated secret, so only the claims decide.
+pub fn sign(app: &TestApp, claims: &Value) -> String {
+    let secret = std::fs::read_to_string(app.data_dir.join("jwt_secret")).expect("the server's generated secret");
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), claims, &key).expect("signing works")
+}
+
 /// Checks that `response` is an RFC 9457 problem with `status`, and returns it.
 pub async fn problem(response: reqwest::Response, status: u16) -> Problem {
     assert_eq!(response.status().as_u16(), status, "status of {}", response.url());

@@ -44,7 +44,8 @@ async fn thirty_concurrent_wrong_passwords_reach_the_hasher_only_up_to_the_limit
     assert_eq!(app.signup(&name, PASSWORD).await.status().as_u16(), 201);
     let before = hashes(&app).await;
 
-    let guesses = join_all((0..30).map(|i| app.login(&name, &format!("wrong guess {i}")))).await;
+    let passwords: Vec<String> = (0..30).map(|i| format!("wrong guess {i}")).collect();
+    let guesses = join_all(passwords.iter().map(|password| app.login(&name, password))).await;
 
     let got = statuses(&guesses);
     assert_eq!(hashes(&app).await - before, 5, "hash runs for 30 concurrent guesses under a limit of 5: {got:?}");

@@ -4,8 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use confab_shared::TokenPair;
 use confab_shared::rpc::notify::SessionExpiring;
 use confab_shared::rpc::{AuthRefreshParams, DmReadParams, EchoParams};
@@ -14,23 +12,11 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::helpers::{
-    TestApp, WsClient, assert_code, assert_invalid_param, body, dm, join, send, spawn_app, spawn_app_with, unique,
+    TestApp, WsClient, assert_code, assert_invalid_param, body, claims_of, dm, join, send, sign, spawn_app, spawn_app_with, unique,
 };
 
 fn echo(text: &str) -> EchoParams {
     EchoParams { text: text.to_owned() }
-}
-
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON claims")
-}
-
-/// Signs `claims` with the server's own (generated) secret, so only the claims decide.
-fn sign(app: &TestApp, claims: &Value) -> String {
-    let secret = std::fs::read_to_string(app.data_dir.join("jwt_secret")).expect("the server's generated secret");
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.trim().as_bytes()))
-        .expect("signing works")
 }
 
 fn with_protocols(app: &TestApp, protocols: &str) -> tokio_tungstenite::tungstenite::http::Request<()> {

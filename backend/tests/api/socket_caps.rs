@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, Request};
-use tokio_tungstenite::tungstenite::{self};
+use tokio_tungstenite::tungstenite;
 
 use crate::helpers::{TestApp, WsClient, body, spawn_app_with, unique, within};
 

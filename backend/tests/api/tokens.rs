@@ -385,7 +385,8 @@ async fn token_secrets_never_reach_the_logs() {
     let created: ApiTokenCreated = http
         .post(format!("{base}/api/tokens"))
         .bearer_auth(&login.access_token)
-        .json(&json!({"name": "logged", "scopes": ["read"]}))
+        // `write` too: the socket below creates a room by joining it.
+        .json(&json!({"name": "logged", "scopes": ["read", "write"]}))
         .send()
         .await
         .expect("create")
