@@ -12,6 +12,7 @@
 mod failover;
 mod harness;
 mod redis_cluster;
+mod tabs;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
