@@ -263,15 +263,18 @@ impl Cluster {
         }
     }
 
-    /// Instance `i`'s `confab_connections_closed_total`: sockets it has finished closing
-    /// (their rooms left and their presence uncounted).
-    pub async fn closed_connections(&self, i: usize) -> u64 {
+    /// One counter of instance `i`'s `/metrics`.
+    pub async fn metric(&self, i: usize, name: &str) -> u64 {
         let url = format!("http://127.0.0.1:{}/metrics", self.port(i));
         let text = self.http.get(url).timeout(WAIT).send().await.expect("GET /metrics").text().await.expect("metrics text");
         text.lines()
-            .find_map(|line| line.strip_prefix("confab_connections_closed_total "))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("confab_connections_closed_total in /metrics")
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    }
+
+    /// Sockets instance `i` has finished closing (their rooms left, their presence uncounted).
+    pub async fn closed_connections(&self, i: usize) -> u64 {
+        self.metric(i, "confab_connections_closed_total").await
     }
 
     /// Waits until instance `i` has finished closing at least `count` sockets.
@@ -281,6 +284,12 @@ impl Cluster {
             assert!(tokio::time::Instant::now() < deadline, "instance {i} had not closed {count} sockets within {WAIT:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Waits until instance `i` has finished closing every socket it opened.
+    pub async fn wait_all_closed(&self, i: usize) {
+        let opened = self.metric(i, "confab_connections_opened_total").await;
+        self.wait_closed(i, opened).await;
     }
 
     /// `POST /api/auth/logout` through instance `i`; its status.

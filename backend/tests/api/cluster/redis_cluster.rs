@@ -31,12 +31,8 @@ fn port_range() -> Option<(u16, u16)> {
     }
 }
 
-/// A port free now: from the system, or from the configured range (the counter keeps this
-/// process from reusing one).
-fn take_port() -> u16 {
-    let Some((low, high)) = port_range() else {
-        return TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
-    };
+/// A port of the configured range free now (the counter keeps this process from reusing one).
+fn take_port((low, high): (u16, u16)) -> u16 {
     let mut next = NEXT_PORT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in low..=high {
         let port = next.unwrap_or(low);
@@ -64,7 +60,17 @@ impl RedisCluster {
     pub fn start(parent: &Path) -> Self {
         let dir = parent.join("redis-cluster");
         std::fs::create_dir_all(&dir).expect("a directory for the cluster");
-        let nodes = (0..NODES).map(|_| Node { port: take_port(), bus: take_port(), child: None }).collect();
+        let nodes = match port_range() {
+            Some(range) => (0..NODES).map(|_| Node { port: take_port(range), bus: take_port(range), child: None }).collect(),
+            None => {
+                // Every port stays bound until all are chosen, so the system hands out twelve
+                // different ones.
+                let held: Vec<TcpListener> =
+                    (0..2 * NODES).map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
+                let ports: Vec<u16> = held.iter().map(|l| l.local_addr().expect("a bound port").port()).collect();
+                ports.chunks(2).map(|pair| Node { port: pair[0], bus: pair[1], child: None }).collect()
+            }
+        };
         let mut cluster = Self { dir, nodes };
         cluster.start_all();
         let addresses: Vec<String> = cluster.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
@@ -73,11 +79,14 @@ impl RedisCluster {
             .arg("create")
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
+            .output()
             .expect("running redis-cli --cluster create (install redis-tools)");
-        assert!(created.success(), "redis-cli --cluster create failed");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create {addresses:?} failed:\n{}{}",
+            String::from_utf8_lossy(&created.stdout),
+            String::from_utf8_lossy(&created.stderr)
+        );
         cluster.wait_ok();
         cluster.wait_replicas_synced();
         cluster

@@ -56,9 +56,12 @@ pub struct Stage {
     pub room: String,
     pub subject: String,
     subject_token: String,
+    /// Part of the watchers' and markers' names, so that a second cast can be signed up.
+    cast: String,
     watchers: Vec<Option<Client>>,
     markers: Vec<Option<Marker>>,
-    /// Sockets this test has closed on each instance, to know when the instance is done.
+    /// Sockets each instance had closed when it joined the stage, plus those this test
+    /// closed since: to know when the instance is done with a close.
     closed: Vec<u64>,
 }
 
@@ -67,14 +70,18 @@ impl Stage {
     pub async fn new(cluster: &Cluster, instances: usize, room: &str) -> Self {
         let subject = format!("ann_{}", cluster.tag);
         let subject_token = cluster.login(0, &subject).await;
-        let mut stage = Self {
-            room: cluster.room(room),
-            subject,
-            subject_token,
-            watchers: Vec::new(),
-            markers: Vec::new(),
-            closed: Vec::new(),
-        };
+        Self::cast(cluster, instances, cluster.room(room), subject, subject_token, "").await
+    }
+
+    /// New watchers and markers (their names marked with `cast`) for the same room and
+    /// subject, after every socket of this stage was closed.
+    pub async fn recast(&self, cluster: &Cluster, instances: usize, cast: &str) -> Self {
+        Self::cast(cluster, instances, self.room.clone(), self.subject.clone(), self.subject_token.clone(), cast).await
+    }
+
+    async fn cast(cluster: &Cluster, instances: usize, room: String, subject: String, subject_token: String, cast: &str) -> Self {
+        let mut stage =
+            Self { room, subject, subject_token, cast: cast.to_owned(), watchers: Vec::new(), markers: Vec::new(), closed: Vec::new() };
         for i in 0..instances {
             stage.add_instance(cluster, i).await;
         }
@@ -84,11 +91,13 @@ impl Stage {
     /// A watcher and a marker on instance `i` (started after the others).
     pub async fn add_instance(&mut self, cluster: &Cluster, i: usize) {
         assert_eq!(i, self.watchers.len(), "instances are added in order");
+        let cast = &self.cast;
+        self.closed.push(cluster.closed_connections(i).await);
         // Markers sort after the subject, so a tick that holds both announces the subject first.
-        let marker = format!("zmark{i}_{}", cluster.tag);
+        let marker = format!("zmark{i}{cast}_{}", cluster.tag);
         let token = cluster.login(i, &marker).await;
         self.markers.push(Some(Marker { name: marker, token, tab: None }));
-        let watcher_token = cluster.login(i, &format!("watch{i}_{}", cluster.tag)).await;
+        let watcher_token = cluster.login(i, &format!("watch{i}{cast}_{}", cluster.tag)).await;
         let mut watcher = Client::connect(cluster.port(i), &watcher_token).await;
         watcher.call(JoinParams { room: self.room.clone(), history: Some(0) }).await.expect("the watcher joins");
         let mut watched: Vec<String> = self.markers.iter().flatten().map(|m| m.name.clone()).collect();
@@ -100,7 +109,14 @@ impl Stage {
             earlier.call(PresenceWatchParams { users: vec![name.clone()], replace: false }).await.expect("watch the new marker");
         }
         self.watchers.push(Some(watcher));
-        self.closed.push(0);
+    }
+
+    /// Waits until the server has closed every socket of this stage with `code`.
+    pub async fn expect_all_closed_with(&mut self, code: u16) {
+        let markers = self.markers.iter_mut().flatten().filter_map(|m| m.tab.as_mut());
+        for client in self.watchers.iter_mut().flatten().chain(markers) {
+            assert_eq!(client.expect_closed().await, Some(code));
+        }
     }
 
     /// A new socket of the subject on instance `i`.
@@ -110,6 +126,11 @@ impl Stage {
 
     pub async fn join(&self, tab: &mut Tab) {
         tab.client.call(JoinParams { room: self.room.clone(), history: Some(0) }).await.expect("the subject joins");
+    }
+
+    /// Waits until the server has closed the tab's socket; its close code.
+    pub async fn closed_by_server(&self, tab: &mut Tab) -> Option<u16> {
+        tab.client.expect_closed().await
     }
 
     pub async fn leave(&self, tab: &mut Tab) {
