@@ -178,23 +178,14 @@ async fn shared_state(config: &Config, shutdown: &CancellationToken) -> anyhow::
         (Arc::new(layer), RedisConn::single(client).await?)
     };
     tracing::info!(?mode, "channel layer on redis");
-    let (reaped_tx, mut reaped) = tokio::sync::mpsc::unbounded_channel();
-    let presence = RedisPresence::start(conn, layer.hub().instance(), reaped_tx, shutdown.clone()).await?;
+    let presence = RedisPresence::start(conn, layer.hub().instance(), shutdown.clone()).await?;
     let throttle = Arc::new(LoginThrottle::shared(config.login_attempts, config.signups_per_ip, presence.connection()));
-    let store: Arc<dyn PresenceStore> = presence;
+    let store: Arc<dyn PresenceStore> = presence.clone();
     let presence_batch = batcher(config, &layer, &store, shutdown);
-    // Announce the departures of users whose instance died (SIGKILL) as if they had left.
+    // Departures of dead instances' users and what a rewrite after an outage finds are
+    // announced like a connection's own arrivals and departures.
     let announcer = presence_batch.clone();
-    tokio::spawn(async move {
-        while let Some(departures) = reaped.recv().await {
-            for (room, username) in departures.left {
-                announcer.room(&room, &username, false);
-            }
-            for username in departures.offline {
-                announcer.user(&username, false);
-            }
-        }
-    });
+    presence.announce_with(Arc::new(move |found| announcer.apply(&found)));
     Ok(Shared { layer, presence: store, throttle, presence_batch })
 }
 

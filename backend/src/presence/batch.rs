@@ -23,7 +23,7 @@ use confab_shared::rpc::Notification;
 use confab_shared::rpc::notify::{RoomOnline, RoomUser};
 use tokio_util::sync::CancellationToken;
 
-use super::PresenceStore;
+use super::{PresenceStore, Transitions};
 use crate::layer::{ChannelLayer, Class, Delivery, broadcast_room, group};
 
 /// How long the batcher keeps ticking after shutdown began (longer than the sockets' grace).
@@ -102,6 +102,25 @@ impl Batcher {
     /// A user's first connection entered a room, or their last one left it.
     pub fn room(&self, room: &str, username: &str, present: bool) {
         self.with(|p| record(p.rooms.entry(room.to_owned()).or_default(), username, present));
+    }
+
+    /// Records what a store found on its own, all under one lock: a barrier recorded after
+    /// any of it is announced after all of it.
+    pub fn apply(&self, found: &Transitions) {
+        self.with(|p| {
+            for user in &found.online {
+                record(&mut p.users, user, true);
+            }
+            for user in &found.offline {
+                record(&mut p.users, user, false);
+            }
+            for (room, user) in &found.joined {
+                record(p.rooms.entry(room.clone()).or_default(), user, true);
+            }
+            for (room, user) in &found.left {
+                record(p.rooms.entry(room.clone()).or_default(), user, false);
+            }
+        });
     }
 
     /// Flushes every `tick` until a while after `shutdown`: the sockets closing on shutdown

@@ -24,9 +24,32 @@ pub struct PresenceError(pub String);
 
 pub type PresenceResult<T> = Result<T, PresenceError>;
 
+/// Fleet-wide arrivals and departures a store found on its own rather than in a
+/// connection's call (a dead instance reaped, counts written again after an outage), to be
+/// announced like the calls' own.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Transitions {
+    /// Users whose first connection anywhere this was.
+    pub online: Vec<String>,
+    /// Users left with no connection anywhere.
+    pub offline: Vec<String>,
+    /// (room, user): first arrivals in a room.
+    pub joined: Vec<(String, String)>,
+    /// (room, user): last departures from a room.
+    pub left: Vec<(String, String)>,
+}
+
+impl Transitions {
+    pub fn is_empty(&self) -> bool {
+        self.online.is_empty() && self.offline.is_empty() && self.joined.is_empty() && self.left.is_empty()
+    }
+}
+
 #[async_trait]
 pub trait PresenceStore: Send + Sync + 'static {
-    /// Counts a new connection of `user`; `true` when it is the user's first anywhere.
+    /// Counts a new connection of `user`; `true` when it is the user's first anywhere (across
+    /// every instance, not only this one). A store that cannot tell now answers `false` and
+    /// reports the transition later as [`Transitions`].
     async fn connect(&self, user: &str) -> PresenceResult<bool>;
     /// Uncounts a connection; `true` when it was the user's last anywhere.
     async fn disconnect(&self, user: &str) -> PresenceResult<bool>;

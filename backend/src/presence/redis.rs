@@ -1,31 +1,40 @@
 //! Presence shared by many instances through Redis, with heartbeats and expiry.
 //!
-//! Each instance writes only its own counts: `…:i:<id>:u` (user → connections here) and
-//! `…:i:<id>:r:<room>` (user → connections in that room here), listed in `…:i:<id>:rooms`.
-//! Whether a user is online is derived: some *live* instance has them. Liveness is a
-//! heartbeat score in the `…:instances` sorted set; an instance silent for [`DEAD_AFTER`]
-//! (SIGKILL, power loss) is reaped by whichever survivor removes it from the set first, and
-//! its users' departures are announced as if their sockets had closed.
+//! Keys, all under the `{confab:p}` hash tag (on a Redis Cluster they live in one slot, so
+//! every script may touch any of them):
+//! - `…:u` and `…:r:<room>`: **the fleet's counts**, user → connections (in that room),
+//!   summed over every instance, and `…:rooms`, the rooms with anyone present. A first
+//!   arrival is the user's fleet count going 0 → 1 and a last departure 1 → 0: one O(1)
+//!   script call decides it, per user across the fleet, whatever the number of instances,
+//!   users or tabs. Who is online and who is in a room are read from these hashes alone.
+//! - `…:i:<id>:u`, `…:i:<id>:r:<room>` and `…:i:<id>:rooms`: **each instance's share** of
+//!   those counts, so that it can be taken out of the fleet's when the instance dies.
+//! - `…:instances`: each instance's last heartbeat, on Redis's clock (instances' own clocks
+//!   may disagree). An instance silent for [`DEAD_AFTER`] (SIGKILL, power loss) is reaped by
+//!   the first survivor to notice: its share is subtracted from the fleet's counts and the
+//!   users that leaves with no connection are announced as departed, once.
 //!
-//! The first-arrival / last-departure decisions run as Lua scripts, so two instances
-//! cannot both miss a user's last departure. All keys share the `{confab:p}` hash tag: on
-//! Redis Cluster they live in one slot and the scripts stay valid.
-//!
-//! A local mirror of this instance's counts makes Redis outages survivable: calls still
-//! answer from local knowledge, and once Redis is back the instance rewrites its keys.
+//! A local mirror of this instance's counts keeps it answering while Redis does not. A
+//! decision Redis could not make is never guessed from the mirror (that would be this
+//! instance's first tab, not the user's): the call announces nothing and the instance turns
+//! stale. Before its next decision, or at its next heartbeat, a stale instance writes its
+//! share again from the mirror, in one script that announces exactly the fleet-wide
+//! transitions the rewrite causes (the user who left everywhere during the outage leaves
+//! once). A call that failed after Redis applied it leaves nothing for the rewrite to find:
+//! its announcement is lost, never doubled.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::{AsyncCommands, Script};
-use tokio::sync::mpsc;
+use tokio::sync::{RwLock, RwLockReadGuard};
 use tokio_util::sync::CancellationToken;
 
 use super::memory::MemoryPresence;
-use super::{PresenceError, PresenceResult, PresenceStore};
+use super::{PresenceError, PresenceResult, PresenceStore, Transitions};
 use crate::redis_link::RedisConn;
 
 const PREFIX: &str = "confab:{confab:p}";
@@ -33,58 +42,92 @@ const PREFIX: &str = "confab:{confab:p}";
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// An instance silent this long is dead; its users go offline on the others.
 pub const DEAD_AFTER: Duration = Duration::from_secs(15);
+/// Dead instances one survivor reaps per heartbeat (the rest wait for the next one).
+const REAP_PER_ROUND: usize = 8;
 
-/// Departures found by reaping a dead instance, to be announced by the caller.
-#[derive(Debug, Default)]
-pub struct Reaped {
-    pub offline: Vec<String>,
-    /// (room, user) pairs that left.
-    pub left: Vec<(String, String)>,
-}
+/// Where the transitions a store finds on its own go (the presence batcher).
+pub type Announce = Arc<dyn Fn(Transitions) + Send + Sync>;
 
 pub struct RedisPresence {
     conn: RedisConn,
     instance: String,
-    /// This instance's own counts: the source of truth for its keys.
+    /// This instance's own counts: the source of truth for its share.
     local: MemoryPresence,
-    /// Set after a Redis error: the next heartbeat rewrites this instance's keys.
+    /// Set when Redis may lack some of this instance's share: it is written again before
+    /// the next decision.
     stale: AtomicBool,
+    /// Set once this instance has taken its share out for good (shutdown): never written again.
+    stopped: AtomicBool,
+    /// Decisions hold it shared; a rewrite holds it alone, so the mirror it copies has every
+    /// decision either applied in Redis or failed (and so covered by the rewrite), none half-way.
+    gate: RwLock<()>,
+    announce: OnceLock<Announce>,
     scripts: Scripts,
 }
 
 struct Scripts {
     arrive: Script,
     depart: Script,
+    beat: Script,
     reap: Script,
+    restore: Script,
+    remove: Script,
 }
 
 fn err(e: redis::RedisError) -> PresenceError {
     PresenceError(e.to_string())
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// `[room, user, room, user, …]` as pairs.
+fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
+    flat.chunks(2)
+        .filter_map(|pair| match pair {
+            [room, user] => Some((room.clone(), user.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 impl RedisPresence {
-    /// Connects and registers this instance; spawns its heartbeat and reaper, which send
-    /// the departures of dead instances to `reaped` until `shutdown`.
-    pub async fn start(
-        conn: RedisConn,
-        instance: u32,
-        reaped: mpsc::UnboundedSender<Reaped>,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<Arc<Self>> {
+    /// Connects and registers this instance; spawns its heartbeat and reaper until `shutdown`.
+    pub async fn start(conn: RedisConn, instance: u32, shutdown: CancellationToken) -> anyhow::Result<Arc<Self>> {
         let presence = Arc::new(Self {
             conn,
             instance: format!("{instance:08x}"),
             local: MemoryPresence::default(),
             stale: AtomicBool::new(true),
-            scripts: Scripts { arrive: Script::new(ARRIVE), depart: Script::new(DEPART), reap: Script::new(REAP) },
+            stopped: AtomicBool::new(false),
+            gate: RwLock::new(()),
+            announce: OnceLock::new(),
+            scripts: Scripts {
+                arrive: Script::new(ARRIVE),
+                depart: Script::new(DEPART),
+                beat: Script::new(BEAT),
+                reap: Script::new(&format!("{TAKE_SHARE}{REAP}")),
+                restore: Script::new(RESTORE),
+                remove: Script::new(&format!("{TAKE_SHARE}{REMOVE}")),
+            },
         });
         presence.heartbeat().await;
-        tokio::spawn(presence.clone().maintain(reaped, shutdown));
+        tokio::spawn(presence.clone().maintain(shutdown));
         Ok(presence)
+    }
+
+    /// Sends the transitions found by reaping and rewriting to `announce` from now on.
+    pub fn announce_with(&self, announce: Announce) {
+        if self.announce.set(announce).is_err() {
+            tracing::warn!("presence announcements already wired");
+        }
+    }
+
+    fn announce(&self, found: Transitions) {
+        if found.is_empty() {
+            return;
+        }
+        match self.announce.get() {
+            Some(announce) => announce(found),
+            None => tracing::warn!(?found, "presence transitions found before announcements were wired"),
+        }
     }
 
     /// A handle on this store's multiplexed connection, for other shared counters.
@@ -94,6 +137,18 @@ impl RedisPresence {
 
     fn instances_key() -> String {
         format!("{PREFIX}:instances")
+    }
+
+    fn fleet_users_key() -> String {
+        format!("{PREFIX}:u")
+    }
+
+    fn fleet_room_key(room: &str) -> String {
+        format!("{PREFIX}:r:{room}")
+    }
+
+    fn fleet_rooms_key() -> String {
+        format!("{PREFIX}:rooms")
     }
 
     fn users_key(&self) -> String {
@@ -108,11 +163,7 @@ impl RedisPresence {
         format!("{PREFIX}:i:{}:r:{room}", self.instance)
     }
 
-    fn live_since() -> i64 {
-        now_ms() - DEAD_AFTER.as_millis() as i64
-    }
-
-    async fn maintain(self: Arc<Self>, reaped: mpsc::UnboundedSender<Reaped>, shutdown: CancellationToken) {
+    async fn maintain(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(HEARTBEAT);
         loop {
             tokio::select! {
@@ -123,179 +174,187 @@ impl RedisPresence {
                 }
             }
             self.heartbeat().await;
-            match self.reap().await {
-                Ok(found) => {
-                    for r in found {
-                        let _ = reaped.send(r);
+            for _ in 0..REAP_PER_ROUND {
+                match self.reap_one().await {
+                    Ok(Some(found)) => self.announce(found),
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "presence reaper skipped a round");
+                        break;
                     }
                 }
-                Err(e) => tracing::debug!(error = %e, "presence reaper skipped a round"),
             }
         }
     }
 
-    /// Refreshes this instance's liveness; after an outage, rewrites its keys from the mirror.
+    /// Refreshes this instance's liveness; when Redis lacks its share (an outage, a reaping
+    /// while it could not reach Redis, lost data), writes it again.
     async fn heartbeat(&self) {
         let mut conn = self.conn.clone();
-        let result: redis::RedisResult<()> = conn.zadd(Self::instances_key(), &self.instance, now_ms()).await;
-        if let Err(e) = result {
-            self.stale.store(true, Ordering::Relaxed);
-            tracing::warn!(error = %e, "presence heartbeat failed");
+        let added: redis::RedisResult<i64> =
+            self.scripts.beat.key(Self::instances_key()).arg(&self.instance).invoke_async(&mut conn).await;
+        match added {
+            Err(e) => {
+                self.stale.store(true, Ordering::Relaxed);
+                tracing::warn!(error = %e, "presence heartbeat failed");
+                return;
+            }
+            // Absent from the live set although it was written: reaped, or Redis lost it.
+            Ok(1) if !self.stale.swap(true, Ordering::Relaxed) => {
+                tracing::warn!("this instance was missing from the live set; writing its presence again");
+            }
+            Ok(_) => {}
+        }
+        self.restore_if_stale().await;
+    }
+
+    /// The shared side of the gate, after writing this instance's share again if needed.
+    async fn decision_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.restore_if_stale().await;
+        self.gate.read().await
+    }
+
+    /// Replaces this instance's share with the mirror's counts and announces the fleet-wide
+    /// transitions that makes.
+    async fn restore_if_stale(&self) {
+        if !self.stale.load(Ordering::Relaxed) || self.stopped.load(Ordering::Relaxed) {
             return;
         }
-        if self.stale.swap(false, Ordering::Relaxed) {
-            if let Err(e) = self.rewrite().await {
-                self.stale.store(true, Ordering::Relaxed);
-                tracing::warn!(error = %e, "presence state not restored yet");
-            } else {
-                tracing::info!("presence state written to redis");
-            }
+        let _alone = self.gate.write().await;
+        if !self.stale.load(Ordering::Relaxed) || self.stopped.load(Ordering::Relaxed) {
+            return;
         }
-    }
-
-    /// Replaces this instance's keys with the local mirror's counts.
-    async fn rewrite(&self) -> PresenceResult<()> {
         let users = self.local.counts_users();
         let rooms = self.local.counts_rooms();
-        let mut conn = self.conn.clone();
-        let old_rooms: Vec<String> = conn.smembers(self.rooms_key()).await.map_err(err)?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.del(self.users_key()).ignore();
-        for room in &old_rooms {
-            pipe.del(self.room_key(room)).ignore();
-        }
-        pipe.del(self.rooms_key()).ignore();
-        if !users.is_empty() {
-            pipe.hset_multiple(self.users_key(), &users).ignore();
+        let mut invocation = self.scripts.restore.key(Self::instances_key());
+        invocation.arg(PREFIX).arg(&self.instance).arg(users.len());
+        for (user, n) in &users {
+            invocation.arg(user).arg(n);
         }
         for (room, members) in &rooms {
-            pipe.sadd(self.rooms_key(), room).ignore();
-            pipe.hset_multiple(self.room_key(room), members).ignore();
+            invocation.arg(room).arg(members.len());
+            for (user, n) in members {
+                invocation.arg(user).arg(n);
+            }
         }
-        pipe.query_async::<()>(&mut conn).await.map_err(err)
+        let mut conn = self.conn.clone();
+        let written: redis::RedisResult<(Vec<String>, Vec<String>, Vec<String>, Vec<String>)> =
+            invocation.invoke_async(&mut conn).await;
+        match written {
+            Ok((online, offline, joined, left)) => {
+                self.stale.store(false, Ordering::Relaxed);
+                tracing::info!("presence state written to redis");
+                self.announce(Transitions { online, offline, joined: pairs(joined), left: pairs(left) });
+            }
+            Err(e) => tracing::warn!(error = %e, "presence state not restored yet"),
+        }
     }
 
+    /// Takes this instance's share out (shutdown) and announces the departures that makes;
+    /// sockets closing after this find nothing left to take.
     async fn deregister(&self) {
+        let _alone = self.gate.write().await;
+        self.stopped.store(true, Ordering::Relaxed);
         let mut conn = self.conn.clone();
-        let _: redis::RedisResult<()> = conn.zrem(Self::instances_key(), &self.instance).await;
-        let _ = self.rewrite_empty().await;
-    }
-
-    async fn rewrite_empty(&self) -> PresenceResult<()> {
-        let mut conn = self.conn.clone();
-        let rooms: Vec<String> = conn.smembers(self.rooms_key()).await.map_err(err)?;
-        let mut keys = vec![self.users_key(), self.rooms_key()];
-        keys.extend(rooms.iter().map(|r| self.room_key(r)));
-        conn.del::<_, ()>(keys).await.map_err(err)
-    }
-
-    /// Removes instances whose heartbeat stopped, returning their users' departures.
-    async fn reap(&self) -> PresenceResult<Vec<Reaped>> {
-        let mut conn = self.conn.clone();
-        let dead: Vec<String> = conn
-            .zrangebyscore(Self::instances_key(), "-inf", format!("({}", Self::live_since()))
-            .await
-            .map_err(err)?;
-        let mut found = Vec::new();
-        for instance in dead.into_iter().filter(|i| *i != self.instance) {
-            let (offline, left): (Vec<String>, Vec<String>) = self
-                .scripts
-                .reap
-                .key(Self::instances_key())
-                .arg(PREFIX)
-                .arg(&instance)
-                .arg(Self::live_since())
-                .invoke_async(&mut conn)
-                .await
-                .map_err(err)?;
-            let left = left
-                .chunks(2)
-                .filter_map(|pair| match pair {
-                    [room, user] => Some((room.clone(), user.clone())),
-                    _ => None,
-                })
-                .collect();
-            tracing::warn!(%instance, users = offline.len(), "reaped a dead instance");
-            found.push(Reaped { offline, left });
+        let removed: redis::RedisResult<(Vec<String>, Vec<String>)> =
+            self.scripts.remove.key(Self::instances_key()).arg(PREFIX).arg(&self.instance).invoke_async(&mut conn).await;
+        match removed {
+            Ok((offline, left)) => self.announce(Transitions { offline, left: pairs(left), ..Transitions::default() }),
+            Err(e) => tracing::warn!(error = %e, "presence not taken out at shutdown; the survivors will reap it"),
         }
-        Ok(found)
     }
 
-    /// Runs an arrive/depart script, falling back to the local answer when Redis is down.
-    async fn decide(&self, script: &Script, key: String, field: &str, scope: &str, local: bool) -> PresenceResult<bool> {
+    /// Reaps one instance whose heartbeat stopped, if any: its departures.
+    async fn reap_one(&self) -> PresenceResult<Option<Transitions>> {
         let mut conn = self.conn.clone();
-        let result: redis::RedisResult<i64> = script
-            .key(key)
+        let reaped: Vec<redis::Value> = self
+            .scripts
+            .reap
             .key(Self::instances_key())
-            .key(self.rooms_key())
-            .arg(field)
-            .arg(Self::live_since())
             .arg(PREFIX)
             .arg(&self.instance)
-            .arg(scope)
+            .arg(DEAD_AFTER.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(err)?;
+        let [instance, offline, left] = reaped.as_slice() else { return Ok(None) };
+        let parse = |v: &redis::Value| redis::from_redis_value::<Vec<String>>(v).map_err(err);
+        let instance: String = redis::from_redis_value(instance).map_err(err)?;
+        let (offline, left) = (parse(offline)?, pairs(parse(left)?));
+        tracing::warn!(%instance, users = offline.len(), "reaped a dead instance");
+        Ok(Some(Transitions { offline, left, ..Transitions::default() }))
+    }
+
+    /// Runs an arrive/depart script on this instance's `mine` hash and the fleet's `fleet`.
+    /// When Redis fails, announces nothing: the next rewrite finds the transition if any.
+    async fn decide(&self, script: &Script, mine: String, fleet: String, user: &str, room: &str) -> bool {
+        let mut conn = self.conn.clone();
+        let result: redis::RedisResult<i64> = script
+            .key(mine)
+            .key(fleet)
+            .key(self.rooms_key())
+            .key(Self::fleet_rooms_key())
+            .arg(user)
+            .arg(room)
             .invoke_async(&mut conn)
             .await;
         match result {
-            Ok(decision) => Ok(decision == 1),
+            Ok(decision) => decision == 1,
             Err(e) => {
                 self.stale.store(true, Ordering::Relaxed);
                 tracing::warn!(error = %e, "presence update kept locally until redis is back");
-                Ok(local)
+                false
             }
         }
     }
 
-    /// Every live instance's key for `suffix` (e.g. `u` or `r:<room>`).
-    async fn live_keys(&self, suffix: &str) -> PresenceResult<Vec<String>> {
+    /// The users (fields) of one of the fleet's hashes.
+    async fn fleet_fields(&self, key: String) -> PresenceResult<Vec<String>> {
         let mut conn = self.conn.clone();
-        let live: Vec<String> =
-            conn.zrangebyscore(Self::instances_key(), Self::live_since(), "+inf").await.map_err(err)?;
-        let mut keys: Vec<String> = live.into_iter().map(|i| format!("{PREFIX}:i:{i}:{suffix}")).collect();
-        let own = format!("{PREFIX}:i:{}:{suffix}", self.instance);
-        if !keys.contains(&own) {
-            keys.push(own);
-        }
-        Ok(keys)
+        conn.hkeys(key).await.map_err(err)
     }
 
-    async fn union_fields(&self, suffix: &str) -> PresenceResult<HashSet<String>> {
-        let keys = self.live_keys(suffix).await?;
+    /// The number of users present in each of `rooms` (rooms with nobody left out).
+    async fn fleet_counts(&self, rooms: &[String]) -> PresenceResult<HashMap<String, u32>> {
         let mut pipe = redis::pipe();
-        for key in &keys {
-            pipe.hkeys(key);
+        for room in rooms {
+            pipe.hlen(Self::fleet_room_key(room));
         }
         let mut conn = self.conn.clone();
-        let lists: Vec<Vec<String>> = pipe.query_async(&mut conn).await.map_err(err)?;
-        Ok(lists.into_iter().flatten().collect())
+        let counts: Vec<u32> = pipe.query_async(&mut conn).await.map_err(err)?;
+        Ok(rooms.iter().cloned().zip(counts).filter(|(_, n)| *n > 0).collect())
     }
 }
 
 #[async_trait]
 impl PresenceStore for RedisPresence {
     async fn connect(&self, user: &str) -> PresenceResult<bool> {
-        let local = self.local.connect(user).await?;
-        self.decide(&self.scripts.arrive, self.users_key(), user, "", local).await
+        let _gate = self.decision_gate().await;
+        self.local.connect(user).await?;
+        Ok(self.decide(&self.scripts.arrive, self.users_key(), Self::fleet_users_key(), user, "").await)
     }
 
     async fn disconnect(&self, user: &str) -> PresenceResult<bool> {
-        let local = self.local.disconnect(user).await?;
-        self.decide(&self.scripts.depart, self.users_key(), user, "", local).await
+        let _gate = self.decision_gate().await;
+        self.local.disconnect(user).await?;
+        Ok(self.decide(&self.scripts.depart, self.users_key(), Self::fleet_users_key(), user, "").await)
     }
 
     async fn enter(&self, room: &str, user: &str) -> PresenceResult<bool> {
-        let local = self.local.enter(room, user).await?;
-        self.decide(&self.scripts.arrive, self.room_key(room), user, room, local).await
+        let _gate = self.decision_gate().await;
+        self.local.enter(room, user).await?;
+        Ok(self.decide(&self.scripts.arrive, self.room_key(room), Self::fleet_room_key(room), user, room).await)
     }
 
     async fn exit(&self, room: &str, user: &str) -> PresenceResult<bool> {
-        let local = self.local.exit(room, user).await?;
-        self.decide(&self.scripts.depart, self.room_key(room), user, room, local).await
+        let _gate = self.decision_gate().await;
+        self.local.exit(room, user).await?;
+        Ok(self.decide(&self.scripts.depart, self.room_key(room), Self::fleet_room_key(room), user, room).await)
     }
 
     async fn online_users(&self) -> PresenceResult<HashSet<String>> {
-        match self.union_fields("u").await {
-            Ok(users) => Ok(users),
+        match self.fleet_fields(Self::fleet_users_key()).await {
+            Ok(users) => Ok(users.into_iter().collect()),
             Err(e) => {
                 tracing::warn!(error = %e.0, "online users from this instance only");
                 self.local.online_users().await
@@ -304,9 +363,8 @@ impl PresenceStore for RedisPresence {
     }
 
     async fn room_members(&self, room: &str) -> PresenceResult<Vec<String>> {
-        match self.union_fields(&format!("r:{room}")).await {
-            Ok(users) => {
-                let mut users: Vec<String> = users.into_iter().collect();
+        match self.fleet_fields(Self::fleet_room_key(room)).await {
+            Ok(mut users) => {
                 users.sort();
                 Ok(users)
             }
@@ -320,33 +378,8 @@ impl PresenceStore for RedisPresence {
     async fn room_counts(&self) -> PresenceResult<HashMap<String, u32>> {
         let fetch = async {
             let mut conn = self.conn.clone();
-            let live: Vec<String> =
-                conn.zrangebyscore(Self::instances_key(), Self::live_since(), "+inf").await.map_err(err)?;
-            let (prefixes, rooms): (Vec<String>, Vec<Vec<String>>) = {
-                let mut pipe = redis::pipe();
-                let prefixes: Vec<String> = live.iter().map(|i| format!("{PREFIX}:i:{i}")).collect();
-                for p in &prefixes {
-                    pipe.smembers(format!("{p}:rooms"));
-                }
-                let rooms: Vec<Vec<String>> = pipe.query_async(&mut conn).await.map_err(err)?;
-                (prefixes, rooms)
-            };
-            let mut pipe = redis::pipe();
-            let mut order = Vec::new();
-            for (p, rooms) in prefixes.iter().zip(&rooms) {
-                for room in rooms {
-                    pipe.hkeys(format!("{p}:r:{room}"));
-                    order.push(room.clone());
-                }
-            }
-            let members: Vec<Vec<String>> = pipe.query_async(&mut conn).await.map_err(err)?;
-            let mut by_room: HashMap<String, HashSet<String>> = HashMap::new();
-            for (room, users) in order.into_iter().zip(members) {
-                by_room.entry(room).or_default().extend(users);
-            }
-            Ok::<_, PresenceError>(
-                by_room.into_iter().filter(|(_, u)| !u.is_empty()).map(|(r, u)| (r, u.len() as u32)).collect(),
-            )
+            let rooms: Vec<String> = conn.smembers(Self::fleet_rooms_key()).await.map_err(err)?;
+            self.fleet_counts(&rooms).await
         };
         match fetch.await {
             Ok(counts) => Ok(counts),
@@ -361,23 +394,26 @@ impl PresenceStore for RedisPresence {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let fetch = async {
-            let keys = self.live_keys("u").await?;
-            let mut pipe = redis::pipe();
-            for key in &keys {
-                pipe.cmd("HMGET").arg(key).arg(users);
-            }
-            let mut conn = self.conn.clone();
-            let rows: Vec<Vec<Option<i64>>> = pipe.query_async(&mut conn).await.map_err(err)?;
-            Ok::<_, PresenceError>(
-                (0..users.len()).map(|i| rows.iter().any(|row| row.get(i).is_some_and(|c| c.is_some_and(|n| n > 0)))).collect(),
-            )
-        };
-        match fetch.await {
-            Ok(online) => Ok(online),
+        let mut conn = self.conn.clone();
+        let fetched: redis::RedisResult<Vec<Option<i64>>> =
+            redis::cmd("HMGET").arg(Self::fleet_users_key()).arg(users).query_async(&mut conn).await;
+        match fetched {
+            Ok(counts) => Ok(counts.into_iter().map(|n| n.is_some_and(|n| n > 0)).collect()),
             Err(e) => {
-                tracing::warn!(error = %e.0, "presence of watched users from this instance only");
+                tracing::warn!(error = %e, "presence of watched users from this instance only");
                 self.local.online_among(users).await
+            }
+        }
+    }
+
+    async fn room_count(&self, room: &str) -> PresenceResult<u32> {
+        let mut conn = self.conn.clone();
+        let fetched: redis::RedisResult<u32> = conn.hlen(Self::fleet_room_key(room)).await;
+        match fetched {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                tracing::warn!(error = %e, "room count from this instance only");
+                self.local.room_count(room).await
             }
         }
     }
@@ -386,28 +422,7 @@ impl PresenceStore for RedisPresence {
         if rooms.is_empty() {
             return Ok(HashMap::new());
         }
-        let fetch = async {
-            let mut conn = self.conn.clone();
-            let live: Vec<String> =
-                conn.zrangebyscore(Self::instances_key(), Self::live_since(), "+inf").await.map_err(err)?;
-            let mut pipe = redis::pipe();
-            let mut order = Vec::new();
-            for instance in &live {
-                for room in rooms {
-                    pipe.hkeys(format!("{PREFIX}:i:{instance}:r:{room}"));
-                    order.push(room);
-                }
-            }
-            let members: Vec<Vec<String>> = pipe.query_async(&mut conn).await.map_err(err)?;
-            let mut by_room: HashMap<&String, HashSet<String>> = HashMap::new();
-            for (room, users) in order.into_iter().zip(members) {
-                by_room.entry(room).or_default().extend(users);
-            }
-            Ok::<_, PresenceError>(
-                by_room.into_iter().filter(|(_, u)| !u.is_empty()).map(|(r, u)| (r.clone(), u.len() as u32)).collect(),
-            )
-        };
-        match fetch.await {
+        match self.fleet_counts(rooms).await {
             Ok(counts) => Ok(counts),
             Err(e) => {
                 tracing::warn!(error = %e.0, "room counts from this instance only");
@@ -417,61 +432,161 @@ impl PresenceStore for RedisPresence {
     }
 }
 
-/// KEYS: counts hash, instances zset, this instance's room set.
-/// ARGV: field, live-since score, key prefix, this instance, room ("" for user presence).
-/// Increments; returns 1 when no other live instance has the field (first arrival).
+/// KEYS: this instance's counts hash, the fleet's, this instance's room set, the fleet's.
+/// ARGV: user, room ("" for user presence). Returns 1 on the user's first arrival anywhere.
 const ARRIVE: &str = r#"
-local c = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-if ARGV[5] ~= '' then redis.call('SADD', KEYS[3], ARGV[5]) end
-if c > 1 then return 0 end
-local suffix = (ARGV[5] == '') and ':u' or (':r:' .. ARGV[5])
-for _, inst in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], '+inf')) do
-  if inst ~= ARGV[4] and redis.call('HEXISTS', ARGV[3] .. ':i:' .. inst .. suffix, ARGV[1]) == 1 then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+if ARGV[2] ~= '' then
+  redis.call('SADD', KEYS[3], ARGV[2])
+  redis.call('SADD', KEYS[4], ARGV[2])
 end
-return 1
+if redis.call('HINCRBY', KEYS[2], ARGV[1], 1) == 1 then return 1 end
+return 0
 "#;
 
-/// Same keys and arguments; decrements and returns 1 on the last departure anywhere.
+/// Same keys and arguments; returns 1 on the user's last departure anywhere.
 const DEPART: &str = r#"
 local c = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
-if c > 0 then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-if ARGV[5] ~= '' and redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], ARGV[5]) end
-if c < 0 then return 0 end
-local suffix = (ARGV[5] == '') and ':u' or (':r:' .. ARGV[5])
-for _, inst in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], '+inf')) do
-  if inst ~= ARGV[4] and redis.call('HEXISTS', ARGV[3] .. ':i:' .. inst .. suffix, ARGV[1]) == 1 then return 0 end
+if c <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  if ARGV[2] ~= '' and redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
 end
-return 1
+-- Nothing of this instance's was counted (its share was reaped or taken out meanwhile):
+-- the fleet's count no longer holds it.
+if c < 0 then return 0 end
+local f = redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
+if f > 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if ARGV[2] ~= '' and redis.call('HLEN', KEYS[2]) == 0 then redis.call('SREM', KEYS[4], ARGV[2]) end
+if f == 0 then return 1 end
+return 0
 "#;
 
-/// KEYS: instances zset. ARGV: key prefix, dead instance, live-since score.
-/// Removes the instance (only one reaper wins), deletes its keys and returns
-/// {users now offline everywhere, flat list of room,user pairs that left}.
-const REAP: &str = r#"
-if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then return {{}, {}} end
-local base = ARGV[1] .. ':i:' .. ARGV[2]
-local live = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[3], '+inf')
-local function elsewhere(suffix, field)
-  for _, inst in ipairs(live) do
-    if redis.call('HEXISTS', ARGV[1] .. ':i:' .. inst .. suffix, field) == 1 then return true end
-  end
-  return false
-end
-local offline = {}
-for _, user in ipairs(redis.call('HKEYS', base .. ':u')) do
-  if not elsewhere(':u', user) then table.insert(offline, user) end
-end
-local left = {}
-for _, room in ipairs(redis.call('SMEMBERS', base .. ':rooms')) do
-  for _, user in ipairs(redis.call('HKEYS', base .. ':r:' .. room)) do
-    if not elsewhere(':r:' .. room, user) then
-      table.insert(left, room)
-      table.insert(left, user)
+/// KEYS: instances zset. ARGV: this instance. A heartbeat on Redis's clock; 1 when the
+/// instance was not in the set.
+const BEAT: &str = r#"
+local t = redis.call('TIME')
+return redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
+"#;
+
+/// `take_share(prefix, instance)`: subtracts an instance's share from the fleet's counts,
+/// deletes its keys, returns {users now offline everywhere, flat room,user pairs that left}.
+const TAKE_SHARE: &str = r#"
+local function take_share(p, instance)
+  local base = p .. ':i:' .. instance
+  local offline, left = {}, {}
+  local users = redis.call('HGETALL', base .. ':u')
+  for i = 1, #users, 2 do
+    if redis.call('HINCRBY', p .. ':u', users[i], -tonumber(users[i + 1])) <= 0 then
+      redis.call('HDEL', p .. ':u', users[i])
+      table.insert(offline, users[i])
     end
   end
-  redis.call('DEL', base .. ':r:' .. room)
+  for _, room in ipairs(redis.call('SMEMBERS', base .. ':rooms')) do
+    local fleet = p .. ':r:' .. room
+    local members = redis.call('HGETALL', base .. ':r:' .. room)
+    for i = 1, #members, 2 do
+      if redis.call('HINCRBY', fleet, members[i], -tonumber(members[i + 1])) <= 0 then
+        redis.call('HDEL', fleet, members[i])
+        table.insert(left, room)
+        table.insert(left, members[i])
+      end
+    end
+    if redis.call('HLEN', fleet) == 0 then redis.call('SREM', p .. ':rooms', room) end
+    redis.call('DEL', base .. ':r:' .. room)
+  end
+  redis.call('DEL', base .. ':u', base .. ':rooms')
+  return {offline, left}
 end
-redis.call('DEL', base .. ':u', base .. ':rooms')
-return {offline, left}
+"#;
+
+/// KEYS: instances zset. ARGV: key prefix, this instance, dead-after in ms.
+/// Reaps the oldest instance (not this one) silent that long on Redis's clock; returns
+/// {instance, offline, left} or {} when none is dead.
+const REAP: &str = r#"
+local t = redis.call('TIME')
+local cutoff = t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[3])
+for _, instance in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff, 'LIMIT', 0, 2)) do
+  if instance ~= ARGV[2] then
+    redis.call('ZREM', KEYS[1], instance)
+    local taken = take_share(ARGV[1], instance)
+    return {instance, taken[1], taken[2]}
+  end
+end
+return {}
+"#;
+
+/// KEYS: instances zset. ARGV: key prefix, this instance. Takes this instance out for good.
+const REMOVE: &str = r#"
+redis.call('ZREM', KEYS[1], ARGV[2])
+return take_share(ARGV[1], ARGV[2])
+"#;
+
+/// KEYS: instances zset. ARGV: key prefix, this instance, N, then N user,count pairs, then
+/// per room: room, M, M user,count pairs. Makes this instance live and its share exactly
+/// these counts, moving the fleet's counts by the difference; returns the fleet-wide
+/// transitions {online, offline, joined pairs, left pairs}.
+const RESTORE: &str = r#"
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[2])
+local p = ARGV[1]
+local base = p .. ':i:' .. ARGV[2]
+local online, offline, joined, left = {}, {}, {}, {}
+local function note(list, room, user)
+  if room then table.insert(list, room) end
+  table.insert(list, user)
+end
+local function move(mine, fleet, new, room, arrived, departed)
+  local old = {}
+  local flat = redis.call('HGETALL', mine)
+  for i = 1, #flat, 2 do old[flat[i]] = tonumber(flat[i + 1]) end
+  redis.call('DEL', mine)
+  local function apply(user, delta)
+    if delta == 0 then return end
+    local before = tonumber(redis.call('HGET', fleet, user) or '0')
+    local after = redis.call('HINCRBY', fleet, user, delta)
+    if after <= 0 then redis.call('HDEL', fleet, user) end
+    if before <= 0 and after > 0 then note(arrived, room, user) end
+    if before > 0 and after <= 0 then note(departed, room, user) end
+  end
+  for user, n in pairs(new) do
+    redis.call('HSET', mine, user, n)
+    apply(user, n - (old[user] or 0))
+    old[user] = nil
+  end
+  for user, n in pairs(old) do apply(user, -n) end
+end
+local i = 4
+local users = {}
+for _ = 1, tonumber(ARGV[3]) do
+  users[ARGV[i]] = tonumber(ARGV[i + 1])
+  i = i + 2
+end
+move(base .. ':u', p .. ':u', users, nil, online, offline)
+local rooms = {}
+while i <= #ARGV do
+  local room, m = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  local members = {}
+  for _ = 1, m do
+    members[ARGV[i]] = tonumber(ARGV[i + 1])
+    i = i + 2
+  end
+  rooms[room] = members
+end
+for _, room in ipairs(redis.call('SMEMBERS', base .. ':rooms')) do
+  if not rooms[room] then rooms[room] = {} end
+end
+redis.call('DEL', base .. ':rooms')
+for room, members in pairs(rooms) do
+  local fleet = p .. ':r:' .. room
+  move(base .. ':r:' .. room, fleet, members, room, joined, left)
+  if next(members) ~= nil then redis.call('SADD', base .. ':rooms', room) end
+  if redis.call('HLEN', fleet) == 0 then
+    redis.call('SREM', p .. ':rooms', room)
+  else
+    redis.call('SADD', p .. ':rooms', room)
+  end
+end
+return {online, offline, joined, left}
 "#;

@@ -190,6 +190,22 @@ impl Cluster {
         }
     }
 
+    /// Makes the Redis node that holds presence (its keys share the `{confab:p}` hash tag)
+    /// refuse every write as out of memory (`maxmemory` of one byte), or accept them again.
+    /// Reads and publishes still work: instances keep delivering while presence cannot count.
+    pub fn refuse_presence_writes(&self, refuse: bool) {
+        let port = match &self.redis {
+            Redis::Single { port, .. } => *port,
+            Redis::Cluster(cluster) => cluster.master_of("confab:{confab:p}:instances"),
+        };
+        let limit = if refuse { "1" } else { "0" };
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "CONFIG", "SET", "maxmemory", limit])
+            .output()
+            .expect("running redis-cli");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "CONFIG SET maxmemory {limit} on port {port}");
+    }
+
     /// SIGKILL: no goodbye, no presence cleanup; the survivors must notice.
     pub fn kill(&mut self, i: usize) {
         let _ = self.instances[i].child.kill();
@@ -245,6 +261,35 @@ impl Cluster {
             assert!(tokio::time::Instant::now() < deadline, "instance {i} never became healthy");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// One counter of instance `i`'s `/metrics`.
+    pub async fn metric(&self, i: usize, name: &str) -> u64 {
+        let url = format!("http://127.0.0.1:{}/metrics", self.port(i));
+        let text = self.http.get(url).timeout(WAIT).send().await.expect("GET /metrics").text().await.expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    }
+
+    /// Sockets instance `i` has finished closing (their rooms left, their presence uncounted).
+    pub async fn closed_connections(&self, i: usize) -> u64 {
+        self.metric(i, "confab_connections_closed_total").await
+    }
+
+    /// Waits until instance `i` has finished closing at least `count` sockets.
+    pub async fn wait_closed(&self, i: usize, count: u64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.closed_connections(i).await < count {
+            assert!(tokio::time::Instant::now() < deadline, "instance {i} had not closed {count} sockets within {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until instance `i` has finished closing every socket it opened.
+    pub async fn wait_all_closed(&self, i: usize) {
+        let opened = self.metric(i, "confab_connections_opened_total").await;
+        self.wait_closed(i, opened).await;
     }
 
     /// `POST /api/auth/logout` through instance `i`; its status.
@@ -404,6 +449,14 @@ impl Client {
             }
             self.backlog.push(value);
         }
+    }
+
+    /// Takes every notification `method` whose params satisfy `pred` out of what arrived
+    /// while waiting for something else (after a barrier: all that came before it).
+    pub fn take_arrived(&mut self, method: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let (taken, kept) = std::mem::take(&mut self.backlog).into_iter().partition(|v| v["method"] == method && pred(&v["params"]));
+        self.backlog = kept;
+        taken.into_iter().map(|v: Value| v["params"].clone()).collect()
     }
 
     pub async fn expect_notification(&mut self, method: &str, pred: impl Fn(&Value) -> bool) -> Value {

@@ -7,11 +7,14 @@
 //!
 //! The Redis is one redis-server, or with `CONFAB_TEST_REDIS=cluster` a Redis Cluster of
 //! six nodes ([`redis_cluster`]): the same tests then run on sharded pub/sub. The tests in
-//! [`failover`] always run on a Redis Cluster.
+//! [`failover`] always run on a Redis Cluster. [`tabs`] counts, with barriers instead of
+//! quiet periods, the presence announcements of a user whose tabs come and go across
+//! instances.
 
 mod failover;
 mod harness;
 mod redis_cluster;
+mod tabs;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -2,9 +2,9 @@
 //! private loopback ports (three masters, three replicas, made by `redis-cli --cluster
 //! create`), in a temporary directory, killed when the value is dropped.
 //!
-//! Ports come from `CONFAB_TEST_REDIS_CLUSTER_PORTS` (default `17101-17199`), both the
-//! client port and the cluster bus port of each node, so parallel tests and other services
-//! on the machine never collide. A short `cluster-node-timeout` makes a failover take
+//! Ports (client and cluster bus port of each node) are free ports the system hands out, so
+//! parallel tests and other suites on the machine never collide; `CONFAB_TEST_REDIS_CLUSTER_PORTS`
+//! (e.g. `17101-17199`) confines them to a range instead. A short `cluster-node-timeout` makes a failover take
 //! seconds, not the default 15 s.
 
 use std::net::TcpListener;
@@ -18,21 +18,21 @@ const NODES: usize = 6;
 const NODE_TIMEOUT_MS: u32 = 2000;
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The next port to try, shared by the tests of this process.
+/// The next port of the configured range to try, shared by the tests of this process.
 static NEXT_PORT: Mutex<Option<u16>> = Mutex::new(None);
 
-fn port_range() -> (u16, u16) {
-    let spec = std::env::var("CONFAB_TEST_REDIS_CLUSTER_PORTS").unwrap_or_else(|_| "17101-17199".to_owned());
+/// The range `CONFAB_TEST_REDIS_CLUSTER_PORTS` names, if set.
+fn port_range() -> Option<(u16, u16)> {
+    let spec = std::env::var("CONFAB_TEST_REDIS_CLUSTER_PORTS").ok()?;
     let parsed = spec.split_once('-').and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
     match parsed {
-        Some((low, high)) if low < high => (low, high),
+        Some((low, high)) if low < high => Some((low, high)),
         _ => panic!("CONFAB_TEST_REDIS_CLUSTER_PORTS must look like 17101-17199, not {spec:?}"),
     }
 }
 
-/// A free port from the range (free now; the counter keeps this process from reusing it).
-fn take_port() -> u16 {
-    let (low, high) = port_range();
+/// A port of the configured range free now (the counter keeps this process from reusing one).
+fn take_port((low, high): (u16, u16)) -> u16 {
     let mut next = NEXT_PORT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in low..=high {
         let port = next.unwrap_or(low);
@@ -60,7 +60,17 @@ impl RedisCluster {
     pub fn start(parent: &Path) -> Self {
         let dir = parent.join("redis-cluster");
         std::fs::create_dir_all(&dir).expect("a directory for the cluster");
-        let nodes = (0..NODES).map(|_| Node { port: take_port(), bus: take_port(), child: None }).collect();
+        let nodes = match port_range() {
+            Some(range) => (0..NODES).map(|_| Node { port: take_port(range), bus: take_port(range), child: None }).collect(),
+            None => {
+                // Every port stays bound until all are chosen, so the system hands out twelve
+                // different ones.
+                let held: Vec<TcpListener> =
+                    (0..2 * NODES).map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
+                let ports: Vec<u16> = held.iter().map(|l| l.local_addr().expect("a bound port").port()).collect();
+                ports.chunks(2).map(|pair| Node { port: pair[0], bus: pair[1], child: None }).collect()
+            }
+        };
         let mut cluster = Self { dir, nodes };
         cluster.start_all();
         let addresses: Vec<String> = cluster.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
@@ -69,11 +79,14 @@ impl RedisCluster {
             .arg("create")
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
+            .output()
             .expect("running redis-cli --cluster create (install redis-tools)");
-        assert!(created.success(), "redis-cli --cluster create failed");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create {addresses:?} failed:\n{}{}",
+            String::from_utf8_lossy(&created.stdout),
+            String::from_utf8_lossy(&created.stderr)
+        );
         cluster.wait_ok();
         cluster.wait_replicas_synced();
         cluster
@@ -138,21 +151,50 @@ impl RedisCluster {
 
     /// SIGKILLs the master that serves `key`'s slot; returns its port.
     pub fn kill_master_of(&mut self, key: &str) -> u16 {
-        let slot: u16 = self.cli_any(&["CLUSTER", "KEYSLOT", key]).trim().parse().expect("a slot number");
-        let nodes = self.cli_any(&["CLUSTER", "NODES"]);
-        let port = nodes
-            .lines()
-            .filter(|line| line.split(' ').nth(2).is_some_and(|flags| flags.contains("master") && !flags.contains("fail")))
-            .find(|line| line.split(' ').skip(8).any(|range| covers(range, slot)))
-            .and_then(|line| line.split(' ').nth(1))
-            .and_then(|addr| addr.split('@').next()?.rsplit(':').next()?.parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("no master serves slot {slot}:\n{nodes}"));
+        let port = self.master_of(key);
         let node = self.nodes.iter_mut().find(|n| n.port == port).expect("the master is one of ours");
         if let Some(mut child) = node.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
         port
+    }
+
+    /// Waits until the replicas of the master on `port` have everything it had written when
+    /// asked (so a failover loses none of it).
+    pub fn wait_replicated(&self, port: u16) {
+        let field = |info: &str, name: &str| -> Option<u64> {
+            info.lines().find_map(|l| l.trim().strip_prefix(name)?.parse().ok())
+        };
+        let info = cli(port, &["INFO", "replication"]).expect("the master answers INFO replication");
+        let written = field(&info, "master_repl_offset:").expect("master_repl_offset");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let info = cli(port, &["INFO", "replication"]).unwrap_or_default();
+            let offsets: Vec<u64> = info
+                .lines()
+                .filter(|l| l.starts_with("slave"))
+                .filter_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("offset=")?.parse().ok()))
+                .collect();
+            if !offsets.is_empty() && offsets.iter().all(|o| *o >= written) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the replicas of port {port} did not reach offset {written}:\n{info}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The port of the master that serves `key`'s slot.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let slot: u16 = self.cli_any(&["CLUSTER", "KEYSLOT", key]).trim().parse().expect("a slot number");
+        let nodes = self.cli_any(&["CLUSTER", "NODES"]);
+        nodes
+            .lines()
+            .filter(|line| line.split(' ').nth(2).is_some_and(|flags| flags.contains("master") && !flags.contains("fail")))
+            .find(|line| line.split(' ').skip(8).any(|range| covers(range, slot)))
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|addr| addr.split('@').next()?.rsplit(':').next()?.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("no master serves slot {slot}:\n{nodes}"))
     }
 
     /// Waits until every running node reports `cluster_state:ok` (after a failover: the
