@@ -178,10 +178,32 @@ fn delivery_rules() -> Vec<String> {
              with `{{\"rooms\": {{room: last id seen}}, \"dm_after\": last direct message id}}`. It returns \
              exactly the messages and direct messages newer than those ids, none twice, in id order within each \
              room (rooms in name order, then the direct messages), at most {sync_limit} items per call counting \
-             both; while `complete` is `false`, call again with the newest ids received. One call names at most \
+             both and at most 1 MiB; while `complete` is `false`, call again with the newest ids received. One call names at most \
              {sync_rooms} rooms (more is -32602 with `data.field = \"rooms\"`: split them over several calls). A \
              room the caller may not read, or that does not exist, yields nothing rather than an error. Live notifications that arrive meanwhile may overlap the `sync` result: de-duplicate \
              by `id`."
+        ),
+        format!(
+            "Answer size. No reply frame is larger than {answer} bytes (1 MiB, `MAX_ANSWER_BYTES`), a batch's array \
+             included. Answers that page stop short of it and say so: `sync` with `complete: false`, `room.join` \
+             with `history_more: true`, `room.history` and `dm.history` with a page shorter than `limit` (so only an \
+             empty page is the start of a history). The calls of a batch share the {answer} bytes: a call whose \
+             answer could not fit in what the calls before it left is not run and answers -32029 with \
+             `retry_after_ms: 0`; send it again. A call on its own always makes progress: the largest message \
+             ({message} bytes) always fits.",
+            answer = confab_shared::rpc::MAX_ANSWER_BYTES,
+            message = confab_shared::Message::MAX_JSON_BYTES,
+        ),
+        format!(
+            "Reactions. `message.reacted` carries one change, `{{id, room, emoji, user, added, count}}`, never the \
+             message or its whole list: add `user` under `emoji` (or remove them when `added` is `false`) in the \
+             message you hold; `count` is how many users have reacted with that emoji after the change (0: it is \
+             gone). A message holds at most {distinct} distinct emoji and {total} reactions in all; a reaction past \
+             either is -32009 with `data.field = \"emoji\"`. An emoji is 1 to {chars} visible characters: no \
+             whitespace, control or invisible formatting characters (-32602 with `data.field = \"emoji\"`).",
+            distinct = confab_shared::validate::MAX_DISTINCT_REACTIONS,
+            total = confab_shared::validate::MAX_REACTIONS,
+            chars = confab_shared::validate::MAX_EMOJI_CHARS,
         ),
         format!(
             "Batched writes. Notifications to one connection may be written together: a notification that \

@@ -8,7 +8,9 @@
 //! - [`writer`]: the writer task: batched writes, fan-out coalesced within a window.
 //! - [`dispatch`]: method → feature.
 //! - [`conn`]: the per-connection state; [`limits`]: the call rate limiter.
+//! - [`budget`]: the byte budget of a reply frame, shared by the calls of a batch.
 
+pub mod budget;
 pub mod conn;
 pub mod dispatch;
 pub mod limits;
