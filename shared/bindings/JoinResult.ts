@@ -19,6 +19,12 @@ online: Array<string>,
  */
 online_next_cursor: string | null, 
 /**
- * The last messages, oldest first.
+ * The last messages, oldest first: `history` of them, or fewer when more would take
+ * the answer past 1 MiB.
  */
-history: Array<Message>, };
+history: Array<Message>, 
+/**
+ * `true` when the room has older messages than those in `history`: page them with
+ * `room.history` (`before` = the oldest id here, or none when `history` is empty).
+ */
+history_more: boolean, };

@@ -6,6 +6,7 @@ import type { Timestamp } from "./Timestamp.js";
  */
 export type Message = { id: number, room: string, author: string, text: string, sent_at: Timestamp, edited_at: Timestamp | null, deleted: boolean, 
 /**
- * Emoji to the usernames that reacted with it, in reaction order.
+ * Emoji to the usernames that reacted with it, in reaction order: at most 20 emoji and
+ * 1 000 reactions in all.
  */
 reactions: { [key in string]: Array<string> }, };

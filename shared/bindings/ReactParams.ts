@@ -9,7 +9,8 @@ export type ReactParams = {
  */
 id: number, 
 /**
- * 1 to 16 characters, no whitespace, no NUL.
+ * 1 to 16 visible characters: no whitespace, control or invisible formatting characters
+ * (the zero-width joiner inside an emoji sequence is fine).
  */
 emoji: string, 
 /**

@@ -3,7 +3,7 @@ import type { DirectMessage } from "./DirectMessage.js";
 import type { Message } from "./Message.js";
 
 /**
- * Result of `sync`: at most 500 items; `complete: false` means call again.
+ * Result of `sync`: at most 500 items and 1 MiB; `complete: false` means call again.
  */
 export type SyncResult = { 
 /**

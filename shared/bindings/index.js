@@ -26,7 +26,7 @@ export const ErrorCodes = {
   NotFound: -32004,
   /** Conflicts with the current state, or a `nonce` already used for a different message (then `data.field = "nonce"`). */
   Conflict: -32009,
-  /** Too many calls; `data.retry_after_ms` says when to try again. Every call counts, malformed and rejected ones included. */
+  /** Too many calls; `data.retry_after_ms` says when to try again. Every call counts, malformed and rejected ones included. Also a call of a batch whose earlier answers left too little of the frame's 1 MiB for its answer: it was not run; send it again (`retry_after_ms` is 0). */
   RateLimited: -32029,
 };
 
@@ -72,6 +72,8 @@ export const SUBPROTOCOL = "confab.v1";
 export const BEARER_PROTOCOL_PREFIX = "bearer.";
 /** The most calls one batch array may hold. */
 export const MAX_BATCH = 20;
+/** The most bytes one reply frame may take; paging answers stop short of it. */
+export const MAX_ANSWER_BYTES = 1048576;
 /** Every API token starts with this; other bearer values are access tokens. */
 export const API_TOKEN_PREFIX = "cfb_";
 /** The scope an API token needs for each socket method (`null`: none). */

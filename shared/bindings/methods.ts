@@ -10,7 +10,7 @@ export interface RpcMethods {
   "users.list": { params: UsersListParams; result: UsersPage };
   /** A page of the rooms visible to the caller (by name), with online counts; any connection. */
   "rooms.list": { params: RoomsListParams; result: RoomsPage };
-  /** Join (and for authenticated users, create) a room; returns the first page of its online users and its last messages. Anonymous connections may join existing public rooms only (-32004 otherwise); admin-only rooms need an admin (-32003). */
+  /** Join (and for authenticated users, create) a room; returns the first page of its online users and its last messages, as many as fit in the answer (`history_more` says whether older ones exist). Anonymous connections may join existing public rooms only (-32004 otherwise); admin-only rooms need an admin (-32003). */
   "room.join": { params: JoinParams; result: JoinResult };
   /** A page of the users present in a joined room (alphabetical); -32003 before `room.join`. */
   "room.members": { params: RoomMembersParams; result: RoomMembersPage };
@@ -22,7 +22,7 @@ export interface RpcMethods {
   "room.leave": { params: LeaveParams; result: Ack };
   /** Send a message to a joined room; persisted before it is broadcast as `room.message`. Authenticated (-32001) and joined (-32003) only. A repeat of a `nonce` with the same room and text returns the first message instead of a duplicate; the nonce reused for another room or text is -32009 with `data.field = "nonce"`, and nothing is stored. */
   "room.send": { params: SendParams; result: Message };
-  /** Page back through a room's history, oldest first. */
+  /** Page back through a room's history, oldest first: the `limit` messages before `before`, or the newest of them that fit in 1 MiB (`MAX_ANSWER_BYTES`). A page shorter than `limit` is therefore not the start; an empty page is. */
   "room.history": { params: HistoryParams; result: Array<Message> };
   /** Tell the room you are typing; may be sent as a notification. At most once per 2 s per room: over the limit -32029 (silence for a notification). */
   "room.typing": { params: TypingParams; result: Ack };
@@ -30,17 +30,17 @@ export interface RpcMethods {
   "message.edit": { params: EditParams; result: Message };
   /** Delete a message (its author or an admin). */
   "message.delete": { params: DeleteParams; result: Ack };
-  /** Add or remove a reaction; for users joined to the message's room. */
+  /** Add or remove a reaction; for users joined to the message's room. A message holds at most 20 distinct emoji and 1 000 reactions: a reaction past either is -32009 with `data.field = "emoji"`. The room gets `message.reacted` with the change only. */
   "message.react": { params: ReactParams; result: Message };
   /** Send a private message; persisted, delivered as `dm.message`, works when the recipient is offline. The result is the delivery receipt. Authenticated only. A repeat of a `nonce` with the same recipient and text returns the first message; the nonce reused for another recipient or text is -32009 with `data.field = "nonce"`, and nothing is stored. */
   "dm.send": { params: DmSendParams; result: DirectMessage };
-  /** Page back through a private conversation, oldest first. */
+  /** Page back through a private conversation, oldest first, cut to 1 MiB like `room.history` (an empty page is the start). */
   "dm.history": { params: DmHistoryParams; result: Array<DirectMessage> };
   /** Move the read cursor of a room forward (never back, never past the room's newest message); the caller's other connections get `read.moved` with the cursor's new place. */
   "room.read": { params: RoomReadParams; result: Ack };
   /** Move the read cursor of a conversation forward (never back, never past its newest message); the caller's other connections get `read.moved` with the cursor's new place. */
   "dm.read": { params: DmReadParams; result: Ack };
-  /** Catch up after a reconnect: everything newer than the given ids, at most 500 items (messages and DMs together); `complete: false` means call again with the newer ids. At most 5000 rooms per call (-32602 with `data.field = "rooms"` beyond). */
+  /** Catch up after a reconnect: everything newer than the given ids, at most 500 items (messages and DMs together) and 1 MiB; `complete: false` means call again with the newer ids. At most 5000 rooms per call (-32602 with `data.field = "rooms"` beyond). */
   "sync": { params: SyncParams; result: SyncResult };
   /** Follow a background job's progress (`job.progress`, `job.finished`); its owner only. */
   "job.subscribe": { params: JobSubscribeParams; result: Job };
@@ -97,7 +97,7 @@ export const ErrorCodes = {
   NotFound: -32004,
   /** Conflicts with the current state, or a `nonce` already used for a different message (then `data.field = "nonce"`). */
   Conflict: -32009,
-  /** Too many calls; `data.retry_after_ms` says when to try again. Every call counts, malformed and rejected ones included. */
+  /** Too many calls; `data.retry_after_ms` says when to try again. Every call counts, malformed and rejected ones included. Also a call of a batch whose earlier answers left too little of the frame's 1 MiB for its answer: it was not run; send it again (`retry_after_ms` is 0). */
   RateLimited: -32029,
 } as const;
 
@@ -146,6 +146,8 @@ export const SUBPROTOCOL = "confab.v1";
 export const BEARER_PROTOCOL_PREFIX = "bearer.";
 /** The most calls one batch array may hold. */
 export const MAX_BATCH = 20;
+/** The most bytes one reply frame may take; paging answers stop short of it. */
+export const MAX_ANSWER_BYTES = 1048576;
 /** Every API token starts with this; other bearer values are access tokens. */
 export const API_TOKEN_PREFIX = "cfb_";
 /** The scope an API token needs for each socket method (`null`: none). */

@@ -45,6 +45,7 @@ export type { PublishAccepted } from "./PublishAccepted.js";
 export type { PublishRequest } from "./PublishRequest.js";
 export type { PublishTarget } from "./PublishTarget.js";
 export type { ReactParams } from "./ReactParams.js";
+export type { ReactionChange } from "./ReactionChange.js";
 export type { ReadCursor } from "./ReadCursor.js";
 export type { RefreshRequest } from "./RefreshRequest.js";
 export type { Request } from "./Request.js";

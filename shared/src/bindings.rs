@@ -192,6 +192,8 @@ fn constants(lang: Lang) -> String {
     let _ = writeln!(out, "export const BEARER_PROTOCOL_PREFIX = \"{}\";", crate::rpc::BEARER_PROTOCOL_PREFIX);
     out.push_str("/** The most calls one batch array may hold. */\n");
     let _ = writeln!(out, "export const MAX_BATCH = {};", crate::rpc::MAX_BATCH);
+    out.push_str("/** The most bytes one reply frame may take; paging answers stop short of it. */\n");
+    let _ = writeln!(out, "export const MAX_ANSWER_BYTES = {};", crate::rpc::MAX_ANSWER_BYTES);
     out.push_str("/** Every API token starts with this; other bearer values are access tokens. */\n");
     let _ = writeln!(out, "export const API_TOKEN_PREFIX = \"{}\";", crate::tokens::API_TOKEN_PREFIX);
     out.push_str("/** The scope an API token needs for each socket method (`null`: none). */\nexport const METHOD_SCOPES = {\n");

@@ -107,7 +107,8 @@ wire! {
         pub sent_at: Timestamp,
         pub edited_at: Option<Timestamp>,
         pub deleted: bool,
-        /// Emoji to the usernames that reacted with it, in reaction order.
+        /// Emoji to the usernames that reacted with it, in reaction order: at most 20 emoji and
+        /// 1 000 reactions in all.
         pub reactions: BTreeMap<String, Vec<String>>,
     }
 
@@ -333,7 +334,72 @@ impl utoipa::ToSchema for PublishTarget {}
 #[cfg(feature = "openapi")]
 crate::schema::named_schema!(PublishTarget);
 
+/// Bytes the JSON of a message takes besides its text, names and reactions: the member names,
+/// punctuation, an id of 20 digits and two timestamps, with room to spare.
+const MESSAGE_FRAME_BYTES: usize = 256;
+/// The most bytes one character of text takes in JSON: a control character is `\u001f`.
+const ESCAPED_CHAR_BYTES: usize = 6;
+
+impl Message {
+    /// The most bytes a message takes as JSON: the longest text with every character escaped,
+    /// the longest room and author names, and the most reactions with the longest emoji and
+    /// usernames. Every answer and notification that carries messages is sized from it.
+    pub const MAX_JSON_BYTES: usize = MESSAGE_FRAME_BYTES
+        + 64
+        + 32
+        + ESCAPED_CHAR_BYTES * crate::validate::MAX_TEXT_CHARS
+        // `"emoji":[],`, the emoji escaped as the worst text is.
+        + crate::validate::MAX_DISTINCT_REACTIONS * (ESCAPED_CHAR_BYTES * crate::validate::MAX_EMOJI_CHARS + 6)
+        // `"username",`.
+        + crate::validate::MAX_REACTIONS * (32 + 3);
+}
+
+impl DirectMessage {
+    /// The most bytes a direct message takes as JSON (see [`Message::MAX_JSON_BYTES`]).
+    pub const MAX_JSON_BYTES: usize = MESSAGE_FRAME_BYTES + 32 + 32 + ESCAPED_CHAR_BYTES * crate::validate::MAX_TEXT_CHARS;
+}
+
 impl TokenPair {
     /// The value of `token_type`.
     pub const BEARER: &'static str = "Bearer";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::{MAX_DISTINCT_REACTIONS, MAX_EMOJI_CHARS, MAX_REACTIONS, MAX_TEXT_CHARS};
+
+    /// The latest millisecond a timestamp can stand for, with the longest text.
+    fn late() -> Timestamp {
+        Timestamp::from_millis(253_402_300_799_999)
+    }
+
+    #[test]
+    fn the_largest_message_fits_its_stated_bound() {
+        let user = |i: usize| format!("{i:0>32}");
+        let reactions = (0..MAX_DISTINCT_REACTIONS)
+            .map(|e| {
+                let emoji: String = std::iter::repeat_n('\u{1}', MAX_EMOJI_CHARS - 1).chain([char::from(b'a' + e as u8)]).collect();
+                let per_emoji = MAX_REACTIONS / MAX_DISTINCT_REACTIONS;
+                (emoji, (0..per_emoji).map(|u| user(e * per_emoji + u)).collect())
+            })
+            .collect();
+        let message = Message {
+            id: i64::MIN,
+            room: "r".repeat(64),
+            author: "a".repeat(32),
+            text: "\u{1}".repeat(MAX_TEXT_CHARS),
+            sent_at: late(),
+            edited_at: Some(late()),
+            deleted: false,
+            reactions,
+        };
+        let bytes = serde_json::to_string(&message).map(|json| json.len()).unwrap_or(usize::MAX);
+        assert!(bytes <= Message::MAX_JSON_BYTES, "{bytes} > {}", Message::MAX_JSON_BYTES);
+        assert!(Message::MAX_JSON_BYTES * 8 < crate::rpc::MAX_ANSWER_BYTES, "a page holds several of the largest messages");
+
+        let direct = DirectMessage { id: i64::MIN, from: user(1), to: user(2), text: "\u{1}".repeat(MAX_TEXT_CHARS), sent_at: late() };
+        let bytes = serde_json::to_string(&direct).map(|json| json.len()).unwrap_or(usize::MAX);
+        assert!(bytes <= DirectMessage::MAX_JSON_BYTES, "{bytes} > {}", DirectMessage::MAX_JSON_BYTES);
+    }
 }

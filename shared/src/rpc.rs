@@ -25,6 +25,9 @@ pub const SUBPROTOCOL: &str = "confab.v1";
 pub const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
 /// The most calls one batch array may hold.
 pub const MAX_BATCH: usize = 20;
+/// The most bytes one reply frame (a response, or a batch's array of them) may take: paging
+/// answers stop short of it and say so, and a call whose answer could pass it is not run.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 /// The most rooms one `sync` call may name: above what a client can fit in one frame with
 /// real room names (64 KiB), so no client that names every joined room in one call breaks;
 /// what it bounds is the work a call of short made-up names could ask for.

@@ -4,7 +4,7 @@ use confab_shared::rpc::{Ack, DmHistoryParams, DmReadParams, DmSendParams, Notif
 use confab_shared::rpc::notify::ReadCursor;
 use confab_shared::{DirectMessage, validate};
 
-use super::page_limit;
+use super::{Budget, page_limit};
 use crate::error::{AppError, AppResult};
 use crate::layer::{Class, Delivery, Except, group};
 use crate::state::AppState;
@@ -47,12 +47,14 @@ pub async fn send(state: &AppState, conn: &Conn, p: DmSendParams) -> AppResult<D
     Ok(message)
 }
 
-/// `dm.history`: the conversation with one user, oldest first.
+/// `dm.history`: the conversation with one user, oldest first: the newest `limit` messages
+/// before `before` that fit in the answer's budget.
 pub async fn history(state: &AppState, conn: &Conn, p: DmHistoryParams) -> AppResult<Vec<DirectMessage>> {
     let me = conn.user()?;
     let limit = page_limit(p.limit)?;
     let other = peer(state, "with", &p.with).await?;
-    Ok(dms::history(&state.db, me.user_id, other.id, p.before, limit).await?)
+    let page = dms::history(&state.db, me.user_id, other.id, p.before, limit).await?;
+    Ok(Budget::array(conn.answer_budget).newest(page))
 }
 
 /// `dm.read`: moves the cursor forward (at most to the conversation's newest message) and

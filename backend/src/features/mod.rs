@@ -102,8 +102,116 @@ pub fn page_limit(limit: Option<u32>) -> Result<u64, AppError> {
     }
 }
 
+/// Bytes a value takes as JSON, in serde_json's compact form (what the socket sends), counted
+/// without building the text.
+pub fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Wire types serialize without failing; if one ever did, it must not look small.
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// What is left of an answer's byte budget while its items are added, in the order the
+/// answer must keep: once an item does not fit, the answer stops there (a page with a hole
+/// in it could not be resumed), and [`Budget::cut`] says so.
+pub struct Budget {
+    left: usize,
+    cut: bool,
+}
+
+impl Budget {
+    /// `bytes` for the items, after the rest of the answer has been paid for.
+    pub fn new(bytes: usize) -> Self {
+        Self { left: bytes, cut: false }
+    }
+
+    /// The budget a result of `bytes` leaves for its items, when the result without them
+    /// (`frame`) takes its own share.
+    pub fn after<T: serde::Serialize + ?Sized>(bytes: usize, frame: &T) -> Self {
+        Self::new(bytes.saturating_sub(json_len(frame)))
+    }
+
+    /// The budget of an answer that is a JSON array of `bytes` at most.
+    pub fn array(bytes: usize) -> Self {
+        Self::new(bytes.saturating_sub("[]".len()))
+    }
+
+    /// Whether `item` (and the comma before it) still fits; if so, it is paid for.
+    pub fn admit<T: serde::Serialize + ?Sized>(&mut self, item: &T) -> bool {
+        if self.cut {
+            return false;
+        }
+        let cost = json_len(item).saturating_add(1);
+        if cost > self.left {
+            self.cut = true;
+            return false;
+        }
+        self.left -= cost;
+        true
+    }
+
+    /// Whether an item was turned away.
+    pub fn cut(&self) -> bool {
+        self.cut
+    }
+
+    /// The newest of `items` (oldest first) that fit, still oldest first: a history page
+    /// keeps the end next to where the client is paging from.
+    pub fn newest<T: serde::Serialize>(&mut self, items: Vec<T>) -> Vec<T> {
+        let mut kept: Vec<T> = items.into_iter().rev().take_while(|item| self.admit(item)).collect();
+        kept.reverse();
+        kept
+    }
+
+    /// The oldest of `items` (oldest first) that fit: catching up keeps the start.
+    pub fn oldest<T: serde::Serialize>(&mut self, items: Vec<T>) -> Vec<T> {
+        items.into_iter().take_while(|item| self.admit(item)).collect()
+    }
+}
+
 /// A numeric id from a REST path: anything that is not one names nothing there (404), as
 /// an id that does not exist does.
 pub fn path_id(raw: &str, what: &'static str) -> Result<i64, AppError> {
     raw.parse().map_err(|_| AppError::NotFound(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_len_is_the_length_of_the_json() {
+        let value = serde_json::json!({"text": "a\u{1}\"é", "n": [1, 2]});
+        assert_eq!(json_len(&value), serde_json::to_string(&value).map(|s| s.len()).unwrap_or_default());
+    }
+
+    #[test]
+    fn a_budget_keeps_the_items_that_fit_at_the_end_it_is_asked_for_and_says_it_cut() {
+        let items: Vec<String> = (0..10).map(|i| format!("{i}{}", "x".repeat(8))).collect();
+        // Each item is 11 bytes of JSON and a comma: room for three.
+        let mut budget = Budget::array(2 + 3 * 12);
+        assert_eq!(budget.newest(items.clone()), items[7..]);
+        assert!(budget.cut());
+        let mut budget = Budget::array(2 + 3 * 12);
+        assert_eq!(budget.oldest(items.clone()), items[..3]);
+        assert!(!budget.admit(&""), "nothing after the first that did not fit");
+        let mut roomy = Budget::array(1 << 20);
+        assert_eq!(roomy.oldest(items.clone()), items);
+        assert!(!roomy.cut());
+        let kept = Budget::array(2 + 3 * 12).oldest(items.clone());
+        let json = serde_json::to_string(&kept).unwrap_or_default();
+        assert!(json.len() <= 2 + 3 * 12);
+    }
 }

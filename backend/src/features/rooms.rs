@@ -11,11 +11,12 @@ use confab_shared::rpc::{
     Ack, HistoryParams, JoinParams, JoinResult, LeaveParams, Notification, RoomMembersPage, RoomMembersParams,
     RoomReadParams, RoomsListParams, TypingParams,
 };
+use confab_shared::rpc::MAX_ANSWER_BYTES;
 use confab_shared::rpc::notify::ReadCursor;
 use confab_shared::tokens::CREATE_ROOM_SCOPE;
 use confab_shared::{CreateRoom, HistoryQuery, Message, Problem, RoomSummary, RoomsPage, RoomsQuery, Timestamp, validate};
 
-use super::{Page, list_limit, page_limit};
+use super::{Budget, Page, list_limit, page_limit};
 use crate::auth::Identity;
 use crate::auth::extract::{AuthUser, MaybeAuthUser};
 use crate::error::{AppError, AppResult};
@@ -31,7 +32,7 @@ const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 /// Default number of messages `room.join` returns.
 const JOIN_HISTORY: u32 = 10;
 /// Usernames of the room's online list in `room.join`'s result (the rest: `room.members`).
-const JOIN_ONLINE: usize = 100;
+pub const JOIN_ONLINE: usize = 100;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -95,7 +96,8 @@ pub async fn room_messages(
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> AppResult<Json<Vec<Message>>> {
     let params = HistoryParams { room, before: query.before, limit: query.limit };
-    history(&state, caller.as_ref(), params).await.map(Json)
+    // The same page as over the socket, so both page alike.
+    history(&state, caller.as_ref(), params, MAX_ANSWER_BYTES).await.map(Json)
 }
 
 /// `rooms.list` and `GET /api/rooms`: a keyset page of the rooms visible to `caller`, by
@@ -197,9 +199,18 @@ pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult
         }
     }
     let (online, online_next_cursor) = members_page(state, &room.name, None, JOIN_ONLINE).await?;
-    let history = messages::to_wire(&state.db, messages::history(&state.db, room.id, None, u64::from(limit)).await?).await?;
+    // One more than asked, to tell whether older messages exist.
+    let mut rows = messages::history(&state.db, room.id, None, u64::from(limit) + 1).await?;
+    let older = rows.len() > limit as usize;
+    if older {
+        rows.remove(0);
+    }
     let summary = summary(state, conn.identity.as_ref(), &room).await?;
-    Ok(JoinResult { room: summary, online, online_next_cursor, history })
+    let mut joined = JoinResult { room: summary, online, online_next_cursor, history: Vec::new(), history_more: false };
+    let mut budget = Budget::after(conn.answer_budget, &joined);
+    joined.history = budget.newest(messages::to_wire(&state.db, rows).await?);
+    joined.history_more = older || budget.cut();
+    Ok(joined)
 }
 
 /// `room.members`: a page of the users present in a room this connection joined.
@@ -256,12 +267,13 @@ pub async fn leave_room(state: &AppState, conn: &mut Conn, room: &str) {
     }
 }
 
-/// `room.history` and `GET /api/rooms/{room}/messages`.
-pub async fn history(state: &AppState, caller: Option<&Identity>, p: HistoryParams) -> AppResult<Vec<Message>> {
+/// `room.history` and `GET /api/rooms/{room}/messages`: the newest `limit` messages before
+/// `before` that fit in `budget` bytes of JSON (an array).
+pub async fn history(state: &AppState, caller: Option<&Identity>, p: HistoryParams, budget: usize) -> AppResult<Vec<Message>> {
     let limit = page_limit(p.limit)?;
     let room = readable(state, caller, &p.room).await?;
     let rows = messages::history(&state.db, room.id, p.before, limit).await?;
-    Ok(messages::to_wire(&state.db, rows).await?)
+    Ok(Budget::array(budget).newest(messages::to_wire(&state.db, rows).await?))
 }
 
 /// `room.typing`: at most once per 2 s per room; `Ok(None)` means "over the limit" for a

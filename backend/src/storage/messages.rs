@@ -2,14 +2,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use confab_shared::validate::{MAX_DISTINCT_REACTIONS, MAX_REACTIONS};
 use confab_shared::{Message, Timestamp};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 
 use super::entity::{messages, reactions, rooms};
 use super::webhook_queue::WebhookQueue;
 use confab_shared::webhooks::WebhookEvent;
-use super::{Db, StorageResult, now_ms, statement};
+use super::{Db, StorageResult, byte_order, now_ms, statement};
 
 /// A message to persist (see [`super::append`] for how batches of them are written).
 #[derive(Clone, Debug)]
@@ -74,6 +77,56 @@ pub async fn after(db: &Db, room_id: i64, after: i64, limit: u64) -> StorageResu
         .limit(limit)
         .all(&db.conn)
         .await?)
+}
+
+/// Catching up on many rooms in one query: the messages after each named room's last-seen id,
+/// for the rooms that exist and (`include_admin_only` false) are public, in room-name order
+/// (byte order) then id order, at most `per_room` of one room and `limit` in all.
+///
+/// Each room contributes a prefix of what it has after its id, so a caller that stops anywhere
+/// can resume from the newest id it got per room. The cost is bounded by the rooms named times
+/// `per_room` index entries, whatever the rooms hold: each room's range ends at its
+/// `per_room`-th new message (one index probe), and only the `limit` rows kept are read.
+pub async fn after_in_rooms(
+    db: &Db,
+    wanted: &[(&str, i64)],
+    include_admin_only: bool,
+    per_room: u64,
+    limit: u64,
+) -> StorageResult<Vec<messages::Model>> {
+    if wanted.is_empty() || per_room == 0 || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let c = byte_order(db);
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(wanted.len() * 2 + 4);
+    let rows = vec!["(?, ?)"; wanted.len()].join(", ");
+    for (name, after) in wanted {
+        values.push((*name).into());
+        values.push((*after).into());
+    }
+    // The values in the order of their placeholders: the pairs, the OFFSET, the admin filter,
+    // the LIMIT.
+    values.push((per_room as i64 - 1).into());
+    let public_only = if include_admin_only { "" } else { " AND r.admin_only = ?" };
+    if !include_admin_only {
+        values.push(false.into());
+    }
+    values.push((limit as i64).into());
+    // `bounds` is materialised so that each room's end is looked up once, not once per
+    // message row the outer join considers (PostgreSQL would inline a plain CTE).
+    let sql = format!(
+        "WITH wanted(name, after_id) AS (VALUES {rows}), \
+         bounds AS MATERIALIZED ( \
+           SELECT r.id AS room_id, r.name AS name, w.after_id AS after_id, \
+             (SELECT x.id FROM messages x WHERE x.room_id = r.id AND x.id > w.after_id ORDER BY x.id LIMIT 1 OFFSET ?) AS upto \
+           FROM wanted w JOIN rooms r ON r.name = w.name{public_only}) \
+         SELECT m.* FROM messages m JOIN rooms rr ON rr.id = m.room_id WHERE m.id IN ( \
+           SELECT n.id FROM bounds b JOIN messages n ON n.room_id = b.room_id AND n.id > b.after_id \
+             AND (b.upto IS NULL OR n.id <= b.upto) \
+           ORDER BY b.name{c}, n.id LIMIT ?) \
+         ORDER BY rr.name{c}, m.id"
+    );
+    Ok(messages::Entity::find().from_raw_sql(statement(db, &sql, values)).all(&db.conn).await?)
 }
 
 /// How many messages a room holds and the newest id (0 for an empty room): the extent of
@@ -154,32 +207,96 @@ pub async fn delete_with(db: &Db, id: i64, queue: &WebhookQueue) -> StorageResul
     Ok(())
 }
 
-/// Adds or removes one user's reaction.
-pub async fn react(db: &Db, message_id: i64, user_id: i64, username: &str, emoji: &str, on: bool) -> StorageResult<()> {
-    if on {
-        reactions::Entity::insert(reactions::ActiveModel {
-            message_id: Set(message_id),
-            user_id: Set(user_id),
-            emoji: Set(emoji.to_owned()),
-            username: Set(username.to_owned()),
-            created_at: Set(now_ms()),
-        })
-        .on_conflict(
-            OnConflict::columns([reactions::Column::MessageId, reactions::Column::UserId, reactions::Column::Emoji])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&db.conn)
-        .await?;
+/// What [`react`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reacted {
+    /// The reaction was added or removed; `count` users have reacted with the emoji now.
+    Changed { count: u32 },
+    /// Nothing to do: the reaction was there already (or gone already).
+    Unchanged { count: u32 },
+    /// Refused: the message has [`MAX_DISTINCT_REACTIONS`] other emoji.
+    TooManyEmoji,
+    /// Refused: the message has [`MAX_REACTIONS`] reactions.
+    TooManyReactions,
+}
+
+/// Adds a reaction only while the message stays within both caps: fewer than
+/// [`MAX_REACTIONS`] reactions, and the emoji already there or fewer than
+/// [`MAX_DISTINCT_REACTIONS`] distinct ones. One statement, so the check and the insert are
+/// one step (SQLite runs one writer at a time; PostgreSQL also locks the message row first).
+const REACT_WITHIN_CAPS: &str = "INSERT INTO reactions (message_id, user_id, emoji, username, created_at) \
+     SELECT ?, ?, ?, ?, ? \
+     WHERE (SELECT COUNT(*) FROM reactions WHERE message_id = ?) < ? \
+       AND (EXISTS (SELECT 1 FROM reactions WHERE message_id = ? AND emoji = ?) \
+            OR (SELECT COUNT(DISTINCT emoji) FROM reactions WHERE message_id = ?) < ?) \
+     ON CONFLICT (message_id, user_id, emoji) DO NOTHING";
+
+/// Adds or removes one user's reaction, within the caps of a message.
+pub async fn react(db: &Db, message_id: i64, user_id: i64, username: &str, emoji: &str, on: bool) -> StorageResult<Reacted> {
+    let changed = if on {
+        let values: Vec<sea_orm::Value> = vec![
+            message_id.into(),
+            user_id.into(),
+            emoji.into(),
+            username.into(),
+            now_ms().into(),
+            message_id.into(),
+            (MAX_REACTIONS as i64).into(),
+            message_id.into(),
+            emoji.into(),
+            message_id.into(),
+            (MAX_DISTINCT_REACTIONS as i64).into(),
+        ];
+        let insert = statement(db, REACT_WITHIN_CAPS, values);
+        let added = if db.backend() == DbBackend::Postgres {
+            // Two concurrent reactions would each count the other's absence and pass a cap.
+            let txn = db.conn.begin().await?;
+            txn.execute(statement(db, "SELECT id FROM messages WHERE id = ? FOR UPDATE", vec![message_id.into()])).await?;
+            let added = txn.execute(insert).await?.rows_affected();
+            txn.commit().await?;
+            added
+        } else {
+            db.conn.execute(insert).await?.rows_affected()
+        };
+        if added == 0 && !has_reaction(db, message_id, user_id, emoji).await? {
+            let (total, _) = reaction_counts(db, message_id, emoji).await?;
+            return Ok(if total >= MAX_REACTIONS as u64 { Reacted::TooManyReactions } else { Reacted::TooManyEmoji });
+        }
+        added > 0
     } else {
-        reactions::Entity::delete_many()
+        let removed = reactions::Entity::delete_many()
             .filter(reactions::Column::MessageId.eq(message_id))
             .filter(reactions::Column::UserId.eq(user_id))
             .filter(reactions::Column::Emoji.eq(emoji))
             .exec(&db.conn)
             .await?;
+        removed.rows_affected > 0
+    };
+    let (_, of_emoji) = reaction_counts(db, message_id, emoji).await?;
+    let count = u32::try_from(of_emoji).unwrap_or(u32::MAX);
+    Ok(if changed { Reacted::Changed { count } } else { Reacted::Unchanged { count } })
+}
+
+async fn has_reaction(db: &Db, message_id: i64, user_id: i64, emoji: &str) -> StorageResult<bool> {
+    Ok(reactions::Entity::find_by_id((message_id, user_id, emoji.to_owned())).one(&db.conn).await?.is_some())
+}
+
+/// A message's reactions in all, and those with `emoji`.
+async fn reaction_counts(db: &Db, message_id: i64, emoji: &str) -> StorageResult<(u64, u64)> {
+    #[derive(FromQueryResult)]
+    struct Counts {
+        total: i64,
+        of_emoji: Option<i64>,
     }
-    Ok(())
+    let row = Counts::find_by_statement(statement(
+        db,
+        "SELECT COUNT(*) AS total, SUM(CASE WHEN emoji = ? THEN 1 ELSE 0 END) AS of_emoji FROM reactions WHERE message_id = ?",
+        vec![emoji.into(), message_id.into()],
+    ))
+    .one(&db.conn)
+    .await?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(row.map_or((0, 0), |r| (count(r.total), count(r.of_emoji.unwrap_or(0)))))
 }
 
 /// Turns rows into wire messages, loading their reactions and room names in two queries.
@@ -194,8 +311,18 @@ pub async fn to_wire(db: &Db, rows: Vec<messages::Model>) -> StorageResult<Vec<M
         .order_by_asc(reactions::Column::CreatedAt)
         .all(&db.conn)
         .await?;
+    let mut counted: HashMap<i64, usize> = HashMap::new();
     for r in found {
-        reactions_by_message.entry(r.message_id).or_default().entry(r.emoji).or_default().push(r.username);
+        // The caps hold for whatever the table holds (reactions stored before there were any
+        // caps included), so a message never outgrows `Message::MAX_JSON_BYTES`: the oldest
+        // reactions are kept.
+        let total = counted.entry(r.message_id).or_default();
+        let emoji = reactions_by_message.entry(r.message_id).or_default();
+        if *total >= MAX_REACTIONS || (emoji.len() >= MAX_DISTINCT_REACTIONS && !emoji.contains_key(&r.emoji)) {
+            continue;
+        }
+        *total += 1;
+        emoji.entry(r.emoji).or_default().push(r.username);
     }
     let mut room_ids: Vec<i64> = rows.iter().map(|m| m.room_id).collect();
     room_ids.sort_unstable();

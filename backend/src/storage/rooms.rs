@@ -14,14 +14,6 @@ pub async fn by_name(db: &Db, name: &str) -> StorageResult<Option<rooms::Model>>
     Ok(rooms::Entity::find().filter(rooms::Column::Name.eq(name)).one(&db.conn).await?)
 }
 
-/// The rooms of these names that exist (in no particular order), in one query.
-pub async fn by_names(db: &Db, names: &[&str]) -> StorageResult<Vec<rooms::Model>> {
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(rooms::Entity::find().filter(rooms::Column::Name.is_in(names.iter().copied())).all(&db.conn).await?)
-}
-
 pub async fn by_id(db: &Db, id: i64) -> StorageResult<Option<rooms::Model>> {
     Ok(rooms::Entity::find_by_id(id).one(&db.conn).await?)
 }

@@ -23,7 +23,7 @@ pub async fn dispatch(state: &AppState, conn: &mut Conn, request: Request) -> Re
         Request::PresenceUnwatch(p) => json(users::unwatch(state, conn, p).await),
         Request::RoomLeave(p) => json(rooms::leave(state, conn, p).await),
         Request::RoomSend(p) => json(chat::send(state, conn, p).await),
-        Request::RoomHistory(p) => json(rooms::history(state, conn.identity.as_ref(), p).await),
+        Request::RoomHistory(p) => json(rooms::history(state, conn.identity.as_ref(), p, conn.answer_budget).await),
         Request::RoomTyping(p) => json(rooms::typing(state, conn, p).await),
         Request::MessageEdit(p) => json(chat::edit(state, conn, p).await),
         Request::MessageDelete(p) => json(chat::delete(state, conn, p).await),

@@ -9,7 +9,9 @@
 //! - [`writer`]: the writer task: batched writes, fan-out coalesced within a window.
 //! - [`dispatch`]: method → feature.
 //! - [`conn`]: the per-connection state; [`limits`]: the call rate limiter.
+//! - [`budget`]: the byte budget of a reply frame, shared by the calls of a batch.
 
+pub mod budget;
 pub mod caps;
 pub mod conn;
 pub mod dispatch;
@@ -40,6 +42,12 @@ use crate::state::AppState;
 const READ_BUFFER_BYTES: usize = 512;
 /// Flushes happen once per batch anyway; this bounds the buffer a batch may build.
 const WRITE_BUFFER_BYTES: usize = 32 * 1024;
+/// tungstenite refuses a frame that would take its write buffer past this, and a writer
+/// that fails ends the session: so, by construction, room for the largest frame the server
+/// ever writes (an answer of `MAX_ANSWER_BYTES`; every notification is smaller) on top of a
+/// full buffer, and a frame header.
+const MAX_WRITE_BUFFER_BYTES: usize = WRITE_BUFFER_BYTES + confab_shared::rpc::MAX_ANSWER_BYTES + 64;
+const _: () = assert!(confab_shared::Message::MAX_JSON_BYTES < confab_shared::rpc::MAX_ANSWER_BYTES);
 
 /// How long a handshake waits for a slot before it gets 503 with `Retry-After`.
 const UPGRADE_WAIT: Duration = Duration::from_secs(1);
@@ -93,7 +101,7 @@ async fn upgrade(
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(WRITE_BUFFER_BYTES * 64)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_failed_upgrade(|err| tracing::debug!(%err, "websocket upgrade failed"))
         .on_upgrade(move |socket| {
             drop(slot);

@@ -35,13 +35,16 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use confab_shared::Timestamp;
 use confab_shared::rpc::notify::SessionExpiring;
-use confab_shared::rpc::{ErrorObject, Frame, Incoming, Method as _, Notification, Request, RequestId, Response, SendParams, close, decode_frame};
+use confab_shared::rpc::{
+    ErrorObject, Frame, Incoming, MAX_ANSWER_BYTES, Method as _, Notification, Request, RequestId, Response, SendParams, close, decode_frame,
+};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesOrdered, SplitStream};
 use tokio::time::{Instant, sleep_until};
 
 use super::Conn;
+use super::budget;
 use super::dispatch::dispatch;
 use super::limits::TokenBucket;
 use crate::auth::Identity;
@@ -407,21 +410,37 @@ fn classify(err: axum::Error) -> End {
 
 /// Runs a decoded frame's calls in order and returns the reply frame, if any. A rejected
 /// frame (not JSON, a bad batch) costs one call.
+///
+/// The reply stays within [`MAX_ANSWER_BYTES`]: each call gets what is left of it, less its
+/// envelope, as [`Conn::answer_budget`] (the calls of a batch share one budget), and a call
+/// whose answer could not fit any more is not run ([`budget`]).
 async fn handle_frame(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, frame: Frame) -> Option<String> {
-    match frame {
-        Frame::Reject(response) => Some(encode(&match bucket.take() {
-            Ok(()) => response,
-            Err(retry_after_ms) => Response::err(response.id, ErrorObject::rate_limited(retry_after_ms)),
-        })),
-        Frame::Single(call) => call_one(state, conn, bucket, call).await.map(|r| encode(&r)),
-        Frame::Batch(calls) => {
-            let mut replies = Vec::with_capacity(calls.len());
-            for call in calls {
-                replies.extend(call_one(state, conn, bucket, call).await);
-            }
-            (!replies.is_empty()).then(|| encode(&replies))
+    let (calls, batch) = match frame {
+        Frame::Reject(response) => {
+            return Some(encode(&match bucket.take() {
+                Ok(()) => response,
+                Err(retry_after_ms) => Response::err(response.id, ErrorObject::rate_limited(retry_after_ms)),
+            }));
+        }
+        Frame::Single(call) => (vec![call], false),
+        Frame::Batch(calls) => (calls, true),
+    };
+    // A batch's array: `[`, `]` and a comma before each reply but the first.
+    let mut left = if batch { MAX_ANSWER_BYTES - 2 } else { MAX_ANSWER_BYTES };
+    let mut replies = Vec::with_capacity(calls.len());
+    for call in calls {
+        conn.answer_budget = budget::for_result(left, &call);
+        let reply = if budget::admits(&call, conn.answer_budget) {
+            call_one(state, conn, bucket, call).await
+        } else {
+            budget::refused(call)
+        };
+        if let Some(reply) = reply.map(|r| encode(&r)) {
+            left = left.saturating_sub(reply.len() + 1);
+            replies.push(reply);
         }
     }
+    if batch { (!replies.is_empty()).then(|| format!("[{}]", replies.join(","))) } else { replies.pop() }
 }
 
 /// `room.send`, pipelined: checked and queued for the group commit now; the returned future

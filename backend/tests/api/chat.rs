@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use confab_shared::Message;
-use confab_shared::rpc::notify::{MessageRef, RoomUser};
+use confab_shared::rpc::notify::{MessageRef, ReactionChange, RoomUser};
 use confab_shared::rpc::{DeleteParams, EditParams, ReactParams, SendParams, TypingParams};
 
-use crate::helpers::{assert_code, assert_invalid_param, history, join, send, spawn_app, unique};
+use confab_shared::validate::{MAX_DISTINCT_REACTIONS, MAX_REACTIONS};
+
+use crate::helpers::{assert_code, assert_invalid_param, history, join, send, spawn_app, spawn_app_with, unique};
 
 /// A -32009 naming the nonce: the nonce was used before for a different message.
 #[track_caller]
@@ -229,14 +231,21 @@ async fn joined_users_react_and_the_room_sees_the_reactions() {
 
     let by_bob = bob.ok(react(message.id, "👍", true)).await;
     assert_eq!(by_bob.reactions, BTreeMap::from([("👍".to_owned(), vec![bob_name.clone()])]));
-    assert_eq!(ann.next::<Message>("message.reacted").await, by_bob);
+    let change = ReactionChange { id: message.id, room: room.clone(), emoji: "👍".into(), user: bob_name.clone(), added: true, count: 1 };
+    assert_eq!(ann.next::<ReactionChange>("message.reacted").await, change);
+    let mut held = message.clone();
+    change.apply_to(&mut held);
+    assert_eq!(held, by_bob, "the change turns the message a member holds into the new one");
 
     // Reaction order is kept at millisecond resolution; make sure the two are apart.
     tokio::time::sleep(Duration::from_millis(5)).await;
     let by_ann = ann.ok(react(message.id, "👍", true)).await;
     assert_eq!(by_ann.reactions["👍"], vec![bob_name.clone(), ann_name.clone()], "in reaction order");
+    assert_eq!(bob.next::<ReactionChange>("message.reacted").await.user, bob_name);
+    assert_eq!(bob.next::<ReactionChange>("message.reacted").await.count, 2);
     let twice = ann.ok(react(message.id, "👍", true)).await;
     assert_eq!(twice.reactions["👍"].len(), 2, "reacting twice is one reaction");
+    bob.assert_no("message.reacted").await;
     let party = bob.ok(react(message.id, "🎉", true)).await;
     assert_eq!(party.reactions.len(), 2);
 
@@ -251,6 +260,69 @@ async fn joined_users_react_and_the_room_sees_the_reactions() {
     assert_invalid_param(&bob.fail(react(message.id, "two words", true)).await, "emoji");
     assert_invalid_param(&bob.fail(react(message.id, &"x".repeat(17), true)).await, "emoji");
     assert_code(&bob.fail(react(message.id + 1000, "👍", true)).await, -32004);
+}
+
+/// The size of a notification frame as the server sent it (re-serialized with its serializer).
+fn frame_bytes(method: &str, params: &serde_json::Value) -> usize {
+    serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params}).to_string().len()
+}
+
+#[tokio::test]
+async fn a_reaction_flood_is_capped_refuses_invisible_emoji_and_costs_members_the_same_per_reaction() {
+    let app = spawn_app_with(|c| c.rate_per_sec = 10_000).await;
+    let (_, mut ann) = app.user_online("ann").await;
+    let (bob_tokens, mut bob) = app.user_online("bob").await;
+    let (_, mut carl) = app.user_online("carl").await;
+    let room = unique("flood");
+    for ws in [&mut ann, &mut bob, &mut carl] {
+        ws.ok(join(&room)).await;
+    }
+    let message = ann.ok(send(&room, "react to me")).await;
+
+    // Twenty distinct emoji, then no more; an emoji already there is still welcome.
+    let emoji: Vec<String> = (0..MAX_DISTINCT_REACTIONS).map(|i| char::from_u32(0x1F600 + i as u32).expect("an emoji").to_string()).collect();
+    let mut sizes = Vec::new();
+    for e in &emoji {
+        bob.ok(react(message.id, e, true)).await;
+        let change = carl.next_notification("message.reacted").await;
+        sizes.push(frame_bytes("message.reacted", &change));
+        let change: ReactionChange = serde_json::from_value(change).expect("a reaction change");
+        assert_eq!((change.emoji.as_str(), change.user.as_str(), change.added, change.count), (e.as_str(), bob_tokens.user.username.as_str(), true, 1));
+    }
+    let refused = bob.fail(react(message.id, "🦀", true)).await;
+    assert_code(&refused, -32009);
+    assert_eq!(refused.data.as_ref().and_then(|d| d.get("field")), Some(&serde_json::json!("emoji")), "{refused:?}");
+    carl.assert_no("message.reacted").await;
+    let joined = carl.ok(react(message.id, &emoji[0], true)).await;
+    assert_eq!((joined.reactions.len(), joined.reactions[&emoji[0]].len()), (MAX_DISTINCT_REACTIONS, 2));
+    sizes.push(frame_bytes("message.reacted", &carl.next_notification("message.reacted").await));
+    // What a member hears of one reaction does not grow with the reactions already there.
+    let (least, most) = (sizes.iter().min().copied().unwrap_or(0), sizes.iter().max().copied().unwrap_or(0));
+    assert!(most - least <= 8, "per-reaction frames of {least} to {most} bytes");
+    assert!(most < 256, "a reaction costs each member {most} bytes");
+
+    // Invisible or control characters are no emoji.
+    for bad in ["\u{1}", "👍\u{7f}", "\u{200B}", "\u{202E}👍", "👍\u{200D}", "\u{E000}"] {
+        assert_invalid_param(&bob.fail(react(message.id, bad, true)).await, "emoji");
+    }
+
+    // At most 1000 reactions in all: fill a second message to one short of that.
+    let full = ann.ok(send(&room, "popular")).await;
+    app.execute_sql(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {}) \
+         INSERT INTO reactions (message_id, user_id, emoji, username, created_at) \
+         SELECT {}, 1000000 + i, '👍', 'filler' || i, i FROM n",
+        MAX_REACTIONS - 1,
+        full.id
+    ))
+    .await;
+    bob.ok(react(full.id, "🎉", true)).await;
+    let over = carl.fail(react(full.id, "👍", true)).await;
+    assert_code(&over, -32009);
+    assert_eq!(over.data.as_ref().and_then(|d| d.get("field")), Some(&serde_json::json!("emoji")), "{over:?}");
+    bob.ok(react(full.id, "🎉", false)).await;
+    let back = carl.ok(react(full.id, "👍", true)).await;
+    assert_eq!(back.reactions["👍"].len(), MAX_REACTIONS);
 }
 
 #[tokio::test]

@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
-//! - one module per area: accounts and tokens, REST, the socket's handshake and frames,
+//! - one module per area: accounts and tokens, REST, the socket's handshake and frames, the
+//!   byte budget of answers,
 //!   rooms, chat, presence (by interest), paging, private messages, catch-up, ordering,
 //!   back-pressure, pipelining and byte budgets, coalesced writes, publishing from outside, background jobs, API tokens, webhooks, how
 //!   answers are compressed and cached.
@@ -27,6 +28,7 @@
 mod helpers;
 
 mod anonymous;
+mod answers;
 mod auth;
 mod backpressure;
 mod chat;

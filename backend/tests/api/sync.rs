@@ -1,14 +1,17 @@
 //! Catching up: `sync` after a reconnect (also under live traffic and across a server
-//! restart) returns exactly what was missed, none twice, at most 500 items per call.
+//! restart) returns exactly what was missed, none twice, at most 500 items per call, of the
+//! rooms the caller may read, in a number of queries that does not grow with the rooms named.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use confab_shared::rpc::{EchoParams, MAX_SYNC_ROOMS, SendParams, SyncParams, SyncResult};
 use confab_shared::{CreateRoom, DirectMessage, Message};
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_invalid_param, dm, join, send, spawn_app, spawn_app_with, sync_rooms, unique, within};
+use crate::helpers::{TestApp, assert_invalid_param, dm, join, send, spawn_app, spawn_app_with, sync_rooms, unique, within};
 
 fn ids(messages: &[Message]) -> Vec<i64> {
     messages.iter().map(|m| m.id).collect()
@@ -280,4 +283,91 @@ async fn sync_names_at_most_max_sync_rooms_rooms_per_call() {
     rooms.remove("not.a.room");
     let result = ann.ok(SyncParams { rooms, dm_after: None }).await;
     assert_eq!((ids(&result.messages), result.complete), (vec![message.id], true));
+}
+
+/// Runs `sync` the way a socket's call does, on a handle to the server's database that counts
+/// the statements it runs; returns the result and the count.
+async fn counted_sync(app: &TestApp, token: Option<&str>, params: SyncParams) -> (SyncResult, usize) {
+    let identity = match token {
+        Some(token) => Some(confab::auth::authenticate(app.state(), token).await.expect("a valid token")),
+        None => None,
+    };
+    let mut state = app.state().clone();
+    let statements = Arc::new(AtomicUsize::new(0));
+    let counter = statements.clone();
+    state.db.conn.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let conn = confab::ws::Conn::new(0, identity);
+    let result = confab::features::sync::sync(&state, &conn, params).await.expect("sync succeeds");
+    (result, statements.load(Ordering::Relaxed))
+}
+
+#[tokio::test]
+async fn sync_costs_the_same_few_queries_for_one_room_as_for_five_hundred() {
+    let app = spawn_app().await;
+    let (ann_tokens, mut ann) = app.user_online("ann").await;
+    let (_, mut bob) = app.user_online("bob").await;
+    let room = unique("busy");
+    ann.ok(join(&room)).await;
+    let first = ann.ok(send(&room, "one")).await;
+    ann.ok(send(&room, "two")).await;
+    bob.ok(dm(&ann_tokens.user.username, "psst")).await;
+    // Two hundred rooms that exist (quiet ones: what matters is that each would be looked at),
+    // and three hundred that do not.
+    let mut rooms: BTreeMap<String, i64> = BTreeMap::new();
+    for i in 0..200 {
+        let name = format!("{room}-{i:03}");
+        confab::storage::rooms::create(&app.state().db, &name, false, None).await.expect("the room is created");
+        rooms.insert(name, 0);
+    }
+    rooms.extend((0..299).map(|i| (format!("{room}-nowhere-{i:03}"), 0)));
+    rooms.insert(room.clone(), first.id);
+    assert_eq!(rooms.len(), 500);
+    let one = || SyncParams { rooms: BTreeMap::from([(room.clone(), first.id)]), dm_after: Some(0) };
+    let many = || SyncParams { rooms: rooms.clone(), dm_after: Some(0) };
+
+    for token in [Some(ann_tokens.access_token.as_str()), None] {
+        let (alone, queries_alone) = counted_sync(&app, token, one()).await;
+        let (among, queries_among) = counted_sync(&app, token, many()).await;
+
+        assert_eq!(alone, among, "the same messages whichever rooms are named besides");
+        assert_eq!(alone.messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["two"]);
+        assert_eq!(alone.dms.len(), usize::from(token.is_some()));
+        assert_eq!(queries_among, queries_alone, "queries for 500 rooms and for one");
+        assert!(queries_alone <= 4, "{queries_alone} queries");
+    }
+}
+
+#[tokio::test]
+async fn sync_of_hundreds_of_rooms_returns_the_messages_of_the_readable_ones_in_name_order() {
+    let app = spawn_app().await;
+    let boss = app.admin(&unique("boss")).await;
+    let mut boss_ws = app.ws(&boss.access_token).await;
+    let (_, mut ann) = app.user_online("ann").await;
+    let mut anonymous = app.ws_anonymous().await;
+    let base = unique("many");
+    let (alpha, staff, zeta) = (format!("{base}-alpha"), format!("{base}-staff"), format!("{base}-zeta"));
+    app.post_json("/api/rooms", &CreateRoom { name: staff.clone(), admin_only: true }, Some(&boss.access_token)).await;
+    for room in [&zeta, &staff, &alpha] {
+        boss_ws.ok(join(room)).await;
+    }
+    // Sent in an order unlike the rooms' names: the answer is by room name, then by id.
+    let z1 = boss_ws.ok(send(&zeta, "z1")).await;
+    let s1 = boss_ws.ok(send(&staff, "s1")).await;
+    let a1 = boss_ws.ok(send(&alpha, "a1")).await;
+    let z2 = boss_ws.ok(send(&zeta, "z2")).await;
+    let a2 = boss_ws.ok(send(&alpha, "a2")).await;
+    let mut rooms: BTreeMap<String, i64> = (0..496).map(|i| (format!("{base}-nowhere-{i:03}"), 0)).collect();
+    rooms.insert("not a room!".to_owned(), 0);
+    rooms.extend([(alpha.clone(), 0), (staff.clone(), 0), (zeta.clone(), z1.id)]);
+    assert_eq!(rooms.len(), 500);
+    let params = SyncParams { rooms, dm_after: None };
+
+    let public = vec![a1.clone(), a2.clone(), z2.clone()];
+    for ws in [&mut ann, &mut anonymous] {
+        assert_eq!(ws.ok(params.clone()).await, SyncResult { messages: public.clone(), dms: vec![], complete: true });
+    }
+    let everything = vec![a1, a2, s1, z2];
+    assert_eq!(boss_ws.ok(params).await, SyncResult { messages: everything, dms: vec![], complete: true });
 }

@@ -14,6 +14,7 @@ import type {
   Notification,
   NotificationMethod,
   PresenceWatchResult,
+  ReactionChange,
   RoomMembersPage,
   RoomsPage,
   NotificationParamsOf,
@@ -55,6 +56,7 @@ export type NotificationTypes = [
   Assert<Equal<NotificationParamsOf<"room.message">, Message>>,
   Assert<Equal<NotificationParamsOf<"dm.message">, DirectMessage>>,
   Assert<Equal<NotificationParamsOf<"message.deleted">, MessageRef>>,
+  Assert<Equal<NotificationParamsOf<"message.reacted">, ReactionChange>>,
   Assert<Equal<NotificationParamsOf<"presence.changed">, UserPresence>>,
   Assert<Equal<NotificationParamsOf<"job.finished">, Job>>,
 ];

@@ -12,7 +12,7 @@ use leptos::task::spawn_local;
 use super::dm_conversation::Conversation;
 use super::dm_index::DmIndex;
 use super::is_connection_error;
-use super::log::{PAGE, PendingSend};
+use super::log::{PAGE, PendingSend, may_have_older};
 use super::presence::{DM_PEERS_WATCHED, Presence};
 use crate::api::socket::Socket;
 use crate::components::toasts::Toasts;
@@ -103,7 +103,7 @@ impl Dms {
         match self.socket.call(params).await {
             Ok(history) => {
                 if !convo.loaded.get_untracked() {
-                    convo.log.has_more.set(history.len() >= DM_HISTORY as usize);
+                    convo.log.has_more.set(may_have_older(&history, DM_HISTORY, DirectMessage::MAX_JSON_BYTES));
                 }
                 convo.error.set(None);
                 convo.insert(history);
@@ -121,7 +121,9 @@ impl Dms {
         let fetched = convo
             .log
             .load_earlier(move |before| async move {
-                socket.call(DmHistoryParams { with, before: Some(before), limit: Some(PAGE) }).await
+                let page = socket.call(DmHistoryParams { with, before: Some(before), limit: Some(PAGE) }).await?;
+                let more = may_have_older(&page, PAGE, DirectMessage::MAX_JSON_BYTES);
+                Ok((page, more))
             })
             .await;
         if let Err(err) = fetched {

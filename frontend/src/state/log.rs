@@ -20,6 +20,26 @@ use crate::util::{describe, nonce};
 pub const RENDER_WINDOW: usize = 500;
 /// How many messages one "load earlier" adds (the protocol's maximum page).
 pub const PAGE: u32 = 100;
+/// What a history answer spends besides its messages: the envelope and a request id.
+const ANSWER_SLACK: usize = 1024;
+
+/// Whether the server may hold older messages than a history `page` asked with `limit`
+/// brings (`largest`: the most bytes one such message takes). A full page says so. A shorter
+/// one may have been cut to keep the answer within `MAX_ANSWER_BYTES`, but the server cuts
+/// only when the next message does not fit, so a short page that is smaller than that by
+/// more than one message reached the start. (The protocol's plain rule, "an empty page is the
+/// start", would cost every short conversation one more call and a "load earlier" that shows
+/// nothing.)
+pub fn may_have_older<M: serde::Serialize>(page: &[M], limit: u32, largest: usize) -> bool {
+    if page.len() >= limit as usize {
+        return true;
+    }
+    if page.is_empty() {
+        return false;
+    }
+    let bytes = page.iter().map(|m| serde_json::to_string(m).map_or(usize::MAX, |json| json.len() + 1)).fold(0, usize::saturating_add);
+    bytes.saturating_add(largest).saturating_add(ANSWER_SLACK) > confab_shared::rpc::MAX_ANSWER_BYTES
+}
 
 /// A message of a log, known by its server id.
 pub trait Entry: Clone + Send + Sync + 'static {
@@ -138,10 +158,10 @@ impl<T: Entry> Log<T> {
     }
 
     /// Reveals older messages: first those already in memory, then a page fetched with
-    /// `fetch(before)`.
+    /// `fetch(before)`, which also says whether older ones may remain ([`may_have_older`]).
     pub async fn load_earlier<Fut>(&self, fetch: impl FnOnce(i64) -> Fut) -> Result<(), ErrorObject>
     where
-        Fut: Future<Output = Result<Vec<T>, ErrorObject>>,
+        Fut: Future<Output = Result<(Vec<T>, bool), ErrorObject>>,
     {
         let len = self.messages.with_untracked(Vec::len);
         let window = self.window.get_untracked();
@@ -152,13 +172,12 @@ impl<T: Entry> Log<T> {
         let Some(before) = self.first_id() else { return Ok(()) };
         self.loading_earlier.set(true);
         let result = fetch(before).await;
-        if let Ok(page) = &result {
-            let fetched = page.len();
-            self.has_more.set(fetched >= PAGE as usize);
-            self.window.set(window + fetched);
+        if let Ok((page, more)) = &result {
+            self.has_more.set(*more);
+            self.window.set(window + page.len());
         }
         self.loading_earlier.set(false);
-        result.map(|page| self.merge(page))
+        result.map(|(page, _)| self.merge(page))
     }
 
     // ----- the unsent messages ----------------------------------------------------------

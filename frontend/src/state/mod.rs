@@ -272,9 +272,14 @@ impl Chat {
             Notification::UserJoined(user) => self.rooms.user_joined(&user.room, user.username),
             Notification::UserLeft(user) => self.rooms.user_left(&user.room, &user.username),
             Notification::Typing(user) => self.rooms.user_typing(&user.room, &user.username),
-            Notification::MessageEdited(message) | Notification::MessageReacted(message) => {
+            Notification::MessageEdited(message) => {
                 if let Some(state) = self.rooms.get(&message.room) {
                     state.replace(message);
+                }
+            }
+            Notification::MessageReacted(change) => {
+                if let Some(state) = self.rooms.get(&change.room) {
+                    state.react(&change);
                 }
             }
             Notification::MessageDeleted(deleted) => {

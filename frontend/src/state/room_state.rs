@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use confab_shared::rpc::notify::ReactionChange;
 use confab_shared::{Message, Timestamp};
 use leptos::prelude::*;
 
@@ -161,6 +162,12 @@ impl RoomState {
         if let Some(item) = self.log.get(message.id) {
             item.msg.set(message);
         }
+    }
+
+    /// Applies one reaction added or removed to the message we hold (if we hold it).
+    pub fn react(&self, change: &ReactionChange) {
+        let Some(item) = self.log.get(change.id) else { return };
+        item.msg.update(|m| change.apply_to(m));
     }
 
     /// Shows a message as deleted: it keeps its place, loses its text.

@@ -13,7 +13,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::is_connection_error;
-use super::log::{PAGE, PendingSend};
+use super::log::{PAGE, PendingSend, may_have_older};
 use super::room_state::{JoinStatus, MsgItem, RoomState};
 use crate::api::socket::Socket;
 use crate::components::toasts::Toasts;
@@ -186,10 +186,9 @@ impl Rooms {
                 state.online.set(joined.online.into_iter().collect());
                 state.online_total.set(joined.room.online);
                 state.members_cursor.set(joined.online_next_cursor);
-                let fetched = joined.history.len();
                 state.insert(joined.history);
                 if was_empty && history > 0 {
-                    state.log.has_more.set(fetched as u32 >= history);
+                    state.log.has_more.set(joined.history_more);
                 }
                 state.status.set(JoinStatus::Joined);
                 self.upsert_summary(joined.room);
@@ -251,7 +250,7 @@ impl Rooms {
             let Some(cursor) = before else { return };
             let params = HistoryParams { room: state.wire_name(), before: Some(cursor), limit: Some(PAGE) };
             let Ok(page) = self.socket.call(params).await else { return };
-            let done = page.len() < PAGE as usize || page.first().is_none_or(|m| m.id <= last_seen);
+            let done = !may_have_older(&page, PAGE, Message::MAX_JSON_BYTES) || page.first().is_none_or(|m| m.id <= last_seen);
             before = page.first().map(|m| m.id);
             state.insert(page);
             if done {
@@ -283,7 +282,8 @@ impl Rooms {
             .log
             .load_earlier(move |before| async move {
                 let page = socket.call(HistoryParams { room, before: Some(before), limit: Some(PAGE) }).await?;
-                Ok(page.into_iter().map(MsgItem::new).collect())
+                let more = may_have_older(&page, PAGE, Message::MAX_JSON_BYTES);
+                Ok((page.into_iter().map(MsgItem::new).collect(), more))
             })
             .await;
         if let Err(err) = fetched {

@@ -7,10 +7,12 @@
 // Layout: `client.ts` (the connection: calls, notifications, reconnect + sync, renewal,
 // close), `cursors.ts` (what was delivered, for exactly-once catch-up), `backoff.ts`
 // (full-jitter reconnection delays), `auth.ts` (fixed token or a self-renewing login),
-// `rest.ts` (the REST endpoints a client needs), `errors.ts`.
+// `rest.ts` (the REST endpoints a client needs), `errors.ts`, `reactions.ts` (applying a
+// `message.reacted` change to a message).
 
 export { ConfabClient, type Authentication, type ClientOptions, type ConnectionState, type Resync, type StateChange } from "./client.js";
 export { RestClient } from "./rest.js";
 export { FixedToken, LoginSession, type Auth } from "./auth.js";
 export { Backoff, DEFAULT_BACKOFF, RESTART_CLOSE_CODES, type BackoffOptions } from "./backoff.js";
 export { AuthFailed, CallTimeout, ClientClosed, ConnectionLost, HttpError, RpcError } from "./errors.js";
+export { applyReaction } from "./reactions.js";

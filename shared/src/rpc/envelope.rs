@@ -78,7 +78,9 @@ error_codes! {
     /// (then `data.field = "nonce"`).
     Conflict = -32009, "conflict";
     /// Too many calls; `data.retry_after_ms` says when to try again. Every call counts,
-    /// malformed and rejected ones included.
+    /// malformed and rejected ones included. Also a call of a batch whose earlier answers left
+    /// too little of the frame's 1 MiB for its answer: it was not run; send it again
+    /// (`retry_after_ms` is 0).
     RateLimited = -32029, "rate limited";
 }
 
@@ -139,6 +141,21 @@ impl ErrorObject {
             code: ErrorCode::RateLimited.code(),
             message: ErrorCode::RateLimited.message().to_owned(),
             data: Some(serde_json::json!({ "retry_after_ms": retry_after_ms })),
+        }
+    }
+}
+
+impl ErrorObject {
+    /// -32029 for a call of a batch that was not run: the answers before it left too little of
+    /// the frame's [`MAX_ANSWER_BYTES`](super::MAX_ANSWER_BYTES) for the largest answer it
+    /// could give. Nothing happened; the call may be sent again at once.
+    pub fn answer_budget_spent() -> Self {
+        Self {
+            code: ErrorCode::RateLimited.code(),
+            message: "the answers before this call in its batch leave too little of the 1 MiB answer budget for its answer; \
+                      it was not run: send it again"
+                .to_owned(),
+            data: Some(serde_json::json!({ "retry_after_ms": 0 })),
         }
     }
 }

@@ -104,8 +104,9 @@ methods! {
     /// A page of the rooms visible to the caller (by name), with online counts; any connection.
     RoomsList = "rooms.list" (RoomsListParams) -> RoomsPage;
     /// Join (and for authenticated users, create) a room; returns the first page of its online
-    /// users and its last messages. Anonymous connections may join existing public rooms only
-    /// (-32004 otherwise); admin-only rooms need an admin (-32003).
+    /// users and its last messages, as many as fit in the answer (`history_more` says whether
+    /// older ones exist). Anonymous connections may join existing public rooms only (-32004
+    /// otherwise); admin-only rooms need an admin (-32003).
     RoomJoin = "room.join" (JoinParams) -> JoinResult;
     /// A page of the users present in a joined room (alphabetical); -32003 before `room.join`.
     RoomMembers = "room.members" (RoomMembersParams) -> RoomMembersPage;
@@ -122,7 +123,9 @@ methods! {
     /// and text returns the first message instead of a duplicate; the nonce reused for another
     /// room or text is -32009 with `data.field = "nonce"`, and nothing is stored.
     RoomSend = "room.send" (SendParams) -> Message;
-    /// Page back through a room's history, oldest first.
+    /// Page back through a room's history, oldest first: the `limit` messages before `before`,
+    /// or the newest of them that fit in 1 MiB (`MAX_ANSWER_BYTES`). A page shorter than
+    /// `limit` is therefore not the start; an empty page is.
     RoomHistory = "room.history" (HistoryParams) -> Vec<Message>;
     /// Tell the room you are typing; may be sent as a notification. At most once per 2 s per
     /// room: over the limit -32029 (silence for a notification).
@@ -131,14 +134,17 @@ methods! {
     MessageEdit = "message.edit" (EditParams) -> Message;
     /// Delete a message (its author or an admin).
     MessageDelete = "message.delete" (DeleteParams) -> Ack;
-    /// Add or remove a reaction; for users joined to the message's room.
+    /// Add or remove a reaction; for users joined to the message's room. A message holds at most
+    /// 20 distinct emoji and 1 000 reactions: a reaction past either is -32009 with
+    /// `data.field = "emoji"`. The room gets `message.reacted` with the change only.
     MessageReact = "message.react" (ReactParams) -> Message;
     /// Send a private message; persisted, delivered as `dm.message`, works when the recipient
     /// is offline. The result is the delivery receipt. Authenticated only. A repeat of a `nonce`
     /// with the same recipient and text returns the first message; the nonce reused for another
     /// recipient or text is -32009 with `data.field = "nonce"`, and nothing is stored.
     DmSend = "dm.send" (DmSendParams) -> DirectMessage;
-    /// Page back through a private conversation, oldest first.
+    /// Page back through a private conversation, oldest first, cut to 1 MiB like `room.history`
+    /// (an empty page is the start).
     DmHistory = "dm.history" (DmHistoryParams) -> Vec<DirectMessage>;
     /// Move the read cursor of a room forward (never back, never past the room's newest
     /// message); the caller's other connections get `read.moved` with the cursor's new place.
@@ -147,8 +153,8 @@ methods! {
     /// message); the caller's other connections get `read.moved` with the cursor's new place.
     DmRead = "dm.read" (DmReadParams) -> Ack;
     /// Catch up after a reconnect: everything newer than the given ids, at most 500 items
-    /// (messages and DMs together); `complete: false` means call again with the newer ids. At
-    /// most 5000 rooms per call (-32602 with `data.field = "rooms"` beyond).
+    /// (messages and DMs together) and 1 MiB; `complete: false` means call again with the newer
+    /// ids. At most 5000 rooms per call (-32602 with `data.field = "rooms"` beyond).
     Sync = "sync" (SyncParams) -> SyncResult;
     /// Follow a background job's progress (`job.progress`, `job.finished`); its owner only.
     JobSubscribe = "job.subscribe" (JobSubscribeParams) -> Job;
@@ -290,8 +296,13 @@ wire! {
         /// Pass to `room.members` as `cursor` for the rest; `null` when `online` is complete.
         #[serde(default)]
         pub online_next_cursor: Option<String>,
-        /// The last messages, oldest first.
+        /// The last messages, oldest first: `history` of them, or fewer when more would take
+        /// the answer past 1 MiB.
         pub history: Vec<Message>,
+        /// `true` when the room has older messages than those in `history`: page them with
+        /// `room.history` (`before` = the oldest id here, or none when `history` is empty).
+        #[serde(default)]
+        pub history_more: bool,
     }
 
     /// Params of `room.leave`.
@@ -361,7 +372,8 @@ wire! {
     pub struct ReactParams {
         /// The message to react to.
         pub id: i64,
-        /// 1 to 16 characters, no whitespace, no NUL.
+        /// 1 to 16 visible characters: no whitespace, control or invisible formatting characters
+        /// (the zero-width joiner inside an emoji sequence is fine).
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 16))]
         pub emoji: String,
         /// `true` to add the reaction, `false` to remove it.
@@ -433,7 +445,7 @@ wire! {
         pub dm_after: Option<i64>,
     }
 
-    /// Result of `sync`: at most 500 items; `complete: false` means call again.
+    /// Result of `sync`: at most 500 items and 1 MiB; `complete: false` means call again.
     pub struct SyncResult {
         /// Room messages newer than the given ids, in id order within each room.
         pub messages: Vec<Message>,

@@ -64,8 +64,9 @@ notifications! {
     Typing = "room.typing" (RoomUser);
     /// A message was edited.
     MessageEdited = "message.edited" (Message);
-    /// A message's reactions changed.
-    MessageReacted = "message.reacted" (Message);
+    /// One reaction was added or removed: what changed, never the whole list (apply it to the
+    /// message you hold; `count` is that emoji's count after the change).
+    MessageReacted = "message.reacted" (ReactionChange);
     /// A message was deleted.
     MessageDeleted = "message.deleted" (MessageRef);
     /// A private message to or from this user.
@@ -121,6 +122,22 @@ wire! {
         pub room: String,
     }
 
+    /// One reaction added to or removed from a message.
+    pub struct ReactionChange {
+        /// The message's id.
+        pub id: i64,
+        /// The room it is in.
+        pub room: String,
+        /// The emoji.
+        pub emoji: String,
+        /// Who reacted or took the reaction back.
+        pub user: String,
+        /// `true`: `user` added `emoji`; `false`: removed it.
+        pub added: bool,
+        /// How many users have reacted with `emoji` after this change (0: the emoji is gone).
+        pub count: u32,
+    }
+
     /// Progress of a job.
     pub struct JobProgress {
         /// The job's id.
@@ -147,6 +164,25 @@ wire! {
     }
 }
 
+impl ReactionChange {
+    /// Applies the change to `message` (when it is the message changed): `user` added under
+    /// `emoji`, after those already there, or removed, the emoji going with its last user.
+    pub fn apply_to(&self, message: &mut Message) {
+        if message.id != self.id {
+            return;
+        }
+        let users = message.reactions.entry(self.emoji.clone()).or_default();
+        if !self.added {
+            users.retain(|u| u != &self.user);
+        } else if !users.contains(&self.user) {
+            users.push(self.user.clone());
+        }
+        if users.is_empty() {
+            message.reactions.remove(&self.emoji);
+        }
+    }
+}
+
 /// A read cursor that moved: `{room, id}` or `{with, id}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -165,6 +201,39 @@ crate::schema::named_schema!(ReadCursor);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reaction_change_applies_to_its_message_only() {
+        let mut message = Message {
+            id: 7,
+            room: "r".into(),
+            author: "ann".into(),
+            text: "hi".into(),
+            sent_at: Timestamp::from_millis(0),
+            edited_at: None,
+            deleted: false,
+            reactions: Default::default(),
+        };
+        let change = |user: &str, emoji: &str, added: bool| ReactionChange {
+            id: 7,
+            room: "r".into(),
+            emoji: emoji.into(),
+            user: user.into(),
+            added,
+            count: 0,
+        };
+        change("bob", "👍", true).apply_to(&mut message);
+        change("cy", "👍", true).apply_to(&mut message);
+        change("bob", "👍", true).apply_to(&mut message);
+        assert_eq!(message.reactions["👍"], ["bob", "cy"], "in reaction order; a repeat changes nothing");
+        change("cy", "🎉", false).apply_to(&mut message);
+        assert!(!message.reactions.contains_key("🎉"), "removing what is not there leaves no empty emoji");
+        change("cy", "👍", false).apply_to(&mut message);
+        change("bob", "👍", false).apply_to(&mut message);
+        assert!(message.reactions.is_empty());
+        ReactionChange { id: 8, ..change("bob", "👍", true) }.apply_to(&mut message);
+        assert!(message.reactions.is_empty(), "another message's change is ignored");
+    }
 
     #[test]
     fn frames_carry_jsonrpc_method_and_params() {

@@ -2,7 +2,7 @@
 
 pub mod pipeline;
 
-use confab_shared::rpc::notify::MessageRef;
+use confab_shared::rpc::notify::{MessageRef, ReactionChange};
 use confab_shared::rpc::{Ack, DeleteParams, EditParams, Notification, ReactParams, SendParams};
 use confab_shared::{Message, validate};
 
@@ -11,7 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::layer::Class;
 use crate::state::AppState;
 use crate::storage::entity::messages as message_entity;
-use crate::storage::messages::{self, NewMessage};
+use crate::storage::messages::{self, NewMessage, Reacted};
 use crate::storage::rooms;
 use crate::ws::Conn;
 
@@ -83,6 +83,9 @@ pub async fn delete(state: &AppState, conn: &Conn, p: DeleteParams) -> AppResult
     Ok(Ack {})
 }
 
+// The refusals of `message.react` name the caps in words.
+const _: () = assert!(validate::MAX_DISTINCT_REACTIONS == 20 && validate::MAX_REACTIONS == 1000);
+
 /// `message.react`: users joined to the message's room add or remove a reaction.
 pub async fn react(state: &AppState, conn: &Conn, p: ReactParams) -> AppResult<Message> {
     let me = conn.user()?;
@@ -94,8 +97,21 @@ pub async fn react(state: &AppState, conn: &Conn, p: ReactParams) -> AppResult<M
     if row.deleted {
         return Err(AppError::Conflict("the message was deleted"));
     }
-    messages::react(&state.db, p.id, me.user_id, &me.username, emoji, p.on).await?;
-    let message = reload(state, p.id).await?;
-    broadcast(state, &room, &Notification::MessageReacted(message.clone()), Class::Reliable);
-    Ok(message)
+    let count = match messages::react(&state.db, p.id, me.user_id, &me.username, emoji, p.on).await? {
+        Reacted::TooManyEmoji => {
+            return Err(AppError::ConflictOn { field: "emoji", message: "this message has 20 different emoji already; react with one of them" });
+        }
+        Reacted::TooManyReactions => {
+            return Err(AppError::ConflictOn { field: "emoji", message: "this message has 1000 reactions already" });
+        }
+        Reacted::Unchanged { .. } => None,
+        Reacted::Changed { count } => Some(count),
+    };
+    if let Some(count) = count {
+        // The change only: re-sending the whole list would cost every member O(reactions)
+        // bytes per reaction.
+        let change = ReactionChange { id: p.id, room: room.clone(), emoji: emoji.to_owned(), user: me.username.clone(), added: p.on, count };
+        broadcast(state, &room, &Notification::MessageReacted(change), Class::Reliable);
+    }
+    reload(state, p.id).await
 }
