@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 /// The lower layers, bottom-up: a module (or a module below it) may import its own layer and
 /// the ones before it, nothing else of the crate.
 const LOWER: &[&[&str]] = &[
-    &["metrics", "redis_link", "auth::password"],
-    &["config", "storage"],
+    &["metrics", "redis_link", "auth::password", "client_ip"],
+    &["config", "files", "storage"],
     &["error"],
     &["layer"],
     &["presence"],
@@ -90,11 +90,15 @@ fn modules(src: &Path) -> BTreeMap<String, Source> {
     out
 }
 
-/// The file's lines with `//` comments blanked and the test module cut off (line numbers kept).
+/// The file's lines with `//` comments blanked and the test module (`#[cfg(test)]`,
+/// `#[cfg(all(test, …))]`) cut off (line numbers kept).
 fn code_lines(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(|l| l.find("//").map_or(l, |at| &l[..at]).to_owned()).collect();
     let test_module = (0..lines.len()).find(|&i| {
-        lines[i].trim() == "#[cfg(test)]" && lines[i + 1..].iter().find(|l| !l.trim().is_empty()).is_some_and(|l| l.trim_start().starts_with("mod "))
+        let attribute = lines[i].trim();
+        attribute.starts_with("#[cfg(")
+            && attribute.contains("test")
+            && lines[i + 1..].iter().find(|l| !l.trim().is_empty()).is_some_and(|l| l.trim_start().starts_with("mod "))
     });
     if let Some(start) = test_module {
         lines.truncate(start);
@@ -336,7 +340,7 @@ mod tests {
         write("features/chat/list.rs", "// crate::ws is only mentioned\n");
         write(
             "storage/mod.rs",
-            "//! Storage.\npub mod users;\npub struct Db;\n\n#[cfg(test)]\nmod tests {\n    use crate::features::Thing;\n}\n",
+            "//! Storage.\npub mod users;\npub struct Db;\n\n#[cfg(all(test, unix))]\nmod tests {\n    use crate::features::Thing;\n}\n",
         );
         write("storage/users.rs", "use std::fmt;\nuse crate::{storage::Db,\n    features::{Thing, chat::writer}};\nfn f() { crate::layer::Hub::new(); crate::storage::Db; }\n");
         // Above storage: it may use storage, and storage may not use it.
