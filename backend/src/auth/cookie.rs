@@ -19,7 +19,6 @@
 //! The bodies answered carry no refresh token ([`SessionTokens`]), so a script that calls
 //! the refresh route gets an access token (15 minutes), never the session itself.
 
-use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
