@@ -3,7 +3,8 @@
 # with `tsc --strict` (test/typing.ts holds compile-time checks of `call` and `on`), then runs
 # its tests with node's test runner. They start their own release servers ($CONFAB_BIN) on
 # free ports: connect by token and by credentials, typed calls and notifications, a server
-# restart caught up with `sync` exactly once, renewal with 3-second access tokens, clean close.
+# restart caught up with `sync` exactly once, renewal with 3-second access tokens, clean close,
+# the in-flight window (1000 calls at once, at most 64 in flight).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

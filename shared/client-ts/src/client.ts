@@ -7,6 +7,11 @@
 // merged in, so each room and direct message reaches the handlers exactly once, in id
 // order per room. Only then is the state "open" again, and calls made while reconnecting
 // (which wait for it, up to the call timeout) go out. `close()` ends it for good.
+//
+// Calls pipeline on the socket up to `maxInFlight` at once; a call beyond that waits in a
+// first-come queue for an earlier one to be answered, so a program firing thousands of calls
+// holds a bounded number of pending ones (and the server, which stops reading a connection
+// whose answers pile up, is not handed a pipeline it would only hold in its socket).
 
 import WebSocket from "ws";
 import {
@@ -59,7 +64,14 @@ export type ClientOptions = Authentication & {
   beforeReconnect?: () => Promise<void>;
   /** With credentials: log the session out on `close()` (default true). */
   logoutOnClose?: boolean;
+  /** Most calls in flight at once (default {@link DEFAULT_MAX_IN_FLIGHT}, 64; at least 1). A
+   * call beyond it waits, first come first served, until an earlier call is answered (within
+   * the call timeout); when the connection drops, waiting calls fail like the calls in flight. */
+  maxInFlight?: number;
 };
+
+/** Calls in flight at once unless `maxInFlight` says otherwise. */
+export const DEFAULT_MAX_IN_FLIGHT = 64;
 
 /** What one reconnection caught up on, in the order it was delivered. */
 export interface Resync {
@@ -85,6 +97,14 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/** A call waiting for a place in the in-flight window. */
+interface SlotWaiter {
+  method: string;
+  resolve: () => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
 /** How long `close()` waits for the server's close frame before dropping the connection. */
 const CLOSE_HANDSHAKE_MS = 2_000;
 
@@ -95,12 +115,19 @@ export class ConfabClient {
   private readonly callTimeoutMs: number;
   private readonly cursors: Cursors;
   private readonly backoff: Backoff;
+  private readonly maxInFlight: number;
 
   private ws: WebSocket | undefined;
   private state: ConnectionState = "closed";
   private lastCloseCode: number | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Calls holding a place in the in-flight window (from the place's grant to the answer). */
+  private inFlight = 0;
+  /** The largest `pending` so far (`peakCallsInFlight`). */
+  private peak = 0;
+  /** Calls waiting for a place, oldest first. */
+  private readonly slotWaiters: SlotWaiter[] = [];
   private readonly handlers = new Map<string, Set<AnyHandler>>();
   private readonly stateHandlers = new Set<(change: StateChange) => void>();
   private readonly resyncHandlers = new Set<(resync: Resync) => void>();
@@ -129,6 +156,7 @@ export class ConfabClient {
     this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
     this.cursors = new Cursors(options.dmAfter);
     this.backoff = new Backoff(options.backoff);
+    this.maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT));
   }
 
   /** Creates a client and connects it. */
@@ -160,13 +188,31 @@ export class ConfabClient {
   }
 
   /** Calls a method; the params are checked and the result type follows from the method
-   * name. While the client reconnects the call waits for it (within the call timeout). */
+   * name. While the client reconnects the call waits for it, and beyond `maxInFlight` calls
+   * in flight it waits for an earlier one to be answered (both within the call timeout). */
   async call<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
     const deadline = Date.now() + this.callTimeoutMs;
+    const remaining = (): number => Math.max(1, deadline - Date.now());
     if (this.state !== "open") await this.whenOpen(method, this.callTimeoutMs);
-    const result = await this.send(method, params, Math.max(1, deadline - Date.now()));
-    await this.track(method, params, result);
-    return result;
+    await this.takeSlot(method, remaining());
+    try {
+      const result = await this.send(method, params, remaining());
+      await this.track(method, params, result);
+      return result;
+    } finally {
+      this.releaseSlot();
+    }
+  }
+
+  /** Calls holding a place in the in-flight window now (sent, or about to be). */
+  get callsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** The most calls sent and unanswered at once so far, for tests and diagnostics: at most
+   * `maxInFlight`, plus one while the client renews its token or fixes a room's cursor. */
+  get peakCallsInFlight(): number {
+    return this.peak;
   }
 
   /** Sends a JSON-RPC notification (no id, no answer), e.g. `room.typing`. Returns false
@@ -342,8 +388,41 @@ export class ConfabClient {
         reject(new CallTimeout(method, timeoutMs));
       }, timeoutMs);
       this.pending.set(id, { method, resolve: (r) => resolve(r as ResultOf<M>), reject, timer });
+      this.peak = Math.max(this.peak, this.pending.size);
       ws.send(JSON.stringify(request));
     });
+  }
+
+  /** A place in the in-flight window: at once when one is free, else in turn (FIFO). */
+  private takeSlot(method: string, timeoutMs: number): Promise<void> {
+    if (this.inFlight < this.maxInFlight && this.slotWaiters.length === 0) {
+      this.inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter: SlotWaiter = {
+        method,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          const index = this.slotWaiters.indexOf(waiter);
+          if (index >= 0) this.slotWaiters.splice(index, 1);
+          reject(new CallTimeout(method, timeoutMs));
+        }, timeoutMs),
+      };
+      this.slotWaiters.push(waiter);
+    });
+  }
+
+  /** Gives a place back: straight to the oldest waiting call, if any. */
+  private releaseSlot(): void {
+    const next = this.slotWaiters.shift();
+    if (next) {
+      clearTimeout(next.timer);
+      next.resolve();
+    } else {
+      this.inFlight--;
+    }
   }
 
   private whenOpen(method: string, timeoutMs: number): Promise<void> {
@@ -574,11 +653,17 @@ export class ConfabClient {
     });
   }
 
+  /** Fails the calls in flight, and those waiting for a place among them. */
   private failPending(error: (method: string) => Error): void {
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);
       pending.reject(error(pending.method));
       this.pending.delete(id);
+    }
+    // Each failed waiter's place was never granted: only the window's holders release one.
+    for (const waiter of this.slotWaiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error(waiter.method));
     }
   }
 

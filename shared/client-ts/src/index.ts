@@ -10,7 +10,7 @@
 // `rest.ts` (the REST endpoints a client needs), `errors.ts`, `reactions.ts` (applying a
 // `message.reacted` change to a message).
 
-export { ConfabClient, type Authentication, type ClientOptions, type ConnectionState, type Resync, type StateChange } from "./client.js";
+export { ConfabClient, DEFAULT_MAX_IN_FLIGHT, type Authentication, type ClientOptions, type ConnectionState, type Resync, type StateChange } from "./client.js";
 export { RestClient } from "./rest.js";
 export { FixedToken, LoginSession, type Auth } from "./auth.js";
 export { Backoff, DEFAULT_BACKOFF, RESTART_CLOSE_CODES, type BackoffOptions } from "./backoff.js";

@@ -2,12 +2,13 @@
 //! they receive (notifications, exactly once for messages, and the connection's life).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use confab_shared::rpc::{Method, Notification};
 use confab_shared::{DirectMessage, Message, Timestamp, User};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::auth::Auth;
@@ -91,6 +92,10 @@ pub(crate) struct Call {
     pub(crate) params: Value,
     pub(crate) reply: oneshot::Sender<Result<Value, Error>>,
     pub(crate) deadline: Instant,
+    /// The caller's place in the in-flight window, released when the connection drops the
+    /// call (answered, failed or expired), not when the caller stops waiting; `None` for the
+    /// connection's own calls (`auth.refresh`).
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
 
 /// A connection to Confab; cheap to clone, every clone talks over the same socket. When the
@@ -107,6 +112,10 @@ pub(crate) struct Inner {
     pub(crate) rest: Rest,
     pub(crate) auth: Arc<Auth>,
     pub(crate) call_timeout: Duration,
+    /// The in-flight window: one permit per call between `call_raw` and its answer.
+    pub(crate) window: Arc<Semaphore>,
+    /// The most calls the connection task held at once (see [`Client::peak_in_flight`]).
+    pub(crate) peak_in_flight: Arc<AtomicUsize>,
 }
 
 /// How long past its deadline the handle waits for the connection task to answer a call
@@ -123,16 +132,33 @@ impl Client {
     }
 
     /// Calls a method by name with untyped params (for methods newer than this crate).
+    /// Beyond [`Options::max_in_flight`](crate::Options::max_in_flight) calls in flight it
+    /// first waits for a place (first come, first served; within the call timeout).
     pub async fn call_raw(&self, method: &str, params: Value) -> Result<Value, Error> {
         let (reply, answer) = oneshot::channel();
         let deadline = Instant::now() + self.inner.call_timeout;
-        let call = Call { method: method.to_owned(), params, reply, deadline };
+        let timeout = || Error::Timeout { method: method.to_owned(), timeout: self.inner.call_timeout };
+        let permit = match tokio::time::timeout_at(deadline, self.inner.window.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            // The window is never closed while a handle exists; treat it as a closed client.
+            Ok(Err(_)) => return Err(self.closed()),
+            Err(_) => return Err(timeout()),
+        };
+        let call = Call { method: method.to_owned(), params, reply, deadline, permit: Some(permit) };
         self.inner.commands.send(Command::Call(call)).map_err(|_| self.closed())?;
         match tokio::time::timeout_at(deadline + DEADLINE_SLACK, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(self.closed()),
-            Err(_) => Err(Error::Timeout { method: method.to_owned(), timeout: self.inner.call_timeout }),
+            Err(_) => Err(timeout()),
         }
+    }
+
+    /// The most calls the connection held at once so far (sent and unanswered, or waiting
+    /// for a reconnection), for tests and diagnostics: at most
+    /// [`Options::max_in_flight`](crate::Options::max_in_flight), plus one while the
+    /// connection renews its access token.
+    pub fn peak_in_flight(&self) -> usize {
+        self.inner.peak_in_flight.load(Ordering::Relaxed)
     }
 
     /// Sends a JSON-RPC notification (no answer), e.g. `TypingParams`. Dropped when the

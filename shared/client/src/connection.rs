@@ -9,11 +9,15 @@
 //! wait, `close` ends it) a new socket opens, the rooms are re-joined and `sync` runs until
 //! `complete`, with live messages held and merged, so each message reaches the events
 //! exactly once, in id order per room. Then the waiting calls go out and the state is `Open`.
+//!
+//! Each application call carries a permit of the client's in-flight window
+//! ([`Options::max_in_flight`]) and keeps it in [`Pending`] until its answer, its failure or
+//! its deadline, so what this task holds for unanswered calls stays bounded.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use confab_shared::rpc::{
@@ -24,7 +28,7 @@ use confab_shared::Message;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
@@ -56,6 +60,8 @@ pub(crate) async fn start(options: Options) -> Result<(Client, Events), Error> {
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::unbounded_channel();
     let (state_tx, state) = watch::channel(State::Connecting);
+    let window = Arc::new(Semaphore::new(options.max_in_flight.min(Semaphore::MAX_PERMITS)));
+    let peak_in_flight = Arc::new(AtomicUsize::new(0));
     let mut connection = Connection {
         rest: rest.clone(),
         auth: auth.clone(),
@@ -71,13 +77,14 @@ pub(crate) async fn start(options: Options) -> Result<(Client, Events), Error> {
         held: None,
         last_close: None,
         renewing: Arc::new(AtomicBool::new(false)),
+        peak_in_flight: peak_in_flight.clone(),
         options,
     };
     let ws = connection.connect_first().await?;
     connection.state.send_replace(State::Open);
     let call_timeout = connection.options.call_timeout;
     tokio::spawn(connection.run(ws));
-    let inner = Inner { commands: commands_tx, state, rest, auth, call_timeout };
+    let inner = Inner { commands: commands_tx, state, rest, auth, call_timeout, window, peak_in_flight };
     Ok((Client { inner: Arc::new(inner) }, Events { rx: events }))
 }
 
@@ -105,12 +112,16 @@ struct Connection {
     last_close: Option<u16>,
     /// One renewal at a time.
     renewing: Arc<AtomicBool>,
+    /// The most calls held at once (`pending` and `waiting`), read by `Client::peak_in_flight`.
+    peak_in_flight: Arc<AtomicUsize>,
 }
 
 struct Pending {
     method: String,
     deadline: Instant,
     reply: Reply,
+    /// The call's place in the in-flight window, given back when this entry goes.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 enum Reply {
@@ -256,7 +267,8 @@ impl Connection {
             _ => Reply::Call(call.reply),
         };
         let frame = request_frame(id, &call.method, &call.params);
-        self.pending.insert(id, Pending { method: call.method, deadline: call.deadline, reply });
+        self.pending.insert(id, Pending { method: call.method, deadline: call.deadline, reply, permit: call.permit });
+        self.note_in_flight();
         if ws.send(Frame::Text(frame.into())).await.is_err() {
             return Err(End::Lost(None));
         }
@@ -304,7 +316,7 @@ impl Connection {
 
     /// Hands an answer to its caller, moving the cursors first for joins and leaves.
     fn answer(&mut self, pending: Pending, result: Result<Value, ErrorObject>) -> Option<String> {
-        let Pending { method, deadline, reply } = pending;
+        let Pending { method, deadline, reply, permit } = pending;
         let value = match result {
             Ok(value) => value,
             Err(error) => {
@@ -316,7 +328,7 @@ impl Connection {
             Reply::Call(reply) => {
                 let _ = reply.send(Ok(value));
             }
-            Reply::Join(reply) => return self.joined(value, reply, deadline),
+            Reply::Join(reply) => return self.joined(value, reply, deadline, permit),
             Reply::Leave { room, reply } => {
                 self.cursors.left(&room);
                 let _ = reply.send(Ok(value));
@@ -333,7 +345,13 @@ impl Connection {
     /// A successful join: the first join of a room fixes where catching up will start (after
     /// the newest message the caller was shown, or the room's newest when it asked for no
     /// history, which takes one `room.history` call).
-    fn joined(&mut self, value: Value, reply: oneshot::Sender<Result<Value, Error>>, deadline: Instant) -> Option<String> {
+    fn joined(
+        &mut self,
+        value: Value,
+        reply: oneshot::Sender<Result<Value, Error>>,
+        deadline: Instant,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Option<String> {
         let joined: JoinResult = match serde_json::from_value(value.clone()) {
             Ok(joined) => joined,
             Err(err) => {
@@ -351,7 +369,8 @@ impl Connection {
             let newest = HistoryParams { room: room.clone(), before: None, limit: Some(1) };
             let frame = request_frame(id, HistoryParams::NAME, &newest);
             let reply = Reply::Baseline { room, join: value, reply };
-            self.pending.insert(id, Pending { method: HistoryParams::NAME.to_owned(), deadline, reply });
+            // The lookup is still the caller's call: it keeps the join's permit.
+            self.pending.insert(id, Pending { method: HistoryParams::NAME.to_owned(), deadline, reply, permit });
             return Some(frame);
         }
         let _ = reply.send(Ok(value));
@@ -407,7 +426,8 @@ impl Connection {
                 let Some(commands) = renewals.upgrade() else { return Ok(None) };
                 let (reply, answer) = oneshot::channel();
                 let params = serde_json::to_value(AuthRefreshParams { access_token: token })?;
-                let call = Call { method: AuthRefreshParams::NAME.to_owned(), params, reply, deadline: Instant::now() + call_timeout };
+                let deadline = Instant::now() + call_timeout;
+                let call = Call { method: AuthRefreshParams::NAME.to_owned(), params, reply, deadline, permit: None };
                 commands.send(Command::Call(call)).map_err(|_| Error::Closed { close_code: None })?;
                 drop(commands);
                 let value = answer.await.map_err(|_| Error::Closed { close_code: None })??;
@@ -568,7 +588,10 @@ impl Connection {
                 command = self.commands.recv() => match command {
                     None => return Some(None),
                     Some(Command::Close { done }) => return Some(Some(done)),
-                    Some(Command::Call(call)) => self.waiting.push_back(call),
+                    Some(Command::Call(call)) => {
+                        self.waiting.push_back(call);
+                        self.note_in_flight();
+                    }
                     // Notifications are not queued: typing from a minute ago means nothing.
                     Some(Command::Notify { .. }) => {}
                 },
@@ -707,6 +730,11 @@ impl Connection {
 
     async fn authenticated(&self) -> bool {
         self.auth.renewable() || matches!(self.auth.bearer().await, Ok(Some(_)))
+    }
+
+    /// Records the most calls held at once, for `Client::peak_in_flight`.
+    fn note_in_flight(&self) {
+        self.peak_in_flight.fetch_max(self.pending.len() + self.waiting.len(), Ordering::Relaxed);
     }
 
     fn take_id(&mut self) -> i64 {

@@ -26,6 +26,12 @@
 //! re-joins its rooms and calls `sync` until complete, so room and direct messages reach the
 //! events exactly once, in id order per room (the delivery rules of `docs/protocol.md`).
 //!
+//! Calls from any number of tasks pipeline on the one socket, at most
+//! [`Options::max_in_flight`] at once (default 64): a call beyond that waits for a place,
+//! first come first served, within its call timeout. What the client holds for unanswered
+//! calls stays bounded, and the server, which stops reading a connection's requests while
+//! its answers pile up, gets a steady pipeline rather than thousands of requests at once.
+//!
 //! # Layout
 //! - [`options`]: what to connect to, with which credentials and reconnection policy.
 //! - [`client`]: the [`Client`] handle (calls, state, close) and the [`Events`] stream.

@@ -10,6 +10,9 @@ use confab_shared::Credentials;
 
 use crate::{Backoff, Client, Error, Events};
 
+/// Calls in flight at once by default (see [`Options::max_in_flight`]).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+
 /// How the client authenticates.
 #[derive(Clone, Debug)]
 pub(crate) enum Login {
@@ -39,6 +42,7 @@ pub struct Options {
     pub(crate) dm_after: Option<i64>,
     pub(crate) logout_on_close: bool,
     pub(crate) before_reconnect: Option<Hook>,
+    pub(crate) max_in_flight: usize,
 }
 
 /// An async callback, awaited before each reconnection attempt.
@@ -65,6 +69,7 @@ impl Options {
             dm_after: None,
             logout_on_close: true,
             before_reconnect: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 
@@ -112,6 +117,18 @@ impl Options {
     /// catching up starts there. Without it the client looks the newest one up when it connects.
     pub fn dm_after(mut self, id: i64) -> Self {
         self.dm_after = Some(id);
+        self
+    }
+
+    /// Most calls in flight at once (default [`DEFAULT_MAX_IN_FLIGHT`], 64; at least 1).
+    /// Calls pipeline on the one socket up to this many; a call beyond it waits, first come
+    /// first served, until an earlier call is answered or fails, within its call timeout.
+    /// This bounds what the client holds for unanswered calls however many tasks call at
+    /// once, and keeps a program that fires thousands of calls from queueing them all on
+    /// the socket: the server reads no further requests while half of the connection's
+    /// byte budget is queued for it, so a deep pipeline only waits there instead.
+    pub fn max_in_flight(mut self, calls: usize) -> Self {
+        self.max_in_flight = calls.max(1);
         self
     }
 

@@ -1,7 +1,7 @@
 //! `confab-client` (shared/client) against a real server (in-process, on a loopback port): connecting by token and
 //! by credentials, typed calls and notifications, API tokens (scopes, revocation closing with
 //! 4003), a restart caught up exactly once, renewal
-//! with 3-second access tokens, and a clean close. Every wait is bounded.
+//! with 3-second access tokens, a clean close, and the in-flight window of pipelined calls. Every wait is bounded.
 //!
 //! They live in the server's suite, not in the client crate's own `tests/`: every test
 //! binary instantiates the protocol's serde code and the server's futures anew, and one more
@@ -9,4 +9,5 @@
 
 mod connect;
 mod lifecycle;
+mod pipelining;
 mod server;
