@@ -19,8 +19,7 @@
 //! The bodies answered carry no refresh token ([`SessionTokens`]), so a script that calls
 //! the refresh route gets an access token (15 minutes), never the session itself.
 
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;

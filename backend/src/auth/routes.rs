@@ -72,7 +72,7 @@ pub async fn signup(
     responses(
         (status = 200, description = "Logged in", body = TokenPair),
         (status = 401, description = "Unknown user or wrong password (indistinguishable)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Malformed body, or a username that breaks the username rules (no account has one)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts for this username or address; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing at capacity; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -81,8 +81,10 @@ pub async fn login(
     client: ClientIp,
     ApiJson(body): ApiJson<Credentials>,
 ) -> AppResult<Json<TokenPair>> {
-    // From here on the name is at most 32 characters of [A-Za-z0-9_.-]: safe as a key and in a log.
-    let username = validate::username(&body.username).map_err(|m| AppError::invalid("username", m))?;
+    // No account has a name that breaks the username rules, so such a login fails like any
+    // unknown name (the rules are public: answering at once gives nothing away). From here
+    // on the name is at most 32 characters of [A-Za-z0-9_.-]: safe as a key and in a log.
+    let username = validate::username(&body.username).map_err(|_| AppError::BadCredentials)?;
     let address = client.bucket();
     state.throttle.login_attempt(username, address).await.map_err(AppError::rate_limited)?;
     let user = match check_password(&state, username, body.password).await {

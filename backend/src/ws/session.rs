@@ -249,17 +249,19 @@ impl Clock {
 
     /// Decides what a timer that fired means.
     fn fired(&mut self, expires_at: Option<i64>) -> Tick {
-        let now = Instant::now();
+        // Expiries are wall-clock times: compared on the wall clock (an `Instant` made from
+        // one is always a little later than an `Instant::now()` taken before it).
+        let now_ms = chrono::Utc::now().timestamp_millis();
         if let Some(exp) = expires_at {
-            if instant_of(exp) <= now {
+            if exp.saturating_mul(1000) <= now_ms {
                 return Tick::Expired;
             }
-            if self.warned_for != Some(exp) && instant_of(exp - self.warning_secs) <= now {
+            if self.warned_for != Some(exp) && (exp - self.warning_secs).saturating_mul(1000) <= now_ms {
                 self.warned_for = Some(exp);
                 return Tick::Warn(exp);
             }
         }
-        if self.last_heard + self.idle_limit <= now {
+        if self.last_heard + self.idle_limit <= Instant::now() {
             return Tick::Idle;
         }
         Tick::Rearmed
@@ -390,7 +392,7 @@ impl<'a> Reader<'a> {
 /// A tokio instant for a Unix time in seconds.
 fn instant_of(unix_secs: i64) -> Instant {
     let now = chrono::Utc::now().timestamp_millis();
-    let delta = (unix_secs * 1000 - now).max(0) as u64;
+    let delta = unix_secs.saturating_mul(1000).saturating_sub(now).max(0) as u64;
     Instant::now() + Duration::from_millis(delta)
 }
 
@@ -525,5 +527,24 @@ mod tests {
             let theirs: serde_json::Value = serde_json::from_str(&encode(&Response::ok(id, value))).expect("valid JSON");
             assert_eq!(ours, theirs);
         }
+    }
+
+    fn clock() -> Clock {
+        Clock { idle_limit: Duration::from_secs(60), warning_secs: 30, last_heard: Instant::now(), armed_for: None, warned_for: None }
+    }
+
+    #[tokio::test]
+    async fn a_timer_at_the_expiry_says_expired_and_one_inside_the_warning_warns_once() {
+        let now = chrono::Utc::now().timestamp();
+        let mut clock = clock();
+        assert!(matches!(clock.fired(Some(now)), Tick::Expired), "a token whose second has come is expired");
+        assert!(matches!(clock.fired(Some(now - 5)), Tick::Expired));
+        let soon = now + 10;
+        assert!(matches!(clock.fired(Some(soon)), Tick::Warn(exp) if exp == soon));
+        assert!(matches!(clock.fired(Some(soon)), Tick::Rearmed), "warned twice");
+        assert!(matches!(clock.fired(Some(now + 3600)), Tick::Rearmed));
+        assert!(matches!(clock.fired(None), Tick::Rearmed));
+        // The deadline for an expiry that has come is now, not later.
+        assert!(clock.next_deadline(Some(now - 1)) <= Instant::now());
     }
 }

@@ -122,7 +122,7 @@ impl Captured {
 }
 
 #[tokio::test]
-async fn a_malformed_username_is_422_before_anything_else_and_never_reaches_the_log() {
+async fn a_malformed_username_is_refused_before_anything_else_and_never_reaches_the_log() {
     let log = Captured::default();
     let sink = log.clone();
     let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).with_writer(move || sink.clone()).finish();
@@ -135,10 +135,13 @@ async fn a_malformed_username_is_422_before_anything_else_and_never_reaches_the_
     let before = text(app.get("/metrics", None).await).await;
 
     for username in [huge.as_str(), "ann\nINJECTED-LOG-LINE", "x", "émile", "with space", &"y".repeat(33)] {
-        for path in ["/api/auth/login", "/api/auth/signup"] {
+        // A sign-up is told which rule the name breaks; a login fails like any unknown name.
+        for (path, status) in [("/api/auth/login", 401), ("/api/auth/signup", 422)] {
             let response = app.post_json(path, &json!({"username": username, "password": PASSWORD}), None).await;
-            let refused = problem(response, 422).await;
-            assert_eq!(refused.field.as_deref(), Some("username"), "{path}");
+            let refused = problem(response, status).await;
+            if status == 422 {
+                assert_eq!(refused.field.as_deref(), Some("username"), "{path}");
+            }
             assert!(refused.detail.len() < 200, "{path}: the answer repeats the input: {} bytes", refused.detail.len());
         }
     }

@@ -54,7 +54,12 @@ async fn an_api_token_calls_within_its_scopes_gets_the_missing_scope_outside_the
     assert!(created.token.starts_with("cfb_"), "{}", created.token);
     let (client, mut events) = Options::new(server.url()).token(&created.token).connect().await.expect("connects with the token");
     assert_eq!(client.me().await.expect("me").map(|u| u.username), Some(hank.user.username.clone()));
+    // Joining an existing room is reading; creating one by joining it is writing.
     let room = unique("room");
+    let (owner, _owner_events) = Options::new(server.url()).token(&hank.access_token).connect().await.expect("hank connects");
+    owner.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("a full token creates the room");
+    let missing = client.call(JoinParams { room: unique("room"), history: Some(0) }).await.expect_err("creating needs write");
+    assert_eq!((missing.rpc_code(), missing.scope()), (Some(ErrorCode::Forbidden.code()), Some("write")), "{missing:?}");
     let joined = client.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("read covers joining");
     assert_eq!(joined.room.name, room);
     let refused = client.call(SendParams { room, text: "not with a read token".into(), nonce: None }).await.expect_err("write is missing");
