@@ -54,12 +54,15 @@ pub fn prepare_sqlite(db: &Path) -> io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
     options.open(db)?;
-    for suffix in ["", "-wal", "-shm"] {
+    restrict(db, FILE_MODE)?;
+    for suffix in ["-wal", "-shm"] {
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);
-        let path = Path::new(&name);
-        if path.exists() {
-            restrict(path, FILE_MODE)?;
+        // SQLite deletes these when its last connection to the file closes, which another
+        // process may do at any moment: one that is gone needs no tightening.
+        match restrict(Path::new(&name), FILE_MODE) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
         }
     }
     Ok(())

@@ -47,8 +47,11 @@ confab_start() {
     port=$(confab_free_port)
     CONFAB_URL="http://127.0.0.1:$port"
     trap confab_stop EXIT
+    # Every person a suite plays signs up from 127.0.0.1, so the per-address sign-up limit
+    # is off unless a suite sets it (the api suite tests the limit itself).
     env -u DATABASE_URL -u REDIS_URL \
-        CONFAB_BIND="127.0.0.1:$port" CONFAB_DATA_DIR="$CONFAB_DATA" RUST_LOG="${RUST_LOG:-info}" "$@" \
+        CONFAB_BIND="127.0.0.1:$port" CONFAB_DATA_DIR="$CONFAB_DATA" RUST_LOG="${RUST_LOG:-info}" \
+        CONFAB_SIGNUPS_PER_IP="${CONFAB_SIGNUPS_PER_IP:-0}" "$@" \
         "$CONFAB_BIN" serve >"$CONFAB_DATA/server.log" 2>&1 &
     CONFAB_PID=$!
     for _ in $(seq 150); do

@@ -194,6 +194,8 @@ fn constants(lang: Lang) -> String {
     let _ = writeln!(out, "export const MAX_BATCH = {};", crate::rpc::MAX_BATCH);
     out.push_str("/** The most bytes one reply frame may take; paging answers stop short of it. */\n");
     let _ = writeln!(out, "export const MAX_ANSWER_BYTES = {};", crate::rpc::MAX_ANSWER_BYTES);
+    out.push_str("/** Calls a client keeps in flight on one socket by default; later ones wait for an answer. */\n");
+    let _ = writeln!(out, "export const MAX_CALLS_IN_FLIGHT = {};", crate::rpc::MAX_CALLS_IN_FLIGHT);
     out.push_str("/** Every API token starts with this; other bearer values are access tokens. */\n");
     let _ = writeln!(out, "export const API_TOKEN_PREFIX = \"{}\";", crate::tokens::API_TOKEN_PREFIX);
     out.push_str("/** The scope an API token needs for each socket method (`null`: none). */\nexport const METHOD_SCOPES = {\n");

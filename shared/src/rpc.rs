@@ -28,6 +28,11 @@ pub const MAX_BATCH: usize = 20;
 /// The most bytes one reply frame (a response, or a batch's array of them) may take: paging
 /// answers stop short of it and say so, and a call whose answer could pass it is not run.
 pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+/// Calls a client keeps in flight on one socket unless told otherwise (the web app and both
+/// client libraries): a call beyond it waits for an earlier answer. The server applies its
+/// own back-pressure whatever a client does; the window keeps a program that fires
+/// thousands of calls at once from holding them all, and from queueing them in the socket.
+pub const MAX_CALLS_IN_FLIGHT: usize = 64;
 /// The most rooms one `sync` call may name: above what a client can fit in one frame with
 /// real room names (64 KiB), so no client that names every joined room in one call breaks;
 /// what it bounds is the work a call of short made-up names could ask for.

@@ -64,7 +64,14 @@ export async function stopServer() {
 /** Starts the server again on the same port and data dir (so the same JWT secret). */
 export async function startServer() {
   const { port } = new URL(URL_BASE);
-  const env = { ...process.env, CONFAB_BIND: `127.0.0.1:${port}`, CONFAB_DATA_DIR: DATA_DIR, RUST_LOG: process.env.RUST_LOG ?? 'info' };
+  // As e2e/lib/confab.sh starts it: every person signs up from 127.0.0.1, so no sign-up limit.
+  const env = {
+    ...process.env,
+    CONFAB_BIND: `127.0.0.1:${port}`,
+    CONFAB_DATA_DIR: DATA_DIR,
+    RUST_LOG: process.env.RUST_LOG ?? 'info',
+    CONFAB_SIGNUPS_PER_IP: process.env.CONFAB_SIGNUPS_PER_IP ?? '0',
+  };
   delete env.DATABASE_URL;
   delete env.REDIS_URL;
   const log = openSync(path.join(DATA_DIR, 'server.log'), 'a');

@@ -235,6 +235,46 @@ describe('Confab SPA', { concurrency: false }, () => {
     await screenshot(alice, 'room');
   });
 
+  test('a burst of calls keeps at most 64 in flight, and every one is answered', async () => {
+    // alice's socket, watched from a reload on: each call's id from the frame that sends it
+    // to the frame that answers it.
+    const waiting = new Set();
+    let sent = 0;
+    let answered = 0;
+    let peak = 0;
+    const watch = (ws) => {
+      ws.on('framesent', ({ payload }) => {
+        const frame = JSON.parse(String(payload));
+        if (frame.method === 'message.react' && frame.id != null) {
+          waiting.add(frame.id);
+          sent += 1;
+          peak = Math.max(peak, waiting.size);
+        }
+      });
+      ws.on('framereceived', ({ payload }) => {
+        const frame = JSON.parse(String(payload));
+        if (frame.id != null && waiting.delete(frame.id)) answered += 1;
+      });
+    };
+    alice.on('websocket', watch);
+    await alice.reload();
+    const chip = messageWithText(alice, 'hello from alice').locator('[data-testid="reaction"][data-emoji="👍"]');
+    await expectAttr(chip, 'data-count', '2');
+    // 80 clicks in one task: every click starts a call before any answer can arrive, so
+    // without a window all 80 would be in flight at once. (80 stays inside the connection's
+    // rate-limit burst, so none is refused.)
+    const CLICKS = 80;
+    await chip.evaluate((el, clicks) => {
+      for (let i = 0; i < clicks; i += 1) el.click();
+    }, CLICKS);
+    await until('every call answered', () => answered === CLICKS);
+    alice.off('websocket', watch);
+    assert.equal(sent, CLICKS);
+    assert.equal(peak, 64, 'the calls in flight at once');
+    // The 80 toggles all asked for the same state: alice's reaction is off.
+    await expectAttr(chip, 'data-count', '1');
+  });
+
   test('errors in a room are shown readably and keep what was typed', async () => {
     const input = alice.getByTestId('composer-input');
     await input.fill('x'.repeat(4001));

@@ -2,7 +2,8 @@
 //!
 //! - [`rest`]: `fetch` helpers for `/api/...`; failures carry the problem+json `detail`.
 //! - [`socket`]: the tab's single WebSocket: typed JSON-RPC calls, notifications,
-//!   reconnect with backoff and jitter.
+//!   reconnect with backoff and jitter; its calls keep to the in-flight [`window`].
 
 pub mod rest;
 pub mod socket;
+pub mod window;

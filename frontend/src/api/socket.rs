@@ -1,7 +1,8 @@
 //! The tab's single WebSocket to `/ws`, shared by every page.
 //!
 //! It owns the transport only: typed JSON-RPC calls (`call::<P: Method>`) matched to their
-//! responses through a request-id → oneshot map, fire-and-forget notifications, and
+//! responses through a request-id → oneshot map, at most [`MAX_CALLS_IN_FLIGHT`] of them
+//! awaiting answers at once (see [`super::window`]), fire-and-forget notifications, and
 //! reconnecting with exponential backoff and full jitter ([`reconnect::delay_ms`]). What a
 //! connection *means* (which token to present, what to re-join and `sync` after a
 //! reconnect, what to do with pushed notifications) is decided by the [`Hooks`] the app
@@ -28,6 +29,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
+use super::window::{MAX_CALLS_IN_FLIGHT, Window};
 use crate::util::{now_ms, random};
 
 /// Client-side error code: the call was not sent because no connection is open.
@@ -109,6 +111,8 @@ struct Inner {
     generation: Cell<u64>,
     next_id: Cell<i64>,
     pending: RefCell<HashMap<i64, oneshot::Sender<Reply>>>,
+    /// The calls awaiting answers on any connection: at most [`MAX_CALLS_IN_FLIGHT`].
+    window: Rc<Window>,
     /// Failed attempts since the last healthy connection; drives the backoff.
     attempt: Cell<u32>,
     suspect: Cell<bool>,
@@ -198,6 +202,7 @@ impl Socket {
             generation: Cell::new(0),
             next_id: Cell::new(1),
             pending: RefCell::new(HashMap::new()),
+            window: Window::new(MAX_CALLS_IN_FLIGHT),
             attempt: Cell::new(0),
             suspect: Cell::new(false),
             ever_opened: Cell::new(false),
@@ -409,11 +414,25 @@ impl Socket {
     ///
     /// Fails at once with [`NOT_CONNECTED`] when no connection is open (callers that must
     /// survive a reconnect are re-run by the app's `opened` hook instead of being queued),
-    /// with [`CONNECTION_LOST`] if the socket closes first, and [`TIMED_OUT`] after 15 s.
+    /// with [`CONNECTION_LOST`] if the socket closes first, and [`TIMED_OUT`] after 15 s,
+    /// counted from the call (a call beyond the in-flight window waits there first).
     pub async fn call<P: Method>(&self, params: P) -> Result<P::Result, ErrorObject> {
         let inner = self.inner.get_value();
         if !inner.is_open() {
             return Err(error(NOT_CONNECTED, "not connected"));
+        }
+        let generation = inner.generation.get();
+        let window = inner.window.clone();
+        drop(inner);
+        let timeout = Box::pin(gloo_timers::future::sleep(CALL_TIMEOUT));
+        let (_turn, timeout) = match select(Box::pin(window.turn()), timeout).await {
+            Either::Left(turned) => turned,
+            Either::Right(_) => return Err(error(TIMED_OUT, "timed out")),
+        };
+        let inner = self.inner.get_value();
+        if inner.generation.get() != generation || !inner.is_open() {
+            // The connection the call was made on went away while it waited for its turn.
+            return Err(error(CONNECTION_LOST, "connection lost"));
         }
         let id = inner.next_id.get();
         inner.next_id.set(id + 1);
@@ -426,8 +445,7 @@ impl Socket {
             return Err(error(NOT_CONNECTED, "not connected"));
         }
         drop(inner);
-        let timeout = gloo_timers::future::sleep(CALL_TIMEOUT);
-        let reply = match select(rx, Box::pin(timeout)).await {
+        let reply = match select(rx, timeout).await {
             Either::Left((Ok(reply), _)) => reply,
             Either::Left((Err(_cancelled), _)) => Err(error(CONNECTION_LOST, "connection lost")),
             Either::Right(_) => {

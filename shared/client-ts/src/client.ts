@@ -17,6 +17,7 @@ import WebSocket from "ws";
 import {
   CloseCodes,
   ErrorCodes,
+  MAX_CALLS_IN_FLIGHT,
   SUBPROTOCOL,
   type Credentials,
   type DirectMessage,
@@ -70,8 +71,9 @@ export type ClientOptions = Authentication & {
   maxInFlight?: number;
 };
 
-/** Calls in flight at once unless `maxInFlight` says otherwise. */
-export const DEFAULT_MAX_IN_FLIGHT = 64;
+/** Calls in flight at once unless `maxInFlight` says otherwise: the protocol's
+ * `MAX_CALLS_IN_FLIGHT`, as in the web app. */
+export const DEFAULT_MAX_IN_FLIGHT: number = MAX_CALLS_IN_FLIGHT;
 
 /** What one reconnection caught up on, in the order it was delivered. */
 export interface Resync {

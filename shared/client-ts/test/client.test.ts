@@ -69,7 +69,16 @@ test("an API token connects and calls within its scopes, gets -32003 with data.s
   client.onState((change) => states.push(change));
   try {
     assert.equal((await client.me())?.username, hank.user.username);
+    // Joining an existing room is reading; creating one by joining it is writing.
     const room = unique("room");
+    const owner = await ConfabClient.connect({ url: server.url, token: hank.access_token });
+    try {
+      await owner.call("room.join", { room, history: 0 });
+    } finally {
+      await owner.close();
+    }
+    const creating = await client.call("room.join", { room: unique("room"), history: 0 }).catch((e: unknown) => e);
+    assert.ok(creating instanceof RpcError && creating.code === ErrorCodes.Forbidden && creating.scope === "write", `got ${String(creating)}`);
     const joined = await client.call("room.join", { room, history: 0 });
     assert.equal(joined.room.name, room, "read covers joining");
     const refused = await client.call("room.send", { room, text: "not with a read token" }).catch((e: unknown) => e);

@@ -10,8 +10,9 @@ use confab_shared::Credentials;
 
 use crate::{Backoff, Client, Error, Events};
 
-/// Calls in flight at once by default (see [`Options::max_in_flight`]).
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// Calls in flight at once by default (see [`Options::max_in_flight`]): the protocol's
+/// [`MAX_CALLS_IN_FLIGHT`](confab_shared::rpc::MAX_CALLS_IN_FLIGHT), as in the web app.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = confab_shared::rpc::MAX_CALLS_IN_FLIGHT;
 
 /// How the client authenticates.
 #[derive(Clone, Debug)]
