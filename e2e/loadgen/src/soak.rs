@@ -179,6 +179,8 @@ pub struct PhaseReport {
     pub cpu_us_per_delivery: Option<f64>,
     pub tally: BTreeMap<&'static str, BTreeMap<String, u64>>,
     pub real_login: Option<String>,
+    /// The server's own counters (`/metrics`) over the phase: evictions, refusals, …
+    pub server_counters: BTreeMap<String, u64>,
     pub load_average: String,
     pub errors: Vec<String>,
     pub examples_lost: Vec<String>,
@@ -278,6 +280,7 @@ async fn phase(
             }
         })
     };
+    let counters0 = server_counters(addr).await;
     let cpu0 = procfs::cpu_secs(server_pid).unwrap_or(0.0);
     let me0 = procfs::cpu_secs(std::process::id()).unwrap_or(0.0);
     let _ = stage_tx.send(Stage::Go);
@@ -317,6 +320,12 @@ async fn phase(
         }
     }
     sampler.abort();
+    for (k, v) in server_counters(addr).await {
+        let delta = v.saturating_sub(counters0.get(&k).copied().unwrap_or(0));
+        if delta > 0 {
+            report.server_counters.insert(k, delta);
+        }
+    }
     report.rss_peak_mib = peak.get().max(procfs::rss_kib(server_pid).unwrap_or(0)) as f64 / 1024.0;
 
     let shared = std::mem::take(&mut *ctx.shared.borrow_mut());
@@ -335,6 +344,22 @@ async fn phase(
     report.errors = shared.errors;
     report.load_average = format!("{} → {}", report.load_average, people::load_average());
     Ok(report)
+}
+
+/// The server's counters from `GET /metrics` that say what it refused or closed.
+async fn server_counters(addr: SocketAddr) -> BTreeMap<String, u64> {
+    const WANTED: [&str; 4] = ["confab_evictions_total", "confab_dropped_frames_total", "confab_sockets_refused_total", "confab_rpc_errors_total"];
+    let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(10)).build() else { return BTreeMap::new() };
+    let text = match http.get(format!("http://{addr}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => return BTreeMap::new(),
+    };
+    text.lines()
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            WANTED.contains(&name).then(|| Some((name.to_owned(), value.trim().parse().ok()?)))?
+        })
+        .collect()
 }
 
 /// Lost: acknowledged, but neither delivered live nor returned by `sync`.
@@ -776,6 +801,8 @@ fn markdown(args: &SoakArgs, size: &Size, bound: u64, reports: &[PhaseReport], c
             let list: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             let _ = writeln!(md, "| {behaviour} | {} |", list.join(", ").replace('|', "/"));
         }
+        let counters: Vec<String> = attack.server_counters.iter().map(|(k, v)| format!("`{k}` +{v}")).collect();
+        let _ = writeln!(md, "| the server's counters (`/metrics`) over the phase | {} |", counters.join(", "));
         md.push_str(&hostile::legend());
     }
     for r in reports {
