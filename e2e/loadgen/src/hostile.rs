@@ -129,19 +129,7 @@ async fn dm_flood(ctx: &Phase, name: &'static str, src: IpAddr, token: &str, vic
                 }
             }
             ev = conn.next() => match ev {
-                Event::Text(t) => {
-                    for r in replies(&t) {
-                        let Some(rid) = r.id else { continue };
-                        ctx.count(name, format!("answer {}", code_of(&r)));
-                        let to = to_of.remove(&rid);
-                        let dm = r.result.as_ref().and_then(|m| m.get("id")).and_then(Value::as_i64);
-                        if let (Some(to), Some(dm)) = (to, dm)
-                            && victims.contains(&to)
-                        {
-                            ctx.shared.borrow_mut().acked_dm.entry(to).or_default().push(dm);
-                        }
-                    }
-                }
+                Event::Text(t) => dm_answers(ctx, name, &t, &mut to_of, victims),
                 Event::Ping(p) => conn.pong(&p).await.map_err(|_| "closed 1006".to_owned())?,
                 Event::Closed(code) => return Err(format!("closed {code}")),
             },
@@ -150,19 +138,7 @@ async fn dm_flood(ctx: &Phase, name: &'static str, src: IpAddr, token: &str, vic
     // The answers still on their way: their messages are stored, so victims must have them.
     while !to_of.is_empty() {
         match tokio::time::timeout(Duration::from_secs(10), conn.next()).await {
-            Ok(Event::Text(t)) => {
-                for r in replies(&t) {
-                    let Some(rid) = r.id else { continue };
-                    ctx.count(name, format!("answer {}", code_of(&r)));
-                    let to = to_of.remove(&rid);
-                    let dm = r.result.as_ref().and_then(|m| m.get("id")).and_then(Value::as_i64);
-                    if let (Some(to), Some(dm)) = (to, dm)
-                        && victims.contains(&to)
-                    {
-                        ctx.shared.borrow_mut().acked_dm.entry(to).or_default().push(dm);
-                    }
-                }
-            }
+            Ok(Event::Text(t)) => dm_answers(ctx, name, &t, &mut to_of, victims),
             Ok(Event::Ping(p)) => {
                 let _ = conn.pong(&p).await;
             }
@@ -174,6 +150,22 @@ async fn dm_flood(ctx: &Phase, name: &'static str, src: IpAddr, token: &str, vic
         }
     }
     Ok(())
+}
+
+/// Counts the answers to `dm.send` and records the stored ids of those to victims: the
+/// messages each victim must have received live or by `sync`.
+fn dm_answers(ctx: &Phase, name: &'static str, text: &[u8], to_of: &mut std::collections::HashMap<u64, String>, victims: &[String]) {
+    for r in replies(text) {
+        let Some(rid) = r.id else { continue };
+        ctx.count(name, format!("answer {}", code_of(&r)));
+        let to = to_of.remove(&rid);
+        let dm = r.result.as_ref().and_then(|m| m.get("id")).and_then(Value::as_i64);
+        if let (Some(to), Some(dm)) = (to, dm)
+            && victims.contains(&to)
+        {
+            ctx.shared.borrow_mut().acked_dm.entry(to).or_default().push(dm);
+        }
+    }
 }
 
 /// 1: a socket that asks for large answers and never reads.
@@ -308,8 +300,12 @@ async fn sync_amplification(ctx: &Phase, name: &'static str, src: IpAddr, token:
         conn.send(text).await.map_err(|_| "closed 1006".to_owned())?;
         let t = Instant::now();
         match first_answer(ctx, &mut conn, name, Duration::from_secs(5)).await {
-            // Rounded up to 10 ms steps: the order of magnitude is what matters.
-            Ok(true) => ctx.count(name, format!("{label} answered within {} ms", (t.elapsed().as_millis() / 10 + 1) * 10)),
+            // In a few buckets: the order of magnitude is what matters.
+            Ok(true) => {
+                let ms = t.elapsed().as_millis();
+                let bucket = [50, 200, 1000].into_iter().find(|&b| ms <= b).map_or_else(|| "over 1 s".to_owned(), |b| format!("≤ {b} ms"));
+                ctx.count(name, format!("{label} answered {bucket}"));
+            }
             Ok(false) => ctx.count(name, format!("{label}: no answer within 5 s")),
             Err(closed) => {
                 ctx.count(name, format!("{label}: {closed}"));

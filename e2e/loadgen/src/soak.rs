@@ -192,6 +192,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<bool> {
     let size = size(args.profile);
     let bound = args.max_rss_mib.unwrap_or(size.rss_bound_mib);
     let env = &args.env;
+    anyhow::ensure!(env.confab_bin.exists(), "{} not found (bash scripts/build.sh server)", env.confab_bin.display());
     let dir = env.work_dir.join("soak");
     let _ = std::fs::remove_dir_all(&dir);
     let data = dir.join("data");
@@ -815,4 +816,69 @@ fn markdown(args: &SoakArgs, size: &Size, bound: u64, reports: &[PhaseReport], c
 
 fn args_phase_secs(size: &Size) -> f64 {
     size.phase.as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(user: &str, room: &str, live: &[i64], synced: &[i64]) -> MemberOutcome {
+        MemberOutcome {
+            user: user.to_owned(),
+            room: room.to_owned(),
+            live_room: live.iter().copied().collect(),
+            synced_room: synced.iter().copied().collect(),
+            synced: true,
+            ..MemberOutcome::default()
+        }
+    }
+
+    #[test]
+    fn a_message_neither_delivered_live_nor_returned_by_sync_is_lost() {
+        let mut shared = Shared::default();
+        shared.acked_room.insert("r".into(), vec![1, 2, 3]);
+        shared.acked_dm.insert("v".into(), vec![7]);
+        let outcomes = [outcome("a", "r", &[1, 2], &[3]), outcome("b", "r", &[1], &[]), outcome("v", "other", &[], &[])];
+        let mut report = PhaseReport::default();
+        tally_losses(&shared, &outcomes, &mut report);
+        // b misses 2 and 3; v misses its direct message 7; a got 3 by sync.
+        assert_eq!((report.lost, report.returned_by_sync), (3, 1));
+        assert_eq!(report.examples_lost.len(), 3);
+    }
+
+    #[test]
+    fn a_client_that_never_finished_its_sync_counts_as_failed() {
+        let mut unsynced = outcome("a", "r", &[], &[]);
+        unsynced.synced = false;
+        unsynced.closed = Some(1013);
+        let mut report = PhaseReport::default();
+        tally_losses(&Shared::default(), &[unsynced], &mut report);
+        assert_eq!(report.member_failures, 1);
+        assert_eq!(report.member_closes.get(&1013), Some(&1));
+    }
+
+    #[test]
+    fn a_refused_upgrade_is_named_by_its_status() {
+        assert_eq!(refusal("upgrade refused: HTTP/1.1 429 Too Many Requests"), "upgrade 429");
+        assert!(refusal("connect 127.0.0.1:1: refused").starts_with("connect failed"));
+    }
+
+    #[test]
+    fn a_batch_answer_is_read_as_its_replies_and_garbage_as_none() {
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","id":2,"error":{"code":-32029,"message":"rate limited"}}]"#;
+        let got = replies(batch);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].error.as_ref().map(|e| e.code), Some(-32029));
+        assert!(replies(b"not json").is_empty());
+    }
+
+    #[test]
+    fn the_attack_p99_ratio_is_checked_only_in_the_full_profile() {
+        let base = PhaseReport { name: "baseline", p99_ms: 10.0, ..PhaseReport::default() };
+        let attack = PhaseReport { name: "attack", p99_ms: 50.0, ..PhaseReport::default() };
+        let reports = [base, attack];
+        let ratio = |p| checks(&reports, 1_000, p).into_iter().find(|c| c.what.contains("p99")).and_then(|c| c.met);
+        assert_eq!(ratio(Profile::Quick), None);
+        assert_eq!(ratio(Profile::Full), Some(false));
+    }
 }
