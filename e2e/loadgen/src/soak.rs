@@ -174,6 +174,8 @@ pub struct PhaseReport {
     pub member_failures: usize,
     pub rss_start_mib: f64,
     pub rss_peak_mib: f64,
+    /// The peak of each quarter of the phase.
+    pub rss_quarters_mib: [f64; 4],
     pub server_cpu_secs: f64,
     pub loadgen_cpu_secs: f64,
     pub cpu_us_per_delivery: Option<f64>,
@@ -271,12 +273,18 @@ async fn phase(
     }
 
     // Sampled from here: RSS every 100 ms, CPU over the phase.
-    let peak = Rc::new(std::cell::Cell::new(procfs::rss_kib(server_pid).unwrap_or(0)));
+    // The peak of each quarter of the phase (and of the drain after it, in the last):
+    // a bound that holds reaches a plateau rather than climbing to the end.
+    let quarters = Rc::new(RefCell::new([0u64; 4]));
     let sampler = {
-        let peak = peak.clone();
+        let (quarters, t0, phase) = (quarters.clone(), Instant::now(), size.phase);
         tokio::task::spawn_local(async move {
             loop {
-                peak.set(peak.get().max(procfs::rss_kib(server_pid).unwrap_or(0)));
+                let q = ((t0.elapsed().as_secs_f64() / phase.as_secs_f64() * 4.0) as usize).min(3);
+                let rss = procfs::rss_kib(server_pid).unwrap_or(0);
+                let mut quarters = quarters.borrow_mut();
+                quarters[q] = quarters[q].max(rss);
+                drop(quarters);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
@@ -327,7 +335,9 @@ async fn phase(
             report.server_counters.insert(k, delta);
         }
     }
-    report.rss_peak_mib = peak.get().max(procfs::rss_kib(server_pid).unwrap_or(0)) as f64 / 1024.0;
+    let quarters = *quarters.borrow();
+    report.rss_quarters_mib = quarters.map(|k| k as f64 / 1024.0);
+    report.rss_peak_mib = quarters.into_iter().max().unwrap_or(0).max(procfs::rss_kib(server_pid).unwrap_or(0)) as f64 / 1024.0;
 
     let shared = std::mem::take(&mut *ctx.shared.borrow_mut());
     tally_losses(&shared, &outcomes, &mut report);
@@ -789,6 +799,10 @@ fn markdown(args: &SoakArgs, size: &Size, bound: u64, reports: &[PhaseReport], c
             r.loadgen_cpu_secs,
             r.load_average
         );
+    }
+    for r in reports {
+        let q = r.rss_quarters_mib;
+        let _ = writeln!(md, "\nServer RSS ({}), peak of each quarter of the phase: {:.0}, {:.0}, {:.0}, {:.0} MiB.", r.name, q[0], q[1], q[2], q[3]);
     }
     for r in reports {
         let phase_secs = args_phase_secs(size);
