@@ -757,7 +757,7 @@ fn markdown(args: &SoakArgs, size: &Size, bound: u64, reports: &[PhaseReport], c
     let profile = if args.profile == Profile::Full { "full" } else { "quick" };
     let _ = writeln!(
         md,
-        "`{}` (profile {profile}), commit `{}`, {}, {} s in all. One release Confab server, SQLite, in-process layer, default limits (50 calls/s per socket, 256 sockets per address, 32 per user, 5 failed logins, 20 sign-ups per address, 4 MiB queued per socket); {} well-behaved users in rooms of {}, each sending every {:.1} s on average and reading everything; {} hostile clients in the attack phase; {} s per phase, seed {}. Server and load generator unpinned on {} CPUs. The RSS bound, {bound} MiB, is the measured peak with a wide margin (the per-socket queues of the non-readers are its largest part).\n",
+        "`{}` (profile {profile}), commit `{}`, {}, {} s in all. One release Confab server, SQLite, in-process layer, default limits (50 calls/s per socket, 256 sockets per address, 32 per user, 5 failed logins, 20 sign-ups per address, 4 MiB queued per socket); {} well-behaved users in rooms of {}, each sending every {:.1} s on average and reading everything; {} hostile clients in the attack phase; {} s per phase, seed {}. Server and load generator unpinned on {} CPUs. The RSS bound, {bound} MiB, is the measured peak with a wide margin (the peak of each quarter of the attack phase, below, shows it levels off).\n",
         args.command,
         args.commit,
         chrono::Local::now().format("%Y-%m-%d %H:%M"),
