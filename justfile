@@ -59,3 +59,8 @@ lighthouse:
 # The benchmark, smaller and shorter (under a minute); writes target/bench/quick/.
 bench-quick:
     bash e2e/bench/run.sh quick
+
+# The hostile-client soak, full size: 1 000 clients chatting while 50 attack, 60 s per phase (~4 min); writes docs/bench/soak.md.
+soak:
+    bash scripts/build.sh tests
+    "${CARGO_TARGET_DIR:-target}/release/loadgen" soak --profile full --confab-bin {{confab}} --out docs/bench/soak.md --commit "$(git rev-parse --short HEAD)" --command-line "just soak"

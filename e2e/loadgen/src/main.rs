@@ -6,6 +6,9 @@
 //!   `results.json`, `results.md` and `chart.svg`. `just bench` / `just bench-quick`.
 //! - `loadgen run …`: one load against servers that are already running.
 //! - `loadgen report`: re-renders the Markdown and the chart from a `results.json`.
+//! - `loadgen soak --profile full|quick`: well-behaved clients chatting while hostile ones
+//!   attack; exits non-zero on any loss, closed well-behaved socket or RSS past its bound.
+//!   `just soak`, and e2e/suites/35-soak.sh (quick) in `just test`.
 //!
 //! # Layout
 //! - [`ws`]: a lean WebSocket client (many frames per read, no allocation per message).
@@ -18,17 +21,20 @@
 //! - [`write_path`]: the persisted-send scenarios and targets of the write path.
 //! - [`people`]: the scenarios with many distinct users: presence storm, idle
 //!   connections, restart.
+//! - [`soak`]: the hostile-client soak; [`hostile`]: its attacks.
 //! - [`procfs`], [`clock`]: CPU time and RSS from `/proc`; one monotonic clock.
 
 mod accounts;
 mod bench;
 mod clock;
 mod dialect;
+mod hostile;
 mod load;
 mod people;
 mod procfs;
 mod report;
 mod servers;
+mod soak;
 mod write_path;
 mod ws;
 
@@ -55,6 +61,8 @@ enum Command {
     Bench(BenchCmd),
     /// One load against running servers; prints the result as JSON.
     Run(RunCmd),
+    /// Well-behaved clients chatting while hostile ones attack (starts its own server).
+    Soak(SoakCmd),
     /// Re-render results.md and chart.svg from a results.json.
     Report {
         /// The results file.
@@ -110,6 +118,33 @@ struct BenchCmd {
     /// A note for the report (repeatable), e.g. what else the machine was doing.
     #[arg(long = "note", env = "BENCH_NOTE")]
     notes: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct SoakCmd {
+    /// full: 1 000 well-behaved + 50 hostile, 60 s per phase; quick: 200 + 20, 15 s.
+    #[arg(long, value_enum, default_value = "quick")]
+    profile: bench::Profile,
+    #[arg(long, env = "CONFAB_BIN", default_value = "target/release/confab")]
+    confab_bin: PathBuf,
+    /// Logs and the server's data dir.
+    #[arg(long, default_value = "target/soak/work")]
+    work_dir: PathBuf,
+    /// Also write the report (Markdown) here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The server's peak RSS allowed, MiB (default: the profile's stated bound).
+    #[arg(long)]
+    max_rss_mib: Option<u64>,
+    /// Seed of the well-behaved clients' schedule (both phases use it).
+    #[arg(long, default_value_t = 19)]
+    seed: u64,
+    /// The commit measured, for the report.
+    #[arg(long, default_value = "unknown")]
+    commit: String,
+    /// How to reproduce this run, for the report.
+    #[arg(long, default_value = "loadgen soak")]
+    command_line: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -169,6 +204,11 @@ fn main() -> ExitCode {
             runtime.block_on(bench_cmd(cmd, server_cpus, loadgen_cpus))
         }
         Command::Run(cmd) => runtime.block_on(run_cmd(cmd)),
+        Command::Soak(cmd) => match runtime.block_on(soak_cmd(cmd)) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(anyhow::anyhow!("the soak failed a check (see above)")),
+            Err(err) => Err(err),
+        },
         Command::Report { results, out } => report_cmd(&results, out),
     };
     match outcome {
@@ -239,6 +279,25 @@ async fn bench_cmd(cmd: BenchCmd, server_cpus: Option<String>, loadgen_cpus: Opt
         results.meta.wall_secs
     );
     Ok(())
+}
+
+async fn soak_cmd(cmd: SoakCmd) -> anyhow::Result<bool> {
+    std::fs::create_dir_all(&cmd.work_dir)?;
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let env = servers::Env {
+        confab_bin: absolute(cmd.confab_bin),
+        peers_dir: PathBuf::new(),
+        venv: PathBuf::new(),
+        work_dir: absolute(cmd.work_dir),
+        server_cpus: None,
+        pg_url: None,
+        cluster_ports: (17301, 17399),
+    };
+    let args = soak::SoakArgs { profile: cmd.profile, env, out: cmd.out, max_rss_mib: cmd.max_rss_mib, seed: cmd.seed, commit: cmd.commit, command: cmd.command_line };
+    tokio::select! {
+        r = soak::run(args) => r,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+    }
 }
 
 async fn run_cmd(cmd: RunCmd) -> anyhow::Result<()> {

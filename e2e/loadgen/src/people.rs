@@ -51,7 +51,7 @@ const CONNECT_CONCURRENCY: usize = 256;
 /// Descriptors kept free for everything that is not a benchmark socket.
 const FD_HEADROOM: usize = 1_000;
 /// The password of every imported user (they share one hash: bench data only).
-const PASSWORD: &str = "people-bench-password";
+pub const PASSWORD: &str = "people-bench-password";
 /// (l): REST clients signing up and logging in at once: more than the hashing queue
 /// admits, so some are told 503 + `Retry-After` and retry, as a real client would.
 const LOGIN_CLIENTS: usize = 64;
@@ -430,7 +430,7 @@ async fn online_count(http: &reqwest::Client, addr: SocketAddr) -> anyhow::Resul
 
 /// Writes `n` users to a JSON-lines file and runs `confab user import --sessions` on the
 /// server's data dir; returns each user's name and access token.
-async fn import(env: &Env, backing: &ConfabBacking, port: u16, dir: &Path, n: usize) -> anyhow::Result<Vec<(String, String)>> {
+pub async fn import(env: &Env, backing: &ConfabBacking, port: u16, dir: &Path, n: usize) -> anyhow::Result<Vec<(String, String)>> {
     let hash = bench_hash()?;
     let users = dir.join("users.jsonl");
     let mut text = String::with_capacity(n * (hash.len() + 48));
@@ -471,7 +471,7 @@ async fn import(env: &Env, backing: &ConfabBacking, port: u16, dir: &Path, n: us
         .collect()
 }
 
-fn name(i: usize) -> String {
+pub fn name(i: usize) -> String {
     format!("p{i:06}")
 }
 
@@ -496,7 +496,7 @@ fn descriptor_cap() -> usize {
     soft.saturating_sub(FD_HEADROOM).max(1)
 }
 
-fn load_average() -> String {
+pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 

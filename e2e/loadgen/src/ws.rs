@@ -35,17 +35,35 @@ pub async fn connect_from(
     extra_headers: &str,
     timeout: Duration,
 ) -> anyhow::Result<(TcpStream, Vec<u8>)> {
-    tokio::time::timeout(timeout, handshake(source, addr, path, extra_headers))
+    connect_tuned(source, None, addr, path, extra_headers, timeout).await
+}
+
+/// [`connect_from`] with a receive buffer of `recv_buffer` bytes (`SO_RCVBUF`): a client
+/// that stops reading then fills the server's queue instead of the kernel's.
+pub async fn connect_tuned(
+    source: Option<IpAddr>,
+    recv_buffer: Option<u32>,
+    addr: SocketAddr,
+    path: &str,
+    extra_headers: &str,
+    timeout: Duration,
+) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+    tokio::time::timeout(timeout, handshake(source, recv_buffer, addr, path, extra_headers))
         .await
         .with_context(|| format!("upgrade to {addr} timed out"))?
 }
 
-async fn handshake(source: Option<IpAddr>, addr: SocketAddr, path: &str, extra_headers: &str) -> anyhow::Result<(TcpStream, Vec<u8>)> {
-    let mut stream = match source {
-        None => TcpStream::connect(addr).await,
-        Some(ip) => {
-            let socket = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-            socket.bind(SocketAddr::new(ip, 0)).with_context(|| format!("bind {ip}"))?;
+async fn handshake(source: Option<IpAddr>, recv_buffer: Option<u32>, addr: SocketAddr, path: &str, extra_headers: &str) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+    let mut stream = match (source, recv_buffer) {
+        (None, None) => TcpStream::connect(addr).await,
+        _ => {
+            let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            if let Some(ip) = source {
+                socket.bind(SocketAddr::new(ip, 0)).with_context(|| format!("bind {ip}"))?;
+            }
+            if let Some(bytes) = recv_buffer {
+                socket.set_recv_buffer_size(bytes)?;
+            }
             socket.connect(addr).await
         }
     }

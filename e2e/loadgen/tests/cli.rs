@@ -30,6 +30,17 @@ fn a_missing_results_file_is_a_clear_error() {
     assert!(stderr.contains("/nonexistent/results.json"), "the error does not name the file: {stderr}");
 }
 
+#[test]
+fn a_soak_without_a_server_binary_is_a_clear_error() {
+    // Its own folder: the report test removes the shared one when it ends.
+    let work = std::env::temp_dir().join(format!("loadgen-soak-{}", std::process::id()));
+    let output = loadgen().args(["soak", "--profile", "quick", "--confab-bin", "/nonexistent/confab", "--work-dir"]).arg(&work).output().expect("run loadgen");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/confab"), "the error does not name the binary: {stderr}");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
 fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-report-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
