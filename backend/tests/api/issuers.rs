@@ -214,7 +214,8 @@ async fn with_the_jwks_endpoint_down_the_cached_keys_still_verify() {
 #[tokio::test]
 async fn a_flood_of_forged_key_ids_costs_at_most_one_extra_jwks_fetch() {
     let idp = provider(&["rsa1"]).await;
-    let app = app_trusting(&sso_issuer(&format!("jwks_url = \"{}/jwks\"", idp.url()), "")).await;
+    // An hour between refetches: however slow the machine, the flood fits in one window.
+    let app = app_trusting(&sso_issuer(&format!("jwks_url = \"{}/jwks\"", idp.url()), "jwks_refetch_secs = 3600")).await;
     me(&app, &signed(Algorithm::RS256, "rsa1", &sso_claims("real"))).await;
     for n in 0..30 {
         let mut header = Header::new(Algorithm::RS256);
@@ -298,7 +299,8 @@ async fn auth_refresh_takes_a_fresh_external_token_and_its_expiry_is_enforced() 
     let app = app_trusting(&django_issuer("")).await;
     let mut ann = app.ws(&django(&json!({ "uid": 9, "nickname": "refresher", "exp": now() + 600 }))).await;
     // Warned at once (the warning window is an hour), then closed with 4001 when it expires.
-    let short = django(&json!({ "uid": 9, "nickname": "refresher", "exp": now() + 2 }));
+    // Short, yet long enough that the refresh lands before it (and its 5 s leeway) ends.
+    let short = django(&json!({ "uid": 9, "nickname": "refresher", "exp": now() + 4 }));
     ann.ok(AuthRefreshParams { access_token: short }).await;
     ann.next_notification("session.expiring").await;
     assert_eq!(ann.expect_close().await, 4001);
