@@ -329,3 +329,26 @@ async fn a_bad_issuers_file_stops_the_start_naming_the_entry_and_the_field() {
     };
     assert!(err.contains("issuer \"django\"") && err.contains("field `secret`") && !err.contains("too short"), "{err}");
 }
+
+#[tokio::test]
+async fn a_pem_public_key_verifies_its_own_algorithm_and_a_mismatched_list_stops_the_start() {
+    let pem = |algorithms: &str| {
+        format!("[[issuer]]\nname = \"pem\"\npublic_key_file = \"{KEYS}/ec1.pub.pem\"\nalgorithms = [{algorithms}]\nname_claim = \"name\"\n")
+    };
+    let app = app_trusting(&pem("\"ES256\"")).await;
+    let claims = json!({ "sub": "p1", "name": "pem_user", "exp": now() + 600 });
+    assert_eq!(me(&app, &signed(Algorithm::ES256, "ec1", &claims)).await["username"], "pem_user");
+    let other_key = problem(app.get("/api/me", Some(&signed(Algorithm::ES256, "ec2", &claims))).await, 401).await;
+    assert!(other_key.detail.contains("signature"), "{}", other_key.detail);
+
+    let dir = tempfile::tempdir().expect("a dir");
+    let file = dir.path().join("issuers.toml");
+    std::fs::write(&file, pem("\"ES256\", \"RS256\"")).expect("written");
+    let mut config = confab::config::Config::for_tests(dir.path().join("data"));
+    config.issuers_file = Some(file);
+    let err = match confab::startup::Application::build(config).await {
+        Ok(_) => panic!("the server started with RS256 for an EC key"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(err.contains("issuer \"pem\"") && err.contains("field `algorithms`") && err.contains("P-256"), "{err}");
+}
