@@ -11,6 +11,13 @@ use clap::builder::TypedValueParser as _;
 use crate::client_ip::IpNet;
 use crate::redis_link::RedisMode;
 
+/// Whether people may create accounts with `POST /api/auth/signup`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signup {
+    On,
+    Off,
+}
+
 /// How a Confab instance runs. Defaults give a working single instance on SQLite.
 #[derive(Args, Clone, Debug)]
 pub struct Config {
@@ -39,6 +46,16 @@ pub struct Config {
     /// start); unset = generated once and kept in the data dir. Instances of a cluster share it.
     #[arg(long, env = "CONFAB_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+
+    /// A TOML file of trusted issuers whose tokens are accepted beside Confab's own (a
+    /// team's backend signing with a shared key, an OpenID Connect provider): see
+    /// docs/identity.md. Checked at start; a mistake stops the server naming the entry and field.
+    #[arg(long, env = "CONFAB_ISSUERS_FILE")]
+    pub issuers_file: Option<PathBuf>,
+
+    /// `off` refuses sign-ups (403), for servers whose accounts come from trusted issuers.
+    #[arg(long, env = "CONFAB_SIGNUP", value_enum, default_value_t = Signup::On)]
+    pub signup: Signup,
 
     /// Extra browser origins allowed to open sockets (comma-separated); the server's own origin
     /// always is, and `*` allows any.
@@ -237,6 +254,8 @@ impl Config {
             redis_url: None,
             redis_mode: RedisMode::Auto,
             jwt_secret: None,
+            issuers_file: None,
+            signup: Signup::On,
             allowed_origins: Vec::new(),
             static_dir: PathBuf::from("frontend/dist"),
             docs_assets_dir: PathBuf::from("docs/api-ui/dist"),

@@ -21,6 +21,10 @@ pub enum AppError {
     /// 401 / -32001: no valid credentials for something that needs them.
     #[error("authentication required")]
     Unauthenticated,
+    /// 401 / -32001: a bearer token was refused; the detail names the rule it broke (and
+    /// never repeats the token).
+    #[error("token refused: {0}")]
+    TokenRefused(String),
     /// 401 on login: unknown user or wrong password, deliberately indistinguishable.
     #[error("invalid username or password")]
     BadCredentials,
@@ -91,7 +95,7 @@ impl AppError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated | Self::BadCredentials => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated | Self::TokenRefused(_) | Self::BadCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::MissingScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Gone(_) => StatusCode::GONE,
@@ -108,7 +112,7 @@ impl AppError {
     /// The problem `type` slug.
     fn slug(&self) -> &'static str {
         match self {
-            Self::Unauthenticated => "unauthenticated",
+            Self::Unauthenticated | Self::TokenRefused(_) => "unauthenticated",
             Self::BadCredentials => "bad-credentials",
             Self::Forbidden(_) => "forbidden",
             Self::MissingScope(_) => "insufficient-scope",
@@ -195,7 +199,7 @@ impl IntoResponse for AppError {
 impl From<AppError> for ErrorObject {
     fn from(err: AppError) -> Self {
         match &err {
-            AppError::Unauthenticated | AppError::BadCredentials => {
+            AppError::Unauthenticated | AppError::TokenRefused(_) | AppError::BadCredentials => {
                 ErrorObject::with_message(ErrorCode::Unauthenticated, err.to_string())
             }
             AppError::Forbidden(_) => ErrorObject::with_message(ErrorCode::Forbidden, err.to_string()),

@@ -24,6 +24,7 @@ const LOWER: &[&[&str]] = &[
     &["layer"],
     &["presence"],
     &["auth::token", "auth::scopes", "auth::api_tokens", "auth::throttle"],
+    &["auth::issuers"],
 ];
 
 /// What the types `AppState` holds (and what they reach) must never import.

@@ -54,6 +54,10 @@ impl Application {
         crate::storage::users::Names::load(&db).await.context("reading the user names")?;
         let secret = Keys::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let keys = Arc::new(Keys::new(&secret, config.access_ttl()));
+        let issuers = crate::auth::issuers::Issuers::load(config.issuers_file.as_deref())?;
+        if !issuers.is_empty() {
+            tracing::info!(issuers = ?issuers.names(), "trusting the tokens of these issuers");
+        }
         let shutdown = CancellationToken::new();
         let Shared { layer, presence, throttle, presence_batch } = shared_state(&config, &shutdown).await?;
         let webhooks = crate::storage::webhook_queue::WebhookQueue::default();
@@ -77,6 +81,7 @@ impl Application {
             config: Arc::new(config),
             db,
             keys,
+            issuers: Arc::new(issuers),
             layer,
             presence,
             presence_batch,

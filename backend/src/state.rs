@@ -27,6 +27,8 @@ pub struct AppState {
     pub db: Db,
     /// JWT signing/verification with the pinned validation.
     pub keys: Arc<Keys>,
+    /// Trusted issuers whose tokens are accepted beside Confab's own.
+    pub issuers: Arc<crate::auth::issuers::Issuers>,
     /// Group membership and delivery, local or through Redis.
     pub layer: Arc<dyn ChannelLayer>,
     /// Connection counts per user and per room, local or in Redis.

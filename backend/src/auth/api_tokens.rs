@@ -79,6 +79,7 @@ pub async fn authenticate(db: &Db, usage: &TokenUsage, token: &str) -> Result<Id
         expires_at: row.expires_at.map_or(NEVER_EXPIRES_SECS, |ms| ms.div_euclid(1000)),
         scopes: Scopes::parse_list(&row.scopes),
         api_token: Some(row.id),
+        external: None,
     })
 }
 

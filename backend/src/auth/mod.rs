@@ -4,6 +4,7 @@
 //! - [`password`]: argon2id on dedicated threads with reused work areas and a bounded queue.
 //! - [`token`]: JWT access tokens (pinned HS256, `iss`/`aud`/`nbf`/`exp`) and opaque refresh tokens.
 //! - [`throttle`]: failed-login counting per username and per IP.
+//! - [`issuers`]: trusted issuers (`CONFAB_ISSUERS_FILE`): other systems' tokens, mapped to accounts.
 //! - [`api_tokens`]: API tokens (`cfb_…`) for programs: minting, verifying, usage times.
 //! - [`scopes`]: what a token may do, per socket method and per REST route.
 //! - [`extract`]: the API-token scope middleware and the `AuthUser` / `MaybeAuthUser` /
@@ -14,6 +15,7 @@
 pub mod api_tokens;
 pub mod cookie;
 pub mod extract;
+pub mod issuers;
 pub mod password;
 pub mod routes;
 pub mod scopes;
@@ -27,13 +29,16 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::storage::sessions;
 
-/// Verifies a bearer: an API token (`cfb_…`), or an access token whose session is still
+/// Verifies a bearer: an API token (`cfb_…`), a token of a trusted issuer, or an access token whose session is still
 /// live (not logged out or revoked) and is the session of the token's user: a token whose
 /// `sid` names someone else's session (signed with a leaked or shared secret, or by a bug)
 /// speaks for nobody.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Identity, AppError> {
     if api_tokens::is_api_token(token) {
         return api_tokens::authenticate(&state.db, &state.token_usage, token).await;
+    }
+    if state.issuers.claims(token) {
+        return state.issuers.authenticate(&state.db, token).await;
     }
     let identity = state.keys.verify(token).ok_or(AppError::Unauthenticated)?;
     if sessions::active_owner(&state.db, &identity.session_id).await? != Some(identity.user_id) {

@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = Credentials,
     responses(
         (status = 201, description = "Account created", body = User),
+        (status = 403, description = "Sign-up is turned off on this server (`CONFAB_SIGNUP=off`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Username taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid username or password", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many sign-ups from this address; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
@@ -45,6 +46,9 @@ pub async fn signup(
     client: ClientIp,
     ApiJson(body): ApiJson<Credentials>,
 ) -> AppResult<(StatusCode, Json<User>)> {
+    if state.config.signup == crate::config::Signup::Off {
+        return Err(AppError::Forbidden("sign-up is turned off on this server; accounts come from the team's own sign-in"));
+    }
     let username = validate::username(&body.username).map_err(|m| AppError::invalid("username", m))?;
     validate::password(&body.password).map_err(|m| AppError::invalid("password", m))?;
     let address = client.bucket();

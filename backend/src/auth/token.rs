@@ -10,7 +10,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-const ISSUER: &str = "confab";
+/// The `iss` of Confab's own access tokens.
+pub const ISSUER: &str = "confab";
 const AUDIENCE: &str = "confab";
 /// Clock skew tolerated on `exp` and `nbf` (the contract allows at most 5 s).
 const LEEWAY_SECS: u64 = 5;
@@ -47,15 +48,30 @@ pub struct Identity {
     pub scopes: super::scopes::Scopes,
     /// The API token's id when authenticated with one (`session_id` is then empty).
     pub api_token: Option<i64>,
+    /// What a trusted issuer's token adds (`session_id` is then empty): see [`External`].
+    pub external: Option<std::sync::Arc<External>>,
+}
+
+/// What a token of a trusted issuer (`CONFAB_ISSUERS_FILE`) carries beyond the account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct External {
+    /// The issuer's configured name.
+    pub issuer: String,
+    /// The rooms its rooms claim names, joined at connect.
+    pub rooms: Vec<String>,
+    /// The socket may join no room outside [`External::rooms`].
+    pub exclusive: bool,
 }
 
 impl Identity {
     /// The channel-layer group whose close ends this identity's sockets: the login session's,
     /// or the API token's.
     pub fn revocation_group(&self) -> String {
-        match self.api_token {
-            Some(id) => crate::layer::group::token(id),
-            None => crate::layer::group::session(&self.session_id),
+        match (self.api_token, &self.external) {
+            (Some(id), _) => crate::layer::group::token(id),
+            // One group per external account: its sockets have no Confab session to end.
+            (None, Some(external)) => crate::layer::group::session(&format!("{}/{}", external.issuer, self.user_id)),
+            (None, None) => crate::layer::group::session(&self.session_id),
         }
     }
 }
@@ -151,6 +167,7 @@ impl Keys {
             expires_at: claims.exp,
             scopes: super::scopes::Scopes::ALL,
             api_token: None,
+            external: None,
         })
     }
 }

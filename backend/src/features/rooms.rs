@@ -173,6 +173,11 @@ pub fn check_access(caller: Option<&Identity>, room: &room_entity::Model) -> App
 /// rooms ([`CREATE_ROOM_SCOPE`]); anonymous callers get -32004.
 pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult<JoinResult> {
     let name = room_param(&p.room)?;
+    if let Some(external) = conn.identity.as_ref().and_then(|me| me.external.as_ref()) {
+        if external.exclusive && !external.rooms.iter().any(|r| r == name) {
+            return Err(AppError::Forbidden("this token's rooms are fixed by its issuer; it may join no other room"));
+        }
+    }
     let limit = match p.history {
         None => JOIN_HISTORY,
         Some(n @ 0..=100) => n,
@@ -211,6 +216,17 @@ pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult
     joined.history = budget.newest(messages::to_wire(&state.db, rows).await?);
     joined.history_more = older || budget.cut();
     Ok(joined)
+}
+
+/// Joins the rooms a trusted issuer's token names in its rooms claim (at connect). A room
+/// that cannot be joined is logged and skipped: the socket still opens.
+pub async fn join_claimed(state: &AppState, conn: &mut Conn) {
+    let Some(external) = conn.identity.as_ref().and_then(|me| me.external.clone()) else { return };
+    for room in &external.rooms {
+        if let Err(err) = join(state, conn, JoinParams { room: room.clone(), history: Some(0) }).await {
+            tracing::warn!(conn = conn.id, %room, %err, issuer = %external.issuer, "a room of the token's rooms claim could not be joined");
+        }
+    }
 }
 
 /// `room.members`: a page of the users present in a room this connection joined.

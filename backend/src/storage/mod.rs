@@ -18,6 +18,7 @@ pub mod append;
 pub mod dms;
 pub mod entity;
 pub mod exports;
+pub mod external_identities;
 pub mod jobs;
 pub mod messages;
 pub mod migration;

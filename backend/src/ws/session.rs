@@ -88,6 +88,7 @@ pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>,
     // Boxed, like every call below: an idle connection's task then holds only the reader's
     // own state, not room for the largest of these futures (kilobytes per connection).
     Box::pin(open(&state, &conn)).await;
+    Box::pin(rooms::join_claimed(&state, &mut conn)).await;
     let end = Reader::new(&state, &outbox, &control).run(&mut conn, &mut stream).await;
     // Ask the writer to stop at once, then leave the rooms before the goodbye: the rest of
     // the room learns of the departure without waiting for this client's close handshake.

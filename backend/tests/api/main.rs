@@ -40,6 +40,7 @@ mod dm;
 mod durability;
 mod fanout;
 mod fuzz;
+mod issuers;
 mod jobs;
 mod login_throttle;
 mod logins;

@@ -4,6 +4,7 @@
 pub mod api_tokens;
 pub mod direct_messages;
 pub mod dm_reads;
+pub mod external_identities;
 pub mod jobs;
 pub mod memberships;
 pub mod messages;

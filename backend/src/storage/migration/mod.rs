@@ -13,6 +13,7 @@ mod m20261201_000001_create_export_chunks;
 mod m20261201_000002_create_api_tokens;
 mod m20261201_000003_add_name_indexes;
 mod m20261201_000004_create_webhooks;
+mod m20261207_000001_create_external_identities;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_create_api_tokens::Migration),
             Box::new(m20261201_000003_add_name_indexes::Migration),
             Box::new(m20261201_000004_create_webhooks::Migration),
+            Box::new(m20261207_000001_create_external_identities::Migration),
         ]
     }
 }
@@ -37,13 +39,14 @@ mod tests {
     use super::*;
 
     /// What every database migrated so far has recorded, in the order it was applied.
-    const RECORDED: [&str; 6] = [
+    const RECORDED: [&str; 7] = [
         "m20261123_000001_create_tables",
         "m20261124_000001_add_job_heartbeat",
         "m20261201_000012_create_export_chunks",
         "m20261201_000001_create_api_tokens",
         "m20261201_000001_add_name_indexes",
         "m20261201_000002_create_webhooks",
+        "m20261207_000001_create_external_identities",
     ];
 
     #[test]
