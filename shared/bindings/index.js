@@ -74,6 +74,8 @@ export const BEARER_PROTOCOL_PREFIX = "bearer.";
 export const MAX_BATCH = 20;
 /** The most bytes one reply frame may take; paging answers stop short of it. */
 export const MAX_ANSWER_BYTES = 1048576;
+/** Calls a client keeps in flight on one socket by default; later ones wait for an answer. */
+export const MAX_CALLS_IN_FLIGHT = 64;
 /** Every API token starts with this; other bearer values are access tokens. */
 export const API_TOKEN_PREFIX = "cfb_";
 /** The scope an API token needs for each socket method (`null`: none). */

@@ -152,15 +152,18 @@ impl Control {
         }
     }
 
-    /// Asks the writer to close the socket with `code` (the first request wins).
-    pub fn close(&self, code: u16) {
-        if self.close.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+    /// Asks the writer to close the socket with `code`. The first request wins; `true` when
+    /// this one was it.
+    pub fn close(&self, code: u16) -> bool {
+        let first = self.close.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire).is_ok();
+        if first {
             // Both the session's reader and its writer wait in `closed()`: wake every waiter
             // (`notify_one` would wake only one, and a socket closed from outside, by logout
             // or eviction, could then end without its close frame). `closed()` creates its
             // `Notified` before checking the code, so no wake-up is lost.
             self.notify.notify_waiters();
         }
+        first
     }
 
     /// Waits until a write is asked for (see `flush`); a request made while nobody waited is
@@ -308,9 +311,12 @@ impl Outbox {
     /// A frame that did not fit: evict for a reliable one, drop a droppable one.
     fn refuse(&self, class: Class) {
         match class {
+            // Counted once per connection: the frames refused after the close was asked
+            // for are part of the same eviction.
             Class::Reliable => {
-                METRICS.evictions.fetch_add(1, Ordering::Relaxed);
-                self.close(crate_close::TRY_AGAIN_LATER);
+                if self.control.close(crate_close::TRY_AGAIN_LATER) {
+                    METRICS.evictions.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Class::Droppable => {
                 METRICS.dropped.fetch_add(1, Ordering::Relaxed);
