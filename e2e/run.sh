@@ -39,8 +39,17 @@ run_suite() {
     echo "   ($suite took $((SECONDS - started)) s)"
 }
 
-alone=()
+# The longest suites start first, so that they do not begin last and hold up the end.
+ordered=()
+for first in 30-schemathesis 10-browser; do
+    [ -f "e2e/suites/$first.sh" ] && ordered+=("e2e/suites/$first.sh")
+done
 for suite in e2e/suites/*.sh; do
+    case " ${ordered[*]} " in *" $suite "*) ;; *) ordered+=("$suite") ;; esac
+done
+
+alone=()
+for suite in "${ordered[@]}"; do
     [ -f "$suite" ] || continue
     case "$suite" in
         *lighthouse*) alone+=("$suite"); continue ;;

@@ -34,6 +34,9 @@ common=(
     --request-timeout 10
     --suppress-health-check too_slow
     --report junit --report-dir "$report"
+    # Each pass learns for itself (the seed replays a failure): two passes that run side by
+    # side share no example store.
+    --generation-database ":memory:"
 )
 
 # Everything but logout with the token (logging out would revoke it for the rest of the run),
