@@ -19,13 +19,21 @@ pub const MAX_DISTINCT_REACTIONS: usize = 20;
 /// lists who reacted, a bounded size (see `Message::MAX_JSON_BYTES`).
 pub const MAX_REACTIONS: usize = 1000;
 
+/// How long a username may be, in characters (all of them ASCII).
+pub const USERNAME_CHARS: std::ops::RangeInclusive<usize> = 3..=32;
+
+/// Whether a username may hold `c`: `[A-Za-z0-9_.-]`.
+pub fn is_username_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
 /// A username: 3–32 chars of `[A-Za-z0-9_.-]`. Uniqueness is case-insensitive.
 pub fn username(raw: &str) -> Result<&str, &'static str> {
-    let ok_len = (3..=32).contains(&raw.len());
+    let ok_len = USERNAME_CHARS.contains(&raw.len());
     if !ok_len {
         return Err("must be 3 to 32 characters");
     }
-    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
+    if !raw.chars().all(is_username_char) {
         return Err("may contain only letters, digits, '_', '.' and '-'");
     }
     Ok(raw)
@@ -33,10 +41,10 @@ pub fn username(raw: &str) -> Result<&str, &'static str> {
 
 /// The start of a username, for searching: 1–32 chars of `[A-Za-z0-9_.-]`.
 pub fn username_prefix(raw: &str) -> Result<&str, &'static str> {
-    if !(1..=32).contains(&raw.len()) {
+    if !(1..=*USERNAME_CHARS.end()).contains(&raw.len()) {
         return Err("must be 1 to 32 characters");
     }
-    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
+    if !raw.chars().all(is_username_char) {
         return Err("may contain only letters, digits, '_', '.' and '-'");
     }
     Ok(raw)

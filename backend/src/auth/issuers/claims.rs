@@ -1,6 +1,7 @@
 //! From a verified token's claims to a Confab identity: the user claim, the display name
 //! (made valid and unique deterministically), admin, and the rooms claim.
 
+use confab_shared::validate::{USERNAME_CHARS, is_username_char};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -10,7 +11,7 @@ use super::Refusal;
 const MAX_SUBJECT_BYTES: usize = 255;
 /// The most rooms a rooms claim may name.
 pub const MAX_ROOMS: usize = 32;
-const MAX_USERNAME: usize = 32;
+const MAX_USERNAME: usize = *USERNAME_CHARS.end();
 
 /// The user claim as a string: a string or an integer (as Django's `uid`).
 pub fn subject(claims: &Map<String, Value>, claim: &str) -> Result<String, Refusal> {
@@ -68,12 +69,12 @@ pub fn username_candidates(issuer: &str, subject: &str, name: Option<&str>) -> V
     let cleaned: String = name
         .unwrap_or("")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' })
+        .map(|c| if is_username_char(c) { c } else { '_' })
         .collect();
     let cleaned = cleaned.trim_matches('_');
     let base = if cleaned.is_empty() { clean_prefix(issuer) } else { cleaned.to_owned() };
     let mut candidates = Vec::with_capacity(3);
-    if base.len() >= 3 && base.len() <= MAX_USERNAME {
+    if USERNAME_CHARS.contains(&base.len()) {
         candidates.push(base.clone());
     }
     for suffix in [&digest[..8], &digest[..20]] {
@@ -86,7 +87,7 @@ pub fn username_candidates(issuer: &str, subject: &str, name: Option<&str>) -> V
 }
 
 fn clean_prefix(issuer: &str) -> String {
-    let cleaned: String = issuer.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')).take(12).collect();
+    let cleaned: String = issuer.chars().filter(|&c| is_username_char(c)).take(12).collect();
     if cleaned.is_empty() { "user".to_owned() } else { cleaned }
 }
 
