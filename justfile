@@ -60,7 +60,8 @@ lighthouse:
 bench-quick:
     bash e2e/bench/run.sh quick
 
-# The hostile-client soak, full size: 1 000 clients chatting while 50 attack, 60 s per phase (~4 min); writes docs/bench/soak.md.
-soak:
+# The hostile-client soak: `full` is 1 000 clients chatting while 50 attack, 60 s per phase (~4 min), writing docs/bench/soak.md; `quick` is 200 + 20, 15 s per phase, writing target/bench/soak-quick.md.
+soak profile="full":
     bash scripts/build.sh tests
-    "${CARGO_TARGET_DIR:-target}/release/loadgen" soak --profile full --confab-bin {{confab}} --out docs/bench/soak.md --commit "$(git rev-parse --short HEAD)" --command-line "just soak"
+    mkdir -p target/bench
+    "${CARGO_TARGET_DIR:-target}/release/loadgen" soak --profile {{profile}} --confab-bin {{confab}} --out {{ if profile == "full" { "docs/bench/soak.md" } else { "target/bench/soak-quick.md" } }} --commit "$(git rev-parse --short HEAD)" --command-line "just soak {{profile}}"

@@ -23,7 +23,9 @@ function required(name) {
   return value;
 }
 
-export const TIMEOUT = 15_000;
+// How long a step may wait for the page: a guard against a hang, not a measurement, so wide
+// enough for a 2-core machine busy with the other suites.
+export const TIMEOUT = 30_000;
 
 // ----- the server -----------------------------------------------------------------
 

@@ -8,7 +8,7 @@
 //! - `loadgen report`: re-renders the Markdown and the chart from a `results.json`.
 //! - `loadgen soak --profile full|quick`: well-behaved clients chatting while hostile ones
 //!   attack; exits non-zero on any loss, closed well-behaved socket or RSS past its bound.
-//!   `just soak`, and e2e/suites/35-soak.sh (quick) in `just test`.
+//!   `just soak` (full) and `just soak quick`.
 //!
 //! # Layout
 //! - [`ws`]: a lean WebSocket client (many frames per read, no allocation per message).
