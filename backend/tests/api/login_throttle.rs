@@ -127,6 +127,11 @@ async fn a_malformed_username_is_refused_before_anything_else_and_never_reaches_
     let sink = log.clone();
     let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).with_writer(move || sink.clone()).finish();
     let _scoped = tracing::subscriber::set_default(subscriber);
+    // A second live dispatcher. With only one, tracing-core decides whether a callsite is
+    // enabled by asking the default of whichever thread reaches it first, and a test running
+    // beside this one on another thread (no subscriber) would switch the server's log lines
+    // off for good; with two it asks every live one, this capture among them.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let app = spawn_app_with(|c| c.login_attempts = 1).await;
     let name = unique("real");
     assert_eq!(app.signup(&name, PASSWORD).await.status().as_u16(), 201);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 pub use super::redis_cluster::RedisCluster;
 
-use confab_shared::rpc::{ErrorObject, Method, Response};
+use confab_shared::rpc::{EchoParams, ErrorObject, Method, Response};
 use confab_shared::{Message, TokenPair};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -375,7 +375,12 @@ impl Client {
             .await
             .expect("connect timed out")
             .expect("websocket connect");
-        Self { ws, next_id: 1, backlog: Vec::new(), closed: false, close_code: None }
+        let mut client = Self { ws, next_id: 1, backlog: Vec::new(), closed: false, close_code: None };
+        // Live from the first answer (docs/protocol.md, Delivery): once a call is answered the
+        // instance has subscribed the connection, so what another instance publishes next
+        // reaches it. (A socket the server closes at once answers nothing; that is kept.)
+        let _ = client.try_call(EchoParams { text: "ready".into() }).await;
+        client
     }
 
     async fn next_value(&mut self, timeout: Duration) -> Option<Value> {
