@@ -104,6 +104,12 @@ pub struct Config {
     #[arg(long, env = "CONFAB_RATE_PER_SEC", default_value_t = 50)]
     pub rate_per_sec: u32,
 
+    /// Bytes of message text (JSON-escaped) a user may send per second across all their
+    /// connections on this instance, in `room.send`, `dm.send` and `message.edit` (burst =
+    /// 4×); beyond that: -32029. At least 24 000, so the largest message always fits.
+    #[arg(long, env = "CONFAB_WRITE_BYTES_PER_SEC", default_value_t = 32 * 1024, value_parser = clap::value_parser!(u32).range(24_000..))]
+    pub write_bytes_per_sec: u32,
+
     /// Seconds between server pings; a connection silent for 3 intervals is dropped.
     #[arg(long, env = "CONFAB_PING_SECS", default_value_t = 20)]
     pub ping_secs: u64,
@@ -266,6 +272,7 @@ impl Config {
             outbox_capacity: 1024,
             outbox_max_bytes: 4 << 20,
             rate_per_sec: 50,
+            write_bytes_per_sec: 32 * 1024,
             ping_secs: 20,
             fanout_window_ms: 16,
             expiry_warning_secs: 60,

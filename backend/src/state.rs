@@ -20,6 +20,7 @@ use crate::presence::PresenceStore;
 use crate::presence::batch::Batcher;
 use crate::storage::Db;
 use crate::ws::caps::SocketCaps;
+use crate::ws::limits::WriteBudgets;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -42,6 +43,8 @@ pub struct AppState {
     pub upgrades: Arc<Semaphore>,
     /// Open sockets per client address and per user (`CONFAB_MAX_SOCKETS_PER_*`).
     pub sockets: Arc<SocketCaps>,
+    /// Message bytes per user across their sockets (`CONFAB_WRITE_BYTES_PER_SEC`).
+    pub write_budgets: Arc<WriteBudgets>,
     /// How a request's client address is found (`CONFAB_TRUSTED_PROXIES`).
     pub client_ip: Arc<ClientIpPolicy>,
     /// API token `last_used_at` times waiting for their coalesced write.

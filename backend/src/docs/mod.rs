@@ -64,6 +64,9 @@ fn prose(source: &str) -> Vec<Block> {
         ("expiry_warning_secs", default_of("expiry_warning_secs")),
         ("max_frame_bytes", default_of("max_frame_bytes")),
         ("rate_per_sec", default_of("rate_per_sec")),
+        ("write_bytes_per_sec", default_of("write_bytes_per_sec")),
+        ("write_burst", crate::ws::limits::WRITE_BURST.to_string()),
+        ("rooms_per_call", crate::ws::limits::ROOMS_PER_CALL.to_string()),
         ("ping_secs", default_of("ping_secs")),
         ("fanout_window_ms", default_of("fanout_window_ms")),
         ("answer_bytes", confab_shared::rpc::MAX_ANSWER_BYTES.to_string()),
@@ -268,7 +271,7 @@ mod tests {
 
     #[test]
     fn the_settings_the_reference_quotes_exist() {
-        for setting in ["expiry_warning_secs", "max_frame_bytes", "rate_per_sec", "ping_secs"] {
+        for setting in ["expiry_warning_secs", "max_frame_bytes", "rate_per_sec", "write_bytes_per_sec", "ping_secs"] {
             assert!(default_of(setting).parse::<u64>().is_ok(), "{setting} has no numeric default");
         }
     }

@@ -23,9 +23,9 @@
 //! reset the connection, and the reset destroys the close frame before the client reads it.
 //! A writer that fails for any reason ends the session at once.
 //!
-//! Every call costs a token of the connection's [`TokenBucket`] before anything else is
-//! looked at: a frame that is not JSON, a call with a bad envelope, an unknown method or
-//! bad params are answered too, so a client flooding them gets -32029 like any other.
+//! Every call is charged to the connection's [`CallLimits`] before anything else is looked
+//! at: a frame that is not JSON, a call with a bad envelope, an unknown method or bad params
+//! are answered too, so a client flooding them gets -32029 like any other.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ use tokio::time::{Instant, sleep_until};
 use super::Conn;
 use super::budget;
 use super::dispatch::dispatch;
-use super::limits::TokenBucket;
+use super::limits::CallLimits;
 use crate::auth::Identity;
 use crate::features::{chat, rooms, users};
 use crate::layer::hub::{Control, QueueLimits, WRITE_FAILED};
@@ -89,7 +89,7 @@ pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>,
     // own state, not room for the largest of these futures (kilobytes per connection).
     Box::pin(open(&state, &conn)).await;
     Box::pin(rooms::join_claimed(&state, &mut conn)).await;
-    let end = Reader::new(&state, &outbox, &control).run(&mut conn, &mut stream).await;
+    let end = Reader::new(&state, &conn, &outbox, &control).run(&mut conn, &mut stream).await;
     // Ask the writer to stop at once, then leave the rooms before the goodbye: the rest of
     // the room learns of the departure without waiting for this client's close handshake.
     let code = match end {
@@ -279,19 +279,19 @@ struct Reader<'a> {
     state: &'a AppState,
     outbox: &'a Outbox,
     control: &'a Arc<Control>,
-    bucket: TokenBucket,
+    limits: CallLimits,
     pipeline: Pipeline,
     clock: Clock,
 }
 
 impl<'a> Reader<'a> {
-    fn new(state: &'a AppState, outbox: &'a Outbox, control: &'a Arc<Control>) -> Self {
+    fn new(state: &'a AppState, conn: &Conn, outbox: &'a Outbox, control: &'a Arc<Control>) -> Self {
         let config = &state.config;
         Self {
             state,
             outbox,
             control,
-            bucket: TokenBucket::new(config.rate_per_sec, config.rate_per_sec.saturating_mul(2)),
+            limits: CallLimits::new(config.rate_per_sec, conn.identity.as_ref().map(|me| state.write_budgets.for_user(me.user_id))),
             pipeline: Pipeline::new(),
             clock: Clock {
                 idle_limit: Duration::from_secs(config.ping_secs.max(1) * 3),
@@ -368,12 +368,12 @@ impl<'a> Reader<'a> {
                 METRICS.frames_received.fetch_add(1, Ordering::Relaxed);
                 match decode_frame(&text) {
                     Frame::Single(Incoming { id, request: Ok(Request::RoomSend(params)) }) => {
-                        let reply = Box::pin(submit_send(self.state, conn, &mut self.bucket, id, params)).await;
+                        let reply = Box::pin(submit_send(self.state, conn, &mut self.limits, id, params)).await;
                         self.pipeline.push(reply);
                     }
                     frame => {
                         self.pipeline.drain(self.outbox).await;
-                        let reply = Box::pin(handle_frame(self.state, conn, &mut self.bucket, frame)).await;
+                        let reply = Box::pin(handle_frame(self.state, conn, &mut self.limits, frame)).await;
                         answer(self.outbox, reply);
                     }
                 }
@@ -417,10 +417,10 @@ fn classify(err: axum::Error) -> End {
 /// The reply stays within [`MAX_ANSWER_BYTES`]: each call gets what is left of it, less its
 /// envelope, as [`Conn::answer_budget`] (the calls of a batch share one budget), and a call
 /// whose answer could not fit any more is not run ([`budget`]).
-async fn handle_frame(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, frame: Frame) -> Option<String> {
+async fn handle_frame(state: &AppState, conn: &mut Conn, limits: &mut CallLimits, frame: Frame) -> Option<String> {
     let (calls, batch) = match frame {
         Frame::Reject(response) => {
-            return Some(encode(&match bucket.take() {
+            return Some(encode(&match limits.charge(None) {
                 Ok(()) => response,
                 Err(retry_after_ms) => Response::err(response.id, ErrorObject::rate_limited(retry_after_ms)),
             }));
@@ -434,7 +434,7 @@ async fn handle_frame(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucke
     for call in calls {
         conn.answer_budget = budget::for_result(left, &call);
         let reply = if budget::admits(&call, conn.answer_budget) {
-            call_one(state, conn, bucket, call).await
+            call_one(state, conn, limits, call).await
         } else {
             budget::refused(call)
         };
@@ -451,11 +451,11 @@ async fn handle_frame(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucke
 async fn submit_send(
     state: &AppState,
     conn: &Conn,
-    bucket: &mut TokenBucket,
+    limits: &mut CallLimits,
     id: Option<Option<RequestId>>,
     params: SendParams,
 ) -> BoxFuture<'static, Option<String>> {
-    let submitted = match bucket.take() {
+    let submitted = match limits.charge_send(&params) {
         Err(retry_after_ms) => Err(ErrorObject::rate_limited(retry_after_ms)),
         Ok(()) => match crate::auth::scopes::authorize_method(conn.identity.as_ref(), confab_shared::rpc::SendParams::NAME) {
             Ok(()) => chat::submit(state, conn, params).await.map_err(ErrorObject::from),
@@ -493,10 +493,10 @@ pub(super) fn ok_frame(id: Option<&RequestId>, result: &str) -> String {
 }
 
 /// One call: charged to the rate limit whether or not it decoded, then dispatched.
-async fn call_one(state: &AppState, conn: &mut Conn, bucket: &mut TokenBucket, call: Incoming) -> Option<Response> {
+async fn call_one(state: &AppState, conn: &mut Conn, limits: &mut CallLimits, call: Incoming) -> Option<Response> {
     let wants_response = call.wants_response();
     let id = call.id.flatten();
-    let result = match (bucket.take(), call.request) {
+    let result = match (limits.charge(call.request.as_ref().ok()), call.request) {
         (Err(retry_after_ms), _) => Err(ErrorObject::rate_limited(retry_after_ms)),
         (Ok(()), Err(err)) => Err(err),
         (Ok(()), Ok(request)) => Box::pin(dispatch(state, conn, request)).await,

@@ -72,7 +72,7 @@ async fn raw(ws: &mut WsClient, text: &str) -> (Value, usize) {
 
 #[tokio::test]
 async fn the_largest_answers_fit_in_a_mebibyte_arrive_and_page_through_everything_once() {
-    let app = spawn_app_with(|c| c.rate_per_sec = 10_000).await;
+    let app = spawn_app_with(|c| { c.rate_per_sec = 10_000; c.write_bytes_per_sec = u32::MAX }).await;
     let ann = app.signup_and_login(&unique("ann")).await;
     let (bob_tokens, mut bob) = app.user_online("bob").await;
     let room = unique("heavy");

@@ -16,6 +16,7 @@ async fn a_consumer_that_stops_reading_is_evicted_with_1013_and_recovers_everyth
     let app = spawn_app_with(|c| {
         c.outbox_capacity = 64;
         c.rate_per_sec = 100_000;
+        c.write_bytes_per_sec = u32::MAX;
     })
     .await;
     let slow_user = app.signup_and_login(&unique("slow")).await;

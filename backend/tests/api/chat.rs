@@ -269,7 +269,7 @@ fn frame_bytes(method: &str, params: &serde_json::Value) -> usize {
 
 #[tokio::test]
 async fn a_reaction_flood_is_capped_refuses_invisible_emoji_and_costs_members_the_same_per_reaction() {
-    let app = spawn_app_with(|c| c.rate_per_sec = 10_000).await;
+    let app = spawn_app_with(|c| { c.rate_per_sec = 10_000; c.write_bytes_per_sec = u32::MAX }).await;
     let (_, mut ann) = app.user_online("ann").await;
     let (bob_tokens, mut bob) = app.user_online("bob").await;
     let (_, mut carl) = app.user_online("carl").await;

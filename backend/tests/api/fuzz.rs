@@ -149,7 +149,7 @@ fn fuzz_connection(authenticated: bool) {
         .expect("a runtime");
     let (app, target) = runtime.block_on(async {
         // Calls are not rate-limited here: -32029 would hide what the frames themselves do.
-        let app = spawn_app_with(|c| c.rate_per_sec = 1_000_000).await;
+        let app = spawn_app_with(|c| { c.rate_per_sec = 1_000_000; c.write_bytes_per_sec = u32::MAX }).await;
         // The user the generated `dm.send` calls mostly address, and the room they mostly use
         // (created here so that anonymous joins and history reads can succeed too).
         let peer = app.signup_and_login(fuzz::PEER).await;
@@ -255,7 +255,7 @@ fn wrong_values(schema: &Value) -> Vec<Value> {
 
 #[tokio::test]
 async fn every_param_of_every_method_given_the_wrong_type_or_left_out_is_named_in_the_error() {
-    let app = spawn_app_with(|c| c.rate_per_sec = 1_000_000).await;
+    let app = spawn_app_with(|c| { c.rate_per_sec = 1_000_000; c.write_bytes_per_sec = u32::MAX }).await;
     let (_, mut ws) = app.user_online("sweep").await;
     let schemas = rpc_schemas();
     let mut checked = 0;
@@ -299,7 +299,7 @@ async fn every_param_of_every_method_given_the_wrong_type_or_left_out_is_named_i
 
 #[tokio::test]
 async fn batches_are_answered_in_one_array_in_order_and_bad_ones_get_one_error() {
-    let app = spawn_app_with(|c| c.rate_per_sec = 1_000_000).await;
+    let app = spawn_app_with(|c| { c.rate_per_sec = 1_000_000; c.write_bytes_per_sec = u32::MAX }).await;
     let (_, mut ws) = app.user_online("batch").await;
     let mut calls = Vec::new();
     let mut expected_ids = Vec::new();
@@ -338,7 +338,7 @@ async fn batches_are_answered_in_one_array_in_order_and_bad_ones_get_one_error()
 
 #[tokio::test]
 async fn deeply_nested_or_malformed_frames_get_a_parse_error_and_the_socket_stays_open() {
-    let app = spawn_app_with(|c| c.rate_per_sec = 1_000_000).await;
+    let app = spawn_app_with(|c| { c.rate_per_sec = 1_000_000; c.write_bytes_per_sec = u32::MAX }).await;
     let mut ws = app.ws_anonymous().await;
     let nested = "[".repeat(60_000);
     let nested_objects = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
@@ -357,7 +357,7 @@ async fn deeply_nested_or_malformed_frames_get_a_parse_error_and_the_socket_stay
 /// failed with -32603. Every stored text now refuses it up front, on every database.
 #[tokio::test]
 async fn text_with_a_nul_character_is_invalid_params_not_an_internal_error() {
-    let app = spawn_app_with(|c| c.rate_per_sec = 1_000_000).await;
+    let app = spawn_app_with(|c| { c.rate_per_sec = 1_000_000; c.write_bytes_per_sec = u32::MAX }).await;
     let (_, mut ann) = app.user_online("nul").await;
     let bob = unique("nulpeer");
     app.signup_and_login(&bob).await;

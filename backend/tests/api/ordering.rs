@@ -29,7 +29,7 @@ fn strictly_increasing(ids: &[i64]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_keep_per_room_id_order_for_every_connection() {
-    let app = spawn_app_with(|c| c.rate_per_sec = 10_000).await;
+    let app = spawn_app_with(|c| { c.rate_per_sec = 10_000; c.write_bytes_per_sec = u32::MAX }).await;
     let rooms = [unique("race-a"), unique("race-b")];
     let mut observer = app.ws_anonymous().await;
     let mut senders = Vec::new();

@@ -96,6 +96,7 @@ async fn join_on(sink: &mut Sink, stream: &mut Stream, room: &str) {
 async fn a_client_pipelining_50_000_sends_through_a_slow_reader_is_slowed_never_evicted_and_every_send_is_answered_and_stored() {
     let app = spawn_app_with(|c| {
         c.rate_per_sec = 10_000_000;
+        c.write_bytes_per_sec = u32::MAX;
         c.outbox_max_bytes = 256 << 10;
     })
     .await;
@@ -129,6 +130,7 @@ async fn a_client_pipelining_50_000_sends_through_a_slow_reader_is_slowed_never_
 async fn a_client_pipelining_batches_of_sends_through_a_slow_reader_is_slowed_never_evicted() {
     let app = spawn_app_with(|c| {
         c.rate_per_sec = 10_000_000;
+        c.write_bytes_per_sec = u32::MAX;
         c.outbox_max_bytes = 256 << 10;
     })
     .await;
@@ -168,6 +170,7 @@ async fn a_client_pipelining_batches_of_sends_through_a_slow_reader_is_slowed_ne
 async fn an_evicted_client_reads_the_close_frame_and_its_code_even_with_requests_left_unread() {
     let app = spawn_app_with(|c| {
         c.rate_per_sec = 10_000_000;
+        c.write_bytes_per_sec = u32::MAX;
         c.outbox_max_bytes = 256 << 10;
     })
     .await;

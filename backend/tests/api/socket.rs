@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use confab_shared::TokenPair;
 use confab_shared::rpc::notify::SessionExpiring;
-use confab_shared::rpc::{AuthRefreshParams, DmReadParams, EchoParams};
+use confab_shared::rpc::{AuthRefreshParams, DmReadParams, EchoParams, SyncParams, SyncResult};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::helpers::{
-    TestApp, WsClient, assert_code, assert_invalid_param, body, claims_of, dm, join, send, sign, spawn_app, spawn_app_with, unique,
+    TestApp, WsClient, assert_code, assert_invalid_param, body, claims_of, dm, history, join, send, sign, spawn_app, spawn_app_with, unique,
 };
 
 fn echo(text: &str) -> EchoParams {
@@ -701,4 +701,67 @@ async fn a_much_larger_frame_still_gets_its_close_code() {
         .await;
 
     assert_eq!(ws.expect_close().await, 1009);
+}
+
+#[tokio::test]
+async fn a_sync_pays_one_call_more_for_every_hundred_rooms_it_names() {
+    // A burst of 2 calls; a sync of 100 rooms costs 2.
+    let app = spawn_app_with(|c| c.rate_per_sec = 1).await;
+    let (_, mut ws) = app.user_online("syncpay").await;
+    let rooms: std::collections::BTreeMap<String, i64> = (0..100).map(|k| (format!("nowhere-{k}"), 0)).collect();
+
+    // Pipelined, so the bucket has no time to refill.
+    let sync = ws.request(SyncParams { rooms, dm_after: None }).await;
+    let after = ws.request(echo("after")).await;
+
+    ws.outcome::<SyncResult>(sync).await.expect("a full bucket pays for it");
+    let refused = ws.outcome::<EchoParams>(after).await.expect_err("the sync spent the burst");
+    assert_code(&refused, -32029);
+}
+
+#[tokio::test]
+async fn message_bytes_are_limited_per_user_across_all_of_their_sockets() {
+    // 24 000 bytes a second, bursts of 96 000: four of the messages below, about.
+    let app = spawn_app_with(|c| c.write_bytes_per_sec = 24_000).await;
+    let (ann, mut first) = app.user_online("bytes").await;
+    let mut second = app.ws(&ann.access_token).await;
+    let (_, mut bob) = app.user_online("bytesbob").await;
+    let room = unique("bytes");
+    for ws in [&mut first, &mut second, &mut bob] {
+        ws.ok(join(&room)).await;
+    }
+    // 4 000 control characters: 24 002 bytes as JSON carries them.
+    let heavy = "\u{1}".repeat(4000);
+
+    // Alternating sockets until one is refused: the budget is the user's, not the socket's.
+    let started = Instant::now();
+    let (mut sent, mut refused) = (0usize, None);
+    for i in 0..40 {
+        let ws = if i % 2 == 0 { &mut first } else { &mut second };
+        match ws.call(send(&room, &heavy)).await {
+            Ok(_) => sent += 1,
+            Err(err) => {
+                refused = Some(err);
+                break;
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let refused = refused.expect("40 messages of 24 KB in a row are more than the budget");
+    assert_code(&refused, -32029);
+    let retry = refused.data.as_ref().and_then(|d| d["retry_after_ms"].as_u64()).expect("data.retry_after_ms");
+    assert!((1..=1001).contains(&retry), "retry_after_ms {retry}");
+    let allowed = 96_000.0 + 24_000.0 * elapsed;
+    assert!((sent * 24_002) as f64 <= allowed, "{sent} messages in {elapsed:.2} s: more than {allowed} bytes");
+    assert!(sent >= 3, "the burst holds three of them, {sent} went through");
+
+    // Nothing of the refused call happened, another user's budget is their own, and short
+    // messages cost little.
+    assert_eq!(app.state().write_budgets.len(), 2);
+    bob.ok(send(&room, &heavy)).await;
+    tokio::time::sleep(Duration::from_millis(retry + 20)).await;
+    let after = first.ok(send(&room, &heavy)).await;
+    let history = first.ok(history(&room, None, Some(100))).await;
+    assert_eq!(history.iter().filter(|m| m.text == heavy).count(), sent + 2, "the refused message was stored");
+    assert_eq!(history.last().map(|m| m.id), Some(after.id));
 }

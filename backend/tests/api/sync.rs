@@ -70,7 +70,7 @@ async fn sync_after_a_reconnect_returns_exactly_the_missed_messages_and_dms() {
 
 #[tokio::test]
 async fn sync_returns_at_most_500_items_and_says_when_to_call_again() {
-    let app = spawn_app_with(|c| c.rate_per_sec = 10_000).await;
+    let app = spawn_app_with(|c| { c.rate_per_sec = 10_000; c.write_bytes_per_sec = u32::MAX }).await;
     let ann = app.signup_and_login(&unique("ann")).await;
     let (_, mut bob) = app.user_online("bob").await;
     let room = unique("busy");
@@ -110,7 +110,7 @@ async fn sync_returns_at_most_500_items_and_says_when_to_call_again() {
 
 #[tokio::test]
 async fn sync_pages_through_one_long_room() {
-    let app = spawn_app_with(|c| c.rate_per_sec = 10_000).await;
+    let app = spawn_app_with(|c| { c.rate_per_sec = 10_000; c.write_bytes_per_sec = u32::MAX }).await;
     let (_, mut bob) = app.user_online("bob").await;
     let room = unique("long");
     bob.ok(join(&room)).await;
@@ -265,7 +265,8 @@ async fn after_a_restart_sync_returns_exactly_what_was_sent_while_away() {
 
 #[tokio::test]
 async fn sync_names_at_most_max_sync_rooms_rooms_per_call() {
-    let app = spawn_app().await;
+    // Two syncs of 5 000 rooms cost 51 calls each: more than the default burst.
+    let app = spawn_app_with(|c| c.rate_per_sec = 10_000).await;
     let (_, mut ann) = app.user_online("ann").await;
     let room = unique("real");
     ann.ok(join(&room)).await;

@@ -462,10 +462,11 @@ pub fn confab_env(backing: &ConfabBacking, port: u16, data: &Path) -> Vec<(&'sta
         ("CONFAB_BIND", format!("127.0.0.1:{port}")),
         ("CONFAB_DATA_DIR", data.display().to_string()),
         ("CONFAB_JWT_SECRET", BENCH_JWT_SECRET.to_owned()),
-        // The benchmark is the load: no per-connection call limit, no login or sign-up throttle,
+        // The benchmark is the load: no per-connection call limit nor message-byte limit, no login or sign-up throttle,
         // no socket caps (every client comes from 127.0.0.1, users reuse tokens across many
         // sockets), no expiry mid-run.
         ("CONFAB_RATE_PER_SEC", "1000000000".to_owned()),
+        ("CONFAB_WRITE_BYTES_PER_SEC", "4000000000".to_owned()),
         ("CONFAB_LOGIN_ATTEMPTS", "1000000".to_owned()),
         ("CONFAB_SIGNUPS_PER_IP", "0".to_owned()),
         ("CONFAB_MAX_SOCKETS_PER_IP", "0".to_owned()),

@@ -94,6 +94,7 @@ pub fn room_name(k: usize) -> String {
 fn default_limits() -> Vec<(&'static str, String)> {
     vec![
         ("CONFAB_RATE_PER_SEC", "50".to_owned()),
+        ("CONFAB_WRITE_BYTES_PER_SEC", "32768".to_owned()),
         ("CONFAB_LOGIN_ATTEMPTS", "5".to_owned()),
         ("CONFAB_SIGNUPS_PER_IP", "20".to_owned()),
         ("CONFAB_MAX_SOCKETS_PER_IP", "256".to_owned()),
@@ -758,7 +759,7 @@ fn markdown(args: &SoakArgs, size: &Size, bound: u64, reports: &[PhaseReport], c
     let profile = if args.profile == Profile::Full { "full" } else { "quick" };
     let _ = writeln!(
         md,
-        "`{}` (profile {profile}), commit `{}`, {}, {} s in all. One release Confab server, SQLite, in-process layer, default limits (50 calls/s per socket, 256 sockets per address, 32 per user, 5 failed logins, 20 sign-ups per address, 4 MiB queued per socket); {} well-behaved users in rooms of {}, each sending every {:.1} s on average and reading everything; {} hostile clients in the attack phase; {} s per phase, seed {}. Server and load generator unpinned on {} CPUs. The RSS bound, {bound} MiB, is the measured peak with a wide margin (the peak of each quarter of the attack phase, below, shows it levels off).\n",
+        "`{}` (profile {profile}), commit `{}`, {}, {} s in all. One release Confab server, SQLite, in-process layer, default limits (50 calls/s per socket, 32 KiB/s of message text per user, 256 sockets per address, 32 per user, 5 failed logins, 20 sign-ups per address, 4 MiB queued per socket); {} well-behaved users in rooms of {}, each sending every {:.1} s on average and reading everything; {} hostile clients in the attack phase; {} s per phase, seed {}. Server and load generator unpinned on {} CPUs. The RSS bound, {bound} MiB, is the measured peak with a wide margin (the peak of each quarter of the attack phase, below, shows it levels off).\n",
         args.command,
         args.commit,
         chrono::Local::now().format("%Y-%m-%d %H:%M"),

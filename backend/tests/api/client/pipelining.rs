@@ -15,7 +15,7 @@ const PATIENCE: Duration = Duration::from_secs(120);
 
 /// A server whose call rate limit is far above the test's, so only the window shapes the traffic.
 async fn unthrottled() -> Server {
-    Server::start_with(|config| config.rate_per_sec = 1_000_000).await
+    Server::start_with(|config| { config.rate_per_sec = 1_000_000; config.write_bytes_per_sec = u32::MAX }).await
 }
 
 /// Fires `count` echo calls from as many tasks at once; every one must come back with its text.

@@ -151,6 +151,7 @@ impl Cluster {
             .env("REDIS_URL", self.redis_url())
             .env("CONFAB_JWT_SECRET", SECRET)
             .env("CONFAB_RATE_PER_SEC", "1000")
+            .env("CONFAB_WRITE_BYTES_PER_SEC", "4000000000")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)

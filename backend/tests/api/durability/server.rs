@@ -117,6 +117,7 @@ impl Server {
             .env("DATABASE_URL", &db.url)
             .env("CONFAB_JWT_SECRET", SECRET)
             .env("CONFAB_RATE_PER_SEC", "100000")
+            .env("CONFAB_WRITE_BYTES_PER_SEC", "4000000000")
             // Webhook tests post to a receiver of their own on 127.0.0.1.
             .env("CONFAB_WEBHOOK_ALLOW_PRIVATE", "true")
             .env("RUST_LOG", "warn")
