@@ -2,8 +2,9 @@
 # Runs every end-to-end suite (e2e/suites/*.sh) against the release binary. Each suite starts
 # the servers it needs on free ports and stops them itself, so they are independent: up to
 # E2E_JOBS (default 3) run side by side, each into its own log, printed when it ends. The
-# Lighthouse suite runs alone afterwards, so that its measurements are not taken on a machine
-# busy with the others.
+# Lighthouse suite asserts only what load cannot change (sizes, headers, preloads, cache
+# lifetimes) and reports its scores, so it takes a slot like the others; `just lighthouse`
+# measures the scores on a machine of their own.
 # Environment: CONFAB_BIN (the server binary), plus CONFAB_TEST_REDIS_URL / CONFAB_TEST_PG_URL
 # from scripts/services.sh.
 set -euo pipefail
@@ -48,23 +49,14 @@ for suite in e2e/suites/*.sh; do
     case " ${ordered[*]} " in *" $suite "*) ;; *) ordered+=("$suite") ;; esac
 done
 
-alone=()
 for suite in "${ordered[@]}"; do
     [ -f "$suite" ] || continue
-    case "$suite" in
-        *lighthouse*) alone+=("$suite"); continue ;;
-    esac
     while [ "${#running[@]}" -ge "$jobs" ]; do reap_one; done
     echo "-- starting $suite"
     run_suite "$suite" >"$logs/$(basename "$suite").log" 2>&1 &
     running[$suite]=$!
 done
 while [ "${#running[@]}" -gt 0 ]; do reap_one; done
-
-for suite in "${alone[@]}"; do
-    echo "-- $suite"
-    run_suite "$suite" || failed+=("$suite")
-done
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "failed suites: ${failed[*]}" >&2

@@ -1,7 +1,7 @@
 //! The layer rule, kept by a test that reads the source tree.
 //!
 //! The lower layers ([`LOWER`], bottom-up as the crate doc's Layout lists them: metrics, the
-//! Redis link, config, storage, error, the channel layer, presence, auth's building blocks)
+//! Redis link, TLS, config, storage, error, the channel layer, presence, auth's building blocks)
 //! each import only their own layer and those before it; every type `AppState` holds never
 //! reaches the layers above ([`UPPER`]: the features, the socket session, `AppState` itself,
 //! the auth routes and extractors, startup and the documents). Otherwise the crate is one
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 /// The lower layers, bottom-up: a module (or a module below it) may import its own layer and
 /// the ones before it, nothing else of the crate.
 const LOWER: &[&[&str]] = &[
-    &["metrics", "redis_link", "auth::password", "client_ip"],
+    &["metrics", "redis_link", "auth::password", "client_ip", "tls"],
     &["config", "files", "storage"],
     &["error"],
     &["layer"],

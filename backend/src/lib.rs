@@ -12,7 +12,7 @@
 //! 1. [`metrics`] (process-wide counters), [`redis_link`] (one Redis server or a Redis
 //!    Cluster, detected; the shared command connection), `auth::password` (argon2 on its
 //!    own threads), [`client_ip`] (the client's address behind trusted proxies, and its
-//!    bucket for per-address limits).
+//!    bucket for per-address limits), [`tls`] (the crypto provider of outgoing HTTPS).
 //! 2. [`config`] (settings: flags and env vars); [`files`] (the data directory and its files,
 //!    owner-only); [`storage`] (sea-orm entities, migrations, queries, the room-message
 //!    appender and the webhook delivery queue).
@@ -65,4 +65,5 @@ pub mod spa;
 pub mod startup;
 pub mod state;
 pub mod storage;
+pub mod tls;
 pub mod ws;

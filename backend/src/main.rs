@@ -10,5 +10,6 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    confab::tls::install();
     confab::cli::main()
 }

@@ -103,7 +103,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     config.database_url = database.as_ref().map(|db| db.url.clone());
     configure(&mut config);
     let (addr, state, running) = start(config.clone()).await;
-    let http = reqwest::Client::builder().timeout(WAIT).build().expect("an HTTP client");
+    let http = confab::tls::client_builder().timeout(WAIT).build().expect("an HTTP client");
     TestApp {
         addr,
         http,

@@ -374,7 +374,7 @@ async fn token_secrets_never_reach_the_logs() {
         .spawn()
         .expect("the confab binary runs");
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = confab::tls::client_builder().build().expect("an HTTP client");
     within("the server to come up", async {
         while !http.get(format!("{base}/api/health")).send().await.is_ok_and(|r| r.status().is_success()) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -187,6 +187,8 @@ struct RunCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any reqwest client (see the rustls entry of Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {

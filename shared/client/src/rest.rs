@@ -139,6 +139,8 @@ mod tests {
 
     #[test]
     fn only_http_origins_are_accepted() {
+        // See the rustls dev-dependency in Cargo.toml.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         assert_eq!(Rest::new("http://127.0.0.1:8000/").map(|r| r.socket_url()).ok().as_deref(), Some("ws://127.0.0.1:8000/ws"));
         for bad in ["https://example.com", "ws://127.0.0.1:1", "127.0.0.1:8000", "http://", "http://host/api"] {
             assert!(matches!(Rest::new(bad), Err(Error::Url { .. })), "{bad} should be refused");

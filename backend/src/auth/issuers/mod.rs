@@ -100,7 +100,7 @@ impl Issuers {
 
     /// Issuers from checked entries.
     pub fn from_checked(list: Vec<Checked>) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
+        let client = crate::tls::client_builder().connect_timeout(Duration::from_secs(5)).build()?;
         let list = list
             .into_iter()
             .map(|Checked { entry, source, algorithms }| {

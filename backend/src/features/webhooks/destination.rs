@@ -224,7 +224,7 @@ fn roots(ca_file: Option<&Path>) -> Result<Vec<reqwest::Certificate>, ClientErro
 /// The client every delivery uses: 10 s per attempt, no redirects, no proxies, the guarded
 /// resolver, TLS verified against [`roots`] only.
 pub fn client(allow_private: bool, ca_file: Option<&Path>) -> Result<reqwest::Client, ClientError> {
-    Ok(reqwest::Client::builder()
+    Ok(crate::tls::client_builder()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())

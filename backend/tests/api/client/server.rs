@@ -32,6 +32,8 @@ impl Server {
 
     /// A server whose configuration `configure` adjusts (TTLs, ...).
     pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
+        // confab-client's REST client is a reqwest client: built after the provider is set.
+        confab::tls::install();
         let dir = tempfile::tempdir().expect("a temporary data dir");
         let mut config = Config::for_tests(dir.path().to_path_buf());
         configure(&mut config);

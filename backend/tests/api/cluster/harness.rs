@@ -99,7 +99,7 @@ impl Cluster {
             RedisKind::Single => Redis::Single { port: free_port(), child: None },
             RedisKind::Cluster => Redis::Cluster(RedisCluster::start(redis_dir.path())),
         };
-        let mut cluster = Self { tag, redis, redis_dir, db_url, instances: Vec::new(), http: reqwest::Client::new() };
+        let mut cluster = Self { tag, redis, redis_dir, db_url, instances: Vec::new(), http: confab::tls::client_builder().build().expect("an HTTP client") };
         if kind == RedisKind::Single {
             cluster.start_redis();
         }

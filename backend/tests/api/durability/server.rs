@@ -126,7 +126,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawning confab");
-        let server = Self { child, port, http: reqwest::Client::new() };
+        let server = Self { child, port, http: confab::tls::client_builder().build().expect("an HTTP client") };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while server.status("/api/health").await != 200 {
             assert!(tokio::time::Instant::now() < deadline, "the server never became healthy");
