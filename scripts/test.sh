@@ -8,31 +8,39 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 started=$SECONDS
 phase() { echo "== $1 (at $((SECONDS - started)) s)"; }
 
-# The Rust build is the long pole (most of a fresh run on two cores) and needs none of the
-# test dependencies, so it starts first; installing them (mostly downloads) and then the SPA
-# build (which needs brotli and wasm-bindgen) run beside it, into a log of their own.
+# The Rust build is the long pole (most of a fresh run on two cores, CPU-bound) and needs
+# none of the test dependencies, so it starts first; installing them (mostly downloads) runs
+# beside it, then the SPA build (which needs brotli and wasm-bindgen), into a log of their
+# own. Only the e2e suites at the end need the SPA, so it builds at the lowest priority: in
+# the gaps the Rust build leaves (its last minutes are one or two crates at a time) and
+# beside the Rust tests, which mostly wait, instead of taking a core from the Rust build.
 # Everything builds once, with the release profile and one package selection (scripts/build.sh
 # says why). The e2e suites run the binary this build made.
 phase "Rust build, beside it the test dependencies and then the SPA build"
 side_log=$(mktemp)
+deps_ready=$(mktemp -u)
 (
     bash scripts/install-test-deps.sh
     bash docs/api-ui/vendor.sh
     echo "the test dependencies were ready at $((SECONDS - started)) s"
-    bash scripts/build.sh spa
+    touch "$deps_ready"
+    nice -n 19 bash scripts/build.sh spa
+    echo "the SPA was ready at $((SECONDS - started)) s"
 ) >"$side_log" 2>&1 &
 side=$!
-trap 'kill "$side" 2>/dev/null || true; rm -f "$side_log"' EXIT
+trap 'kill "$side" 2>/dev/null || true; rm -f "$side_log" "$deps_ready"' EXIT
 build_status=0
 bash scripts/build.sh tests || build_status=$?
-side_status=0
-wait "$side" || side_status=$?
-echo "-- test dependencies and SPA build"; cat "$side_log"
 [ "$build_status" = 0 ] || { echo "the Rust build failed" >&2; exit 1; }
-[ "$side_status" = 0 ] || { echo "installing the test dependencies or building the SPA failed" >&2; exit 1; }
+while [ ! -e "$deps_ready" ] && kill -0 "$side" 2>/dev/null; do sleep 1; done
+if [ ! -e "$deps_ready" ]; then
+    cat "$side_log"
+    echo "installing the test dependencies failed" >&2
+    exit 1
+fi
 
 bash scripts/services.sh start
-trap 'bash scripts/services.sh stop' EXIT
+trap 'kill "$side" 2>/dev/null || true; rm -f "$side_log" "$deps_ready"; bash scripts/services.sh stop' EXIT
 # shellcheck disable=SC1091
 source "${CONFAB_SERVICES_DIR:-/tmp/confab-services}/env"
 
@@ -64,6 +72,12 @@ wait "$redis_cluster" || status=1
 echo "-- integration suite on PostgreSQL"; cat "$logs/postgres.log"
 echo "-- scale-out suite on a Redis Cluster"; cat "$logs/redis-cluster.log"
 [ "$status" = 0 ] || { echo "a parallel suite failed" >&2; exit 1; }
+
+phase "waiting for the SPA build"
+side_status=0
+wait "$side" || side_status=$?
+echo "-- test dependencies and SPA build"; cat "$side_log"
+[ "$side_status" = 0 ] || { echo "building the SPA failed" >&2; exit 1; }
 
 export CONFAB_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/confab
 [ -x "$CONFAB_BIN" ] || { echo "no server binary at $CONFAB_BIN" >&2; exit 1; }
