@@ -19,6 +19,27 @@ pub use envelope::{ErrorCode, ErrorObject, Frame, Incoming, RequestId, Response,
 pub use methods::*;
 pub use notify::Notification;
 
+/// Bytes a value takes as JSON, in serde_json's compact form (what the socket sends), counted
+/// without building the text.
+pub fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Wire types serialize without failing; if one ever did, it must not look small.
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 /// The one subprotocol the server speaks; it is always the one selected.
 pub const SUBPROTOCOL: &str = "confab.v1";
 /// Browser clients put `bearer.<access token>` in their subprotocol list.

@@ -102,26 +102,7 @@ pub fn page_limit(limit: Option<u32>) -> Result<u64, AppError> {
     }
 }
 
-/// Bytes a value takes as JSON, in serde_json's compact form (what the socket sends), counted
-/// without building the text.
-pub fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Wire types serialize without failing; if one ever did, it must not look small.
-    match serde_json::to_writer(&mut count, value) {
-        Ok(()) => count.0,
-        Err(_) => usize::MAX,
-    }
-}
+pub use confab_shared::rpc::json_len;
 
 /// What is left of an answer's byte budget while its items are added, in the order the
 /// answer must keep: once an item does not fit, the answer stops there (a page with a hole
