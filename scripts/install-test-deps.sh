@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, skipping whatever is already there:
 # redis-server, PostgreSQL, Chromium, brotli (Debian packages), the e2e npm packages,
-# schemathesis.
+# the e2e Python packages (e2e/*/requirements.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
