@@ -1,17 +1,17 @@
-//! The webhook delivery queue: the hooks that enqueue events for webhooks, inside the
+//! The webhook delivery queue: the calls that enqueue events for webhooks, inside the
 //! event's own transaction (the rows live in `webhook_deliveries`).
 //!
-//! [`WebhookQueue`] keeps the enabled webhooks in memory, so each hook first asks "does any
+//! [`WebhookQueue`] keeps the enabled webhooks in memory, so each of those calls first asks "does any
 //! webhook want this event?" with one atomic load: with no webhook configured (or none for
-//! that event) a hook does no work at all, not even a query. Otherwise it builds the
+//! that event) such a call does no work at all, not even a query. Otherwise it builds the
 //! event's body once (the same typed payload as the socket notification) and inserts one
 //! delivery row per subscribed webhook on the transaction it was given, so the event and
-//! its deliveries commit together or not at all. A hook returns whether it enqueued
+//! its deliveries commit together or not at all. It returns whether it enqueued
 //! anything; if so, the caller calls [`WebhookQueue::wake`] after the commit.
 //!
 //! Room messages are the exception in form, not in guarantee: they are written in batches
 //! by the appender ([`super::append`]) outside sea-orm, so
-//! [`WebhookQueue::room_message_hooks`] only says which webhooks want which message of a batch,
+//! [`WebhookQueue::room_message_subscriptions`] only says which webhooks want which message of a batch,
 //! and the appender inserts those deliveries in the batch's own transaction (the body built
 //! from the message's wire JSON, the one the socket notification carries).
 //!
@@ -29,7 +29,7 @@ use confab_shared::{DirectMessage, Timestamp, User};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use tokio::sync::Notify;
 
-use super::append::Hook;
+use super::append::Subscribed;
 use super::entity::{direct_messages, messages, reactions, rooms, users};
 use super::webhooks::{self as store, NewDelivery, room_key};
 use super::{Db, StorageResult, now_ms};
@@ -41,7 +41,7 @@ fn bit(event: WebhookEvent) -> u8 {
     1 << (event as u8)
 }
 
-/// One enabled webhook, as the hooks need it.
+/// One enabled webhook, as the enqueuing calls need it.
 struct Subscriber {
     id: i64,
     events: u8,
@@ -59,7 +59,7 @@ pub struct WebhookQueue {
 struct Inner {
     // Swapped whole on reload; never held across an `.await`.
     subscribers: RwLock<Arc<Vec<Subscriber>>>,
-    /// The union of the subscribers' events: the hooks' one-load fast path.
+    /// The union of the subscribers' events: the enqueuing calls' one-load fast path.
     wanted: AtomicU8,
     wake: Notify,
 }
@@ -128,25 +128,25 @@ impl WebhookQueue {
     }
 
     /// The `room.message` deliveries of a batch whose messages go to `rooms` (in batch
-    /// order): one [`Hook`] per message some webhook wants, for the appender to write in the
+    /// order): one [`Subscribed`] per message some webhook wants, for the appender to write in the
     /// batch's transaction. With no webhook for `room.message`, one atomic load and nothing
     /// else.
-    pub fn room_message_hooks<'a>(&self, rooms: impl IntoIterator<Item = &'a str>) -> Vec<Hook> {
+    pub fn room_message_subscriptions<'a>(&self, rooms: impl IntoIterator<Item = &'a str>) -> Vec<Subscribed> {
         if !self.wants(WebhookEvent::RoomMessage) {
             return Vec::new();
         }
         let mut by_room: HashMap<&str, Vec<i64>> = HashMap::new();
-        let mut hooks = Vec::new();
+        let mut subscribed = Vec::new();
         for (index, room) in rooms.into_iter().enumerate() {
             let webhooks = by_room.entry(room).or_insert_with(|| self.targets(WebhookEvent::RoomMessage, Some(room)));
             if !webhooks.is_empty() {
-                hooks.push(Hook { index, room: room.to_owned(), webhooks: webhooks.clone() });
+                subscribed.push(Subscribed { index, room: room.to_owned(), webhooks: webhooks.clone() });
             }
         }
-        hooks
+        subscribed
     }
 
-    /// Hook of an edit: message `id` was just updated on `txn`.
+    /// Enqueues for an edit: message `id` was just updated on `txn`.
     pub async fn message_edited(&self, txn: &impl ConnectionTrait, id: i64) -> StorageResult<bool> {
         if !self.wants(WebhookEvent::MessageEdited) {
             return Ok(false);
@@ -166,7 +166,7 @@ impl WebhookQueue {
         self.add(txn, WebhookEvent::MessageEdited, Some(&room), room_key(&room), json(&wire)).await
     }
 
-    /// Hook of a delete: message `id` was just deleted on `txn`.
+    /// Enqueues for a delete: message `id` was just deleted on `txn`.
     pub async fn message_deleted(&self, txn: &impl ConnectionTrait, id: i64) -> StorageResult<bool> {
         if !self.wants(WebhookEvent::MessageDeleted) {
             return Ok(false);
@@ -177,18 +177,18 @@ impl WebhookQueue {
         self.add(txn, WebhookEvent::MessageDeleted, Some(&room), room_key(&room), data).await
     }
 
-    /// Hook of a private message: `row` was just inserted on `txn`.
+    /// Enqueues for a private message: `row` was just inserted on `txn`.
     pub async fn direct_message(&self, txn: &impl ConnectionTrait, row: &direct_messages::Model) -> StorageResult<bool> {
         let (low, high) = (row.from_id.min(row.to_id), row.from_id.max(row.to_id));
         self.add(txn, WebhookEvent::DmMessage, None, format!("dm:{low}:{high}"), json(&DirectMessage::from(row.clone()))).await
     }
 
-    /// Hook of a signup: `row` was just inserted on `txn`.
+    /// Enqueues for a signup: `row` was just inserted on `txn`.
     pub async fn user_signed_up(&self, txn: &impl ConnectionTrait, row: &users::Model) -> StorageResult<bool> {
         self.add(txn, WebhookEvent::UserSignedUp, None, format!("user:{}", row.id), json(&User::from(row.clone()))).await
     }
 
-    /// Wakes the delivery worker: after committing a transaction a hook enqueued on, or
+    /// Wakes the delivery worker: after committing a transaction something was enqueued on, or
     /// after scheduling a retry.
     pub fn wake(&self) {
         self.inner.wake.notify_one();

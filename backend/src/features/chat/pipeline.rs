@@ -17,7 +17,7 @@
 //! `room.message` webhooks ride along: before the append the batch asks the [`WebhookQueue`]
 //! which webhooks want which message (one atomic load when none does), and the appender
 //! writes those deliveries in the batch's own transaction, so an acknowledged message always
-//! has them, even across a crash. A hooked message's JSON is serialized there, once, and
+//! has them, even across a crash. A subscribed message's JSON is serialized there, once, and
 //! reused here; after the commit the delivery worker is woken.
 //!
 //! A nonce identifies one message of its author: a message repeating a nonce with the same
@@ -142,9 +142,9 @@ async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, db: Db, layer:
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (rows, addressees): (Vec<NewMessage>, Vec<Addressee>) = nest_repeats(std::mem::take(&mut batch)).into_iter().map(Pending::split).unzip();
-        let hooks = webhooks.room_message_hooks(addressees.iter().map(|a| a.room.as_str()));
+        let subscribed = webhooks.room_message_subscriptions(addressees.iter().map(|a| a.room.as_str()));
         let now = now_ms();
-        let (rows, outcome) = appender.append(rows, hooks, now).await;
+        let (rows, outcome) = appender.append(rows, subscribed, now).await;
         if outcome.as_ref().is_ok_and(|w| w.enqueued) {
             webhooks.wake();
         }

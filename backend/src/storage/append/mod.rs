@@ -10,13 +10,13 @@
 //! by the unique index, not by a lookup per message); nothing is read back to build the
 //! wire form, which the caller already has.
 //!
-//! A batch also carries its `room.message` webhook deliveries ([`Hook`]s, from
-//! [`super::webhook_queue::WebhookQueue::room_message_hooks`]): for each message some
+//! A batch also carries its `room.message` webhook deliveries ([`Subscribed`]s, from
+//! [`super::webhook_queue::WebhookQueue::room_message_subscriptions`]): for each message some
 //! webhook wants, the appender builds the message's wire JSON as soon as its id is known,
 //! wraps it in the webhook body and inserts one `webhook_deliveries` row per webhook, in the
 //! batch's own transaction: an acknowledged message always has its deliveries, and a batch
 //! whose deliveries cannot be written stores no message. The JSON is handed back
-//! ([`Written::json`]) so the broadcast and the sender's answer reuse it. With no hook
+//! ([`Written::json`]) so the broadcast and the sender's answer reuse it. With none
 //! (no webhook wants `room.message`) nothing of this runs.
 //!
 //! # Layout
@@ -25,7 +25,7 @@
 //! - [`checkpoint`]: the SQLite log's checkpoints, off the writer's thread, and its rewinds.
 //! - [`postgres`]: one statement per batch (`UNNEST` arrays): rooms locked in id order,
 //!   counters moved, rows inserted, in a single round trip, so instances sharing the
-//!   database stay correct; with hooks, that statement and one `UNNEST` insert of the
+//!   database stay correct; with subscribed messages, that statement and one `UNNEST` insert of the
 //!   deliveries in one transaction.
 
 mod checkpoint;
@@ -52,7 +52,7 @@ pub enum Appended {
 
 /// A message of a batch that webhooks want (`room.message`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hook {
+pub struct Subscribed {
     /// Its position in the batch.
     pub index: usize,
     /// Its room's name (the wire message and the ordering key carry it).
@@ -66,7 +66,7 @@ pub struct Hook {
 pub struct Written {
     /// What became of each message, in batch order.
     pub results: Vec<Appended>,
-    /// The wire JSON of each hooked message stored now, by batch position, ascending: what
+    /// The wire JSON of each subscribed message stored now, by batch position, ascending: what
     /// its deliveries carry, built once (the broadcast and the answer reuse it).
     pub json: Vec<(usize, Arc<str>)>,
     /// Whether any delivery was written (then the delivery worker is to be woken).
@@ -75,7 +75,7 @@ pub struct Written {
 
 impl Written {
     /// Each message's outcome in batch order, with the wire JSON built for it if it was
-    /// hooked and stored now: the batch positions of [`Written::json`] are resolved here.
+    /// subscribed and stored now: the batch positions of [`Written::json`] are resolved here.
     pub fn per_message(self) -> impl Iterator<Item = (Appended, Option<Arc<str>>)> {
         let mut json = self.json.into_iter().peekable();
         self.results.into_iter().enumerate().map(move |(index, appended)| (appended, json.next_if(|(i, _)| *i == index).map(|(_, json)| json)))
@@ -90,7 +90,7 @@ pub fn fresh_json(m: &NewMessage, room: &str, id: i64, now: i64) -> Arc<str> {
     serde_json::to_string(&message).unwrap_or_default().into()
 }
 
-/// One delivery row of a hooked message, ready to insert.
+/// One delivery row of a subscribed message, ready to insert.
 struct Outgoing {
     webhook_id: i64,
     event_id: String,
@@ -98,13 +98,13 @@ struct Outgoing {
     body: String,
 }
 
-/// The deliveries of a hooked message stored now with `id`: its JSON and one row per webhook.
-fn outgoing(m: &NewMessage, hook: &Hook, id: i64, now: i64) -> (Arc<str>, Vec<Outgoing>) {
-    let json = fresh_json(m, &hook.room, id, now);
+/// The deliveries of a subscribed message stored now with `id`: its JSON and one row per webhook.
+fn outgoing(m: &NewMessage, sub: &Subscribed, id: i64, now: i64) -> (Arc<str>, Vec<Outgoing>) {
+    let json = fresh_json(m, &sub.room, id, now);
     let body = deliveries::body(WebhookEvent::RoomMessage, Timestamp::from_millis(now), &json);
     let event_id = deliveries::new_event_id();
-    let ordering_key = deliveries::room_key(&hook.room);
-    let rows = hook
+    let ordering_key = deliveries::room_key(&sub.room);
+    let rows = sub
         .webhooks
         .iter()
         .map(|&webhook_id| Outgoing { webhook_id, event_id: event_id.clone(), ordering_key: ordering_key.clone(), body: body.clone() })
@@ -128,13 +128,13 @@ impl Appender {
         }
     }
 
-    /// Writes a batch and the deliveries of its `hooks` (ascending by index) in one
+    /// Writes a batch and the deliveries of its `subscribed` (ascending by index) in one
     /// transaction; hands the batch back with what was written.
-    pub async fn append(&self, batch: Vec<NewMessage>, hooks: Vec<Hook>, now: i64) -> (Vec<NewMessage>, StorageResult<Written>) {
+    pub async fn append(&self, batch: Vec<NewMessage>, subscribed: Vec<Subscribed>, now: i64) -> (Vec<NewMessage>, StorageResult<Written>) {
         match self {
-            Self::Sqlite(writer) => writer.append(batch, hooks, now).await,
+            Self::Sqlite(writer) => writer.append(batch, subscribed, now).await,
             Self::Postgres(pg) => {
-                let outcome = pg.append(&batch, &hooks, now).await;
+                let outcome = pg.append(&batch, &subscribed, now).await;
                 (batch, outcome)
             }
         }
@@ -159,8 +159,8 @@ mod tests {
     #[test]
     fn a_hooked_message_is_delivered_as_its_wire_json_inside_the_webhook_body() {
         let m = NewMessage { room_id: 1, author_id: 2, author: "ann".into(), text: "hi \"you\"".into(), nonce: None };
-        let hook = Hook { index: 0, room: "lobby".into(), webhooks: vec![4, 9] };
-        let (json, rows) = outgoing(&m, &hook, 17, 1_700_000_000_000);
+        let sub = Subscribed { index: 0, room: "lobby".into(), webhooks: vec![4, 9] };
+        let (json, rows) = outgoing(&m, &sub, 17, 1_700_000_000_000);
         let wire: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
         assert_eq!((wire["id"].clone(), wire["room"].clone(), wire["text"].clone()), (17.into(), "lobby".into(), "hi \"you\"".into()));
         assert_eq!(rows.iter().map(|r| r.webhook_id).collect::<Vec<_>>(), vec![4, 9]);

@@ -10,17 +10,17 @@
 //! racing the same nonce make the later statement fail on the index; it is then run again
 //! and the repeat is found.
 //!
-//! A batch with webhook hooks runs that statement and one `UNNEST` insert of its deliveries
+//! A batch with messages webhooks want runs that statement and one `UNNEST` insert of its deliveries
 //! in a transaction (the rooms stay locked until the deliveries are in, so another
 //! instance's batch over the same room numbers its deliveries after these); a batch
-//! without hooks stays the single implicit-transaction statement.
+//! without any stays the single implicit-transaction statement.
 
 use std::time::Duration;
 
 use confab_shared::webhooks::WebhookEvent;
 use sea_orm::sqlx::{self, PgConnection, PgPool};
 
-use super::{Appended, Hook, Written, outgoing, results_in_order};
+use super::{Appended, Subscribed, Written, outgoing, results_in_order};
 use crate::storage::messages::NewMessage;
 use crate::storage::webhooks::PENDING;
 use crate::storage::{Db, StorageError, StorageResult};
@@ -97,9 +97,9 @@ impl PgAppender {
         Ok(Self { pool: db.conn.get_postgres_connection_pool().clone() })
     }
 
-    /// Writes a batch (with its hooks' deliveries, in the same transaction); results in
+    /// Writes a batch (with its webhook deliveries, in the same transaction); results in
     /// batch order.
-    pub async fn append(&self, batch: &[NewMessage], hooks: &[Hook], now: i64) -> StorageResult<Written> {
+    pub async fn append(&self, batch: &[NewMessage], subscribed: &[Subscribed], now: i64) -> StorageResult<Written> {
         let mut arrays = Arrays {
             room_ids: Vec::with_capacity(batch.len()),
             author_ids: Vec::with_capacity(batch.len()),
@@ -118,7 +118,7 @@ impl PgAppender {
         loop {
             attempt += 1;
             let written = async {
-                if hooks.is_empty() {
+                if subscribed.is_empty() {
                     let rows = self.insert(&arrays, now, &self.pool).await?;
                     let results = checked(batch, rows)?;
                     Ok(Written { results, ..Written::default() })
@@ -126,7 +126,7 @@ impl PgAppender {
                     let mut tx = self.pool.begin().await?;
                     let rows = self.insert(&arrays, now, &mut *tx).await?;
                     let results = checked(batch, rows)?;
-                    let (json, enqueued) = enqueue(&mut tx, batch, hooks, &results, now).await?;
+                    let (json, enqueued) = enqueue(&mut tx, batch, subscribed, &results, now).await?;
                     tx.commit().await?;
                     Ok(Written { results, json, enqueued })
                 }
@@ -168,27 +168,27 @@ fn checked(batch: &[NewMessage], rows: Vec<(i64, i64, i64)>) -> StorageResult<Ve
     Ok(out)
 }
 
-/// Inserts the deliveries of the hooked messages stored now, in one statement on `conn`;
+/// Inserts the deliveries of the subscribed messages stored now, in one statement on `conn`;
 /// their wire JSON, and whether there was any.
 async fn enqueue(
     conn: &mut PgConnection,
     batch: &[NewMessage],
-    hooks: &[Hook],
+    subscribed: &[Subscribed],
     results: &[Appended],
     now: i64,
 ) -> StorageResult<(Vec<(usize, std::sync::Arc<str>)>, bool)> {
     let (mut webhook_ids, mut event_ids, mut keys, mut bodies) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut json = Vec::with_capacity(hooks.len());
-    for hook in hooks {
-        let (Some(m), Some(Appended::New { id, .. })) = (batch.get(hook.index), results.get(hook.index)) else { continue };
-        let (wire, rows) = outgoing(m, hook, *id, now);
+    let mut json = Vec::with_capacity(subscribed.len());
+    for sub in subscribed {
+        let (Some(m), Some(Appended::New { id, .. })) = (batch.get(sub.index), results.get(sub.index)) else { continue };
+        let (wire, rows) = outgoing(m, sub, *id, now);
         for d in rows {
             webhook_ids.push(d.webhook_id);
             event_ids.push(d.event_id);
             keys.push(d.ordering_key);
             bodies.push(d.body);
         }
-        json.push((hook.index, wire));
+        json.push((sub.index, wire));
     }
     if webhook_ids.is_empty() {
         return Ok((json, false));

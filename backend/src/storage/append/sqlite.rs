@@ -5,7 +5,7 @@
 //! batch is one hop to the thread and back, and one `BEGIN IMMEDIATE … COMMIT` there: an
 //! insert per message (a few µs each, cached statement), then one counter update per room.
 //! A message some webhook wants gets its delivery rows right after its insert, in the same
-//! transaction (another cached statement); a batch without hooks never prepares it.
+//! transaction (another cached statement); a batch without any never prepares it.
 //! Only the database work happens on the thread: the broadcast that follows runs on the
 //! runtime, where waking a thousand connection tasks is a local queue push each.
 //!
@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 
 use confab_shared::webhooks::WebhookEvent;
 
-use super::{Appended, Hook, Written, outgoing};
+use super::{Appended, Subscribed, Written, outgoing};
 use crate::storage::messages::NewMessage;
 use crate::storage::webhooks::PENDING;
 use crate::storage::{StorageError, StorageResult};
@@ -58,7 +58,7 @@ pub struct SqliteAppendThread {
 
 struct Job {
     batch: Vec<NewMessage>,
-    hooks: Vec<Hook>,
+    subscribed: Vec<Subscribed>,
     now: i64,
     done: oneshot::Sender<(Vec<NewMessage>, StorageResult<Written>)>,
 }
@@ -72,7 +72,7 @@ impl SqliteAppendThread {
             .name("sqlite-writer".into())
             .spawn(move || {
                 for job in queue {
-                    let outcome = appender.append(&job.batch, &job.hooks, job.now);
+                    let outcome = appender.append(&job.batch, &job.subscribed, job.now);
                     let _ = job.done.send((job.batch, outcome));
                 }
             })
@@ -80,12 +80,12 @@ impl SqliteAppendThread {
         Ok(Self { jobs })
     }
 
-    /// Writes a batch (and its hooks' deliveries) on the thread; hands the batch back with
+    /// Writes a batch (and its webhook deliveries) on the thread; hands the batch back with
     /// what was written.
-    pub async fn append(&self, batch: Vec<NewMessage>, hooks: Vec<Hook>, now: i64) -> (Vec<NewMessage>, StorageResult<Written>) {
+    pub async fn append(&self, batch: Vec<NewMessage>, subscribed: Vec<Subscribed>, now: i64) -> (Vec<NewMessage>, StorageResult<Written>) {
         let (done, outcome) = oneshot::channel();
         let stopped = || StorageError::Unavailable("the SQLite writer thread stopped".into());
-        if let Err(mpsc::SendError(job)) = self.jobs.send(Job { batch, hooks, now, done }) {
+        if let Err(mpsc::SendError(job)) = self.jobs.send(Job { batch, subscribed, now, done }) {
             return (job.batch, Err(stopped()));
         }
         outcome.await.unwrap_or_else(|_| (Vec::new(), Err(stopped())))
@@ -139,10 +139,10 @@ impl SqliteAppender {
         Ok(Self { conn, last_seq: HashMap::new(), _checkpointer: checkpointer })
     }
 
-    /// Writes a batch and its hooks' deliveries in one transaction; results in batch order.
-    pub fn append(&mut self, batch: &[NewMessage], hooks: &[Hook], now: i64) -> StorageResult<Written> {
+    /// Writes a batch and its webhook deliveries in one transaction; results in batch order.
+    pub fn append(&mut self, batch: &[NewMessage], subscribed: &[Subscribed], now: i64) -> StorageResult<Written> {
         for _ in 0..3 {
-            match self.try_append(batch, hooks, now) {
+            match self.try_append(batch, subscribed, now) {
                 Ok(out) => return Ok(out),
                 Err(Attempt::Stale) => self.last_seq.clear(),
                 Err(Attempt::Failed(err)) => {
@@ -154,7 +154,7 @@ impl SqliteAppender {
         Err(StorageError::Db("room counters kept moving under the message writer".into()))
     }
 
-    fn try_append(&mut self, batch: &[NewMessage], hooks: &[Hook], now: i64) -> Result<Written, Attempt> {
+    fn try_append(&mut self, batch: &[NewMessage], subscribed: &[Subscribed], now: i64) -> Result<Written, Attempt> {
         let tx = Immediate::begin(&self.conn)?;
         // Per room: the counter at the start of the batch and where the batch has taken it.
         let mut moved: HashMap<i64, (i64, i64)> = HashMap::new();
@@ -163,10 +163,10 @@ impl SqliteAppender {
         {
             let mut insert = self.conn.prepare_cached(INSERT)?;
             let mut load = self.conn.prepare_cached(LOAD_SEQ)?;
-            let mut enqueue = if hooks.is_empty() { None } else { Some(self.conn.prepare_cached(ENQUEUE)?) };
-            let mut hooks = hooks.iter().peekable();
+            let mut enqueue = if subscribed.is_empty() { None } else { Some(self.conn.prepare_cached(ENQUEUE)?) };
+            let mut subscribed = subscribed.iter().peekable();
             for (index, m) in batch.iter().enumerate() {
-                let hook = hooks.next_if(|h| h.index == index);
+                let sub = subscribed.next_if(|h| h.index == index);
                 let counter = match moved.entry(m.room_id) {
                     Entry::Occupied(e) => e.into_mut(),
                     Entry::Vacant(e) => {
@@ -186,8 +186,8 @@ impl SqliteAppender {
                     Some(id) => {
                         counter.1 = seq;
                         out.push(Appended::New { id, seq });
-                        if let (Some(hook), Some(enqueue)) = (hook, enqueue.as_mut()) {
-                            let (wire, rows) = outgoing(m, hook, id, now);
+                        if let (Some(sub), Some(enqueue)) = (sub, enqueue.as_mut()) {
+                            let (wire, rows) = outgoing(m, sub, id, now);
                             for d in rows {
                                 let event = WebhookEvent::RoomMessage.as_str();
                                 enqueue.execute(params![d.webhook_id, d.event_id, event, d.ordering_key, d.body, PENDING, now])?;
@@ -337,8 +337,8 @@ mod tests {
         assert_eq!(last_seq(&db, a).await, stored as i64);
     }
 
-    fn hook(index: usize, room: &str, webhooks: &[i64]) -> Hook {
-        Hook { index, room: room.into(), webhooks: webhooks.to_vec() }
+    fn sub(index: usize, room: &str, webhooks: &[i64]) -> Subscribed {
+        Subscribed { index, room: room.into(), webhooks: webhooks.to_vec() }
     }
 
     fn count(appender: &SqliteAppender, table: &str) -> i64 {
@@ -350,8 +350,8 @@ mod tests {
         let (_dir, _db, url, a, b) = database().await;
         let mut appender = SqliteAppender::open(&url).expect("open");
         let batch = [message(a, "1", Some("x")), message(b, "2", None), message(a, "3", Some("x"))];
-        let hooks = [hook(0, "a", &[7, 8]), hook(2, "a", &[7, 8])];
-        let written = appender.append(&batch, &hooks, 5).expect("append");
+        let subscribed = [sub(0, "a", &[7, 8]), sub(2, "a", &[7, 8])];
+        let written = appender.append(&batch, &subscribed, 5).expect("append");
         assert!(written.enqueued);
         let Appended::New { id, .. } = written.results[0] else { panic!("stored: {:?}", written.results) };
         assert_eq!(written.json.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0], "the repeat stored nothing");
@@ -379,11 +379,11 @@ mod tests {
             .conn
             .execute_batch("CREATE TRIGGER refuse BEFORE INSERT ON webhook_deliveries BEGIN SELECT RAISE(ABORT, 'outbox refused'); END;")
             .expect("trigger");
-        let err = appender.append(&[message(a, "plain", None), message(a, "hooked", None)], &[hook(1, "a", &[3])], 2).expect_err("refused");
+        let err = appender.append(&[message(a, "plain", None), message(a, "subscribed", None)], &[sub(1, "a", &[3])], 2).expect_err("refused");
         assert!(err.to_string().contains("outbox refused"), "{err}");
         assert_eq!((count(&appender, "messages"), count(&appender, "webhook_deliveries")), (1, 0));
         assert_eq!(last_seq(&db, a).await, 1, "the counter did not move either");
-        // Without hooks the same batch goes through, numbered on from the database.
+        // Without webhook subscriptions the same batch goes through, numbered on from the database.
         let out = appender.append(&[message(a, "plain", None)], &[], 3).expect("append").results;
         assert!(matches!(out[..], [Appended::New { seq: 2, .. }]), "{out:?}");
     }
