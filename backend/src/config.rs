@@ -8,6 +8,8 @@ use axum::http::HeaderName;
 use clap::Args;
 use clap::builder::TypedValueParser as _;
 
+use confab_shared::hooks::HookName;
+
 use crate::client_ip::IpNet;
 use crate::redis_link::RedisMode;
 
@@ -56,6 +58,31 @@ pub struct Config {
     /// `off` refuses sign-ups (403), for servers whose accounts come from trusted issuers.
     #[arg(long, env = "CONFAB_SIGNUP", value_enum, default_value_t = Signup::On)]
     pub signup: Signup,
+
+    /// The team's backend URL every hook POSTs to (signed with `CONFAB_HOOK_SECRET`);
+    /// `CONFAB_HOOKS` says which hooks ask it (docs/identity.md, "Backend hooks").
+    #[arg(long, env = "CONFAB_HOOK_URL")]
+    pub hook_url: Option<String>,
+
+    /// The hooks that ask the backend, comma-separated: `connect`, `room.join`, `room.send`,
+    /// `dm.send`.
+    #[arg(long, env = "CONFAB_HOOKS", value_delimiter = ',', value_parser = parse_hook)]
+    pub hooks: Vec<HookName>,
+
+    /// How long a hook waits for the backend's answer, in ms (1 to 60 000); then the
+    /// `CONFAB_HOOK_ON_ERROR` policy decides.
+    #[arg(long, env = "CONFAB_HOOK_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub hook_timeout_ms: u64,
+
+    /// What a hook decides when the backend fails (timeout, unreachable, not 2xx, a malformed
+    /// answer): `deny` or `allow`, for every hook or per hook, e.g. `deny,room.send=allow`.
+    #[arg(long, env = "CONFAB_HOOK_ON_ERROR", default_value = "deny", value_parser = HookOnError::parse)]
+    pub hook_on_error: HookOnError,
+
+    /// The hooks' signing secret, `whsec_` + base64 of 24 to 64 random bytes (Standard
+    /// Webhooks); required with `CONFAB_HOOK_URL`.
+    #[arg(long, env = "CONFAB_HOOK_SECRET", hide_env_values = true)]
+    pub hook_secret: Option<String>,
 
     /// Extra browser origins allowed to open sockets (comma-separated); the server's own origin
     /// always is, and `*` allows any.
@@ -217,6 +244,51 @@ pub struct Config {
     pub log_json: bool,
 }
 
+/// A name of `CONFAB_HOOKS`.
+fn parse_hook(name: &str) -> Result<HookName, String> {
+    let names = HookName::ALL.map(HookName::as_str).join(", ");
+    HookName::parse(name.trim()).ok_or_else(|| format!("`{name}` is not a hook (one of {names})"))
+}
+
+/// Whether a hook whose backend failed lets the call through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    Deny,
+    Allow,
+}
+
+/// `CONFAB_HOOK_ON_ERROR`: a policy for every hook, and exceptions per hook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookOnError {
+    default: OnError,
+    per_hook: Vec<(HookName, OnError)>,
+}
+
+impl HookOnError {
+    /// `deny`, `allow`, `room.send=allow`, or a comma-separated mix (a bare policy sets the
+    /// default, which is `deny`).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let policy = |word: &str| match word.trim() {
+            "deny" => Ok(OnError::Deny),
+            "allow" => Ok(OnError::Allow),
+            other => Err(format!("`{other}` is not a policy (deny or allow)")),
+        };
+        let mut parsed = Self { default: OnError::Deny, per_hook: Vec::new() };
+        for item in raw.split(',').filter(|item| !item.trim().is_empty()) {
+            match item.split_once('=') {
+                None => parsed.default = policy(item)?,
+                Some((hook, value)) => parsed.per_hook.push((parse_hook(hook)?, policy(value)?)),
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// The policy of `hook`.
+    pub fn of(&self, hook: HookName) -> OnError {
+        self.per_hook.iter().rev().find(|(h, _)| *h == hook).map_or(self.default, |(_, policy)| *policy)
+    }
+}
+
 impl Config {
     /// The database URL, defaulting to SQLite (WAL) in the data directory.
     pub fn database_url(&self) -> String {
@@ -262,6 +334,11 @@ impl Config {
             jwt_secret: None,
             issuers_file: None,
             signup: Signup::On,
+            hook_url: None,
+            hooks: Vec::new(),
+            hook_timeout_ms: 1000,
+            hook_on_error: HookOnError { default: OnError::Deny, per_hook: Vec::new() },
+            hook_secret: None,
             allowed_origins: Vec::new(),
             static_dir: PathBuf::from("frontend/dist"),
             docs_assets_dir: PathBuf::from("docs/api-ui/dist"),
@@ -320,6 +397,24 @@ mod tests {
         assert_eq!(parse("60000").ok(), Some(60_000));
         for bad in ["60001", "18446744073709551615", "-1", "abc"] {
             assert!(parse(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn hooks_and_their_error_policies_are_checked_at_start() {
+        let parse = |args: &[&str]| Flags::try_parse_from(std::iter::once("confab").chain(args.iter().copied())).map(|f| f.config);
+        let defaults = parse(&[]).unwrap();
+        assert!(defaults.hooks.is_empty() && defaults.hook_url.is_none());
+        assert_eq!(defaults.hook_on_error.of(HookName::RoomSend), OnError::Deny);
+
+        let set = parse(&["--hooks", "connect,room.send", "--hook-on-error", "allow,room.send=deny"]).unwrap();
+        assert_eq!(set.hooks, [HookName::Connect, HookName::RoomSend]);
+        assert_eq!(set.hook_on_error.of(HookName::RoomSend), OnError::Deny);
+        assert_eq!(set.hook_on_error.of(HookName::Connect), OnError::Allow);
+        assert_eq!(parse(&["--hook-on-error", "dm.send=allow"]).unwrap().hook_on_error.of(HookName::RoomJoin), OnError::Deny);
+
+        for bad in [&["--hooks", "room.leave"][..], &["--hook-on-error", "maybe"], &["--hook-on-error", "room.sent=allow"], &["--hook-timeout-ms", "0"], &["--hook-timeout-ms", "60001"]] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
     }
 

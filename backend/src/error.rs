@@ -34,6 +34,10 @@ pub enum AppError {
     /// 403 / -32003 with `data.scope`: an API token called outside its scopes.
     #[error("this API token lacks the `{}` scope", .0.as_str())]
     MissingScope(Scope),
+    /// 403 / -32003 with `data.reason` and `data.hook`: the application's backend refused
+    /// the call (a hook's deny); the reason is the backend's.
+    #[error("refused by the application: {reason}")]
+    Denied { hook: confab_shared::hooks::HookName, reason: String },
     /// 404 / -32004.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -96,7 +100,7 @@ impl AppError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Unauthenticated | Self::TokenRefused(_) | Self::BadCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::MissingScope(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::MissingScope(_) | Self::Denied { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Gone(_) => StatusCode::GONE,
             Self::Conflict(_) | Self::ConflictOn { .. } => StatusCode::CONFLICT,
@@ -114,7 +118,7 @@ impl AppError {
         match self {
             Self::Unauthenticated | Self::TokenRefused(_) => "unauthenticated",
             Self::BadCredentials => "bad-credentials",
-            Self::Forbidden(_) => "forbidden",
+            Self::Forbidden(_) | Self::Denied { .. } => "forbidden",
             Self::MissingScope(_) => "insufficient-scope",
             Self::NotFound(_) => "not-found",
             Self::Gone(_) => "gone",
@@ -204,6 +208,7 @@ impl From<AppError> for ErrorObject {
             }
             AppError::Forbidden(_) => ErrorObject::with_message(ErrorCode::Forbidden, err.to_string()),
             AppError::MissingScope(scope) => ErrorObject::missing_scope(*scope),
+            AppError::Denied { hook, reason } => ErrorObject::denied(*hook, reason),
             AppError::NotFound(_) | AppError::Gone(_) => ErrorObject::with_message(ErrorCode::NotFound, err.to_string()),
             AppError::Conflict(_) => ErrorObject::with_message(ErrorCode::Conflict, err.to_string()),
             AppError::ConflictOn { field, message } => ErrorObject::conflict_on(field, *message),

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 /// The lower layers, bottom-up: a module (or a module below it) may import its own layer and
 /// the ones before it, nothing else of the crate.
 const LOWER: &[&[&str]] = &[
-    &["metrics", "redis_link", "auth::password", "client_ip", "tls"],
+    &["metrics", "redis_link", "auth::password", "client_ip", "tls", "signing"],
     &["config", "files", "storage"],
     &["error"],
     &["layer"],

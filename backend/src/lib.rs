@@ -12,7 +12,8 @@
 //! 1. [`metrics`] (process-wide counters), [`redis_link`] (one Redis server or a Redis
 //!    Cluster, detected; the shared command connection), `auth::password` (argon2 on its
 //!    own threads), [`client_ip`] (the client's address behind trusted proxies, and its
-//!    bucket for per-address limits), [`tls`] (the crypto provider of outgoing HTTPS).
+//!    bucket for per-address limits), [`tls`] (the crypto provider of outgoing HTTPS),
+//!    [`signing`] (Standard Webhooks signatures of webhook deliveries and hooks).
 //! 2. [`config`] (settings: flags and env vars); [`files`] (the data directory and its files,
 //!    owner-only); [`storage`] (sea-orm entities, migrations, queries, the room-message
 //!    appender and the webhook delivery queue).
@@ -61,6 +62,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod presence;
 pub mod redis_link;
+pub mod signing;
 pub mod spa;
 pub mod startup;
 pub mod state;

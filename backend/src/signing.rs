@@ -1,5 +1,6 @@
 //! Standard Webhooks signatures: `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`,
-//! keyed with the base64-decoded part of the `whsec_…` secret.
+//! keyed with the base64-decoded part of the `whsec_…` secret. Webhook deliveries and the
+//! backend hooks are signed this way, so one verifier serves a team's endpoint for both.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

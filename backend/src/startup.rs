@@ -55,6 +55,7 @@ impl Application {
         let secret = Keys::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let keys = Arc::new(Keys::new(&secret, config.access_ttl()));
         let issuers = crate::auth::issuers::Issuers::load(config.issuers_file.as_deref())?;
+        let hooks = crate::features::hooks::Hooks::from_config(&config)?;
         if !issuers.is_empty() {
             tracing::info!(issuers = ?issuers.names(), "trusting the tokens of these issuers");
         }
@@ -83,6 +84,7 @@ impl Application {
             db,
             keys,
             issuers: Arc::new(issuers),
+            hooks: Arc::new(hooks),
             layer,
             presence,
             presence_batch,

@@ -30,6 +30,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Trusted issuers whose tokens are accepted beside Confab's own.
     pub issuers: Arc<crate::auth::issuers::Issuers>,
+    /// The team's backend, asked before a connect, a join or a send (`CONFAB_HOOK_URL`).
+    pub hooks: Arc<crate::features::hooks::Hooks>,
     /// Group membership and delivery, local or through Redis.
     pub layer: Arc<dyn ChannelLayer>,
     /// Connection counts per user and per room, local or in Redis.

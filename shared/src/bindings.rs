@@ -54,6 +54,8 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(crate::webhooks::WebhookCreated::export_all(&cfg))?;
     export(crate::webhooks::WebhookDelivery::export_all(&cfg))?;
     export(crate::webhooks::WebhookBody::export_all(&cfg))?;
+    export(crate::hooks::HookRequest::export_all(&cfg))?;
+    export(crate::hooks::HookAnswer::export_all(&cfg))?;
     export(HistoryQuery::export_all(&cfg))?;
     export(UsersPage::export_all(&cfg))?;
     export(RoomsPage::export_all(&cfg))?;

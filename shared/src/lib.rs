@@ -11,6 +11,7 @@
 //! - [`json_error`]: serde_json's error messages reworded where they mislead (lone surrogates).
 //! - [`rest`]: bodies of the HTTP API, including the problem+json error.
 //! - [`webhooks`]: webhook bodies, events, deliveries and the signature headers.
+//! - [`hooks`]: what a backend hook is asked and answers (`CONFAB_HOOK_URL`).
 //! - [`tokens`]: API tokens for programs: scopes, `/api/tokens` bodies, the method → scope table.
 //! - [`rpc`]: JSON-RPC 2.0 envelopes, the method table with params and results,
 //!   notifications, error codes and close codes.
@@ -20,6 +21,7 @@
 //! - `fuzz` (feature `fuzz`): hostile-frame generators and the contract's model of the answers,
 //!   for property tests here and in the backend.
 
+pub mod hooks;
 pub mod json_error;
 pub mod rest;
 pub mod rpc;

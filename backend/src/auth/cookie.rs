@@ -128,7 +128,7 @@ pub async fn log_out(State(state): State<AppState>, headers: HeaderMap) -> AppRe
         && let Some(session_id) = sessions::of_token(&state.db, &token::hash_refresh_token(&refresh_token)).await?
     {
         sessions::revoke(&state.db, &session_id).await?;
-        super::routes::close_session_sockets(&state, &session_id);
+        super::routes::close_sockets(&state, &crate::layer::group::session(&session_id));
         tracing::info!(session = %session_id, "logged out (cookie)");
     }
     Ok((clear_cookie(&state), StatusCode::NO_CONTENT).into_response())

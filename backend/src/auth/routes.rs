@@ -152,14 +152,15 @@ pub async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<Refre
         }
         sessions::Rotation::Reused { session_id } => {
             tracing::warn!(session = %session_id, "refresh token reused: session revoked");
-            close_session_sockets(&state, &session_id);
+            close_sockets(&state, &group::session(&session_id));
             Err(AppError::Unauthenticated)
         }
         sessions::Rotation::Invalid => Err(AppError::Unauthenticated),
     }
 }
 
-/// Log out: revoke the session and close its open sockets with 4003.
+/// Log out: revoke the session and close its open sockets with 4003 (with a trusted issuer's
+/// token, which has no Confab session: close that identity's sockets, on every instance).
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
@@ -167,14 +168,23 @@ pub async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<Refre
         (status = 403, description = "An API token cannot log out a session", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn logout(State(state): State<AppState>, LoginUser(identity): LoginUser) -> AppResult<StatusCode> {
-    sessions::revoke(&state.db, &identity.session_id).await?;
-    close_session_sockets(&state, &identity.session_id);
-    tracing::info!(user = %identity.username, session = %identity.session_id, "logged out");
+    match &identity.external {
+        // A trusted issuer's token has no Confab session to revoke (ending it is the issuer's
+        // business); what logging out can do is close that identity's sockets everywhere.
+        Some(external) => tracing::info!(user = %identity.username, issuer = %external.issuer, "logged out"),
+        None => {
+            sessions::revoke(&state.db, &identity.session_id).await?;
+            tracing::info!(user = %identity.username, session = %identity.session_id, "logged out");
+        }
+    }
+    close_sockets(&state, &identity.revocation_group());
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(super) fn close_session_sockets(state: &AppState, session_id: &str) {
-    if let Err(err) = state.layer.group_send(&group::session(session_id), Delivery::Close { code: close::LOGGED_OUT }) {
+/// Closes every socket of a revocation group (a session's, or an external identity's) with
+/// 4003 on every instance.
+pub(super) fn close_sockets(state: &AppState, group: &str) {
+    if let Err(err) = state.layer.group_send(group, Delivery::Close { code: close::LOGGED_OUT }) {
         // Local sockets were closed by the hub; remote ones learn of the revocation when
         // their token is next checked (refresh or expiry).
         tracing::warn!(%err, "could not broadcast session close");

@@ -10,11 +10,13 @@
 //! - [`publish`]: notices to a room, a user or everyone, from outside (`POST /api/publish`).
 //! - [`jobs`]: background jobs (room exports) with live progress.
 //! - [`tokens`]: API tokens for programs (`/api/tokens`).
+//! - [`hooks`]: the team's backend asked before a connect, a join or a send goes through.
 //! - [`webhooks`]: signed outgoing events for admins' URLs (`/api/webhooks`), from a delivery queue in the database.
 //! - [`system`]: health and the API documents.
 
 pub mod chat;
 pub mod dm;
+pub mod hooks;
 pub mod jobs;
 pub mod publish;
 pub mod rooms;

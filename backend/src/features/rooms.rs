@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use confab_shared::hooks::{HookName, HookRequest};
 use confab_shared::rpc::notify::RoomUser;
 use confab_shared::rpc::{
     Ack, HistoryParams, JoinParams, JoinResult, LeaveParams, Notification, RoomMembersPage, RoomMembersParams,
@@ -16,6 +17,7 @@ use confab_shared::rpc::notify::ReadCursor;
 use confab_shared::tokens::CREATE_ROOM_SCOPE;
 use confab_shared::{CreateRoom, HistoryQuery, Message, Problem, RoomSummary, RoomsPage, RoomsQuery, Timestamp, validate};
 
+use super::hooks::{self, Verdict};
 use super::{Budget, Page, list_limit, page_limit};
 use crate::auth::Identity;
 use crate::auth::extract::{AuthUser, MaybeAuthUser};
@@ -178,11 +180,29 @@ pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult
             return Err(AppError::Forbidden("this token's rooms are fixed by its issuer; it may join no other room"));
         }
     }
-    let limit = match p.history {
-        None => JOIN_HISTORY,
-        Some(n @ 0..=100) => n,
-        Some(_) => return Err(AppError::invalid("history", "must be 0 to 100")),
-    };
+    let limit = join_history(p.history)?;
+    // Asked once per room and connection: joining a room already joined only re-reads it.
+    if state.hooks.is_on(HookName::RoomJoin) && !conn.rooms.contains_key(name) {
+        let request = HookRequest::RoomJoin { user: conn.identity.as_ref().map(hooks::user), params: JoinParams { room: name.to_owned(), history: p.history } };
+        if let Verdict::Deny { reason } = state.hooks.ask(&request).await {
+            return Err(AppError::Denied { hook: HookName::RoomJoin, reason });
+        }
+    }
+    enter(state, conn, name, limit).await
+}
+
+/// `room.join`'s `history`: 0 to 100, [`JOIN_HISTORY`] when absent.
+fn join_history(history: Option<u32>) -> AppResult<u32> {
+    match history {
+        None => Ok(JOIN_HISTORY),
+        Some(n @ 0..=100) => Ok(n),
+        Some(_) => Err(AppError::invalid("history", "must be 0 to 100")),
+    }
+}
+
+/// Joins `name` (checked) for this connection, without asking the `room.join` hook: the
+/// rooms a token's claim or the `connect` hook chose were decided at connect.
+async fn enter(state: &AppState, conn: &mut Conn, name: &str, limit: u32) -> AppResult<JoinResult> {
     let room = match (rooms::by_name(&state.db, name).await?, &conn.identity) {
         (Some(room), _) => room,
         // A login has every scope; an API token needs `write` to add a room to the server.
@@ -218,13 +238,18 @@ pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult
     Ok(joined)
 }
 
-/// Joins the rooms a trusted issuer's token names in its rooms claim (at connect). A room
-/// that cannot be joined is logged and skipped: the socket still opens.
-pub async fn join_claimed(state: &AppState, conn: &mut Conn) {
-    let Some(external) = conn.identity.as_ref().and_then(|me| me.external.clone()) else { return };
-    for room in &external.rooms {
-        if let Err(err) = join(state, conn, JoinParams { room: room.clone(), history: Some(0) }).await {
-            tracing::warn!(conn = conn.id, %room, %err, issuer = %external.issuer, "a room of the token's rooms claim could not be joined");
+/// Joins the rooms chosen at connect: those a trusted issuer's token names in its rooms
+/// claim, then those the `connect` hook added. A room that cannot be joined is logged and
+/// skipped: the socket still opens.
+pub async fn join_at_connect(state: &AppState, conn: &mut Conn, from_hook: Vec<String>) {
+    let claimed = conn.identity.as_ref().and_then(|me| me.external.as_ref()).map(|e| e.rooms.clone()).unwrap_or_default();
+    for room in claimed.iter().chain(&from_hook) {
+        let entered = match room_param(room) {
+            Ok(name) => enter(state, conn, name, 0).await.map(drop),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = entered {
+            tracing::warn!(conn = conn.id, %room, %err, "a room chosen at connect could not be joined");
         }
     }
 }

@@ -104,5 +104,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "# HELP confab_channel_layer_up Whether cross-instance delivery works\n# TYPE confab_channel_layer_up gauge\nconfab_channel_layer_up {}",
         u8::from(state.layer.is_up())
     );
+    state.hooks.render_metrics(&mut out);
+    state.issuers.render_metrics(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -88,7 +88,7 @@ async fn insert_announced(db: &Db, row: dm::ActiveModel, queue: &WebhookQueue) -
     Ok(model)
 }
 
-async fn by_nonce(db: &Db, from_id: i64, nonce: &str) -> StorageResult<Option<dm::Model>> {
+pub async fn by_nonce(db: &Db, from_id: i64, nonce: &str) -> StorageResult<Option<dm::Model>> {
     Ok(dm::Entity::find()
         .filter(dm::Column::FromId.eq(from_id))
         .filter(dm::Column::Nonce.eq(nonce))

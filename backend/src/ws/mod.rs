@@ -3,7 +3,8 @@
 //! # Layout
 //! - this file: `GET /ws`: Origin allow-list, open sockets per client address, a bounded
 //!   number of handshakes in progress, token from the header or the `bearer.` subprotocol,
-//!   open sockets per user, socket limits; everything is decided before the socket exists.
+//!   open sockets per user, the `connect` hook, socket limits; everything is decided before
+//!   the socket exists.
 //! - [`caps`]: the open-socket counts per address and per user, and their slots.
 //! - [`session`]: a connection's life: reader loop, timers, close codes.
 //! - [`writer`]: the writer task: batched writes, fan-out coalesced within a window.
@@ -27,12 +28,14 @@ use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use confab_shared::hooks::{ConnectHookParams, HookName, HookRequest};
 use confab_shared::rpc::{BEARER_PROTOCOL_PREFIX, SUBPROTOCOL};
 
 pub use conn::Conn;
 
 use crate::client_ip::IpBucket;
 use crate::error::AppError;
+use crate::features::hooks::{self, Verdict};
 use crate::metrics::METRICS;
 use crate::state::AppState;
 
@@ -95,6 +98,17 @@ async fn upgrade(
             Err(_) => return at_cap(format!("too many open sockets for this user (at most {})", state.config.max_sockets_per_user)),
         },
     };
+    // The application's say, last: only a socket that passed every check of ours costs the
+    // backend a request (and the handshake slot bounds how many wait on it at once).
+    let mut rooms = Vec::new();
+    if state.hooks.is_on(HookName::Connect) {
+        let claimed = identity.as_ref().and_then(|me| me.external.as_ref()).map(|e| e.rooms.clone()).unwrap_or_default();
+        let request = HookRequest::Connect { user: identity.as_ref().map(hooks::user), params: ConnectHookParams { rooms: claimed } };
+        match state.hooks.ask(&request).await {
+            Verdict::Deny { reason } => return AppError::Denied { hook: HookName::Connect, reason }.into_response(),
+            Verdict::Allow { rooms: more, .. } => rooms = more,
+        }
+    }
     let max = state.config.max_frame_bytes;
     ws.protocols([SUBPROTOCOL])
         .max_message_size(max)
@@ -111,7 +125,7 @@ async fn upgrade(
             let held = (address_slot, user_slot);
             tracker.track_future(async move {
                 let _held = held;
-                session::run(state, socket, identity, peer).await;
+                session::run(state, socket, identity, rooms, peer).await;
             })
         })
 }

@@ -71,7 +71,7 @@ enum End {
     Gone(&'static str),
 }
 
-pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>, peer: SocketAddr) {
+pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>, joined_at_connect: Vec<String>, peer: SocketAddr) {
     let started = std::time::Instant::now();
     let user_id = identity.as_ref().map(|i| i.user_id);
     let limits = QueueLimits { frames: state.config.outbox_capacity, bytes: state.config.outbox_max_bytes };
@@ -88,7 +88,7 @@ pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>,
     // Boxed, like every call below: an idle connection's task then holds only the reader's
     // own state, not room for the largest of these futures (kilobytes per connection).
     Box::pin(open(&state, &conn)).await;
-    Box::pin(rooms::join_claimed(&state, &mut conn)).await;
+    Box::pin(rooms::join_at_connect(&state, &mut conn, joined_at_connect)).await;
     let end = Reader::new(&state, &conn, &outbox, &control).run(&mut conn, &mut stream).await;
     // Ask the writer to stop at once, then leave the rooms before the goodbye: the rest of
     // the room learns of the departure without waiting for this client's close handshake.

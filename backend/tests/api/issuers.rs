@@ -352,3 +352,21 @@ async fn a_pem_public_key_verifies_its_own_algorithm_and_a_mismatched_list_stops
     };
     assert!(err.contains("issuer \"pem\"") && err.contains("field `algorithms`") && err.contains("P-256"), "{err}");
 }
+
+#[tokio::test]
+async fn logging_out_with_an_issuers_token_closes_that_identitys_sockets() {
+    let app = app_trusting(&django_issuer("")).await;
+    let token = django(&json!({ "uid": "out-1", "nickname": "leaving" }));
+    let mut first = app.ws(&token).await;
+    let mut second = app.ws(&token).await;
+    let other = django(&json!({ "uid": "out-2", "nickname": "staying" }));
+    let mut stays = app.ws(&other).await;
+    for socket in [&mut first, &mut second, &mut stays] {
+        socket.ok(confab_shared::rpc::EchoParams { text: "live".into() }).await;
+    }
+    let response = app.post_json("/api/auth/logout", &json!({}), Some(&token)).await;
+    assert_eq!(response.status().as_u16(), 204);
+    assert_eq!(first.expect_close().await, 4003);
+    assert_eq!(second.expect_close().await, 4003);
+    stays.ok(confab_shared::rpc::EchoParams { text: "still here".into() }).await;
+}

@@ -40,6 +40,7 @@ mod dm;
 mod durability;
 mod fanout;
 mod fuzz;
+mod hooks;
 mod issuers;
 mod jobs;
 mod login_throttle;

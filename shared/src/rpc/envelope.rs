@@ -135,6 +135,16 @@ impl ErrorObject {
         }
     }
 
+    /// -32003 for a call the application's backend refused (a hook's deny), with its reason
+    /// and the hook that was asked.
+    pub fn denied(hook: crate::hooks::HookName, reason: &str) -> Self {
+        Self {
+            code: ErrorCode::Forbidden.code(),
+            message: format!("refused by the application: {reason}"),
+            data: Some(serde_json::json!({ "reason": reason, "hook": hook.as_str() })),
+        }
+    }
+
     /// -32029 with the wait before a retry can succeed.
     pub fn rate_limited(retry_after_ms: u64) -> Self {
         Self {

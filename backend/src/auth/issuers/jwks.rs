@@ -2,6 +2,7 @@
 //! bounds), refetched for an unknown `kid` at most once per `jwks_refetch_secs`, and kept
 //! serving from the cache while the endpoint is down (the outage is logged once).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::DecodingKey;
@@ -38,6 +39,9 @@ pub struct Jwks {
     // A tokio mutex: held across a fetch so that concurrent tokens wait for one fetch
     // instead of each starting their own.
     state: tokio::sync::Mutex<State>,
+    /// Fetches that brought keys, and that failed (metrics).
+    fetched: AtomicU64,
+    failed: AtomicU64,
 }
 
 #[derive(Default)]
@@ -54,7 +58,12 @@ struct State {
 
 impl Jwks {
     pub fn new(issuer: String, location: Location, refetch_every: Duration, client: reqwest::Client) -> Self {
-        Self { issuer, location, refetch_every, client, state: tokio::sync::Mutex::default() }
+        Self { issuer, location, refetch_every, client, state: tokio::sync::Mutex::default(), fetched: AtomicU64::new(0), failed: AtomicU64::new(0) }
+    }
+
+    /// Fetches so far: (succeeded, failed).
+    pub fn fetches(&self) -> (u64, u64) {
+        (self.fetched.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
     }
 
     /// The key for a token's `kid` (or the only key, for a token without one).
@@ -68,6 +77,7 @@ impl Jwks {
             state.last_fetch = Some(now);
             match self.fetch(&mut state).await {
                 Ok((keys, lifetime)) => {
+                    self.fetched.fetch_add(1, Ordering::Relaxed);
                     if state.down {
                         tracing::info!(issuer = %self.issuer, "the JWKS endpoint answers again");
                     }
@@ -76,6 +86,7 @@ impl Jwks {
                     state.down = false;
                 }
                 Err(err) => {
+                    self.failed.fetch_add(1, Ordering::Relaxed);
                     if !state.down {
                         tracing::warn!(issuer = %self.issuer, %err, "the JWKS endpoint failed; verifying with the cached keys until it answers");
                     }

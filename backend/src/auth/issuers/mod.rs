@@ -19,6 +19,7 @@ pub mod jwks;
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -81,6 +82,9 @@ struct Issuer {
     entry: Entry,
     algorithms: Vec<Algorithm>,
     keys: Keys,
+    /// Tokens of this issuer accepted, and refused once this issuer was the one to check them.
+    accepted: crate::metrics::Counter,
+    refused: crate::metrics::Counter,
 }
 
 enum Keys {
@@ -110,7 +114,7 @@ impl Issuers {
                     Source::JwksUrl(url) => Keys::Published(Jwks::new(entry.name.clone(), Location::Jwks(url), refetch, client.clone())),
                     Source::Discovery(url) => Keys::Published(Jwks::new(entry.name.clone(), Location::Discovery(url), refetch, client.clone())),
                 };
-                Issuer { entry, algorithms, keys }
+                Issuer { entry, algorithms, keys, accepted: Default::default(), refused: Default::default() }
             })
             .collect();
         Ok(Self { list, accounts: dashmap::DashMap::new() })
@@ -123,6 +127,30 @@ impl Issuers {
     /// The configured issuers' names, for the start-up log.
     pub fn names(&self) -> Vec<&str> {
         self.list.iter().map(|i| i.entry.name.as_str()).collect()
+    }
+
+    /// Appends the issuers' series in Prometheus text format (nothing without issuers).
+    pub fn render_metrics(&self, out: &mut String) {
+        use crate::metrics::{counter_line, header, label};
+        if self.list.is_empty() {
+            return;
+        }
+        header(out, "confab_issuer_tokens_total", "counter", "Tokens of trusted issuers checked, by issuer and outcome");
+        for issuer in &self.list {
+            let name = label(&issuer.entry.name);
+            for (outcome, counter) in [("accepted", &issuer.accepted), ("refused", &issuer.refused)] {
+                counter_line(out, "confab_issuer_tokens_total", &format!("issuer=\"{name}\",outcome=\"{outcome}\""), counter.load(Ordering::Relaxed));
+            }
+        }
+        header(out, "confab_issuer_key_fetches_total", "counter", "Fetches of a trusted issuer's published keys (discovery and JWKS), by issuer and result");
+        for issuer in &self.list {
+            if let Keys::Published(jwks) = &issuer.keys {
+                let name = label(&issuer.entry.name);
+                let (ok, failed) = jwks.fetches();
+                counter_line(out, "confab_issuer_key_fetches_total", &format!("issuer=\"{name}\",result=\"ok\""), ok);
+                counter_line(out, "confab_issuer_key_fetches_total", &format!("issuer=\"{name}\",result=\"failed\""), failed);
+            }
+        }
     }
 
     /// Whether this token is for the issuers rather than for Confab's own keys: any token
@@ -158,8 +186,14 @@ impl Issuers {
         let mut first_refusal = None;
         for issuer in candidates {
             match issuer.verify(token, alg, kid).await {
-                Ok(claims) => return self.identity(db, issuer, &claims).await,
+                Ok(claims) => {
+                    let identity = self.identity(db, issuer, &claims).await;
+                    let counter = if identity.is_ok() { &issuer.accepted } else { &issuer.refused };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    return identity;
+                }
                 Err(refusal) => {
+                    issuer.refused.fetch_add(1, Ordering::Relaxed);
                     first_refusal.get_or_insert(refusal);
                 }
             }

@@ -2,10 +2,12 @@
 
 pub mod pipeline;
 
+use confab_shared::hooks::{HookName, HookRequest};
 use confab_shared::rpc::notify::{MessageRef, ReactionChange};
 use confab_shared::rpc::{Ack, DeleteParams, EditParams, Notification, ReactParams, SendParams};
 use confab_shared::{Message, validate};
 
+use super::hooks::{self, Verdict};
 use super::rooms::broadcast;
 use crate::error::{AppError, AppResult};
 use crate::layer::Class;
@@ -30,13 +32,33 @@ pub async fn submit(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<p
     };
     let text = validate::message_text(&p.text).map_err(|m| AppError::invalid("text", m))?;
     let nonce = p.nonce.as_deref().map(validate::nonce).transpose().map_err(|m| AppError::invalid("nonce", m))?;
-    let message = NewMessage {
+    let mut message = NewMessage {
         room_id,
         author_id: me.user_id,
         author: me.username.clone(),
         text: text.to_owned(),
         nonce: nonce.map(str::to_owned),
     };
+    if state.hooks.is_on(HookName::RoomSend) {
+        // A retry of a stored message is answered with it, without asking again (the hook may
+        // have replaced its text): matched by nonce and room.
+        let stored = match nonce {
+            Some(nonce) => messages::by_nonce(&state.db, me.user_id, nonce).await?,
+            None => None,
+        };
+        match stored {
+            Some(first) if first.room_id == room_id => message.text = first.text,
+            Some(_) => {}
+            None => {
+                let params = SendParams { room: p.room.clone(), text: message.text.clone(), nonce: message.nonce.clone() };
+                match state.hooks.ask(&HookRequest::RoomSend { user: hooks::user(me), params }).await {
+                    Verdict::Deny { reason } => return Err(AppError::Denied { hook: HookName::RoomSend, reason }),
+                    Verdict::Allow { text: Some(new), .. } => message.text = new,
+                    Verdict::Allow { text: None, .. } => {}
+                }
+            }
+        }
+    }
     state.pipeline.submit(message, p.room).await
 }
 

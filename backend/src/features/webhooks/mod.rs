@@ -8,14 +8,12 @@
 //! - [`crate::storage::webhook_queue`] (below this layer): the hooks the write paths call
 //!   inside their transactions, and the in-memory list of webhooks they consult.
 //! - [`worker`]: the delivery task: ordering, leases, backoff, disabling, admin notices.
-//! - [`signing`]: secrets and `webhook-signature`.
 //! - [`destination`]: which URLs may be posted to, and the HTTP client.
 //!
 //! Only a login may manage webhooks, never an API token: a token that could point a webhook
 //! elsewhere would outlive its own revocation as a copy of every message.
 
 pub mod destination;
-pub mod signing;
 pub mod worker;
 
 use axum::extract::{FromRequestParts, Path, State};
@@ -103,7 +101,7 @@ pub async fn create_webhook(
             Some(rooms.join(","))
         }
     };
-    let secret = signing::new_secret();
+    let secret = crate::signing::new_secret();
     let events_list = events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",");
     let row = store::create(
         &state.db,

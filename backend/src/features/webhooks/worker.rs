@@ -20,7 +20,8 @@ use futures_util::future::join_all;
 use rand::Rng as _;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::{destination, signing};
+use super::destination;
+use crate::signing;
 use crate::layer::{Class, Delivery, group};
 use crate::state::AppState;
 use crate::storage::entity::{users, webhook_deliveries, webhooks};
