@@ -91,7 +91,7 @@ export const ErrorCodes = {
   Internal: -32603,
   /** The method needs an authenticated connection. */
   Unauthenticated: -32001,
-  /** Not allowed: not joined, not the author, not an admin, or outside the API token's scopes (then `data.scope` names the missing scope). */
+  /** Not allowed: not joined, not the author, not an admin, outside the API token's scopes (then `data.scope` names the missing scope), or refused by the application's backend (a hook: then `data.reason` is its reason, shown to the user, and `data.hook` the hook). `message` says which in words. */
   Forbidden: -32003,
   /** No such room, message, user or job. */
   NotFound: -32004,
