@@ -59,6 +59,13 @@ pub struct Scenario {
     /// where Redis is needed).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redis_cluster_shards: usize,
+    /// Confab asks a `room.send` hook, answered by [`crate::hook_responder`], before each send.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hook: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -87,6 +94,7 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
         mode: SendMode::FlatOut,
         window: 1,
         redis_cluster_shards: 0,
+        hook: false,
     };
     let a = Scenario {
         id: "a".into(),
@@ -117,6 +125,13 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
         mode: SendMode::Rate(10.0),
         window: 100,
         ..base.clone()
+    };
+    let c_hook = Scenario {
+        id: "c-hook".into(),
+        title: "(c) with a room.send hook answered by a local responder".into(),
+        servers: vec![Dialect::Confab],
+        hook: true,
+        ..c.clone()
     };
     let idle = if quick { 1_000 } else { 10_000 };
     let d = Scenario {
@@ -155,7 +170,7 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
         database: Database::Postgres,
         ..a.clone()
     };
-    let mut all = vec![a.clone(), b, c.clone(), d, e(Database::Sqlite)];
+    let mut all = vec![a.clone(), b, c.clone(), c_hook, d, e(Database::Sqlite)];
     if !quick {
         all.push(e(Database::Postgres));
     }
@@ -426,8 +441,9 @@ async fn one(env: &Env, s: &Scenario, server: Dialect, timing: Timing, profile: 
                 backing.database_url = Some(db.url.clone());
                 _pg = Some(db);
             }
+            let extra = if s.hook { crate::hook_responder::env(crate::hook_responder::start().await?) } else { Vec::new() };
             for i in 0..s.instances {
-                let (proc, addr) = servers::confab(env, &format!("{tag}-{i}"), &backing).await?;
+                let (proc, addr) = servers::confab_with(env, &format!("{tag}-{i}"), &backing, &extra).await?;
                 server_pids.push(proc.pid);
                 procs.push(proc);
                 endpoints.push(addr);

@@ -28,6 +28,7 @@ mod accounts;
 mod bench;
 mod clock;
 mod dialect;
+mod hook_responder;
 mod hostile;
 mod load;
 mod people;

@@ -144,6 +144,11 @@ pub fn check_targets(scenarios: &[Scenario], runs: &[Run]) -> Vec<TargetCheck> {
     check("b", "p99 ≤ 50 ms", &|r| (lat(Some(p99(r))), p99(r) <= 50_000));
     check("c", "0 lost", &|r| (format!("{} of {}", r.lost, r.expected), r.lost == 0 && r.expected > 0));
     check("c", "p99 ≤ 2 ms", &|r| (lat(Some(p99(r))), p99(r) <= 2_000));
+    let c_cpu = ok_result(runs, "c", Dialect::Confab).and_then(|r| r.server_cpu_us_per_delivery);
+    check("c-hook", "server CPU per delivery within 2× of (c) without the hook, 0 lost", &|r| match (r.server_cpu_us_per_delivery, c_cpu) {
+        (Some(hooked), Some(plain)) if plain > 0.0 => (format!("{hooked:.1} µs vs {plain:.1} µs ({:.2}×), lost {}", hooked / plain, r.lost), hooked <= 2.0 * plain && r.lost == 0),
+        _ => ("no (c) run to compare".into(), false),
+    });
     check("d", "≤ 8 KB RSS per idle authenticated connection", &|r| {
         let b = r.rss_per_connection_bytes.unwrap_or(f64::INFINITY);
         (format!("{:.1} KiB", b / 1024.0), b <= 8192.0 && r.connect_failures == 0)

@@ -448,11 +448,16 @@ pub const BENCH_JWT_SECRET: &str = "confab-bench-secret-0123456789abcdef01234567
 
 /// A Confab instance with a fresh data dir; ready once `/api/health` answers 200.
 pub async fn confab(env: &Env, name: &str, backing: &ConfabBacking) -> anyhow::Result<(Proc, SocketAddr)> {
+    confab_with(env, name, backing, &[]).await
+}
+
+/// [`confab`] with `extra` environment.
+pub async fn confab_with(env: &Env, name: &str, backing: &ConfabBacking, extra: &[(&'static str, String)]) -> anyhow::Result<(Proc, SocketAddr)> {
     let data = env.work_dir.join(format!("{name}-data"));
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
     let port = free_port()?;
-    confab_at(env, name, backing, port, &data, &[]).await
+    confab_at(env, name, backing, port, &data, extra).await
 }
 
 /// The environment of a benchmark instance with data in `data` (also what
