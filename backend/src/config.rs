@@ -65,7 +65,7 @@ pub struct Config {
     pub hook_url: Option<String>,
 
     /// The hooks that ask the backend, comma-separated: `connect`, `room.join`, `room.send`,
-    /// `dm.send`.
+    /// `dm.send`, `message.edit`.
     #[arg(long, env = "CONFAB_HOOKS", value_delimiter = ',', value_parser = parse_hook)]
     pub hooks: Vec<HookName>,
 

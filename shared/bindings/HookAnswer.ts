@@ -12,8 +12,8 @@ export type HookAnswer = { result: HookResult,
  */
 reason?: string, 
 /**
- * `room.send` and `dm.send` only: the text stored and delivered instead of the
- * sender's (the message rules apply: 1 to 4000 characters after trimming).
+ * `room.send`, `dm.send` and `message.edit` only: the text stored and delivered
+ * instead of the sender's (the message rules apply: 1 to 4000 characters after trimming).
  */
 text?: string, 
 /**

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::rest::wire;
-use crate::rpc::{DmSendParams, JoinParams, SendParams};
+use crate::rpc::{DmSendParams, EditParams, JoinParams, SendParams};
 
 /// Longest `reason` a hook may give; a longer one is cut here (it is shown to the caller).
 pub const MAX_HOOK_REASON_CHARS: usize = 500;
@@ -36,6 +36,9 @@ wire! {
         /// `dm.send`, before the message is stored.
         #[serde(rename = "dm.send")]
         DmSend,
+        /// `message.edit`, before the new text is stored.
+        #[serde(rename = "message.edit")]
+        MessageEdit,
     }
 
     /// Who is calling, as the hook sees them.
@@ -71,6 +74,9 @@ wire! {
         /// Before `dm.send` stores the message.
         #[serde(rename = "dm.send")]
         DmSend { user: HookUser, params: DmSendParams },
+        /// Before `message.edit` stores the new text; `room` is the message's room.
+        #[serde(rename = "message.edit")]
+        MessageEdit { user: HookUser, room: String, params: EditParams },
     }
 
     /// The backend's decision.
@@ -91,8 +97,8 @@ wire! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub reason: Option<String>,
-        /// `room.send` and `dm.send` only: the text stored and delivered instead of the
-        /// sender's (the message rules apply: 1 to 4000 characters after trimming).
+        /// `room.send`, `dm.send` and `message.edit` only: the text stored and delivered
+        /// instead of the sender's (the message rules apply: 1 to 4000 characters after trimming).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub text: Option<String>,
@@ -105,7 +111,7 @@ wire! {
 
 impl HookName {
     /// Every hook, in the order metrics list them.
-    pub const ALL: [HookName; 4] = [Self::Connect, Self::RoomJoin, Self::RoomSend, Self::DmSend];
+    pub const ALL: [HookName; 5] = [Self::Connect, Self::RoomJoin, Self::RoomSend, Self::DmSend, Self::MessageEdit];
 
     /// The name used in `CONFAB_HOOKS`, the request's `hook` and metrics labels.
     pub fn as_str(self) -> &'static str {
@@ -114,6 +120,7 @@ impl HookName {
             Self::RoomJoin => "room.join",
             Self::RoomSend => "room.send",
             Self::DmSend => "dm.send",
+            Self::MessageEdit => "message.edit",
         }
     }
 
@@ -130,6 +137,7 @@ impl HookRequest {
             Self::RoomJoin { .. } => HookName::RoomJoin,
             Self::RoomSend { .. } => HookName::RoomSend,
             Self::DmSend { .. } => HookName::DmSend,
+            Self::MessageEdit { .. } => HookName::MessageEdit,
         }
     }
 }

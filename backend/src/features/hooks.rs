@@ -1,5 +1,5 @@
 //! Backend hooks: the team's own backend decides before a socket is accepted, a room is
-//! joined or a message is stored (`CONFAB_HOOK_URL`, `CONFAB_HOOKS`).
+//! joined or a message is stored or edited (`CONFAB_HOOK_URL`, `CONFAB_HOOKS`).
 //!
 //! A hook is a synchronous `POST` of the typed [`HookRequest`] to the one hook URL, signed
 //! as webhook deliveries are ([`crate::signing`]: `webhook-id`, `webhook-timestamp`,
@@ -48,7 +48,7 @@ impl Verdict {
 /// The configured hooks (none by default) and their counters.
 pub struct Hooks {
     endpoint: Option<Endpoint>,
-    stats: [Stats; 4],
+    stats: [Stats; HookName::ALL.len()],
 }
 
 struct Endpoint {
@@ -103,7 +103,7 @@ impl Hooks {
             bail!("CONFAB_HOOK_URL must be an http:// or https:// URL");
         }
         if config.hooks.is_empty() {
-            bail!("CONFAB_HOOK_URL is set but CONFAB_HOOKS names no hook (connect, room.join, room.send, dm.send)");
+            bail!("CONFAB_HOOK_URL is set but CONFAB_HOOKS names no hook (connect, room.join, room.send, dm.send, message.edit)");
         }
         let secret = config.hook_secret.clone().ok_or_else(|| anyhow!("CONFAB_HOOK_SECRET is required with CONFAB_HOOK_URL"))?;
         let key_len = secret
@@ -229,10 +229,10 @@ fn verdict(hook: HookName, answer: HookAnswer) -> Result<Verdict, Failure> {
     }
     let text = match (answer.text, hook) {
         (None, _) => None,
-        (Some(text), HookName::RoomSend | HookName::DmSend) => {
+        (Some(text), HookName::RoomSend | HookName::DmSend | HookName::MessageEdit) => {
             Some(validate::message_text(&text).map_err(|m| Failure::Malformed(format!("text: {m}")))?.to_owned())
         }
-        (Some(_), _) => return Err(Failure::Malformed(format!("text is for room.send and dm.send, not {}", hook.as_str()))),
+        (Some(_), _) => return Err(Failure::Malformed(format!("text is for room.send, dm.send and message.edit, not {}", hook.as_str()))),
     };
     let rooms = match (answer.rooms, hook) {
         (None, _) => Vec::new(),

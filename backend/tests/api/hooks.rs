@@ -258,3 +258,28 @@ async fn a_server_without_hooks_never_calls_out() {
     assert!(backend.asked().is_empty());
     assert!(!text(app.get("/metrics", None).await).await.contains("confab_hook_"));
 }
+
+#[tokio::test]
+async fn an_edit_is_asked_too_so_a_message_cannot_be_edited_past_the_backend() {
+    let (backend, addr) = Backend::start(|r| match r["params"]["text"].as_str() {
+        Some(t) if t.contains("spam") => deny("no spam here"),
+        Some(t) => (200, json!({ "result": "allow", "text": t.replace("darn", "d**n") }), 0),
+        None => allow(),
+    })
+    .await;
+    let app = app_asking(&backend, addr, &[HookName::RoomSend, HookName::MessageEdit], "deny").await;
+    let room = unique("edited");
+    let (_, mut ann) = app.user_online("ann").await;
+    ann.ok(join(&room)).await;
+    let sent = ann.ok(send(&room, "fine")).await;
+    let refused = ann.fail(confab_shared::rpc::EditParams { id: sent.id, text: "now spam".into() }).await;
+    assert_denied(&refused, "message.edit", "no spam here");
+    let edited = ann.ok(confab_shared::rpc::EditParams { id: sent.id, text: "darn fine".into() }).await;
+    assert_eq!(edited.text, "d**n fine");
+    let asked = backend.asked_for("message.edit");
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[0]["room"], json!(room));
+    assert_eq!(asked[0]["params"], json!({ "id": sent.id, "text": "now spam" }));
+    let stored = ann.ok(history(&room, None, Some(10))).await;
+    assert_eq!(stored.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["d**n fine"]);
+}

@@ -85,6 +85,19 @@ pub async fn edit(state: &AppState, conn: &Conn, p: EditParams) -> AppResult<Mes
     if row.deleted {
         return Err(AppError::Conflict("the message was deleted"));
     }
+    let replaced;
+    let mut text = text;
+    if state.hooks.is_on(HookName::MessageEdit) {
+        let request = HookRequest::MessageEdit { user: hooks::user(me), room: room.clone(), params: EditParams { id: p.id, text: text.to_owned() } };
+        match state.hooks.ask(&request).await {
+            Verdict::Deny { reason } => return Err(AppError::Denied { hook: HookName::MessageEdit, reason }),
+            Verdict::Allow { text: Some(new), .. } => {
+                replaced = new;
+                text = &replaced;
+            }
+            Verdict::Allow { text: None, .. } => {}
+        }
+    }
     messages::edit_with(&state.db, p.id, text, &state.webhooks).await?;
     let message = reload(state, p.id).await?;
     broadcast(state, &room, &Notification::MessageEdited(message.clone()), Class::Reliable);
