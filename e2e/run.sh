@@ -7,8 +7,18 @@
 # measures the scores on a machine of their own.
 # Environment: CONFAB_BIN (the server binary), plus CONFAB_TEST_REDIS_URL / CONFAB_TEST_PG_URL
 # from scripts/services.sh.
+#
+#   e2e/run.sh               # every suite
+#   e2e/run.sh --without-spa # only the suites that do not serve the web app
+#   e2e/run.sh --spa-only    # only those that do (they call confab_require_spa)
+# `just test` runs the first kind while the SPA is still building, the second once it is built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+selection=${1:-all}
+case "$selection" in
+    all | --without-spa | --spa-only) ;;
+    *) echo "usage: $0 [--without-spa|--spa-only]" >&2; exit 2 ;;
+esac
 export CONFAB_BIN=${CONFAB_BIN:-$PWD/target/release/confab}
 jobs=${E2E_JOBS:-3}
 logs=$(mktemp -d)
@@ -51,6 +61,11 @@ done
 
 for suite in "${ordered[@]}"; do
     [ -f "$suite" ] || continue
+    needs_spa=0
+    grep -q '^ *confab_require_spa' "$suite" && needs_spa=1
+    case "$selection:$needs_spa" in
+        --without-spa:1 | --spa-only:0) continue ;;
+    esac
     while [ "${#running[@]}" -ge "$jobs" ]; do reap_one; done
     echo "-- starting $suite"
     run_suite "$suite" >"$logs/$(basename "$suite").log" 2>&1 &

@@ -56,8 +56,16 @@ cluster_ports() { CONFAB_TEST_REDIS_CLUSTER_PORTS=$1 cargo_test "${@:2}"; }
 phase "Rust tests (SQLite, in-process layer)"
 cluster_ports 17101-17399
 
-phase "Backend integration suite on PostgreSQL, scale-out suite on a Redis Cluster (in parallel)"
-# Independent and mostly waiting on sockets: run side by side, each into its own log.
+export CONFAB_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/confab
+[ -x "$CONFAB_BIN" ] || { echo "no server binary at $CONFAB_BIN" >&2; exit 1; }
+export CONFAB_SKIP_SPA_BUILD=1   # built beside, awaited before the suites that serve it
+# Lighthouse asserts only deterministic facts here; one run per page is enough for them
+# (`just lighthouse` takes the median of three for the scores it reports).
+export CONFAB_LIGHTHOUSE_RUNS=${CONFAB_LIGHTHOUSE_RUNS:-1}
+
+phase "PostgreSQL suite, Redis Cluster suite and the e2e suites without the web app (in parallel)"
+# Independent and mostly waiting on sockets and processes: run side by side, each into its
+# own log, while the SPA finishes building at the lowest priority.
 logs=$(mktemp -d)
 # (`cluster::` and `durability::` run on PostgreSQL already.)
 CONFAB_TEST_DATABASE=postgres cargo_test --test api -- --skip cluster:: --skip durability:: >"$logs/postgres.log" 2>&1 &
@@ -66,11 +74,18 @@ postgres=$!
 # Cluster); once more with every instance on a six-node Redis Cluster (sharded pub/sub).
 CONFAB_TEST_REDIS=cluster cluster_ports 17401-17699 --test api -- cluster:: --skip cluster::failover:: >"$logs/redis-cluster.log" 2>&1 &
 redis_cluster=$!
+e2e_pid=""
+if [ -x e2e/run.sh ]; then
+    E2E_JOBS=2 bash e2e/run.sh --without-spa >"$logs/e2e.log" 2>&1 &
+    e2e_pid=$!
+fi
 status=0
 wait "$postgres" || status=1
 wait "$redis_cluster" || status=1
+[ -z "$e2e_pid" ] || wait "$e2e_pid" || status=1
 echo "-- integration suite on PostgreSQL"; cat "$logs/postgres.log"
 echo "-- scale-out suite on a Redis Cluster"; cat "$logs/redis-cluster.log"
+[ -z "$e2e_pid" ] || { echo "-- e2e suites without the web app"; cat "$logs/e2e.log"; }
 [ "$status" = 0 ] || { echo "a parallel suite failed" >&2; exit 1; }
 
 phase "waiting for the SPA build"
@@ -79,14 +94,8 @@ wait "$side" || side_status=$?
 echo "-- test dependencies and SPA build"; cat "$side_log"
 [ "$side_status" = 0 ] || { echo "building the SPA failed" >&2; exit 1; }
 
-export CONFAB_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/confab
-[ -x "$CONFAB_BIN" ] || { echo "no server binary at $CONFAB_BIN" >&2; exit 1; }
-export CONFAB_SKIP_SPA_BUILD=1   # built above
-# Lighthouse asserts only deterministic facts here; one run per page is enough for them
-# (`just lighthouse` takes the median of three for the scores it reports).
-export CONFAB_LIGHTHOUSE_RUNS=${CONFAB_LIGHTHOUSE_RUNS:-1}
 if [ -x e2e/run.sh ]; then
-    phase "End-to-end suites"
-    bash e2e/run.sh
+    phase "End-to-end suites with the web app"
+    bash e2e/run.sh --spa-only
 fi
 phase "all tests passed"
