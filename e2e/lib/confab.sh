@@ -54,17 +54,25 @@ confab_start() {
         CONFAB_SIGNUPS_PER_IP="${CONFAB_SIGNUPS_PER_IP:-0}" "$@" \
         "$CONFAB_BIN" serve >"$CONFAB_DATA/server.log" 2>&1 &
     CONFAB_PID=$!
+    confab_wait_answer "$CONFAB_URL/api/health" "$CONFAB_PID" "the server" -f
+}
+
+# Waits up to 30 s for process $2 (named $3 in messages) to answer $1; extra arguments go to
+# curl (`-f`: only a 2xx answer counts). Fails at once when the process exits.
+confab_wait_answer() {
+    local url=$1 pid=$2 what=$3
+    shift 3
     for _ in $(seq 150); do
-        if curl -fsS -o /dev/null "$CONFAB_URL/api/health" 2>/dev/null; then
+        if curl -sS "$@" -o /dev/null "$url" 2>/dev/null; then
             return 0
         fi
-        if ! kill -0 "$CONFAB_PID" 2>/dev/null; then
-            echo "the server exited during startup" >&2
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "$what exited during startup" >&2
             return 1
         fi
         sleep 0.2
     done
-    echo "the server did not become healthy within 30 s" >&2
+    echo "$what did not answer within 30 s" >&2
     return 1
 }
 
