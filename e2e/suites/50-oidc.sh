@@ -45,6 +45,8 @@ confab_start CONFAB_STATIC_DIR="$root/frontend/dist" CONFAB_ISSUERS_FILE="$scrat
 # The provider is the test's child; should the test die first, stop it here too.
 oidc_cleanup() {
     local status=$?
+    # Every step below runs, whatever fails.
+    set +e
     if [ -f "$scratch/provider.pid" ]; then
         kill -TERM "$(cat "$scratch/provider.pid")" 2>/dev/null || true
     fi
