@@ -100,16 +100,18 @@ pub async fn log_in(
         (status = 401, description = "The provider refused the code, or its ID token was refused (wrong nonce, signature, issuer, audience, expiry); the detail names the rule", body = Problem, content_type = "application/problem+json"),
         NoCsrfHeader,
         (status = 404, description = "No provider of that name is offered for login", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many refused codes or tokens from this address; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The provider cannot be reached or failed; retry later", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn log_in_with(
     State(state): State<AppState>,
+    client: crate::client_ip::ClientIp,
     headers: HeaderMap,
     issuer: Path<String>,
     body: ApiJson<OidcLogin>,
 ) -> AppResult<Response> {
     require_csrf(&headers)?;
-    let Json(pair) = super::oidc::log_in(State(state.clone()), issuer, body).await?;
+    let Json(pair) = super::oidc::log_in(State(state.clone()), client, issuer, body).await?;
     Ok(session_response(&state, pair))
 }
 

@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use confab_shared::{LoginProvider, OidcLogin, Problem, TokenPair};
 
 use super::token;
+use crate::client_ip::ClientIp;
 use crate::error::{AppError, AppResult};
 use crate::http::ApiJson;
 use crate::state::AppState;
@@ -44,17 +45,41 @@ pub async fn providers(State(state): State<AppState>) -> Json<Vec<LoginProvider>
 /// Log in with an identity provider: exchange the authorization code of its redirect (with
 /// the PKCE verifier) for its ID token, check the token and its `nonce`, and receive
 /// Confab's own access and refresh tokens, as from `POST /api/auth/login`. The account is
-/// the one the issuer's tokens map to (created on first use).
+/// the one the issuer's tokens map to (created on first use). Refused codes and tokens are
+/// counted per client address, as failed password logins are.
 #[utoipa::path(post, path = "/api/auth/oidc/{issuer}", tag = "auth", request_body = OidcLogin,
     params(("issuer" = String, Path, description = "The provider's `name` from `GET /api/auth/providers`")),
     responses(
         (status = 200, description = "Logged in", body = TokenPair),
         (status = 401, description = "The provider refused the code, or its ID token was refused (wrong nonce, signature, issuer, audience, expiry); the detail names the rule", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No provider of that name is offered for login", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many refused codes or tokens from this address; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The provider cannot be reached or failed; retry later", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn log_in(State(state): State<AppState>, Path(issuer): Path<String>, ApiJson(body): ApiJson<OidcLogin>) -> AppResult<Json<TokenPair>> {
-    let identity = state.issuers.log_in(&state.db, &issuer, &body).await?;
+pub async fn log_in(
+    State(state): State<AppState>,
+    client: ClientIp,
+    Path(issuer): Path<String>,
+    ApiJson(body): ApiJson<OidcLogin>,
+) -> AppResult<Json<TokenPair>> {
+    // Each attempt can cost the provider a call: a flood of made-up codes from one address
+    // stops here, as password guesses do.
+    let address = client.bucket();
+    state.throttle.exchange_attempt(address).await.map_err(AppError::rate_limited)?;
+    let identity = match state.issuers.log_in(&state.db, &issuer, &body).await {
+        Ok(identity) => {
+            state.throttle.exchange_given_back(address).await;
+            identity
+        }
+        Err(err @ (AppError::TokenRefused(_) | AppError::Unauthenticated)) => {
+            tracing::info!(%issuer, client = %address, "login with an identity provider refused");
+            return Err(err);
+        }
+        Err(other) => {
+            state.throttle.exchange_given_back(address).await;
+            return Err(other);
+        }
+    };
     let user = users::by_id(&state.db, identity.user_id).await?.ok_or(AppError::Unauthenticated)?;
     let session_id = uuid::Uuid::new_v4().simple().to_string();
     let refresh_token = token::new_refresh_token();

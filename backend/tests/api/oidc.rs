@@ -224,6 +224,43 @@ async fn a_malformed_login_body_is_refused_before_the_provider_is_asked() {
 }
 
 #[tokio::test]
+async fn refused_codes_from_one_address_are_throttled_before_the_provider_is_asked_again() {
+    let idp = provider().await;
+    // One failed login per username: four refusals per address (4× that) in five minutes.
+    let file = tempfile::NamedTempFile::new().expect("a temp file");
+    let toml = format!("[[issuer]]\nname = \"sso\"\ndiscovery = \"{}\"\nalgorithms = [\"RS256\"]\nlogin = true\nclient_id = \"{CLIENT}\"\n", idp.url());
+    std::fs::write(file.path(), toml).expect("written");
+    let path = file.path().to_path_buf();
+    let app = spawn_app_with(|c| {
+        c.issuers_file = Some(path);
+        c.login_attempts = 1;
+    })
+    .await;
+    // Logins that succeed, and bodies refused before any call, cost nothing.
+    for _ in 0..6 {
+        let _: TokenPair = body(app.post_json("/api/auth/oidc/sso", &login_body("oidc_ok", "the-nonce"), None).await).await;
+        problem(app.post_json("/api/auth/oidc/sso", &json!({ "code": "", "code_verifier": VERIFIER, "redirect_uri": REDIRECT, "nonce": "n" }), None).await, 422).await;
+    }
+    *idp.answer.lock().expect("not poisoned") = Answer::InvalidGrant;
+    for _ in 0..4 {
+        problem(app.post_json("/api/auth/oidc/sso", &login_body("oidc_x", "the-nonce"), None).await, 401).await;
+    }
+    let asked = idp.exchanges.lock().expect("not poisoned").len();
+    let response = app
+        .http
+        .post(app.url("/api/auth/session/oidc/sso"))
+        .header("confab-csrf", "1")
+        .json(&login_body("oidc_x", "the-nonce"))
+        .send()
+        .await
+        .expect("sent");
+    assert!(response.headers().contains_key("retry-after"), "{:?}", response.headers());
+    problem(response, 429).await;
+    problem(app.post_json("/api/auth/oidc/sso", &login_body("oidc_x", "the-nonce"), None).await, 429).await;
+    assert_eq!(idp.exchanges.lock().expect("not poisoned").len(), asked, "the provider was not asked again");
+}
+
+#[tokio::test]
 async fn a_failing_token_endpoint_gets_503_and_a_refused_code_gets_401() {
     let idp = provider().await;
     let app = app_with_login(&idp).await;
