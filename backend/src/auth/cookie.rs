@@ -19,7 +19,7 @@
 //! The bodies answered carry no refresh token ([`SessionTokens`]), so a script that calls
 //! the refresh route gets an access token (15 minutes), never the session itself.
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -61,7 +61,7 @@ pub fn router() -> Router<AppState> {
         .route(COOKIE_PATH, post(log_in))
         .route("/api/auth/session/refresh", post(refresh))
         .route("/api/auth/session/logout", post(log_out))
-        .route("/api/auth/session/oidc/{issuer}", post(log_in_with).layer(DefaultBodyLimit::max(super::oidc::MAX_LOGIN_BODY_BYTES)))
+        .route("/api/auth/session/oidc/{issuer}", post(log_in_with))
 }
 
 /// Log in as the web app does: the refresh token goes into an `HttpOnly` cookie

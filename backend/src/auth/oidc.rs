@@ -8,8 +8,13 @@
 //! cookie, see [`super::cookie`]). The provider's ID token only proves who the person is
 //! (checked in [`super::issuers::login`]); the answer is a Confab session like a password
 //! login's, so refresh, logout and the socket work the same afterwards.
+//!
+//! The body is bounded like every REST body (`http::MAX_BODY_BYTES`, 413), and each of its
+//! fields by the lengths its schema states (422), which even escaped to the last character
+//! stay within it; the provider's answer is bounded in time and size
+//! (`issuers::login`).
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use confab_shared::{LoginProvider, OidcLogin, Problem, TokenPair};
@@ -21,13 +26,10 @@ use crate::http::ApiJson;
 use crate::state::AppState;
 use crate::storage::{sessions, users};
 
-/// A login body is four short strings; nothing bigger is read.
-pub const MAX_LOGIN_BODY_BYTES: usize = 8 * 1024;
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/auth/providers", get(providers))
-        .route("/api/auth/oidc/{issuer}", post(log_in).layer(DefaultBodyLimit::max(MAX_LOGIN_BODY_BYTES)))
+        .route("/api/auth/oidc/{issuer}", post(log_in))
 }
 
 /// The identity providers offered on the login page ("Log in with …"), with what a client

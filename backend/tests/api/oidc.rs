@@ -218,7 +218,9 @@ async fn a_malformed_login_body_is_refused_before_the_provider_is_asked() {
         let refused = problem(app.post_json("/api/auth/oidc/sso", &bad, None).await, 422).await;
         assert_eq!(refused.field.as_deref(), Some(field), "{bad}");
     }
-    let huge = json!({ "code": "c".repeat(10_000), "code_verifier": VERIFIER, "redirect_uri": REDIRECT, "nonce": "n" });
+    let long = json!({ "code": "c".repeat(10_000), "code_verifier": VERIFIER, "redirect_uri": REDIRECT, "nonce": "n" });
+    assert_eq!(problem(app.post_json("/api/auth/oidc/sso", &long, None).await, 422).await.field.as_deref(), Some("code"));
+    let huge = json!({ "code": "c".repeat(100_000), "code_verifier": VERIFIER, "redirect_uri": REDIRECT, "nonce": "n" });
     problem(app.post_json("/api/auth/oidc/sso", &huge, None).await, 413).await;
     assert!(idp.exchanges.lock().expect("not poisoned").is_empty());
 }
