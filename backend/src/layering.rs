@@ -34,6 +34,7 @@ const UPPER: &[&str] = &[
     "state",
     "auth::routes",
     "auth::extract",
+    "auth::oidc",
     "startup",
     "cli",
     "http",

@@ -21,6 +21,9 @@ use crate::{auth, features};
         auth::cookie::log_in,
         auth::cookie::refresh,
         auth::cookie::log_out,
+        auth::oidc::providers,
+        auth::oidc::log_in,
+        auth::cookie::log_in_with,
         features::users::list_users,
         features::rooms::list_rooms,
         features::rooms::create_room,
@@ -41,7 +44,7 @@ use crate::{auth, features};
         features::system::openapi_json,
         features::system::asyncapi_json,
     ),
-    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, SessionTokens, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody)),
+    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, SessionTokens, LoginProvider, OidcLogin, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Accounts and tokens"),

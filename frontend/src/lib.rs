@@ -8,10 +8,12 @@
 //! - [`state`]: live app state (presence, rooms, messages, conversations) and the policy
 //!   around the socket: reconnect, re-join, `sync`, token renewal.
 //! - [`components`]: reusable UI pieces; [`pages`]: one module per route.
+//! - [`oidc`]: "Log in with <provider>": PKCE, `state` and `nonce` around the provider's redirect.
 //! - [`util`]: clock, storage, time formatting, error wording.
 
 pub mod api;
 pub mod components;
+pub mod oidc;
 pub mod pages;
 pub mod session;
 pub mod state;
@@ -26,7 +28,7 @@ use crate::components::shell::Header;
 use crate::components::toasts::{ToastHost, Toasts};
 use crate::pages::NotFound;
 use crate::pages::dm::{ConversationPage, DmListPage};
-use crate::pages::login::LoginPage;
+use crate::pages::login::{LoginCallbackPage, LoginPage};
 use crate::pages::online::OnlinePage;
 use crate::pages::room::RoomPage;
 use crate::pages::rooms::RoomsPage;
@@ -60,6 +62,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/rooms") view=RoomsPage />
                     <Route path=path!("/rooms/:room") view=RoomPage />
                     <Route path=path!("/login") view=LoginPage />
+                    <Route path=path!("/login/callback") view=LoginCallbackPage />
                     <Route path=path!("/signup") view=SignupPage />
                     <Route path=path!("/online") view=OnlinePage />
                     <Route path=path!("/dm") view=DmListPage />

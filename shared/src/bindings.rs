@@ -39,6 +39,8 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(RefreshRequest::export_all(&cfg))?;
     export(TokenPair::export_all(&cfg))?;
     export(SessionTokens::export_all(&cfg))?;
+    export(LoginProvider::export_all(&cfg))?;
+    export(OidcLogin::export_all(&cfg))?;
     export(CreateRoom::export_all(&cfg))?;
     export(PublishRequest::export_all(&cfg))?;
     export(PublishAccepted::export_all(&cfg))?;

@@ -78,6 +78,40 @@ wire! {
         pub user: User,
     }
 
+    /// An identity provider offered on the login page (`GET /api/auth/providers`): what the
+    /// web app needs to send the browser there (OpenID Connect authorization code flow with
+    /// PKCE, `S256`).
+    pub struct LoginProvider {
+        /// The issuer's `name` in the issuers file: the `{issuer}` of
+        /// `POST /api/auth/oidc/{issuer}`.
+        pub name: String,
+        /// What the button says after "Log in with".
+        pub label: String,
+        /// The provider's authorization endpoint, from its discovery document.
+        pub authorization_endpoint: String,
+        pub client_id: String,
+        /// The scopes to ask for, space-separated (`openid profile`).
+        pub scope: String,
+    }
+
+    /// The body of `POST /api/auth/oidc/{issuer}` (and `/api/auth/session/oidc/{issuer}`):
+    /// what the provider's redirect brought back, and what the web app kept for it.
+    pub struct OidcLogin {
+        /// The authorization code of the provider's redirect.
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 2048))]
+        pub code: String,
+        /// The PKCE verifier whose `S256` challenge went to the provider: 43 to 128 of
+        /// `[A-Za-z0-9-._~]` (RFC 7636).
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._~-]{43,128}$", min_length = 43, max_length = 128))]
+        pub code_verifier: String,
+        /// The `redirect_uri` the authorization request named; the provider checks they match.
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 2048))]
+        pub redirect_uri: String,
+        /// The `nonce` the authorization request carried; the ID token must carry the same.
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
+        pub nonce: String,
+    }
+
     /// A room as the room list shows it.
     pub struct RoomSummary {
         pub name: String,

@@ -9,7 +9,7 @@
 //! - `HttpOnly`: no script reads it, so a script can at worst use the session while the page
 //!   is open, not take it along;
 //! - `SameSite=Strict`: the browser never sends it on a request another site starts;
-//! - `Path=/api/auth/session`: sent to these three routes only, never to the rest of the API;
+//! - `Path=/api/auth/session`: sent to the routes of this module only, never to the rest of the API;
 //! - `Secure` when the server is reached over https (`CONFAB_HTTPS`);
 //! - `Max-Age`: the session's lifetime (`CONFAB_REFRESH_TTL_SECS`).
 //!
@@ -19,12 +19,12 @@
 //! The bodies answered carry no refresh token ([`SessionTokens`]), so a script that calls
 //! the refresh route gets an access token (15 minutes), never the session itself.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use confab_shared::{Credentials, Problem, RefreshRequest, SessionTokens, TokenPair};
+use confab_shared::{Credentials, OidcLogin, Problem, RefreshRequest, SessionTokens, TokenPair};
 
 use super::token;
 use crate::error::{AppError, AppResult};
@@ -61,6 +61,7 @@ pub fn router() -> Router<AppState> {
         .route(COOKIE_PATH, post(log_in))
         .route("/api/auth/session/refresh", post(refresh))
         .route("/api/auth/session/logout", post(log_out))
+        .route("/api/auth/session/oidc/{issuer}", post(log_in_with))
 }
 
 /// Log in as the web app does: the refresh token goes into an `HttpOnly` cookie
@@ -85,6 +86,32 @@ pub async fn log_in(
 ) -> AppResult<Response> {
     require_csrf(&headers)?;
     let Json(pair) = super::routes::login(State(state.clone()), client, body).await?;
+    Ok(session_response(&state, pair))
+}
+
+/// Log in with an identity provider as the web app does: `POST /api/auth/oidc/{issuer}`
+/// (the code of the provider's redirect, the PKCE verifier, the nonce), with the refresh
+/// token in the `HttpOnly` cookie instead of the body. Needs the header `Confab-CSRF`.
+#[utoipa::path(post, path = "/api/auth/session/oidc/{issuer}", tag = "auth", request_body = OidcLogin,
+    params(CsrfHeader, ("issuer" = String, Path, description = "The provider's `name` from `GET /api/auth/providers`")),
+    responses(
+        (status = 200, description = "Logged in; `Set-Cookie` holds the refresh token", body = SessionTokens,
+            headers(("Set-Cookie" = String, description = "`confab_refresh=…; Path=/api/auth/session; HttpOnly; SameSite=Strict; Max-Age=…`"))),
+        (status = 401, description = "The provider refused the code, or its ID token was refused (wrong nonce, signature, issuer, audience, expiry); the detail names the rule", body = Problem, content_type = "application/problem+json"),
+        NoCsrfHeader,
+        (status = 404, description = "No provider of that name is offered for login", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many refused codes or tokens from this address; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The provider cannot be reached or failed; retry later", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn log_in_with(
+    State(state): State<AppState>,
+    client: crate::client_ip::ClientIp,
+    headers: HeaderMap,
+    issuer: Path<String>,
+    body: ApiJson<OidcLogin>,
+) -> AppResult<Response> {
+    require_csrf(&headers)?;
+    let Json(pair) = super::oidc::log_in(State(state.clone()), client, issuer, body).await?;
     Ok(session_response(&state, pair))
 }
 

@@ -11,11 +11,13 @@
 //!   `LoginUser` extractors (these two need `AppState`; the modules above do not).
 //! - [`routes`]: the `/api/auth/*` and `/api/me` handlers.
 //! - [`cookie`]: the web app's session, its refresh token in an `HttpOnly` cookie.
+//! - [`oidc`]: "Log in with <provider>" (OpenID Connect, for issuers with `login = true`).
 
 pub mod api_tokens;
 pub mod cookie;
 pub mod extract;
 pub mod issuers;
+pub mod oidc;
 pub mod password;
 pub mod routes;
 pub mod scopes;

@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/logout", post(logout))
         .route("/api/me", get(me))
         .merge(super::cookie::router())
+        .merge(super::oidc::router())
 }
 
 /// Create an account.
@@ -123,7 +124,7 @@ async fn check_password(state: &AppState, username: &str, password: String) -> A
     Ok(user.filter(|_| valid))
 }
 
-fn issue_pair(state: &AppState, user: User, session_id: &str, refresh_token: String) -> AppResult<TokenPair> {
+pub(super) fn issue_pair(state: &AppState, user: User, session_id: &str, refresh_token: String) -> AppResult<TokenPair> {
     let (access_token, _) = state.keys.issue(user.id, &user.username, user.is_admin, session_id)?;
     Ok(TokenPair {
         access_token,

@@ -88,6 +88,10 @@ pub const REST_ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/auth/session", Need::Open),
     ("POST", "/api/auth/session/refresh", Need::Open),
     ("POST", "/api/auth/session/logout", Need::Open),
+    // "Log in with": the provider's code is the credential, not a bearer.
+    ("GET", "/api/auth/providers", Need::Open),
+    ("POST", "/api/auth/oidc/{issuer}", Need::Open),
+    ("POST", "/api/auth/session/oidc/{issuer}", Need::Open),
     ("GET", "/api/me", Need::Scope(Scope::Read)),
     ("GET", "/api/users", Need::Scope(Scope::Read)),
     ("GET", "/api/rooms", Need::Scope(Scope::Read)),

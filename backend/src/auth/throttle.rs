@@ -14,7 +14,8 @@
 //! Keys are validated usernames (lowercased; the handlers refuse anything else with 422
 //! first) and address buckets ([`IpBucket`]: an IPv4 address or an IPv6 /64), so no key is
 //! longer than a few dozen bytes whatever a client sends, and none is worth hiding from a
-//! log. Sign-ups are counted per address in a count of their own.
+//! log. Sign-ups are counted per address in a count of their own, and so are the code
+//! exchanges of "Log in with" (each costs a call to the identity provider).
 //!
 //! Counts live in this instance's memory and, when the server runs on Redis, also in Redis
 //! (`INCR` + `EXPIRE … NX`, fixed windows), so a cluster allows the same number of guesses
@@ -73,6 +74,10 @@ impl LoginThrottle {
         format!("signup:{address}")
     }
 
+    fn exchange_key(address: IpBucket) -> String {
+        format!("oidc:{address}")
+    }
+
     /// Counts a login attempt for `username` (a validated name) from `address`;
     /// `Err(retry_after)` when either count is over its limit.
     pub async fn login_attempt(&self, username: &str, address: IpBucket) -> Result<(), Duration> {
@@ -85,6 +90,19 @@ impl LoginThrottle {
             return Ok(());
         }
         self.attempt(&[(Self::signup_key(address), self.signups_per_ip)]).await
+    }
+
+    /// Counts a "Log in with" code exchange from `address` (as many per window as failed
+    /// logins from one address); `Err(retry_after)` when over the limit.
+    pub async fn exchange_attempt(&self, address: IpBucket) -> Result<(), Duration> {
+        self.attempt(&[(Self::exchange_key(address), self.per_ip)]).await
+    }
+
+    /// The exchange logged someone in, or was not refused by the provider or the token's
+    /// checks (the provider was down, nothing was sent to it): its attempt is given back, so
+    /// only refused codes and tokens count.
+    pub async fn exchange_given_back(&self, address: IpBucket) {
+        self.give_back(&[Self::exchange_key(address)]).await;
     }
 
     /// The login succeeded: the username's count starts over, and the address gets its

@@ -19,7 +19,7 @@ use crate::helpers::*;
 const SECRET: &str = "the-django-settings-TOKEN_KEY-of-at-least-32-bytes";
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/issuers_keys");
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
@@ -27,13 +27,13 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{KEYS}/{name}")).expect("a test key")
 }
 
-fn jwk(kid: &str) -> Value {
+pub(crate) fn jwk(kid: &str) -> Value {
     let all: Value = serde_json::from_slice(&fixture("jwks.json")).expect("the test JWKS");
     all[kid].clone()
 }
 
 /// A token signed with one of the fixture private keys.
-fn signed(alg: Algorithm, kid: &str, claims: &Value) -> String {
+pub(crate) fn signed(alg: Algorithm, kid: &str, claims: &Value) -> String {
     let pem = fixture(&format!("{kid}.pem"));
     let key = match alg {
         Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
@@ -51,7 +51,7 @@ fn django(claims: &Value) -> String {
 }
 
 /// A server trusting the issuers written in `toml`.
-async fn app_trusting(toml: &str) -> TestApp {
+pub(crate) async fn app_trusting(toml: &str) -> TestApp {
     let file = tempfile::NamedTempFile::new().expect("a temp file");
     std::fs::write(file.path(), toml).expect("written");
     let path = file.path().to_path_buf();

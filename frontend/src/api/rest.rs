@@ -3,8 +3,8 @@
 
 use confab_shared::webhooks::{CreateWebhook, Webhook, WebhookCreated, WebhookDelivery};
 use confab_shared::{
-    ApiToken, ApiTokenCreated, CreateApiToken, CreateJob, CreateRoom, Credentials, JobAccepted, Problem,
-    RoomSummary, SessionTokens, User,
+    ApiToken, ApiTokenCreated, CreateApiToken, CreateJob, CreateRoom, Credentials, JobAccepted, LoginProvider,
+    OidcLogin, Problem, RoomSummary, SessionTokens, User,
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::Serialize;
@@ -121,6 +121,18 @@ const CSRF_HEADER: &str = "Confab-CSRF";
 /// no script of the page can read, the access token comes back.
 pub async fn login(credentials: &Credentials) -> Result<SessionTokens, ApiError> {
     decode(send(Request::post("/api/auth/session").header(CSRF_HEADER, "1").json(credentials)).await?).await
+}
+
+/// `GET /api/auth/providers`: the identity providers offered for "Log in with".
+pub async fn providers() -> Result<Vec<LoginProvider>, ApiError> {
+    decode(send(Request::get("/api/auth/providers").build()).await?).await
+}
+
+/// `POST /api/auth/session/oidc/{provider}`: logs in with the code of the provider's
+/// redirect; the session is then the same as after [`login`] (refresh token in the cookie).
+pub async fn login_with(provider: &str, body: &OidcLogin) -> Result<SessionTokens, ApiError> {
+    let path = format!("/api/auth/session/oidc/{}", String::from(js_sys::encode_uri_component(provider)));
+    decode(send(Request::post(&path).header(CSRF_HEADER, "1").json(body)).await?).await
 }
 
 /// `POST /api/auth/session/refresh`: rotates the cookie's refresh token (the browser sends

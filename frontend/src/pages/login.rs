@@ -1,6 +1,7 @@
-//! Log in.
+//! Log in: with a password, or with an identity provider ("Log in with …", one button per
+//! provider the server offers), whose redirect comes back to [`LoginCallbackPage`].
 
-use confab_shared::Credentials;
+use confab_shared::{Credentials, LoginProvider};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -9,6 +10,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use super::set_title;
 use crate::api::rest;
 use crate::components::form::{Field, FormError};
+use crate::oidc;
 use crate::state::Chat;
 
 /// Where to go after logging in: the `next` query (already percent-decoded) if it is a path
@@ -39,6 +41,28 @@ pub fn LoginPage() -> impl IntoView {
     let busy = RwSignal::new(false);
     // A refused login names no field: its reason goes under the form.
     let no_field_error = RwSignal::new(None::<String>);
+    // The identity providers offered; none (and no buttons) until the server says otherwise.
+    let providers = RwSignal::new(Vec::<LoginProvider>::new());
+    spawn_local(async move {
+        if let Ok(list) = rest::providers().await {
+            providers.set(list);
+        }
+    });
+    let log_in_with = move |provider: LoginProvider| {
+        if busy.get_untracked() {
+            return;
+        }
+        let next = next_path(query.with_untracked(|q| q.get("next")));
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            // On success the browser is on its way to the provider.
+            if let Err(err) = oidc::start(&provider, &next).await {
+                error.set(Some(err.message));
+                busy.set(false);
+            }
+        });
+    };
 
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
@@ -103,8 +127,73 @@ pub fn LoginPage() -> impl IntoView {
                 <button type="submit" class="primary wide" data-testid="login-submit" disabled=move || busy.get()>
                     {move || if busy.get() { "Logging in…" } else { "Log in" }}
                 </button>
+                <Show when=move || providers.with(|p| !p.is_empty())>
+                    <div class="oidc-providers" data-testid="oidc-providers">
+                        {move || {
+                            providers
+                                .get()
+                                .into_iter()
+                                .map(|provider| {
+                                    let label = format!("Log in with {}", provider.label);
+                                    let testid = format!("oidc-login-{}", provider.name);
+                                    view! {
+                                        <button
+                                            type="button"
+                                            class="secondary wide"
+                                            data-testid=testid
+                                            disabled=move || busy.get()
+                                            on:click=move |_| log_in_with(provider.clone())
+                                        >
+                                            {label}
+                                        </button>
+                                    }
+                                })
+                                .collect_view()
+                        }}
+                    </div>
+                </Show>
                 <p class="form-foot">"New here? " <a href="/signup">"Create an account"</a></p>
             </form>
+        </section>
+    }
+}
+
+/// Where an identity provider sends the browser back: finishes the login this tab started
+/// and goes on as a password login does, or says what went wrong.
+#[component]
+pub fn LoginCallbackPage() -> impl IntoView {
+    set_title("Logging in");
+    let chat = expect_context::<Chat>();
+    let query = use_query_map();
+    let navigate = use_navigate();
+    let error = RwSignal::new(None::<String>);
+    let callback = query.with_untracked(|q| oidc::Callback { code: q.get("code"), state: q.get("state"), error: q.get("error") });
+    spawn_local(async move {
+        match oidc::finish(callback).await {
+            Ok((tokens, next)) => {
+                chat.logged_in(tokens);
+                // Replace the callback (its code is spent) in the history.
+                navigate(&next_path(Some(next)), leptos_router::NavigateOptions { replace: true, ..Default::default() });
+            }
+            Err(err) => error.set(Some(err.message)),
+        }
+    });
+
+    view! {
+        <section class="page narrow auth-page">
+            <h1>"Log in"</h1>
+            <div class="card prompt" data-testid="oidc-callback">
+                {move || match error.get() {
+                    None => view! { <p>"Logging in…"</p> }.into_any(),
+                    Some(message) => {
+                        view! {
+                            <p role="alert" data-testid="oidc-error">{message}</p>
+                            <p><a href="/login">"Back to the login page"</a></p>
+                        }
+                            .into_any()
+                    }
+                }}
+            </div>
         </section>
     }
 }

@@ -1,6 +1,7 @@
 //! One module per route.
 //!
-//! - [`login`], [`signup`]: the account forms.
+//! - [`login`], [`signup`]: the account forms; `/login/callback`, where an identity
+//!   provider sends the browser back ("Log in with").
 //! - [`online`]: "Who's online": everyone with a live presence badge.
 //! - [`rooms`]: the room picker; [`room`]: one room.
 //! - [`dm`]: the conversation list and one private conversation.

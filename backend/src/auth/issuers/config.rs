@@ -41,12 +41,17 @@ pub struct Entry {
     /// The least time between two JWKS fetches for unknown key ids (the refetch storm bound).
     #[serde(default = "default_refetch")]
     pub jwks_refetch_secs: u64,
-    // The web app's "Log in with" flow (not yet offered; accepted so that files written for
-    // it load).
+    /// Offer "Log in with" this provider on the web app's login page (OpenID Connect
+    /// authorization code flow with PKCE; needs `discovery` and `client_id`).
     #[serde(default)]
     pub login: bool,
+    /// The client Confab is registered as at the provider (the ID token's `aud`).
     pub client_id: Option<String>,
+    /// The client's secret, sent to the token endpoint (HTTP Basic) for a confidential client;
+    /// a public client has none (PKCE alone binds the code to the browser that asked).
     pub client_secret: Option<String>,
+    /// What the login button says after "Log in with" (default: `name`).
+    pub label: Option<String>,
 }
 
 fn default_user_claim() -> String {
@@ -191,6 +196,16 @@ fn check(entry: Entry, base: &Path) -> anyhow::Result<Checked> {
     if entry.max_age_secs == 0 {
         bail!("field `max_age_secs` must be at least 1");
     }
+    if entry.login {
+        if entry.discovery.is_none() {
+            bail!("field `discovery` is needed by `login = true` (the login flow takes the provider's endpoints from its discovery document)");
+        }
+        match &entry.client_id {
+            None => bail!("field `client_id` is needed by `login = true` (the client registered at the provider)"),
+            Some(id) if id.trim().is_empty() => bail!("field `client_id` must not be empty"),
+            Some(_) => {}
+        }
+    }
     let source = if let Some(secret) = &entry.secret {
         Source::Static(secret_key("secret", secret.as_bytes())?)
     } else if let Some(file) = &entry.secret_file {
@@ -305,6 +320,8 @@ mod tests {
             ("[[issuer]]\nname = \"sso\"\njwks_url = \"http://x/jwks\"\ndiscovery = \"http://x\"\nalgorithms = [\"RS256\"]\n".to_owned(), ["issuer \"sso\"", "`jwks_url`, `discovery`"]),
             ("[[issuer]]\njwks_url = \"http://x/jwks\"\nalgorithms = [\"RS256\"]\n".to_owned(), ["issuer #1", "name"]),
             ("[[issuer]]\nname = \"sso\"\npublic_key_file = \"/nonexistent.pem\"\nalgorithms = [\"RS256\"]\n".to_owned(), ["issuer \"sso\"", "field `public_key_file`"]),
+            ("[[issuer]]\nname = \"sso\"\njwks_url = \"http://x/jwks\"\nalgorithms = [\"RS256\"]\nlogin = true\nclient_id = \"confab\"\n".to_owned(), ["issuer \"sso\"", "field `discovery`"]),
+            ("[[issuer]]\nname = \"sso\"\ndiscovery = \"http://x\"\nalgorithms = [\"RS256\"]\nlogin = true\n".to_owned(), ["issuer \"sso\"", "field `client_id`"]),
         ];
         for (text, wanted) in cases {
             let err = error(&text);

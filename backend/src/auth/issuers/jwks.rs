@@ -1,6 +1,7 @@
 //! An issuer's JWKS: fetched when first needed, cached for the response's lifetime (within
 //! bounds), refetched for an unknown `kid` at most once per `jwks_refetch_secs`, and kept
-//! serving from the cache while the endpoint is down (the outage is logged once).
+//! serving from the cache while the endpoint is down (the outage is logged once). With
+//! discovery, the discovery document is kept too: the login flow needs its endpoints.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +24,16 @@ const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// Keys kept from one document.
 const MAX_KEYS: usize = 64;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What Confab reads of an OpenID Connect discovery document.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Discovered {
+    /// The provider's issuer identifier: the `iss` of its ID tokens.
+    pub issuer: Option<String>,
+    pub jwks_uri: String,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+}
 
 /// Where the JWKS is found.
 pub enum Location {
@@ -50,8 +61,11 @@ struct State {
     /// When the cached keys are due for a refresh.
     fresh_until: Option<Instant>,
     last_fetch: Option<Instant>,
-    /// The `jwks_uri` discovery found.
-    jwks_uri: Option<String>,
+    /// The discovery document, once read (its endpoints do not move while a provider runs).
+    discovered: Option<Discovered>,
+    /// When discovery was last attempted, so a provider that is down costs one fetch per
+    /// `jwks_refetch_secs`, not one per request.
+    last_discovery: Option<Instant>,
     /// The endpoint is failing and that was logged (cleared by the next success).
     down: bool,
 }
@@ -101,11 +115,12 @@ impl Jwks {
     async fn fetch(&self, state: &mut State) -> anyhow::Result<(Vec<(Option<String>, Key)>, Duration)> {
         let url = match &self.location {
             Location::Jwks(url) => url.clone(),
-            Location::Discovery(base) => match &state.jwks_uri {
-                Some(uri) => uri.clone(),
+            Location::Discovery(base) => match &state.discovered {
+                Some(doc) => doc.jwks_uri.clone(),
                 None => {
-                    let uri = self.discover(base).await?;
-                    state.jwks_uri = Some(uri.clone());
+                    let doc = self.discover(base).await?;
+                    let uri = doc.jwks_uri.clone();
+                    state.discovered = Some(doc);
                     uri
                 }
             },
@@ -121,19 +136,31 @@ impl Jwks {
         Ok((keys, lifetime))
     }
 
-    async fn discover(&self, base: &str) -> anyhow::Result<String> {
+    /// The discovery document (read once, then kept); `None` without discovery.
+    pub async fn discovered(&self) -> anyhow::Result<Option<Discovered>> {
+        let Location::Discovery(base) = &self.location else { return Ok(None) };
+        let mut state = self.state.lock().await;
+        if let Some(doc) = &state.discovered {
+            return Ok(Some(doc.clone()));
+        }
+        let now = Instant::now();
+        if state.last_discovery.is_some_and(|t| now.duration_since(t) < self.refetch_every) {
+            anyhow::bail!("the discovery document could not be read a moment ago; not asking again yet");
+        }
+        state.last_discovery = Some(now);
+        let doc = self.discover(base).await?;
+        state.discovered = Some(doc.clone());
+        Ok(Some(doc))
+    }
+
+    async fn discover(&self, base: &str) -> anyhow::Result<Discovered> {
         let url = if base.contains("/.well-known/") {
             base.to_owned()
         } else {
             format!("{}/.well-known/openid-configuration", base.trim_end_matches('/'))
         };
         let (body, _) = self.get(&url).await?;
-        #[derive(serde::Deserialize)]
-        struct Discovery {
-            jwks_uri: String,
-        }
-        let doc: Discovery = serde_json::from_slice(&body).map_err(|e| anyhow::anyhow!("the discovery document at {url} has no jwks_uri: {e}"))?;
-        Ok(doc.jwks_uri)
+        serde_json::from_slice(&body).map_err(|e| anyhow::anyhow!("the discovery document at {url} has no jwks_uri: {e}"))
     }
 
     /// GET with a timeout and a size bound; returns the body and its cache lifetime.

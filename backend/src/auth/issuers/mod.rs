@@ -6,6 +6,7 @@
 //! - [`config`]: the file's keys and the checks made at start; key kinds.
 //! - [`jwks`]: fetching and caching an issuer's published keys.
 //! - [`claims`]: user, name, admin and rooms claims; usernames for new accounts.
+//! - [`login`]: "Log in with" (`login = true`): the code exchange and the ID token's checks.
 //! - this file: choosing the issuer, pinning the algorithm to the key, validating, mapping.
 //!
 //! The algorithm is decided by the key's type (and the issuer's `algorithms`), never by the
@@ -15,6 +16,7 @@
 pub mod claims;
 pub mod config;
 pub mod jwks;
+pub mod login;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -85,6 +87,16 @@ struct Issuer {
     /// Tokens of this issuer accepted, and refused once this issuer was the one to check them.
     accepted: crate::metrics::Counter,
     refused: crate::metrics::Counter,
+    /// For the login flow's calls to the provider's token endpoint.
+    client: reqwest::Client,
+}
+
+/// What a token's claims must hold beyond its signature and times.
+struct Expected<'a> {
+    iss: Option<&'a str>,
+    /// Accepted audiences; empty: `aud` is not checked.
+    aud: Vec<&'a str>,
+    require_exp: bool,
 }
 
 enum Keys {
@@ -114,7 +126,7 @@ impl Issuers {
                     Source::JwksUrl(url) => Keys::Published(Jwks::new(entry.name.clone(), Location::Jwks(url), refetch, client.clone())),
                     Source::Discovery(url) => Keys::Published(Jwks::new(entry.name.clone(), Location::Discovery(url), refetch, client.clone())),
                 };
-                Issuer { entry, algorithms, keys, accepted: Default::default(), refused: Default::default() }
+                Issuer { entry, algorithms, keys, client: client.clone(), accepted: Default::default(), refused: Default::default() }
             })
             .collect();
         Ok(Self { list, accounts: dashmap::DashMap::new() })
@@ -165,27 +177,14 @@ impl Issuers {
 
     /// Verifies a token of a trusted issuer and maps it to its account (created on first use).
     pub async fn authenticate(&self, db: &Db, token: &str) -> Result<Identity, AppError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(Refusal::owned(format!("the token is larger than {MAX_TOKEN_BYTES} bytes")).into());
-        }
-        let parts: Vec<&str> = token.split('.').collect();
-        let [header, payload, _signature] = parts.as_slice() else {
-            return Err(Refusal::new("not a JWT (three dot-separated parts)").into());
-        };
-        let header = decode_part(header).map_err(|()| Refusal::new("the token's header is not base64url JSON"))?;
-        let payload = decode_part(payload).map_err(|()| Refusal::new("the token's claims are not base64url JSON"))?;
-        let alg = header.get("alg").and_then(Value::as_str).ok_or(Refusal::new("the token's header names no algorithm"))?;
-        if alg.eq_ignore_ascii_case("none") {
-            return Err(Refusal::new("unsigned tokens (alg none) are never accepted").into());
-        }
-        let alg: Algorithm = alg.parse().map_err(|_| Refusal::new("the token's algorithm is not supported"))?;
-        let kid = header.get("kid").and_then(Value::as_str);
+        let Unverified { alg, kid, payload } = unverified(token)?;
+        let kid = kid.as_deref();
         let iss = payload.get("iss").and_then(Value::as_str);
         let by_iss: Vec<&Issuer> = self.list.iter().filter(|i| iss.is_some() && i.entry.iss.as_deref() == iss).collect();
         let candidates = if by_iss.is_empty() { self.list.iter().filter(|i| i.entry.iss.is_none()).collect() } else { by_iss };
         let mut first_refusal = None;
         for issuer in candidates {
-            match issuer.verify(token, alg, kid).await {
+            match issuer.verify(token, alg, kid, &issuer.bearer_expectations()).await {
                 Ok(claims) => {
                     let identity = self.identity(db, issuer, &claims).await;
                     let counter = if identity.is_ok() { &issuer.accepted } else { &issuer.refused };
@@ -239,9 +238,41 @@ impl Issuers {
     }
 }
 
+/// What a token's header and claims say before anything is verified.
+struct Unverified {
+    alg: Algorithm,
+    kid: Option<String>,
+    payload: Map<String, Value>,
+}
+
+/// Reads a JWT's header and claims (size first, `alg: none` refused), to choose the key.
+fn unverified(token: &str) -> Result<Unverified, Refusal> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(Refusal::owned(format!("the token is larger than {MAX_TOKEN_BYTES} bytes")));
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let [header, payload, _signature] = parts.as_slice() else {
+        return Err(Refusal::new("not a JWT (three dot-separated parts)"));
+    };
+    let header = decode_part(header).map_err(|()| Refusal::new("the token's header is not base64url JSON"))?;
+    let payload = decode_part(payload).map_err(|()| Refusal::new("the token's claims are not base64url JSON"))?;
+    let alg = header.get("alg").and_then(Value::as_str).ok_or(Refusal::new("the token's header names no algorithm"))?;
+    if alg.eq_ignore_ascii_case("none") {
+        return Err(Refusal::new("unsigned tokens (alg none) are never accepted"));
+    }
+    let alg: Algorithm = alg.parse().map_err(|_| Refusal::new("the token's algorithm is not supported"))?;
+    let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
+    Ok(Unverified { alg, kid, payload })
+}
+
 impl Issuer {
+    /// A bearer token's expectations: the issuers file's `iss`, `aud` and `require_exp`.
+    fn bearer_expectations(&self) -> Expected<'_> {
+        Expected { iss: self.entry.iss.as_deref(), aud: self.entry.aud.as_deref().into_iter().collect(), require_exp: self.entry.require_exp }
+    }
+
     /// Signature, algorithm, `iss`, `aud`, `exp`, `nbf`: the verified claims or why not.
-    async fn verify(&self, token: &str, alg: Algorithm, kid: Option<&str>) -> Result<Map<String, Value>, Refusal> {
+    async fn verify(&self, token: &str, alg: Algorithm, kid: Option<&str>, expected: &Expected<'_>) -> Result<Map<String, Value>, Refusal> {
         let name = &self.entry.name;
         if !self.algorithms.contains(&alg) {
             return Err(Refusal::owned(format!("the algorithm {alg:?} is not accepted from issuer \"{name}\"")));
@@ -258,19 +289,18 @@ impl Issuer {
         validation.validate_exp = true;
         validation.validate_nbf = true;
         let mut required = Vec::new();
-        if self.entry.require_exp {
+        if expected.require_exp {
             required.push("exp");
         }
-        if let Some(iss) = &self.entry.iss {
+        if let Some(iss) = expected.iss {
             validation.set_issuer(&[iss]);
             required.push("iss");
         }
-        match &self.entry.aud {
-            Some(aud) => {
-                validation.set_audience(&[aud]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
+        if expected.aud.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&expected.aud);
+            required.push("aud");
         }
         validation.set_required_spec_claims(&required);
         jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation).map(|data| data.claims).map_err(|err| refusal(err.kind()))
