@@ -370,3 +370,16 @@ async fn logging_out_with_an_issuers_token_closes_that_identitys_sockets() {
     assert_eq!(second.expect_close().await, 4003);
     stays.ok(confab_shared::rpc::EchoParams { text: "still here".into() }).await;
 }
+
+#[tokio::test]
+async fn each_issuers_accepted_and_refused_tokens_are_counted_in_the_metrics() {
+    let app = app_trusting(&django_issuer("")).await;
+    me(&app, &django(&json!({ "uid": "m-1", "nickname": "counted" }))).await;
+    let forged = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &json!({ "uid": "m-2" }), &EncodingKey::from_secret(b"another-key-of-at-least-32-bytes-long"))
+        .expect("signing works");
+    problem(app.get("/api/me", Some(&forged)).await, 401).await;
+    let metrics = text(app.get("/metrics", None).await).await;
+    assert!(metrics.contains("confab_issuer_tokens_total{issuer=\"django\",outcome=\"accepted\"} 1\n"), "{metrics}");
+    assert!(metrics.contains("confab_issuer_tokens_total{issuer=\"django\",outcome=\"refused\"} 1\n"), "{metrics}");
+    assert!(!metrics.contains("confab_issuer_key_fetches_total{issuer=\"django\""), "a shared key is never fetched");
+}

@@ -147,6 +147,9 @@ async fn logging_in_with_a_provider_opens_a_confab_session_like_a_password_login
     // Logging in again is the same account.
     let again: TokenPair = body(app.post_json("/api/auth/oidc/sso", &login_body("oidc_ann", "the-nonce"), None).await).await;
     assert_eq!(again.user.id, pair.user.id);
+    // Both ID tokens are counted as the issuer's accepted tokens.
+    let metrics = text(app.get("/metrics", None).await).await;
+    assert!(metrics.contains("confab_issuer_tokens_total{issuer=\"sso\",outcome=\"accepted\"} 2\n"), "{metrics}");
 
     // The web app's flavour: the refresh token in the cookie, not in the body; CSRF header needed.
     let no_csrf = app.http.post(app.url("/api/auth/session/oidc/sso")).json(&login_body("oidc_bob", "the-nonce")).send().await.expect("sent");

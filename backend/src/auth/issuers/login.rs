@@ -114,12 +114,19 @@ impl Issuers {
         aud.extend(issuer.entry.aud.as_deref());
         let iss = issuer.entry.iss.as_deref().or(endpoints.issuer.as_deref());
         let expected = Expected { iss, aud, require_exp: true };
-        let claims = issuer.verify(&id_token, token.alg, token.kid.as_deref(), &expected).await?;
-        if claims.get("nonce").and_then(Value::as_str) != Some(login.nonce.as_str()) {
-            tracing::info!(issuer = %name, "ID token refused: its nonce is not the login's");
-            return Err(Refusal::new("the ID token's nonce is not the one this login sent").into());
+        let outcome: Result<Identity, AppError> = async {
+            let claims = issuer.verify(&id_token, token.alg, token.kid.as_deref(), &expected).await?;
+            if claims.get("nonce").and_then(Value::as_str) != Some(login.nonce.as_str()) {
+                tracing::info!(issuer = %name, "ID token refused: its nonce is not the login's");
+                return Err(Refusal::new("the ID token's nonce is not the one this login sent").into());
+            }
+            self.identity(db, issuer, &claims).await
         }
-        self.identity(db, issuer, &claims).await
+        .await;
+        // Counted with the bearer tokens of this issuer (`confab_issuer_tokens_total`).
+        let counter = if outcome.is_ok() { &issuer.accepted } else { &issuer.refused };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        outcome
     }
 }
 
