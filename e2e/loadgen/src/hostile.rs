@@ -23,7 +23,7 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -43,7 +43,7 @@ fn source(behaviour: usize, h: usize) -> IpAddr {
 }
 
 /// Runs hostile client `h` until the phase stops.
-pub async fn run(h: usize, user: String, token: String, ctx: Rc<Phase>, victims: Vec<String>, hostiles: Vec<(String, String)>) {
+pub async fn run(h: usize, user: String, token: String, ctx: Arc<Phase>, victims: Vec<String>, hostiles: Vec<(String, String)>) {
     let behaviour = h % BEHAVIOURS.len();
     let name = BEHAVIOURS[behaviour];
     let src = source(behaviour, h);
@@ -163,7 +163,7 @@ fn dm_answers(ctx: &Phase, name: &'static str, text: &[u8], to_of: &mut std::col
         if let (Some(to), Some(dm)) = (to, dm)
             && victims.contains(&to)
         {
-            ctx.shared.borrow_mut().acked_dm.entry(to).or_default().push(dm);
+            ctx.shared().acked_dm.entry(to).or_default().push(dm);
         }
     }
 }

@@ -18,7 +18,10 @@
 //! timing figure. The soak is a load test, so `just test` does not run it: its checks hold
 //! on a machine of its own, and a load beside it (a test suite, a build) is a load on them.
 //!
-//! Everything runs on the caller's single-threaded runtime, in one `LocalSet`.
+//! The well-behaved clients run on the caller's single-threaded runtime, in one `LocalSet`;
+//! the hostile clients on a thread and runtime of their own, so that their work (tens of
+//! seconds of CPU in the attack phase) never delays the well-behaved clients' reads, whose
+//! delivery latency the soak measures: the figure is the server's, not the load generator's.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -26,6 +29,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -117,13 +121,13 @@ pub enum Stage {
     Sync,
 }
 
-/// What the clients of one phase share (one thread: `Rc<RefCell<…>>`).
+/// What the clients of one phase share, across the two threads.
 pub struct Phase {
     pub addr: SocketAddr,
     pub stage: watch::Receiver<Stage>,
     pub gate: Semaphore,
     pub rooms: Vec<String>,
-    pub shared: RefCell<Shared>,
+    pub shared: std::sync::Mutex<Shared>,
 }
 
 #[derive(Default)]
@@ -143,12 +147,17 @@ pub struct Shared {
 }
 
 impl Phase {
+    /// The shared figures (a panicked client leaves them usable).
+    pub fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn count(&self, behaviour: &'static str, outcome: impl Into<String>) {
-        *self.shared.borrow_mut().tally.entry(behaviour).or_default().entry(outcome.into()).or_default() += 1;
+        *self.shared().tally.entry(behaviour).or_default().entry(outcome.into()).or_default() += 1;
     }
 
     pub fn error(&self, err: impl std::fmt::Display) {
-        let mut shared = self.shared.borrow_mut();
+        let mut shared = self.shared();
         if shared.errors.len() < 20 {
             shared.errors.push(err.to_string());
         }
@@ -250,7 +259,7 @@ async fn phase(
 ) -> anyhow::Result<PhaseReport> {
     let (stage_tx, stage_rx) = watch::channel(Stage::Connecting);
     let shared = Shared { latency_us: Histogram::new_with_bounds(1, 100_000_000, 3).ok(), ..Shared::default() };
-    let ctx = Rc::new(Phase { addr, stage: stage_rx, gate: Semaphore::new(CONNECT_CONCURRENCY), rooms: rooms.to_vec(), shared: RefCell::new(shared) });
+    let ctx = Arc::new(Phase { addr, stage: stage_rx, gate: Semaphore::new(CONNECT_CONCURRENCY), rooms: rooms.to_vec(), shared: std::sync::Mutex::new(shared) });
     let mut report = PhaseReport { name, load_average: people::load_average(), ..PhaseReport::default() };
     report.rss_start_mib = procfs::rss_kib(server_pid).unwrap_or(0) as f64 / 1024.0;
 
@@ -265,9 +274,9 @@ async fn phase(
         })
         .collect();
     let limit = Instant::now() + Duration::from_secs(120);
-    while ctx.shared.borrow().ready < members.len() {
+    while ctx.shared().ready < members.len() {
         if tasks.iter().any(tokio::task::JoinHandle::is_finished) || Instant::now() > limit {
-            let ready = ctx.shared.borrow().ready;
+            let ready = ctx.shared().ready;
             ctx.error(format!("only {ready} of {} well-behaved clients joined before the phase started", members.len()));
             break;
         }
@@ -295,11 +304,7 @@ async fn phase(
     let cpu0 = procfs::cpu_secs(server_pid).unwrap_or(0.0);
     let me0 = procfs::cpu_secs(std::process::id()).unwrap_or(0.0);
     let _ = stage_tx.send(Stage::Go);
-    let attackers: Vec<_> = hostiles
-        .iter()
-        .enumerate()
-        .map(|(h, (user, token))| tokio::task::spawn_local(hostile::run(h, user.clone(), token.clone(), ctx.clone(), victims.clone(), hostiles.to_vec())))
-        .collect();
+    let attackers = if hostiles.is_empty() { None } else { Some(attack(ctx.clone(), victims.clone(), hostiles.to_vec())?) };
     if !hostiles.is_empty() {
         // Halfway through the attack a real user logs in from an address of its own.
         tokio::time::sleep(size.phase / 2).await;
@@ -312,13 +317,13 @@ async fn phase(
     let _ = stage_tx.send(Stage::Stop);
     report.server_cpu_secs = procfs::cpu_secs(server_pid).unwrap_or(0.0) - cpu0;
     report.loadgen_cpu_secs = procfs::cpu_secs(std::process::id()).unwrap_or(0.0) - me0;
-    for a in attackers {
-        if tokio::time::timeout(Duration::from_secs(15), a).await.is_err() {
-            ctx.error("a hostile client did not stop within 15 s");
+    if let Some(done) = attackers {
+        if tokio::time::timeout(Duration::from_secs(15), done).await.is_err() {
+            ctx.error("the hostile clients did not stop within 15 s");
         }
     }
     let deadline = Instant::now() + DRAIN;
-    while ctx.shared.borrow().pending > 0 && Instant::now() < deadline {
+    while ctx.shared().pending > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = stage_tx.send(Stage::Sync);
@@ -341,7 +346,7 @@ async fn phase(
     report.rss_quarters_mib = quarters.map(|k| k as f64 / 1024.0);
     report.rss_peak_mib = quarters.into_iter().max().unwrap_or(0).max(procfs::rss_kib(server_pid).unwrap_or(0)) as f64 / 1024.0;
 
-    let shared = std::mem::take(&mut *ctx.shared.borrow_mut());
+    let shared = std::mem::take(&mut *ctx.shared());
     tally_losses(&shared, &outcomes, &mut report);
     report.member_failures += members.len() - outcomes.len();
     report.deliveries = shared.deliveries;
@@ -360,6 +365,33 @@ async fn phase(
 }
 
 /// The server's counters from `GET /metrics` that say what it refused or closed.
+/// Starts the hostile clients on a thread and runtime of their own; the receiver hears when
+/// all of them have stopped (after the stage turns to `Stop`).
+fn attack(ctx: Arc<Phase>, victims: Vec<String>, hostiles: Vec<(String, String)>) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new().name("hostile".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(err) => return ctx.error(format!("the hostile clients' runtime did not start: {err}")),
+        };
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async {
+            let tasks: Vec<_> = hostiles
+                .iter()
+                .enumerate()
+                .map(|(h, (user, token))| tokio::task::spawn_local(hostile::run(h, user.clone(), token.clone(), ctx.clone(), victims.clone(), hostiles.clone())))
+                .collect();
+            for task in tasks {
+                if let Err(err) = task.await {
+                    ctx.error(format!("a hostile client panicked: {err}"));
+                }
+            }
+        });
+        let _ = done_tx.send(());
+    })?;
+    Ok(done_rx)
+}
+
 async fn server_counters(addr: SocketAddr) -> BTreeMap<String, u64> {
     const WANTED: [&str; 4] = ["confab_evictions_total", "confab_dropped_frames_total", "confab_sockets_refused_total", "confab_rpc_errors_total"];
     let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(10)).build() else { return BTreeMap::new() };
@@ -555,7 +587,7 @@ const SYNC_ID: u64 = 2;
 
 /// One well-behaved user: joins its room, sends every few seconds, reads everything, and
 /// at the end calls `sync` with the last ids it saw.
-async fn member(plan: MemberPlan, ctx: Rc<Phase>) -> MemberOutcome {
+async fn member(plan: MemberPlan, ctx: Arc<Phase>) -> MemberOutcome {
     let mut o = MemberOutcome { user: plan.user.clone(), room: plan.room.clone(), ..MemberOutcome::default() };
     let mut rng = rand::rngs::StdRng::seed_from_u64(plan.seed);
     let mut conn = match Conn::open(&ctx, member_source(plan.i), Some(&plan.token), None).await {
@@ -588,7 +620,7 @@ async fn member(plan: MemberPlan, ctx: Rc<Phase>) -> MemberOutcome {
                     break;
                 }
                 pending.insert(next_id);
-                ctx.shared.borrow_mut().pending += 1;
+                ctx.shared().pending += 1;
                 next_send += plan.send_every.mul_f64(0.5 + rng.r#gen::<f64>());
                 continue;
             }
@@ -631,7 +663,7 @@ async fn member(plan: MemberPlan, ctx: Rc<Phase>) -> MemberOutcome {
                     if reply.error.is_some() {
                         ctx.error(format!("{} could not join {}: {:?}", plan.user, plan.room, reply.error));
                     }
-                    ctx.shared.borrow_mut().ready += 1;
+                    ctx.shared().ready += 1;
                 }
                 (Some(SYNC_ID), _) => {
                     let Some(result) = reply.result else {
@@ -663,10 +695,10 @@ async fn member(plan: MemberPlan, ctx: Rc<Phase>) -> MemberOutcome {
                 }
                 (Some(id), _) => {
                     if pending.remove(&id) {
-                        ctx.shared.borrow_mut().pending -= 1;
+                        ctx.shared().pending -= 1;
                     }
                     match reply.result.as_ref().and_then(|r| r.get("id")).and_then(Value::as_i64) {
-                        Some(mid) => ctx.shared.borrow_mut().acked_room.entry(plan.room.clone()).or_default().push(mid),
+                        Some(mid) => ctx.shared().acked_room.entry(plan.room.clone()).or_default().push(mid),
                         None => ctx.error(format!("{}: room.send failed: {:?}", plan.user, reply.error)),
                     }
                 }
@@ -678,7 +710,7 @@ async fn member(plan: MemberPlan, ctx: Rc<Phase>) -> MemberOutcome {
                     }
                     room_after = Some(room_after.unwrap_or(0).max(id));
                     let sent = params.get("text").and_then(Value::as_str).and_then(|t| t.strip_prefix("lg:")?.split(':').next()?.parse::<u64>().ok());
-                    let mut shared = ctx.shared.borrow_mut();
+                    let mut shared = ctx.shared();
                     shared.deliveries += 1;
                     if let (Some(sent), Some(h)) = (sent, shared.latency_us.as_mut()) {
                         let _ = h.record((clock::now_ns().saturating_sub(sent) / 1000).max(1));
@@ -704,7 +736,7 @@ async fn member(plan: MemberPlan, ctx: Rc<Phase>) -> MemberOutcome {
 }
 
 fn finish(o: MemberOutcome, pending: usize, ctx: &Phase) -> MemberOutcome {
-    let mut shared = ctx.shared.borrow_mut();
+    let mut shared = ctx.shared();
     shared.pending = shared.pending.saturating_sub(pending);
     o
 }
