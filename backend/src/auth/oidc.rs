@@ -19,12 +19,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use confab_shared::{LoginProvider, OidcLogin, Problem, TokenPair};
 
-use super::token;
 use crate::client_ip::ClientIp;
 use crate::error::{AppError, AppResult};
 use crate::http::ApiJson;
 use crate::state::AppState;
-use crate::storage::{sessions, users};
+use crate::storage::users;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -83,10 +82,7 @@ pub async fn log_in(
         }
     };
     let user = users::by_id(&state.db, identity.user_id).await?.ok_or(AppError::Unauthenticated)?;
-    let session_id = uuid::Uuid::new_v4().simple().to_string();
-    let refresh_token = token::new_refresh_token();
-    let ttl_ms = state.config.refresh_ttl().as_millis() as i64;
-    sessions::open(&state.db, &session_id, user.id, &token::hash_refresh_token(&refresh_token), ttl_ms).await?;
-    tracing::info!(user = %user.username, session = %session_id, %issuer, "logged in with an identity provider");
-    super::routes::issue_pair(&state, user.into(), &session_id, refresh_token).map(Json)
+    let (pair, session_id) = super::routes::open_session(&state, user).await?;
+    tracing::info!(user = %pair.user.username, session = %session_id, %issuer, "logged in with an identity provider");
+    Ok(Json(pair))
 }

@@ -104,12 +104,20 @@ pub async fn login(
         }
     };
     state.throttle.login_succeeded(username, address).await;
+    let (pair, session_id) = open_session(&state, user).await?;
+    tracing::info!(user = %pair.user.username, session = %session_id, "logged in");
+    Ok(Json(pair))
+}
+
+/// A new login session of `user` (a password or an identity provider's login): stored with
+/// its hashed refresh token, and its first token pair; the session's id, for the log.
+pub(super) async fn open_session(state: &AppState, user: crate::storage::entity::users::Model) -> AppResult<(TokenPair, String)> {
     let session_id = uuid::Uuid::new_v4().simple().to_string();
     let refresh_token = token::new_refresh_token();
     let ttl_ms = state.config.refresh_ttl().as_millis() as i64;
     sessions::open(&state.db, &session_id, user.id, &token::hash_refresh_token(&refresh_token), ttl_ms).await?;
-    tracing::info!(user = %user.username, session = %session_id, "logged in");
-    issue_pair(&state, user.into(), &session_id, refresh_token).map(Json)
+    let pair = issue_pair(state, user.into(), &session_id, refresh_token)?;
+    Ok((pair, session_id))
 }
 
 /// The account, if `password` is its password. An unknown name is checked against a decoy

@@ -5,7 +5,7 @@ use confab_shared::rpc::{Ack, DmHistoryParams, DmReadParams, DmSendParams, Notif
 use confab_shared::rpc::notify::ReadCursor;
 use confab_shared::{DirectMessage, validate};
 
-use super::hooks::{self, Verdict};
+use super::hooks;
 use super::{Budget, page_limit};
 use crate::error::{AppError, AppResult};
 use crate::layer::{Class, Delivery, Except, group};
@@ -29,8 +29,7 @@ pub async fn send(state: &AppState, conn: &Conn, p: DmSendParams) -> AppResult<D
     if to.id == me.user_id {
         return Err(AppError::invalid("to", "cannot send a private message to yourself"));
     }
-    let replaced;
-    let mut text = text;
+    let mut replaced = None;
     if state.hooks.is_on(HookName::DmSend) {
         // A retry of a stored message is answered with it, without asking again (the hook may
         // have replaced its text): matched by nonce and recipient.
@@ -38,25 +37,16 @@ pub async fn send(state: &AppState, conn: &Conn, p: DmSendParams) -> AppResult<D
             Some(nonce) => dms::by_nonce(&state.db, me.user_id, nonce).await?,
             None => None,
         };
-        match stored {
-            Some(first) if first.to_id == to.id => {
-                replaced = first.text;
-                text = &replaced;
-            }
-            Some(_) => {}
+        replaced = match stored {
+            Some(first) if first.to_id == to.id => Some(first.text),
+            Some(_) => None,
             None => {
                 let params = DmSendParams { to: to.username.clone(), text: text.to_owned(), nonce: nonce.map(str::to_owned) };
-                match state.hooks.ask(&HookRequest::DmSend { user: hooks::user(me), params }).await {
-                    Verdict::Deny { reason } => return Err(AppError::Denied { hook: HookName::DmSend, reason }),
-                    Verdict::Allow { text: Some(new), .. } => {
-                        replaced = new;
-                        text = &replaced;
-                    }
-                    Verdict::Allow { text: None, .. } => {}
-                }
+                state.hooks.allowed(&HookRequest::DmSend { user: hooks::user(me), params }).await?.text
             }
-        }
+        };
     }
+    let text = replaced.as_deref().unwrap_or(text);
     let parties = dms::Parties { from_id: me.user_id, from: &me.username, to_id: to.id, to: &to.username };
     let (row, fresh) = match dms::insert(&state.db, parties, text, nonce, &state.webhooks).await? {
         dms::Inserted::New(row) => (row, true),

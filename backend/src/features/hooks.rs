@@ -23,6 +23,7 @@ use confab_shared::webhooks::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, WEB
 
 use crate::auth::token::Identity;
 use crate::config::{Config, HookOnError, OnError};
+use crate::error::AppError;
 use crate::metrics::{self, Counter, Histogram};
 
 /// Decoded secret bytes the Standard Webhooks specification asks for.
@@ -43,6 +44,13 @@ impl Verdict {
     fn allow() -> Self {
         Self::Allow { text: None, rooms: Vec::new() }
     }
+}
+
+/// What an allowing hook may add: a replacement text (sends and edits), rooms (connect).
+#[derive(Debug, Default)]
+pub struct Allowed {
+    pub text: Option<String>,
+    pub rooms: Vec<String>,
 }
 
 /// The configured hooks (none by default) and their counters.
@@ -154,6 +162,14 @@ impl Hooks {
                     }
                 }
             }
+        }
+    }
+
+    /// [`Hooks::ask`], with a deny as the caller's error (403 / -32003 with `data.reason`).
+    pub async fn allowed(&self, request: &HookRequest) -> Result<Allowed, AppError> {
+        match self.ask(request).await {
+            Verdict::Allow { text, rooms } => Ok(Allowed { text, rooms }),
+            Verdict::Deny { reason } => Err(AppError::Denied { hook: request.name(), reason }),
         }
     }
 

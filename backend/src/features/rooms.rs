@@ -17,7 +17,7 @@ use confab_shared::rpc::notify::ReadCursor;
 use confab_shared::tokens::CREATE_ROOM_SCOPE;
 use confab_shared::{CreateRoom, HistoryQuery, Message, Problem, RoomSummary, RoomsPage, RoomsQuery, Timestamp, validate};
 
-use super::hooks::{self, Verdict};
+use super::hooks;
 use super::{Budget, Page, list_limit, page_limit};
 use crate::auth::Identity;
 use crate::auth::extract::{AuthUser, MaybeAuthUser};
@@ -184,9 +184,7 @@ pub async fn join(state: &AppState, conn: &mut Conn, p: JoinParams) -> AppResult
     // Asked once per room and connection: joining a room already joined only re-reads it.
     if state.hooks.is_on(HookName::RoomJoin) && !conn.rooms.contains_key(name) {
         let request = HookRequest::RoomJoin { user: conn.identity.as_ref().map(hooks::user), params: JoinParams { room: name.to_owned(), history: p.history } };
-        if let Verdict::Deny { reason } = state.hooks.ask(&request).await {
-            return Err(AppError::Denied { hook: HookName::RoomJoin, reason });
-        }
+        state.hooks.allowed(&request).await?;
     }
     enter(state, conn, name, limit).await
 }

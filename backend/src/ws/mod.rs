@@ -35,7 +35,7 @@ pub use conn::Conn;
 
 use crate::client_ip::IpBucket;
 use crate::error::AppError;
-use crate::features::hooks::{self, Verdict};
+use crate::features::hooks;
 use crate::metrics::METRICS;
 use crate::state::AppState;
 
@@ -104,9 +104,9 @@ async fn upgrade(
     if state.hooks.is_on(HookName::Connect) {
         let claimed = identity.as_ref().and_then(|me| me.external.as_ref()).map(|e| e.rooms.clone()).unwrap_or_default();
         let request = HookRequest::Connect { user: identity.as_ref().map(hooks::user), params: ConnectHookParams { rooms: claimed } };
-        match state.hooks.ask(&request).await {
-            Verdict::Deny { reason } => return AppError::Denied { hook: HookName::Connect, reason }.into_response(),
-            Verdict::Allow { rooms: more, .. } => rooms = more,
+        match state.hooks.allowed(&request).await {
+            Ok(allowed) => rooms = allowed.rooms,
+            Err(denied) => return denied.into_response(),
         }
     }
     let max = state.config.max_frame_bytes;

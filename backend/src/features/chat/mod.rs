@@ -7,7 +7,7 @@ use confab_shared::rpc::notify::{MessageRef, ReactionChange};
 use confab_shared::rpc::{Ack, DeleteParams, EditParams, Notification, ReactParams, SendParams};
 use confab_shared::{Message, validate};
 
-use super::hooks::{self, Verdict};
+use super::hooks;
 use super::rooms::broadcast;
 use crate::error::{AppError, AppResult};
 use crate::layer::Class;
@@ -51,10 +51,8 @@ pub async fn submit(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<p
             Some(_) => {}
             None => {
                 let params = SendParams { room: p.room.clone(), text: message.text.clone(), nonce: message.nonce.clone() };
-                match state.hooks.ask(&HookRequest::RoomSend { user: hooks::user(me), params }).await {
-                    Verdict::Deny { reason } => return Err(AppError::Denied { hook: HookName::RoomSend, reason }),
-                    Verdict::Allow { text: Some(new), .. } => message.text = new,
-                    Verdict::Allow { text: None, .. } => {}
+                if let Some(text) = state.hooks.allowed(&HookRequest::RoomSend { user: hooks::user(me), params }).await?.text {
+                    message.text = text;
                 }
             }
         }
@@ -85,20 +83,12 @@ pub async fn edit(state: &AppState, conn: &Conn, p: EditParams) -> AppResult<Mes
     if row.deleted {
         return Err(AppError::Conflict("the message was deleted"));
     }
-    let replaced;
-    let mut text = text;
+    let mut replaced = None;
     if state.hooks.is_on(HookName::MessageEdit) {
         let request = HookRequest::MessageEdit { user: hooks::user(me), room: room.clone(), params: EditParams { id: p.id, text: text.to_owned() } };
-        match state.hooks.ask(&request).await {
-            Verdict::Deny { reason } => return Err(AppError::Denied { hook: HookName::MessageEdit, reason }),
-            Verdict::Allow { text: Some(new), .. } => {
-                replaced = new;
-                text = &replaced;
-            }
-            Verdict::Allow { text: None, .. } => {}
-        }
+        replaced = state.hooks.allowed(&request).await?.text;
     }
-    messages::edit_with(&state.db, p.id, text, &state.webhooks).await?;
+    messages::edit_with(&state.db, p.id, replaced.as_deref().unwrap_or(text), &state.webhooks).await?;
     let message = reload(state, p.id).await?;
     broadcast(state, &room, &Notification::MessageEdited(message.clone()), Class::Reliable);
     Ok(message)
