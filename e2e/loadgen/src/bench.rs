@@ -62,6 +62,10 @@ pub struct Scenario {
     /// Confab asks a `room.send` hook, answered by [`crate::hook_responder`], before each send.
     #[serde(default, skip_serializing_if = "is_false")]
     pub hook: bool,
+    /// One instance with a Redis channel layer all the same (Confab with `REDIS_URL`,
+    /// Socket.IO with its Redis adapter): what a deployment ready to scale out pays on one node.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub redis: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -95,6 +99,7 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
         window: 1,
         redis_cluster_shards: 0,
         hook: false,
+        redis: false,
     };
     let a = Scenario {
         id: "a".into(),
@@ -103,6 +108,16 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
         publishers: 1,
         window: 32,
         ..base.clone()
+    };
+    // (a) as a chat client sends: a member of the room that counts a message as sent when the
+    // room's broadcast of it comes back, 16 in flight, so every echo's delay is the sender's.
+    let a_echo = Scenario {
+        id: "a-echo".into(),
+        title: "1 room × 100 subscribers, 1 member sending as fast as its own echoes come back (16 in flight)".into(),
+        servers: vec![Dialect::Confab, Dialect::Socketio],
+        mode: SendMode::Echo,
+        window: 16,
+        ..a.clone()
     };
     let b_subs = if quick { 200 } else { 1000 };
     let b = Scenario {
@@ -170,7 +185,16 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
         database: Database::Postgres,
         ..a.clone()
     };
-    let mut all = vec![a.clone(), b, c.clone(), c_hook, d, e(Database::Sqlite)];
+    // The same on one node with a Redis channel layer: every message goes through Redis and
+    // back (against Socket.IO with its Redis adapter; Django Channels, always on Redis, sits out).
+    let with_redis = |s: &Scenario| Scenario {
+        id: format!("{}-redis", s.id),
+        title: format!("({}) on one instance with a Redis channel layer", s.id),
+        servers: s.servers.iter().copied().filter(|d| *d != Dialect::Django).collect(),
+        redis: true,
+        ..s.clone()
+    };
+    let mut all = vec![a.clone(), a_echo, b, c.clone(), c_hook, d, e(Database::Sqlite)];
     if !quick {
         all.push(e(Database::Postgres));
     }
@@ -195,6 +219,10 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
         all.extend([rc(&a, 2), rc(&a, 3), rc(&c, 2), rc(&c, 3)]);
     }
     all.extend(crate::write_path::catalog(profile, &e, &c));
+    if !quick {
+        let redis: Vec<Scenario> = all.iter().filter(|s| ["a", "a-echo", "b", "c", "e16-sqlite"].contains(&s.id.as_str())).map(with_redis).collect();
+        all.extend(redis);
+    }
     all
 }
 
@@ -212,7 +240,7 @@ pub struct Timing {
 
 pub fn timing(profile: Profile) -> Timing {
     match profile {
-        Profile::Full => Timing { warmup_secs: 1.0, duration_secs: 8.0, drain_secs: 5.0, settle_secs: 2.0, phase_timeout_secs: 60.0, budget_secs: 540.0 },
+        Profile::Full => Timing { warmup_secs: 1.0, duration_secs: 8.0, drain_secs: 5.0, settle_secs: 2.0, phase_timeout_secs: 60.0, budget_secs: 720.0 },
         Profile::Quick => Timing { warmup_secs: 0.3, duration_secs: 1.5, drain_secs: 2.0, settle_secs: 0.5, phase_timeout_secs: 15.0, budget_secs: 50.0 },
     }
 }
@@ -382,7 +410,7 @@ fn backing_of(s: &Scenario, server: Dialect) -> String {
             let db = if s.database == Database::Sqlite { "SQLite" } else { "PostgreSQL" };
             if s.redis_cluster_shards > 0 {
                 format!("{db}, Redis Cluster layer ({} shards, SPUBLISH/SSUBSCRIBE)", s.redis_cluster_shards)
-            } else if s.instances > 1 {
+            } else if s.instances > 1 || s.redis {
                 format!("{db}, Redis layer")
             } else {
                 format!("{db}, in-process layer")
@@ -390,7 +418,7 @@ fn backing_of(s: &Scenario, server: Dialect) -> String {
         }
         Dialect::Django => "daphne, channels_redis".into(),
         Dialect::Socketio => {
-            if s.instances > 1 { "node, Redis adapter".into() } else { "node, in-memory adapter".into() }
+            if s.instances > 1 || s.redis { "node, Redis adapter".into() } else { "node, in-memory adapter".into() }
         }
     }
 }
@@ -414,7 +442,7 @@ async fn one(env: &Env, s: &Scenario, server: Dialect, timing: Timing, profile: 
     let mut users = 0;
     // The single redis-server's address and pid, for its CPU line.
     let mut single_redis = None;
-    let needs_redis = s.instances > 1 || server == Dialect::Django;
+    let needs_redis = s.instances > 1 || s.redis || server == Dialect::Django;
     let redis_url = if s.redis_cluster_shards > 0 {
         let started = RedisCluster::start(env, &format!("{tag}-redis-cluster"), s.redis_cluster_shards).await?;
         server_pids.extend(started.pids());
@@ -645,5 +673,22 @@ mod tests {
             assert_eq!(s.instances, if s.id.ends_with("rc2") { 2 } else { 3 });
         }
         assert!(catalog(Profile::Quick).iter().all(|s| s.redis_cluster_shards == 0));
+    }
+
+    #[test]
+    fn the_full_profile_runs_the_socketio_comparisons_on_one_node_with_and_without_redis() {
+        let full = catalog(Profile::Full);
+        let find = |id: &str| full.iter().find(|s| s.id == id).unwrap_or_else(|| panic!("no scenario {id}"));
+        assert_eq!(find("a-echo").mode, crate::load::SendMode::Echo);
+        for base in ["a", "a-echo", "b", "c", "e16-sqlite"] {
+            let plain = find(base);
+            let redis = find(&format!("{base}-redis"));
+            assert!(!plain.redis && redis.redis, "{base}");
+            assert_eq!(redis.instances, 1, "{base}: one node");
+            assert!(plain.servers.contains(&Dialect::Socketio) && redis.servers.contains(&Dialect::Socketio), "{base} runs against Socket.IO");
+            assert!(!redis.servers.contains(&Dialect::Django), "{base}-redis: Django Channels is always on Redis");
+            assert_eq!((plain.rooms, plain.subscribers_per_room, plain.window), (redis.rooms, redis.subscribers_per_room, redis.window));
+        }
+        assert!(catalog(Profile::Quick).iter().all(|s| !s.redis));
     }
 }

@@ -32,13 +32,17 @@ const MAX_ERRORS: usize = 8;
 const HIST_MAX_US: u64 = 100_000_000;
 
 /// How publishers pace themselves.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SendMode {
     /// As fast as acknowledgements come back, with at most `window` sends in flight.
     FlatOut,
     /// This many messages per second per publisher (skipped, and counted, when the window is full).
     Rate(f64),
+    /// As fast as the publisher's own messages come back to it through the room (it is a
+    /// member, as a client that shows a message once the room has it), with at most `window`
+    /// sends awaiting their echo: the sender is paced by delivery, not by the answer.
+    Echo,
 }
 
 /// One load run against one server (or a set of instances of it).
@@ -132,6 +136,9 @@ pub struct LoadResult {
     pub latency_us: Option<Latency>,
     /// Send → acknowledgement at the publisher.
     pub ack_latency_us: Option<Latency>,
+    /// Send → the message's own broadcast back at its publisher ([`SendMode::Echo`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo_latency_us: Option<Latency>,
     pub server_cpu_secs: f64,
     /// Server CPU use in the window, in cores (1.0 = one core busy).
     pub server_cpu_cores: f64,
@@ -229,6 +236,7 @@ struct ConnSpec {
 struct LocalStats {
     latency: Histogram<u64>,
     ack_latency: Histogram<u64>,
+    echo_latency: Histogram<u64>,
     room_received: Vec<u64>,
     delivered_in_window: u64,
     acked_in_window: u64,
@@ -243,6 +251,7 @@ impl LocalStats {
         Self {
             latency: histogram(),
             ack_latency: histogram(),
+            echo_latency: histogram(),
             room_received: vec![0; rooms],
             delivered_in_window: 0,
             acked_in_window: 0,
@@ -263,6 +272,7 @@ impl LocalStats {
     fn merge(&mut self, other: Self) {
         let _ = self.latency.add(&other.latency);
         let _ = self.ack_latency.add(&other.ack_latency);
+        let _ = self.echo_latency.add(&other.echo_latency);
         for (a, b) in self.room_received.iter_mut().zip(other.room_received) {
             *a += b;
         }
@@ -424,6 +434,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<LoadResult> {
     }
     result.latency_us = Latency::of(&stats.latency);
     result.ack_latency_us = Latency::of(&stats.ack_latency);
+    result.echo_latency_us = Latency::of(&stats.echo_latency);
     if joiners == 0 && total > 0 {
         let grown = result.server_rss_after_kib.saturating_sub(result.server_rss_before_kib);
         result.rss_per_connection_bytes = Some(grown as f64 * 1024.0 / shared.connected.load(Relaxed).max(1) as f64);
@@ -544,6 +555,8 @@ struct Publisher {
     room: usize,
     room_name: String,
     pending: RefCell<VecDeque<(u64, u64)>>,
+    /// [`SendMode::Echo`]: send times of the messages whose echo has not come back, oldest first.
+    echoes: RefCell<VecDeque<u64>>,
     next_id: Cell<u64>,
     acked: Notify,
 }
@@ -576,6 +589,20 @@ impl Publisher {
             break;
         }
         drop(pending);
+        self.acked.notify_one();
+    }
+
+    /// A room message reached its publisher: if it is one of its own, its echo is in.
+    fn on_echo(&self, sent_ns: u64, now: u64, shared: &Shared, stats: &mut LocalStats) {
+        let mut echoes = self.echoes.borrow_mut();
+        // Echoes come back in send order; anything older than this one is not coming.
+        let Some(at) = echoes.iter().position(|&s| s == sent_ns) else { return };
+        echoes.drain(..=at);
+        drop(echoes);
+        let start = shared.measure_start_ns.load(Relaxed);
+        if start > 0 && sent_ns >= start {
+            let _ = stats.echo_latency.record((now.saturating_sub(sent_ns) / 1000).max(1));
+        }
         self.acked.notify_one();
     }
 }
@@ -630,7 +657,7 @@ async fn connection(spec: ConnSpec, ctx: Rc<WorkerCtx>, stats: Rc<RefCell<LocalS
             }
         }
         if let Role::Publisher { room } = spec.role {
-            let p = Rc::new(Publisher { room, room_name, pending: RefCell::new(VecDeque::new()), next_id: Cell::new(2), acked: Notify::new() });
+            let p = Rc::new(Publisher { room, room_name, pending: RefCell::new(VecDeque::new()), echoes: RefCell::new(VecDeque::new()), next_id: Cell::new(2), acked: Notify::new() });
             tokio::task::spawn_local(publish(p.clone(), out.clone(), ctx.clone()));
             publisher = Some(p);
         }
@@ -735,6 +762,9 @@ fn drain_frames(
         match frame {
             Frame::Text(text) => match dialect.classify(text) {
                 Incoming::Message { sent_ns } => {
+                    if let Some(p) = publisher.filter(|_| ctx.plan.mode == SendMode::Echo) {
+                        p.on_echo(sent_ns, now, shared, st);
+                    }
                     if subscriber_room.is_some() {
                         messages += 1;
                         if measure_start > 0 && sent_ns >= measure_start {
@@ -779,6 +809,7 @@ async fn publish(p: Rc<Publisher>, out: Rc<Outbound>, ctx: Rc<WorkerCtx>) {
         return;
     }
     let mut frame = Vec::with_capacity(256);
+    let echo = ctx.plan.mode == SendMode::Echo;
     let mut send = |n: usize| {
         let mut pending = p.pending.borrow_mut();
         for _ in 0..n {
@@ -789,16 +820,20 @@ async fn publish(p: Rc<Publisher>, out: Rc<Outbound>, ctx: Rc<WorkerCtx>) {
             dialect.send(&mut frame, &p.room_name, id, sent);
             out.push(Opcode::Text, &frame);
             pending.push_back((id, sent));
+            if echo {
+                p.echoes.borrow_mut().push_back(sent);
+            }
         }
         shared.sent.fetch_add(n as u64, Relaxed);
         shared.in_flight.fetch_add(n as i64, Relaxed);
     };
     match ctx.plan.mode {
-        SendMode::FlatOut => loop {
+        SendMode::FlatOut | SendMode::Echo => loop {
             if shared.phase() >= Phase::Drain {
                 return;
             }
-            let free = window.saturating_sub(p.pending.borrow().len());
+            let outstanding = if echo { p.echoes.borrow().len() } else { p.pending.borrow().len() };
+            let free = window.saturating_sub(outstanding);
             if free > 0 {
                 send(free);
             }

@@ -47,11 +47,12 @@ pub fn one_line(s: &Scenario, run: &Run) -> String {
             opt1(r.server_cpu_us_per_ack)
         ),
         (Some(r), _) => format!(
-            "{head}  {:.0} delivered/s, p50 {} p99 {} max {}, lost {}/{}, server {:.2} cores {} µs/msg{}, loadgen {:.2} cores",
+            "{head}  {:.0} delivered/s, p50 {} p99 {} max {}{}, lost {}/{}, server {:.2} cores {} µs/msg{}, loadgen {:.2} cores",
             r.delivered_per_s,
             lat(r.latency_us.as_ref().map(|l| l.p50)),
             lat(r.latency_us.as_ref().map(|l| l.p99)),
             lat(r.latency_us.as_ref().map(|l| l.max)),
+            r.echo_latency_us.as_ref().map_or(String::new(), |l| format!(", echo p50 {} p99 {}", lat(Some(l.p50)), lat(Some(l.p99)))),
             r.lost,
             r.expected,
             r.server_cpu_cores,
@@ -181,7 +182,63 @@ pub fn check_targets(scenarios: &[Scenario], runs: &[Run]) -> Vec<TargetCheck> {
         check(&rc3, &format!("3 instances on {shards} shards deliver at least as much as one instance ({baseline}){slack}, 0 lost"), &versus(floor));
     }
     crate::write_path::check_targets(runs, &mut out);
+    against_socketio(runs, &mut out);
     out
+}
+
+/// Confab against Socket.IO in the same run, scenario by scenario, on one node and with a
+/// Redis layer on both: the bar is to be ahead in every one of them.
+fn against_socketio(runs: &[Run], out: &mut Vec<TargetCheck>) {
+    let pair = |id: &str| Some((ok_result(runs, id, Dialect::Confab)?, ok_result(runs, id, Dialect::Socketio)?));
+    let mut check = |id: &str, target: &str, f: &dyn Fn(&LoadResult, &LoadResult) -> (String, bool)| {
+        if !runs.iter().any(|r| r.scenario == id && r.server == Dialect::Socketio) {
+            return;
+        }
+        let (measured, met) = match pair(id) {
+            Some((c, p)) => {
+                let (m, ok) = f(c, p);
+                (m, Some(ok))
+            }
+            None => ("no result for both servers".into(), None),
+        };
+        out.push(TargetCheck { scenario: id.to_owned(), target: format!("vs Socket.IO: {target}"), measured, met });
+    };
+    let cpu = |r: &LoadResult| r.server_cpu_us_per_delivery.unwrap_or(f64::INFINITY);
+    let p99 = |r: &LoadResult| r.latency_us.as_ref().map_or(u64::MAX, |l| l.p99);
+    for id in ["a", "a-echo", "a-redis", "a-echo-redis"] {
+        check(id, "delivered/s ≥ and CPU per delivery ≤", &|c, p| {
+            (
+                format!("{}/s vs {}/s, {:.2} vs {:.2} µs", rate(c.delivered_per_s), rate(p.delivered_per_s), cpu(c), cpu(p)),
+                c.delivered_per_s >= p.delivered_per_s && cpu(c) <= cpu(p) && c.lost == 0,
+            )
+        });
+    }
+    for id in ["b", "b-redis"] {
+        check(id, "0 lost, p99 ≤ and CPU per delivery ≤", &|c, p| {
+            (
+                format!("lost {}, p99 {} vs {}, {:.2} vs {:.2} µs", c.lost, lat(Some(p99(c))), lat(Some(p99(p))), cpu(c), cpu(p)),
+                c.lost == 0 && c.expected > 0 && p99(c) <= p99(p) && cpu(c) <= cpu(p),
+            )
+        });
+    }
+    for id in ["c", "c-redis"] {
+        check(id, "CPU per delivery ≤ 0.75×, p99 ≤ 1.1×, 0 lost", &|c, p| {
+            let ratio = cpu(c) / cpu(p);
+            (
+                format!("{:.1} vs {:.1} µs ({ratio:.2}×), p99 {} vs {}", cpu(c), cpu(p), lat(Some(p99(c))), lat(Some(p99(p)))),
+                ratio <= 0.75 && p99(c) as f64 <= 1.1 * p99(p) as f64 && c.lost == 0,
+            )
+        });
+    }
+    check("d", "RSS per idle connection ≤", &|c, p| {
+        let (a, b) = (c.rss_per_connection_bytes.unwrap_or(f64::INFINITY), p.rss_per_connection_bytes.unwrap_or(0.0));
+        (format!("{:.1} vs {:.1} KiB", a / 1024.0, b / 1024.0), a <= b)
+    });
+    for id in ["e16-sqlite", "e16-sqlite-redis"] {
+        check(id, "persisted messages/s ≥ Socket.IO's acknowledged sends/s (it persists nothing)", &|c, p| {
+            (format!("{}/s vs {}/s", rate(c.acked_per_s), rate(p.acked_per_s)), c.acked_per_s >= p.acked_per_s && c.ack_errors == 0)
+        });
+    }
 }
 
 fn markdown(results: &Results) -> String {
@@ -291,6 +348,11 @@ fn markdown(results: &Results) -> String {
                     |l| format!("{} / {} / {}", lat(Some(l.p50)), lat(Some(l.p99)), lat(Some(l.max))),
                 )
             });
+            if runs.iter().any(|r| r.result.as_ref().is_some_and(|x| x.echo_latency_us.is_some())) {
+                row(&mut s, "sender's own echo p50 / p99 / max", &|r| {
+                    r.echo_latency_us.as_ref().map_or_else(|| "-".into(), |l| format!("{} / {} / {}", lat(Some(l.p50)), lat(Some(l.p99)), lat(Some(l.max))))
+                });
+            }
             row(&mut s, "lost / expected", &|r| format!("{} / {}", r.lost, r.expected));
             row(&mut s, "publisher sends acked/s (skipped)", &|r| format!("{} ({})", rate(r.acked_per_s), r.send_skipped));
             row(&mut s, "**server CPU per delivery**", &|r| r.server_cpu_us_per_delivery.map_or("-".into(), |v| format!("**{v:.2} µs**")));
