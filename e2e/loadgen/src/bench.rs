@@ -68,6 +68,13 @@ pub struct Scenario {
     pub redis: bool,
 }
 
+impl Scenario {
+    /// Whether the servers share a Redis channel layer: several instances, or one on Redis.
+    fn on_redis(&self) -> bool {
+        self.instances > 1 || self.redis
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -410,7 +417,7 @@ fn backing_of(s: &Scenario, server: Dialect) -> String {
             let db = if s.database == Database::Sqlite { "SQLite" } else { "PostgreSQL" };
             if s.redis_cluster_shards > 0 {
                 format!("{db}, Redis Cluster layer ({} shards, SPUBLISH/SSUBSCRIBE)", s.redis_cluster_shards)
-            } else if s.instances > 1 || s.redis {
+            } else if s.on_redis() {
                 format!("{db}, Redis layer")
             } else {
                 format!("{db}, in-process layer")
@@ -418,7 +425,7 @@ fn backing_of(s: &Scenario, server: Dialect) -> String {
         }
         Dialect::Django => "daphne, channels_redis".into(),
         Dialect::Socketio => {
-            if s.instances > 1 || s.redis { "node, Redis adapter".into() } else { "node, in-memory adapter".into() }
+            if s.on_redis() { "node, Redis adapter".into() } else { "node, in-memory adapter".into() }
         }
     }
 }
@@ -442,7 +449,7 @@ async fn one(env: &Env, s: &Scenario, server: Dialect, timing: Timing, profile: 
     let mut users = 0;
     // The single redis-server's address and pid, for its CPU line.
     let mut single_redis = None;
-    let needs_redis = s.instances > 1 || s.redis || server == Dialect::Django;
+    let needs_redis = s.on_redis() || server == Dialect::Django;
     let redis_url = if s.redis_cluster_shards > 0 {
         let started = RedisCluster::start(env, &format!("{tag}-redis-cluster"), s.redis_cluster_shards).await?;
         server_pids.extend(started.pids());
