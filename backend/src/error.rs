@@ -8,7 +8,8 @@ use std::borrow::Cow;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use confab_shared::{Problem, Scope};
+use confab_shared::moderation::Sanction;
+use confab_shared::{Problem, Scope, Timestamp};
 use confab_shared::rpc::{ErrorCode, ErrorObject};
 
 use crate::auth::password::HashError;
@@ -38,6 +39,14 @@ pub enum AppError {
     /// the call (a hook's deny); the reason is the backend's.
     #[error("refused by the application: {reason}")]
     Denied { hook: confab_shared::hooks::HookName, reason: String },
+    /// 403 / -32003 with `data.reason` (`muted`, `banned`, `suspended`) and `data.until`: a
+    /// moderation decision refuses the call; the detail says which in words.
+    #[error("{detail}")]
+    Sanctioned { reason: Sanction, until: Option<i64>, detail: String },
+    /// 429 / -32029 with `data.reason = "slow_mode"`: the room is in slow mode and the
+    /// caller's last message there is too recent.
+    #[error("the room is in slow mode: wait before sending again")]
+    SlowMode { retry_after_ms: u64 },
     /// 404 / -32004.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -100,14 +109,14 @@ impl AppError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Unauthenticated | Self::TokenRefused(_) | Self::BadCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::MissingScope(_) | Self::Denied { .. } => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::MissingScope(_) | Self::Denied { .. } | Self::Sanctioned { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Gone(_) => StatusCode::GONE,
             Self::Conflict(_) | Self::ConflictOn { .. } => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited { .. } | Self::AtCap { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::AtCap { .. } | Self::SlowMode { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -119,6 +128,13 @@ impl AppError {
             Self::Unauthenticated | Self::TokenRefused(_) => "unauthenticated",
             Self::BadCredentials => "bad-credentials",
             Self::Forbidden(_) | Self::Denied { .. } => "forbidden",
+            Self::Sanctioned { reason, .. } => match reason {
+                Sanction::Suspended => "suspended",
+                Sanction::Banned => "banned",
+                Sanction::Muted => "muted",
+                Sanction::SlowMode => "slow-mode",
+            },
+            Self::SlowMode { .. } => "slow-mode",
             Self::MissingScope(_) => "insufficient-scope",
             Self::NotFound(_) => "not-found",
             Self::Gone(_) => "gone",
@@ -157,6 +173,15 @@ impl AppError {
                 Self::ConflictOn { field, .. } => Some((*field).to_owned()),
                 _ => None,
             },
+            reason: match self {
+                Self::Sanctioned { reason, .. } => Some(*reason),
+                Self::SlowMode { .. } => Some(Sanction::SlowMode),
+                _ => None,
+            },
+            until: match self {
+                Self::Sanctioned { until, .. } => until.map(Timestamp::from_millis),
+                _ => None,
+            },
         }
     }
 }
@@ -189,7 +214,7 @@ impl IntoResponse for AppError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         let retry_after_secs = match self {
-            Self::RateLimited { retry_after_ms } => Some(retry_after_ms.div_ceil(1000).max(1)),
+            Self::RateLimited { retry_after_ms } | Self::SlowMode { retry_after_ms } => Some(retry_after_ms.div_ceil(1000).max(1)),
             Self::Busy { retry_after_secs } | Self::AtCap { retry_after_secs, .. } => Some(retry_after_secs.max(1)),
             _ => None,
         };
@@ -209,6 +234,8 @@ impl From<AppError> for ErrorObject {
             AppError::Forbidden(_) => ErrorObject::with_message(ErrorCode::Forbidden, err.to_string()),
             AppError::MissingScope(scope) => ErrorObject::missing_scope(*scope),
             AppError::Denied { hook, reason } => ErrorObject::denied(*hook, reason),
+            AppError::Sanctioned { reason, until, detail } => ErrorObject::sanctioned(*reason, until.map(Timestamp::from_millis), detail.clone()),
+            AppError::SlowMode { retry_after_ms } => ErrorObject::slow_mode(*retry_after_ms),
             AppError::NotFound(_) | AppError::Gone(_) => ErrorObject::with_message(ErrorCode::NotFound, err.to_string()),
             AppError::Conflict(_) => ErrorObject::with_message(ErrorCode::Conflict, err.to_string()),
             AppError::ConflictOn { field, message } => ErrorObject::conflict_on(field, *message),

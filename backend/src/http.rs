@@ -38,6 +38,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A body that may be left out: no body at all (nor a content type) is `None`; anything
+/// else is read as [`ApiJson`] reads it.
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if req.headers().contains_key(header::CONTENT_TYPE) {
+            return <Self as FromRequest<S>>::from_request(req, state).await.map(Some);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| AppError::TooLarge("request body too large"))?;
+        if bytes.trim_ascii().is_empty() {
+            return Ok(None);
+        }
+        Err(AppError::BadRequest("expected a JSON body (Content-Type: application/json)".to_owned()))
+    }
+}
+
 /// Every body is an object: serde would also read a struct from an array, by position
 /// (`["eve","password123"]` as credentials), which no client means and no schema documents.
 ///

@@ -40,11 +40,17 @@ use crate::{auth, features};
         features::webhooks::delete_webhook,
         features::webhooks::list_deliveries,
         features::webhooks::retry_delivery,
+        features::moderation::accounts::suspend,
+        features::moderation::accounts::unsuspend,
+        features::moderation::accounts::purge,
+        features::moderation::reports::list,
+        features::moderation::reports::resolve,
+        features::moderation::audit::list,
         features::system::health,
         features::system::openapi_json,
         features::system::asyncapi_json,
     ),
-    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, SessionTokens, LoginProvider, OidcLogin, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody)),
+    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, SessionTokens, LoginProvider, OidcLogin, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody, moderation::Sanction, moderation::ModerationAction, moderation::SuspendRequest, moderation::Suspension, moderation::PurgeRequest, moderation::ReportState, moderation::Report, moderation::ReportsPage, moderation::ResolveReport, moderation::AuditEntry, moderation::AuditPage)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Accounts and tokens"),
@@ -54,6 +60,7 @@ use crate::{auth, features};
         (name = "jobs", description = "Background jobs (room exports) and their files"),
         (name = "tokens", description = "API tokens for programs: `Authorization: Bearer cfb_…`, scoped read / write / publish"),
         (name = "webhooks", description = "Signed outgoing events (Standard Webhooks) for admins' URLs"),
+        (name = "moderation", description = "Suspensions, purges, the reports queue and the audit log"),
         (name = "system", description = "Health and the API documents"),
     )
 )]

@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::features::chat::pipeline::MessagePipeline;
 use crate::features::jobs::{self, JobRunner};
+use crate::features::moderation::sanctions::Sanctions;
 use crate::features::{publish, rooms, system, tokens, users, webhooks};
 use crate::layer::ChannelLayer;
 use crate::layer::memory::MemoryLayer;
@@ -65,6 +66,8 @@ impl Application {
         webhooks.reload(&db).await.context("reading the webhooks")?;
         // A bad CONFAB_WEBHOOK_CA_FILE stops the start here, not every delivery later.
         crate::features::webhooks::destination::client(config.webhook_allow_private, config.webhook_ca_file.as_deref())?;
+        let sanctions = Arc::new(Sanctions::default());
+        sanctions.replace(Sanctions::load(&db).await.context("reading the moderation decisions")?);
         let pipeline = MessagePipeline::spawn(db.clone(), &config.database_url(), layer.clone(), webhooks.clone())
             .context("starting the message pipeline")?;
         // Jobs left unfinished by an earlier run (or, with Redis, by a dead instance) are failed.
@@ -89,6 +92,7 @@ impl Application {
             presence,
             presence_batch,
             pipeline,
+            sanctions,
             webhooks,
             jobs: JobRunner::new(shutdown.clone()),
             shutdown,
@@ -112,6 +116,11 @@ impl Application {
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = state.shutdown.clone();
         tokio::spawn(jobs::expiry::sweep_periodically(state.clone()));
+        if state.config.redis_url.is_some() {
+            let tick = state.config.presence_tick();
+            let (db, sanctions, layer) = (state.db.clone(), state.sanctions.clone(), state.layer.clone());
+            tokio::spawn(crate::features::moderation::refresh::run(db, sanctions, layer, tick, shutdown.clone()));
+        }
         let deliveries = tokio::spawn(crate::features::webhooks::worker::run(state.clone()));
         let usage = {
             let (usage, db, shutdown) = (state.token_usage.clone(), state.db.clone(), shutdown.clone());
@@ -209,6 +218,7 @@ pub fn router(state: AppState) -> Router {
         .merge(system::router(&state.config.docs_assets_dir))
         .merge(tokens::router())
         .merge(webhooks::router())
+        .merge(crate::features::moderation::router())
         // Every route above checks API tokens against its scope before its handler runs.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::extract::enforce_rest))
         .route("/api", any(api_not_found))

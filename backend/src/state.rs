@@ -55,6 +55,9 @@ pub struct AppState {
     pub webhooks: crate::storage::webhook_queue::WebhookQueue,
     /// The group-commit pipeline every `room.send` goes through (batch, append, broadcast, answer).
     pub pipeline: MessagePipeline,
+    /// What moderation forbids now (bans, mutes, suspensions, slow mode): this instance's
+    /// copy of the stored decisions, read by every check on a hot path.
+    pub sanctions: Arc<crate::features::moderation::sanctions::Sanctions>,
     /// Background jobs running on this instance, failed on shutdown.
     pub jobs: JobRunner,
     /// Cancelled when the server begins shutting down.

@@ -4,6 +4,7 @@ import type { Job } from "./Job.js";
 import type { JobProgress } from "./JobProgress.js";
 import type { Message } from "./Message.js";
 import type { MessageRef } from "./MessageRef.js";
+import type { ModerationApplied } from "./ModerationApplied.js";
 import type { Notice } from "./Notice.js";
 import type { ReactionChange } from "./ReactionChange.js";
 import type { ReadCursor } from "./ReadCursor.js";
@@ -15,4 +16,4 @@ import type { UserPresence } from "./UserPresence.js";
 /**
  * A server-pushed notification: `{"jsonrpc":"2.0","method":…,"params":…}`.
  */
-export type Notification = { "method": "presence.changed", "params": UserPresence } | { "method": "room.message", "params": Message } | { "method": "room.user_joined", "params": RoomUser } | { "method": "room.user_left", "params": RoomUser } | { "method": "room.online_changed", "params": RoomOnline } | { "method": "room.typing", "params": RoomUser } | { "method": "message.edited", "params": Message } | { "method": "message.reacted", "params": ReactionChange } | { "method": "message.deleted", "params": MessageRef } | { "method": "dm.message", "params": DirectMessage } | { "method": "job.progress", "params": JobProgress } | { "method": "job.finished", "params": Job } | { "method": "notice", "params": Notice } | { "method": "session.expiring", "params": SessionExpiring } | { "method": "read.moved", "params": ReadCursor };
+export type Notification = { "method": "presence.changed", "params": UserPresence } | { "method": "room.message", "params": Message } | { "method": "room.user_joined", "params": RoomUser } | { "method": "room.user_left", "params": RoomUser } | { "method": "room.online_changed", "params": RoomOnline } | { "method": "room.typing", "params": RoomUser } | { "method": "message.edited", "params": Message } | { "method": "message.reacted", "params": ReactionChange } | { "method": "message.deleted", "params": MessageRef } | { "method": "dm.message", "params": DirectMessage } | { "method": "job.progress", "params": JobProgress } | { "method": "job.finished", "params": Job } | { "method": "notice", "params": Notice } | { "method": "session.expiring", "params": SessionExpiring } | { "method": "read.moved", "params": ReadCursor } | { "method": "moderation.applied", "params": ModerationApplied };

@@ -12,4 +12,21 @@ online: number, admin_only: boolean, last_message_at: Timestamp | null,
 /**
  * Messages after the caller's read cursor; `null` for anonymous callers.
  */
-unread: number | null, };
+unread: number | null, 
+/**
+ * The room's owner; `null`: admins only (a room created before owners existed, or
+ * whose owner's account is gone).
+ */
+owner: string | null, 
+/**
+ * The room's moderators, by name.
+ */
+moderators: Array<string>, 
+/**
+ * Slow mode: at most one message per this many seconds per member; 0: off.
+ */
+slow_mode_secs: number, 
+/**
+ * Messages older than this many days are deleted; `null`: the server's default.
+ */
+retention_days: number | null, };

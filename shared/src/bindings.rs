@@ -70,6 +70,14 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(crate::rpc::SyncResult::export_all(&cfg))?;
     export(crate::rpc::AuthRefreshResult::export_all(&cfg))?;
     export(crate::rpc::Ack::export_all(&cfg))?;
+    export(crate::moderation::SuspendRequest::export_all(&cfg))?;
+    export(crate::moderation::Suspension::export_all(&cfg))?;
+    export(crate::moderation::PurgeRequest::export_all(&cfg))?;
+    export(crate::moderation::ReportsPage::export_all(&cfg))?;
+    export(crate::moderation::ReportsQuery::export_all(&cfg))?;
+    export(crate::moderation::ResolveReport::export_all(&cfg))?;
+    export(crate::moderation::AuditPage::export_all(&cfg))?;
+    export(crate::moderation::AuditQuery::export_all(&cfg))?;
 
     let mut names: Vec<String> = std::fs::read_dir(out_dir)
         .map_err(|e| e.to_string())?

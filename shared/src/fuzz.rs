@@ -198,6 +198,25 @@ pub fn valid_params(method: &str) -> BoxedStrategy<Map<String, Value>> {
         "users.list" => vec![optional("limit", limit()), optional("prefix", "[a-z]{1,3}".prop_map(Value::from).boxed())],
         "rooms.list" => vec![optional("limit", limit()), optional("prefix", "[a-z]{1,3}".prop_map(Value::from).boxed())],
         "auth.refresh" => vec![required("access_token", "[A-Za-z0-9._-]{0,40}".prop_map(Value::from).boxed())],
+        "room.kick" => vec![required("room", room()), required("user", user()), optional("reason", text())],
+        "room.ban" | "room.mute" => vec![
+            required("room", room()),
+            required("user", user()),
+            optional("reason", text()),
+            optional("duration_secs", (1i64..120).prop_map(Value::from).boxed()),
+        ],
+        "room.unban" | "room.unmute" => vec![required("room", room()), required("user", user())],
+        "room.set_role" => vec![
+            required("room", room()),
+            required("user", user()),
+            required("role", prop::sample::select(vec!["owner", "moderator", "member"]).prop_map(Value::from).boxed()),
+        ],
+        "room.configure" => vec![
+            required("room", room()),
+            optional("slow_mode_secs", (0i64..3).prop_map(Value::from).boxed()),
+            optional("retention_days", (0i64..3).prop_map(Value::from).boxed()),
+        ],
+        "message.report" => vec![required("id", id()), required("reason", text())],
         // users.list, rooms.list, and any method added later (the test below names it).
         _ => vec![],
     };

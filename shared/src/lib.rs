@@ -12,6 +12,7 @@
 //! - [`rest`]: bodies of the HTTP API, including the problem+json error.
 //! - [`webhooks`]: webhook bodies, events, deliveries and the signature headers.
 //! - [`hooks`]: what a backend hook is asked and answers (`CONFAB_HOOK_URL`).
+//! - [`moderation`]: room roles, moderation actions, reports and the audit log.
 //! - [`tokens`]: API tokens for programs: scopes, `/api/tokens` bodies, the method → scope table.
 //! - [`rpc`]: JSON-RPC 2.0 envelopes, the method table with params and results,
 //!   notifications, error codes and close codes.
@@ -23,6 +24,7 @@
 
 pub mod hooks;
 pub mod json_error;
+pub mod moderation;
 pub mod rest;
 pub mod rpc;
 pub mod time;

@@ -121,6 +121,19 @@ wire! {
         pub last_message_at: Option<Timestamp>,
         /// Messages after the caller's read cursor; `null` for anonymous callers.
         pub unread: Option<i64>,
+        /// The room's owner; `null`: admins only (a room created before owners existed, or
+        /// whose owner's account is gone).
+        #[serde(default)]
+        pub owner: Option<String>,
+        /// The room's moderators, by name.
+        #[serde(default)]
+        pub moderators: Vec<String>,
+        /// Slow mode: at most one message per this many seconds per member; 0: off.
+        #[serde(default)]
+        pub slow_mode_secs: u32,
+        /// Messages older than this many days are deleted; `null`: the server's default.
+        #[serde(default)]
+        pub retention_days: Option<u32>,
     }
 
     /// The body of `POST /api/rooms`.
@@ -173,6 +186,8 @@ wire! {
     #[serde(rename_all = "snake_case")]
     pub enum JobKind {
         ExportRoom,
+        /// Deleting a user's messages (`POST /api/users/{username}/purge`); it has no file.
+        PurgeMessages,
     }
 
     /// File format of a room export.
@@ -247,6 +262,14 @@ wire! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub field: Option<String>,
+        /// For a 403 caused by a moderation decision: `suspended`, `banned` or `muted`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub reason: Option<crate::moderation::Sanction>,
+        /// With `reason`: when the decision ends; absent: until lifted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub until: Option<Timestamp>,
     }
 
     /// A page of `users.list` / `GET /api/users`.

@@ -174,6 +174,15 @@ pub const METHOD_SCOPES: &[(&str, Option<Scope>)] = &[
     ("presence.watch", Some(Scope::Read)),
     ("presence.unwatch", Some(Scope::Read)),
     ("room.members", Some(Scope::Read)),
+    // Moderation changes what others may do: writing.
+    ("room.kick", Some(Scope::Write)),
+    ("room.ban", Some(Scope::Write)),
+    ("room.unban", Some(Scope::Write)),
+    ("room.mute", Some(Scope::Write)),
+    ("room.unmute", Some(Scope::Write)),
+    ("room.set_role", Some(Scope::Write)),
+    ("room.configure", Some(Scope::Write)),
+    ("message.report", Some(Scope::Write)),
 ];
 
 /// The scope creating a room needs, however it is created (`POST /api/rooms`, or `room.join`

@@ -57,6 +57,9 @@ pub async fn enforce_rest(State(state): State<AppState>, matched: Option<Matched
         Ok(identity) => identity,
         Err(err) => return err.into_response(),
     };
+    if let Err(suspended) = crate::features::moderation::enforce::not_suspended(&state, identity.user_id) {
+        return suspended.into_response();
+    }
     if !identity.scopes.contains(scope) {
         return AppError::MissingScope(scope).into_response();
     }

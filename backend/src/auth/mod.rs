@@ -34,17 +34,20 @@ use crate::storage::sessions;
 /// Verifies a bearer: an API token (`cfb_…`), a token of a trusted issuer, or an access token whose session is still
 /// live (not logged out or revoked) and is the session of the token's user: a token whose
 /// `sid` names someone else's session (signed with a leaked or shared secret, or by a bug)
-/// speaks for nobody.
+/// speaks for nobody. A suspended account's bearer, of any kind, is refused with 403
+/// `reason: "suspended"` (-32003 on the socket).
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Identity, AppError> {
-    if api_tokens::is_api_token(token) {
-        return api_tokens::authenticate(&state.db, &state.token_usage, token).await;
-    }
-    if state.issuers.claims(token) {
-        return state.issuers.authenticate(&state.db, token).await;
-    }
-    let identity = state.keys.verify(token).ok_or(AppError::Unauthenticated)?;
-    if sessions::active_owner(&state.db, &identity.session_id).await? != Some(identity.user_id) {
-        return Err(AppError::Unauthenticated);
-    }
+    let identity = if api_tokens::is_api_token(token) {
+        api_tokens::authenticate(&state.db, &state.token_usage, token).await?
+    } else if state.issuers.claims(token) {
+        state.issuers.authenticate(&state.db, token).await?
+    } else {
+        let identity = state.keys.verify(token).ok_or(AppError::Unauthenticated)?;
+        if sessions::active_owner(&state.db, &identity.session_id).await? != Some(identity.user_id) {
+            return Err(AppError::Unauthenticated);
+        }
+        identity
+    };
+    crate::features::moderation::enforce::not_suspended(state, identity.user_id)?;
     Ok(identity)
 }

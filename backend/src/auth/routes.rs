@@ -112,6 +112,7 @@ pub async fn login(
 /// A new login session of `user` (a password or an identity provider's login): stored with
 /// its hashed refresh token, and its first token pair; the session's id, for the log.
 pub(super) async fn open_session(state: &AppState, user: crate::storage::entity::users::Model) -> AppResult<(TokenPair, String)> {
+    crate::features::moderation::enforce::not_suspended(state, user.id)?;
     let session_id = uuid::Uuid::new_v4().simple().to_string();
     let refresh_token = token::new_refresh_token();
     let ttl_ms = state.config.refresh_ttl().as_millis() as i64;
@@ -156,6 +157,7 @@ pub async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<Refre
     let old_hash = token::hash_refresh_token(&body.refresh_token);
     match sessions::rotate(&state.db, &old_hash, &token::hash_refresh_token(&new_token), ttl_ms).await? {
         sessions::Rotation::Rotated { session_id, user_id } => {
+            crate::features::moderation::enforce::not_suspended(&state, user_id)?;
             let user = users::by_id(&state.db, user_id).await?.ok_or(AppError::Unauthenticated)?;
             issue_pair(&state, user.into(), &session_id, new_token).map(Json)
         }

@@ -110,6 +110,13 @@ pub const REST_ROUTES: &[(&str, &str, Need)] = &[
     ("DELETE", "/api/webhooks/{id}", Need::Login),
     ("GET", "/api/webhooks/{id}/deliveries", Need::Login),
     ("POST", "/api/webhooks/{id}/deliveries/{delivery_id}/retry", Need::Login),
+    // Admins' and moderators' work: changing what others may do is writing.
+    ("POST", "/api/users/{username}/suspend", Need::Scope(Scope::Write)),
+    ("POST", "/api/users/{username}/unsuspend", Need::Scope(Scope::Write)),
+    ("POST", "/api/users/{username}/purge", Need::Scope(Scope::Write)),
+    ("GET", "/api/reports", Need::Scope(Scope::Read)),
+    ("POST", "/api/reports/{id}/resolve", Need::Scope(Scope::Write)),
+    ("GET", "/api/audit", Need::Scope(Scope::Read)),
     ("GET", "/api/health", Need::Open),
     ("GET", "/api/openapi.json", Need::Open),
     ("GET", "/api/asyncapi.json", Need::Open),

@@ -128,6 +128,8 @@ fn reference() -> Vec<Block> {
                 })
                 .collect(),
         ),
+        Block::Heading(2, "Moderation".to_owned()),
+        Block::Para(confab_shared::moderation::RULES.to_owned()),
         Block::Heading(2, "Methods".to_owned()),
         Block::Table(
             vec!["method", "params", "result", "description"],

@@ -11,6 +11,8 @@
 //! - [`jobs`]: background jobs (room exports) with live progress.
 //! - [`tokens`]: API tokens for programs (`/api/tokens`).
 //! - [`hooks`]: the team's backend asked before a connect, a join or a send goes through.
+//! - [`moderation`]: room roles, kicks, bans, mutes, slow mode, suspensions, purges, reports
+//!   and the audit log.
 //! - [`webhooks`]: signed outgoing events for admins' URLs (`/api/webhooks`), from a delivery queue in the database.
 //! - [`system`]: health and the API documents.
 
@@ -18,6 +20,7 @@ pub mod chat;
 pub mod dm;
 pub mod hooks;
 pub mod jobs;
+pub mod moderation;
 pub mod publish;
 pub mod rooms;
 pub mod sync;

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use confab_shared::moderation::ModerationAction;
 use confab_shared::rpc::Notification;
 use confab_shared::rpc::notify::Notice;
 use confab_shared::{Problem, PublishAccepted, PublishRequest, PublishTarget, validate};
@@ -48,6 +49,10 @@ pub async fn publish(
     }
     let frame = notice_frame(body.payload)?;
     let target = resolve_target(&state.db, &body.target).await?;
+    // Recorded before it is sent: a publish the log does not know of never goes out.
+    let mut audit = super::moderation::audit::entry(&state, &caller, ModerationAction::Publish);
+    audit.target = Some(target.clone());
+    crate::storage::moderation::record(&state.db, &audit).await?;
     let delivered = state
         .layer
         .group_send_counted(&target, Delivery::frame(frame, Class::Reliable))

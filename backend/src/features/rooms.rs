@@ -14,10 +14,11 @@ use confab_shared::rpc::{
 };
 use confab_shared::rpc::MAX_ANSWER_BYTES;
 use confab_shared::rpc::notify::ReadCursor;
+use confab_shared::moderation::RoomRole;
 use confab_shared::tokens::CREATE_ROOM_SCOPE;
 use confab_shared::{CreateRoom, HistoryQuery, Message, Problem, RoomSummary, RoomsPage, RoomsQuery, Timestamp, validate};
 
-use super::hooks;
+use super::{hooks, moderation};
 use super::{Budget, Page, list_limit, page_limit};
 use crate::auth::Identity;
 use crate::auth::extract::{AuthUser, MaybeAuthUser};
@@ -26,6 +27,7 @@ use crate::http::{ApiJson, ApiQuery};
 use crate::layer::{Class, Delivery, Except, group};
 use crate::state::AppState;
 use crate::storage::entity::rooms as room_entity;
+use crate::storage::moderation as moderation_store;
 use crate::storage::{StorageError, messages, rooms};
 use crate::ws::Conn;
 
@@ -121,14 +123,23 @@ pub async fn list(state: &AppState, caller: Option<&Identity>, p: RoomsListParam
         None => None,
     };
     let total = rooms::count(&state.db, is_admin, prefix).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut roles = moderation_store::roles_of(&state.db, &ids).await?;
     let rooms = rows
         .into_iter()
-        .map(|room| RoomSummary {
-            online: online.get(&room.name).copied().unwrap_or(0),
-            unread: unread.as_ref().map(|u| u.get(&room.id).copied().unwrap_or(0)),
-            name: room.name,
-            admin_only: room.admin_only,
-            last_message_at: room.last_message_at.map(Timestamp::from_millis),
+        .map(|room| {
+            let (owner, moderators) = roles.remove(&room.id).unwrap_or_default();
+            RoomSummary {
+                online: online.get(&room.name).copied().unwrap_or(0),
+                unread: unread.as_ref().map(|u| u.get(&room.id).copied().unwrap_or(0)),
+                owner,
+                moderators,
+                slow_mode_secs: room.slow_mode_secs.max(0) as u32,
+                retention_days: room.retention_days.map(|d| d.max(0) as u32),
+                name: room.name,
+                admin_only: room.admin_only,
+                last_message_at: room.last_message_at.map(Timestamp::from_millis),
+            }
         })
         .collect();
     Ok(RoomsPage { rooms, next_cursor, total })
@@ -140,12 +151,17 @@ async fn summary(state: &AppState, caller: Option<&Identity>, room: &room_entity
         Some(c) => Some(rooms::unread_counts(&state.db, c.user_id).await?.get(&room.id).copied().unwrap_or(0)),
         None => None,
     };
+    let (owner, moderators) = moderation_store::roles_of(&state.db, &[room.id]).await?.remove(&room.id).unwrap_or_default();
     Ok(RoomSummary {
         name: room.name.clone(),
         online,
         admin_only: room.admin_only,
         last_message_at: room.last_message_at.map(Timestamp::from_millis),
         unread,
+        owner,
+        moderators,
+        slow_mode_secs: room.slow_mode_secs.max(0) as u32,
+        retention_days: room.retention_days.map(|d| d.max(0) as u32),
     })
 }
 
@@ -159,6 +175,9 @@ pub async fn readable(state: &AppState, caller: Option<&Identity>, name: &str) -
     room_param(name)?;
     let room = rooms::by_name(&state.db, name).await?.ok_or(AppError::NotFound("room"))?;
     check_access(caller, &room)?;
+    if let Some(me) = caller {
+        moderation::enforce::not_banned(state, room.id, me.user_id)?;
+    }
     Ok(room)
 }
 
@@ -209,6 +228,9 @@ async fn enter(state: &AppState, conn: &mut Conn, name: &str, limit: u32) -> App
         (None, None) => return Err(AppError::NotFound("room")),
     };
     check_access(conn.identity.as_ref(), &room)?;
+    if let Some(me) = &conn.identity {
+        moderation::enforce::not_banned(state, room.id, me.user_id)?;
+    }
 
     if !conn.rooms.contains_key(&room.name) {
         // Subscribe before announcing, so our own join and everything after it reaches us.
@@ -229,7 +251,11 @@ async fn enter(state: &AppState, conn: &mut Conn, name: &str, limit: u32) -> App
         rows.remove(0);
     }
     let summary = summary(state, conn.identity.as_ref(), &room).await?;
-    let mut joined = JoinResult { room: summary, online, online_next_cursor, history: Vec::new(), history_more: false };
+    let role = match &conn.identity {
+        Some(me) => moderation::roles::role(state, &room, me.user_id).await?,
+        None => RoomRole::Member,
+    };
+    let mut joined = JoinResult { room: summary, online, online_next_cursor, history: Vec::new(), history_more: false, role };
     let mut budget = Budget::after(conn.answer_budget, &joined);
     joined.history = budget.newest(messages::to_wire(&state.db, rows).await?);
     joined.history_more = older || budget.cut();
@@ -320,9 +346,10 @@ pub async fn history(state: &AppState, caller: Option<&Identity>, p: HistoryPara
 pub async fn typing(state: &AppState, conn: &mut Conn, p: TypingParams) -> AppResult<Ack> {
     let me = conn.user()?.clone();
     room_param(&p.room)?;
-    if !conn.rooms.contains_key(&p.room) {
+    let Some(&room_id) = conn.rooms.get(&p.room) else {
         return Err(AppError::Forbidden("join the room first"));
-    }
+    };
+    moderation::enforce::may_speak(state, room_id, me.user_id)?;
     let now = Instant::now();
     if let Some(last) = conn.typing.get(&p.room) {
         let elapsed = now.duration_since(*last);

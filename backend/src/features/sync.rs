@@ -30,8 +30,15 @@ pub async fn sync(state: &AppState, conn: &Conn, p: SyncParams) -> AppResult<Syn
     let is_admin = caller.is_some_and(|c| c.is_admin);
     // Rooms the caller may not read, that do not exist or whose names break the rules yield
     // nothing, not an error: one stale entry must not block catching up on the others.
-    let wanted: Vec<(&str, i64)> =
-        p.rooms.iter().filter(|(name, _)| validate::room_name(name).is_ok()).map(|(name, &after)| (name.as_str(), after)).collect();
+    // Nor do rooms the caller is banned from: left out of the query, so they cannot take up
+    // the item limit either.
+    let banned = caller.map(|me| state.sanctions.banned_rooms(me.user_id)).unwrap_or_default();
+    let wanted: Vec<(&str, i64)> = p
+        .rooms
+        .iter()
+        .filter(|(name, _)| validate::room_name(name).is_ok() && !banned.iter().any(|b| &**b == name.as_str()))
+        .map(|(name, &after)| (name.as_str(), after))
+        .collect();
     let fetch = MAX_ITEMS as u64 + 1;
     let mut rows = messages::after_in_rooms(&state.db, &wanted, is_admin, fetch, fetch).await?;
     let mut complete = rows.len() <= MAX_ITEMS;

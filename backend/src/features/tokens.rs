@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
+use confab_shared::moderation::ModerationAction;
 use confab_shared::rpc::close;
 use confab_shared::tokens::{MAX_TOKEN_DAYS, MAX_TOKEN_NAME_CHARS};
 use confab_shared::{ApiToken, ApiTokenCreated, CreateApiToken, Problem, Scope, Timestamp};
@@ -19,6 +20,7 @@ use crate::http::ApiJson;
 use crate::layer::{Delivery, group};
 use crate::state::AppState;
 use crate::storage::Db;
+use crate::storage::moderation::Audit;
 use crate::storage::entity::api_tokens as token_entity;
 use crate::storage::{api_tokens as store, users};
 
@@ -49,14 +51,19 @@ pub async fn create_token(
     LoginUser(caller): LoginUser,
     ApiJson(body): ApiJson<CreateApiToken>,
 ) -> AppResult<(StatusCode, Json<ApiTokenCreated>)> {
-    let (token, row) = mint(&state.db, caller.user_id, caller.is_admin, &body).await?;
+    let audit = caller.is_admin.then(|| {
+        let mut entry = super::moderation::audit::entry(&state, &caller, ModerationAction::Token);
+        entry.detail = Some(format!("created {:?} with {}", body.name.trim(), Scopes::of(&body.scopes).to_list()));
+        entry
+    });
+    let (token, row) = mint(&state.db, caller.user_id, caller.is_admin, &body, audit.as_ref()).await?;
     tracing::info!(user = %caller.username, token_id = row.id, scopes = %row.scopes, "API token created");
     Ok((StatusCode::CREATED, Json(created(row, token))))
 }
 
 /// Validates a request and stores a new token: the secret and the stored row. Shared with
 /// `confab token create`.
-pub async fn mint(db: &Db, user_id: i64, is_admin: bool, body: &CreateApiToken) -> AppResult<(String, token_entity::Model)> {
+pub async fn mint(db: &Db, user_id: i64, is_admin: bool, body: &CreateApiToken, audit: Option<&Audit>) -> AppResult<(String, token_entity::Model)> {
     // As the schema states it: the name as sent is 1 to 64 characters without control
     // characters and not all blank; it is stored trimmed.
     let name = body.name.trim();
@@ -80,7 +87,7 @@ pub async fn mint(db: &Db, user_id: i64, is_admin: bool, body: &CreateApiToken) 
     }
     let (token, token_hash) = api_tokens::mint();
     let list = scopes.to_list();
-    let row = store::create(db, store::NewToken { user_id, name, scopes: &list, token_hash: &token_hash, expires_at }).await?;
+    let row = store::create(db, store::NewToken { user_id, name, scopes: &list, token_hash: &token_hash, expires_at }, audit).await?;
     Ok((token, row))
 }
 
@@ -114,7 +121,12 @@ pub async fn list_tokens(State(state): State<AppState>, LoginUser(caller): Login
     ))]
 pub async fn revoke_token(State(state): State<AppState>, LoginUser(caller): LoginUser, Path(id): Path<String>) -> AppResult<StatusCode> {
     let id = super::path_id(&id, "token")?;
-    if !store::delete(&state.db, caller.user_id, id).await? {
+    let audit = caller.is_admin.then(|| {
+        let mut entry = super::moderation::audit::entry(&state, &caller, ModerationAction::Token);
+        (entry.target, entry.detail) = (Some(format!("token {id}")), Some("revoked".to_owned()));
+        entry
+    });
+    if !store::delete(&state.db, caller.user_id, id, audit.as_ref()).await? {
         return Err(AppError::NotFound("token"));
     }
     close_token_sockets(&state, id);
@@ -150,6 +162,6 @@ fn created(row: token_entity::Model, token: String) -> ApiTokenCreated {
 /// `confab token create`: mints a token for `username` straight in the database.
 pub async fn create_for(db: &Db, username: &str, body: &CreateApiToken) -> anyhow::Result<ApiTokenCreated> {
     let user = users::by_name(db, username).await?.ok_or_else(|| anyhow::anyhow!("no user named {username}"))?;
-    let (token, row) = mint(db, user.id, user.is_admin, body).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (token, row) = mint(db, user.id, user.is_admin, body, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(created(row, token))
 }

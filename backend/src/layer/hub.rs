@@ -108,6 +108,12 @@ pub struct Control {
     /// When the client last sent a frame, in milliseconds of [`clock_ms`]: a client that
     /// just asked for something is waiting for what follows, and the writer never holds it.
     heard_ms: AtomicU64,
+    /// The close frame's reason when it is not the code's usual phrase (a suspension's).
+    close_reason: std::sync::OnceLock<String>,
+    /// Rooms a moderator took this connection out of, for the session's reader to leave
+    /// (`std::sync::Mutex`: held for a push or a take, never across an `.await`).
+    evictions: std::sync::Mutex<Vec<Arc<str>>>,
+    evicted: Notify,
 }
 
 /// Milliseconds since this process first asked, from 1 (0 means "never" in `heard_ms`): a
@@ -130,7 +136,43 @@ impl Control {
             reader_waiting: AtomicBool::new(false),
             drained: Notify::new(),
             heard_ms: AtomicU64::new(0),
+            close_reason: std::sync::OnceLock::new(),
+            evictions: std::sync::Mutex::new(Vec::new()),
+            evicted: Notify::new(),
         }
+    }
+
+    /// Asks for a close with `code` and a reason of its own (the first request wins: a
+    /// connection already closing keeps its code and reason).
+    pub fn close_because(&self, code: u16, reason: &str) -> bool {
+        if self.close_code().is_some() {
+            return false;
+        }
+        let _ = self.close_reason.set(reason.to_owned());
+        self.close(code)
+    }
+
+    /// The close frame's reason, when one was given with the close.
+    pub fn close_reason(&self) -> Option<&str> {
+        self.close_reason.get().map(String::as_str)
+    }
+
+    /// Asks the session to leave `room` (a kick or a ban).
+    fn evict(&self, room: Arc<str>) {
+        if let Ok(mut rooms) = self.evictions.lock() {
+            rooms.push(room);
+        }
+        self.evicted.notify_one();
+    }
+
+    /// Waits until a room is to be left; a request made while nobody waited is kept.
+    pub async fn evicted(&self) {
+        self.evicted.notified().await;
+    }
+
+    /// The rooms to leave, taken.
+    pub fn take_evictions(&self) -> Vec<Arc<str>> {
+        self.evictions.lock().map(|mut rooms| std::mem::take(&mut *rooms)).unwrap_or_default()
     }
 
     /// The client sent a frame now.
@@ -344,6 +386,13 @@ impl Outbox {
                 self.close(*code);
                 true
             }
+            Delivery::Evict { user_id, room } => {
+                let mine = self.user_id == Some(*user_id);
+                if mine {
+                    self.control.evict(room.clone());
+                }
+                mine
+            }
             // Expanded by the hub through its watch index, never addressed to one connection.
             Delivery::Presence(_) => false,
         }
@@ -505,6 +554,11 @@ impl Hub {
     /// Delivers to one local connection.
     pub fn deliver_conn(&self, conn: ConnId, delivery: &Delivery) -> bool {
         self.conns.get(&conn).is_some_and(|outbox| outbox.deliver(delivery))
+    }
+
+    /// Closes every local connection of `user_id` with `code` and `reason`; how many.
+    pub fn close_user(&self, user_id: i64, code: u16, reason: &str) -> usize {
+        self.conns.iter().filter(|outbox| outbox.user_id == Some(user_id)).filter(|outbox| outbox.control.close_because(code, reason)).count()
     }
 
     /// Closes every local connection with `code` (shutdown: 1001).

@@ -80,6 +80,9 @@ pub enum Delivery {
     Ordered { text: Utf8Bytes, seq: i64 },
     /// Close the recipients with this code (logout: 4003).
     Close { code: u16 },
+    /// The user's connections among the recipients leave the room (a kick or a ban): sent
+    /// to the room's group, so it reaches exactly the sockets that joined it, on every instance.
+    Evict { user_id: i64, room: Arc<str> },
     /// One tick's net presence changes (group [`group::PRESENCE`]): each instance sends every
     /// change to the local connections watching that user, and to nobody else.
     Presence(Arc<[UserPresence]>),

@@ -1,7 +1,7 @@
 //! API tokens: create, look up by hash, list, delete, and record when they were last used.
 
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
 
 use super::entity::api_tokens;
 use super::{Db, StorageResult, now_ms};
@@ -16,7 +16,8 @@ pub struct NewToken<'a> {
     pub expires_at: Option<i64>,
 }
 
-pub async fn create(db: &Db, t: NewToken<'_>) -> StorageResult<api_tokens::Model> {
+/// Stores a new token, with `audit` (an admin's) in the same transaction.
+pub async fn create(db: &Db, t: NewToken<'_>, audit: Option<&super::moderation::Audit>) -> StorageResult<api_tokens::Model> {
     let row = api_tokens::ActiveModel {
         user_id: Set(t.user_id),
         name: Set(t.name.to_owned()),
@@ -27,7 +28,15 @@ pub async fn create(db: &Db, t: NewToken<'_>) -> StorageResult<api_tokens::Model
         last_used_at: Set(None),
         ..Default::default()
     };
-    Ok(row.insert(&db.conn).await?)
+    let txn = db.conn.begin().await?;
+    let row = row.insert(&txn).await?;
+    if let Some(audit) = audit {
+        let mut audit = audit.clone();
+        audit.target = Some(format!("token {}", row.id));
+        super::moderation::record_on(&txn, &audit).await?;
+    }
+    txn.commit().await?;
+    Ok(row)
 }
 
 /// The token whose secret hashes to `token_hash`, expired or not.
@@ -48,14 +57,21 @@ pub async fn count_of_user(db: &Db, user_id: i64) -> StorageResult<u64> {
     Ok(api_tokens::Entity::find().filter(api_tokens::Column::UserId.eq(user_id)).count(&db.conn).await?)
 }
 
-/// Deletes one of `user_id`'s tokens; `false` when there is no such token of theirs.
-pub async fn delete(db: &Db, user_id: i64, id: i64) -> StorageResult<bool> {
+/// Deletes one of `user_id`'s tokens, with `audit` (an admin's) in the same transaction;
+/// `false` when there is no such token of theirs.
+pub async fn delete(db: &Db, user_id: i64, id: i64, audit: Option<&super::moderation::Audit>) -> StorageResult<bool> {
+    let txn = db.conn.begin().await?;
     let deleted = api_tokens::Entity::delete_many()
         .filter(api_tokens::Column::Id.eq(id))
         .filter(api_tokens::Column::UserId.eq(user_id))
-        .exec(&db.conn)
+        .exec(&txn)
         .await?;
-    Ok(deleted.rows_affected == 1)
+    let gone = deleted.rows_affected == 1;
+    if let Some(audit) = audit.filter(|_| gone) {
+        super::moderation::record_on(&txn, audit).await?;
+    }
+    txn.commit().await?;
+    Ok(gone)
 }
 
 /// Moves `last_used_at` forward (never back) for one token.

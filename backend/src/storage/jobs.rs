@@ -17,12 +17,14 @@ pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
 /// Done, and its file deleted after the export lifetime.
 pub const EXPIRED: &str = "expired";
+/// The `kind` of a purge.
+pub const PURGE: &str = "purge_messages";
 
 impl From<&jobs::Model> for Job {
     fn from(m: &jobs::Model) -> Self {
         Job {
             id: m.id,
-            kind: JobKind::ExportRoom,
+            kind: if m.kind == PURGE { JobKind::PurgeMessages } else { JobKind::ExportRoom },
             state: match m.state.as_str() {
                 QUEUED => JobState::Queued,
                 RUNNING => JobState::Running,
@@ -75,6 +77,36 @@ pub async fn create_export(db: &Db, owner_id: i64, room: &str, format: &ExportFo
     .insert(&db.conn)
     .await
     .map_err(StorageError::from)
+}
+
+/// Records a new queued purge of `target_id`'s messages (in `room`, or everywhere), with
+/// its audit row in the same transaction.
+pub async fn create_purge(db: &Db, owner_id: i64, target_id: i64, room: Option<&str>, audit: &super::moderation::Audit) -> StorageResult<jobs::Model> {
+    use sea_orm::TransactionTrait as _;
+    let now = now_ms();
+    let txn = db.conn.begin().await?;
+    let job = jobs::ActiveModel {
+        owner_id: Set(owner_id),
+        kind: Set(PURGE.to_owned()),
+        room: Set(room.unwrap_or_default().to_owned()),
+        format: Set(String::new()),
+        state: Set(QUEUED.to_owned()),
+        percent: Set(0),
+        error: Set(None),
+        file: Set(None),
+        created_at: Set(now),
+        finished_at: Set(None),
+        heartbeat_at: Set(Some(now)),
+        target_id: Set(Some(target_id)),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let mut audit = audit.clone();
+    audit.detail = Some(format!("job {}", job.id));
+    super::moderation::record_on(&txn, &audit).await?;
+    txn.commit().await?;
+    Ok(job)
 }
 
 /// Forgets a job that was never started (admission refused it).

@@ -57,6 +57,14 @@ pub async fn by_id(db: &Db, id: i64) -> StorageResult<Option<messages::Model>> {
     Ok(messages::Entity::find_by_id(id).one(&db.conn).await?)
 }
 
+/// The messages with these ids (those that exist), in no particular order.
+pub async fn by_ids(db: &Db, ids: &[i64]) -> StorageResult<Vec<messages::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(messages::Entity::find().filter(messages::Column::Id.is_in(ids.iter().copied())).all(&db.conn).await?)
+}
+
 /// Up to `limit` messages before `before` (or the newest), oldest first.
 pub async fn history(db: &Db, room_id: i64, before: Option<i64>, limit: u64) -> StorageResult<Vec<messages::Model>> {
     let mut query = messages::Entity::find().filter(messages::Column::RoomId.eq(room_id));
@@ -186,11 +194,12 @@ pub async fn edit_with(db: &Db, id: i64, text: &str, queue: &WebhookQueue) -> St
 
 /// Soft-deletes a message: the id stays, the text and reactions go.
 pub async fn delete(db: &Db, id: i64) -> StorageResult<()> {
-    delete_with(db, id, &WebhookQueue::default()).await
+    delete_with(db, id, &WebhookQueue::default(), None).await
 }
 
-/// [`delete`], enqueueing `message.deleted` for webhooks in the same transaction.
-pub async fn delete_with(db: &Db, id: i64, queue: &WebhookQueue) -> StorageResult<()> {
+/// [`delete`], enqueueing `message.deleted` for webhooks and writing `audit` (a moderator's
+/// delete) in the same transaction.
+pub async fn delete_with(db: &Db, id: i64, queue: &WebhookQueue, audit: Option<&super::moderation::Audit>) -> StorageResult<()> {
     let txn = db.conn.begin().await?;
     messages::Entity::update_many()
         .col_expr(messages::Column::Text, Expr::value(""))
@@ -199,6 +208,9 @@ pub async fn delete_with(db: &Db, id: i64, queue: &WebhookQueue) -> StorageResul
         .exec(&txn)
         .await?;
     reactions::Entity::delete_many().filter(reactions::Column::MessageId.eq(id)).exec(&txn).await?;
+    if let Some(audit) = audit {
+        super::moderation::record_on(&txn, audit).await?;
+    }
     let enqueued = queue.message_deleted(&txn, id).await?;
     txn.commit().await?;
     if enqueued {

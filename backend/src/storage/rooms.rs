@@ -24,6 +24,7 @@ pub async fn create(db: &Db, name: &str, admin_only: bool, created_by: Option<i6
         name: Set(name.to_owned()),
         admin_only: Set(admin_only),
         created_by: Set(created_by),
+        owner_id: Set(created_by),
         created_at: Set(now_ms()),
         last_message_at: Set(None),
         last_seq: Set(0),

@@ -7,7 +7,7 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
-    Set,
+    Set, TransactionTrait,
 };
 
 use confab_shared::Timestamp;
@@ -29,7 +29,8 @@ pub struct NewWebhook<'a> {
     pub created_by: i64,
 }
 
-pub async fn create(db: &Db, w: NewWebhook<'_>) -> StorageResult<webhooks::Model> {
+/// Stores a new webhook, with its audit row in the same transaction.
+pub async fn create(db: &Db, w: NewWebhook<'_>, audit: &super::moderation::Audit) -> StorageResult<webhooks::Model> {
     let row = webhooks::ActiveModel {
         url: Set(w.url.to_owned()),
         events: Set(w.events.to_owned()),
@@ -42,7 +43,13 @@ pub async fn create(db: &Db, w: NewWebhook<'_>) -> StorageResult<webhooks::Model
         consecutive_failures: Set(0),
         ..Default::default()
     };
-    Ok(row.insert(&db.conn).await?)
+    let txn = db.conn.begin().await?;
+    let row = row.insert(&txn).await?;
+    let mut audit = audit.clone();
+    audit.target = Some(format!("webhook {}", row.id));
+    super::moderation::record_on(&txn, &audit).await?;
+    txn.commit().await?;
+    Ok(row)
 }
 
 pub async fn all(db: &Db) -> StorageResult<Vec<webhooks::Model>> {
@@ -53,10 +60,16 @@ pub async fn by_id(db: &Db, id: i64) -> StorageResult<Option<webhooks::Model>> {
     Ok(webhooks::Entity::find_by_id(id).one(&db.conn).await?)
 }
 
-/// Deletes a webhook and its queued deliveries; `false` when there was none.
-pub async fn delete(db: &Db, id: i64) -> StorageResult<bool> {
-    let gone = webhooks::Entity::delete_by_id(id).exec(&db.conn).await?.rows_affected == 1;
-    deliveries::Entity::delete_many().filter(deliveries::Column::WebhookId.eq(id)).exec(&db.conn).await?;
+/// Deletes a webhook and its queued deliveries, with its audit row, in one transaction;
+/// `false` when there was none.
+pub async fn delete(db: &Db, id: i64, audit: &super::moderation::Audit) -> StorageResult<bool> {
+    let txn = db.conn.begin().await?;
+    let gone = webhooks::Entity::delete_by_id(id).exec(&txn).await?.rows_affected == 1;
+    deliveries::Entity::delete_many().filter(deliveries::Column::WebhookId.eq(id)).exec(&txn).await?;
+    if gone {
+        super::moderation::record_on(&txn, audit).await?;
+    }
+    txn.commit().await?;
     Ok(gone)
 }
 

@@ -20,8 +20,9 @@ const LIST_PAGE: usize = 200;
 const NAME_BYTES: usize = 32 + 3;
 /// One `UserPresence`: `{"username":"<32>","online":false},`.
 const PRESENCE_BYTES: usize = 64;
-/// One `RoomSummary`: a 64-character name, a count, a timestamp, an unread count.
-const ROOM_BYTES: usize = 256;
+/// One `RoomSummary`: a 64-character name, a count, a timestamp, an unread count, its owner
+/// and at most [`MAX_MODERATORS`](confab_shared::moderation::MAX_MODERATORS) moderators.
+const ROOM_BYTES: usize = 320 + (1 + confab_shared::moderation::MAX_MODERATORS) * NAME_BYTES;
 /// What a list page holds besides its items: a cursor (at most 100 characters), counts.
 const PAGE_FRAME_BYTES: usize = 256;
 /// The largest answer of the methods that answer an acknowledgement, a cursor count, a job
@@ -52,7 +53,15 @@ pub fn floor(request: &Request) -> usize {
         | Request::RoomRead(_)
         | Request::DmRead(_)
         | Request::JobSubscribe(_)
-        | Request::AuthRefresh(_) => SMALL_BYTES,
+        | Request::AuthRefresh(_)
+        | Request::RoomKick(_)
+        | Request::RoomBan(_)
+        | Request::RoomUnban(_)
+        | Request::RoomMute(_)
+        | Request::RoomUnmute(_)
+        | Request::RoomSetRole(_)
+        | Request::RoomConfigure(_)
+        | Request::MessageReport(_) => SMALL_BYTES,
     }
 }
 
@@ -102,6 +111,10 @@ mod tests {
             admin_only: false,
             last_message_at: Some(Timestamp::from_millis(253_402_300_799_999)),
             unread: Some(i64::MIN),
+            owner: Some(name(0)),
+            moderators: (0..confab_shared::moderation::MAX_MODERATORS).map(name).collect(),
+            slow_mode_secs: u32::MAX,
+            retention_days: Some(u32::MAX),
         }
     }
 
@@ -123,6 +136,7 @@ mod tests {
             online_next_cursor: cursor(),
             history: Vec::new(),
             history_more: false,
+            role: confab_shared::moderation::RoomRole::Moderator,
         };
         let watched = 1000;
         let watch = PresenceWatchParams { users: (0..watched).map(name).collect(), replace: false };

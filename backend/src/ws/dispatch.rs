@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::Conn;
 use crate::error::{AppError, AppResult};
+use crate::features::moderation::{reports, room_actions};
 use crate::features::{chat, dm, rooms, sync, users};
 use crate::state::AppState;
 
@@ -35,6 +36,14 @@ pub async fn dispatch(state: &AppState, conn: &mut Conn, request: Request) -> Re
         Request::Sync(p) => json(sync::sync(state, conn, p).await),
         Request::JobSubscribe(p) => json(crate::features::jobs::subscribe(state, conn, p).await),
         Request::AuthRefresh(p) => json(refresh(state, conn, p).await),
+        Request::RoomKick(p) => json(async { room_actions::kick(state, conn.user()?, p).await }.await),
+        Request::RoomBan(p) => json(async { room_actions::ban(state, conn.user()?, p).await }.await),
+        Request::RoomUnban(p) => json(async { room_actions::unban(state, conn.user()?, p).await }.await),
+        Request::RoomMute(p) => json(async { room_actions::mute(state, conn.user()?, p).await }.await),
+        Request::RoomUnmute(p) => json(async { room_actions::unmute(state, conn.user()?, p).await }.await),
+        Request::RoomSetRole(p) => json(async { room_actions::set_role(state, conn.user()?, p).await }.await),
+        Request::RoomConfigure(p) => json(async { room_actions::configure(state, conn.user()?, p).await }.await),
+        Request::MessageReport(p) => json(async { reports::report(state, conn.user()?, p).await }.await),
     };
     outcome.map_err(ErrorObject::from)
 }

@@ -310,7 +310,8 @@ impl<'a> Reader<'a> {
         let closed = control.closed();
         let shutdown = state.shutdown.cancelled();
         let timer = sleep_until(Instant::now());
-        tokio::pin!(closed, shutdown, timer);
+        let evicted = control.evicted();
+        tokio::pin!(closed, shutdown, timer, evicted);
         loop {
             let expires_at = conn.identity.as_ref().map(|i| i.expires_at);
             if self.clock.stale(expires_at) {
@@ -330,6 +331,14 @@ impl<'a> Reader<'a> {
                 // The writer made room. Waiting for it is progress, not silence: a client
                 // whose answers are being written is alive even if we do not read it.
                 () = control.drained(), if congested => self.clock.last_heard = Instant::now(),
+                () = &mut evicted => {
+                    // A kick or a ban: leave those rooms as `room.leave` would (the room
+                    // hears of the departure), then wait for the next one.
+                    for room in control.take_evictions() {
+                        rooms::leave_room(state, conn, &room).await;
+                    }
+                    evicted.set(control.evicted());
+                }
                 code = &mut closed => {
                     return match code {
                         WRITE_FAILED => End::Gone("socket write failed"),

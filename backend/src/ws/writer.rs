@@ -125,7 +125,7 @@ where
                 continue;
             }
         };
-        let frame = CloseFrame { code, reason: reason_of(code).into() };
+        let frame = CloseFrame { code, reason: control.close_reason().unwrap_or(reason_of(code)).into() };
         // When the client started the close, tungstenite has already queued its reply and
         // refuses a second close frame; the flush sends whichever one is pending.
         let _ = sink.send(Message::Close(Some(frame))).await;

@@ -215,7 +215,17 @@ fn arbitrary_frames_on_an_anonymous_socket_get_contract_answers_and_never_close_
 // ---------------------------------------------------------------------------------------------
 
 /// A value of the schema's JSON type (the first non-null one), for a valid-looking base.
-fn plausible(schema: &Value) -> Value {
+fn plausible(schema: &Value, schemas: &confab_shared::schema::Schemas) -> Value {
+    // A named type (an enum such as a room role): its first allowed value, or what its own
+    // schema makes plausible.
+    if let Some(name) = schema.get("$ref").and_then(Value::as_str).and_then(|r| r.rsplit('/').next()) {
+        if let Some(named) = schemas.get(name).and_then(|s| serde_json::to_value(s).ok()) {
+            return match named.get("enum").and_then(|e| e.get(0)) {
+                Some(first) => first.clone(),
+                None => plausible(&named, schemas),
+            };
+        }
+    }
     let ty = match schema.get("type") {
         Some(Value::String(t)) => t.as_str(),
         Some(Value::Array(types)) => types.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("null"),
@@ -267,7 +277,7 @@ async fn every_param_of_every_method_given_the_wrong_type_or_left_out_is_named_i
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
-        let base: Map<String, Value> = properties.iter().map(|(name, p)| (name.clone(), plausible(p))).collect();
+        let base: Map<String, Value> = properties.iter().map(|(name, p)| (name.clone(), plausible(p, &schemas))).collect();
         for (name, property) in &properties {
             let mut variants: Vec<(String, Map<String, Value>)> = wrong_values(property)
                 .into_iter()

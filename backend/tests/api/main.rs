@@ -9,7 +9,8 @@
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames, the
 //!   byte budget of answers,
 //!   rooms, chat, presence (by interest), paging, private messages, catch-up, ordering,
-//!   back-pressure, pipelining and byte budgets, coalesced writes, publishing from outside, background jobs, API tokens, webhooks, "Log in with" an identity provider, how
+//!   back-pressure, pipelining and byte budgets, coalesced writes, publishing from outside, background jobs, API tokens, webhooks,
+//!   moderation (roles, kicks, bans, mutes, slow mode, suspensions, reports, the audit log), "Log in with" an identity provider, how
 //!   answers are compressed and cached.
 //! - hostile clients at the edge: [`socket_caps`] (open sockets per address and per user,
 //!   trusted proxies), [`login_throttle`] (guesses counted before hashing, sign-up floods,
@@ -45,6 +46,7 @@ mod issuers;
 mod jobs;
 mod login_throttle;
 mod logins;
+mod moderation;
 mod oidc;
 mod ordering;
 mod paging;

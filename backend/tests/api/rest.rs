@@ -61,7 +61,18 @@ async fn a_logged_in_user_creates_a_room() {
     let room: RoomSummary = body(response).await;
     assert_eq!(
         room,
-        RoomSummary { name: name.clone(), online: 0, admin_only: false, last_message_at: None, unread: Some(0) }
+        RoomSummary {
+            name: name.clone(),
+            online: 0,
+            admin_only: false,
+            last_message_at: None,
+            unread: Some(0),
+            owner: Some(ann.user.username.clone()),
+            moderators: Vec::new(),
+            slow_mode_secs: 0,
+            retention_days: None,
+        },
+        "its creator owns it"
     );
     let listed: confab_shared::RoomsPage = body(app.get("/api/rooms", None).await).await;
     assert!(listed.rooms.iter().any(|r| r.name == name && r.unread.is_none()), "anonymous callers get unread: null");

@@ -28,8 +28,20 @@ async fn joining_an_unknown_room_creates_it() {
 
     assert_eq!(
         joined.room,
-        RoomSummary { name: room.clone(), online: 1, admin_only: false, last_message_at: None, unread: Some(0) }
+        RoomSummary {
+            name: room.clone(),
+            online: 1,
+            admin_only: false,
+            last_message_at: None,
+            unread: Some(0),
+            owner: Some(ann.user.username.clone()),
+            moderators: Vec::new(),
+            slow_mode_secs: 0,
+            retention_days: None,
+        },
+        "whoever creates a room by joining it owns it"
     );
+    assert_eq!(joined.role, confab_shared::moderation::RoomRole::Owner);
     assert_eq!(joined.online, vec![ann.user.username.clone()]);
     assert!(joined.history.is_empty());
     let listed: confab_shared::RoomsPage = body(app.get("/api/rooms", None).await).await;

@@ -115,6 +115,11 @@ async fn every_socket_method_needs_the_scope_of_its_table_row() {
             "job.subscribe" => json!({"job_id": 1}),
             "auth.refresh" => json!({"access_token": ann.access_token}),
             "presence.watch" | "presence.unwatch" => json!({"users": [bob.user.username]}),
+            "room.kick" | "room.unban" | "room.unmute" => json!({"room": room, "user": bob.user.username}),
+            "room.ban" | "room.mute" => json!({"room": room, "user": bob.user.username, "duration_secs": 60}),
+            "room.set_role" => json!({"room": room, "user": bob.user.username, "role": "moderator"}),
+            "room.configure" => json!({"room": room, "slow_mode_secs": 0}),
+            "message.report" => json!({"id": message.id, "reason": "a sample"}),
             other => panic!("no sample params for {other}: add them here"),
         }
     };

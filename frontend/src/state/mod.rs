@@ -294,6 +294,7 @@ impl Chat {
             Notification::ReadMoved(ReadCursor::Room { room, id }) => self.rooms.read_moved(room, id),
             Notification::JobProgress(progress) => self.jobs.progress(&progress),
             Notification::JobFinished(job) => self.jobs.update(job),
+            Notification::ModerationApplied(applied) => self.toasts.info(moderation_text(&applied)),
         }
     }
 
@@ -391,6 +392,25 @@ impl Hooks for Chat {
 }
 
 /// Words for a `notice` payload: a string, an object's `text`/`message`, or compact JSON.
+/// What a moderation decision about the user means, in words: what, where, until when, why.
+fn moderation_text(applied: &confab_shared::moderation::ModerationApplied) -> String {
+    use confab_shared::moderation::ModerationAction as A;
+    let place = applied.room.as_deref().map(|r| format!(" in #{r}")).unwrap_or_default();
+    let what = match applied.action {
+        A::Kick => format!("You were removed{place}; you may join again"),
+        A::Ban => format!("You are banned{place}"),
+        A::Unban => format!("You may join{place} again"),
+        A::Mute => format!("You are muted{place}: you can read but not write"),
+        A::Unmute => format!("You may write{place} again"),
+        A::SetRole => format!("Your role{place} is now {}", applied.role.map_or("member", |r| r.as_str())),
+        A::Suspend => "Your account is suspended".to_owned(),
+        other => format!("A moderator acted on your account ({})", other.as_str()),
+    };
+    let until = applied.until.map(|t| format!(" until {t}")).unwrap_or_default();
+    let why = applied.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    format!("{what}{until}{why} (by {})", applied.by)
+}
+
 fn notice_text(payload: &serde_json::Value) -> String {
     let text = match payload {
         serde_json::Value::String(s) => s.clone(),

@@ -35,8 +35,9 @@ close_codes! {
     TRY_AGAIN_LATER = 1013, "slow consumer evicted or server overloaded; reconnect with backoff";
     /// The access token expired without an `auth.refresh`.
     TOKEN_EXPIRED = 4001, "access token expired";
-    /// The session was logged out or revoked, or the API token the socket was opened with was
-    /// revoked: do not reconnect with the same credentials.
+    /// The session was logged out or revoked, the API token the socket was opened with was
+    /// revoked, or the account was suspended (then the reason is `account suspended: …`): do
+    /// not reconnect with the same credentials.
     LOGGED_OUT = 4003, "session logged out";
 }
 

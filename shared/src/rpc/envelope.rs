@@ -71,8 +71,9 @@ error_codes! {
     Unauthenticated = -32001, "unauthenticated";
     /// Not allowed: not joined, not the author, not an admin, outside the API token's scopes
     /// (then `data.scope` names the missing scope), or refused by the application's backend
-    /// (a hook: then `data.reason` is its reason, shown to the user, and `data.hook` the hook).
-    /// `message` says which in words.
+    /// (a hook: then `data.reason` is its reason, shown to the user, and `data.hook` the hook),
+    /// or a moderation decision: then `data.reason` is `muted`, `banned` or `suspended` (no
+    /// `data.hook`) and `data.until` when it ends. `message` says which in words.
     Forbidden = -32003, "forbidden";
     /// No such room, message, user or job.
     NotFound = -32004, "not found";
@@ -82,7 +83,7 @@ error_codes! {
     /// Too many calls; `data.retry_after_ms` says when to try again. Every call counts,
     /// malformed and rejected ones included. Also a call of a batch whose earlier answers left
     /// too little of the frame's 1 MiB for its answer: it was not run; send it again
-    /// (`retry_after_ms` is 0).
+    /// (`retry_after_ms` is 0). A room's slow mode adds `data.reason = "slow_mode"`.
     RateLimited = -32029, "rate limited";
 }
 
@@ -144,6 +145,25 @@ impl ErrorObject {
             code: ErrorCode::Forbidden.code(),
             message: format!("refused by the application: {reason}"),
             data: Some(serde_json::json!({ "reason": reason, "hook": hook.as_str() })),
+        }
+    }
+
+    /// -32003 for a call a moderation decision refuses (`muted`, `banned`, `suspended`), with
+    /// `data.until` when it ends on its own.
+    pub fn sanctioned(reason: crate::moderation::Sanction, until: Option<crate::Timestamp>, message: impl Into<String>) -> Self {
+        let mut data = serde_json::json!({ "reason": reason.as_str() });
+        if let Some(until) = until {
+            data["until"] = serde_json::json!(until);
+        }
+        Self { code: ErrorCode::Forbidden.code(), message: message.into(), data: Some(data) }
+    }
+
+    /// -32029 for a message sent too soon after the last one in a room in slow mode.
+    pub fn slow_mode(retry_after_ms: u64) -> Self {
+        Self {
+            code: ErrorCode::RateLimited.code(),
+            message: "the room is in slow mode: wait before sending again".to_owned(),
+            data: Some(serde_json::json!({ "retry_after_ms": retry_after_ms, "reason": "slow_mode" })),
         }
     }
 

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::rest::wire;
+use crate::moderation::{
+    BanParams, ConfigureParams, KickParams, ModerationResult, MuteParams, ReportAccepted, ReportParams, RoomRole, RoomSettings, SetRoleParams,
+    UnbanParams, UnmuteParams,
+};
 use crate::{DirectMessage, Job, Message, RoomSummary, RoomsPage, Timestamp, UserPresence, UsersPage};
 
 /// A params type that names its method and its result: `call(params)` is typed end to end.
@@ -132,7 +136,7 @@ methods! {
     RoomTyping = "room.typing" (TypingParams) -> Ack;
     /// Edit your own message (-32003 for someone else's, -32009 once deleted).
     MessageEdit = "message.edit" (EditParams) -> Message;
-    /// Delete a message (its author or an admin).
+    /// Delete a message (its author, an admin, or the owner or a moderator of its room).
     MessageDelete = "message.delete" (DeleteParams) -> Ack;
     /// Add or remove a reaction; for users joined to the message's room. A message holds at most
     /// 20 distinct emoji and 1 000 reactions: a reaction past either is -32009 with
@@ -161,6 +165,28 @@ methods! {
     /// Replace the connection's access token before it expires (answer to `session.expiring`);
     /// the new token must belong to the same user.
     AuthRefresh = "auth.refresh" (AuthRefreshParams) -> AuthRefreshResult;
+    /// Take a user's sockets out of a room now, on every instance (they may rejoin); the
+    /// room's owner, its moderators or an admin. The user gets `moderation.applied`, the room
+    /// `room.user_left`.
+    RoomKick = "room.kick" (KickParams) -> ModerationResult;
+    /// Kick a user and keep them out until `room.unban` or `duration_secs` ends: `room.join`,
+    /// `room.history` and `room.read` answer -32003 with `data.reason = "banned"`.
+    RoomBan = "room.ban" (BanParams) -> ModerationResult;
+    /// Lift a ban (idempotent).
+    RoomUnban = "room.unban" (UnbanParams) -> ModerationResult;
+    /// Silence a user in a room until `room.unmute` or `duration_secs` ends: `room.send`,
+    /// `message.react`, `room.typing` and `message.edit` answer -32003 with `data.reason = "muted"`.
+    RoomMute = "room.mute" (MuteParams) -> ModerationResult;
+    /// Lift a mute (idempotent).
+    RoomUnmute = "room.unmute" (UnmuteParams) -> ModerationResult;
+    /// Appoint or remove a moderator (the room's owner or an admin), or hand the room to a
+    /// new owner (an admin).
+    RoomSetRole = "room.set_role" (SetRoleParams) -> ModerationResult;
+    /// Change a room's slow mode or retention (its owner, moderators for slow mode, or an admin).
+    RoomConfigure = "room.configure" (ConfigureParams) -> RoomSettings;
+    /// Report a message to the room's moderators and the admins (once per user per message:
+    /// again is -32009).
+    MessageReport = "message.report" (ReportParams) -> ReportAccepted;
 }
 
 wire! {
@@ -303,6 +329,9 @@ wire! {
         /// `room.history` (`before` = the oldest id here, or none when `history` is empty).
         #[serde(default)]
         pub history_more: bool,
+        /// The caller's role in the room (`member` for anonymous callers).
+        #[serde(default = "member")]
+        pub role: RoomRole,
     }
 
     /// Params of `room.leave`.
@@ -472,6 +501,10 @@ wire! {
         /// When the new access token expires; the next `session.expiring` comes before that.
         pub expires_at: Timestamp,
     }
+}
+
+fn member() -> RoomRole {
+    RoomRole::Member
 }
 
 /// Decodes by-name params; absent params mean `{}`.

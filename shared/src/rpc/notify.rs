@@ -81,6 +81,9 @@ notifications! {
     SessionExpiring = "session.expiring" (SessionExpiring);
     /// Another connection of this user moved a read cursor.
     ReadMoved = "read.moved" (ReadCursor);
+    /// A moderation decision about this user: kicked, banned, muted (and lifted), a role
+    /// changed, in a room; or the account suspended (the socket then closes with 4003).
+    ModerationApplied = "moderation.applied" (crate::moderation::ModerationApplied);
 }
 
 impl Notification {

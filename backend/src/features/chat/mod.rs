@@ -5,16 +5,17 @@ pub mod pipeline;
 use confab_shared::hooks::{HookName, HookRequest};
 use confab_shared::rpc::notify::{MessageRef, ReactionChange};
 use confab_shared::rpc::{Ack, DeleteParams, EditParams, Notification, ReactParams, SendParams};
+use confab_shared::moderation::ModerationAction;
 use confab_shared::{Message, validate};
 
-use super::hooks;
+use super::{hooks, moderation};
 use super::rooms::broadcast;
 use crate::error::{AppError, AppResult};
 use crate::layer::Class;
 use crate::state::AppState;
 use crate::storage::entity::messages as message_entity;
 use crate::storage::messages::{self, NewMessage, Reacted};
-use crate::storage::rooms;
+use crate::storage::{rooms, users};
 use crate::ws::Conn;
 
 /// `room.send`: authenticated and joined; persisted, then broadcast, then answered.
@@ -31,6 +32,8 @@ pub async fn submit(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<p
         return Err(AppError::Forbidden("join the room first"));
     };
     let text = validate::message_text(&p.text).map_err(|m| AppError::invalid("text", m))?;
+    // Last of the checks, since a send that passes slow mode counts as the member's last.
+    moderation::enforce::may_send(state, room_id, me)?;
     let nonce = p.nonce.as_deref().map(validate::nonce).transpose().map_err(|m| AppError::invalid("nonce", m))?;
     let mut message = NewMessage {
         room_id,
@@ -83,6 +86,7 @@ pub async fn edit(state: &AppState, conn: &Conn, p: EditParams) -> AppResult<Mes
     if row.deleted {
         return Err(AppError::Conflict("the message was deleted"));
     }
+    moderation::enforce::may_speak(state, row.room_id, me.user_id)?;
     let mut replaced = None;
     if state.hooks.is_on(HookName::MessageEdit) {
         let request = HookRequest::MessageEdit { user: hooks::user(me), room: room.clone(), params: EditParams { id: p.id, text: text.to_owned() } };
@@ -94,15 +98,31 @@ pub async fn edit(state: &AppState, conn: &Conn, p: EditParams) -> AppResult<Mes
     Ok(message)
 }
 
-/// `message.delete`: the author or an admin; deleting twice is harmless.
+/// `message.delete`: the author, an admin, or the room's owner or a moderator (of a message
+/// by someone of lower rank); deleting twice is harmless. A delete of someone else's
+/// message is written to the audit log in the same transaction.
 pub async fn delete(state: &AppState, conn: &Conn, p: DeleteParams) -> AppResult<Ack> {
     let me = conn.user()?;
     let (row, room) = load(state, p.id).await?;
-    if row.author_id != me.user_id && !me.is_admin {
-        return Err(AppError::Forbidden("only the author or an admin can delete a message"));
+    let mut audit = None;
+    if row.author_id != me.user_id {
+        let room_row = rooms::by_id(&state.db, row.room_id).await?.ok_or(AppError::NotFound("room"))?;
+        if !me.is_admin {
+            let actor = moderation::roles::rank(state, &room_row, me.user_id, false).await?;
+            if actor < moderation::roles::Rank::Moderator {
+                return Err(AppError::Forbidden("only the author, an admin, or the room's owner or moderators can delete a message"));
+            }
+            let author = users::by_id(&state.db, row.author_id).await?;
+            let author_rank = moderation::roles::rank(state, &room_row, row.author_id, author.as_ref().is_some_and(|a| a.is_admin)).await?;
+            moderation::roles::may_act_on(actor, author_rank, moderation::roles::Act::Remove)?;
+        }
+        let mut entry = moderation::audit::entry(state, me, ModerationAction::DeleteMessage);
+        (entry.room, entry.detail) = (Some(room.clone()), Some(format!("message {}", p.id)));
+        entry.target = users::by_id(&state.db, row.author_id).await?.map(|a| a.username);
+        audit = Some(entry);
     }
     if !row.deleted {
-        messages::delete_with(&state.db, p.id, &state.webhooks).await?;
+        messages::delete_with(&state.db, p.id, &state.webhooks, audit.as_ref()).await?;
         broadcast(state, &room, &Notification::MessageDeleted(MessageRef { id: p.id, room: room.clone() }), Class::Reliable);
     }
     Ok(Ack {})
@@ -122,6 +142,7 @@ pub async fn react(state: &AppState, conn: &Conn, p: ReactParams) -> AppResult<M
     if row.deleted {
         return Err(AppError::Conflict("the message was deleted"));
     }
+    moderation::enforce::may_speak(state, row.room_id, me.user_id)?;
     let count = match messages::react(&state.db, p.id, me.user_id, &me.username, emoji, p.on).await? {
         Reacted::TooManyEmoji => {
             return Err(AppError::ConflictOn { field: "emoji", message: "this message has 20 different emoji already; react with one of them" });

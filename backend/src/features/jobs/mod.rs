@@ -14,10 +14,12 @@
 //! - this file: the routes and `job.subscribe`.
 //! - [`runner`]: the tasks, their tracking for shutdown, progress pacing, the sweeper.
 //! - [`export`]: `export_room`, streaming a room's history to JSON or CSV.
+//! - [`purge`]: `purge_messages`, deleting a user's messages in batches (moderation).
 //! - [`expiry`]: the periodic sweep: interrupted jobs, and exports past their lifetime.
 
 pub mod export;
 pub mod expiry;
+pub mod purge;
 pub mod runner;
 
 use axum::body::Body;
@@ -70,7 +72,10 @@ pub async fn create_job(
     AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<CreateJob>,
 ) -> AppResult<(StatusCode, Json<JobAccepted>)> {
-    let CreateJob { kind: JobKind::ExportRoom, room, format } = body;
+    let CreateJob { kind, room, format } = body;
+    if kind != JobKind::ExportRoom {
+        return Err(AppError::invalid("kind", "only export_room jobs are started here (purges: POST /api/users/{username}/purge)"));
+    }
     let room = crate::features::rooms::readable(&state, Some(&caller), &room).await?;
     let job = jobs::create_export(&state.db, caller.user_id, &room.name, &format).await?;
     // Admission after the insert, counting every committed job on every instance: of two
@@ -115,6 +120,9 @@ pub async fn get_job(State(state): State<AppState>, AuthUser(caller): AuthUser, 
     ))]
 pub async fn download(State(state): State<AppState>, AuthUser(caller): AuthUser, Path(id): Path<String>) -> AppResult<Response> {
     let job = owned(&state, &caller, &id).await?;
+    if job.kind == jobs::PURGE {
+        return Err(AppError::NotFound("export file"));
+    }
     match job.state.as_str() {
         jobs::DONE => {}
         jobs::FAILED => return Err(AppError::Conflict("the job failed; it has no file")),

@@ -67,7 +67,11 @@ impl JobRunner {
         let runner = self.clone();
         self.tracker.spawn(async move {
             let started = Instant::now();
-            let outcome = export::run(&db, layer.as_ref(), &job, &runner.stop).await;
+            let outcome = if job.kind == jobs::PURGE {
+                super::purge::run(&db, layer.as_ref(), &job, &runner.stop).await
+            } else {
+                export::run(&db, layer.as_ref(), &job, &runner.stop).await
+            };
             let ended = match outcome {
                 Ok(file) => match jobs::finish(&db, id, &file).await {
                     Ok(Some(done)) => {

@@ -21,6 +21,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use confab_shared::moderation::ModerationAction;
 use confab_shared::webhooks::{CreateWebhook, DeliveryStatus, Webhook, WebhookCreated, WebhookDelivery, WebhookEvent};
 use confab_shared::{Problem, Timestamp, validate};
 
@@ -103,9 +104,12 @@ pub async fn create_webhook(
     };
     let secret = crate::signing::new_secret();
     let events_list = events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",");
+    let mut audit = super::moderation::audit::entry(&state, &caller, ModerationAction::Webhook);
+    audit.detail = Some(format!("created for {} ({events_list})", url.as_str()));
     let row = store::create(
         &state.db,
         store::NewWebhook { url: url.as_str(), events: &events_list, rooms: rooms.as_deref(), secret: &secret, created_by: caller.user_id },
+        &audit,
     )
     .await?;
     state.webhooks.reload(&state.db).await?;
@@ -134,7 +138,9 @@ pub async fn list_webhooks(State(state): State<AppState>, _: Admin) -> AppResult
     ))]
 pub async fn delete_webhook(State(state): State<AppState>, Admin(caller): Admin, Path(id): Path<String>) -> AppResult<StatusCode> {
     let id = super::path_id(&id, "webhook")?;
-    if !store::delete(&state.db, id).await? {
+    let mut audit = super::moderation::audit::entry(&state, &caller, ModerationAction::Webhook);
+    (audit.target, audit.detail) = (Some(format!("webhook {id}")), Some("removed".to_owned()));
+    if !store::delete(&state.db, id, &audit).await? {
         return Err(AppError::NotFound("webhook"));
     }
     state.webhooks.reload(&state.db).await?;

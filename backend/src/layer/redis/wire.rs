@@ -24,11 +24,12 @@ pub fn instance_channel(instance: u32) -> String {
 }
 
 /// `[conn u64]` (instance channel only), then one of:
-/// `F class except text` · `O seq text` · `X code` · `P [UserPresence…] as JSON`.
+/// `F class except text` · `O seq text` · `X code` · `P [UserPresence…] as JSON` · `K user room`.
 pub fn encode(delivery: &Delivery, conn: Option<ConnId>) -> Bytes {
     let text_len = match delivery {
         Delivery::Frame { text, .. } | Delivery::Ordered { text, .. } => text.len(),
         Delivery::Close { .. } => 0,
+        Delivery::Evict { room, .. } => room.len() + 8,
         Delivery::Presence(changes) => changes.len() * 40,
     };
     let mut out = Vec::with_capacity(text_len + 20);
@@ -60,6 +61,11 @@ pub fn encode(delivery: &Delivery, conn: Option<ConnId>) -> Bytes {
         Delivery::Close { code } => {
             out.push(b'X');
             out.extend_from_slice(&code.to_be_bytes());
+        }
+        Delivery::Evict { user_id, room } => {
+            out.push(b'K');
+            out.extend_from_slice(&user_id.to_be_bytes());
+            out.extend_from_slice(room.as_bytes());
         }
         Delivery::Presence(changes) => {
             out.push(b'P');
@@ -108,6 +114,10 @@ pub fn decode(payload: &[u8], with_conn: bool) -> Option<(Delivery, Option<ConnI
             let (code, _) = rest.split_first_chunk::<2>()?;
             Delivery::Close { code: u16::from_be_bytes(*code) }
         }
+        b'K' => {
+            let (user_id, rest) = rest.split_first_chunk::<8>()?;
+            Delivery::Evict { user_id: i64::from_be_bytes(*user_id), room: std::str::from_utf8(rest).ok()?.into() }
+        }
         b'P' => Delivery::Presence(serde_json::from_slice::<Vec<confab_shared::UserPresence>>(rest).ok()?.into()),
         _ => return None,
     };
@@ -125,6 +135,7 @@ mod tests {
             Delivery::Frame { text: "x".into(), class: Class::Reliable, except: Except::Conn(1 << 40) },
             Delivery::Ordered { text: "{\"m\":1}".into(), seq: 42 },
             Delivery::Close { code: 4003 },
+            Delivery::Evict { user_id: 42, room: "lobby".into() },
             Delivery::Presence(vec![confab_shared::UserPresence { username: "ann".into(), online: true }].into()),
         ];
         for case in cases {

@@ -8,7 +8,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub owner_id: i64,
-    /// `export_room`.
+    /// `export_room` or `purge_messages`.
     pub kind: String,
     pub room: String,
     /// `json` or `csv`.
@@ -24,6 +24,8 @@ pub struct Model {
     /// Last sign of life from the instance running it; a queued or running job whose
     /// heartbeat is stale belongs to a dead instance and is marked failed.
     pub heartbeat_at: Option<i64>,
+    /// Whose messages a purge deletes.
+    pub target_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,12 @@ pub struct Model {
     pub created_at: i64,
     pub last_message_at: Option<i64>,
     pub last_seq: i64,
+    /// The room's owner (`None`: admins only); whoever created it, unless an admin handed it on.
+    pub owner_id: Option<i64>,
+    /// Slow mode: at most one message per this many seconds per member (0: off).
+    pub slow_mode_secs: i32,
+    /// Messages older than this many days are deleted (`None`: the server's default).
+    pub retention_days: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ mod m20261201_000002_create_api_tokens;
 mod m20261201_000003_add_name_indexes;
 mod m20261201_000004_create_webhooks;
 mod m20261207_000001_create_external_identities;
+mod m20261208_000001_create_moderation;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_add_name_indexes::Migration),
             Box::new(m20261201_000004_create_webhooks::Migration),
             Box::new(m20261207_000001_create_external_identities::Migration),
+            Box::new(m20261208_000001_create_moderation::Migration),
         ]
     }
 }
@@ -39,7 +41,7 @@ mod tests {
     use super::*;
 
     /// What every database migrated so far has recorded, in the order it was applied.
-    const RECORDED: [&str; 7] = [
+    const RECORDED: [&str; 8] = [
         "m20261123_000001_create_tables",
         "m20261124_000001_add_job_heartbeat",
         "m20261201_000012_create_export_chunks",
@@ -47,6 +49,7 @@ mod tests {
         "m20261201_000001_add_name_indexes",
         "m20261201_000002_create_webhooks",
         "m20261207_000001_create_external_identities",
+        "m20261208_000001_create_moderation",
     ];
 
     #[test]

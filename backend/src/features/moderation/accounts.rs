@@ -1,0 +1,168 @@
+//! Account-level moderation by admins: suspend and unsuspend an account, purge a user's
+//! messages (a background job).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use confab_shared::moderation::{ModerationAction, ModerationApplied, PurgeRequest, SuspendRequest, Suspension};
+use confab_shared::rpc::close;
+use confab_shared::{JobAccepted, Problem, Timestamp, validate};
+
+use super::audit::{self, admin};
+use super::sanctions::Entry;
+use super::{ends_at, layer_up, reason, tell};
+use crate::auth::extract::AuthUser;
+use crate::error::{AppError, AppResult};
+use crate::http::ApiJson;
+use crate::state::AppState;
+use crate::storage::entity::users as user_entity;
+use crate::storage::moderation as store;
+use crate::storage::{jobs, rooms, users};
+
+/// The longest close reason a WebSocket close frame carries, in bytes.
+const MAX_CLOSE_REASON: usize = 123;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/users/{username}/suspend", post(suspend))
+        .route("/api/users/{username}/unsuspend", post(unsuspend))
+        .route("/api/users/{username}/purge", post(purge))
+}
+
+async fn account(state: &AppState, username: &str) -> AppResult<user_entity::Model> {
+    let name = validate::username(username).map_err(|_| AppError::NotFound("user"))?;
+    users::by_name(&state.db, name).await?.ok_or(AppError::NotFound("user"))
+}
+
+/// The close frame's reason for a suspension: `account suspended`, and why, cut to what a
+/// close frame holds (never inside a character).
+pub fn close_reason(why: Option<&str>) -> String {
+    let mut text = match why {
+        Some(why) => format!("account suspended: {why}"),
+        None => "account suspended".to_owned(),
+    };
+    if text.len() > MAX_CLOSE_REASON {
+        let mut end = MAX_CLOSE_REASON;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// Suspend an account: its sockets close with 4003 on every instance, and its logins,
+/// refreshes, API tokens and socket upgrades get 403 `reason: "suspended"` until it is
+/// lifted or `duration_secs` ends. Nothing of theirs is deleted.
+#[utoipa::path(post, path = "/api/users/{username}/suspend", tag = "moderation", security(("bearer" = [])),
+    params(("username" = String, Path, description = "The account")), request_body = SuspendRequest,
+    responses(
+        (status = 200, description = "Suspended", body = Suspension),
+        (status = 403, description = "Not an admin, or the caller's own account", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid reason or duration", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the channel layer is down: nothing was applied", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn suspend(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(username): Path<String>,
+    body: Option<ApiJson<SuspendRequest>>,
+) -> AppResult<Json<Suspension>> {
+    admin(&caller)?;
+    let body = body.map(|ApiJson(b)| b).unwrap_or_default();
+    let why = reason(body.reason.as_deref(), "reason")?;
+    let until = ends_at(body.duration_secs)?;
+    let user = account(&state, &username).await?;
+    if user.id == caller.user_id {
+        return Err(AppError::Forbidden("you cannot suspend your own account"));
+    }
+    layer_up(&state)?;
+    let mut entry = audit::entry(&state, &caller, ModerationAction::Suspend);
+    (entry.target, entry.reason) = (Some(user.username.clone()), why.clone());
+    entry.detail = body.duration_secs.map(|secs| format!("for {secs} s"));
+    store::suspend(&state.db, user.id, why.as_deref(), until, caller.user_id, &entry).await?;
+    state.sanctions.set_suspension(user.id, Some(Entry { until, reason: why.clone() }));
+    tell(&state, user.id, ModerationApplied {
+        action: ModerationAction::Suspend,
+        room: None,
+        until: until.map(Timestamp::from_millis),
+        reason: why.clone(),
+        by: caller.username.clone(),
+        role: None,
+    });
+    // This instance's sockets now; the others' on their next reload (within a presence tick).
+    let closed = state.layer.hub().close_user(user.id, close::LOGGED_OUT, &close_reason(why.as_deref()));
+    tracing::info!(user = %user.username, by = %caller.username, closed, "account suspended");
+    Ok(Json(Suspension { username: user.username, suspended: true, until: until.map(Timestamp::from_millis), reason: why }))
+}
+
+/// Lift an account's suspension (idempotent).
+#[utoipa::path(post, path = "/api/users/{username}/unsuspend", tag = "moderation", security(("bearer" = [])),
+    params(("username" = String, Path, description = "The account")),
+    responses(
+        (status = 200, description = "Not suspended (any more)", body = Suspension),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the channel layer is down: nothing was applied", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn unsuspend(State(state): State<AppState>, AuthUser(caller): AuthUser, Path(username): Path<String>) -> AppResult<Json<Suspension>> {
+    admin(&caller)?;
+    let user = account(&state, &username).await?;
+    layer_up(&state)?;
+    let mut entry = audit::entry(&state, &caller, ModerationAction::Unsuspend);
+    entry.target = Some(user.username.clone());
+    store::unsuspend(&state.db, user.id, &entry).await?;
+    state.sanctions.set_suspension(user.id, None);
+    tracing::info!(user = %user.username, by = %caller.username, "suspension lifted");
+    Ok(Json(Suspension { username: user.username, suspended: false, until: None, reason: None }))
+}
+
+/// Delete a user's messages, in one room or everywhere, as a background job: follow it with
+/// `GET /api/jobs/{id}` or `job.subscribe` (`job.progress`, `job.finished`). Each message
+/// becomes a deleted message (`message.deleted` to its room).
+#[utoipa::path(post, path = "/api/users/{username}/purge", tag = "moderation", security(("bearer" = [])),
+    params(("username" = String, Path, description = "The account")), request_body = PurgeRequest,
+    responses(
+        (status = 202, description = "Accepted; the job runs in the background", body = JobAccepted),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user or room", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid room", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn purge(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(username): Path<String>,
+    body: Option<ApiJson<PurgeRequest>>,
+) -> AppResult<(StatusCode, Json<JobAccepted>)> {
+    admin(&caller)?;
+    let body = body.map(|ApiJson(b)| b).unwrap_or_default();
+    let user = account(&state, &username).await?;
+    let room = match body.room.as_deref() {
+        None => None,
+        Some(name) => {
+            let name = validate::room_name(name).map_err(|m| AppError::invalid("room", m))?;
+            Some(rooms::by_name(&state.db, name).await?.ok_or(AppError::NotFound("room"))?)
+        }
+    };
+    let mut entry = audit::entry(&state, &caller, ModerationAction::Purge);
+    (entry.target, entry.room) = (Some(user.username.clone()), room.as_ref().map(|r| r.name.clone()));
+    let job = jobs::create_purge(&state.db, caller.user_id, user.id, room.as_ref().map(|r| r.name.as_str()), &entry).await?;
+    let job_id = job.id;
+    tracing::info!(job = job_id, user = %user.username, by = %caller.username, room = ?entry.room, "purge queued");
+    state.jobs.spawn(state.db.clone(), state.layer.clone(), job);
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_close_reason_fits_a_close_frame_and_never_cuts_a_character() {
+        assert_eq!(close_reason(None), "account suspended");
+        let long = close_reason(Some(&"é".repeat(200)));
+        assert!(long.len() <= MAX_CLOSE_REASON && long.starts_with("account suspended: é"));
+    }
+}
