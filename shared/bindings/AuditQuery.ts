@@ -31,7 +31,7 @@ after: Timestamp | null,
  */
 before: Timestamp | null, 
 /**
- * `next_cursor` of the previous page.
+ * `next_cursor` of the previous page (decimal digits; empty: the first page).
  */
 cursor: string | null, 
 /**

@@ -13,6 +13,6 @@ room: string,
  */
 user: string, 
 /**
- * Why, up to 500 characters; shown to the user.
+ * Why, up to 500 characters (no control characters but line breaks); shown to the user.
  */
 reason?: string, };

@@ -9,6 +9,7 @@ export type ReportParams = {
  */
 id: number, 
 /**
- * What is wrong with it: 1 to 500 characters.
+ * What is wrong with it: 1 to 500 characters, not only spaces, no control characters but
+ * line breaks.
  */
 reason: string, };

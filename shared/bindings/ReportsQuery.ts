@@ -14,7 +14,7 @@ room: string | null,
  */
 state: ReportState | null, 
 /**
- * `next_cursor` of the previous page.
+ * `next_cursor` of the previous page (decimal digits; empty: the first page).
  */
 cursor: string | null, 
 /**

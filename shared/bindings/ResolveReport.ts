@@ -5,10 +5,11 @@
  */
 export type ResolveReport = { 
 /**
- * What was done about it, 1 to 64 characters: `dismissed`, `deleted`, `banned`, … .
+ * What was done about it, 1 to 64 characters, not only spaces, no control characters:
+ * `dismissed`, `deleted`, `banned`, … .
  */
 action: string, 
 /**
- * A note for the other moderators, up to 500 characters.
+ * A note for the other moderators, up to 500 characters (no control characters but line breaks).
  */
 note?: string, };

@@ -5,7 +5,7 @@
  */
 export type SuspendRequest = { 
 /**
- * Why, up to 500 characters; shown to the user.
+ * Why, up to 500 characters (no control characters but line breaks); shown to the user.
  */
 reason?: string, 
 /**

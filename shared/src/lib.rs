@@ -31,6 +31,7 @@ pub mod time;
 pub mod tokens;
 pub mod webhooks;
 pub mod validate;
+pub mod whole;
 
 #[cfg(feature = "openapi")]
 pub mod schema;

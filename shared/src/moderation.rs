@@ -117,8 +117,8 @@ wire! {
         /// The username to take out of the room.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{3,32}$", min_length = 3, max_length = 32))]
         pub user: String,
-        /// Why, up to 500 characters; shown to the user.
-        #[cfg_attr(feature = "openapi", schema(max_length = 500))]
+        /// Why, up to 500 characters (no control characters but line breaks); shown to the user.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$", max_length = 500))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub reason: Option<String>,
@@ -132,14 +132,14 @@ wire! {
         /// The username.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{3,32}$", min_length = 3, max_length = 32))]
         pub user: String,
-        /// Why, up to 500 characters; shown to the user.
-        #[cfg_attr(feature = "openapi", schema(max_length = 500))]
+        /// Why, up to 500 characters (no control characters but line breaks); shown to the user.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$", max_length = 500))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub reason: Option<String>,
         /// Seconds until it ends on its own, 1 to 31 622 400 (a year); absent: until lifted.
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 31_622_400))]
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, with = "crate::whole", skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
         pub duration_secs: Option<u64>,
     }
@@ -152,14 +152,14 @@ wire! {
         /// The username.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{3,32}$", min_length = 3, max_length = 32))]
         pub user: String,
-        /// Why, up to 500 characters; shown to the user.
-        #[cfg_attr(feature = "openapi", schema(max_length = 500))]
+        /// Why, up to 500 characters (no control characters but line breaks); shown to the user.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$", max_length = 500))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub reason: Option<String>,
         /// Seconds until it ends on its own, 1 to 31 622 400 (a year); absent: until lifted.
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 31_622_400))]
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, with = "crate::whole", skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
         pub duration_secs: Option<u64>,
     }
@@ -241,8 +241,9 @@ wire! {
     pub struct ReportParams {
         /// The message's id.
         pub id: i64,
-        /// What is wrong with it: 1 to 500 characters.
-        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
+        /// What is wrong with it: 1 to 500 characters, not only spaces, no control characters but
+        /// line breaks.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$", min_length = 1, max_length = 500))]
         pub reason: String,
     }
 
@@ -279,14 +280,14 @@ wire! {
     /// The body of `POST /api/users/{username}/suspend`.
     #[derive(Default)]
     pub struct SuspendRequest {
-        /// Why, up to 500 characters; shown to the user.
-        #[cfg_attr(feature = "openapi", schema(max_length = 500))]
+        /// Why, up to 500 characters (no control characters but line breaks); shown to the user.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$", max_length = 500))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub reason: Option<String>,
         /// Seconds until it ends on its own, 1 to 31 622 400; absent: until lifted.
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 31_622_400))]
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, with = "crate::whole", skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
         pub duration_secs: Option<u64>,
     }
@@ -347,11 +348,12 @@ wire! {
 
     /// The body of `POST /api/reports/{id}/resolve`.
     pub struct ResolveReport {
-        /// What was done about it, 1 to 64 characters: `dismissed`, `deleted`, `banned`, … .
-        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+        /// What was done about it, 1 to 64 characters, not only spaces, no control characters:
+        /// `dismissed`, `deleted`, `banned`, … .
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$", min_length = 1, max_length = 64))]
         pub action: String,
-        /// A note for the other moderators, up to 500 characters.
-        #[cfg_attr(feature = "openapi", schema(max_length = 500))]
+        /// A note for the other moderators, up to 500 characters (no control characters but line breaks).
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$", max_length = 500))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub note: Option<String>,
@@ -366,8 +368,8 @@ wire! {
         pub room: Option<String>,
         /// `open` (default) or `resolved`.
         pub state: Option<ReportState>,
-        /// `next_cursor` of the previous page.
-        #[cfg_attr(feature = "openapi", param(pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$", max_length = 100))]
+        /// `next_cursor` of the previous page (decimal digits; empty: the first page).
+        #[cfg_attr(feature = "openapi", param(pattern = "^[0-9]{0,18}$", max_length = 18))]
         pub cursor: Option<String>,
         /// 1 to 200, default 50.
         #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
@@ -417,8 +419,8 @@ wire! {
         pub after: Option<Timestamp>,
         /// Only entries before this time (RFC 3339).
         pub before: Option<Timestamp>,
-        /// `next_cursor` of the previous page.
-        #[cfg_attr(feature = "openapi", param(pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$", max_length = 100))]
+        /// `next_cursor` of the previous page (decimal digits; empty: the first page).
+        #[cfg_attr(feature = "openapi", param(pattern = "^[0-9]{0,18}$", max_length = 18))]
         pub cursor: Option<String>,
         /// 1 to 200, default 50.
         #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]

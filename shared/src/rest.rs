@@ -197,9 +197,15 @@ wire! {
         Csv,
     }
 
+    /// What `POST /api/jobs` starts (a purge starts from `POST /api/users/{username}/purge`).
+    #[serde(rename_all = "snake_case")]
+    pub enum CreateJobKind {
+        ExportRoom,
+    }
+
     /// The body of `POST /api/jobs`.
     pub struct CreateJob {
-        pub kind: JobKind,
+        pub kind: CreateJobKind,
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
         pub room: String,
         pub format: ExportFormat,

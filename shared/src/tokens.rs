@@ -36,27 +36,6 @@ pub const MAX_TOKEN_NAME_CHARS: usize = 64;
 /// Longest lifetime `expires_in_days` may ask for (ten years).
 pub const MAX_TOKEN_DAYS: u32 = 3650;
 
-/// `expires_in_days`: a JSON integer, or a number without a fraction (`90.0`), which JSON
-/// Schema counts as an integer too; the range is checked by the server, naming the field.
-mod whole_days {
-    use serde::de::Error as _;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(days: &Option<u32>, serializer: S) -> Result<S::Ok, S::Error> {
-        days.serialize(serializer)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
-        let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
-        let whole = match (number.as_u64(), number.as_f64()) {
-            (Some(n), _) => Some(n),
-            (None, Some(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => Some(f as u64),
-            _ => None,
-        };
-        whole.and_then(|n| u32::try_from(n).ok()).map(Some).ok_or_else(|| D::Error::custom("must be a whole number of days, 1 to 3650"))
-    }
-}
-
 wire! {
     /// What an API token may do.
     #[derive(Copy, Eq, Hash, PartialOrd, Ord)]
@@ -81,7 +60,7 @@ wire! {
         pub scopes: Vec<Scope>,
         /// Days until the token stops working, 1 to 3650; absent means it never expires.
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
-        #[serde(default, with = "whole_days", skip_serializing_if = "Option::is_none")]
+        #[serde(default, with = "crate::whole", skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
         pub expires_in_days: Option<u32>,
     }

@@ -88,12 +88,35 @@ impl Page {
 
     /// Cuts `rows` (fetched with one extra) to `limit`, with the cursor of the next page when
     /// there is one.
-    pub fn split<T>(mut rows: Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+    pub fn split<T>(rows: Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+        Self::split_with(rows, limit, |row| Self::encode(&key(row)))
+    }
+
+    /// [`split`](Self::split) for the lists ordered by id, newest first (reports, the audit
+    /// log): their cursor is the last id in decimal, which the OpenAPI pattern can state
+    /// exactly (`^[0-9]{0,18}$`), so every cursor the schema allows is a position.
+    pub fn split_by_id<T>(rows: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<String>) {
+        Self::split_with(rows, limit, |row| id(row).to_string())
+    }
+
+    /// The id an id cursor stands for (the list continues below it); -32602 / 422 `cursor`
+    /// when it is not 1 to 18 decimal digits. An empty cursor means the first page: `None`.
+    pub fn decode_id(cursor: Option<&str>) -> Result<Option<i64>, AppError> {
+        match cursor {
+            None | Some("") => Ok(None),
+            Some(digits) if digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                digits.parse().map(Some).map_err(|_| AppError::invalid("cursor", "must be a next_cursor a list returned"))
+            }
+            Some(_) => Err(AppError::invalid("cursor", "must be a next_cursor a list returned (1 to 18 digits)")),
+        }
+    }
+
+    fn split_with<T>(mut rows: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
         if rows.len() <= limit {
             return (rows, None);
         }
         rows.truncate(limit);
-        let next = rows.last().map(|last| Self::encode(&key(last)));
+        let next = rows.last().map(cursor);
         (rows, next)
     }
 }

@@ -580,7 +580,24 @@ async fn a_member_reports_a_message_once_and_the_rooms_moderators_see_and_resolv
     let mine: ReportsPage = body(r.app.get("/api/reports", Some(&r.member.access_token)).await).await;
     assert!(mine.reports.is_empty(), "a member moderates no room");
 
+    // The filters and cursors the schema allows are positions; what it does not allow is 422.
+    let admin = &r.admin.access_token;
+    for refused in ["/api/reports?room=", "/api/reports?room=no%20such", "/api/reports?cursor=abc", "/api/reports?cursor=1234567890123456789"] {
+        let field = if refused.contains("room") { "room" } else { "cursor" };
+        assert_eq!(problem(r.app.get(refused, Some(admin)).await, 422).await.field.as_deref(), Some(field), "{refused}");
+    }
+    let below_all: ReportsPage = body(r.app.get(&format!("{queue}&cursor=1"), Some(admin)).await).await;
+    assert!(below_all.reports.is_empty());
+    let above_all: ReportsPage = body(r.app.get(&format!("{queue}&cursor=999999999999999999"), Some(admin)).await).await;
+    assert_eq!(above_all.reports.len(), 1);
+    let first_page: ReportsPage = body(r.app.get(&format!("{queue}&cursor="), Some(admin)).await).await;
+    assert_eq!(first_page.reports.len(), 1);
+
     let resolve = format!("/api/reports/{}/resolve", filed.report_id);
+    for bad in [json!({ "action": "  " }), json!({ "action": "deleted\u{9d}" }), json!({ "action": "dismissed", "note": "tab\there" })] {
+        let field = if bad.get("note").is_some() { "note" } else { "action" };
+        assert_eq!(problem(post(&r.app, &resolve, &r.moderator.access_token, bad).await, 422).await.field.as_deref(), Some(field));
+    }
     problem(post(&r.app, &resolve, &r.member.access_token, json!({ "action": "dismissed" })).await, 404).await;
     let done: confab_shared::moderation::Report = body(post(&r.app, &resolve, &r.moderator.access_token, json!({ "action": "dismissed", "note": "banter" })).await).await;
     assert_eq!((done.state, done.resolution.as_deref(), done.note.as_deref()), (ReportState::Resolved, Some("dismissed"), Some("banter")));
@@ -630,6 +647,7 @@ async fn the_audit_log_pages_newest_first_with_filters_for_admins_only() {
     assert!(future.entries.is_empty());
     problem(r.app.get("/api/audit", Some(&r.owner.access_token)).await, 403).await;
     assert_eq!(problem(r.app.get("/api/audit?cursor=%21", Some(admin)).await, 422).await.field.as_deref(), Some("cursor"));
+    assert_eq!(problem(r.app.get("/api/audit?room=", Some(admin)).await, 422).await.field.as_deref(), Some("room"));
     assert_eq!(problem(r.app.get("/api/audit?action=nope", Some(admin)).await, 422).await.field.as_deref(), Some("action"));
 }
 

@@ -11,7 +11,7 @@
 
 use confab_shared::rpc::JobSubscribeParams;
 use confab_shared::rpc::notify::JobProgress;
-use confab_shared::{CreateJob, ExportFormat, Job, JobKind, JobState};
+use confab_shared::{CreateJob, CreateJobKind, ExportFormat, Job, JobState};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsValue;
@@ -44,7 +44,7 @@ impl Jobs {
 
     /// Starts exporting a room's history and follows its progress.
     pub async fn start(self, room: String, format: ExportFormat) {
-        let body = CreateJob { kind: JobKind::ExportRoom, room: room.clone(), format: format.clone() };
+        let body = CreateJob { kind: CreateJobKind::ExportRoom, room: room.clone(), format: format.clone() };
         let token = match self.access_token().await {
             Ok(token) => token,
             Err(why) => return self.toasts.error(format!("Could not start the export: {why}")),

@@ -96,6 +96,13 @@ macro_rules! methods {
             let cfg = ts_rs::Config::default();
             vec![$(($name, <$params as TS>::name(&cfg), <$result as TS>::name(&cfg), concat!($($doc),*)),)*]
         }
+
+        /// Visits every method's params and result type, so the bindings export each one (and
+        /// what it refers to) whether or not another exported type mentions it.
+        #[cfg(feature = "ts")]
+        pub fn visit_types(visitor: &mut impl ts_rs::TypeVisitor) {
+            $(visitor.visit::<$params>(); visitor.visit::<$result>();)*
+        }
     };
 }
 

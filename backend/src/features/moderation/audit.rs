@@ -60,7 +60,7 @@ pub fn admin(caller: &Identity) -> AppResult<()> {
 pub async fn list(State(state): State<AppState>, AuthUser(caller): AuthUser, ApiQuery(q): ApiQuery<AuditQuery>) -> AppResult<Json<AuditPage>> {
     admin(&caller)?;
     let limit = list_limit(q.limit, 50)?;
-    let before_id = q.cursor.as_deref().filter(|c| !c.is_empty()).map(id_cursor).transpose()?;
+    let before_id = Page::decode_id(q.cursor.as_deref())?;
     let bounded = |value: Option<String>, field: &'static str, max: usize| -> AppResult<Option<String>> {
         match value.filter(|v| !v.is_empty()) {
             Some(v) if v.chars().count() > max => Err(AppError::invalid(field, format!("at most {max} characters"))),
@@ -70,13 +70,13 @@ pub async fn list(State(state): State<AppState>, AuthUser(caller): AuthUser, Api
     let filter = AuditFilter {
         actor: bounded(q.actor, "actor", 32)?,
         target: bounded(q.target, "target", 64)?,
-        room: bounded(q.room, "room", 64)?,
+        room: room_filter(q.room.as_deref())?.map(str::to_owned),
         action: q.action,
         after: q.after.map(|t| t.0.timestamp_millis()),
         before: q.before.map(|t| t.0.timestamp_millis()),
     };
     let rows = store::audit_page(&state.db, &filter, before_id, limit as u64 + 1).await?;
-    let (rows, next_cursor) = Page::split(rows, limit, |r| r.id.to_string());
+    let (rows, next_cursor) = Page::split_by_id(rows, limit, |r| r.id);
     let entries = rows
         .into_iter()
         .map(|r| AuditEntry {
@@ -95,7 +95,8 @@ pub async fn list(State(state): State<AppState>, AuthUser(caller): AuthUser, Api
     Ok(Json(AuditPage { entries, next_cursor }))
 }
 
-/// The id a newest-first cursor stands for: -32602 / 422 `cursor` when it is not one of ours.
-pub fn id_cursor(cursor: &str) -> AppResult<i64> {
-    Page::decode(cursor)?.parse().map_err(|_| AppError::invalid("cursor", "must be a next_cursor a list returned"))
+/// A list's `room` filter: absent, or a room name (-32602 / 422 `room` otherwise, the empty
+/// name included: the schema's pattern does not allow it).
+pub fn room_filter(room: Option<&str>) -> AppResult<Option<&str>> {
+    room.map(|name| confab_shared::validate::room_name(name).map_err(|why| AppError::invalid("room", why))).transpose()
 }

@@ -41,17 +41,18 @@ pub fn router() -> Router<AppState> {
     Router::new().merge(accounts::router()).merge(reports::router()).merge(audit::router())
 }
 
-/// A `reason` as given: trimmed, at most [`MAX_REASON_CHARS`], without control characters;
-/// empty means none.
+/// A `reason` as given (at most [`MAX_REASON_CHARS`], no control characters but line breaks,
+/// as the schema's pattern says), stored trimmed; empty or only spaces means none.
 pub fn reason(raw: Option<&str>, field: &'static str) -> AppResult<Option<String>> {
-    let Some(text) = raw.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
-    if text.chars().count() > MAX_REASON_CHARS {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw.chars().count() > MAX_REASON_CHARS {
         return Err(AppError::invalid(field, format!("at most {MAX_REASON_CHARS} characters")));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(AppError::invalid(field, "must not contain control characters"));
+    if raw.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(AppError::invalid(field, "must not contain control characters but line breaks"));
     }
-    Ok(Some(text.to_owned()))
+    let text = raw.trim();
+    Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
 /// When a decision of `duration_secs` taken now ends, in milliseconds (`None`: until lifted).

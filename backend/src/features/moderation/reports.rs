@@ -10,7 +10,7 @@ use confab_shared::moderation::{
 };
 use confab_shared::{Problem, Timestamp, validate};
 
-use super::audit::{self, id_cursor};
+use super::audit::{self, room_filter};
 use super::reason;
 use super::roles::{self, Rank};
 use crate::auth::Identity;
@@ -98,10 +98,10 @@ async fn to_wire(state: &AppState, rows: Vec<ReportRow>) -> AppResult<Vec<Report
     ))]
 pub async fn list(State(state): State<AppState>, AuthUser(caller): AuthUser, ApiQuery(q): ApiQuery<ReportsQuery>) -> AppResult<Json<ReportsPage>> {
     let limit = list_limit(q.limit, 50)?;
-    let before = q.cursor.as_deref().filter(|c| !c.is_empty()).map(id_cursor).transpose()?;
-    let rooms = visible_rooms(&state, &caller, q.room.as_deref().filter(|r| !r.is_empty())).await?;
+    let before = Page::decode_id(q.cursor.as_deref())?;
+    let rooms = visible_rooms(&state, &caller, room_filter(q.room.as_deref())?).await?;
     let rows = store::reports_page(&state.db, q.state.unwrap_or(ReportState::Open), rooms.as_deref(), before, limit as u64 + 1).await?;
-    let (rows, next_cursor) = Page::split(rows, limit, |r| r.id.to_string());
+    let (rows, next_cursor) = Page::split_by_id(rows, limit, |r| r.id);
     Ok(Json(ReportsPage { reports: to_wire(&state, rows).await?, next_cursor }))
 }
 
@@ -123,8 +123,8 @@ pub async fn resolve(
 ) -> AppResult<Json<Report>> {
     let id = path_id(&id, "report")?;
     let action = body.action.trim();
-    if action.is_empty() || action.chars().count() > 64 || action.chars().any(char::is_control) {
-        return Err(AppError::invalid("action", "1 to 64 characters, without control characters"));
+    if action.is_empty() || body.action.chars().count() > 64 || body.action.chars().any(char::is_control) {
+        return Err(AppError::invalid("action", "1 to 64 characters, not only spaces, without control characters"));
     }
     let note = reason(body.note.as_deref(), "note")?;
     let row = store::report_by_id(&state.db, id).await?.ok_or(AppError::NotFound("report"))?;
