@@ -72,6 +72,8 @@ export type { SendParams } from "./SendParams.js";
 export type { SessionExpiring } from "./SessionExpiring.js";
 export type { SessionTokens } from "./SessionTokens.js";
 export type { Status } from "./Status.js";
+export type { StreamClosed } from "./StreamClosed.js";
+export type { StreamOpened } from "./StreamOpened.js";
 export type { SyncParams } from "./SyncParams.js";
 export type { SyncResult } from "./SyncResult.js";
 export type { Timestamp } from "./Timestamp.js";

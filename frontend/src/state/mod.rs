@@ -294,6 +294,8 @@ impl Chat {
             Notification::ReadMoved(ReadCursor::Room { room, id }) => self.rooms.read_moved(room, id),
             Notification::JobProgress(progress) => self.jobs.progress(&progress),
             Notification::JobFinished(job) => self.jobs.update(job),
+            // The HTTP stream's own events; the web app speaks over the socket.
+            Notification::StreamOpened(_) | Notification::StreamClosed(_) => {}
         }
     }
 

@@ -81,6 +81,10 @@ notifications! {
     SessionExpiring = "session.expiring" (SessionExpiring);
     /// Another connection of this user moved a read cursor.
     ReadMoved = "read.moved" (ReadCursor);
+    /// HTTP streaming only: the stream's first event, naming the session its calls are posted to.
+    StreamOpened = "stream.opened" (StreamOpened);
+    /// HTTP streaming only: the stream's last event, with the close code a socket would have closed with.
+    StreamClosed = "stream.closed" (StreamClosed);
 }
 
 impl Notification {
@@ -155,6 +159,20 @@ wire! {
         /// The JSON the publisher sent, unchanged.
         #[cfg_attr(feature = "ts", ts(type = "unknown"))]
         pub payload: serde_json::Value,
+    }
+
+    /// An HTTP stream's session (`GET /api/stream`).
+    pub struct StreamOpened {
+        /// Where this stream's calls go: `POST /api/stream/{session}` (unguessable; dies with the stream).
+        pub session: String,
+    }
+
+    /// Why an HTTP stream ended.
+    pub struct StreamClosed {
+        /// The close code a socket would have closed with (see Close codes).
+        pub code: u16,
+        /// Its reason phrase.
+        pub reason: String,
     }
 
     /// When the connection's access token expires.
