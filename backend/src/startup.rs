@@ -80,6 +80,7 @@ impl Application {
             hasher,
             upgrades: Arc::new(tokio::sync::Semaphore::new(config.max_pending_upgrades.max(1))),
             sockets: Arc::new(ws::caps::SocketCaps::new(config.max_sockets_per_ip, config.max_sockets_per_user)),
+            streams: Arc::default(),
             write_budgets: Arc::new(ws::limits::WriteBudgets::new(config.write_bytes_per_sec)),
             client_ip: Arc::new(config.client_ip_policy()),
             token_usage: Arc::default(),

@@ -21,6 +21,7 @@ use crate::presence::batch::Batcher;
 use crate::storage::Db;
 use crate::ws::caps::SocketCaps;
 use crate::ws::limits::WriteBudgets;
+use crate::ws::streams::Streams;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -45,6 +46,8 @@ pub struct AppState {
     pub upgrades: Arc<Semaphore>,
     /// Open sockets per client address and per user (`CONFAB_MAX_SOCKETS_PER_*`).
     pub sockets: Arc<SocketCaps>,
+    /// The open HTTP streams' sessions by id, where their POSTs find them.
+    pub streams: Arc<Streams>,
     /// Message bytes per user across their sockets (`CONFAB_WRITE_BYTES_PER_SEC`).
     pub write_budgets: Arc<WriteBudgets>,
     /// How a request's client address is found (`CONFAB_TRUSTED_PROXIES`).

@@ -34,6 +34,8 @@ const CONNECTING: &str = include_str!("prose/connecting.md");
 const DELIVERY: &str = include_str!("prose/delivery.md");
 /// Presence and paging.
 const PRESENCE: &str = include_str!("prose/presence.md");
+/// HTTP streaming: the same protocol over an event stream and POSTs.
+const STREAMING: &str = include_str!("prose/streaming.md");
 
 /// The pages' styles are files, not inline `<style>`: the pages' Content-Security-Policy
 /// allows styles from this origin only (see `crate::headers`).
@@ -78,6 +80,8 @@ fn prose(source: &str) -> Vec<Block> {
         ("presence_watch_max", default_of("presence_watch_max")),
         ("presence_tick_ms", default_of("presence_tick_ms")),
         ("room_presence_detail_max", default_of("room_presence_detail_max")),
+        ("stream_keepalive_secs", crate::ws::stream::KEEPALIVE.as_secs().to_string()),
+        ("posts_in_line", crate::ws::streams::POSTS_IN_LINE.to_string()),
     ];
     let mut text = source.to_owned();
     for (name, value) in values {
@@ -181,6 +185,7 @@ fn reference() -> Vec<Block> {
             .collect(),
     ));
     out.push(Block::Para(confab_shared::rpc::reconnect::RULE.to_owned()));
+    out.extend(prose(STREAMING));
     out.extend(prose(DELIVERY));
     out.extend(prose(PRESENCE));
     out.push(Block::Heading(2, "Types".to_owned()));

@@ -1,12 +1,16 @@
-//! The WebSocket endpoint: authentication at the upgrade, then one session per socket.
+//! The live endpoints: the WebSocket, and the HTTP stream for networks that break it;
+//! authentication before either exists, then one session per connection, whichever the
+//! transport.
 //!
 //! # Layout
-//! - this file: `GET /ws`: Origin allow-list, open sockets per client address, a bounded
-//!   number of handshakes in progress, token from the header or the `bearer.` subprotocol,
-//!   open sockets per user, the `connect` hook, socket limits; everything is decided before
-//!   the socket exists.
-//! - [`caps`]: the open-socket counts per address and per user, and their slots.
-//! - [`session`]: a connection's life: reader loop, timers, close codes.
+//! - this file: `GET /ws`, and what both transports pass before a session exists
+//!   ([`admit`]): Origin allow-list, open connections per client address, a bounded number
+//!   of handshakes in progress, the token (from the header, or for the socket the `bearer.`
+//!   subprotocol), open connections per user, the `connect` hook.
+//! - [`stream`]: `GET /api/stream` and `POST /api/stream/{session}`, the same protocol over
+//!   an event stream and POSTs; [`streams`]: the open streams' sessions by id.
+//! - [`caps`]: the open-connection counts per address and per user, and their slots.
+//! - [`session`]: a connection's life, over either transport: reader loop, timers, close codes.
 //! - [`writer`]: the writer task: batched writes, fan-out coalesced within a window.
 //! - [`dispatch`]: method → feature.
 //! - [`conn`]: the per-connection state; [`limits`]: the call rate limiter.
@@ -18,6 +22,8 @@ pub mod conn;
 pub mod dispatch;
 pub mod limits;
 pub mod session;
+pub mod stream;
+pub mod streams;
 pub mod writer;
 
 use std::net::SocketAddr;
@@ -28,11 +34,13 @@ use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 use confab_shared::hooks::{ConnectHookParams, HookName, HookRequest};
 use confab_shared::rpc::{BEARER_PROTOCOL_PREFIX, SUBPROTOCOL};
 
 pub use conn::Conn;
 
+use crate::auth::Identity;
 use crate::client_ip::IpBucket;
 use crate::error::AppError;
 use crate::features::hooks;
@@ -59,7 +67,71 @@ const UPGRADE_WAIT: Duration = Duration::from_secs(1);
 const AT_CAP_RETRY_AFTER_SECS: u64 = 10;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/ws", get(upgrade))
+    Router::new().route("/ws", get(upgrade)).merge(stream::router())
+}
+
+/// A connection that passed every check: who it is, the rooms the `connect` hook joins it
+/// to, and its places under the caps (held for as long as its session runs).
+pub struct Admitted {
+    pub identity: Option<Identity>,
+    pub rooms: Vec<String>,
+    /// The handshake slot: let go once the connection exists.
+    pub handshake: tokio::sync::OwnedSemaphorePermit,
+    pub places: Places,
+}
+
+/// A connection's places under the per-address and per-user caps; dropping them frees both.
+pub struct Places {
+    _address: Option<caps::Slot<IpBucket>>,
+    _user: Option<caps::Slot<i64>>,
+}
+
+/// What a socket upgrade and a stream's opening both pass, in this order, before their
+/// session exists; `token` is the bearer token the request carries, if any.
+pub async fn admit(state: &AppState, peer: SocketAddr, headers: &HeaderMap, token: Option<String>) -> Result<Admitted, Response> {
+    if !origin_allowed(state, headers) {
+        return Err(AppError::Forbidden("origin not allowed").into_response());
+    }
+    // The address's cap first: a flood from one address costs a map lookup per attempt,
+    // never a handshake slot or a token check.
+    let address = IpBucket::of(state.client_ip.client_ip(peer.ip(), headers));
+    let Ok(address_slot) = state.sockets.admit_address(address) else {
+        return Err(at_cap(format!("too many open sockets and streams from this address (at most {})", state.config.max_sockets_per_ip)));
+    };
+    // Bounded accept work: a reconnect storm waits in a short line (FIFO) for a handshake
+    // slot, and what cannot get one soon is told to come back rather than piling up.
+    let handshake = match tokio::time::timeout(UPGRADE_WAIT, state.upgrades.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        Ok(Err(_)) | Err(_) => return Err(AppError::Busy { retry_after_secs: 1 }.into_response()),
+    };
+    let identity = match token {
+        None => None,
+        Some(token) => match crate::auth::authenticate(state, &token).await {
+            Ok(identity) => Some(identity),
+            Err(err) => return Err(err.into_response()),
+        },
+    };
+    let user_slot = match &identity {
+        None => None,
+        Some(me) => match state.sockets.admit_user(me.user_id) {
+            Ok(slot) => slot,
+            Err(_) => {
+                return Err(at_cap(format!("too many open sockets and streams for this user (at most {})", state.config.max_sockets_per_user)));
+            }
+        },
+    };
+    // The application's say, last: only a connection that passed every check of ours costs
+    // the backend a request (and the handshake slot bounds how many wait on it at once).
+    let mut rooms = Vec::new();
+    if state.hooks.is_on(HookName::Connect) {
+        let claimed = identity.as_ref().and_then(|me| me.external.as_ref()).map(|e| e.rooms.clone()).unwrap_or_default();
+        let request = HookRequest::Connect { user: identity.as_ref().map(hooks::user), params: ConnectHookParams { rooms: claimed } };
+        match state.hooks.allowed(&request).await {
+            Ok(allowed) => rooms = allowed.rooms,
+            Err(denied) => return Err(denied.into_response()),
+        }
+    }
+    Ok(Admitted { identity, rooms, handshake, places: Places { _address: address_slot, _user: user_slot } })
 }
 
 async fn upgrade(
@@ -68,47 +140,11 @@ async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !origin_allowed(&state, &headers) {
-        return AppError::Forbidden("origin not allowed").into_response();
-    }
-    // The address's cap first: a flood from one address costs a map lookup per attempt,
-    // never a handshake slot or a token check.
-    let address = IpBucket::of(state.client_ip.client_ip(peer.ip(), &headers));
-    let Ok(address_slot) = state.sockets.admit_address(address) else {
-        return at_cap(format!("too many open sockets from this address (at most {})", state.config.max_sockets_per_ip));
-    };
-    // Bounded accept work: a reconnect storm waits in a short line (FIFO) for a handshake
-    // slot, and what cannot get one soon is told to come back rather than piling up.
-    let slot = match tokio::time::timeout(UPGRADE_WAIT, state.upgrades.clone().acquire_owned()).await {
-        Ok(Ok(slot)) => slot,
-        Ok(Err(_)) | Err(_) => return AppError::Busy { retry_after_secs: 1 }.into_response(),
-    };
     let token = header_token(&headers).or_else(|| protocol_token(&ws));
-    let identity = match token {
-        None => None,
-        Some(token) => match crate::auth::authenticate(&state, &token).await {
-            Ok(identity) => Some(identity),
-            Err(err) => return err.into_response(),
-        },
+    let Admitted { identity, rooms, handshake, places } = match admit(&state, peer, &headers, token).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
-    let user_slot = match &identity {
-        None => None,
-        Some(me) => match state.sockets.admit_user(me.user_id) {
-            Ok(slot) => slot,
-            Err(_) => return at_cap(format!("too many open sockets for this user (at most {})", state.config.max_sockets_per_user)),
-        },
-    };
-    // The application's say, last: only a socket that passed every check of ours costs the
-    // backend a request (and the handshake slot bounds how many wait on it at once).
-    let mut rooms = Vec::new();
-    if state.hooks.is_on(HookName::Connect) {
-        let claimed = identity.as_ref().and_then(|me| me.external.as_ref()).map(|e| e.rooms.clone()).unwrap_or_default();
-        let request = HookRequest::Connect { user: identity.as_ref().map(hooks::user), params: ConnectHookParams { rooms: claimed } };
-        match state.hooks.allowed(&request).await {
-            Ok(allowed) => rooms = allowed.rooms,
-            Err(denied) => return denied.into_response(),
-        }
-    }
     let max = state.config.max_frame_bytes;
     ws.protocols([SUBPROTOCOL])
         .max_message_size(max)
@@ -118,14 +154,22 @@ async fn upgrade(
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_failed_upgrade(|err| tracing::debug!(%err, "websocket upgrade failed"))
         .on_upgrade(move |socket| {
-            drop(slot);
+            drop(handshake);
             let tracker = state.sessions.clone();
             // The cap slots live exactly as long as the session's future: freed however it
             // ends (and, should the upgrade fail, with this closure).
-            let held = (address_slot, user_slot);
             tracker.track_future(async move {
-                let _held = held;
-                session::run(state, socket, identity, rooms, peer).await;
+                let _places = places;
+                let (sink, stream) = socket.split();
+                let link = session::Link {
+                    sink,
+                    inbound: stream.map(session::from_socket),
+                    keepalive: Duration::from_secs(state.config.ping_secs.max(1)),
+                    idle_limit: Some(Duration::from_secs(state.config.ping_secs.max(1) * 3)),
+                    lingers: true,
+                    kind: "socket",
+                };
+                session::run(state, link, identity, rooms, peer).await;
             })
         })
 }
@@ -137,7 +181,8 @@ fn at_cap(detail: String) -> Response {
     AppError::AtCap { detail, retry_after_secs: AT_CAP_RETRY_AFTER_SECS }.into_response()
 }
 
-fn header_token(headers: &HeaderMap) -> Option<String> {
+/// The `Authorization: Bearer` token of a request.
+pub fn header_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())

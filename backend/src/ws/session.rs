@@ -1,6 +1,13 @@
 //! A connection's life: open (groups, presence), the reader loop, the writer task, and the
 //! close (rooms left, presence uncounted, one log line).
 //!
+//! # Transports
+//! One session serves both transports. The socket ([`super::upgrade`]) and the HTTP stream
+//! ([`super::stream`]) each hand it a [`Link`]: a stream of [`Inbound`] frames (the socket's
+//! text frames, or the bodies of the stream's POSTs, each with the place its answer goes) and
+//! a sink the writer writes batches to (the socket, or the stream's response body). Dispatch,
+//! limits, timers, presence and the close codes are the same whichever it is.
+//!
 //! # Order
 //! The reader handles one frame at a time, so responses leave in request order. The one
 //! exception is pipelining: consecutive single `room.send` calls are checked and queued for
@@ -18,10 +25,12 @@
 //!
 //! # Close
 //! The writer task ([`super::writer`]) sends the close frame ahead of anything still queued.
-//! The session then keeps reading, discarding, until the client answers the close (or a
-//! grace period passes): closing a socket with unread requests in it would make the kernel
-//! reset the connection, and the reset destroys the close frame before the client reads it.
-//! A writer that fails for any reason ends the session at once.
+//! On a socket the session then keeps reading, discarding, until the client answers the
+//! close (or a grace period passes): closing a socket with unread requests in it would make
+//! the kernel reset the connection, and the reset destroys the close frame before the client
+//! reads it. A stream has no close handshake: its `stream.closed` event ends the body. A
+//! writer that fails for any reason ends the session at once; one that cannot write its
+//! close within the grace period is stopped.
 //!
 //! Every call is charged to the connection's [`CallLimits`] before anything else is looked
 //! at: a frame that is not JSON, a call with a bad envelope, an unknown method or bad params
@@ -32,15 +41,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{Message, Utf8Bytes};
 use confab_shared::Timestamp;
 use confab_shared::rpc::notify::SessionExpiring;
 use confab_shared::rpc::{
     ErrorObject, Frame, Incoming, MAX_ANSWER_BYTES, Method as _, Notification, Request, RequestId, Response, SendParams, close, decode_frame,
 };
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesOrdered, SplitStream};
+use futures_util::stream::FuturesOrdered;
+use futures_util::{Sink, Stream, StreamExt};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
 
 use super::Conn;
@@ -63,6 +73,40 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
 /// stops reading until the oldest is answered (back-pressure on a flat-out sender).
 const MAX_PIPELINED_SENDS: usize = 64;
 
+/// What a transport hands the session's reader.
+pub enum Inbound {
+    /// One JSON-RPC request or batch. Its answer goes to `reply` when there is one (the body
+    /// of the POST that carried it), else to the connection's queue (the socket).
+    Frame { text: Utf8Bytes, reply: Option<Reply> },
+    /// A sign of life that is not a call (a ping or a pong).
+    Alive,
+    /// End the session, closing with this code.
+    Close(u16),
+    /// The client is gone (reset, EOF) or its transport failed: nothing to send.
+    Gone(&'static str),
+}
+
+/// Where the answer to a POSTed frame goes: its reply frame, or `None` when it held only
+/// notifications.
+pub type Reply = oneshot::Sender<Option<String>>;
+
+/// A transport as the session sees it.
+pub struct Link<S, R> {
+    /// What the writer writes to: the socket's sending half, or the stream's response body.
+    pub sink: S,
+    /// What the client sends, in order.
+    pub inbound: R,
+    /// How often the writer proves the link alive when it has nothing to say (a ping, a comment).
+    pub keepalive: Duration,
+    /// How long the client may send nothing before it is taken for gone; `None` where silence
+    /// is normal (a stream whose client only listens: its writes fail when it is gone).
+    pub idle_limit: Option<Duration>,
+    /// Whether the client answers a close (the socket's close handshake, read up to its answer).
+    pub lingers: bool,
+    /// `socket` or `stream`, for the logs.
+    pub kind: &'static str,
+}
+
 /// Why the reader stopped.
 enum End {
     /// Close the socket with this code (the writer sends the close frame).
@@ -71,7 +115,15 @@ enum End {
     Gone(&'static str),
 }
 
-pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>, joined_at_connect: Vec<String>, peer: SocketAddr) {
+/// Runs one connection over `link` to its end; returns the close code it ended with (`None`:
+/// the client was gone, nothing was sent).
+pub async fn run<S, R>(state: AppState, link: Link<S, R>, identity: Option<Identity>, joined_at_connect: Vec<String>, peer: SocketAddr) -> Option<u16>
+where
+    S: Sink<Message> + Unpin + Send + 'static,
+    S::Error: std::fmt::Display,
+    R: Stream<Item = Inbound> + Unpin,
+{
+    let Link { sink, inbound: mut stream, keepalive, idle_limit, lingers, kind } = link;
     let started = std::time::Instant::now();
     let user_id = identity.as_ref().map(|i| i.user_id);
     let limits = QueueLimits { frames: state.config.outbox_capacity, bytes: state.config.outbox_max_bytes };
@@ -80,16 +132,14 @@ pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>,
     let mut conn = Conn::new(outbox.conn(), identity);
     let username = conn.identity.as_ref().map(|i| i.username.clone());
     METRICS.connections_opened.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(conn = conn.id, user = username.as_deref().unwrap_or("-"), %peer, "connection opened");
+    tracing::info!(conn = conn.id, user = username.as_deref().unwrap_or("-"), %peer, kind, "connection opened");
 
-    let (sink, mut stream) = socket.split();
-    let ping_every = Duration::from_secs(state.config.ping_secs.max(1));
-    let writer = tokio::spawn(super::writer::run(sink, inbox, ping_every, state.config.fanout_window()));
+    let mut writer = tokio::spawn(super::writer::run(sink, inbox, keepalive, state.config.fanout_window()));
     // Boxed, like every call below: an idle connection's task then holds only the reader's
     // own state, not room for the largest of these futures (kilobytes per connection).
     Box::pin(open(&state, &conn)).await;
     Box::pin(rooms::join_at_connect(&state, &mut conn, joined_at_connect)).await;
-    let end = Reader::new(&state, &conn, &outbox, &control).run(&mut conn, &mut stream).await;
+    let end = Reader::new(&state, &conn, &outbox, &control, idle_limit).run(&mut conn, &mut stream).await;
     // Ask the writer to stop at once, then leave the rooms before the goodbye: the rest of
     // the room learns of the departure without waiting for this client's close handshake.
     let code = match end {
@@ -102,9 +152,17 @@ pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>,
         Some(_) => {
             // The close handshake: the writer sends our close frame (ahead of anything still
             // queued) while we read, and drop, what the client still sends, up to its answer.
-            let handshake = futures_util::future::join(writer, linger(&mut stream));
+            // A stream's close is its last event; nothing comes back.
+            let answered = async {
+                if lingers {
+                    linger(&mut stream).await;
+                }
+            };
+            let handshake = futures_util::future::join(&mut writer, answered);
             if tokio::time::timeout(CLOSE_GRACE, handshake).await.is_err() {
                 tracing::debug!(conn = conn.id, "close handshake did not finish in time");
+                // A client that reads nothing keeps no writer (nor its queue) alive.
+                writer.abort();
             }
         }
         // Nothing to say to a peer that is gone.
@@ -120,17 +178,19 @@ pub async fn run(state: AppState, socket: WebSocket, identity: Option<Identity>,
         conn = conn.id,
         user = username.as_deref().unwrap_or("-"),
         %peer,
+        kind,
         duration_ms = started.elapsed().as_millis() as u64,
         close_code = code.unwrap_or(0),
         reason,
         "connection closed"
     );
+    code
 }
 
 /// Reads and drops frames until the client answers our close frame or the socket ends.
-async fn linger(stream: &mut SplitStream<WebSocket>) {
-    while let Some(Ok(message)) = stream.next().await {
-        if let Message::Close(_) = message {
+async fn linger(stream: &mut (impl Stream<Item = Inbound> + Unpin)) {
+    while let Some(inbound) = stream.next().await {
+        if let Inbound::Close(_) | Inbound::Gone(_) = inbound {
             break;
         }
     }
@@ -169,9 +229,17 @@ async fn finish(state: &AppState, conn: &mut Conn) {
     }
 }
 
-/// The responses of pipelined sends, in request order (`None`: a notification, no response).
+/// Where a frame's reply goes: the connection's queue (the socket), or the POST that
+/// carried the frame (the stream).
+enum To {
+    Outbox,
+    Post(Reply),
+}
+
+/// The responses of pipelined sends, in request order (`None`: a notification, no response),
+/// each with where it goes.
 struct Pipeline {
-    replies: FuturesOrdered<BoxFuture<'static, Option<String>>>,
+    replies: FuturesOrdered<BoxFuture<'static, (Option<String>, To)>>,
 }
 
 impl Pipeline {
@@ -187,33 +255,42 @@ impl Pipeline {
         self.replies.len() >= MAX_PIPELINED_SENDS
     }
 
-    fn push(&mut self, reply: BoxFuture<'static, Option<String>>) {
-        self.replies.push_back(reply);
+    fn push(&mut self, reply: BoxFuture<'static, Option<String>>, to: To) {
+        self.replies.push_back(Box::pin(async move { (reply.await, to) }));
     }
 
     /// The next send's response, once it has committed.
-    async fn next(&mut self) -> Option<Option<String>> {
+    async fn next(&mut self) -> Option<(Option<String>, To)> {
         self.replies.next().await
     }
 
     /// Answers every send in flight, in order: what any other call waits for.
     async fn drain(&mut self, outbox: &Outbox) {
-        while let Some(reply) = self.replies.next().await {
-            answer(outbox, reply);
+        while let Some((reply, to)) = self.replies.next().await {
+            answer(outbox, reply, to);
         }
     }
 }
 
-fn answer(outbox: &Outbox, reply: Option<String>) {
-    if let Some(reply) = reply {
-        outbox.answer(&reply.into());
+fn answer(outbox: &Outbox, reply: Option<String>, to: To) {
+    match to {
+        To::Outbox => {
+            if let Some(reply) = reply {
+                outbox.answer(&reply.into());
+            }
+        }
+        // A POST whose client went away has nobody to tell; its call did run.
+        To::Post(post) => {
+            let _ = post.send(reply);
+        }
     }
 }
 
 /// What the reader's timers are set for: when the peer was last heard from, and the access
 /// token's expiry (with its warning).
 struct Clock {
-    idle_limit: Duration,
+    /// `None`: silence is normal on this transport.
+    idle_limit: Option<Duration>,
     warning_secs: i64,
     last_heard: Instant,
     /// The expiry the timers are set for (`None` inside: the connection has no expiry).
@@ -238,7 +315,8 @@ impl Clock {
     /// The next instant the reader must wake for, given the current token expiry.
     fn next_deadline(&mut self, expires_at: Option<i64>) -> Instant {
         self.armed_for = Some(expires_at);
-        let mut due = self.last_heard + self.idle_limit;
+        // With no idle limit (and no expiry), a day: the timer is then only re-armed.
+        let mut due = self.last_heard + self.idle_limit.unwrap_or(Duration::from_secs(86_400));
         if let Some(exp) = expires_at {
             if self.warned_for != Some(exp) {
                 due = due.min(instant_of(exp - self.warning_secs));
@@ -262,7 +340,7 @@ impl Clock {
                 return Tick::Warn(exp);
             }
         }
-        if self.last_heard + self.idle_limit <= Instant::now() {
+        if self.idle_limit.is_some_and(|limit| self.last_heard + limit <= Instant::now()) {
             return Tick::Idle;
         }
         Tick::Rearmed
@@ -285,7 +363,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(state: &'a AppState, conn: &Conn, outbox: &'a Outbox, control: &'a Arc<Control>) -> Self {
+    fn new(state: &'a AppState, conn: &Conn, outbox: &'a Outbox, control: &'a Arc<Control>, idle_limit: Option<Duration>) -> Self {
         let config = &state.config;
         Self {
             state,
@@ -294,7 +372,7 @@ impl<'a> Reader<'a> {
             limits: CallLimits::new(config.rate_per_sec, conn.identity.as_ref().map(|me| state.write_budgets.for_user(me.user_id))),
             pipeline: Pipeline::new(),
             clock: Clock {
-                idle_limit: Duration::from_secs(config.ping_secs.max(1) * 3),
+                idle_limit,
                 warning_secs: config.expiry_warning_secs as i64,
                 last_heard: Instant::now(),
                 armed_for: None,
@@ -303,7 +381,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    async fn run(mut self, conn: &mut Conn, stream: &mut SplitStream<WebSocket>) -> End {
+    async fn run(mut self, conn: &mut Conn, stream: &mut (impl Stream<Item = Inbound> + Unpin)) -> End {
         // The futures the loop waits on across passes live as long as the loop: made afresh
         // on each pass, each would join and leave its wait list on every frame.
         let (state, control) = (self.state, self.control);
@@ -321,7 +399,7 @@ impl<'a> Reader<'a> {
             let congested = self.outbox.congested();
             let readable = !congested && !self.pipeline.is_full();
             tokio::select! {
-                Some(reply) = self.pipeline.next(), if !self.pipeline.is_empty() => answer(self.outbox, reply),
+                Some((reply, to)) = self.pipeline.next(), if !self.pipeline.is_empty() => answer(self.outbox, reply, to),
                 frame = stream.next(), if readable => {
                     let Some(message) = frame else { return End::Gone("eof") };
                     if let Some(end) = self.on_message(conn, message).await {
@@ -368,34 +446,48 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// One message from the socket; `Some` ends the session.
-    async fn on_message(&mut self, conn: &mut Conn, message: Result<Message, axum::Error>) -> Option<End> {
-        match message {
-            Ok(Message::Text(text)) => {
+    /// One thing from the transport; `Some` ends the session.
+    async fn on_message(&mut self, conn: &mut Conn, inbound: Inbound) -> Option<End> {
+        match inbound {
+            Inbound::Frame { text, reply } => {
                 self.clock.last_heard = Instant::now();
                 self.control.heard(crate::layer::hub::clock_ms());
                 METRICS.frames_received.fetch_add(1, Ordering::Relaxed);
+                let to = reply.map_or(To::Outbox, To::Post);
                 match decode_frame(&text) {
                     Frame::Single(Incoming { id, request: Ok(Request::RoomSend(params)) }) => {
                         let reply = Box::pin(submit_send(self.state, conn, &mut self.limits, id, params)).await;
-                        self.pipeline.push(reply);
+                        self.pipeline.push(reply, to);
                     }
                     frame => {
                         self.pipeline.drain(self.outbox).await;
                         let reply = Box::pin(handle_frame(self.state, conn, &mut self.limits, frame)).await;
-                        answer(self.outbox, reply);
+                        answer(self.outbox, reply, to);
                     }
                 }
                 None
             }
-            Ok(Message::Binary(_)) => Some(End::Close(close::UNSUPPORTED_DATA)),
-            Ok(Message::Close(_)) => Some(End::Close(close::NORMAL)),
-            Ok(Message::Ping(_) | Message::Pong(_)) => {
+            Inbound::Alive => {
                 self.clock.last_heard = Instant::now();
                 None
             }
-            Err(err) => Some(classify(err)),
+            Inbound::Close(code) => Some(End::Close(code)),
+            Inbound::Gone(reason) => Some(End::Gone(reason)),
         }
+    }
+}
+
+/// A socket message as the session takes it.
+pub fn from_socket(message: Result<Message, axum::Error>) -> Inbound {
+    match message {
+        Ok(Message::Text(text)) => Inbound::Frame { text, reply: None },
+        Ok(Message::Binary(_)) => Inbound::Close(close::UNSUPPORTED_DATA),
+        Ok(Message::Close(_)) => Inbound::Close(close::NORMAL),
+        Ok(Message::Ping(_) | Message::Pong(_)) => Inbound::Alive,
+        Err(err) => match classify(err) {
+            End::Close(code) => Inbound::Close(code),
+            End::Gone(reason) => Inbound::Gone(reason),
+        },
     }
 }
 
@@ -540,7 +632,7 @@ mod tests {
     }
 
     fn clock() -> Clock {
-        Clock { idle_limit: Duration::from_secs(60), warning_secs: 30, last_heard: Instant::now(), armed_for: None, warned_for: None }
+        Clock { idle_limit: Some(Duration::from_secs(60)), warning_secs: 30, last_heard: Instant::now(), armed_for: None, warned_for: None }
     }
 
     #[tokio::test]

@@ -189,7 +189,8 @@ impl Batch {
     }
 }
 
-fn reason_of(code: u16) -> &'static str {
+/// The reason phrase sent with a close code.
+pub fn reason_of(code: u16) -> &'static str {
     close::ALL.iter().find(|(c, _)| *c == code).map_or("", |(_, reason)| reason)
 }
 

@@ -698,3 +698,189 @@ pub fn sync_rooms(rooms: &[(&str, i64)], dm_after: Option<i64>) -> SyncParams {
     let rooms: BTreeMap<String, i64> = rooms.iter().map(|(r, id)| ((*r).to_owned(), *id)).collect();
     SyncParams { rooms, dm_after }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP stream client
+// ---------------------------------------------------------------------------------------------
+
+/// A client of the HTTP streaming transport: the event stream of `GET /api/stream` read as it
+/// arrives, and calls POSTed to its session. Events read while looking for something else
+/// wait in a backlog, in arrival order.
+pub struct StreamClient {
+    response: reqwest::Response,
+    /// Bytes of the body not yet parsed into events.
+    pending: Vec<u8>,
+    backlog: VecDeque<Value>,
+    /// A client with no overall timeout (a stream outlives any one request); waits are bounded by [`within`].
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    next_id: i64,
+    /// The session named by `stream.opened`.
+    pub session: String,
+    /// Comment lines read so far (the keep-alive).
+    pub comments: usize,
+}
+
+impl TestApp {
+    /// `GET /api/stream` as it answers, for refusals.
+    pub async fn stream_response(&self, token: Option<&str>, origin: Option<&str>) -> reqwest::Response {
+        let http = confab::tls::client_builder().build().expect("an HTTP client");
+        let mut request = http.get(self.url("/api/stream"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        within("the stream's response", request.send()).await.expect("the stream request is answered")
+    }
+
+    /// An open stream (of the token's user, or anonymous), its `stream.opened` read.
+    pub async fn stream(&self, token: Option<&str>) -> StreamClient {
+        let response = self.stream_response(token, None).await;
+        assert_eq!(response.status().as_u16(), 200, "the stream opens");
+        let http = confab::tls::client_builder().build().expect("an HTTP client");
+        let mut client = StreamClient {
+            response,
+            pending: Vec::new(),
+            backlog: VecDeque::new(),
+            http,
+            base: self.url("/api/stream/"),
+            token: token.map(str::to_owned),
+            next_id: 0,
+            session: String::new(),
+            comments: 0,
+        };
+        let first = within("stream.opened", client.read_event()).await.expect("a first event");
+        assert_eq!(first["method"], "stream.opened", "the first event: {first}");
+        client.session = first["params"]["session"].as_str().expect("a session id").to_owned();
+        client
+    }
+}
+
+impl StreamClient {
+    pub fn headers(&self) -> &reqwest::header::HeaderMap {
+        self.response.headers()
+    }
+
+    /// The next event's data, parsed (`None`: the body ended). Comments are counted.
+    /// Cancel-safe: bytes read are kept in `pending` until a whole event is there.
+    async fn read_event(&mut self) -> Option<Value> {
+        loop {
+            if let Some(end) = self.pending.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.pending.drain(..end + 2).collect();
+                let block = String::from_utf8(block).expect("the stream is UTF-8");
+                let mut data: Vec<&str> = Vec::new();
+                for line in block.lines() {
+                    if line.starts_with(':') {
+                        self.comments += 1;
+                    } else if let Some(rest) = line.strip_prefix("data: ") {
+                        data.push(rest);
+                    } else if !line.is_empty() {
+                        panic!("an unexpected line in the stream: {line:?}");
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                return Some(parse(&data.join("\n")));
+            }
+            match self.response.chunk().await {
+                Ok(Some(chunk)) => self.pending.extend_from_slice(&chunk),
+                Ok(None) => {
+                    assert!(self.pending.is_empty(), "the stream ended inside an event: {:?}", String::from_utf8_lossy(&self.pending));
+                    return None;
+                }
+                Err(err) => panic!("the stream failed: {err}"),
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> Value {
+        self.read_event().await.unwrap_or_else(|| panic!("the stream ended while an event was expected"))
+    }
+
+    /// POSTs `body` to this stream's session with `token` (`None`: no `Authorization`).
+    pub async fn post_as(&self, body: impl Into<String>, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}{}", self.base, self.session)).header("content-type", "application/json").body(body.into());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        within("a POST to the stream", request.send()).await.expect("the POST is answered")
+    }
+
+    /// POSTs `body` with the stream's own credentials.
+    pub async fn post(&self, body: impl Into<String>) -> reqwest::Response {
+        let token = self.token.clone();
+        self.post_as(body, token.as_deref()).await
+    }
+
+    /// A typed call: the result, or the error object the server answered with.
+    pub async fn call<P: Method>(&mut self, params: P) -> Result<P::Result, ErrorObject> {
+        self.next_id += 1;
+        let response = self.post(json!({ "jsonrpc": "2.0", "id": self.next_id, "method": P::NAME, "params": params }).to_string()).await;
+        assert_eq!(response.status().as_u16(), 200, "{} over the stream", P::NAME);
+        let answer: Value = within("the POST's answer", response.json()).await.expect("a JSON answer");
+        assert_eq!(answer["id"], json!(self.next_id), "{answer}");
+        decode_response(answer)
+    }
+
+    pub async fn ok<P: Method>(&mut self, params: P) -> P::Result {
+        self.call(params).await.unwrap_or_else(|err| panic!("{} failed: {err:?}", P::NAME))
+    }
+
+    pub async fn fail<P: Method>(&mut self, params: P) -> ErrorObject {
+        match self.call(params).await {
+            Ok(_) => panic!("{} succeeded where an error was expected", P::NAME),
+            Err(err) => err,
+        }
+    }
+
+    /// The next event called `method`, typed; other events wait in the backlog.
+    pub async fn next<T: DeserializeOwned>(&mut self, method: &str) -> T {
+        let params = self.next_notification(method).await;
+        serde_json::from_value(params.clone()).unwrap_or_else(|err| panic!("{method} params do not match ({err}): {params}"))
+    }
+
+    /// The params of the next event called `method`.
+    pub async fn next_notification(&mut self, method: &str) -> Value {
+        let wanted = |f: &Value| notification_method(f) == Some(method);
+        if let Some(frame) = take_first(&mut self.backlog, wanted) {
+            return frame["params"].clone();
+        }
+        let frame = within(&format!("{method} on the stream"), async {
+            loop {
+                let frame = self.next_event().await;
+                if wanted(&frame) {
+                    return frame;
+                }
+                self.backlog.push_back(frame);
+            }
+        })
+        .await;
+        assert_eq!(frame["jsonrpc"], "2.0", "{frame}");
+        assert!(frame.get("id").is_none(), "a notification carries no id: {frame}");
+        frame["params"].clone()
+    }
+
+    /// Reads (keeping events in the backlog) up to `stream.closed`, checks that the body ends
+    /// right after it, and returns its code.
+    pub async fn expect_closed(&mut self) -> u16 {
+        let closed = within("stream.closed", async {
+            loop {
+                let frame = self.next_event().await;
+                if notification_method(&frame) == Some("stream.closed") {
+                    return frame;
+                }
+                self.backlog.push_back(frame);
+            }
+        })
+        .await;
+        let after = within("the end of the stream", self.read_event()).await;
+        assert!(after.is_none(), "an event after stream.closed: {after:?}");
+        let code = closed["params"]["code"].as_u64().expect("a code") as u16;
+        assert!(closed["params"]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{closed}");
+        code
+    }
+}

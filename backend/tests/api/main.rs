@@ -16,6 +16,8 @@
 //!   trusted proxies), [`login_throttle`] (guesses counted before hashing, sign-up floods,
 //!   malformed names), [`scopes`] (what creating a room or an export needs),
 //!   [`credentials`] (short JWT secrets, a token on another user's session).
+//! - [`stream`]: the HTTP streaming transport, the socket's protocol over an event stream
+//!   and POSTs, and its users talking with socket users.
 //! - [`client`]: the Rust client library (`confab-client`) against the server.
 //! - [`fuzz`]: contract fuzzing of the socket session with generated hostile frames.
 //! - [`cluster`]: scale-out, several `confab` processes on one Redis (or a Redis Cluster)
@@ -59,6 +61,7 @@ mod security;
 mod scopes;
 mod socket;
 mod socket_caps;
+mod stream;
 mod sync;
 mod tokens;
 mod webhooks;

@@ -295,6 +295,8 @@ impl Chat {
             Notification::JobProgress(progress) => self.jobs.progress(&progress),
             Notification::JobFinished(job) => self.jobs.update(job),
             Notification::ModerationApplied(applied) => self.toasts.info(moderation_text(&applied)),
+            // The HTTP stream's own events; the web app speaks over the socket.
+            Notification::StreamOpened(_) | Notification::StreamClosed(_) => {}
         }
     }
 

@@ -84,6 +84,10 @@ notifications! {
     /// A moderation decision about this user: kicked, banned, muted (and lifted), a role
     /// changed, in a room; or the account suspended (the socket then closes with 4003).
     ModerationApplied = "moderation.applied" (crate::moderation::ModerationApplied);
+    /// HTTP streaming only: the stream's first event, naming the session its calls are posted to.
+    StreamOpened = "stream.opened" (StreamOpened);
+    /// HTTP streaming only: the stream's last event, with the close code a socket would have closed with.
+    StreamClosed = "stream.closed" (StreamClosed);
 }
 
 impl Notification {
@@ -158,6 +162,20 @@ wire! {
         /// The JSON the publisher sent, unchanged.
         #[cfg_attr(feature = "ts", ts(type = "unknown"))]
         pub payload: serde_json::Value,
+    }
+
+    /// An HTTP stream's session (`GET /api/stream`).
+    pub struct StreamOpened {
+        /// Where this stream's calls go: `POST /api/stream/{session}` (unguessable; dies with the stream).
+        pub session: String,
+    }
+
+    /// Why an HTTP stream ended.
+    pub struct StreamClosed {
+        /// The close code a socket would have closed with (see Close codes).
+        pub code: u16,
+        /// Its reason phrase.
+        pub reason: String,
     }
 
     /// When the connection's access token expires.
