@@ -208,6 +208,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_EXPORT_TTL_HOURS", default_value_t = 24)]
     pub export_ttl_hours: u64,
 
+    /// Days a room message is kept in rooms whose owner set no retention of their own; older
+    /// ones are deleted by a sweep every minute (text and reactions go). 0 keeps them forever.
+    #[arg(long, env = "CONFAB_RETENTION_DAYS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub retention_days: u32,
+
     /// Milliseconds per presence tick: changes within one tick are coalesced (a flap sends nothing).
     #[arg(long, env = "CONFAB_PRESENCE_TICK_MS", default_value_t = 250)]
     pub presence_tick_ms: u64,
@@ -364,6 +369,7 @@ impl Config {
             max_pending_upgrades: 256,
             jobs_per_user: 2,
             export_ttl_hours: 24,
+            retention_days: 0,
             // Short, so tests see announcements promptly; coalescing tests flush by hand.
             presence_tick_ms: 10,
             presence_watch_max: 1000,

@@ -55,7 +55,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> 
     }
 }
 
-/// Every body is an object: serde would also read a struct from an array, by position
+/// Every body is an object (or `null` where the body is optional): serde would also read a struct from an array, by position
 /// (`["eve","password123"]` as credentials), which no client means and no schema documents.
 ///
 /// Whether the JSON is malformed (400) is decided apart from the type, by reading the body
@@ -67,8 +67,10 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         .map_err(|err| (err.path().to_string(), err.into_inner()))
         .and_then(|value| de.end().map(|()| value).map_err(|err| (".".to_owned(), err)));
     let is_object = bytes.trim_ascii_start().starts_with(b"{");
+    // `null` reads only as an optional body (`ApiJson<Option<T>>`, documented as nullable).
+    let is_null = bytes.trim_ascii() == b"null";
     let fault = match typed {
-        Ok(value) if is_object => return Ok(value),
+        Ok(value) if is_object || is_null => return Ok(value),
         Ok(_) => None,
         Err(fault) => Some(fault),
     };

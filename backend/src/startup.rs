@@ -117,6 +117,7 @@ impl Application {
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = state.shutdown.clone();
         tokio::spawn(jobs::expiry::sweep_periodically(state.clone()));
+        tokio::spawn(crate::features::moderation::retention::sweep_periodically(state.clone()));
         if state.config.redis_url.is_some() {
             let tick = state.config.presence_tick();
             let (db, sanctions, layer) = (state.db.clone(), state.sanctions.clone(), state.layer.clone());

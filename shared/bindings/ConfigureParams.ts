@@ -14,6 +14,6 @@ room: string,
 slow_mode_secs?: number, 
 /**
  * Messages older than this many days are deleted, 1 to 3650; 0 goes back to the
- * server's default (`CONFAB_RETENTION_DAYS`).
+ * server's default (`CONFAB_RETENTION_DAYS`; kept forever when it is unset).
  */
 retention_days?: number, };

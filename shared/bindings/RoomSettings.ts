@@ -13,6 +13,6 @@ room: string,
  */
 slow_mode_secs: number, 
 /**
- * `null`: the server's default.
+ * `null`: the server's default (`CONFAB_RETENTION_DAYS`; kept forever when it is unset).
  */
 retention_days: number | null, };

@@ -70,7 +70,10 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(crate::rpc::SyncResult::export_all(&cfg))?;
     export(crate::rpc::AuthRefreshResult::export_all(&cfg))?;
     export(crate::rpc::Ack::export_all(&cfg))?;
-    export(crate::moderation::SuspendRequest::export_all(&cfg))?;
+    export(crate::moderation::SanctionRequest::export_all(&cfg))?;
+    export(crate::moderation::KickRequest::export_all(&cfg))?;
+    export(crate::moderation::RoleRequest::export_all(&cfg))?;
+    export(crate::moderation::SettingsRequest::export_all(&cfg))?;
     export(crate::moderation::Suspension::export_all(&cfg))?;
     export(crate::moderation::PurgeRequest::export_all(&cfg))?;
     export(crate::moderation::ReportsPage::export_all(&cfg))?;

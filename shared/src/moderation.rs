@@ -208,7 +208,7 @@ wire! {
         #[cfg_attr(feature = "ts", ts(optional))]
         pub slow_mode_secs: Option<u32>,
         /// Messages older than this many days are deleted, 1 to 3650; 0 goes back to the
-        /// server's default (`CONFAB_RETENTION_DAYS`).
+        /// server's default (`CONFAB_RETENTION_DAYS`; kept forever when it is unset).
         #[cfg_attr(feature = "openapi", schema(maximum = 3650))]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
@@ -221,7 +221,7 @@ wire! {
         pub room: String,
         /// 0: slow mode is off.
         pub slow_mode_secs: u32,
-        /// `null`: the server's default.
+        /// `null`: the server's default (`CONFAB_RETENTION_DAYS`; kept forever when it is unset).
         pub retention_days: Option<u32>,
     }
 
@@ -277,9 +277,42 @@ wire! {
         pub role: Option<RoomRole>,
     }
 
-    /// The body of `POST /api/users/{username}/suspend`.
+    /// The body of `POST /api/rooms/{room}/members/{username}/kick` (`room.kick` over REST).
     #[derive(Default)]
-    pub struct SuspendRequest {
+    pub struct KickRequest {
+        /// Why, up to 500 characters (no control characters but line breaks); shown to the user.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$", max_length = 500))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub reason: Option<String>,
+    }
+
+    /// The body of `PUT /api/rooms/{room}/roles/{username}` (`room.set_role` over REST).
+    pub struct RoleRequest {
+        pub role: RoomRole,
+    }
+
+    /// The body of `PATCH /api/rooms/{room}/settings` (`room.configure` over REST): what is
+    /// absent stays as it is.
+    #[derive(Default)]
+    pub struct SettingsRequest {
+        /// At most one message per this many seconds per member, 0 (off) to 21 600.
+        #[cfg_attr(feature = "openapi", schema(maximum = 21_600))]
+        #[serde(default, with = "crate::whole", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
+        pub slow_mode_secs: Option<u32>,
+        /// Messages older than this many days are deleted, 1 to 3650; 0 goes back to the
+        /// server's default (`CONFAB_RETENTION_DAYS`; kept forever when it is unset).
+        #[cfg_attr(feature = "openapi", schema(maximum = 3650))]
+        #[serde(default, with = "crate::whole", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
+        pub retention_days: Option<u32>,
+    }
+
+    /// The body of `POST /api/users/{username}/suspend`, `PUT /api/rooms/{room}/bans/{username}`
+    /// and `PUT /api/rooms/{room}/mutes/{username}` (`room.ban` and `room.mute` over REST).
+    #[derive(Default)]
+    pub struct SanctionRequest {
         /// Why, up to 500 characters (no control characters but line breaks); shown to the user.
         #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$", max_length = 500))]
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -489,3 +489,58 @@ pub async fn delete_messages(db: &Db, ids: &[i64]) -> StorageResult<()> {
     txn.commit().await?;
     Ok(())
 }
+
+// ---- Retention -------------------------------------------------------------------------
+
+/// A room whose messages expire, with its retention in days.
+#[derive(Debug, FromQueryResult)]
+pub struct RetentionRoom {
+    pub id: i64,
+    pub name: String,
+    pub retention_days: Option<i32>,
+}
+
+/// The rooms whose messages expire: those with a retention of their own and, when there is a
+/// default (`default_days` > 0), those without one (their `retention_days` is `None`).
+pub async fn rooms_with_retention(db: &Db, default_days: u32) -> StorageResult<Vec<RetentionRoom>> {
+    let sql = if default_days > 0 {
+        "SELECT id, name, retention_days FROM rooms WHERE retention_days > 0 OR retention_days IS NULL ORDER BY id"
+    } else {
+        "SELECT id, name, retention_days FROM rooms WHERE retention_days > 0 ORDER BY id"
+    };
+    Ok(RetentionRoom::find_by_statement(statement(db, sql, vec![])).all(&db.conn).await?)
+}
+
+/// A message as the retention sweep reads it.
+#[derive(Debug, FromQueryResult)]
+pub struct Aged {
+    pub id: i64,
+    pub sent_at: i64,
+    pub deleted: bool,
+}
+
+/// Up to `limit` of `room_id`'s messages above id `after`, oldest first, deleted ones included.
+pub async fn messages_after(db: &Db, room_id: i64, after: i64, limit: u64) -> StorageResult<Vec<Aged>> {
+    let sql = "SELECT id, sent_at, deleted FROM messages WHERE room_id = ? AND id > ? ORDER BY id LIMIT ?";
+    Ok(Aged::find_by_statement(statement(db, sql, vec![room_id.into(), after.into(), (limit as i64).into()])).all(&db.conn).await?)
+}
+
+/// Soft-deletes those of `ids` not deleted yet and, when there were any, records the audit
+/// row `audit(how many)` in the same transaction; returns how many.
+pub async fn expire_messages(db: &Db, ids: &[i64], audit: impl FnOnce(u64) -> Audit) -> StorageResult<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    let txn = db.conn.begin().await?;
+    let mut values: Vec<sea_orm::Value> = vec!["".into(), true.into(), false.into()];
+    values.extend(ids.iter().map(|id| (*id).into()));
+    let n = exec(&txn, &format!("UPDATE messages SET text = ?, deleted = ? WHERE deleted = ? AND id IN ({marks})"), values).await?;
+    if n == 0 {
+        txn.rollback().await?;
+        return Ok(0);
+    }
+    exec(&txn, &format!("DELETE FROM reactions WHERE message_id IN ({marks})"), ids.iter().map(|id| (*id).into()).collect()).await?;
+    commit_with(txn, &audit(n)).await?;
+    Ok(n)
+}

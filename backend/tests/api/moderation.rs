@@ -16,6 +16,8 @@ use confab_shared::{ApiTokenCreated, Job, JobAccepted, JobState, Message, TokenP
 use serde_json::{Value, json};
 
 use crate::helpers::*;
+use confab::features::moderation::retention::{Progress, sweep};
+use confab::storage::now_ms;
 
 /// A room owned by `owner`, with `moderator` appointed and `member` and `target` in it.
 struct Room {
@@ -555,6 +557,147 @@ async fn a_purge_deletes_a_users_messages_in_one_room_as_a_job_and_tells_the_roo
     assert_eq!(elsewhere.iter().find(|m| m.id == kept.id).map(|m| m.deleted), Some(false));
     let audit: AuditPage = body(r.app.get("/api/audit?action=purge", Some(&r.admin.access_token)).await).await;
     assert_eq!(audit.entries[0].target.as_deref(), Some(r.target.user.username.as_str()));
+}
+
+/// A REST call with a bearer and an optional JSON body.
+async fn rest(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> reqwest::Response {
+    let mut request = app.http.request(method.clone(), app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    within(&format!("{method} {path}"), request.send()).await.expect("the request reaches the server")
+}
+
+#[tokio::test]
+async fn the_room_actions_over_rest_do_what_the_socket_methods_do_with_the_same_refusals() {
+    use reqwest::Method;
+    let r = room().await;
+    let user = r.target.user.username.clone();
+    let mut target = r.joined(&r.target).await;
+    let (owner, moderator, member) = (&r.owner.access_token, &r.moderator.access_token, &r.member.access_token);
+    let at = |what: &str| format!("/api/rooms/{}/{what}", r.name);
+
+    // A kick without a body (`null`, which the optional body's schema allows, is the same);
+    // the target's socket is out of the room and told why.
+    body::<Value>(rest(&r.app, Method::POST, &at(&format!("members/{user}/kick")), moderator, Some(Value::Null)).await).await;
+    target.next::<ModerationApplied>("moderation.applied").await;
+    target.ok(join(&r.name)).await;
+    let kicked: confab_shared::moderation::ModerationResult = body(rest(&r.app, Method::POST, &at(&format!("members/{user}/kick")), moderator, None).await).await;
+    assert_eq!((kicked.action, kicked.user.as_str()), (ModerationAction::Kick, user.as_str()));
+    let told: ModerationApplied = target.next("moderation.applied").await;
+    assert_eq!(told.action, ModerationAction::Kick);
+
+    // A ban with a duration, then lifted; a mute with a reason, then lifted.
+    let banned: confab_shared::moderation::ModerationResult =
+        body(rest(&r.app, Method::PUT, &at(&format!("bans/{user}")), owner, Some(json!({ "reason": "spam", "duration_secs": 3600.0 }))).await).await;
+    assert!(banned.until.is_some());
+    assert_sanctioned(&target.fail(join(&r.name)).await, "banned");
+    body::<Value>(rest(&r.app, Method::DELETE, &at(&format!("bans/{user}")), owner, None).await).await;
+    target.ok(join(&r.name)).await;
+    body::<Value>(rest(&r.app, Method::PUT, &at(&format!("mutes/{user}")), moderator, Some(json!({ "reason": "calm down" }))).await).await;
+    assert_sanctioned(&target.fail(send(&r.name, "hello?")).await, "muted");
+    body::<Value>(rest(&r.app, Method::DELETE, &at(&format!("mutes/{user}")), moderator, None).await).await;
+    target.ok(send(&r.name, "hello again")).await;
+
+    // Roles and settings.
+    let made: confab_shared::moderation::ModerationResult = body(rest(&r.app, Method::PUT, &at(&format!("roles/{user}")), owner, Some(json!({ "role": "moderator" }))).await).await;
+    assert_eq!(made.action, ModerationAction::SetRole);
+    let settings: confab_shared::moderation::RoomSettings = body(rest(&r.app, Method::PATCH, &at("settings"), owner, Some(json!({ "slow_mode_secs": 5, "retention_days": 30 }))).await).await;
+    assert_eq!((settings.slow_mode_secs, settings.retention_days), (5, Some(30)));
+
+    // The socket's refusals, as problem+json: rank, permission, unknown names, bad input.
+    problem(rest(&r.app, Method::PUT, &at(&format!("bans/{user}")), member, None).await, 403).await;
+    problem(rest(&r.app, Method::PATCH, &at("settings"), moderator, Some(json!({ "retention_days": 1 }))).await, 403).await;
+    problem(rest(&r.app, Method::PUT, &format!("/api/rooms/{}/bans/{user}", unique("nowhere")), owner, None).await, 404).await;
+    problem(rest(&r.app, Method::PUT, &at("bans/nobody_by_that_name"), owner, None).await, 404).await;
+    let too_long = problem(rest(&r.app, Method::PUT, &at(&format!("mutes/{user}")), owner, Some(json!({ "duration_secs": 99_999_999 }))).await, 422).await;
+    assert_eq!(too_long.field.as_deref(), Some("duration_secs"));
+    let bad_role = problem(rest(&r.app, Method::PUT, &at(&format!("roles/{user}")), owner, Some(json!({ "role": "king" }))).await, 422).await;
+    assert_eq!(bad_role.field.as_deref(), Some("role"));
+    let read_only = r.token(&r.owner, &["read"]).await;
+    problem(rest(&r.app, Method::DELETE, &at(&format!("bans/{user}")), &read_only, None).await, 403).await;
+
+    // Each is on the record, as over the socket.
+    let audit: AuditPage = body(r.app.get(&format!("/api/audit?room={}&limit=20", r.name), Some(&r.admin.access_token)).await).await;
+    let actions: Vec<ModerationAction> = audit.entries.iter().map(|e| e.action).collect();
+    for expected in [ModerationAction::Kick, ModerationAction::Ban, ModerationAction::Unban, ModerationAction::Mute, ModerationAction::Unmute, ModerationAction::Configure] {
+        assert!(actions.contains(&expected), "{expected:?} in {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn retention_deletes_a_rooms_messages_once_they_are_older_than_its_days_and_no_others() {
+    let r = room().await;
+    let mut owner = r.joined(&r.owner).await;
+    let settings = owner.ok(ConfigureParams { room: r.name.clone(), slow_mode_secs: None, retention_days: Some(2) }).await;
+    assert_eq!(settings.retention_days, Some(2));
+    let kept_room = unique("forever");
+    owner.ok(join(&kept_room)).await;
+    let mut old = Vec::new();
+    for text in ["one", "two", "three"] {
+        old.push(owner.ok(send(&r.name, text)).await);
+    }
+    owner.ok(ReactParams { id: old[0].id, emoji: "👍".into(), on: true }).await;
+    let elsewhere = owner.ok(send(&kept_room, "kept")).await;
+    let newer = send_after(&mut owner, &r.name, &old[2]).await;
+
+    // The clock is the test's. Two days after `newer`, the three before it are older than two
+    // days and it is not; a day later than that, nothing changes in the room without retention.
+    let day = 86_400_000;
+    let at = newer.sent_at.0.timestamp_millis() + 2 * day;
+    let mut progress = Progress::new();
+    assert_eq!(sweep(r.app.state(), at - day, &mut progress).await, 0);
+    assert_eq!(sweep(r.app.state(), at, &mut progress).await, 3);
+    let history: Vec<Message> = body(r.app.get(&format!("/api/rooms/{}/messages", r.name), None).await).await;
+    for m in &history {
+        let expired = old.iter().any(|o| o.id == m.id);
+        assert_eq!((m.deleted, m.text.is_empty(), m.reactions.is_empty()), (expired, expired, true), "{m:?}");
+    }
+    assert!(history.iter().any(|m| m.id == newer.id && !m.deleted));
+    let other: Vec<Message> = body(r.app.get(&format!("/api/rooms/{kept_room}/messages"), None).await).await;
+    assert_eq!(other.iter().find(|m| m.id == elsewhere.id).map(|m| m.deleted), Some(false));
+
+    // Another instance's sweep (its own progress, from the start) finds nothing left to do.
+    assert_eq!(sweep(r.app.state(), at, &mut Progress::new()).await, 0);
+    let audit: AuditPage = body(r.app.get(&format!("/api/audit?action=retention&room={}", r.name), Some(&r.admin.access_token)).await).await;
+    assert_eq!(audit.entries.len(), 1, "{:?}", audit.entries);
+    assert_eq!((audit.entries[0].actor.as_str(), audit.entries[0].detail.as_deref()), ("system", Some("3 messages older than 2 days")));
+
+    // Back to the server's default, which is to keep everything: later sweeps leave it alone.
+    let settings = owner.ok(ConfigureParams { room: r.name.clone(), slow_mode_secs: None, retention_days: Some(0) }).await;
+    assert_eq!(settings.retention_days, None);
+    assert_eq!(sweep(r.app.state(), at + 365 * day, &mut Progress::new()).await, 0);
+}
+
+#[tokio::test]
+async fn the_servers_default_retention_applies_to_rooms_without_their_own() {
+    let app = spawn_app_with(|config| config.retention_days = 30).await;
+    let r = room_on(app).await;
+    let mut owner = r.joined(&r.owner).await;
+    let own = unique("own-retention");
+    owner.ok(join(&own)).await;
+    owner.ok(ConfigureParams { room: own.clone(), slow_mode_secs: None, retention_days: Some(60) }).await;
+    let first = owner.ok(send(&r.name, "under the default")).await;
+    let mine = owner.ok(send(&own, "under its own")).await;
+    let last = send_after(&mut owner, &r.name, &mine).await;
+
+    let day = 86_400_000;
+    let at = last.sent_at.0.timestamp_millis() + 30 * day;
+    let mut progress = Progress::new();
+    assert_eq!(sweep(r.app.state(), at, &mut progress).await, 1, "the default room's first message only");
+    let history: Vec<Message> = body(r.app.get(&format!("/api/rooms/{}/messages", r.name), None).await).await;
+    assert!(history.iter().any(|m| m.id == first.id && m.deleted));
+    assert!(history.iter().any(|m| m.id == last.id && !m.deleted));
+    assert_eq!(sweep(r.app.state(), at + 30 * day, &mut progress).await, 2, "then the rest, its own room's included");
+}
+
+/// Sends `text` once the clock has passed `previous`'s time, so the two never share a millisecond.
+async fn send_after(ws: &mut WsClient, room: &str, previous: &Message) -> Message {
+    let at = previous.sent_at.0.timestamp_millis();
+    while now_ms() <= at {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    ws.ok(send(room, "newer")).await
 }
 
 // ---- Reports and the audit log ----------------------------------------------------------

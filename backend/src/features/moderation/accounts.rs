@@ -5,11 +5,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use confab_shared::moderation::{ModerationAction, ModerationApplied, PurgeRequest, SuspendRequest, Suspension};
+use confab_shared::moderation::{ModerationAction, ModerationApplied, PurgeRequest, SanctionRequest, Suspension};
 use confab_shared::rpc::close;
 use confab_shared::{JobAccepted, Problem, Timestamp, validate};
 
 use super::audit::{self, admin};
+use super::room_routes::or_default;
 use super::sanctions::Entry;
 use super::{ends_at, layer_up, reason, tell};
 use crate::auth::extract::AuthUser;
@@ -56,7 +57,7 @@ pub fn close_reason(why: Option<&str>) -> String {
 /// refreshes, API tokens and socket upgrades get 403 `reason: "suspended"` until it is
 /// lifted or `duration_secs` ends. Nothing of theirs is deleted.
 #[utoipa::path(post, path = "/api/users/{username}/suspend", tag = "moderation", security(("bearer" = [])),
-    params(("username" = String, Path, description = "The account")), request_body = SuspendRequest,
+    params(("username" = String, Path, description = "The account")), request_body = Option<SanctionRequest>,
     responses(
         (status = 200, description = "Suspended", body = Suspension),
         (status = 403, description = "Not an admin, or the caller's own account", body = Problem, content_type = "application/problem+json"),
@@ -68,10 +69,10 @@ pub async fn suspend(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Path(username): Path<String>,
-    body: Option<ApiJson<SuspendRequest>>,
+    body: Option<ApiJson<Option<SanctionRequest>>>,
 ) -> AppResult<Json<Suspension>> {
     admin(&caller)?;
-    let body = body.map(|ApiJson(b)| b).unwrap_or_default();
+    let body = or_default(body);
     let why = reason(body.reason.as_deref(), "reason")?;
     let until = ends_at(body.duration_secs)?;
     let user = account(&state, &username).await?;
@@ -123,7 +124,7 @@ pub async fn unsuspend(State(state): State<AppState>, AuthUser(caller): AuthUser
 /// `GET /api/jobs/{id}` or `job.subscribe` (`job.progress`, `job.finished`). Each message
 /// becomes a deleted message (`message.deleted` to its room).
 #[utoipa::path(post, path = "/api/users/{username}/purge", tag = "moderation", security(("bearer" = [])),
-    params(("username" = String, Path, description = "The account")), request_body = PurgeRequest,
+    params(("username" = String, Path, description = "The account")), request_body = Option<PurgeRequest>,
     responses(
         (status = 202, description = "Accepted; the job runs in the background", body = JobAccepted),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
@@ -134,10 +135,10 @@ pub async fn purge(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Path(username): Path<String>,
-    body: Option<ApiJson<PurgeRequest>>,
+    body: Option<ApiJson<Option<PurgeRequest>>>,
 ) -> AppResult<(StatusCode, Json<JobAccepted>)> {
     admin(&caller)?;
-    let body = body.map(|ApiJson(b)| b).unwrap_or_default();
+    let body = or_default(body);
     let user = account(&state, &username).await?;
     let room = match body.room.as_deref() {
         None => None,

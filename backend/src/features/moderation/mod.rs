@@ -13,19 +13,22 @@
 //! - [`enforce`]: the checks other features call (banned, muted, slow mode, suspended).
 //! - [`roles`]: ranks in a room and the no-escalation rules.
 //! - [`room_actions`]: `room.kick`, `room.ban`, `room.unban`, `room.mute`, `room.unmute`,
-//!   `room.set_role`, `room.configure`.
+//!   `room.set_role`, `room.configure`; [`room_routes`]: the same over REST.
 //! - [`accounts`]: suspending, unsuspending and purging accounts (`/api/users/{username}/…`).
 //! - [`reports`]: `message.report` and the reports queue (`/api/reports`).
 //! - [`audit`]: the audit log (`GET /api/audit`) and how features write to it.
 //! - [`refresh`]: the periodic reload of the copy, and acting on what it finds.
+//! - [`retention`]: the sweep that deletes messages older than a room's retention.
 
 pub mod accounts;
 pub mod audit;
 pub mod enforce;
 pub mod refresh;
 pub mod reports;
+pub mod retention;
 pub mod roles;
 pub mod room_actions;
+pub mod room_routes;
 pub mod sanctions;
 
 use axum::Router;
@@ -38,7 +41,7 @@ use crate::state::AppState;
 use crate::storage::now_ms;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(accounts::router()).merge(reports::router()).merge(audit::router())
+    Router::new().merge(room_routes::router()).merge(accounts::router()).merge(reports::router()).merge(audit::router())
 }
 
 /// A `reason` as given (at most [`MAX_REASON_CHARS`], no control characters but line breaks,
