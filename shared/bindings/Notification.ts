@@ -11,9 +11,11 @@ import type { ReadCursor } from "./ReadCursor.js";
 import type { RoomOnline } from "./RoomOnline.js";
 import type { RoomUser } from "./RoomUser.js";
 import type { SessionExpiring } from "./SessionExpiring.js";
+import type { StreamClosed } from "./StreamClosed.js";
+import type { StreamOpened } from "./StreamOpened.js";
 import type { UserPresence } from "./UserPresence.js";
 
 /**
  * A server-pushed notification: `{"jsonrpc":"2.0","method":…,"params":…}`.
  */
-export type Notification = { "method": "presence.changed", "params": UserPresence } | { "method": "room.message", "params": Message } | { "method": "room.user_joined", "params": RoomUser } | { "method": "room.user_left", "params": RoomUser } | { "method": "room.online_changed", "params": RoomOnline } | { "method": "room.typing", "params": RoomUser } | { "method": "message.edited", "params": Message } | { "method": "message.reacted", "params": ReactionChange } | { "method": "message.deleted", "params": MessageRef } | { "method": "dm.message", "params": DirectMessage } | { "method": "job.progress", "params": JobProgress } | { "method": "job.finished", "params": Job } | { "method": "notice", "params": Notice } | { "method": "session.expiring", "params": SessionExpiring } | { "method": "read.moved", "params": ReadCursor } | { "method": "moderation.applied", "params": ModerationApplied };
+export type Notification = { "method": "presence.changed", "params": UserPresence } | { "method": "room.message", "params": Message } | { "method": "room.user_joined", "params": RoomUser } | { "method": "room.user_left", "params": RoomUser } | { "method": "room.online_changed", "params": RoomOnline } | { "method": "room.typing", "params": RoomUser } | { "method": "message.edited", "params": Message } | { "method": "message.reacted", "params": ReactionChange } | { "method": "message.deleted", "params": MessageRef } | { "method": "dm.message", "params": DirectMessage } | { "method": "job.progress", "params": JobProgress } | { "method": "job.finished", "params": Job } | { "method": "notice", "params": Notice } | { "method": "session.expiring", "params": SessionExpiring } | { "method": "read.moved", "params": ReadCursor } | { "method": "moderation.applied", "params": ModerationApplied } | { "method": "stream.opened", "params": StreamOpened } | { "method": "stream.closed", "params": StreamClosed };

@@ -99,6 +99,8 @@ export type { SessionTokens } from "./SessionTokens.js";
 export type { SetRoleParams } from "./SetRoleParams.js";
 export type { SettingsRequest } from "./SettingsRequest.js";
 export type { Status } from "./Status.js";
+export type { StreamClosed } from "./StreamClosed.js";
+export type { StreamOpened } from "./StreamOpened.js";
 export type { Suspension } from "./Suspension.js";
 export type { SyncParams } from "./SyncParams.js";
 export type { SyncResult } from "./SyncResult.js";
