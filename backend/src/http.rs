@@ -55,6 +55,20 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> 
     }
 }
 
+/// A body that may be left out or be `null`, as the OpenAPI schema of an optional body
+/// (`request_body = Option<T>`, nullable) allows: either is `T::default()`; anything else is
+/// read as [`ApiJson`] reads it.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = <ApiJson<Option<T>> as axum::extract::OptionalFromRequest<S>>::from_request(req, state).await?;
+        Ok(OptionalJson(body.and_then(|ApiJson(b)| b).unwrap_or_default()))
+    }
+}
+
 /// Every body is an object (or `null` where the body is optional): serde would also read a struct from an array, by position
 /// (`["eve","password123"]` as credentials), which no client means and no schema documents.
 ///

@@ -3,4 +3,4 @@
 /**
  * What a background job does.
  */
-export type JobKind = "export_room" | "purge_messages";
+export type JobKind = "export_room" | "purge_messages" | "export_audit";

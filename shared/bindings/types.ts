@@ -4,6 +4,7 @@ export type { Ack } from "./Ack.js";
 export type { ApiToken } from "./ApiToken.js";
 export type { ApiTokenCreated } from "./ApiTokenCreated.js";
 export type { AuditEntry } from "./AuditEntry.js";
+export type { AuditExportRequest } from "./AuditExportRequest.js";
 export type { AuditPage } from "./AuditPage.js";
 export type { AuditQuery } from "./AuditQuery.js";
 export type { AuthRefreshParams } from "./AuthRefreshParams.js";

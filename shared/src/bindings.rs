@@ -81,6 +81,7 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(crate::moderation::ResolveReport::export_all(&cfg))?;
     export(crate::moderation::AuditPage::export_all(&cfg))?;
     export(crate::moderation::AuditQuery::export_all(&cfg))?;
+    export(crate::moderation::AuditExportRequest::export_all(&cfg))?;
     let mut methods = ExportVisitor { cfg: &cfg, result: Ok(()) };
     crate::rpc::methods::visit_types(&mut methods);
     export(methods.result)?;

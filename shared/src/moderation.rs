@@ -433,6 +433,39 @@ wire! {
         pub next_cursor: Option<String>,
     }
 
+    /// The body of `POST /api/audit/export`: the file's format and the filters of
+    /// `GET /api/audit` (every filter optional; none exports the whole log).
+    pub struct AuditExportRequest {
+        pub format: crate::rest::ExportFormat,
+        /// Only this actor's actions (username).
+        #[cfg_attr(feature = "openapi", schema(max_length = 32))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub actor: Option<String>,
+        /// Only actions on this target.
+        #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub target: Option<String>,
+        /// Only this room.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub room: Option<String>,
+        /// Only this action.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub action: Option<ModerationAction>,
+        /// Only entries at or after this time (RFC 3339).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub after: Option<Timestamp>,
+        /// Only entries before this time (RFC 3339).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub before: Option<Timestamp>,
+    }
+
     /// Query of `GET /api/audit` (every filter optional).
     #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
     #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]

@@ -188,9 +188,11 @@ wire! {
         ExportRoom,
         /// Deleting a user's messages (`POST /api/users/{username}/purge`); it has no file.
         PurgeMessages,
+        /// The audit log, or the part of it matching filters (`POST /api/audit/export`).
+        ExportAudit,
     }
 
-    /// File format of a room export.
+    /// File format of an export.
     #[serde(rename_all = "snake_case")]
     pub enum ExportFormat {
         Json,

@@ -43,7 +43,7 @@ wire! {
     pub enum Scope {
         /// Lists, history, joining rooms that exist, `sync`, following and downloading one's exports, and receiving events on the socket.
         Read,
-        /// Sending, editing, deleting, reacting, typing, private messages, read cursors, creating rooms (`POST /api/rooms`, or `room.join` of a new name), starting exports (`POST /api/jobs`).
+        /// Sending, editing, deleting, reacting, typing, private messages, read cursors, creating rooms (`POST /api/rooms`, or `room.join` of a new name), starting exports (`POST /api/jobs`, `POST /api/audit/export`).
         Write,
         /// `POST /api/publish`; only an admin's token can have it.
         Publish,
@@ -112,7 +112,7 @@ impl Scope {
     pub fn description(self) -> &'static str {
         match self {
             Scope::Read => "Lists, history, joining rooms that exist, `sync`, following and downloading one's exports, and receiving events on the socket.",
-            Scope::Write => "Sending, editing, deleting, reacting, typing, private messages, read cursors, creating rooms (`POST /api/rooms`, or `room.join` of a new name), starting exports (`POST /api/jobs`).",
+            Scope::Write => "Sending, editing, deleting, reacting, typing, private messages, read cursors, creating rooms (`POST /api/rooms`, or `room.join` of a new name), starting exports (`POST /api/jobs`, `POST /api/audit/export`).",
             Scope::Publish => "`POST /api/publish`; only an admin's token can have it.",
         }
     }

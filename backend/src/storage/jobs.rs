@@ -1,4 +1,4 @@
-//! Background jobs (room exports).
+//! Background jobs: exports (of a room, of the audit log) and purges.
 //!
 //! Every state change is a conditional update (`… WHERE state = 'running'`), so a job that
 //! was marked failed (its instance stopped, or the sweeper declared it dead) never flips
@@ -9,6 +9,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 
 use super::entity::jobs;
+use super::moderation::AuditFilter;
 use super::{Db, StorageError, StorageResult, now_ms};
 
 pub const QUEUED: &str = "queued";
@@ -17,14 +18,30 @@ pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
 /// Done, and its file deleted after the export lifetime.
 pub const EXPIRED: &str = "expired";
+/// The `kind` of a room export.
+pub const EXPORT_ROOM: &str = "export_room";
+/// The `kind` of an audit log export.
+pub const EXPORT_AUDIT: &str = "export_audit";
 /// The `kind` of a purge.
 pub const PURGE: &str = "purge_messages";
+
+/// What an export writes.
+pub enum Export<'a> {
+    /// A room's whole history.
+    Room(&'a str),
+    /// The audit rows matching a filter.
+    Audit(&'a AuditFilter),
+}
 
 impl From<&jobs::Model> for Job {
     fn from(m: &jobs::Model) -> Self {
         Job {
             id: m.id,
-            kind: if m.kind == PURGE { JobKind::PurgeMessages } else { JobKind::ExportRoom },
+            kind: match m.kind.as_str() {
+                PURGE => JobKind::PurgeMessages,
+                EXPORT_AUDIT => JobKind::ExportAudit,
+                _ => JobKind::ExportRoom,
+            },
             state: match m.state.as_str() {
                 QUEUED => JobState::Queued,
                 RUNNING => JobState::Running,
@@ -57,13 +74,20 @@ pub async fn by_id(db: &Db, id: i64) -> StorageResult<Option<jobs::Model>> {
     Ok(jobs::Entity::find_by_id(id).one(&db.conn).await?)
 }
 
-/// Records a new queued room export.
-pub async fn create_export(db: &Db, owner_id: i64, room: &str, format: &ExportFormat) -> StorageResult<jobs::Model> {
+/// Records a new queued export.
+pub async fn create_export(db: &Db, owner_id: i64, what: Export<'_>, format: &ExportFormat) -> StorageResult<jobs::Model> {
     let now = now_ms();
+    let (kind, room, filter) = match what {
+        Export::Room(room) => (EXPORT_ROOM, room.to_owned(), None),
+        Export::Audit(filter) => {
+            let json = serde_json::to_string(filter).map_err(|e| StorageError::Db(Box::new(e)))?;
+            (EXPORT_AUDIT, filter.room.clone().unwrap_or_default(), Some(json))
+        }
+    };
     jobs::ActiveModel {
         owner_id: Set(owner_id),
-        kind: Set("export_room".to_owned()),
-        room: Set(room.to_owned()),
+        kind: Set(kind.to_owned()),
+        room: Set(room),
         format: Set(format_name(format).to_owned()),
         state: Set(QUEUED.to_owned()),
         percent: Set(0),
@@ -72,11 +96,20 @@ pub async fn create_export(db: &Db, owner_id: i64, room: &str, format: &ExportFo
         created_at: Set(now),
         finished_at: Set(None),
         heartbeat_at: Set(Some(now)),
+        filter: Set(filter),
         ..Default::default()
     }
     .insert(&db.conn)
     .await
     .map_err(StorageError::from)
+}
+
+/// What an audit export selects; a job without a filter exports the whole log.
+pub fn audit_filter_of(m: &jobs::Model) -> StorageResult<AuditFilter> {
+    match m.filter.as_deref() {
+        None => Ok(AuditFilter::default()),
+        Some(json) => serde_json::from_str(json).map_err(|e| StorageError::Db(Box::new(e))),
+    }
 }
 
 /// Records a new queued purge of `target_id`'s messages (in `room`, or everywhere), with

@@ -6,7 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use confab_shared::moderation::{ModerationAction, ReportState};
+use confab_shared::Timestamp;
+use confab_shared::moderation::{AuditEntry, ModerationAction, ReportState};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, TransactionTrait};
 
 use super::{Db, StorageError, StorageResult, now_ms, statement, statement_on};
@@ -392,8 +393,25 @@ pub struct AuditRow {
     pub instance: String,
 }
 
-/// What `GET /api/audit` filters on.
-#[derive(Clone, Debug, Default)]
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
+        AuditEntry {
+            id: r.id,
+            at: Timestamp::from_millis(r.created_at),
+            actor: r.actor,
+            // Rows are written by this code from the same enum; an unknown name would be a newer version's.
+            action: ModerationAction::parse(&r.action).unwrap_or(ModerationAction::Configure),
+            target: r.target,
+            room: r.room,
+            reason: r.reason,
+            detail: r.detail,
+            instance: r.instance,
+        }
+    }
+}
+
+/// What `GET /api/audit` and an audit export filter on (kept as JSON with an export's job).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct AuditFilter {
     pub actor: Option<String>,
     pub target: Option<String>,
@@ -405,9 +423,9 @@ pub struct AuditFilter {
     pub before: Option<i64>,
 }
 
-/// Audit rows matching `filter` with ids below `before_id`, newest first.
-pub async fn audit_page(db: &Db, filter: &AuditFilter, before_id: Option<i64>, limit: u64) -> StorageResult<Vec<AuditRow>> {
-    let mut sql = String::from("SELECT id, created_at, actor, action, target, room, reason, detail, instance FROM audit_log WHERE 1 = 1");
+/// The `WHERE` clause of `filter` (starting ` WHERE 1 = 1`) and its values.
+fn audit_where(filter: &AuditFilter) -> (String, Vec<sea_orm::Value>) {
+    let mut sql = String::from(" WHERE 1 = 1");
     let mut values: Vec<sea_orm::Value> = Vec::new();
     let mut add = |clause: &str, value: sea_orm::Value| {
         sql.push_str(clause);
@@ -431,11 +449,43 @@ pub async fn audit_page(db: &Db, filter: &AuditFilter, before_id: Option<i64>, l
     if let Some(before) = filter.before {
         add(" AND created_at < ?", before.into());
     }
+    (sql, values)
+}
+
+const AUDIT_COLUMNS: &str = "SELECT id, created_at, actor, action, target, room, reason, detail, instance FROM audit_log";
+
+/// Audit rows matching `filter` with ids below `before_id`, newest first.
+pub async fn audit_page(db: &Db, filter: &AuditFilter, before_id: Option<i64>, limit: u64) -> StorageResult<Vec<AuditRow>> {
+    let (mut sql, mut values) = audit_where(filter);
     if let Some(id) = before_id {
-        add(" AND id < ?", id.into());
+        sql.push_str(" AND id < ?");
+        values.push(id.into());
     }
-    add(" ORDER BY id DESC LIMIT ?", (limit as i64).into());
-    Ok(AuditRow::find_by_statement(statement(db, &sql, values)).all(&db.conn).await?)
+    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    values.push((limit as i64).into());
+    Ok(AuditRow::find_by_statement(statement(db, &format!("{AUDIT_COLUMNS}{sql}"), values)).all(&db.conn).await?)
+}
+
+/// How many audit rows match `filter`, and the newest one's id (0 when none): an export's
+/// extent, fixed when it starts.
+pub async fn audit_extent(db: &Db, filter: &AuditFilter) -> StorageResult<(u64, i64)> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        n: i64,
+        newest: Option<i64>,
+    }
+    let (sql, values) = audit_where(filter);
+    let row = Row::find_by_statement(statement(db, &format!("SELECT COUNT(*) AS n, MAX(id) AS newest FROM audit_log{sql}"), values)).one(&db.conn).await?;
+    Ok(row.map_or((0, 0), |r| (r.n.max(0) as u64, r.newest.unwrap_or(0))))
+}
+
+/// Up to `limit` audit rows matching `filter` with ids in `(after, newest]`, oldest first:
+/// one page of an export.
+pub async fn audit_through(db: &Db, filter: &AuditFilter, after: i64, newest: i64, limit: u64) -> StorageResult<Vec<AuditRow>> {
+    let (mut sql, mut values) = audit_where(filter);
+    sql.push_str(" AND id > ? AND id <= ? ORDER BY id LIMIT ?");
+    values.extend([after.into(), newest.into(), (limit as i64).into()]);
+    Ok(AuditRow::find_by_statement(statement(db, &format!("{AUDIT_COLUMNS}{sql}"), values)).all(&db.conn).await?)
 }
 
 // ---- Purge ----------------------------------------------------------------------------
@@ -475,19 +525,29 @@ pub async fn purge_total(db: &Db, author_id: i64, room_id: Option<i64>) -> Stora
     Ok(row.map_or(0, |r| r.n.max(0) as u64))
 }
 
-/// Soft-deletes the messages `ids` (text and reactions go, the ids stay), in one transaction.
-pub async fn delete_messages(db: &Db, ids: &[i64]) -> StorageResult<()> {
+/// Soft-deletes those of `ids` not deleted yet (text and reactions go, the ids stay) in one
+/// transaction and returns how many. When there were any and `audit(how many)` is a row, it is
+/// written in the same transaction. The condition on `deleted` makes a batch safe to repeat:
+/// two instances sweeping, or a purge meeting a moderator's delete, never count a message twice.
+pub async fn delete_messages(db: &Db, ids: &[i64], audit: impl FnOnce(u64) -> Option<Audit>) -> StorageResult<u64> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let marks = vec!["?"; ids.len()].join(", ");
     let txn = db.conn.begin().await?;
-    let mut values: Vec<sea_orm::Value> = vec!["".into(), true.into()];
+    let mut values: Vec<sea_orm::Value> = vec!["".into(), true.into(), false.into()];
     values.extend(ids.iter().map(|id| (*id).into()));
-    exec(&txn, &format!("UPDATE messages SET text = ?, deleted = ? WHERE id IN ({marks})"), values).await?;
+    let n = exec(&txn, &format!("UPDATE messages SET text = ?, deleted = ? WHERE deleted = ? AND id IN ({marks})"), values).await?;
+    if n == 0 {
+        txn.rollback().await?;
+        return Ok(0);
+    }
     exec(&txn, &format!("DELETE FROM reactions WHERE message_id IN ({marks})"), ids.iter().map(|id| (*id).into()).collect()).await?;
+    if let Some(audit) = audit(n) {
+        record_on(&txn, &audit).await?;
+    }
     txn.commit().await?;
-    Ok(())
+    Ok(n)
 }
 
 // ---- Retention -------------------------------------------------------------------------
@@ -523,24 +583,4 @@ pub struct Aged {
 pub async fn messages_after(db: &Db, room_id: i64, after: i64, limit: u64) -> StorageResult<Vec<Aged>> {
     let sql = "SELECT id, sent_at, deleted FROM messages WHERE room_id = ? AND id > ? ORDER BY id LIMIT ?";
     Ok(Aged::find_by_statement(statement(db, sql, vec![room_id.into(), after.into(), (limit as i64).into()])).all(&db.conn).await?)
-}
-
-/// Soft-deletes those of `ids` not deleted yet and, when there were any, records the audit
-/// row `audit(how many)` in the same transaction; returns how many.
-pub async fn expire_messages(db: &Db, ids: &[i64], audit: impl FnOnce(u64) -> Audit) -> StorageResult<u64> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    let marks = vec!["?"; ids.len()].join(", ");
-    let txn = db.conn.begin().await?;
-    let mut values: Vec<sea_orm::Value> = vec!["".into(), true.into(), false.into()];
-    values.extend(ids.iter().map(|id| (*id).into()));
-    let n = exec(&txn, &format!("UPDATE messages SET text = ?, deleted = ? WHERE deleted = ? AND id IN ({marks})"), values).await?;
-    if n == 0 {
-        txn.rollback().await?;
-        return Ok(0);
-    }
-    exec(&txn, &format!("DELETE FROM reactions WHERE message_id IN ({marks})"), ids.iter().map(|id| (*id).into()).collect()).await?;
-    commit_with(txn, &audit(n)).await?;
-    Ok(n)
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use confab_shared::rpc::EchoParams;
 use reqwest::header::{ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, within};
+use crate::helpers::{TestApp, header, spawn_app, spawn_app_with, within};
 
 const ASSET: &str = "/assets/confab_frontend-0123456789abcdef.js";
 const INDEX: &str = "<!doctype html><title>Confab</title>";
@@ -45,10 +45,6 @@ async fn get(app: &TestApp, path: &str, accept: Option<&str>) -> reqwest::Respon
         request = request.header(ACCEPT_ENCODING, accept);
     }
     within(&format!("GET {path}"), request.send()).await.expect("the request reaches the server")
-}
-
-fn header(response: &reqwest::Response, name: reqwest::header::HeaderName) -> Option<String> {
-    response.headers().get(name).map(|v| v.to_str().expect("an ASCII header").to_owned())
 }
 
 async fn bytes(response: reqwest::Response) -> Vec<u8> {

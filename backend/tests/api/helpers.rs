@@ -160,20 +160,24 @@ impl TestApp {
 
     // --- HTTP -------------------------------------------------------------------------------
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut request = self.http.get(self.url(path));
+    /// Any request with an optional bearer token and an optional JSON body.
+    pub async fn request<T: Serialize + ?Sized>(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&T>) -> reqwest::Response {
+        let mut request = self.http.request(method.clone(), self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        within(&format!("GET {path}"), request.send()).await.expect("the request reaches the server")
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        within(&format!("{method} {path}"), request.send()).await.expect("the request reaches the server")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.request::<()>(reqwest::Method::GET, path, token, None).await
     }
 
     pub async fn post_json<T: Serialize + ?Sized>(&self, path: &str, body: &T, token: Option<&str>) -> reqwest::Response {
-        let mut request = self.http.post(self.url(path)).json(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        within(&format!("POST {path}"), request.send()).await.expect("the request reaches the server")
+        self.request(reqwest::Method::POST, path, token, Some(body)).await
     }
 
     /// A POST with a raw body and content type, for malformed requests.
@@ -272,6 +276,11 @@ pub async fn body<T: DeserializeOwned>(response: reqwest::Response) -> T {
     let text = text(response).await;
     assert!(status.is_success(), "expected a success, got {status}: {text}");
     serde_json::from_str(&text).unwrap_or_else(|err| panic!("the body does not match its type ({err}): {text}"))
+}
+
+/// A response header's value, if it has one.
+pub fn header(response: &reqwest::Response, name: impl reqwest::header::AsHeaderName) -> Option<String> {
+    response.headers().get(name).map(|v| v.to_str().expect("an ASCII header").to_owned())
 }
 
 pub async fn text(response: reqwest::Response) -> String {

@@ -559,15 +559,6 @@ async fn a_purge_deletes_a_users_messages_in_one_room_as_a_job_and_tells_the_roo
     assert_eq!(audit.entries[0].target.as_deref(), Some(r.target.user.username.as_str()));
 }
 
-/// A REST call with a bearer and an optional JSON body.
-async fn rest(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> reqwest::Response {
-    let mut request = app.http.request(method.clone(), app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    within(&format!("{method} {path}"), request.send()).await.expect("the request reaches the server")
-}
-
 #[tokio::test]
 async fn the_room_actions_over_rest_do_what_the_socket_methods_do_with_the_same_refusals() {
     use reqwest::Method;
@@ -579,43 +570,43 @@ async fn the_room_actions_over_rest_do_what_the_socket_methods_do_with_the_same_
 
     // A kick without a body (`null`, which the optional body's schema allows, is the same);
     // the target's socket is out of the room and told why.
-    body::<Value>(rest(&r.app, Method::POST, &at(&format!("members/{user}/kick")), moderator, Some(Value::Null)).await).await;
+    body::<Value>(r.app.request(Method::POST, &at(&format!("members/{user}/kick")), Some(moderator), Some(&Value::Null)).await).await;
     target.next::<ModerationApplied>("moderation.applied").await;
     target.ok(join(&r.name)).await;
-    let kicked: confab_shared::moderation::ModerationResult = body(rest(&r.app, Method::POST, &at(&format!("members/{user}/kick")), moderator, None).await).await;
+    let kicked: confab_shared::moderation::ModerationResult = body(r.app.request(Method::POST, &at(&format!("members/{user}/kick")), Some(moderator), None::<&Value>).await).await;
     assert_eq!((kicked.action, kicked.user.as_str()), (ModerationAction::Kick, user.as_str()));
     let told: ModerationApplied = target.next("moderation.applied").await;
     assert_eq!(told.action, ModerationAction::Kick);
 
     // A ban with a duration, then lifted; a mute with a reason, then lifted.
     let banned: confab_shared::moderation::ModerationResult =
-        body(rest(&r.app, Method::PUT, &at(&format!("bans/{user}")), owner, Some(json!({ "reason": "spam", "duration_secs": 3600.0 }))).await).await;
+        body(r.app.request(Method::PUT, &at(&format!("bans/{user}")), Some(owner), Some(&json!({ "reason": "spam", "duration_secs": 3600.0 }))).await).await;
     assert!(banned.until.is_some());
     assert_sanctioned(&target.fail(join(&r.name)).await, "banned");
-    body::<Value>(rest(&r.app, Method::DELETE, &at(&format!("bans/{user}")), owner, None).await).await;
+    body::<Value>(r.app.request(Method::DELETE, &at(&format!("bans/{user}")), Some(owner), None::<&Value>).await).await;
     target.ok(join(&r.name)).await;
-    body::<Value>(rest(&r.app, Method::PUT, &at(&format!("mutes/{user}")), moderator, Some(json!({ "reason": "calm down" }))).await).await;
+    body::<Value>(r.app.request(Method::PUT, &at(&format!("mutes/{user}")), Some(moderator), Some(&json!({ "reason": "calm down" }))).await).await;
     assert_sanctioned(&target.fail(send(&r.name, "hello?")).await, "muted");
-    body::<Value>(rest(&r.app, Method::DELETE, &at(&format!("mutes/{user}")), moderator, None).await).await;
+    body::<Value>(r.app.request(Method::DELETE, &at(&format!("mutes/{user}")), Some(moderator), None::<&Value>).await).await;
     target.ok(send(&r.name, "hello again")).await;
 
     // Roles and settings.
-    let made: confab_shared::moderation::ModerationResult = body(rest(&r.app, Method::PUT, &at(&format!("roles/{user}")), owner, Some(json!({ "role": "moderator" }))).await).await;
+    let made: confab_shared::moderation::ModerationResult = body(r.app.request(Method::PUT, &at(&format!("roles/{user}")), Some(owner), Some(&json!({ "role": "moderator" }))).await).await;
     assert_eq!(made.action, ModerationAction::SetRole);
-    let settings: confab_shared::moderation::RoomSettings = body(rest(&r.app, Method::PATCH, &at("settings"), owner, Some(json!({ "slow_mode_secs": 5, "retention_days": 30 }))).await).await;
+    let settings: confab_shared::moderation::RoomSettings = body(r.app.request(Method::PATCH, &at("settings"), Some(owner), Some(&json!({ "slow_mode_secs": 5, "retention_days": 30 }))).await).await;
     assert_eq!((settings.slow_mode_secs, settings.retention_days), (5, Some(30)));
 
     // The socket's refusals, as problem+json: rank, permission, unknown names, bad input.
-    problem(rest(&r.app, Method::PUT, &at(&format!("bans/{user}")), member, None).await, 403).await;
-    problem(rest(&r.app, Method::PATCH, &at("settings"), moderator, Some(json!({ "retention_days": 1 }))).await, 403).await;
-    problem(rest(&r.app, Method::PUT, &format!("/api/rooms/{}/bans/{user}", unique("nowhere")), owner, None).await, 404).await;
-    problem(rest(&r.app, Method::PUT, &at("bans/nobody_by_that_name"), owner, None).await, 404).await;
-    let too_long = problem(rest(&r.app, Method::PUT, &at(&format!("mutes/{user}")), owner, Some(json!({ "duration_secs": 99_999_999 }))).await, 422).await;
+    problem(r.app.request(Method::PUT, &at(&format!("bans/{user}")), Some(member), None::<&Value>).await, 403).await;
+    problem(r.app.request(Method::PATCH, &at("settings"), Some(moderator), Some(&json!({ "retention_days": 1 }))).await, 403).await;
+    problem(r.app.request(Method::PUT, &format!("/api/rooms/{}/bans/{user}", unique("nowhere")), Some(owner), None::<&Value>).await, 404).await;
+    problem(r.app.request(Method::PUT, &at("bans/nobody_by_that_name"), Some(owner), None::<&Value>).await, 404).await;
+    let too_long = problem(r.app.request(Method::PUT, &at(&format!("mutes/{user}")), Some(owner), Some(&json!({ "duration_secs": 99_999_999 }))).await, 422).await;
     assert_eq!(too_long.field.as_deref(), Some("duration_secs"));
-    let bad_role = problem(rest(&r.app, Method::PUT, &at(&format!("roles/{user}")), owner, Some(json!({ "role": "king" }))).await, 422).await;
+    let bad_role = problem(r.app.request(Method::PUT, &at(&format!("roles/{user}")), Some(owner), Some(&json!({ "role": "king" }))).await, 422).await;
     assert_eq!(bad_role.field.as_deref(), Some("role"));
     let read_only = r.token(&r.owner, &["read"]).await;
-    problem(rest(&r.app, Method::DELETE, &at(&format!("bans/{user}")), &read_only, None).await, 403).await;
+    problem(r.app.request(Method::DELETE, &at(&format!("bans/{user}")), Some(&read_only), None::<&Value>).await, 403).await;
 
     // Each is on the record, as over the socket.
     let audit: AuditPage = body(r.app.get(&format!("/api/audit?room={}&limit=20", r.name), Some(&r.admin.access_token)).await).await;
@@ -907,4 +898,68 @@ async fn a_ban_and_a_suspension_decided_on_one_instance_hold_on_another_at_once(
     assert_eq!(member_on_b.expect_close().await, 4003);
     let refused = problem(b.get("/api/me", Some(&r.member.access_token)).await, 403).await;
     assert_eq!(refused.reason, Some(confab_shared::moderation::Sanction::Suspended));
+}
+
+/// Starts an audit export as `token` and waits for it to finish; its job.
+async fn audit_export(r: &Room, token: &str, request: Value) -> Job {
+    let mut ws = r.app.ws(token).await;
+    let accepted: JobAccepted = body(post(&r.app, "/api/audit/export", token, request).await).await;
+    let job = ws.ok(confab_shared::rpc::JobSubscribeParams { job_id: accepted.job_id }).await;
+    let finished: Job = if job.state == JobState::Done { job } else { ws.next("job.finished").await };
+    assert_eq!((&finished.state, &finished.kind), (&JobState::Done, &confab_shared::JobKind::ExportAudit), "{finished:?}");
+    finished
+}
+
+#[tokio::test]
+async fn the_audit_log_exports_to_json_and_csv_with_the_filters_of_its_listing() {
+    let r = room().await;
+    let user = r.target.user.username.clone();
+    let mut moderator = r.app.ws(&r.moderator.access_token).await;
+    // A reason a spreadsheet would evaluate, with a comma and a quote to escape.
+    let reason = "=HYPERLINK(\"x\"), calm down";
+    moderator.ok(MuteParams { room: r.name.clone(), user: user.clone(), reason: Some(reason.into()), duration_secs: None }).await;
+    moderator.ok(UnmuteParams { room: r.name.clone(), user: user.clone() }).await;
+    let admin = &r.admin.access_token;
+
+    // The room's rows as JSON: what `GET /api/audit` lists, oldest first.
+    let job = audit_export(&r, admin, json!({ "format": "json", "room": r.name })).await;
+    let file = r.app.get(&format!("/api/jobs/{}/download", job.id), Some(admin)).await;
+    assert_eq!(header(&file, "content-type").as_deref(), Some("application/json"));
+    assert!(header(&file, "content-disposition").unwrap_or_default().ends_with(&format!("filename=\"audit-export-{}.json\"", job.id)));
+    let exported: Vec<confab_shared::moderation::AuditEntry> = body(file).await;
+    let listed: AuditPage = body(r.app.get(&format!("/api/audit?room={}", r.name), Some(admin)).await).await;
+    let mut newest_first = exported.clone();
+    newest_first.reverse();
+    assert_eq!(newest_first, listed.entries);
+    let actions: Vec<ModerationAction> = exported.iter().map(|e| e.action).collect();
+    assert_eq!(actions, [ModerationAction::SetRole, ModerationAction::Mute, ModerationAction::Unmute]);
+
+    // One action as CSV: a header, the row, and the reason inert for a spreadsheet.
+    let job = audit_export(&r, admin, json!({ "format": "csv", "room": r.name, "action": "mute", "actor": r.moderator.user.username })).await;
+    let file = r.app.get(&format!("/api/jobs/{}/download", job.id), Some(admin)).await;
+    assert_eq!(header(&file, "content-type").as_deref(), Some("text/csv; charset=utf-8"));
+    let csv_text = text(file).await;
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let columns: Vec<String> = reader.headers().expect("a header").iter().map(str::to_owned).collect();
+    assert_eq!(columns, ["id", "at", "actor", "action", "target", "room", "reason", "detail", "instance"]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("a CSV record")).collect();
+    assert_eq!(rows.len(), 1, "{csv_text}");
+    assert_eq!((&rows[0][2], &rows[0][3], &rows[0][4]), (r.moderator.user.username.as_str(), "mute", user.as_str()));
+    assert_eq!(&rows[0][6], format!("'{reason}"));
+
+    // A filter nothing matches is an empty file, not an error.
+    let job = audit_export(&r, admin, json!({ "format": "json", "room": r.name, "after": "2999-01-01T00:00:00Z" })).await;
+    let empty: Vec<confab_shared::moderation::AuditEntry> = body(r.app.get(&format!("/api/jobs/{}/download", job.id), Some(admin)).await).await;
+    assert!(empty.is_empty());
+
+    // Admins only, with the write scope; filters checked as the listing checks them.
+    problem(post(&r.app, "/api/audit/export", &r.owner.access_token, json!({ "format": "json" })).await, 403).await;
+    let read_only = r.token(&r.admin, &["read"]).await;
+    problem(post(&r.app, "/api/audit/export", &read_only, json!({ "format": "json" })).await, 403).await;
+    let bad_room = problem(post(&r.app, "/api/audit/export", admin, json!({ "format": "json", "room": "" })).await, 422).await;
+    assert_eq!(bad_room.field.as_deref(), Some("room"));
+    let long_actor = problem(post(&r.app, "/api/audit/export", admin, json!({ "format": "json", "actor": "a".repeat(33) })).await, 422).await;
+    assert_eq!(long_actor.field.as_deref(), Some("actor"));
+    let no_format = problem(post(&r.app, "/api/audit/export", admin, json!({})).await, 422).await;
+    assert_eq!(no_format.field.as_deref(), Some("format"));
 }

@@ -11,7 +11,7 @@ use reqwest::header::{CONTENT_SECURITY_POLICY, SET_COOKIE};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::helpers::{PASSWORD, TestApp, body, problem, spawn_app, spawn_app_with, unique, within};
+use crate::helpers::{PASSWORD, TestApp, body, header, problem, spawn_app, spawn_app_with, unique, within};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap_or_else(|err| panic!("{}: {err}", path.display())).permissions().mode() & 0o777
@@ -59,14 +59,6 @@ async fn spawn_with_index(html: &str) -> (TestApp, tempfile::TempDir) {
     (app, dir)
 }
 
-async fn get(app: &TestApp, path: &str) -> reqwest::Response {
-    within(&format!("GET {path}"), app.http.get(app.url(path)).send()).await.expect("the request reaches the server")
-}
-
-fn header(response: &reqwest::Response, name: &str) -> Option<String> {
-    response.headers().get(name).map(|v| v.to_str().expect("an ASCII header").to_owned())
-}
-
 fn csp(response: &reqwest::Response) -> String {
     header(response, CONTENT_SECURITY_POLICY.as_str()).unwrap_or_else(|| panic!("{} has no Content-Security-Policy", response.url()))
 }
@@ -76,7 +68,7 @@ async fn every_answer_carries_the_browser_security_headers_and_the_policy_of_its
     let (app, _dir) = spawn_with_index(&index_html(BOOT)).await;
     let pages = ["/", "/login", "/rooms/general", "/assets/missing.js", "/api/health", "/api/docs", "/api/docs/protocol", "/api/nope", "/ws"];
     for path in pages {
-        let response = get(&app, path).await;
+        let response = app.get(path, None).await;
         assert_eq!(header(&response, "x-content-type-options").as_deref(), Some("nosniff"), "{path}");
         assert_eq!(header(&response, "referrer-policy").as_deref(), Some("no-referrer"), "{path}");
         assert_eq!(header(&response, "x-frame-options").as_deref(), Some("DENY"), "{path}");
@@ -85,22 +77,22 @@ async fn every_answer_carries_the_browser_security_headers_and_the_policy_of_its
         assert!(policy.contains("frame-ancestors 'none'"), "{path}: {policy}");
         assert!(!policy.contains("unsafe-inline") && !policy.contains("'unsafe-eval'"), "{path}: {policy}");
     }
-    let app_policy = csp(&get(&app, "/rooms/general").await);
+    let app_policy = csp(&app.get("/rooms/general", None).await);
     let scripts = format!("script-src 'self' 'wasm-unsafe-eval' 'sha256-{}' 'sha256-{}';", sha256(BOOT), sha256(START));
     assert!(app_policy.contains(&scripts), "the inline scripts by their hashes, the sourced one not: {app_policy}");
     for directive in ["default-src 'self'", "object-src 'none'", "base-uri 'none'", "connect-src 'self'", "style-src 'self'"] {
         assert!(app_policy.contains(directive), "{directive}: {app_policy}");
     }
-    assert!(csp(&get(&app, "/api/health").await).starts_with("default-src 'none'"));
-    let docs = csp(&get(&app, "/api/docs").await);
+    assert!(csp(&app.get("/api/health", None).await).starts_with("default-src 'none'"));
+    let docs = csp(&app.get("/api/docs", None).await);
     assert!(docs.contains("script-src 'self';") && docs.contains("img-src 'self' data:"), "{docs}");
     // The docs pages have no inline style or script for that policy to refuse.
     for page in ["/api/docs", "/api/docs/protocol"] {
-        let html = get(&app, page).await.text().await.expect("a page");
+        let html = app.get(page, None).await.text().await.expect("a page");
         assert!(!html.contains("<style") && !html.contains("<script>") && !html.contains(" style="), "{page}: {html}");
     }
     for sheet in ["/api/docs/nav.css", "/api/docs/protocol.css"] {
-        let response = get(&app, sheet).await;
+        let response = app.get(sheet, None).await;
         assert_eq!(response.status().as_u16(), 200, "{sheet}");
         assert!(header(&response, "content-type").is_some_and(|t| t.starts_with("text/css")), "{sheet}");
     }
@@ -109,14 +101,14 @@ async fn every_answer_carries_the_browser_security_headers_and_the_policy_of_its
 #[tokio::test]
 async fn a_rebuilt_app_is_served_with_the_hashes_of_its_new_inline_scripts() {
     let (app, dir) = spawn_with_index(&index_html(BOOT)).await;
-    assert!(csp(&get(&app, "/").await).contains(&sha256(BOOT)));
+    assert!(csp(&app.get("/", None).await).contains(&sha256(BOOT)));
     let rebuilt = "document.documentElement.dataset.boot = 'login';";
     let index = dir.path().join("index.html");
     std::fs::write(&index, index_html(rebuilt)).expect("index.html is rewritten");
     // A later modification time, whatever the file system's clock resolution.
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
     std::fs::File::options().write(true).open(&index).and_then(|f| f.set_modified(later)).expect("mtime set");
-    let policy = csp(&get(&app, "/").await);
+    let policy = csp(&app.get("/", None).await);
     assert!(policy.contains(&sha256(rebuilt)) && !policy.contains(&sha256(BOOT)), "{policy}");
 }
 
@@ -124,7 +116,7 @@ async fn a_rebuilt_app_is_served_with_the_hashes_of_its_new_inline_scripts() {
 async fn hsts_is_sent_when_the_server_is_reached_over_https() {
     let app = spawn_app_with(|config| config.https = true).await;
     for path in ["/", "/api/health"] {
-        assert_eq!(header(&get(&app, path).await, "strict-transport-security").as_deref(), Some("max-age=31536000"), "{path}");
+        assert_eq!(header(&app.get(path, None).await, "strict-transport-security").as_deref(), Some("max-age=31536000"), "{path}");
     }
 }
 

@@ -26,10 +26,6 @@ async fn list(app: &TestApp, login: &TokenPair) -> (Vec<ApiToken>, String) {
     (serde_json::from_str(&raw).expect("a token list"), raw)
 }
 
-async fn delete(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
-    within("DELETE", app.http.delete(app.url(path)).bearer_auth(token).send()).await.expect("the request reaches the server")
-}
-
 /// The raw response to one call of `method` with `params`.
 async fn call(ws: &mut WsClient, method: &str, params: &Value) -> Value {
     ws.call_raw(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string()).await
@@ -286,8 +282,8 @@ async fn revoking_a_token_closes_its_sockets_with_4003_and_refuses_it_from_then_
     }
 
     let path = format!("/api/tokens/{}", doomed.id);
-    assert_eq!(problem(delete(&app, &path, &bob.access_token).await, 404).await.kind, "/problems/not-found", "only its owner");
-    assert_eq!(delete(&app, &path, &ann.access_token).await.status().as_u16(), 204);
+    assert_eq!(problem(app.request::<()>(reqwest::Method::DELETE, &path, Some(&bob.access_token), None).await, 404).await.kind, "/problems/not-found", "only its owner");
+    assert_eq!(app.request::<()>(reqwest::Method::DELETE, &path, Some(&ann.access_token), None).await.status().as_u16(), 204);
 
     assert_eq!(first.expect_close().await, 4003);
     assert_eq!(second.expect_close().await, 4003);
@@ -298,7 +294,7 @@ async fn revoking_a_token_closes_its_sockets_with_4003_and_refuses_it_from_then_
     assert_eq!(status, 401);
     let (tokens, _) = list(&app, &ann).await;
     assert_eq!(tokens.iter().map(|t| t.id).collect::<Vec<_>>(), vec![spared.id]);
-    assert_eq!(problem(delete(&app, &path, &ann.access_token).await, 404).await.status, 404, "revoking twice");
+    assert_eq!(problem(app.request::<()>(reqwest::Method::DELETE, &path, Some(&ann.access_token), None).await, 404).await.status, 404, "revoking twice");
 }
 
 #[tokio::test]

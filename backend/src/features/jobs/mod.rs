@@ -13,7 +13,8 @@
 //! # Layout
 //! - this file: the routes and `job.subscribe`.
 //! - [`runner`]: the tasks, their tracking for shutdown, progress pacing, the sweeper.
-//! - [`export`]: `export_room`, streaming a room's history to JSON or CSV.
+//! - [`export`]: `export_room` and `export_audit`, streaming a room's history or the audit
+//!   log (started by `POST /api/audit/export`) to JSON or CSV.
 //! - [`purge`]: `purge_messages`, deleting a user's messages in batches (moderation).
 //! - [`expiry`]: the periodic sweep: interrupted jobs, and exports past their lifetime.
 
@@ -29,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use confab_shared::rpc::JobSubscribeParams;
-use confab_shared::{CreateJob, CreateJobKind, ExportFormat, Job, JobAccepted, Message, Problem};
+use confab_shared::{CreateJob, CreateJobKind, ExportFormat, Job, JobAccepted, Problem};
 use tokio_util::io::ReaderStream;
 
 pub use runner::JobRunner;
@@ -75,18 +76,24 @@ pub async fn create_job(
     // One kind today; the match makes a new kind a compile error here until it is handled.
     let CreateJob { kind: CreateJobKind::ExportRoom, room, format } = body;
     let room = crate::features::rooms::readable(&state, Some(&caller), &room).await?;
-    let job = jobs::create_export(&state.db, caller.user_id, &room.name, &format).await?;
+    let job = jobs::create_export(&state.db, caller.user_id, jobs::Export::Room(&room.name), &format).await?;
+    tracing::info!(job = job.id, user = %caller.username, room = %room.name, format = jobs::format_name(&format), "export queued");
+    Ok((StatusCode::ACCEPTED, Json(admit(&state, job).await?)))
+}
+
+/// Runs a job just recorded, unless its owner already has `jobs_per_user` jobs queued or
+/// running (429; the row is forgotten).
+pub async fn admit(state: &AppState, job: job_entity::Model) -> AppResult<JobAccepted> {
     // Admission after the insert, counting every committed job on every instance: of two
     // racing requests at the limit the later counter sees both, so the limit is never
     // exceeded (at worst both are refused and one retries).
-    if jobs::active_count(&state.db, caller.user_id).await? > state.config.jobs_per_user as u64 {
+    if jobs::active_count(&state.db, job.owner_id).await? > state.config.jobs_per_user as u64 {
         jobs::delete(&state.db, job.id).await?;
         return Err(AppError::RateLimited { retry_after_ms: RETRY_AFTER_MS });
     }
     let job_id = job.id;
-    tracing::info!(job = job_id, user = %caller.username, room = %room.name, format = jobs::format_name(&format), "export queued");
     state.jobs.spawn(state.db.clone(), state.layer.clone(), job);
-    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id })))
+    Ok(JobAccepted { job_id })
 }
 
 /// A job's state, for clients that poll.
@@ -102,7 +109,8 @@ pub async fn get_job(State(state): State<AppState>, AuthUser(caller): AuthUser, 
     Ok(Json(Job::from(&job)))
 }
 
-/// The finished job's file, streamed: JSON (an array of `Message`) or CSV. Files are kept
+/// The finished job's file, streamed: JSON (an array of `Message`, or of `AuditEntry` for an
+/// audit export) or CSV. Files are kept
 /// for the server's export lifetime (24 hours by default), then deleted. In CSV, a cell
 /// that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with `'`,
 /// so that a spreadsheet shows it as text instead of evaluating it.
@@ -110,7 +118,7 @@ pub async fn get_job(State(state): State<AppState>, AuthUser(caller): AuthUser, 
     params(("id" = i64, Path, description = "Job id")),
     responses(
         (status = 200, description = "The export; `Content-Disposition` names the file",
-            content(([Message] = "application/json"), (String = "text/csv"))),
+            content((ExportFile = "application/json"), (String = "text/csv"))),
         (status = 401, description = "Not logged in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job of the caller, or its file is gone", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job has not finished, or failed", body = Problem, content_type = "application/problem+json"),
@@ -148,7 +156,8 @@ pub async fn download(State(state): State<AppState>, AuthUser(caller): AuthUser,
         ExportFormat::Csv => "text/csv; charset=utf-8",
     };
     // Room names are [A-Za-z0-9_-], so the filename needs no quoting beyond the quotes.
-    let disposition = format!("attachment; filename=\"{}-export-{}.{}\"", job.room, job.id, export::extension(&format));
+    let subject = if job.kind == jobs::EXPORT_AUDIT { "audit" } else { job.room.as_str() };
+    let disposition = format!("attachment; filename=\"{subject}-export-{}.{}\"", job.id, export::extension(&format));
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (header::CONTENT_LENGTH, HeaderValue::from(length)),
@@ -156,6 +165,23 @@ pub async fn download(State(state): State<AppState>, AuthUser(caller): AuthUser,
     ];
     Ok((headers, body).into_response())
 }
+
+/// The JSON of an export file, for the OpenAPI document: an array of `Message` (a room
+/// export) or of `AuditEntry` (an audit export).
+pub struct ExportFile;
+
+impl utoipa::PartialSchema for ExportFile {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::Ref;
+        use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder};
+        AnyOfBuilder::new()
+            .item(ArrayBuilder::new().items(Ref::from_schema_name("Message")))
+            .item(ArrayBuilder::new().items(Ref::from_schema_name("AuditEntry")))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ExportFile {}
 
 /// A stored export, one chunk read per item: memory holds one chunk whatever the file's size.
 fn chunks(db: Db, job_id: i64) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send {

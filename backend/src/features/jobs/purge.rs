@@ -41,7 +41,7 @@ pub async fn run(db: &Db, layer: &dyn ChannelLayer, job: &job_entity::Model, sto
         let Some(&(last, _)) = batch.last() else { break };
         after = last;
         let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
-        moderation::delete_messages(db, &ids).await?;
+        moderation::delete_messages(db, &ids, |_| None).await?;
         for (id, room) in &batch {
             if !names.contains_key(room) {
                 let name = rooms::by_id(db, *room).await?.map(|r| r.name).unwrap_or_default();

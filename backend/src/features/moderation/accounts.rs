@@ -10,12 +10,11 @@ use confab_shared::rpc::close;
 use confab_shared::{JobAccepted, Problem, Timestamp, validate};
 
 use super::audit::{self, admin};
-use super::room_routes::or_default;
 use super::sanctions::Entry;
 use super::{ends_at, layer_up, reason, tell};
 use crate::auth::extract::AuthUser;
 use crate::error::{AppError, AppResult};
-use crate::http::ApiJson;
+use crate::http::OptionalJson;
 use crate::state::AppState;
 use crate::storage::entity::users as user_entity;
 use crate::storage::moderation as store;
@@ -69,10 +68,9 @@ pub async fn suspend(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Path(username): Path<String>,
-    body: Option<ApiJson<Option<SanctionRequest>>>,
+    OptionalJson(body): OptionalJson<SanctionRequest>,
 ) -> AppResult<Json<Suspension>> {
     admin(&caller)?;
-    let body = or_default(body);
     let why = reason(body.reason.as_deref(), "reason")?;
     let until = ends_at(body.duration_secs)?;
     let user = account(&state, &username).await?;
@@ -135,10 +133,9 @@ pub async fn purge(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Path(username): Path<String>,
-    body: Option<ApiJson<Option<PurgeRequest>>>,
+    OptionalJson(body): OptionalJson<PurgeRequest>,
 ) -> AppResult<(StatusCode, Json<JobAccepted>)> {
     admin(&caller)?;
-    let body = or_default(body);
     let user = account(&state, &username).await?;
     let room = match body.room.as_deref() {
         None => None,

@@ -2,24 +2,27 @@
 //!
 //! Features build an [`Audit`] with [`entry`] and hand it to the storage call of their
 //! action, which writes it in the same transaction. `GET /api/audit` pages it for admins,
-//! newest first, with filters.
+//! newest first, with filters; `POST /api/audit/export` writes the rows matching the same
+//! filters to a JSON or CSV file with the export job.
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use confab_shared::moderation::{AuditEntry, AuditPage, AuditQuery, ModerationAction};
-use confab_shared::{Problem, Timestamp};
+use confab_shared::moderation::{AuditEntry, AuditExportRequest, AuditPage, AuditQuery, ModerationAction};
+use confab_shared::{JobAccepted, Problem, Timestamp};
 
 use crate::auth::Identity;
 use crate::auth::extract::AuthUser;
 use crate::error::{AppError, AppResult};
 use crate::features::{Page, list_limit};
-use crate::http::ApiQuery;
+use crate::http::{ApiJson, ApiQuery};
 use crate::state::AppState;
+use crate::storage::jobs::{self, Export};
 use crate::storage::moderation::{self as store, Audit, AuditFilter};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/audit", get(list))
+    Router::new().route("/api/audit", get(list)).route("/api/audit/export", post(export))
 }
 
 /// An audit row of `actor`'s `action`.
@@ -61,38 +64,58 @@ pub async fn list(State(state): State<AppState>, AuthUser(caller): AuthUser, Api
     admin(&caller)?;
     let limit = list_limit(q.limit, 50)?;
     let before_id = Page::decode_id(q.cursor.as_deref())?;
+    let AuditQuery { actor, target, room, action, after, before, .. } = q;
+    let filter = filter(actor, target, room, action, after, before)?;
+    let rows = store::audit_page(&state.db, &filter, before_id, limit as u64 + 1).await?;
+    let (rows, next_cursor) = Page::split_by_id(rows, limit, |r| r.id);
+    Ok(Json(AuditPage { entries: rows.into_iter().map(AuditEntry::from).collect(), next_cursor }))
+}
+
+/// Export the audit log, or the rows matching the filters of `GET /api/audit`, oldest
+/// first, to a JSON (an array of `AuditEntry`) or CSV file (admins). It runs as a background
+/// job like a room export: poll `GET /api/jobs/{id}` or watch `job.progress`, then fetch
+/// `GET /api/jobs/{id}/download`.
+#[utoipa::path(post, path = "/api/audit/export", tag = "moderation", security(("bearer" = [])), request_body = AuditExportRequest,
+    responses(
+        (status = 202, description = "Accepted; the job runs in the background", body = JobAccepted),
+        (status = 401, description = "Not logged in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid format or filter", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The caller already has `jobs_per_user` jobs queued or running", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn export(State(state): State<AppState>, AuthUser(caller): AuthUser, ApiJson(body): ApiJson<AuditExportRequest>) -> AppResult<(StatusCode, Json<JobAccepted>)> {
+    admin(&caller)?;
+    let AuditExportRequest { format, actor, target, room, action, after, before } = body;
+    let filter = filter(actor, target, room, action, after, before)?;
+    let job = jobs::create_export(&state.db, caller.user_id, Export::Audit(&filter), &format).await?;
+    tracing::info!(job = job.id, user = %caller.username, format = jobs::format_name(&format), "audit export queued");
+    Ok((StatusCode::ACCEPTED, Json(crate::features::jobs::admit(&state, job).await?)))
+}
+
+/// The storage filter of the audit filters, checked (-32602 / 422 naming the field); an
+/// empty actor or target is no filter.
+fn filter(
+    actor: Option<String>,
+    target: Option<String>,
+    room: Option<String>,
+    action: Option<ModerationAction>,
+    after: Option<Timestamp>,
+    before: Option<Timestamp>,
+) -> AppResult<AuditFilter> {
     let bounded = |value: Option<String>, field: &'static str, max: usize| -> AppResult<Option<String>> {
         match value.filter(|v| !v.is_empty()) {
             Some(v) if v.chars().count() > max => Err(AppError::invalid(field, format!("at most {max} characters"))),
             other => Ok(other),
         }
     };
-    let filter = AuditFilter {
-        actor: bounded(q.actor, "actor", 32)?,
-        target: bounded(q.target, "target", 64)?,
-        room: room_filter(q.room.as_deref())?.map(str::to_owned),
-        action: q.action,
-        after: q.after.map(|t| t.0.timestamp_millis()),
-        before: q.before.map(|t| t.0.timestamp_millis()),
-    };
-    let rows = store::audit_page(&state.db, &filter, before_id, limit as u64 + 1).await?;
-    let (rows, next_cursor) = Page::split_by_id(rows, limit, |r| r.id);
-    let entries = rows
-        .into_iter()
-        .map(|r| AuditEntry {
-            id: r.id,
-            at: Timestamp::from_millis(r.created_at),
-            actor: r.actor,
-            // Rows are written by this code from the same enum; an unknown name would be a newer version's.
-            action: ModerationAction::parse(&r.action).unwrap_or(ModerationAction::Configure),
-            target: r.target,
-            room: r.room,
-            reason: r.reason,
-            detail: r.detail,
-            instance: r.instance,
-        })
-        .collect();
-    Ok(Json(AuditPage { entries, next_cursor }))
+    Ok(AuditFilter {
+        actor: bounded(actor, "actor", 32)?,
+        target: bounded(target, "target", 64)?,
+        room: room_filter(room.as_deref())?.map(str::to_owned),
+        action,
+        after: after.map(|t| t.0.timestamp_millis()),
+        before: before.map(|t| t.0.timestamp_millis()),
+    })
 }
 
 /// A list's `room` filter: absent, or a room name (-32602 / 422 `room` otherwise, the empty

@@ -72,7 +72,7 @@ async fn sweep_rooms(state: &AppState, now: i64, progress: &mut Progress) -> cra
             let expired: Vec<_> = rows.iter().take_while(|m| m.sent_at < before).collect();
             let Some(last) = expired.last() else { break };
             let ids: Vec<i64> = expired.iter().filter(|m| !m.deleted).map(|m| m.id).collect();
-            let audit = |n: u64| Audit {
+            let audit = |n: u64| Some(Audit {
                 actor_id: None,
                 actor: "system".to_owned(),
                 action: ModerationAction::Retention,
@@ -81,8 +81,8 @@ async fn sweep_rooms(state: &AppState, now: i64, progress: &mut Progress) -> cra
                 reason: None,
                 detail: Some(format!("{n} {} older than {days} {}", plural(n, "message"), plural(u64::from(days), "day"))),
                 instance: super::audit::instance(state),
-            };
-            let n = store::expire_messages(&state.db, &ids, audit).await?;
+            });
+            let n = store::delete_messages(&state.db, &ids, audit).await?;
             if n > 0 {
                 tracing::info!(room = %room.name, messages = n, days, "retention deleted old messages");
             }

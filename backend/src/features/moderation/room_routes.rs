@@ -23,7 +23,7 @@ use confab_shared::moderation::{
 use super::room_actions;
 use crate::auth::extract::AuthUser;
 use crate::error::AppResult;
-use crate::http::ApiJson;
+use crate::http::{ApiJson, OptionalJson};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -33,12 +33,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/rooms/{room}/mutes/{username}", put(mute).delete(unmute))
         .route("/api/rooms/{room}/roles/{username}", put(set_role))
         .route("/api/rooms/{room}/settings", patch(configure))
-}
-
-/// A body that may be left out or be `null` (the schema of an optional body allows both):
-/// either is the default (no reason, no duration).
-pub fn or_default<T: Default>(body: Option<ApiJson<Option<T>>>) -> T {
-    body.and_then(|ApiJson(b)| b).unwrap_or_default()
 }
 
 /// Take the user's sockets out of the room now, on every instance (`room.kick`); they may rejoin.
@@ -57,9 +51,8 @@ pub async fn kick(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Path((room, user)): Path<(String, String)>,
-    body: Option<ApiJson<Option<KickRequest>>>,
+    OptionalJson(KickRequest { reason }): OptionalJson<KickRequest>,
 ) -> AppResult<Json<ModerationResult>> {
-    let KickRequest { reason } = or_default(body);
     Ok(Json(room_actions::kick(&state, &caller, KickParams { room, user, reason }).await?))
 }
 
@@ -79,9 +72,8 @@ pub async fn ban(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Path((room, user)): Path<(String, String)>,
-    body: Option<ApiJson<Option<SanctionRequest>>>,
+    OptionalJson(SanctionRequest { reason, duration_secs }): OptionalJson<SanctionRequest>,
 ) -> AppResult<Json<ModerationResult>> {
-    let SanctionRequest { reason, duration_secs } = or_default(body);
     Ok(Json(room_actions::ban(&state, &caller, BanParams { room, user, reason, duration_secs }).await?))
 }
 
@@ -116,9 +108,8 @@ pub async fn mute(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Path((room, user)): Path<(String, String)>,
-    body: Option<ApiJson<Option<SanctionRequest>>>,
+    OptionalJson(SanctionRequest { reason, duration_secs }): OptionalJson<SanctionRequest>,
 ) -> AppResult<Json<ModerationResult>> {
-    let SanctionRequest { reason, duration_secs } = or_default(body);
     Ok(Json(room_actions::mute(&state, &caller, MuteParams { room, user, reason, duration_secs }).await?))
 }
 

@@ -1,4 +1,4 @@
-//! Background jobs (room exports) and their progress.
+//! Background jobs (exports and purges) and their progress.
 
 use sea_orm::entity::prelude::*;
 
@@ -8,7 +8,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub owner_id: i64,
-    /// `export_room` or `purge_messages`.
+    /// `export_room`, `export_audit` or `purge_messages`.
     pub kind: String,
     pub room: String,
     /// `json` or `csv`.
@@ -26,6 +26,8 @@ pub struct Model {
     pub heartbeat_at: Option<i64>,
     /// Whose messages a purge deletes.
     pub target_id: Option<i64>,
+    /// What an audit export selects: JSON of [`crate::storage::moderation::AuditFilter`].
+    pub filter: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,7 @@ mod m20261201_000003_add_name_indexes;
 mod m20261201_000004_create_webhooks;
 mod m20261207_000001_create_external_identities;
 mod m20261208_000001_create_moderation;
+mod m20261209_000001_add_job_filter;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_create_webhooks::Migration),
             Box::new(m20261207_000001_create_external_identities::Migration),
             Box::new(m20261208_000001_create_moderation::Migration),
+            Box::new(m20261209_000001_add_job_filter::Migration),
         ]
     }
 }
@@ -41,7 +43,7 @@ mod tests {
     use super::*;
 
     /// What every database migrated so far has recorded, in the order it was applied.
-    const RECORDED: [&str; 8] = [
+    const RECORDED: [&str; 9] = [
         "m20261123_000001_create_tables",
         "m20261124_000001_add_job_heartbeat",
         "m20261201_000012_create_export_chunks",
@@ -50,6 +52,7 @@ mod tests {
         "m20261201_000002_create_webhooks",
         "m20261207_000001_create_external_identities",
         "m20261208_000001_create_moderation",
+        "m20261209_000001_add_job_filter",
     ];
 
     #[test]

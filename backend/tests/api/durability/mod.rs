@@ -5,9 +5,11 @@
 //! with many calls in flight, kills it with SIGKILL in the middle, starts it again and
 //! reads the database: every acknowledged message must be there, exactly once, numbered
 //! without gaps; with a `room.message` webhook registered, each stored message also has
-//! exactly one delivery in the outbox (written in the message's own transaction). A few
-//! seconds each; every wait has a timeout.
+//! exactly one delivery in the outbox (written in the message's own transaction); every
+//! acknowledged report has its audit row ([`moderation`]). A few seconds each; every wait has
+//! a timeout.
 
+mod moderation;
 pub mod server;
 
 use std::collections::HashMap;
