@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, skipping whatever is already there:
-# redis-server, PostgreSQL, Chromium, brotli (Debian packages), the e2e npm packages,
+# redis-server, PostgreSQL, Chromium, brotli, nginx (Debian packages), the e2e npm packages,
 # the e2e Python packages (e2e/*/requirements.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,9 @@ command -v chromium >/dev/null || missing+=(chromium chromium-driver)
 command -v node >/dev/null || missing+=(nodejs npm)
 # frontend/build.sh compresses the SPA's files with it.
 command -v brotli >/dev/null || missing+=(brotli)
+# The client library's tests run it as a real proxy in front of the server (one passing
+# WebSockets, one refusing them).
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo_cmd=""
     [ "$(id -u)" = 0 ] || sudo_cmd="sudo"

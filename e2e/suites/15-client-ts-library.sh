@@ -4,7 +4,9 @@
 # its tests with node's test runner. They start their own release servers ($CONFAB_BIN) on
 # free ports: connect by token and by credentials, typed calls and notifications, a server
 # restart caught up with `sync` exactly once, renewal with 3-second access tokens, clean close,
-# the in-flight window (1000 calls at once, at most 64 in flight).
+# the in-flight window (1000 calls at once, at most 64 in flight); the HTTP stream transport
+# chatting with a WebSocket client, and the fallback to it behind a real nginx (Debian's
+# package, started by the tests on a free port) that refuses the upgrade or kills sockets.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

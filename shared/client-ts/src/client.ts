@@ -8,17 +8,21 @@
 // order per room. Only then is the state "open" again, and calls made while reconnecting
 // (which wait for it, up to the call timeout) go out. `close()` ends it for good.
 //
+// Transports (transport.ts): the WebSocket first; when its upgrade fails, or when it dies
+// within `SHORT_LIVED_MS` of opening twice in a row without a close frame (a proxy that kills
+// sockets), the client falls back to the HTTP stream for `webSocketRetryMs`, and the first
+// reconnection after that tries the WebSocket again. Everything above the transport (calls,
+// notifications, reconnect and `sync`, renewal) is the same on both.
+//
 // Calls pipeline on the socket up to `maxInFlight` at once; a call beyond that waits in a
 // first-come queue for an earlier one to be answered, so a program firing thousands of calls
 // holds a bounded number of pending ones (and the server, which stops reading a connection
 // whose answers pile up, is not handed a pipeline it would only hold in its socket).
 
-import WebSocket from "ws";
 import {
   CloseCodes,
   ErrorCodes,
   MAX_CALLS_IN_FLIGHT,
-  SUBPROTOCOL,
   type Credentials,
   type DirectMessage,
   type Message,
@@ -37,7 +41,8 @@ import { type Auth, FixedToken, LoginSession } from "./auth.js";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { Cursors } from "./cursors.js";
 import { AuthFailed, CallTimeout, ClientClosed, ConnectionLost, HttpError, RpcError } from "./errors.js";
-import { RestClient, parseProblem } from "./rest.js";
+import { RestClient } from "./rest.js";
+import { type Transport, type TransportChoice, type TransportEvents, type TransportKind, openSocket, openStream } from "./transport.js";
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 
@@ -48,8 +53,13 @@ export type Authentication =
   | { token?: never; credentials?: never };
 
 export type ClientOptions = Authentication & {
-  /** The server's origin, e.g. `http://127.0.0.1:8000`; the socket is its `/ws`. */
+  /** The server's origin, e.g. `http://127.0.0.1:8000`; the socket is its `/ws`, the stream its `/api/stream`. */
   url: string;
+  /** `"auto"` (default): the WebSocket, falling back to the HTTP stream when the upgrade fails
+   * or the socket dies within seconds of opening twice in a row; `"websocket"` or `"stream"`: only that one. */
+  transport?: TransportChoice;
+  /** After falling back to the stream, how long before a reconnection tries the WebSocket again (default 5 minutes). */
+  webSocketRetryMs?: number;
   /** Reconnect after an unexpected close (default true). */
   reconnect?: boolean;
   /** Backoff between reconnection attempts (full jitter; defaults: Confab's policy, 500 ms doubling to 30 s, the first attempt within 5 s after a restart close). */
@@ -85,6 +95,8 @@ export interface StateChange {
   state: ConnectionState;
   /** The close code that caused the change, when a close did. */
   closeCode?: number;
+  /** With "open": the transport the connection uses. */
+  transport?: TransportKind | undefined;
   /** Why the client closed for good, when it did not close by `close()`. */
   error?: Error;
 }
@@ -107,8 +119,12 @@ interface SlotWaiter {
   timer: NodeJS.Timeout;
 }
 
-/** How long `close()` waits for the server's close frame before dropping the connection. */
-const CLOSE_HANDSHAKE_MS = 2_000;
+/** A WebSocket that dies this soon after opening, without a close frame, counts as killed by
+ * the network; twice in a row and the client falls back to the stream. */
+export const SHORT_LIVED_MS = 5_000;
+
+/** How long the client stays on the stream after falling back, unless `webSocketRetryMs` says otherwise. */
+export const DEFAULT_WEBSOCKET_RETRY_MS = 5 * 60_000;
 
 export class ConfabClient {
   readonly rest: RestClient;
@@ -119,7 +135,11 @@ export class ConfabClient {
   private readonly backoff: Backoff;
   private readonly maxInFlight: number;
 
-  private ws: WebSocket | undefined;
+  private conn: Transport | undefined;
+  /** Until when (epoch ms) connections open the stream rather than the WebSocket. */
+  private streamUntil = 0;
+  /** WebSockets in a row that the network killed within `SHORT_LIVED_MS` of opening. */
+  private shortSockets = 0;
   private state: ConnectionState = "closed";
   private lastCloseCode: number | undefined;
   private nextId = 1;
@@ -145,6 +165,8 @@ export class ConfabClient {
   private reconnecting = false;
   private renewing = false;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** When the current connection opened (epoch ms). */
+  private openedAt = 0;
   /** Cuts the backoff wait short when `close()` is called. */
   private wake: (() => void) | undefined;
 
@@ -179,11 +201,11 @@ export class ConfabClient {
       await this.open();
       if (this.cursors.dmAfter === undefined && (await this.isAuthenticated())) await this.dmBaseline();
       this.flushHeld();
-      this.setState({ state: "open" });
+      this.setState({ state: "open", transport: this.conn?.kind });
     } catch (error) {
       this.held = undefined;
-      this.ws?.terminate();
-      this.ws = undefined;
+      this.conn?.terminate();
+      this.conn = undefined;
       this.setState({ state: "closed", error: asError(error) });
       throw error;
     }
@@ -220,9 +242,10 @@ export class ConfabClient {
   /** Sends a JSON-RPC notification (no id, no answer), e.g. `room.typing`. Returns false
    * when there was no open connection to send it on (notifications are not queued). */
   notify<M extends MethodName>(method: M, params: ParamsOf<M>): boolean {
-    if (this.state !== "open" || this.ws?.readyState !== WebSocket.OPEN) return false;
+    const conn = this.conn;
+    if (this.state !== "open" || !conn?.isOpen) return false;
     const request: RpcRequest<M> = { jsonrpc: "2.0", method, params };
-    this.ws.send(JSON.stringify(request));
+    conn.send(JSON.stringify(request)).catch((error: unknown) => this.reportError(error));
     return true;
   }
 
@@ -262,6 +285,11 @@ export class ConfabClient {
     return this.state;
   }
 
+  /** The transport of the current connection ("websocket" or "stream"); undefined while there is none. */
+  get transport(): TransportKind | undefined {
+    return this.conn?.kind;
+  }
+
   /** The newest message id delivered in `room` (or the baseline fixed when it was joined). */
   lastSeenIn(room: string): number | undefined {
     return this.cursors.lastSeenIn(room);
@@ -286,11 +314,9 @@ export class ConfabClient {
     const wasClosed = this.state === "closed";
     this.wake?.();
     this.failPending((method) => new ClientClosed(method, CloseCodes.Normal));
-    const ws = this.ws;
-    if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) {
-      await closeHandshake(ws, CloseCodes.Normal);
-    }
-    this.ws = undefined;
+    const conn = this.conn;
+    if (conn?.isOpen) await conn.close(CloseCodes.Normal);
+    this.conn = undefined;
     this.failPending((method) => new ClientClosed(method, CloseCodes.Normal));
     if (this.options.credentials && this.options.logoutOnClose !== false) {
       // Best effort: the session expires by itself otherwise.
@@ -301,58 +327,71 @@ export class ConfabClient {
 
   /** Drops the TCP connection without a close handshake, as a network failure would (for tests and demos). */
   dropConnection(): void {
-    this.ws?.terminate();
+    this.conn?.terminate();
   }
 
   // -------------------------------------------------------------------------------------
   // The socket
 
-  private open(): Promise<void> {
-    return this.auth.bearer().then((token) => this.openWith(token));
+  /** Opens a connection on the transport the rules choose, falling back to the stream when
+   * the WebSocket upgrade fails. */
+  private async open(): Promise<void> {
+    const token = await this.auth.bearer();
+    let conn: Transport | undefined;
+    const events: TransportEvents = {
+      frame: (text) => {
+        if (conn) this.touch(conn);
+        this.receive(text);
+      },
+      alive: () => {
+        if (conn) this.touch(conn);
+      },
+      closed: (code, local) => {
+        if (conn) this.transportClosed(conn, code, local);
+      },
+    };
+    const timeoutMs = this.callTimeoutMs;
+    const stream = (): Promise<Transport> => openStream(this.rest.baseUrl, () => this.auth.bearer(), timeoutMs, events);
+    if (this.nextTransport() === "stream") {
+      conn = await stream();
+    } else {
+      try {
+        conn = await openSocket(this.rest.socketUrl(), token, timeoutMs, events);
+      } catch (error) {
+        if (this.options.transport === "websocket" || !upgradeRefused(error)) throw error;
+        conn = await stream();
+        this.fallBack();
+        this.reportError(new Error(`the WebSocket did not open (${asError(error).message}); using the HTTP stream`));
+      }
+    }
+    if (this.closing) {
+      conn.terminate();
+      throw new ClientClosed("connect", CloseCodes.Normal);
+    }
+    if (!conn.isOpen) throw new Error(`the ${conn.kind} closed as it opened`);
+    this.conn = conn;
+    this.openedAt = Date.now();
+    this.touch(conn);
   }
 
-  private openWith(token: string | undefined): Promise<void> {
-    // Programs send the token in the Authorization header; browsers, which cannot, put
-    // `bearer.<token>` after the subprotocol instead.
-    const headers: Record<string, string> = {};
-    if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
-    const ws = new WebSocket(this.rest.socketUrl(), [SUBPROTOCOL], { headers, handshakeTimeout: this.callTimeoutMs });
-    this.ws = ws;
-    return new Promise<void>((resolve, reject) => {
-      let opened = false;
-      ws.on("open", () => {
-        opened = true;
-        this.touch(ws);
-        resolve();
-      });
-      ws.on("unexpected-response", (_request, response) => {
-        const chunks: Buffer[] = [];
-        response.on("data", (chunk: Buffer) => chunks.push(chunk));
-        response.on("end", () => {
-          reject(new HttpError(response.statusCode ?? 0, parseProblem(Buffer.concat(chunks).toString())));
-          ws.terminate();
-        });
-      });
-      ws.on("error", (error) => {
-        if (!opened) reject(error);
-      });
-      ws.on("message", (data, isBinary) => {
-        this.touch(ws);
-        if (!isBinary) this.receive(data.toString());
-      });
-      ws.on("ping", () => this.touch(ws));
-      ws.on("close", (code) => {
-        if (!opened) reject(new Error(`the socket closed during the upgrade (${code})`));
-        this.socketClosed(ws, code, opened);
-      });
-    });
+  /** The transport the next connection opens. */
+  private nextTransport(): TransportKind {
+    const forced = this.options.transport ?? "auto";
+    if (forced !== "auto") return forced;
+    return Date.now() < this.streamUntil ? "stream" : "websocket";
   }
 
-  /** Restarts the idle watchdog: a socket silent for too long is presumed dead. */
-  private touch(ws: WebSocket): void {
+  /** Connections open the stream for a while (`webSocketRetryMs`). */
+  private fallBack(): void {
+    this.shortSockets = 0;
+    this.streamUntil = Date.now() + (this.options.webSocketRetryMs ?? DEFAULT_WEBSOCKET_RETRY_MS);
+  }
+
+  /** Restarts the idle watchdog: a connection silent for too long is presumed dead. */
+  private touch(conn: Transport): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      if (this.ws === ws) ws.terminate();
+      if (this.conn === conn) conn.terminate();
     }, this.options.idleTimeoutMs ?? 70_000);
   }
 
@@ -380,8 +419,8 @@ export class ConfabClient {
 
   /** Sends a call on the current socket, whatever the state (catching up uses it before "open"). */
   private send<M extends MethodName>(method: M, params: ParamsOf<M>, timeoutMs = this.callTimeoutMs): Promise<ResultOf<M>> {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(new ConnectionLost(method));
+    const conn = this.conn;
+    if (!conn?.isOpen) return Promise.reject(new ConnectionLost(method));
     const id = this.nextId++;
     const request: RpcRequest<M> = { jsonrpc: "2.0", id, method, params };
     return new Promise<ResultOf<M>>((resolve, reject) => {
@@ -391,7 +430,15 @@ export class ConfabClient {
       }, timeoutMs);
       this.pending.set(id, { method, resolve: (r) => resolve(r as ResultOf<M>), reject, timer });
       this.peak = Math.max(this.peak, this.pending.size);
-      ws.send(JSON.stringify(request));
+      conn.send(JSON.stringify(request)).catch((error: unknown) => {
+        const pending = this.pending.get(id);
+        if (!pending) return;
+        this.pending.delete(id);
+        clearTimeout(pending.timer);
+        // An error status of the stream's POST is the call's answer (e.g. 413), but for 404:
+        // the stream ended, and its close is on the way.
+        pending.reject(error instanceof HttpError && error.status !== 404 ? error : new ConnectionLost(method));
+      });
     });
   }
 
@@ -494,13 +541,22 @@ export class ConfabClient {
   // -------------------------------------------------------------------------------------
   // Losing the connection and getting it back
 
-  private socketClosed(ws: WebSocket, code: number, opened: boolean): void {
-    if (this.ws !== ws) return;
-    this.ws = undefined;
+  private transportClosed(conn: Transport, code: number, local: boolean): void {
+    if (conn.kind === "websocket" && !local) {
+      // A proxy that kills sockets: no close frame (1006), soon after opening.
+      const killed = code === 1006 && Date.now() - this.openedAt < SHORT_LIVED_MS;
+      this.shortSockets = killed ? this.shortSockets + 1 : 0;
+      if (this.shortSockets >= 2 && this.options.transport !== "websocket") {
+        this.fallBack();
+        this.reportError(new Error("the WebSocket died right after opening twice in a row; using the HTTP stream"));
+      }
+    }
+    if (this.conn !== conn) return;
+    this.conn = undefined;
     clearTimeout(this.idleTimer);
     this.failPending((method) => new ConnectionLost(method));
-    // A socket that never opened is the business of whoever awaited `open()`.
-    if (!opened || this.closing || this.state === "closed" || this.state === "connecting") return;
+    // A connection that dropped while connecting is the business of whoever awaited `open()`.
+    if (this.closing || this.state === "closed" || this.state === "connecting") return;
     this.lastCloseCode = code;
     const final = this.finalClose(code);
     if (final) {
@@ -539,15 +595,15 @@ export class ConfabClient {
           await this.catchUp();
           if (this.closing) throw new ClientClosed("reconnect", CloseCodes.Normal);
           this.backoff.reset();
-          this.setState({ state: "open" });
+          this.setState({ state: "open", transport: this.conn?.kind });
           return;
         } catch (error) {
           // Live messages held during a failed catch-up are dropped, not delivered:
           // delivering them would move the cursors past the gap the next `sync` has to fill.
           this.held = undefined;
-          const ws = this.ws;
-          this.ws = undefined;
-          ws?.terminate();
+          const conn = this.conn;
+          this.conn = undefined;
+          conn?.terminate();
           this.failPending((method) => new ConnectionLost(method));
           if (this.closing) return;
           if (error instanceof AuthFailed || (error instanceof HttpError && error.status === 401 && !this.auth.renewable)) {
@@ -693,22 +749,18 @@ function subscribe<T>(set: Set<T>, handler: T): () => void {
   return () => set.delete(handler);
 }
 
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
+/** Whether a failed WebSocket upgrade reached something that refused it, so the stream may
+ * pass where the socket did not. Not when nothing answered (the stream would fail the same
+ * way), and not for a refused token or a full server, which refuse a stream alike. */
+function upgradeRefused(error: unknown): boolean {
+  if (error instanceof HttpError) return error.status !== 401 && error.status !== 429;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return !(typeof code === "string" && UNREACHABLE.has(code));
 }
 
-/** Sends a close frame and waits (bounded) for the server's; drops the connection otherwise. */
-function closeHandshake(ws: WebSocket, code: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      ws.terminate();
-      resolve();
-    }, CLOSE_HANDSHAKE_MS);
-    ws.once("close", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
-    else ws.close(code);
-  });
+/** Network errors that mean the server could not be reached at all. */
+const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"]);
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }

@@ -7,12 +7,14 @@
 // Layout: `client.ts` (the connection: calls, notifications, reconnect + sync, renewal,
 // close), `cursors.ts` (what was delivered, for exactly-once catch-up), `backoff.ts`
 // (full-jitter reconnection delays), `auth.ts` (fixed token or a self-renewing login),
-// `rest.ts` (the REST endpoints a client needs), `errors.ts`, `reactions.ts` (applying a
+// `transport.ts` (the WebSocket and the HTTP stream, behind one shape), `rest.ts` (the REST
+// endpoints a client needs), `errors.ts`, `reactions.ts` (applying a
 // `message.reacted` change to a message).
 
-export { ConfabClient, DEFAULT_MAX_IN_FLIGHT, type Authentication, type ClientOptions, type ConnectionState, type Resync, type StateChange } from "./client.js";
+export { ConfabClient, DEFAULT_MAX_IN_FLIGHT, DEFAULT_WEBSOCKET_RETRY_MS, SHORT_LIVED_MS, type Authentication, type ClientOptions, type ConnectionState, type Resync, type StateChange } from "./client.js";
 export { RestClient } from "./rest.js";
 export { FixedToken, LoginSession, type Auth } from "./auth.js";
 export { Backoff, DEFAULT_BACKOFF, RESTART_CLOSE_CODES, type BackoffOptions } from "./backoff.js";
 export { AuthFailed, CallTimeout, ClientClosed, ConnectionLost, HttpError, RpcError } from "./errors.js";
 export { applyReaction } from "./reactions.js";
+export { STREAM_POSTS_AT_ONCE, type TransportChoice, type TransportKind } from "./transport.js";

@@ -1,6 +1,6 @@
 // Access tokens that live 3 s (the server warns 2 s before expiry): a client with credentials
 // answers every `session.expiring` with a refreshed token over `auth.refresh` and keeps its
-// socket well past the first token's lifetime; a fixed token cannot renew and is closed 4001.
+// socket (or stream) well past the first token's lifetime; a fixed token cannot renew and is closed 4001.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -21,10 +21,11 @@ after(async () => {
   await server?.stop();
 });
 
-test("credentials: the client renews its access token on the open socket before each expiry", async () => {
+for (const transport of ["websocket", "stream"] as const) {
+test(`credentials: the client renews its access token on the open ${transport === "stream" ? "HTTP stream (its POSTs carry the renewed token)" : "socket"} before each expiry`, async () => {
   const username = unique("renewer");
   await server.rest.signup({ username, password: PASSWORD });
-  const client = await ConfabClient.connect({ url: server.url, credentials: { username, password: PASSWORD } });
+  const client = await ConfabClient.connect({ url: server.url, credentials: { username, password: PASSWORD }, transport });
   try {
     const firstExpiry = Date.now() + TTL_SECS * 1000;
     const states: StateChange[] = [];
@@ -40,10 +41,12 @@ test("credentials: the client renews its access token on the open socket before 
     assert.deepEqual(errors, []);
     assert.ok(new Date(renewals.at(-1)!).getTime() > firstExpiry, "the renewed expiry is later than the first");
     assert.equal((await client.call("echo", { text: "still here" })).text, "still here");
+    assert.equal(client.transport, transport);
   } finally {
     await client.close();
   }
 });
+}
 
 test("a fixed token that expires is closed with 4001, and the client stops", async () => {
   const tokens = await server.account("fixed");

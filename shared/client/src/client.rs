@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::auth::Auth;
-use crate::{Error, Rest};
+use crate::{Error, Rest, Transport};
 
 /// Where the connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +109,8 @@ pub struct Client {
 pub(crate) struct Inner {
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     pub(crate) state: watch::Receiver<State>,
+    /// The current connection's transport; `None` while there is none.
+    pub(crate) transport: watch::Receiver<Option<Transport>>,
     pub(crate) rest: Rest,
     pub(crate) auth: Arc<Auth>,
     pub(crate) call_timeout: Duration,
@@ -171,6 +173,12 @@ impl Client {
     /// Where the connection is now.
     pub fn state(&self) -> State {
         *self.inner.state.borrow()
+    }
+
+    /// The transport of the current connection (the WebSocket, or the HTTP stream it fell
+    /// back to); `None` while there is no connection (reconnecting, closed).
+    pub fn transport(&self) -> Option<Transport> {
+        *self.inner.transport.borrow()
     }
 
     /// Waits until the state is `state` (or the client closed), e.g. `Open` after a reconnect.

@@ -10,6 +10,11 @@
 //! `complete`, with live messages held and merged, so each message reaches the events
 //! exactly once, in id order per room. Then the waiting calls go out and the state is `Open`.
 //!
+//! The connection runs on a [`Wire`]: the WebSocket first; when its upgrade is refused, or
+//! when it dies without a close frame within [`SHORT_LIVED`] of opening twice in a row (a
+//! proxy that kills sockets), the HTTP stream for [`Options::websocket_retry`], after which
+//! the next reconnection tries the WebSocket again. Everything above the wire is the same.
+//!
 //! Each application call carries a permit of the client's in-flight window
 //! ([`Options::max_in_flight`]) and keeps it in [`Pending`] until its answer, its failure or
 //! its deadline, so what this task holds for unanswered calls stays bounded.
@@ -25,29 +30,23 @@ use confab_shared::rpc::{
     Notification, RequestId, Response, SUBPROTOCOL, SyncParams, close,
 };
 use confab_shared::Message;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Message as Frame, Utf8Bytes};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::auth::{Auth, LoginSession};
 use crate::backoff::Attempts;
 use crate::client::{Call, Command, Inner};
 use crate::cursors::Cursors;
 use crate::options::Login;
+use crate::wire::{Incoming, StreamWire, Transport, Wire, Ws};
 use crate::{Client, Error, Event, Events, Options, Rest, Resync, State};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// How long `close` waits for the server's close frame.
-const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
+/// A WebSocket that dies this soon after opening, without a close frame, counts as killed by
+/// the network; twice in a row and the connection falls back to the stream.
+pub const SHORT_LIVED: Duration = Duration::from_secs(5);
 
 /// Opens the first connection and starts the task that keeps it.
 pub(crate) async fn start(options: Options) -> Result<(Client, Events), Error> {
@@ -60,6 +59,7 @@ pub(crate) async fn start(options: Options) -> Result<(Client, Events), Error> {
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::unbounded_channel();
     let (state_tx, state) = watch::channel(State::Connecting);
+    let (transport_tx, transport) = watch::channel(None);
     let window = Arc::new(Semaphore::new(options.max_in_flight.min(Semaphore::MAX_PERMITS)));
     let peak_in_flight = Arc::new(AtomicUsize::new(0));
     let mut connection = Connection {
@@ -78,13 +78,18 @@ pub(crate) async fn start(options: Options) -> Result<(Client, Events), Error> {
         last_close: None,
         renewing: Arc::new(AtomicBool::new(false)),
         peak_in_flight: peak_in_flight.clone(),
+        stream_http: reqwest::Client::builder().build()?,
+        transport: transport_tx,
+        stream_until: None,
+        short_sockets: 0,
+        opened_at: Instant::now(),
         options,
     };
-    let ws = connection.connect_first().await?;
+    let wire = connection.connect_first().await?;
     connection.state.send_replace(State::Open);
     let call_timeout = connection.options.call_timeout;
-    tokio::spawn(connection.run(ws));
-    let inner = Inner { commands: commands_tx, state, rest, auth, call_timeout, window, peak_in_flight };
+    tokio::spawn(connection.run(wire));
+    let inner = Inner { commands: commands_tx, state, transport, rest, auth, call_timeout, window, peak_in_flight };
     Ok((Client { inner: Arc::new(inner) }, Events { rx: events }))
 }
 
@@ -114,6 +119,17 @@ struct Connection {
     renewing: Arc<AtomicBool>,
     /// The most calls held at once (`pending` and `waiting`), read by `Client::peak_in_flight`.
     peak_in_flight: Arc<AtomicUsize>,
+    /// The HTTP client of the stream: no overall timeout, since the stream lives long (each
+    /// POST has the call timeout).
+    stream_http: reqwest::Client,
+    /// The current wire's transport, read by `Client::transport`.
+    transport: watch::Sender<Option<Transport>>,
+    /// Until when connections open the stream rather than the WebSocket.
+    stream_until: Option<Instant>,
+    /// WebSockets in a row that the network killed within [`SHORT_LIVED`] of opening.
+    short_sockets: u32,
+    /// When the current wire opened.
+    opened_at: Instant,
 }
 
 struct Pending {
@@ -157,14 +173,14 @@ impl Connection {
     // ---------------------------------------------------------------------------------
     // Serving an open socket
 
-    async fn run(mut self, ws: Ws) {
-        let mut ws = ws;
+    async fn run(mut self, wire: Wire) {
+        let mut wire = wire;
         loop {
-            let end = self.serve(&mut ws).await;
+            let end = self.serve(&mut wire).await;
             match end {
                 End::Close(done) => {
-                    close_handshake(&mut ws).await;
-                    drop(ws);
+                    wire.close().await;
+                    self.transport.send_replace(None);
                     self.finish(Some(close::NORMAL), None).await;
                     if let Some(done) = done {
                         let _ = done.send(());
@@ -172,7 +188,9 @@ impl Connection {
                     return;
                 }
                 End::Lost(code) => {
-                    drop(ws);
+                    self.wire_ended(wire.kind(), code);
+                    drop(wire);
+                    self.transport.send_replace(None);
                     self.fail_pending(|method| Error::ConnectionLost { method });
                     let _ = self.events.send(Event::Disconnected { close_code: code });
                     if let Some(error) = self.final_close(code) {
@@ -181,7 +199,7 @@ impl Connection {
                     }
                     self.state.send_replace(State::Reconnecting);
                     match self.reconnect(code).await {
-                        Ok(new) => ws = new,
+                        Ok(new) => wire = new,
                         Err(done) => {
                             if let Some(done) = done {
                                 let _ = done.send(());
@@ -194,51 +212,47 @@ impl Connection {
         }
     }
 
-    async fn serve(&mut self, ws: &mut Ws) -> End {
+    async fn serve(&mut self, wire: &mut Wire) -> End {
         let idle = tokio::time::sleep(self.options.idle_timeout);
         tokio::pin!(idle);
         while let Some(call) = self.waiting.pop_front() {
-            if let Err(end) = self.send_call(ws, call).await {
+            if let Err(end) = self.send_call(wire, call).await {
                 return end;
             }
         }
         loop {
             let next_deadline = self.pending.values().map(|p| p.deadline).min();
             tokio::select! {
-                frame = ws.next() => {
+                incoming = wire.recv() => {
                     idle.as_mut().reset(Instant::now() + self.options.idle_timeout);
-                    match frame {
-                        Some(Ok(Frame::Text(text))) => {
+                    match incoming {
+                        Incoming::Text(text) => {
                             for outgoing in self.dispatch(&text, None).0 {
-                                if ws.send(Frame::Text(outgoing.into())).await.is_err() {
+                                if wire.send(outgoing).await.is_err() {
                                     return End::Lost(None);
                                 }
                             }
                         }
-                        Some(Ok(Frame::Close(frame))) => {
-                            let code = frame.map(|f| u16::from(f.code));
-                            self.last_close = code;
-                            return End::Lost(code);
+                        Incoming::Undelivered { frame, status, problem } => self.undelivered(&frame, status, problem.as_ref()),
+                        Incoming::Alive => {}
+                        Incoming::Closed(Some(code)) => {
+                            self.last_close = Some(code);
+                            return End::Lost(Some(code));
                         }
-                        Some(Ok(_)) => {}
-                        Some(Err(err)) => {
-                            tracing::debug!(%err, "confab socket failed");
-                            return End::Lost(self.last_close);
-                        }
-                        None => return End::Lost(self.last_close),
+                        Incoming::Closed(None) => return End::Lost(self.last_close),
                     }
                 }
                 command = self.commands.recv() => match command {
                     None => return End::Close(None),
                     Some(Command::Close { done }) => return End::Close(Some(done)),
                     Some(Command::Call(call)) => {
-                        if let Err(end) = self.send_call(ws, call).await {
+                        if let Err(end) = self.send_call(wire, call).await {
                             return end;
                         }
                     }
                     Some(Command::Notify { method, params }) => {
                         let frame = json!({ "jsonrpc": "2.0", "method": method, "params": params }).to_string();
-                        if ws.send(Frame::Text(frame.into())).await.is_err() {
+                        if wire.send(frame).await.is_err() {
                             return End::Lost(None);
                         }
                     }
@@ -252,7 +266,7 @@ impl Connection {
         }
     }
 
-    async fn send_call(&mut self, ws: &mut Ws, call: Call) -> Result<(), End> {
+    async fn send_call(&mut self, wire: &mut Wire, call: Call) -> Result<(), End> {
         if call.deadline <= Instant::now() {
             let _ = call.reply.send(Err(self.timeout(call.method)));
             return Ok(());
@@ -269,10 +283,21 @@ impl Connection {
         let frame = request_frame(id, &call.method, &call.params);
         self.pending.insert(id, Pending { method: call.method, deadline: call.deadline, reply, permit: call.permit });
         self.note_in_flight();
-        if ws.send(Frame::Text(frame.into())).await.is_err() {
+        if wire.send(frame).await.is_err() {
             return Err(End::Lost(None));
         }
         Ok(())
+    }
+
+    /// A frame the stream could not deliver: its calls fail, with the POST's status (413,
+    /// 429, ...) or, when the stream is gone (404, or no answer at all), as lost.
+    fn undelivered(&mut self, frame: &str, status: Option<u16>, problem: Option<&confab_shared::Problem>) {
+        for id in request_ids(frame) {
+            if let Some(pending) = self.pending.remove(&id) {
+                let error = undelivered_error(pending.method.clone(), status, problem);
+                let _ = pending.reply.into_sender().send(Err(error));
+            }
+        }
     }
 
     /// Handles one text frame: answers go to their callers (or, for `internal`, are
@@ -468,13 +493,13 @@ impl Connection {
 
     /// The first connection: open, and without a `dm_after` from the application look up
     /// the newest direct message, where catching up on DMs will start.
-    async fn connect_first(&mut self) -> Result<Ws, Error> {
-        let mut ws = self.open().await?;
+    async fn connect_first(&mut self) -> Result<Wire, Error> {
+        let mut wire = self.open().await?;
         self.held = Some(Vec::new());
         if self.cursors.dm_after.is_none() && self.authenticated().await {
             let mut newest = 0;
             loop {
-                let page = self.request(&mut ws, SyncParams { rooms: BTreeMap::new(), dm_after: Some(newest) }).await?;
+                let page = self.request(&mut wire, SyncParams { rooms: BTreeMap::new(), dm_after: Some(newest) }).await?;
                 newest = page.dms.iter().map(|dm| dm.id).fold(newest, i64::max);
                 if page.complete {
                     break;
@@ -486,33 +511,93 @@ impl Connection {
             self.cursors.raise_dm(newest);
         }
         self.flush_held();
-        Ok(ws)
+        Ok(wire)
     }
 
-    async fn open(&self) -> Result<Ws, Error> {
+    /// Opens a wire on the transport the rules choose, falling back to the stream when the
+    /// WebSocket upgrade is refused.
+    async fn open(&mut self) -> Result<Wire, Error> {
         let token = self.auth.bearer().await?;
-        let mut request = self.rest.socket_url().into_client_request()?;
+        let wire = match self.next_transport() {
+            Transport::Stream => self.open_stream(token).await?,
+            Transport::WebSocket => match self.open_socket(token.clone()).await {
+                Ok(ws) => Wire::Socket(Box::new(ws)),
+                Err((err, refused)) if refused && self.options.transport.is_none() => {
+                    let wire = self.open_stream(token).await?;
+                    self.fall_back(format!("the WebSocket did not open ({err}); using the HTTP stream"));
+                    wire
+                }
+                Err((err, _)) => return Err(err),
+            },
+        };
+        self.opened_at = Instant::now();
+        self.transport.send_replace(Some(wire.kind()));
+        Ok(wire)
+    }
+
+    /// The transport the next wire opens.
+    fn next_transport(&self) -> Transport {
+        match (self.options.transport, self.stream_until) {
+            (Some(forced), _) => forced,
+            (None, Some(until)) if Instant::now() < until => Transport::Stream,
+            (None, _) => Transport::WebSocket,
+        }
+    }
+
+    /// Wires open the stream for a while ([`Options::websocket_retry`]); the application hears why.
+    fn fall_back(&mut self, why: String) {
+        self.short_sockets = 0;
+        self.stream_until = Some(Instant::now() + self.options.websocket_retry);
+        let _ = self.events.send(Event::Error(Error::Transport(why)));
+    }
+
+    /// Counts WebSockets the network killed right after they opened (no close frame, within
+    /// [`SHORT_LIVED`]); the second in a row moves the connection to the stream.
+    fn wire_ended(&mut self, kind: Transport, close_code: Option<u16>) {
+        if kind != Transport::WebSocket {
+            return;
+        }
+        let killed = close_code.is_none() && self.opened_at.elapsed() < SHORT_LIVED;
+        self.short_sockets = if killed { self.short_sockets + 1 } else { 0 };
+        if self.short_sockets >= 2 && self.options.transport.is_none() {
+            self.fall_back("the WebSocket died right after opening twice in a row; using the HTTP stream".to_owned());
+        }
+    }
+
+    async fn open_stream(&self, token: Option<String>) -> Result<Wire, Error> {
+        let stream = StreamWire::open(&self.stream_http, self.rest.base(), self.auth.clone(), token, self.options.call_timeout).await?;
+        Ok(Wire::Stream(stream))
+    }
+
+    /// Opens the WebSocket; a failure says whether something answered and refused the
+    /// upgrade (so the stream may pass where the socket did not): not when nothing could be
+    /// reached, and not for a refused token or a full server, which refuse a stream alike.
+    async fn open_socket(&self, token: Option<String>) -> Result<Ws, (Error, bool)> {
+        let mut request = self.rest.socket_url().into_client_request().map_err(|err| (Error::from(err), false))?;
         let headers = request.headers_mut();
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
         if let Some(token) = token {
             // Programs send the token in the Authorization header; browsers, which cannot, use
             // the `bearer.<token>` subprotocol instead.
             let value = HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| Error::Transport("the token has characters a header cannot carry".to_owned()))?;
+                .map_err(|_| (Error::Transport("the token has characters a header cannot carry".to_owned()), false))?;
             headers.insert(header::AUTHORIZATION, value);
         }
         let deadline = Instant::now() + self.options.call_timeout;
         let connecting = tokio_tungstenite::connect_async_with_config(request, None, true);
         match timeout_at(deadline, connecting).await {
             Ok(Ok((ws, _response))) => Ok(ws),
-            Ok(Err(err)) => Err(err.into()),
-            Err(_) => Err(self.timeout("connect".to_owned())),
+            Ok(Err(err)) => {
+                let refused = upgrade_refused(&err);
+                Err((err.into(), refused))
+            }
+            Err(_) => Err((self.timeout("connect".to_owned()), true)),
         }
     }
 
     /// After a lost socket: back off, open, re-join, `sync` until complete; until it works or
     /// the client is closed (`Err`, with whom to tell).
-    async fn reconnect(&mut self, close_code: Option<u16>) -> Result<Ws, Option<oneshot::Sender<()>>> {
+    async fn reconnect(&mut self, close_code: Option<u16>) -> Result<Wire, Option<oneshot::Sender<()>>> {
         let mut close_code = close_code;
         if close_code == Some(close::TOKEN_EXPIRED) {
             self.auth.invalidate().await;
@@ -531,18 +616,24 @@ impl Connection {
             }
             self.last_close = None;
             let outcome = match self.open().await {
-                Ok(mut ws) => match self.catch_up(&mut ws).await {
-                    Ok(resync) => Ok((ws, resync)),
-                    Err(err) => Err(err),
+                Ok(mut wire) => match self.catch_up(&mut wire).await {
+                    Ok(resync) => Ok((wire, resync)),
+                    Err(err) => {
+                        if matches!(err, Error::ConnectionLost { .. }) {
+                            self.wire_ended(wire.kind(), self.last_close);
+                        }
+                        self.transport.send_replace(None);
+                        Err(err)
+                    }
                 },
                 Err(err) => Err(err),
             };
             match outcome {
-                Ok((ws, resync)) => {
+                Ok((wire, resync)) => {
                     self.attempts.reset();
                     self.state.send_replace(State::Open);
                     let _ = self.events.send(Event::Reconnected(resync));
-                    return Ok(ws);
+                    return Ok(wire);
                 }
                 Err(err) => {
                     self.held = None;
@@ -610,10 +701,10 @@ impl Connection {
     }
 
     /// Re-joins the rooms, then calls `sync` until complete; live messages are held meanwhile.
-    async fn catch_up(&mut self, ws: &mut Ws) -> Result<Resync, Error> {
+    async fn catch_up(&mut self, wire: &mut Wire) -> Result<Resync, Error> {
         self.held = Some(Vec::new());
         for room in self.cursors.rooms.clone() {
-            match self.request(ws, JoinParams { room: room.clone(), history: Some(0) }).await {
+            match self.request(wire, JoinParams { room: room.clone(), history: Some(0) }).await {
                 Ok(_) => {}
                 // The room is gone or closed to us now: stop following it rather than fail forever.
                 Err(Error::Rpc { error, .. })
@@ -627,7 +718,7 @@ impl Connection {
         let authenticated = self.authenticated().await;
         let mut caught = Resync::default();
         loop {
-            let page = self.request(ws, self.cursors.sync_params(authenticated)).await?;
+            let page = self.request(wire, self.cursors.sync_params(authenticated)).await?;
             for message in page.messages {
                 if self.cursors.admit_message(&message) {
                     caught.messages.push(message.clone());
@@ -649,24 +740,22 @@ impl Connection {
     }
 
     /// One call of the connection's own, answered before anything else goes out: it reads
-    /// the socket until its answer, dispatching whatever else arrives meanwhile.
-    async fn request<M: Method>(&mut self, ws: &mut Ws, params: M) -> Result<M::Result, Error> {
+    /// the wire until its answer, dispatching whatever else arrives meanwhile.
+    async fn request<M: Method>(&mut self, wire: &mut Wire, params: M) -> Result<M::Result, Error> {
         let method = M::NAME;
         let id = self.take_id();
         let lost = || Error::ConnectionLost { method: method.to_owned() };
-        ws.send(Frame::Text(request_frame(id, method, &params).into())).await.map_err(|_| lost())?;
+        wire.send(request_frame(id, method, &params)).await.map_err(|()| lost())?;
         let deadline = Instant::now() + self.options.call_timeout;
         loop {
-            let frame = match timeout_at(deadline, ws.next()).await {
-                Err(_) => return Err(self.timeout(method.to_owned())),
-                Ok(None | Some(Err(_))) => return Err(lost()),
-                Ok(Some(Ok(frame))) => frame,
+            let Ok(incoming) = timeout_at(deadline, wire.recv()).await else {
+                return Err(self.timeout(method.to_owned()));
             };
-            match frame {
-                Frame::Text(text) => {
+            match incoming {
+                Incoming::Text(text) => {
                     let (outgoing, answer) = self.dispatch(&text, Some(id));
                     for frame in outgoing {
-                        ws.send(Frame::Text(frame.into())).await.map_err(|_| lost())?;
+                        wire.send(frame).await.map_err(|()| lost())?;
                     }
                     match answer {
                         Some(Ok(value)) => return Ok(serde_json::from_value(value)?),
@@ -674,11 +763,19 @@ impl Connection {
                         None => {}
                     }
                 }
-                Frame::Close(frame) => {
-                    self.last_close = frame.map(|f| u16::from(f.code));
+                Incoming::Undelivered { frame, status, problem } => {
+                    if request_ids(&frame).contains(&id) {
+                        return Err(undelivered_error(method.to_owned(), status, problem.as_ref()));
+                    }
+                    self.undelivered(&frame, status, problem.as_ref());
+                }
+                Incoming::Closed(code) => {
+                    if code.is_some() {
+                        self.last_close = code;
+                    }
                     return Err(lost());
                 }
-                _ => {}
+                Incoming::Alive => {}
             }
         }
     }
@@ -762,11 +859,34 @@ fn request_frame(id: i64, method: &str, params: &impl serde::Serialize) -> Strin
     serde_json::to_string(&RequestFrame { jsonrpc: "2.0", id, method, params }).unwrap_or_default()
 }
 
-/// Sends a 1000 close frame and waits (bounded) for the server's answer.
-async fn close_handshake(ws: &mut Ws) {
-    let frame = CloseFrame { code: CloseCode::Normal, reason: Utf8Bytes::from_static("") };
-    if ws.close(Some(frame)).await.is_ok() {
-        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+/// The ids of the requests in a frame (one request or a batch).
+fn request_ids(frame: &str) -> Vec<i64> {
+    match serde_json::from_str::<Value>(frame) {
+        Ok(Value::Array(items)) => items.iter().filter_map(|item| item.get("id")?.as_i64()).collect(),
+        Ok(item) => item.get("id").and_then(Value::as_i64).into_iter().collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// How a call whose POST failed fails: with the POST's status (413, 429, ...), or as lost when
+/// the stream is gone (404) or nothing answered.
+fn undelivered_error(method: String, status: Option<u16>, problem: Option<&confab_shared::Problem>) -> Error {
+    match status {
+        Some(status) if status != 404 => Error::Http { status, problem: problem.cloned() },
+        _ => Error::ConnectionLost { method },
+    }
+}
+
+/// Whether a failed upgrade reached something that refused it: an HTTP answer other than 401
+/// (a refused token) and 429 (too many connections), or a handshake that went wrong; not a
+/// server that could not be reached at all.
+fn upgrade_refused(err: &tokio_tungstenite::tungstenite::Error) -> bool {
+    use std::io::ErrorKind;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match err {
+        WsError::Http(response) => !matches!(response.status().as_u16(), 401 | 429),
+        WsError::Io(io) => !matches!(io.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound | ErrorKind::AddrNotAvailable | ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable),
+        _ => true,
     }
 }
 

@@ -26,6 +26,10 @@
 //! re-joins its rooms and calls `sync` until complete, so room and direct messages reach the
 //! events exactly once, in id order per room (the delivery rules of `docs/protocol.md`).
 //!
+//! The connection opens the WebSocket, and falls back to the HTTP stream (`GET /api/stream`
+//! and a POST per call) when a proxy refuses the upgrade or kills the socket right after it
+//! twice in a row; [`Client::transport`] says which one is in use.
+//!
 //! Calls from any number of tasks pipeline on the one socket, at most
 //! [`Options::max_in_flight`] at once (default 64): a call beyond that waits for a place,
 //! first come first served, within its call timeout. What the client holds for unanswered
@@ -35,7 +39,9 @@
 //! # Layout
 //! - [`options`]: what to connect to, with which credentials and reconnection policy.
 //! - [`client`]: the [`Client`] handle (calls, state, close) and the [`Events`] stream.
-//! - `connection`: the task that owns the socket: dispatch, reconnect, catch up, renew.
+//! - `connection`: the task that owns the connection: dispatch, reconnect, catch up, renew,
+//!   and the choice of transport (the WebSocket, or the HTTP stream when a network breaks it).
+//! - `wire`: the two transports behind one shape: the WebSocket and the HTTP stream.
 //! - `cursors`: what was delivered, for exactly-once catch-up.
 //! - [`backoff`]: full-jitter reconnection delays.
 //! - `auth`: a fixed token or a self-renewing login.
@@ -51,12 +57,15 @@ pub mod rest;
 mod auth;
 mod connection;
 mod cursors;
+mod wire;
 
 pub use backoff::Backoff;
 pub use client::{Client, Event, Events, Resync, State};
+pub use connection::SHORT_LIVED;
 pub use error::Error;
 pub use options::Options;
 pub use rest::Rest;
+pub use wire::{STREAM_POSTS_AT_ONCE, Transport};
 
 /// The wire types (`confab-shared`), re-exported so that callers name the same ones.
 pub use confab_shared as shared;

@@ -8,7 +8,11 @@ use std::time::Duration;
 
 use confab_shared::Credentials;
 
-use crate::{Backoff, Client, Error, Events};
+use crate::{Backoff, Client, Error, Events, Transport};
+
+/// How long a connection stays on the HTTP stream after falling back to it, unless
+/// [`Options::websocket_retry`] says otherwise.
+pub const DEFAULT_WEBSOCKET_RETRY: Duration = Duration::from_secs(5 * 60);
 
 /// Calls in flight at once by default (see [`Options::max_in_flight`]): the protocol's
 /// [`MAX_CALLS_IN_FLIGHT`](confab_shared::rpc::MAX_CALLS_IN_FLIGHT), as in the web app.
@@ -44,6 +48,9 @@ pub struct Options {
     pub(crate) logout_on_close: bool,
     pub(crate) before_reconnect: Option<Hook>,
     pub(crate) max_in_flight: usize,
+    /// `None`: the WebSocket, falling back to the stream; `Some`: only that one.
+    pub(crate) transport: Option<Transport>,
+    pub(crate) websocket_retry: Duration,
 }
 
 /// An async callback, awaited before each reconnection attempt.
@@ -57,7 +64,8 @@ impl fmt::Debug for Hook {
 }
 
 impl Options {
-    /// `url` is the server's origin, e.g. `http://127.0.0.1:8000`; the socket is its `/ws`.
+    /// `url` is the server's origin, e.g. `http://127.0.0.1:8000`; the socket is its `/ws`,
+    /// the HTTP stream its `/api/stream`.
     /// Anonymous until [`Options::token`] or [`Options::credentials`].
     pub fn new(url: impl Into<String>) -> Self {
         Self {
@@ -71,6 +79,8 @@ impl Options {
             logout_on_close: true,
             before_reconnect: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            transport: None,
+            websocket_retry: DEFAULT_WEBSOCKET_RETRY,
         }
     }
 
@@ -130,6 +140,22 @@ impl Options {
     /// byte budget is queued for it, so a deep pipeline only waits there instead.
     pub fn max_in_flight(mut self, calls: usize) -> Self {
         self.max_in_flight = calls.max(1);
+        self
+    }
+
+    /// Use only this transport. By default the client opens the WebSocket and falls back to
+    /// the HTTP stream when the upgrade is refused (an HTTP answer other than 401 or 429, or
+    /// a failed handshake) or when the socket dies without a close frame within 5 s of
+    /// opening twice in a row, as proxies that break WebSockets do.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// After falling back to the HTTP stream, how long before a reconnection tries the
+    /// WebSocket again (default [`DEFAULT_WEBSOCKET_RETRY`], 5 minutes).
+    pub fn websocket_retry(mut self, after: Duration) -> Self {
+        self.websocket_retry = after;
         self
     }
 
