@@ -750,10 +750,11 @@ function subscribe<T>(set: Set<T>, handler: T): () => void {
 }
 
 /** Whether a failed WebSocket upgrade reached something that refused it, so the stream may
- * pass where the socket did not. Not when nothing answered (the stream would fail the same
- * way), and not for a refused token or a full server, which refuse a stream alike. */
+ * pass where the socket did not. Not when nothing answered, nor when a proxy answers that its
+ * server is down or restarting (502, 503, 504): the stream would fail the same way; and not
+ * for a refused token or a full server, which refuse a stream alike. */
 function upgradeRefused(error: unknown): boolean {
-  if (error instanceof HttpError) return error.status !== 401 && error.status !== 429;
+  if (error instanceof HttpError) return ![401, 429, 502, 503, 504].includes(error.status);
   const code = (error as { code?: unknown } | undefined)?.code;
   return !(typeof code === "string" && UNREACHABLE.has(code));
 }

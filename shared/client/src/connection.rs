@@ -878,13 +878,14 @@ fn undelivered_error(method: String, status: Option<u16>, problem: Option<&confa
 }
 
 /// Whether a failed upgrade reached something that refused it: an HTTP answer other than 401
-/// (a refused token) and 429 (too many connections), or a handshake that went wrong; not a
+/// (a refused token), 429 (too many connections) and 502, 503 or 504 (a proxy whose server is
+/// down or restarting: the stream would fail alike), or a handshake that went wrong; not a
 /// server that could not be reached at all.
 fn upgrade_refused(err: &tokio_tungstenite::tungstenite::Error) -> bool {
     use std::io::ErrorKind;
     use tokio_tungstenite::tungstenite::Error as WsError;
     match err {
-        WsError::Http(response) => !matches!(response.status().as_u16(), 401 | 429),
+        WsError::Http(response) => !matches!(response.status().as_u16(), 401 | 429 | 502..=504),
         WsError::Io(io) => !matches!(io.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound | ErrorKind::AddrNotAvailable | ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable),
         _ => true,
     }

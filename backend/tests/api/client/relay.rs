@@ -2,7 +2,8 @@
 //! are: it relays every HTTP request byte for byte, and either answers a WebSocket upgrade
 //! with 403 (a proxy that refuses upgrades) or passes it and cuts the socket after a short
 //! silence from the server (a gateway that kills long-lived sockets, like nginx's
-//! `proxy_read_timeout`). The TypeScript client's tests do the same with a real nginx.
+//! `proxy_read_timeout`); while the server is down it answers 502, as nginx does. The
+//! TypeScript client's tests do the same with a real nginx.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,7 +81,11 @@ async fn relay(mut client: TcpStream, upstream: SocketAddr, mode: Mode) {
         let _ = client.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
         return;
     }
-    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        // As nginx answers while its server is down or restarting.
+        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+        return;
+    };
     if server.write_all(&head).await.is_err() {
         return;
     }
