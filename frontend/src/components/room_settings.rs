@@ -17,6 +17,26 @@ fn whole(text: &str, max: u32, what: &str) -> Result<u32, String> {
     text.trim().parse::<u32>().ok().filter(|n| *n <= max).ok_or_else(|| format!("{what} must be a whole number from 0 to {max}."))
 }
 
+/// A labelled whole-number box from 0 to `max`, bound to `value`; `id` is also its test id.
+fn number_field(id: &'static str, label: &'static str, max: u32, value: RwSignal<String>) -> AnyView {
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <input
+                id=id
+                type="number"
+                min="0"
+                max=max.to_string()
+                inputmode="numeric"
+                data-testid=id
+                prop:value=move || value.get()
+                on:input=move |ev| value.set(event_target_value(&ev))
+            />
+        </div>
+    }
+    .into_any()
+}
+
 #[component]
 pub fn RoomSettingsPanel(state: RoomState) -> impl IntoView {
     let chat = expect_context::<Chat>();
@@ -128,33 +148,9 @@ pub fn RoomSettingsPanel(state: RoomState) -> impl IntoView {
                 }}
             </p>
             <form class="form settings-form" data-testid="room-settings-form" on:submit=save>
-                <div class="field">
-                    <label for="slow-mode-input">"Slow mode (seconds between a member's messages; 0 is off)"</label>
-                    <input
-                        id="slow-mode-input"
-                        type="number"
-                        min="0"
-                        max=MAX_SLOW_MODE_SECS.to_string()
-                        inputmode="numeric"
-                        data-testid="slow-mode-input"
-                        prop:value=move || slow.get()
-                        on:input=move |ev| slow.set(event_target_value(&ev))
-                    />
-                </div>
+                {number_field("slow-mode-input", "Slow mode (seconds between a member's messages; 0 is off)", MAX_SLOW_MODE_SECS, slow)}
                 <Show when=owns.clone()>
-                    <div class="field">
-                        <label for="retention-input">"Keep messages for (days; 0 is the server's default)"</label>
-                        <input
-                            id="retention-input"
-                            type="number"
-                            min="0"
-                            max=MAX_RETENTION_DAYS.to_string()
-                            inputmode="numeric"
-                            data-testid="retention-input"
-                            prop:value=move || retention.get()
-                            on:input=move |ev| retention.set(event_target_value(&ev))
-                        />
-                    </div>
+                    {number_field("retention-input", "Keep messages for (days; 0 is the server's default)", MAX_RETENTION_DAYS, retention)}
                 </Show>
                 <FormError error=settings_error />
                 <div class="row">
@@ -167,32 +163,34 @@ pub fn RoomSettingsPanel(state: RoomState) -> impl IntoView {
             <Show when=owns>
                 <h3>"Moderators"</h3>
                 <ul class="plain-list" data-testid="room-moderators">
-                    <For
-                        each=move || moderators.get()
-                        key=|name| name.clone()
-                        children={
-                            let set_role = set_role.clone();
-                            move |name| {
-                                let set_role = set_role.clone();
-                                let user = name.clone();
-                                view! {
-                                    <li class="row" data-testid="room-moderator" data-username=name.clone()>
-                                        <span>{name.clone()}</span>
-                                        <button
-                                            type="button"
-                                            class="secondary small danger"
-                                            data-testid="moderator-remove"
-                                            aria-label=format!("Remove {name} as moderator")
-                                            disabled=move || roles_busy.get()
-                                            on:click=move |_| set_role(user.clone(), RoomRole::Member)
-                                        >
-                                            "Remove"
-                                        </button>
-                                    </li>
-                                }
-                            }
+                    {
+                        let set_role = set_role.clone();
+                        move || {
+                            moderators
+                                .get()
+                                .into_iter()
+                                .map(|name| {
+                                    let set_role = set_role.clone();
+                                    let user = name.clone();
+                                    view! {
+                                        <li class="row" data-testid="room-moderator" data-username=name.clone()>
+                                            <span>{name.clone()}</span>
+                                            <button
+                                                type="button"
+                                                class="secondary small danger"
+                                                data-testid="moderator-remove"
+                                                aria-label=format!("Remove {name} as moderator")
+                                                disabled=move || roles_busy.get()
+                                                on:click=move |_| set_role(user.clone(), RoomRole::Member)
+                                            >
+                                                "Remove"
+                                            </button>
+                                        </li>
+                                    }
+                                })
+                                .collect_view()
                         }
-                    />
+                    }
                 </ul>
                 <Show when=move || moderators.with(Vec::is_empty)>
                     <p class="muted" data-testid="room-moderators-empty">"No moderators yet."</p>

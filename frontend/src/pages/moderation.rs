@@ -120,6 +120,26 @@ fn list_footer<T: Clone + Send + Sync + 'static>(
     }
 }
 
+/// A labelled one-line text box bound to `value`; `id` is also its test id.
+fn text_field(id: &'static str, label: &'static str, value: RwSignal<String>) -> AnyView {
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <input
+                id=id
+                type="text"
+                autocapitalize="none"
+                spellcheck="false"
+                maxlength="500"
+                data-testid=id
+                prop:value=move || value.get()
+                on:input=move |ev| value.set(event_target_value(&ev))
+            />
+        </div>
+    }
+    .into_any()
+}
+
 /// The access token for a REST call of the page.
 async fn token(session: Session) -> Result<String, ApiError> {
     session.access_token(REFRESH_MARGIN_MS).await
@@ -182,11 +202,7 @@ fn ReportsSection() -> impl IntoView {
                 </select>
             </div>
             <ul class="plain-list" data-testid="reports">
-                <For
-                    each=move || list.items.get()
-                    key=|r| (r.id, r.resolved_by.is_some())
-                    children=move |report| view! { <ReportItem report list /> }
-                />
+                {move || list.items.get().into_iter().map(|report| view! { <ReportItem report list /> }).collect_view()}
             </ul>
             {list_footer(list, "reports", "No reports here.", move || load(true))}
         </section>
@@ -286,22 +302,6 @@ fn AuditSection() -> impl IntoView {
         });
     };
     load(false);
-    let text_filter = move |id: &'static str, label: &'static str, value: RwSignal<String>| {
-        view! {
-            <div class="field">
-                <label for=id>{label}</label>
-                <input
-                    id=id
-                    type="text"
-                    autocapitalize="none"
-                    spellcheck="false"
-                    data-testid=id
-                    prop:value=move || value.get()
-                    on:input=move |ev| value.set(event_target_value(&ev))
-                />
-            </div>
-        }
-    };
     view! {
         <section class="settings-section" aria-labelledby="audit-heading" data-testid="audit-section">
             <h2 id="audit-heading">"Audit log"</h2>
@@ -313,9 +313,9 @@ fn AuditSection() -> impl IntoView {
                     load(false);
                 }
             >
-                {text_filter("audit-actor", "Who", actor)}
-                {text_filter("audit-target", "To whom", target)}
-                {text_filter("audit-room", "Room", room)}
+                {text_field("audit-actor", "Who", actor)}
+                {text_field("audit-target", "To whom", target)}
+                {text_field("audit-room", "Room", room)}
                 <div class="field">
                     <label for="audit-action">"Action"</label>
                     <select id="audit-action" data-testid="audit-action" on:change=move |ev| action.set(event_target_value(&ev))>
@@ -342,10 +342,8 @@ fn AuditSection() -> impl IntoView {
                         </tr>
                     </thead>
                     <tbody>
-                        <For
-                            each=move || list.items.get()
-                            key=|e| e.id
-                            children=|e| {
+                        {move || {
+                            list.items.get().into_iter().map(|e| {
                                 view! {
                                     <tr data-testid="audit-row" data-action=e.action.as_str()>
                                         <td title=long_time(e.at)>{short_time(e.at)}</td>
@@ -357,8 +355,8 @@ fn AuditSection() -> impl IntoView {
                                         <td>{e.detail}</td>
                                     </tr>
                                 }
-                            }
-                        />
+                            }).collect_view()
+                        }}
                     </tbody>
                 </table>
             </div>
@@ -424,29 +422,8 @@ fn SuspensionsSection() -> impl IntoView {
             <h2 id="suspensions-heading">"Suspended accounts"</h2>
             <p class="muted">"A suspended account is logged out everywhere and cannot log in or use its API tokens until the suspension ends or is lifted. Nothing of theirs is deleted."</p>
             <form class="row wrap filters" data-testid="suspend-form" on:submit=suspend>
-                <div class="field">
-                    <label for="suspend-username">"Username"</label>
-                    <input
-                        id="suspend-username"
-                        type="text"
-                        autocapitalize="none"
-                        spellcheck="false"
-                        data-testid="suspend-username"
-                        prop:value=move || username.get()
-                        on:input=move |ev| username.set(event_target_value(&ev))
-                    />
-                </div>
-                <div class="field">
-                    <label for="suspend-reason">"Reason (shown to them)"</label>
-                    <input
-                        id="suspend-reason"
-                        type="text"
-                        maxlength="500"
-                        data-testid="suspend-reason"
-                        prop:value=move || reason.get()
-                        on:input=move |ev| reason.set(event_target_value(&ev))
-                    />
-                </div>
+                {text_field("suspend-username", "Username", username)}
+                {text_field("suspend-reason", "Reason (shown to them)", reason)}
                 <div class="field">
                     <label for="suspend-duration">"For how long"</label>
                     <select id="suspend-duration" data-testid="suspend-duration" on:change=move |ev| duration.set(event_target_value(&ev))>
@@ -477,10 +454,8 @@ fn SuspensionsSection() -> impl IntoView {
                         </tr>
                     </thead>
                     <tbody>
-                        <For
-                            each=move || list.items.get()
-                            key=|s| (s.username.clone(), s.at.millis())
-                            children=move |s| {
+                        {move || {
+                            list.items.get().into_iter().map(|s| {
                                 let who = s.username.clone();
                                 view! {
                                     <tr data-testid="suspension" data-username=s.username.clone()>
@@ -502,8 +477,8 @@ fn SuspensionsSection() -> impl IntoView {
                                         </td>
                                     </tr>
                                 }
-                            }
-                        />
+                            }).collect_view()
+                        }}
                     </tbody>
                 </table>
             </div>
