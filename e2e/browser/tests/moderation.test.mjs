@@ -1,7 +1,8 @@
 // Moderation in a real browser: a room's owner, a moderator, two members and an admin, each
 // in their own browser profile.
 //
-// The owner appoints a moderator in the room settings panel; a member reports a message
+// The owner appoints a moderator and turns slow mode on in the room settings panel (a
+// member then sees the wait instead of a failing composer); a member reports a message
 // through the keyboard-usable message menu; the moderator mutes that member (whose composer
 // then says why and until when) and bans another (who leaves the room view with the
 // reason); the admin resolves the report on the Moderation page, reads the audit log
@@ -52,7 +53,7 @@ describe('Moderation', { concurrency: false }, () => {
     assertNoCspViolations();
   });
 
-  test('the owner appoints a moderator in the room settings panel; members get no panel', async () => {
+  test('the owner appoints a moderator and sets slow mode in the room settings panel; members get no panel', async () => {
     const { owner, member } = pages;
     await logIn(owner, 'ownerolga');
     await openRoom(owner, ROOM);
@@ -63,6 +64,9 @@ describe('Moderation', { concurrency: false }, () => {
     await panel.getByTestId('moderator-add').click();
     await panel.locator('[data-testid="room-moderator"][data-username="modmia"]').waitFor();
     await expectText(owner.getByTestId('toast-info'), 'modmia is now a moderator');
+    await panel.getByTestId('slow-mode-input').fill('60');
+    await panel.getByTestId('room-settings-save').click();
+    await expectText(panel.getByTestId('room-settings-saved'), 'Saved');
 
     await logIn(member, 'membermo');
     await openRoom(member, ROOM);
@@ -76,6 +80,13 @@ describe('Moderation', { concurrency: false }, () => {
     await openRoom(troll, ROOM);
     await send(troll, 'cheap pills here');
     await send(member, 'hello everyone');
+    // Slow mode (60 s, set by the owner): a member is told the rule, and a second message
+    // within it holds the composer with the wait instead of failing silently.
+    await expectText(member.getByTestId('slow-mode-hint'), 'one message every 60 s');
+    await member.getByTestId('composer-input').fill('and again');
+    await member.getByTestId('composer-input').press('Enter');
+    await expectText(member.getByTestId('composer-slow-mode'), 'you can send your next message in');
+    assert.equal(await member.getByTestId('composer-send').isDisabled(), true);
 
     const message = messageWithText(member, 'cheap pills here');
     await message.waitFor();
