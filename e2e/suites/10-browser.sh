@@ -6,7 +6,10 @@
 # and checks that both tabs catch up exactly once, reads anonymously, exports a room and
 # shows an admin notice. Another (e2e/browser/tests/settings.test.mjs) creates, uses and
 # revokes an API token in the Settings page, and as an admin registers a webhook to a
-# receiver on 127.0.0.1, watches a delivery fail and retries it from the page.
+# receiver on 127.0.0.1, watches a delivery fail and retries it from the page. A third
+# (e2e/browser/tests/moderation.test.mjs) has an owner appoint a moderator, a member report a
+# message, the moderator mute one member and ban another, and an admin resolve the report,
+# read the audit log and suspend and unsuspend an account, each in the pages.
 #
 # Environment: CONFAB_BIN (the server), CONFAB_SCREENSHOTS=docs/screenshots to save the
 # PNGs of the main pages, CONFAB_SKIP_SPA_BUILD=1 to use frontend/dist as it is,

@@ -29,6 +29,7 @@ use crate::components::toasts::{ToastHost, Toasts};
 use crate::pages::NotFound;
 use crate::pages::dm::{ConversationPage, DmListPage};
 use crate::pages::login::{LoginCallbackPage, LoginPage};
+use crate::pages::moderation::ModerationPage;
 use crate::pages::online::OnlinePage;
 use crate::pages::room::RoomPage;
 use crate::pages::rooms::RoomsPage;
@@ -68,6 +69,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/dm") view=DmListPage />
                     <Route path=path!("/dm/:user") view=ConversationPage />
                     <Route path=path!("/settings") view=SettingsPage />
+                    <Route path=path!("/moderation") view=ModerationPage />
                 </Routes>
             </main>
             <ToastHost />

@@ -337,6 +337,39 @@ wire! {
         pub reason: Option<String>,
     }
 
+    /// An account suspended now, as `GET /api/suspensions` lists it.
+    pub struct SuspendedAccount {
+        /// The account.
+        pub username: String,
+        /// The reason given.
+        pub reason: Option<String>,
+        /// When it ends; `null`: until lifted.
+        pub until: Option<Timestamp>,
+        /// The admin who suspended it; `null` when that account no longer exists.
+        pub by: Option<String>,
+        /// When it was suspended (a later suspension of the same account replaces it).
+        pub at: Timestamp,
+    }
+
+    /// A page of `GET /api/suspensions`, newest first.
+    pub struct SuspensionsPage {
+        pub suspensions: Vec<SuspendedAccount>,
+        /// Pass as `cursor` for the next page; `null` on the last page.
+        pub next_cursor: Option<String>,
+    }
+
+    /// Query of `GET /api/suspensions`.
+    #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+    #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+    pub struct SuspensionsQuery {
+        /// `next_cursor` of the previous page (`<milliseconds>-<digits>`; empty: the first page).
+        #[cfg_attr(feature = "openapi", param(pattern = "^([0-9]{1,15}-[0-9]{1,18})?$", max_length = 34))]
+        pub cursor: Option<String>,
+        /// 1 to 200, default 50.
+        #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
+        pub limit: Option<u32>,
+    }
+
     /// The body of `POST /api/users/{username}/purge`.
     #[derive(Default)]
     pub struct PurgeRequest {

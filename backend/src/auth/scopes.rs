@@ -125,6 +125,7 @@ pub const REST_ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/reports/{id}/resolve", Need::Scope(Scope::Write)),
     ("GET", "/api/audit", Need::Scope(Scope::Read)),
     ("POST", "/api/audit/export", Need::Scope(Scope::Write)),
+    ("GET", "/api/suspensions", Need::Scope(Scope::Read)),
     ("GET", "/api/health", Need::Open),
     ("GET", "/api/openapi.json", Need::Open),
     ("GET", "/api/asyncapi.json", Need::Open),

@@ -277,6 +277,34 @@ pub async fn suspensions_in_force(db: &Db, now: i64) -> StorageResult<Vec<Suspen
     Ok(SuspensionRow::find_by_statement(statement(db, sql, vec![now.into()])).all(&db.conn).await?)
 }
 
+/// A suspension in force as the admins' list shows it.
+#[derive(Clone, Debug, FromQueryResult)]
+pub struct SuspendedRow {
+    pub user_id: i64,
+    pub username: String,
+    pub reason: Option<String>,
+    pub ends_at: Option<i64>,
+    pub by_name: Option<String>,
+    pub created_at: i64,
+}
+
+/// Suspensions in force at `now`, newest first (by `created_at`, then user id), starting
+/// below `before` (`(created_at, user_id)` of the previous page's last row).
+pub async fn suspensions_page(db: &Db, now: i64, before: Option<(i64, i64)>, limit: u64) -> StorageResult<Vec<SuspendedRow>> {
+    let mut sql = "SELECT s.user_id AS user_id, u.username AS username, s.reason AS reason, s.ends_at AS ends_at, b.username AS by_name, \
+                   s.created_at AS created_at FROM suspensions s JOIN users u ON u.id = s.user_id LEFT JOIN users b ON b.id = s.by_id \
+                   WHERE (s.ends_at IS NULL OR s.ends_at > ?)"
+        .to_owned();
+    let mut values: Vec<sea_orm::Value> = vec![now.into()];
+    if let Some((at, user_id)) = before {
+        sql.push_str(" AND (s.created_at < ? OR (s.created_at = ? AND s.user_id < ?))");
+        values.extend([at.into(), at.into(), user_id.into()]);
+    }
+    sql.push_str(" ORDER BY s.created_at DESC, s.user_id DESC LIMIT ?");
+    values.push((limit as i64).into());
+    Ok(SuspendedRow::find_by_statement(statement(db, &sql, values)).all(&db.conn).await?)
+}
+
 /// The rooms in slow mode: id → seconds.
 pub async fn slow_rooms(db: &Db) -> StorageResult<HashMap<i64, u32>> {
     #[derive(FromQueryResult)]

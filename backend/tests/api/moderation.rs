@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use confab_shared::moderation::{
     AuditPage, BanParams, ConfigureParams, KickParams, ModerationAction, ModerationApplied, MuteParams, ReportAccepted, ReportParams,
-    ReportState, ReportsPage, RoomRole, SetRoleParams, Suspension, UnbanParams, UnmuteParams,
+    ReportState, ReportsPage, RoomRole, SetRoleParams, Suspension, SuspensionsPage, UnbanParams, UnmuteParams,
 };
 use confab_shared::rpc::notify::RoomUser;
 use confab_shared::rpc::{DeleteParams, EchoParams, EditParams, ErrorObject, ReactParams, RoomReadParams, TypingParams};
@@ -521,6 +521,57 @@ async fn only_admins_suspend_and_a_suspension_with_a_duration_ends_on_its_own() 
     })
     .await;
     assert!(chrono::Utc::now() >= until.0);
+}
+
+#[tokio::test]
+async fn admins_page_the_accounts_suspended_now_newest_first_and_a_lifted_one_leaves_the_list() {
+    let r = room().await;
+    let app = &r.app;
+    let admin = &r.admin.access_token;
+    let empty: SuspensionsPage = body(app.get("/api/suspensions", Some(admin)).await).await;
+    assert!(empty.suspensions.is_empty() && empty.next_cursor.is_none());
+    // Suspended in the order their accounts were created, so a shared millisecond orders them the same way.
+    let victims = [&r.moderator, &r.member, &r.target];
+    for (i, who) in victims.iter().enumerate() {
+        let path = format!("/api/users/{}/suspend", who.user.username);
+        let mut request = json!({ "reason": format!("reason {i}") });
+        if i == 1 {
+            request["duration_secs"] = json!(3600);
+        }
+        body_of::<Suspension>(post(app, &path, admin, request).await).await;
+    }
+
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page: SuspensionsPage = body(app.get(&format!("/api/suspensions?limit=2&cursor={cursor}"), Some(admin)).await).await;
+        assert!(page.suspensions.len() <= 2);
+        seen.extend(page.suspensions);
+        match page.next_cursor {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    let names: Vec<&str> = seen.iter().map(|s| s.username.as_str()).collect();
+    assert_eq!(names, [&r.target.user.username, &r.member.user.username, &r.moderator.user.username]);
+    assert!(seen.windows(2).all(|w| w[0].at >= w[1].at));
+    assert_eq!(seen[1].reason.as_deref(), Some("reason 1"));
+    assert!(seen[1].until.is_some() && seen[0].until.is_none());
+    assert!(seen.iter().all(|s| s.by.as_deref() == Some(r.admin.user.username.as_str())));
+
+    body_of::<Suspension>(post(app, &format!("/api/users/{}/unsuspend", r.member.user.username), admin, json!({})).await).await;
+    // An admin's API token reads it with `read`, as it reads the audit log.
+    let token = r.token(&r.admin, &["read"]).await;
+    let after: SuspensionsPage = body(app.get("/api/suspensions", Some(&token)).await).await;
+    let names: Vec<&str> = after.suspensions.iter().map(|s| s.username.as_str()).collect();
+    assert_eq!(names, [&r.target.user.username, &r.moderator.user.username]);
+
+    problem(app.get("/api/suspensions", Some(&r.owner.access_token)).await, 403).await;
+    problem(app.get("/api/suspensions", None).await, 401).await;
+    for bad in ["cursor=12", "cursor=1-x", "limit=0", "limit=201"] {
+        let refused = problem(app.get(&format!("/api/suspensions?{bad}"), Some(admin)).await, 422).await;
+        assert_eq!(refused.field.as_deref(), Some(bad.split('=').next().unwrap_or_default()), "{bad}");
+    }
 }
 
 #[tokio::test]

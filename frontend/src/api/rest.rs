@@ -1,6 +1,7 @@
 //! Typed helpers for the REST API. Every failure becomes an [`ApiError`] whose message is
 //! the server's problem+json `detail`, so forms can show exactly what went wrong.
 
+use confab_shared::moderation::{AuditPage, Report, ReportsPage, ResolveReport, SanctionRequest, Suspension, SuspensionsPage};
 use confab_shared::webhooks::{CreateWebhook, Webhook, WebhookCreated, WebhookDelivery};
 use confab_shared::{
     ApiToken, ApiTokenCreated, CreateApiToken, CreateJob, CreateRoom, Credentials, JobAccepted, LoginProvider,
@@ -57,11 +58,18 @@ async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, Api
 }
 
 async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
-    response.json::<T>().await.map_err(|_| ApiError {
-        status: response.status(),
+    let (status, text) = body_text(response).await;
+    serde_json::from_str(&text).map_err(|_| ApiError {
+        status,
         message: "The server sent an answer this page does not understand. Try reloading.".into(),
         field: None,
     })
+}
+
+/// The status and body of an answer. Not generic, so the WASM holds the wait for a body
+/// once rather than once per answer type; a body that cannot be read counts as empty.
+async fn body_text(response: Response) -> (u16, String) {
+    (response.status(), response.text().await.unwrap_or_default())
 }
 
 /// Reads a problem+json body; a body that is not one still yields a sensible message.
@@ -205,6 +213,52 @@ pub async fn retry_delivery(
 ) -> Result<WebhookDelivery, ApiError> {
     let path = format!("/api/webhooks/{webhook_id}/deliveries/{delivery_id}/retry");
     decode(send(with_bearer(Request::post(&path), Some(access_token)).build()).await?).await
+}
+
+/// `path?name=value&…` with each value encoded; empty values are left out.
+fn with_query(path: &str, params: &[(&str, &str)]) -> String {
+    let query: Vec<String> = params
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| format!("{name}={}", String::from(js_sys::encode_uri_component(value))))
+        .collect();
+    if query.is_empty() { path.to_owned() } else { format!("{path}?{}", query.join("&")) }
+}
+
+/// `GET /api/reports` (admins see every room): `state` is `open` or `resolved`.
+pub async fn reports(access_token: &str, state: &str, cursor: &str) -> Result<ReportsPage, ApiError> {
+    get_json(&with_query("/api/reports", &[("state", state), ("cursor", cursor)]), access_token).await
+}
+
+/// `POST /api/reports/{id}/resolve`: records what was done; the report as it is now.
+pub async fn resolve_report(access_token: &str, id: i64, body: &ResolveReport) -> Result<Report, ApiError> {
+    post_json(&format!("/api/reports/{id}/resolve"), body, Some(access_token)).await
+}
+
+/// `GET /api/audit` (admins) with its filters (`actor`, `target`, `room`, `action`), newest first.
+pub async fn audit(access_token: &str, filters: &[(&str, &str)], cursor: &str) -> Result<AuditPage, ApiError> {
+    let mut params = filters.to_vec();
+    params.push(("cursor", cursor));
+    get_json(&with_query("/api/audit", &params), access_token).await
+}
+
+/// `GET /api/suspensions` (admins): the accounts suspended now, newest first.
+pub async fn suspensions(access_token: &str, cursor: &str) -> Result<SuspensionsPage, ApiError> {
+    get_json(&with_query("/api/suspensions", &[("cursor", cursor)]), access_token).await
+}
+
+fn user_path(username: &str, what: &str) -> String {
+    format!("/api/users/{}/{what}", String::from(js_sys::encode_uri_component(username)))
+}
+
+/// `POST /api/users/{username}/suspend` (admins).
+pub async fn suspend(access_token: &str, username: &str, body: &SanctionRequest) -> Result<Suspension, ApiError> {
+    post_json(&user_path(username, "suspend"), body, Some(access_token)).await
+}
+
+/// `POST /api/users/{username}/unsuspend` (admins).
+pub async fn unsuspend(access_token: &str, username: &str) -> Result<Suspension, ApiError> {
+    decode(send(with_bearer(Request::post(&user_path(username, "unsuspend")), Some(access_token)).build()).await?).await
 }
 
 /// A finished export, fetched with the bearer token (a plain link cannot send the header).

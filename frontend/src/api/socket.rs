@@ -417,6 +417,15 @@ impl Socket {
     /// with [`CONNECTION_LOST`] if the socket closes first, and [`TIMED_OUT`] after 15 s,
     /// counted from the call (a call beyond the in-flight window waits there first).
     pub async fn call<P: Method>(&self, params: P) -> Result<P::Result, ErrorObject> {
+        let params = serde_json::to_value(params).map_err(|e| error(-32602, &e.to_string()))?;
+        let value = self.call_value(P::NAME, params).await?;
+        serde_json::from_value(value)
+            .map_err(|e| error(-32603, &format!("the server's answer to {} was not understood: {e}", P::NAME)))
+    }
+
+    /// [`call`](Self::call) with the params and the result as JSON values. Not generic, so
+    /// the WASM holds its state machine once rather than once per method.
+    async fn call_value(&self, method: &'static str, params: serde_json::Value) -> Result<serde_json::Value, ErrorObject> {
         let inner = self.inner.get_value();
         if !inner.is_open() {
             return Err(error(NOT_CONNECTED, "not connected"));
@@ -436,8 +445,7 @@ impl Socket {
         }
         let id = inner.next_id.get();
         inner.next_id.set(id + 1);
-        let params = serde_json::to_value(params).map_err(|e| error(-32602, &e.to_string()))?;
-        let frame = serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": P::NAME, "params": params });
+        let frame = serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
         let (tx, rx) = oneshot::channel();
         inner.pending.borrow_mut().insert(id, tx);
         if !inner.send_text(&frame.to_string()) {
@@ -445,18 +453,14 @@ impl Socket {
             return Err(error(NOT_CONNECTED, "not connected"));
         }
         drop(inner);
-        let reply = match select(rx, timeout).await {
+        match select(rx, timeout).await {
             Either::Left((Ok(reply), _)) => reply,
             Either::Left((Err(_cancelled), _)) => Err(error(CONNECTION_LOST, "connection lost")),
             Either::Right(_) => {
                 self.inner.get_value().pending.borrow_mut().remove(&id);
                 Err(error(TIMED_OUT, "timed out"))
             }
-        };
-        reply.and_then(|value| {
-            serde_json::from_value(value)
-                .map_err(|e| error(-32603, &format!("the server's answer to {} was not understood: {e}", P::NAME)))
-        })
+        }
     }
 
     /// Sends `P::NAME` as a JSON-RPC notification (no id, no response); dropped when offline.

@@ -27,13 +27,16 @@ pub fn Composer(
     /// Whether sending is impossible right now (no connection).
     #[prop(into)]
     offline: Signal<bool>,
+    /// Whether sending must wait (slow mode); the page says why next to the box.
+    #[prop(optional, into)]
+    held: Signal<bool>,
 ) -> impl IntoView {
     let toasts = expect_context::<Toasts>();
     let text = RwSignal::new(String::new());
     let last_typing = StoredValue::new(0.0_f64);
     let send = move || {
         let value = text.get_untracked();
-        if value.trim().is_empty() {
+        if value.trim().is_empty() || held.get_untracked() {
             return;
         }
         if offline.get_untracked() {
@@ -97,7 +100,7 @@ pub fn Composer(
                 type="submit"
                 class="primary"
                 data-testid="composer-send"
-                disabled=move || offline.get()
+                disabled=move || offline.get() || held.get()
             >
                 "Send"
             </button>

@@ -1,9 +1,12 @@
 //! The part a room page and a private conversation page share: the scrolling log with
 //! "load earlier", the caller's message rows, our pending sends with Retry and Discard,
-//! who is typing (rooms), and the composer (or a prompt to log in).
+//! who is typing (rooms), and the composer (or a prompt to log in, or why a muted user
+//! cannot write and how long slow mode makes them wait).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+
+use confab_shared::moderation::Sanction;
 
 use crate::api::socket::ConnState;
 use crate::components::composer::Composer;
@@ -83,6 +86,26 @@ pub fn ConversationPane(
     };
     let offline = Signal::derive(move || chat.socket.state() != ConnState::Connected);
     let composer = StoredValue::new((composer_label, placeholder));
+    let restriction = {
+        let target = target.clone();
+        Signal::derive(move || match &target {
+            Target::Room(state) => state.restriction.get(),
+            Target::Dm(_) => None,
+        })
+    };
+    let muted = move || restriction.with(|r| r.as_ref().is_some_and(|r| r.kind == Sanction::Muted));
+    let held = Signal::derive(move || restriction.with(|r| r.as_ref().is_some_and(|r| r.kind == Sanction::SlowMode)));
+    // Members of a room in slow mode are told before they hit it.
+    let slow_mode = {
+        let target = target.clone();
+        Signal::derive(move || match &target {
+            Target::Room(state) => {
+                let secs = state.summary.with(|s| s.as_ref().map_or(0, |s| s.slow_mode_secs));
+                (secs > 0 && !state.rank(session.is_admin()).moderates()).then_some(secs)
+            }
+            Target::Dm(_) => None,
+        })
+    };
 
     view! {
         <div class="room-main">
@@ -102,13 +125,45 @@ pub fn ConversationPane(
                 when=move || session.is_logged_in()
                 fallback=|| view! { <LoginPrompt what="to chat in this room" /> }
             >
-                {move || {
-                    let (label, placeholder) = composer.get_value();
-                    match on_typing {
-                        Some(on_typing) => view! { <Composer label placeholder on_send on_typing offline /> }.into_any(),
-                        None => view! { <Composer label placeholder on_send offline /> }.into_any(),
+                <Show
+                    when=move || !muted()
+                    fallback=move || {
+                        view! {
+                            <p class="card notice composer-notice" role="status" data-testid="composer-muted">
+                                {move || restriction.with(|r| r.as_ref().map(|r| r.explain()))}
+                            </p>
+                        }
                     }
-                }}
+                >
+                    {move || {
+                        held.get().then(|| {
+                            view! {
+                                <p class="composer-wait" role="status" data-testid="composer-slow-mode">
+                                    {move || restriction.with(|r| r.as_ref().map(|r| r.explain()))}
+                                </p>
+                            }
+                        })
+                    }}
+                    {move || {
+                        slow_mode
+                            .get()
+                            .filter(|_| !held.get())
+                            .map(|secs| {
+                                view! {
+                                    <p class="composer-wait muted" data-testid="slow-mode-hint">
+                                        {format!("Slow mode: one message every {secs} s.")}
+                                    </p>
+                                }
+                            })
+                    }}
+                    {move || {
+                        let (label, placeholder) = composer.get_value();
+                        match on_typing {
+                            Some(on_typing) => view! { <Composer label placeholder on_send on_typing offline held /> }.into_any(),
+                            None => view! { <Composer label placeholder on_send offline held /> }.into_any(),
+                        }
+                    }}
+                </Show>
             </Show>
         </div>
     }

@@ -1,4 +1,6 @@
-//! One room message: author, time, text, reactions, and (for its author) edit and delete.
+//! One room message: author, time, text, reactions, and (for its author) edit and delete;
+//! a menu with every action the caller may take on it (report, delete, and for the room's
+//! moderators kick, ban or mute its author).
 
 use confab_shared::Message;
 use leptos::ev::KeyboardEvent;
@@ -6,6 +8,7 @@ use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::components::moderation::{Act, ActionMenu, Ask, MenuItem};
 use crate::state::Chat;
 use crate::state::log::PendingSend;
 use crate::state::room_state::{MsgItem, RoomState};
@@ -35,9 +38,14 @@ pub fn MessageItem(item: MsgItem, state: RoomState) -> impl IntoView {
         let (mine, deleted) = (mine.clone(), deleted.clone());
         move || mine() && !deleted()
     };
+    // Ours, or anyone's for an admin, or a lower rank's for the room's owner and moderators.
+    let may_delete = {
+        let (mine, state, author) = (mine.clone(), state.clone(), author.clone());
+        move || mine() || session.is_admin() || state.rank(session.is_admin()).may_act_on(state.rank_of(&author))
+    };
     let can_delete = {
-        let (mine, deleted) = (mine.clone(), deleted.clone());
-        move || (mine() || session.is_admin()) && !deleted()
+        let (may_delete, deleted) = (may_delete.clone(), deleted.clone());
+        move || may_delete() && !deleted()
     };
     let can_react = {
         let deleted = deleted.clone();
@@ -93,6 +101,46 @@ pub fn MessageItem(item: MsgItem, state: RoomState) -> impl IntoView {
     let delete = {
         let state = state.clone();
         move |_| spawn_local(chat.rooms.delete(state.clone(), id))
+    };
+
+    let menu_id = format!("msg-{id}-actions");
+    let menu_items = {
+        let ask = expect_context::<RoomDialog>().0;
+        let (state, author, msg, mine, deleted) = (state.clone(), author.clone(), msg.clone(), mine.clone(), deleted.clone());
+        let asking = {
+            let (state, author, menu_id) = (state.clone(), author.clone(), menu_id.clone());
+            move |act: Act| {
+                let ask_for = Ask { act, user: author.clone(), room: state.wire_name(), return_to: menu_id.clone() };
+                Callback::new(move |()| ask.set(Some(ask_for.clone())))
+            }
+        };
+        let excerpt = msg.with_untracked(|m| m.text.chars().take(140).collect::<String>());
+        let report = asking(Act::Report { id, excerpt });
+        let (kick, ban, mute) = (asking(Act::Kick), asking(Act::Ban), asking(Act::Mute));
+        let delete = {
+            let state = state.clone();
+            Callback::new(move |()| spawn_local(chat.rooms.delete(state.clone(), id)))
+        };
+        Signal::derive(move || {
+            let mut items = Vec::new();
+            if deleted() || !session.is_logged_in() {
+                return items;
+            }
+            let item = |label: String, testid, danger, run| MenuItem { label, testid, danger, run };
+            let mine = mine();
+            if !mine {
+                items.push(item("Report message".into(), "report-button", false, report));
+            }
+            if may_delete() {
+                items.push(item("Delete message".into(), "menu-delete", true, delete));
+            }
+            if !mine && state.rank(session.is_admin()).may_act_on(state.rank_of(&author)) {
+                items.push(item(format!("Mute {author}"), "mute-button", true, mute));
+                items.push(item(format!("Remove {author} from the room"), "kick-button", true, kick));
+                items.push(item(format!("Ban {author}"), "ban-button", true, ban));
+            }
+            items
+        })
     };
 
     let body = {
@@ -233,6 +281,12 @@ pub fn MessageItem(item: MsgItem, state: RoomState) -> impl IntoView {
                         </svg>
                     </button>
                 </Show>
+                <ActionMenu
+                    id=menu_id.clone()
+                    label=format!("More actions on {author}'s message")
+                    testid="message-menu"
+                    items=menu_items
+                />
             </div>
             <Show when=move || picker_open.get()>
                 <EmojiPicker msg=msg.clone() state=state.clone() open=picker_open />
@@ -240,6 +294,10 @@ pub fn MessageItem(item: MsgItem, state: RoomState) -> impl IntoView {
         </li>
     }
 }
+
+/// The room page's moderation dialog, which message and member menus open.
+#[derive(Clone, Copy)]
+pub struct RoomDialog(pub RwSignal<Option<Ask>>);
 
 /// The row of quick reactions; Esc closes it.
 #[component]

@@ -10,6 +10,8 @@
 //! - [`conversation`]: what a room and a private conversation share: log, unsent messages, composer.
 //! - [`typing`]: "… is typing".
 //! - [`export`]: "Export history" with live progress and the download.
+//! - [`moderation`]: the keyboard-usable action menu and the reason/duration dialog;
+//!   [`room_settings`]: a room's slow mode, retention and moderators.
 //! - [`form`]: form and field errors, checkbox groups; [`confirm`]: ask-again buttons;
 //!   [`secret`]: a secret shown once, with a copy button.
 
@@ -20,7 +22,9 @@ pub mod conversation;
 pub mod export;
 pub mod form;
 pub mod message;
+pub mod moderation;
 pub mod presence;
+pub mod room_settings;
 pub mod scroll_log;
 pub mod secret;
 pub mod shell;

@@ -21,6 +21,8 @@ pub fn Header() -> impl IntoView {
             "dm"
         } else if path.starts_with("/settings") {
             "settings"
+        } else if path.starts_with("/moderation") {
+            "moderation"
         } else if path == "/" || path.starts_with("/rooms") {
             "rooms"
         } else {
@@ -75,6 +77,11 @@ pub fn Header() -> impl IntoView {
                 <Show when=move || session.is_logged_in()>
                     <a href="/settings" data-testid="nav-settings" aria-current=current("settings")>
                         "Settings"
+                    </a>
+                </Show>
+                <Show when=move || session.is_admin()>
+                    <a href="/moderation" data-testid="nav-moderation" aria-current=current("moderation")>
+                        "Moderation"
                     </a>
                 </Show>
             </nav>

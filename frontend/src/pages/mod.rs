@@ -6,9 +6,11 @@
 //! - [`rooms`]: the room picker; [`room`]: one room.
 //! - [`dm`]: the conversation list and one private conversation.
 //! - [`settings`]: API tokens and (for admins) webhooks.
+//! - [`moderation`]: for admins: the reports queue, the audit log, suspended accounts.
 
 pub mod dm;
 pub mod login;
+pub mod moderation;
 pub mod online;
 pub mod room;
 pub mod rooms;

@@ -1,4 +1,5 @@
-//! One room: the log, who is here, who is typing, and the composer.
+//! One room: the log, who is here, who is typing, and the composer; for those who run the
+//! room, its settings panel, and moderation actions on messages and members.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -7,10 +8,13 @@ use leptos_router::hooks::use_params_map;
 use super::{InvalidAddress, set_title};
 use crate::components::conversation::{ConversationPane, read_while_shown};
 use crate::components::export::{ExportButton, ExportList};
-use crate::components::message::MessageItem;
+use crate::components::message::{MessageItem, RoomDialog};
+use crate::components::moderation::{Act, ActionDialog, ActionMenu, Ask, MenuItem};
+use crate::components::room_settings::RoomSettingsPanel;
 use crate::state::Chat;
 use crate::state::conversation::Target;
 use crate::state::room_state::{JoinStatus, Row, RoomState};
+use confab_shared::moderation::RoomRole;
 use confab_shared::validate;
 
 /// The route: re-creates the room view when the name in the address changes.
@@ -41,6 +45,13 @@ fn RoomView(name: String) -> impl IntoView {
     read_while_shown(Target::Room(state.clone()));
 
     let members_open = RwSignal::new(false);
+    let settings_open = RwSignal::new(false);
+    let ask = RwSignal::new(None::<Ask>);
+    provide_context(RoomDialog(ask));
+    let runs_room = {
+        let state = state.clone();
+        move || chat.session.is_logged_in() && state.rank(chat.session.is_admin()).moderates()
+    };
     let status = state.status.clone();
     let summary = state.summary.clone();
     let online_total = state.online_total.clone();
@@ -61,6 +72,7 @@ fn RoomView(name: String) -> impl IntoView {
         JoinStatus::Failed(why) => Some(why),
         _ => None,
     });
+    let settings_state = state.clone();
     let body = {
         let state = state.clone();
         move || match refusal.get() {
@@ -92,6 +104,17 @@ fn RoomView(name: String) -> impl IntoView {
                 <Show when=move || chat.session.is_logged_in()>
                     <ExportButton room=export_room />
                 </Show>
+                <Show when=runs_room.clone()>
+                    <button
+                        class="secondary small"
+                        data-testid="room-settings-button"
+                        aria-controls="room-settings"
+                        aria-expanded=move || settings_open.get().to_string()
+                        on:click=move |_| settings_open.update(|o| *o = !*o)
+                    >
+                        "Room settings"
+                    </button>
+                </Show>
                 <button
                     class="secondary small members-toggle"
                     aria-controls="room-members"
@@ -102,7 +125,14 @@ fn RoomView(name: String) -> impl IntoView {
                 </button>
             </header>
             <ExportList room=export_room />
+            <Show when={
+                let runs_room = runs_room.clone();
+                move || settings_open.get() && runs_room() && refusal.with(Option::is_none)
+            }>
+                <RoomSettingsPanel state=settings_state.clone() />
+            </Show>
             {body}
+            <ActionDialog ask />
         </section>
     }
     .into_any()
@@ -129,6 +159,7 @@ fn RoomBody(state: RoomState, members_open: RwSignal<bool>) -> impl IntoView {
         move |_| spawn_local(chat.rooms.more_members(state.clone()))
     };
     let item_state = state.clone();
+    let menu_state = state.clone();
 
     view! {
         <div class="room-body">
@@ -160,6 +191,7 @@ fn RoomBody(state: RoomState, members_open: RwSignal<bool>) -> impl IntoView {
                         key=|n| n.clone()
                         children=move |member| {
                             let me = session.is_me_untracked(&member);
+                            let actions = (!me).then(|| member_actions(&menu_state, &member));
                             view! {
                                 <li class="member" data-testid="room-member" data-username=member.clone()>
                                     <span class="presence-dot online" aria-hidden="true"></span>
@@ -173,6 +205,7 @@ fn RoomBody(state: RoomState, members_open: RwSignal<bool>) -> impl IntoView {
                                         }
                                             .into_any()
                                     }}
+                                    {actions}
                                 </li>
                             }
                         }
@@ -186,4 +219,60 @@ fn RoomBody(state: RoomState, members_open: RwSignal<bool>) -> impl IntoView {
             </aside>
         </div>
     }
+}
+
+/// The menu on a member of the room: what the caller may do to them (mute, remove, ban;
+/// appoint or remove as moderator for the owner and admins).
+fn member_actions(state: &RoomState, member: &str) -> AnyView {
+    let chat = expect_context::<Chat>();
+    let session = chat.session;
+    let ask = expect_context::<RoomDialog>().0;
+    let menu_id = format!("member-{member}-actions");
+    let asking = {
+        let (state, member, menu_id) = (state.clone(), member.to_owned(), menu_id.clone());
+        move |act: Act| {
+            let ask_for = Ask { act, user: member.clone(), room: state.wire_name(), return_to: menu_id.clone() };
+            Callback::new(move |()| ask.set(Some(ask_for.clone())))
+        }
+    };
+    let (kick, ban, mute) = (asking(Act::Kick), asking(Act::Ban), asking(Act::Mute));
+    let set_role = |role: RoomRole| {
+        let (state, member) = (state.clone(), member.to_owned());
+        Callback::new(move |()| {
+            let (state, member) = (state.clone(), member.clone());
+            spawn_local(async move {
+                match chat.rooms.set_role(state, member.clone(), role).await {
+                    Ok(()) => chat.toasts.info(match role {
+                        RoomRole::Moderator => format!("{member} is now a moderator."),
+                        _ => format!("{member} is no longer a moderator."),
+                    }),
+                    Err(err) => chat.report(&err),
+                }
+            });
+        })
+    };
+    let (appoint, dismiss) = (set_role(RoomRole::Moderator), set_role(RoomRole::Member));
+    let items = {
+        let (state, member) = (state.clone(), member.to_owned());
+        Signal::derive(move || {
+            let mine = state.rank(session.is_admin());
+            let theirs = state.rank_of(&member);
+            let mut items = Vec::new();
+            if !session.is_logged_in() || !mine.may_act_on(theirs) {
+                return items;
+            }
+            let item = |label: String, testid, danger, run| MenuItem { label, testid, danger, run };
+            items.push(item(format!("Mute {member}"), "mute-button", true, mute));
+            items.push(item(format!("Remove {member} from the room"), "kick-button", true, kick));
+            items.push(item(format!("Ban {member}"), "ban-button", true, ban));
+            if mine.owns() {
+                match theirs {
+                    crate::state::moderation::Rank::Moderator => items.push(item("Remove as moderator".into(), "dismiss-moderator", false, dismiss)),
+                    _ => items.push(item("Make moderator".into(), "appoint-moderator", false, appoint)),
+                }
+            }
+            items
+        })
+    };
+    view! { <ActionMenu id=menu_id label=format!("Actions for {member}") testid="member-menu" items /> }.into_any()
 }

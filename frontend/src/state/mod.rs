@@ -16,6 +16,8 @@
 //! - [`log`]: the one shape of a conversation (a room's or a private one): messages,
 //!   paging back, the unsent messages; [`conversation`]: either kind, for the shared page parts.
 //! - [`jobs`]: room exports started from this tab.
+//! - [`moderation`]: ranks in a room, what holds the composer back, and what a
+//!   `moderation.applied` about us means for a room on screen.
 //! - [`tokens`], [`webhooks`] (on [`registry`]): the Settings page's REST-managed lists.
 
 pub mod conversation;
@@ -24,6 +26,7 @@ pub mod dm_index;
 pub mod dms;
 pub mod jobs;
 pub mod log;
+pub mod moderation;
 pub mod presence;
 pub mod registry;
 pub mod room_state;
@@ -294,7 +297,10 @@ impl Chat {
             Notification::ReadMoved(ReadCursor::Room { room, id }) => self.rooms.read_moved(room, id),
             Notification::JobProgress(progress) => self.jobs.progress(&progress),
             Notification::JobFinished(job) => self.jobs.update(job),
-            Notification::ModerationApplied(applied) => self.toasts.info(moderation_text(&applied)),
+            Notification::ModerationApplied(applied) => {
+                self.rooms.moderated(&applied);
+                self.toasts.info(moderation_text(&applied));
+            }
             // The HTTP stream's own events; the web app speaks over the socket.
             Notification::StreamOpened(_) | Notification::StreamClosed(_) => {}
         }
@@ -393,7 +399,6 @@ impl Hooks for Chat {
     }
 }
 
-/// Words for a `notice` payload: a string, an object's `text`/`message`, or compact JSON.
 /// What a moderation decision about the user means, in words: what, where, until when, why.
 fn moderation_text(applied: &confab_shared::moderation::ModerationApplied) -> String {
     use confab_shared::moderation::ModerationAction as A;
@@ -408,11 +413,12 @@ fn moderation_text(applied: &confab_shared::moderation::ModerationApplied) -> St
         A::Suspend => "Your account is suspended".to_owned(),
         other => format!("A moderator acted on your account ({})", other.as_str()),
     };
-    let until = applied.until.map(|t| format!(" until {t}")).unwrap_or_default();
+    let until = applied.until.map(|t| format!(" until {}", crate::util::short_time(t))).unwrap_or_default();
     let why = applied.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
     format!("{what}{until}{why} (by {})", applied.by)
 }
 
+/// Words for a `notice` payload: a string, an object's `text`/`message`, or compact JSON.
 fn notice_text(payload: &serde_json::Value) -> String {
     let text = match payload {
         serde_json::Value::String(s) => s.clone(),

@@ -1,5 +1,6 @@
 //! The client-side state of one joined room: its message [`Log`], the "joined" / "left"
-//! lines among the messages, who is here, who is typing.
+//! lines among the messages, who is here, who is typing, the caller's role and what keeps
+//! them from writing.
 //!
 //! Each message sits in its own signal so an edit or a reaction re-renders one row, not
 //! the list.
@@ -9,11 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use confab_shared::moderation::{RoomRole, Sanction};
 use confab_shared::rpc::notify::ReactionChange;
 use confab_shared::{Message, Timestamp};
 use leptos::prelude::*;
 
 use super::log::{Entry, Log};
+use super::moderation::{Rank, Restriction};
 use crate::util::now_ms;
 /// Past this many messages beyond the window, the oldest are dropped from memory.
 const TRIM_SLACK: usize = 2_000;
@@ -97,6 +100,10 @@ pub struct RoomState {
     pub members_cursor: ArcRwSignal<Option<String>>,
     /// Typists and when their indicator lapses (ms since the epoch).
     pub typing: ArcRwSignal<Vec<(String, f64)>>,
+    /// The caller's role, as `room.join` (or a later `moderation.applied`) said.
+    pub role: ArcRwSignal<RoomRole>,
+    /// A mute or slow mode wait the server told us about; cleared when it ends.
+    pub restriction: ArcRwSignal<Option<Restriction>>,
     next_event: Arc<AtomicU64>,
 }
 
@@ -112,6 +119,8 @@ impl RoomState {
             online_total: ArcRwSignal::new(0),
             members_cursor: ArcRwSignal::new(None),
             typing: ArcRwSignal::new(Vec::new()),
+            role: ArcRwSignal::new(RoomRole::Member),
+            restriction: ArcRwSignal::new(None),
             next_event: Arc::new(AtomicU64::new(1)),
         }
     }
@@ -178,6 +187,42 @@ impl RoomState {
                 m.text.clear();
                 m.reactions.clear();
             });
+        }
+    }
+
+    /// The caller's rank here (`admin` from the session).
+    pub fn rank(&self, admin: bool) -> Rank {
+        Rank::of(self.role.get(), admin)
+    }
+
+    /// Someone else's rank here, as the room summary lists owner and moderators.
+    pub fn rank_of(&self, username: &str) -> Rank {
+        self.summary.with(|s| Rank::in_room(s.as_ref(), username))
+    }
+
+    /// Holds the composer back until `restriction` ends (or is lifted); a timer lifts a
+    /// timed one, unless another has replaced it by then.
+    pub fn restrict(&self, restriction: Restriction) {
+        let ends_in = restriction.until.map(|until| (until - now_ms()).max(0.0));
+        self.restriction.set(Some(restriction.clone()));
+        // Timers cannot wait longer than about 24 days; a longer mute is lifted by a reload.
+        if let Some(ms) = ends_in.filter(|ms| *ms < 2_000_000_000.0) {
+            let slot = self.restriction.clone();
+            set_timeout(
+                move || {
+                    if slot.with_untracked(|r| r.as_ref() == Some(&restriction)) {
+                        slot.set(None);
+                    }
+                },
+                Duration::from_millis(ms as u64 + 50),
+            );
+        }
+    }
+
+    /// A restriction of `kind` was lifted.
+    pub fn lift(&self, kind: Sanction) {
+        if self.restriction.with_untracked(|r| r.as_ref().is_some_and(|r| r.kind == kind)) {
+            self.restriction.set(None);
         }
     }
 

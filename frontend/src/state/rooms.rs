@@ -6,6 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use confab_shared::moderation::{
+    ConfigureParams, ModerationAction, ModerationApplied, RoomRole, RoomSettings, Sanction, SetRoleParams,
+};
 use confab_shared::rpc::ErrorObject;
 use confab_shared::rpc::methods::*;
 use confab_shared::{Message, RoomSummary};
@@ -14,6 +17,7 @@ use leptos::task::spawn_local;
 
 use super::is_connection_error;
 use super::log::{PAGE, PendingSend, may_have_older};
+use super::moderation::{Restriction, removal};
 use super::room_state::{JoinStatus, MsgItem, RoomState};
 use crate::api::socket::Socket;
 use crate::components::toasts::Toasts;
@@ -183,6 +187,7 @@ impl Rooms {
                     });
                 }
                 state.summary.set(Some(joined.room.clone()));
+                state.role.set(joined.role);
                 state.online.set(joined.online.into_iter().collect());
                 state.online_total.set(joined.room.online);
                 state.members_cursor.set(joined.online_next_cursor);
@@ -207,6 +212,7 @@ impl Rooms {
             -32004 if !self.session.is_logged_in_untracked() => {
                 "This room does not exist yet. Log in to create it.".into()
             }
+            -32003 if Restriction::banned(err) => Restriction::ban_text(err),
             -32003 => format!("You cannot enter this room: {}", describe(err)),
             _ => describe(err),
         }
@@ -295,7 +301,18 @@ impl Rooms {
     pub async fn deliver(self, state: RoomState, pending: PendingSend) {
         let params =
             SendParams { room: state.wire_name(), text: pending.text.clone(), nonce: Some(pending.nonce.clone()) };
-        let sent = state.log.attempt(&pending.nonce, self.toasts, "Message", self.socket.call(params)).await;
+        let call = self.socket.call(params);
+        // A mute or slow mode refusal also holds the composer back, saying why and until when.
+        let explained = async {
+            let result = call.await;
+            if let Err(err) = &result
+                && let Some(restriction) = Restriction::from_error(err)
+            {
+                state.restrict(restriction);
+            }
+            result
+        };
+        let sent = state.log.attempt(&pending.nonce, self.toasts, "Message", explained).await;
         if let Some(message) = sent {
             state.insert([message]);
         }
@@ -384,6 +401,58 @@ impl Rooms {
         }
     }
 
+    // ----- moderation ------------------------------------------------------------------
+
+    /// A decision about us in a held room: a mute holds the composer back, a kick or a ban
+    /// ends the room view with the reason, a new role changes the actions offered.
+    pub fn moderated(&self, applied: &ModerationApplied) {
+        let Some(state) = applied.room.as_deref().and_then(|room| self.get(room)) else { return };
+        match applied.action {
+            ModerationAction::Mute => state.restrict(Restriction::muted(applied)),
+            ModerationAction::Unmute => state.lift(Sanction::Muted),
+            ModerationAction::Kick | ModerationAction::Ban => {
+                if let Some(why) = removal(applied) {
+                    state.status.set(JoinStatus::Failed(why));
+                }
+            }
+            ModerationAction::SetRole => {
+                let role = applied.role.unwrap_or(RoomRole::Member);
+                state.role.set(role);
+                if let Some(me) = self.session.username() {
+                    state.summary.update(|s| {
+                        if let Some(s) = s {
+                            set_listed_role(s, &me, role);
+                        }
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Appoints or removes a moderator (or, for an admin, hands the room over).
+    pub async fn set_role(self, state: RoomState, user: String, role: RoomRole) -> Result<(), ErrorObject> {
+        let result = self.socket.call(SetRoleParams { room: state.wire_name(), user: user.clone(), role }).await?;
+        state.summary.update(|s| {
+            if let Some(s) = s {
+                set_listed_role(s, &result.user, role);
+            }
+        });
+        Ok(())
+    }
+
+    /// Changes slow mode and (for the owner or an admin) retention.
+    pub async fn configure(self, state: RoomState, slow_mode_secs: Option<u32>, retention_days: Option<u32>) -> Result<RoomSettings, ErrorObject> {
+        let settings = self.socket.call(ConfigureParams { room: state.wire_name(), slow_mode_secs, retention_days }).await?;
+        state.summary.update(|s| {
+            if let Some(s) = s {
+                s.slow_mode_secs = settings.slow_mode_secs;
+                s.retention_days = settings.retention_days;
+            }
+        });
+        Ok(settings)
+    }
+
     // ----- the member panel: `room.join` gives the first page, "more" asks `room.members`
     // for the next, and a `room.online_changed` (a busy tick in a big room) reloads the
     // first page, since the itemised joins and leaves were not sent.
@@ -458,6 +527,20 @@ impl Rooms {
     pub fn clear_typing(&self) {
         for state in self.held() {
             state.typing.set(Vec::new());
+        }
+    }
+}
+
+/// Puts `user` in the summary's owner or moderators as `role` says.
+fn set_listed_role(summary: &mut RoomSummary, user: &str, role: RoomRole) {
+    summary.moderators.retain(|m| !m.eq_ignore_ascii_case(user));
+    match role {
+        RoomRole::Moderator => summary.moderators.push(user.to_owned()),
+        RoomRole::Owner => summary.owner = Some(user.to_owned()),
+        RoomRole::Member => {
+            if summary.owner.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(user)) {
+                summary.owner = None;
+            }
         }
     }
 }

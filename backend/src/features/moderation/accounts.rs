@@ -1,11 +1,13 @@
-//! Account-level moderation by admins: suspend and unsuspend an account, purge a user's
-//! messages (a background job).
+//! Account-level moderation by admins: suspend and unsuspend an account, list the accounts
+//! suspended now, purge a user's messages (a background job).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use confab_shared::moderation::{ModerationAction, ModerationApplied, PurgeRequest, SanctionRequest, Suspension};
+use confab_shared::moderation::{
+    ModerationAction, ModerationApplied, PurgeRequest, SanctionRequest, SuspendedAccount, Suspension, SuspensionsPage, SuspensionsQuery,
+};
 use confab_shared::rpc::close;
 use confab_shared::{JobAccepted, Problem, Timestamp, validate};
 
@@ -14,11 +16,12 @@ use super::sanctions::Entry;
 use super::{ends_at, layer_up, reason, tell};
 use crate::auth::extract::AuthUser;
 use crate::error::{AppError, AppResult};
-use crate::http::OptionalJson;
+use crate::features::list_limit;
+use crate::http::{ApiQuery, OptionalJson};
 use crate::state::AppState;
 use crate::storage::entity::users as user_entity;
 use crate::storage::moderation as store;
-use crate::storage::{jobs, rooms, users};
+use crate::storage::{jobs, now_ms, rooms, users};
 
 /// The longest close reason a WebSocket close frame carries, in bytes.
 const MAX_CLOSE_REASON: usize = 123;
@@ -28,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/users/{username}/suspend", post(suspend))
         .route("/api/users/{username}/unsuspend", post(unsuspend))
         .route("/api/users/{username}/purge", post(purge))
+        .route("/api/suspensions", get(list))
 }
 
 async fn account(state: &AppState, username: &str) -> AppResult<user_entity::Model> {
@@ -118,6 +122,55 @@ pub async fn unsuspend(State(state): State<AppState>, AuthUser(caller): AuthUser
     Ok(Json(Suspension { username: user.username, suspended: false, until: None, reason: None }))
 }
 
+/// The accounts suspended now, newest first (admins). Suspensions whose duration has ended
+/// are not listed.
+#[utoipa::path(get, path = "/api/suspensions", tag = "moderation", security(("bearer" = [])), params(SuspensionsQuery),
+    responses(
+        (status = 200, description = "Suspended accounts, newest first", body = SuspensionsPage),
+        (status = 401, description = "Not logged in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid cursor or limit", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(State(state): State<AppState>, AuthUser(caller): AuthUser, ApiQuery(q): ApiQuery<SuspensionsQuery>) -> AppResult<Json<SuspensionsPage>> {
+    admin(&caller)?;
+    let limit = list_limit(q.limit, 50)?;
+    let before = decode_cursor(q.cursor.as_deref())?;
+    let mut rows = store::suspensions_page(&state.db, now_ms(), before, limit as u64 + 1).await?;
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| format!("{}-{}", r.created_at, r.user_id))
+    } else {
+        None
+    };
+    let suspensions = rows
+        .into_iter()
+        .map(|r| SuspendedAccount {
+            username: r.username,
+            reason: r.reason,
+            until: r.ends_at.map(Timestamp::from_millis),
+            by: r.by_name,
+            at: Timestamp::from_millis(r.created_at),
+        })
+        .collect();
+    Ok(Json(SuspensionsPage { suspensions, next_cursor }))
+}
+
+/// The position a suspensions cursor stands for, `<created_at ms>-<user id>` (the list
+/// continues below it): a suspension has no id of its own, and two can share a millisecond.
+/// -32602 / 422 `cursor` for anything else; empty means the first page.
+fn decode_cursor(cursor: Option<&str>) -> AppResult<Option<(i64, i64)>> {
+    let bad = || AppError::invalid("cursor", "must be a next_cursor a list returned");
+    let Some(cursor) = cursor.filter(|c| !c.is_empty()) else { return Ok(None) };
+    let (at, user) = cursor.split_once('-').ok_or_else(bad)?;
+    let digits = |part: &str, max: usize| -> AppResult<i64> {
+        if part.is_empty() || part.len() > max || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        part.parse().map_err(|_| bad())
+    };
+    Ok(Some((digits(at, 15)?, digits(user, 18)?)))
+}
+
 /// Delete a user's messages, in one room or everywhere, as a background job: follow it with
 /// `GET /api/jobs/{id}` or `job.subscribe` (`job.progress`, `job.finished`). Each message
 /// becomes a deleted message (`message.deleted` to its room).
@@ -162,5 +215,16 @@ mod tests {
         assert_eq!(close_reason(None), "account suspended");
         let long = close_reason(Some(&"é".repeat(200)));
         assert!(long.len() <= MAX_CLOSE_REASON && long.starts_with("account suspended: é"));
+    }
+
+    #[test]
+    fn a_suspensions_cursor_is_two_numbers_or_nothing() {
+        assert_eq!(decode_cursor(None).unwrap(), None);
+        assert_eq!(decode_cursor(Some("")).unwrap(), None);
+        assert_eq!(decode_cursor(Some("1765000000000-42")).unwrap(), Some((1_765_000_000_000, 42)));
+        assert_eq!(decode_cursor(Some("999999999999999-999999999999999999")).unwrap(), Some((999_999_999_999_999, 999_999_999_999_999_999)));
+        for bad in ["42", "-1", "1-", "1--2", "a-1", "1-b", "+1-2", "1-2-3", "1234567890123456-1", "1-1234567890123456789"] {
+            assert!(decode_cursor(Some(bad)).is_err(), "{bad}");
+        }
     }
 }
