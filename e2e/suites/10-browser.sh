@@ -6,7 +6,10 @@
 # and checks that both tabs catch up exactly once, reads anonymously, exports a room and
 # shows an admin notice. Another (e2e/browser/tests/settings.test.mjs) creates, uses and
 # revokes an API token in the Settings page, and as an admin registers a webhook to a
-# receiver on 127.0.0.1, watches a delivery fail and retries it from the page.
+# receiver on 127.0.0.1, watches a delivery fail and retries it from the page. The last
+# (e2e/browser/tests/stream-fallback.test.mjs) puts one person behind Debian's nginx refusing
+# WebSocket upgrades: the tab falls back to the HTTP stream, its badge says so, and it chats
+# with a person on a WebSocket both ways through a server restart.
 #
 # Environment: CONFAB_BIN (the server), CONFAB_SCREENSHOTS=docs/screenshots to save the
 # PNGs of the main pages, CONFAB_SKIP_SPA_BUILD=1 to use frontend/dist as it is,
@@ -21,6 +24,10 @@ if ! command -v chromium >/dev/null && [ ! -x /usr/bin/chromium ]; then
     exit 1
 fi
 confab_require_spa 10-browser
+if [ ! -x "${CONFAB_NGINX:-/usr/sbin/nginx}" ]; then
+    echo "10-browser: nginx is missing (scripts/install-test-deps.sh installs it)" >&2
+    exit 1
+fi
 
 suite=e2e/browser
 if [ ! -d "$suite/node_modules/playwright-core" ]; then
