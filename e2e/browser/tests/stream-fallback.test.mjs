@@ -4,8 +4,7 @@
 // private messages), through a server restart with nothing lost or doubled.
 //
 // dana reaches the server through the proxy; erin reaches it directly. Every step waits on
-// what the pages show. This file restarts the server, so it runs last (files run in name
-// order, each with the harness's own idea of the server's pid).
+// what the pages show.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
