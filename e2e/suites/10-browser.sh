@@ -9,7 +9,8 @@
 # receiver on 127.0.0.1, watches a delivery fail and retries it from the page. The last
 # (e2e/browser/tests/stream-fallback.test.mjs) puts one person behind Debian's nginx refusing
 # WebSocket upgrades: the tab falls back to the HTTP stream, its badge says so, and it chats
-# with a person on a WebSocket both ways through a server restart.
+# with a person on a WebSocket both ways through a server restart; behind nginx cutting
+# sockets right after they open, a tab moves to the stream too.
 #
 # Environment: CONFAB_BIN (the server), CONFAB_SCREENSHOTS=docs/screenshots to save the
 # PNGs of the main pages, CONFAB_SKIP_SPA_BUILD=1 to use frontend/dist as it is,

@@ -1,7 +1,8 @@
 // The web app behind a proxy that refuses WebSocket upgrades (Debian's nginx with a plain
 // `proxy_pass`, lib/proxy.mjs): it falls back to the HTTP stream, says so in its connection
 // badge, and chats with someone on a WebSocket both ways (room messages, typing, presence,
-// private messages), through a server restart with nothing lost or doubled.
+// private messages), through a server restart with nothing lost or doubled. Behind a proxy
+// that lets sockets open but cuts them after a second of silence, it falls back too.
 //
 // dana reaches the server through the proxy; erin reaches it directly. Every step waits on
 // what the pages show.
@@ -22,7 +23,7 @@ import {
   until,
 } from '../lib/harness.mjs';
 import { messageTexts, messageWithText, messages, openRoom, send, signUp } from '../lib/actions.mjs';
-import { RefusingProxy } from '../lib/proxy.mjs';
+import { BreakingProxy } from '../lib/proxy.mjs';
 
 const ROOM = 'behind-the-proxy';
 
@@ -35,9 +36,9 @@ function badge(page) {
   return page.getByTestId('connection-state');
 }
 
-describe('The web app behind a proxy that refuses WebSockets', { concurrency: false }, () => {
+describe('The web app behind proxies that break WebSockets', { concurrency: false }, () => {
   before(async () => {
-    proxy = await RefusingProxy.start(URL_BASE);
+    proxy = await BreakingProxy.start(URL_BASE, 'refusing');
     browser = await launchBrowser();
     dana = await newPage(browser, { baseURL: proxy.url });
     erin = await newPage(browser);
@@ -128,6 +129,22 @@ describe('The web app behind a proxy that refuses WebSockets', { concurrency: fa
       await expectCount(messages(page), before.length + missed.length + 1);
       const texts = await messageTexts(page);
       assert.equal(new Set(texts).size, texts.length, 'no message is shown twice');
+    }
+  });
+
+  test('behind a proxy that cuts sockets right after they open, the page moves to the HTTP stream', async () => {
+    const killing = await BreakingProxy.start(URL_BASE, 'killing');
+    try {
+      const page = await newPage(browser, { baseURL: killing.url });
+      await page.goto('/rooms/' + ROOM);
+      // Anonymous readers connect too: two sockets cut without a close frame within 5 s
+      // of opening, then the stream.
+      await until('two sockets to open', async () => page.sockets.length >= 2);
+      await expectAttr(badge(page), 'data-transport', 'stream');
+      await expectText(badge(page), 'Connected · HTTP stream');
+      await page.context().close();
+    } finally {
+      await killing.stop();
     }
   });
 });
