@@ -9,7 +9,11 @@
 # receiver on 127.0.0.1, watches a delivery fail and retries it from the page. A third
 # (e2e/browser/tests/moderation.test.mjs) has an owner appoint a moderator, a member report a
 # message, the moderator mute one member and ban another, and an admin resolve the report,
-# read the audit log and suspend and unsuspend an account, each in the pages.
+# read the audit log and suspend and unsuspend an account, each in the pages. The last
+# (e2e/browser/tests/stream-fallback.test.mjs) puts one person behind Debian's nginx refusing
+# WebSocket upgrades: the tab falls back to the HTTP stream, its badge says so, and it chats
+# with a person on a WebSocket both ways through a server restart; behind nginx cutting
+# sockets right after they open, a tab moves to the stream too.
 #
 # Environment: CONFAB_BIN (the server), CONFAB_SCREENSHOTS=docs/screenshots to save the
 # PNGs of the main pages, CONFAB_SKIP_SPA_BUILD=1 to use frontend/dist as it is,
@@ -24,6 +28,10 @@ if ! command -v chromium >/dev/null && [ ! -x /usr/bin/chromium ]; then
     exit 1
 fi
 confab_require_spa 10-browser
+if [ ! -x "${CONFAB_NGINX:-/usr/sbin/nginx}" ]; then
+    echo "10-browser: nginx is missing (scripts/install-test-deps.sh installs it)" >&2
+    exit 1
+fi
 
 suite=e2e/browser
 if [ ! -d "$suite/node_modules/playwright-core" ]; then

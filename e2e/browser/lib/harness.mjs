@@ -6,7 +6,7 @@
 // CONFAB_BIN, optional CONFAB_STATIC_DIR and CONFAB_SCREENSHOTS (a directory to save PNGs to).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
@@ -15,7 +15,9 @@ import WebSocket from 'ws';
 export const URL_BASE = required('CONFAB_URL');
 const DATA_DIR = required('CONFAB_DATA');
 const BIN = required('CONFAB_BIN');
-let serverPid = Number(required('CONFAB_PID'));
+// A test file that restarted the server left the new pid beside the data (see startServer);
+// each file runs in a process of its own, so the next one starts from there.
+let serverPid = Number(existsSync(path.join(DATA_DIR, 'restarted.pid')) ? readFileSync(path.join(DATA_DIR, 'restarted.pid'), 'utf8') : required('CONFAB_PID'));
 
 function required(name) {
   const value = process.env[name];

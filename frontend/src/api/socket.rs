@@ -1,4 +1,5 @@
-//! The tab's single WebSocket to `/ws`, shared by every page.
+//! The tab's single connection to Confab, shared by every page: the WebSocket to `/ws`, or
+//! the HTTP stream ([`super::stream`]) where the network breaks WebSockets.
 //!
 //! It owns the transport only: typed JSON-RPC calls (`call::<P: Method>`) matched to their
 //! responses through a request-id → oneshot map, at most [`MAX_CALLS_IN_FLIGHT`] of them
@@ -11,6 +12,15 @@
 //! Browsers cannot set headers on a WebSocket, so the access token travels in the
 //! subprotocol list `["confab.v1", "bearer.<token>"]`; the server only ever selects
 //! `confab.v1`.
+//!
+//! # Falling back to the HTTP stream
+//! The rules of the client libraries: the WebSocket first; the stream when the upgrade is
+//! refused, or when two sockets in a row die without a close frame within
+//! [`SHORT_LIVED_MS`] of opening; the WebSocket again on the first reconnection after
+//! [`STREAM_FOR_MS`]. A browser does not show why an upgrade failed, so the stream itself
+//! tells: it opens (something between refused the upgrade), answers 401 or 429 (the token or
+//! the server's limits, which refuse a stream alike), or gets no answer (the server is
+//! unreachable); only the first switches transports.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -29,6 +39,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
+use super::stream::{self, OpenError, PostError, Stream};
 use super::window::{MAX_CALLS_IN_FLIGHT, Window};
 use crate::util::{now_ms, random};
 
@@ -38,6 +49,16 @@ pub const NOT_CONNECTED: i32 = -1;
 pub const CONNECTION_LOST: i32 = -2;
 /// Client-side error code: no response within [`CALL_TIMEOUT`].
 pub const TIMED_OUT: i32 = -3;
+/// Client-side error code: the HTTP stream's POST was answered with an error status (e.g. 413).
+pub const REFUSED: i32 = -4;
+
+/// The close code of a connection that ended without a close frame (or `stream.closed`).
+pub const ABNORMAL: u16 = 1006;
+/// A socket that dies without a close frame this soon after opening was likely killed by
+/// the network; twice in a row and the tab falls back to the stream.
+const SHORT_LIVED_MS: f64 = 5_000.0;
+/// How long the tab stays on the stream after falling back before trying the WebSocket again.
+const STREAM_FOR_MS: f64 = 300_000.0;
 
 /// How long a call waits for its response before giving up.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -81,11 +102,38 @@ impl ConnState {
     }
 }
 
+/// Which transport a connection uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The WebSocket to `/ws`.
+    WebSocket,
+    /// `GET /api/stream` with a POST per frame.
+    Stream,
+}
+
+impl Transport {
+    /// A stable token for `data-transport`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WebSocket => "websocket",
+            Self::Stream => "stream",
+        }
+    }
+
+    /// The name people read.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::WebSocket => "WebSocket",
+            Self::Stream => "HTTP stream",
+        }
+    }
+}
+
 /// The app's side of the connection lifecycle.
 pub trait Hooks {
     /// The access token to present on the next attempt, `None` for an anonymous connection.
-    /// `suspect` is set when the previous attempt with a token was refused before opening
-    /// (an upgrade answered 401 looks like any other failure to a browser).
+    /// `suspect` is set when the previous attempt with a token was refused with 401 (a browser
+    /// does not show why an upgrade failed; the HTTP stream tried after it does).
     fn credentials(&self, suspect: bool) -> LocalBoxFuture<'static, Option<String>>;
     /// A connection opened and can take calls.
     fn opened(&self);
@@ -99,6 +147,8 @@ pub trait Hooks {
 #[derive(Clone, Copy)]
 pub struct Socket {
     state: RwSignal<ConnState>,
+    /// The transport of the open connection (or of the last one).
+    transport: RwSignal<Transport>,
     inner: StoredValue<Rc<Inner>, LocalStorage>,
 }
 
@@ -118,20 +168,43 @@ struct Inner {
     suspect: Cell<bool>,
     ever_opened: Cell<bool>,
     retry: RefCell<Option<TimeoutHandle>>,
+    /// Until when (`now_ms`) connections open the stream rather than the WebSocket.
+    stream_until: Cell<f64>,
+    /// Sockets in a row that died without a close frame soon after opening.
+    short_sockets: Cell<u32>,
+}
+
+/// One connection; dropping it ends it.
+struct Conn {
+    link: Link,
+    open: bool,
+    opened_at: f64,
+    /// The access token it was opened with, for the stream to try after a failed upgrade.
+    token: Option<String>,
+}
+
+enum Link {
+    Socket(SocketLink),
+    Stream(Rc<Stream>),
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Link::Stream(stream) = &self.link {
+            stream.close();
+        }
+    }
 }
 
 /// One WebSocket and the JS callbacks it holds; dropping it detaches and closes them.
-struct Conn {
+struct SocketLink {
     ws: WebSocket,
-    open: bool,
-    opened_at: f64,
-    with_token: bool,
     _on_open: Closure<dyn FnMut(web_sys::Event)>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
 }
 
-impl Drop for Conn {
+impl Drop for SocketLink {
     fn drop(&mut self) {
         // Detach first so a dropped closure is never invoked by a late event.
         self.ws.set_onopen(None);
@@ -165,11 +238,10 @@ impl Inner {
         self.conn.borrow().as_ref().is_some_and(|c| c.open)
     }
 
-    fn send_text(&self, text: &str) -> bool {
-        match self.conn.borrow().as_ref() {
-            Some(conn) if conn.open => conn.ws.send_with_str(text).is_ok(),
-            _ => false,
-        }
+    /// Falls back to the stream for [`STREAM_FOR_MS`].
+    fn fall_back(&self) {
+        self.short_sockets.set(0);
+        self.stream_until.set(now_ms() + STREAM_FOR_MS);
     }
 }
 
@@ -207,8 +279,14 @@ impl Socket {
             suspect: Cell::new(false),
             ever_opened: Cell::new(false),
             retry: RefCell::new(None),
+            stream_until: Cell::new(0.0),
+            short_sockets: Cell::new(0),
         };
-        let socket = Self { state: RwSignal::new(ConnState::Connecting), inner: StoredValue::new_local(Rc::new(inner)) };
+        let socket = Self {
+            state: RwSignal::new(ConnState::Connecting),
+            transport: RwSignal::new(Transport::WebSocket),
+            inner: StoredValue::new_local(Rc::new(inner)),
+        };
         socket.watch_network();
         socket
     }
@@ -221,6 +299,11 @@ impl Socket {
     /// The connection state, for the badge and for disabling sends.
     pub fn state(&self) -> ConnState {
         self.state.get()
+    }
+
+    /// The transport of the open connection (or of the last one), for the badge.
+    pub fn transport(&self) -> Transport {
+        self.transport.get()
     }
 
     /// Whether a connection is open right now (not reactive).
@@ -253,6 +336,10 @@ impl Socket {
         if inner.generation.get() != generation {
             return; // a newer connect() superseded this one while we fetched credentials
         }
+        if now_ms() < inner.stream_until.get() {
+            self.open_stream(generation, token, false).await;
+            return;
+        }
         let Some(url) = ws_url() else { return };
         let protocols = js_sys::Array::new();
         protocols.push(&SUBPROTOCOL.into());
@@ -278,15 +365,41 @@ impl Socket {
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        *inner.conn.borrow_mut() = Some(Conn {
-            ws,
-            open: false,
-            opened_at: 0.0,
-            with_token: token.is_some(),
-            _on_open: on_open,
-            _on_message: on_message,
-            _on_close: on_close,
-        });
+        let link = SocketLink { ws, _on_open: on_open, _on_message: on_message, _on_close: on_close };
+        *inner.conn.borrow_mut() = Some(Conn { link: Link::Socket(link), open: false, opened_at: 0.0, token });
+    }
+
+    /// Opens the HTTP stream; `after_upgrade_failed` when the WebSocket just failed to open,
+    /// so that the stream opening means the upgrade was refused on the way.
+    async fn open_stream(self, generation: u64, token: Option<String>, after_upgrade_failed: bool) {
+        let on_frame = move |text: &str| self.handle_frame(generation, text);
+        let on_end = move |code: u16| self.handle_close(generation, code);
+        let opened = stream::open(token.as_deref(), CALL_TIMEOUT, on_frame, on_end).await;
+        let inner = self.inner.get_value();
+        if inner.generation.get() != generation {
+            if let Ok(stream) = opened {
+                stream.close();
+            }
+            return;
+        }
+        match opened {
+            Ok(stream) => {
+                if after_upgrade_failed {
+                    leptos::logging::warn!("confab: the WebSocket did not open; using the HTTP stream");
+                    inner.fall_back();
+                }
+                *inner.conn.borrow_mut() = Some(Conn { link: Link::Stream(stream), open: false, opened_at: 0.0, token });
+                self.handle_open(generation);
+            }
+            Err(err) => {
+                // Only a 401 says the token may be the problem (see `Hooks::credentials`).
+                inner.suspect.set(token.is_some() && err == OpenError::Refused(401));
+                if let Some(hooks) = inner.hooks() {
+                    hooks.closed(ABNORMAL, false);
+                }
+                self.schedule_retry(generation, ABNORMAL);
+            }
+        }
     }
 
     fn handle_open(self, generation: u64) {
@@ -294,9 +407,16 @@ impl Socket {
         if inner.generation.get() != generation {
             return;
         }
-        if let Some(conn) = inner.conn.borrow_mut().as_mut() {
+        let transport = inner.conn.borrow_mut().as_mut().map(|conn| {
             conn.open = true;
             conn.opened_at = now_ms();
+            match conn.link {
+                Link::Socket(_) => Transport::WebSocket,
+                Link::Stream(_) => Transport::Stream,
+            }
+        });
+        if let Some(transport) = transport {
+            self.transport.set(transport);
         }
         inner.ever_opened.set(true);
         self.state.set(ConnState::Connected);
@@ -348,24 +468,70 @@ impl Socket {
             return;
         }
         let conn = inner.conn.borrow_mut().take();
-        let (was_open, healthy, with_token) = conn
-            .as_ref()
-            .map_or((false, false, false), |c| (c.open, c.open && now_ms() - c.opened_at >= HEALTHY_AFTER_MS, c.with_token));
+        let Some(conn) = conn else { return };
+        let lived = now_ms() - conn.opened_at;
+        let (was_open, healthy) = (conn.open, conn.open && lived >= HEALTHY_AFTER_MS);
+        let (socket, token) = (matches!(conn.link, Link::Socket(_)), conn.token.clone());
         // This runs inside the socket's own onclose closure: free it on the next tick, not mid-call.
         leptos::task::spawn_local(async move { drop(conn) });
         inner.fail_pending(CONNECTION_LOST, "connection lost");
+        if socket && was_open {
+            // A proxy that kills sockets: no close frame, soon after opening.
+            let killed = code == ABNORMAL && lived < SHORT_LIVED_MS;
+            inner.short_sockets.set(if killed { inner.short_sockets.get() + 1 } else { 0 });
+            if inner.short_sockets.get() >= 2 {
+                leptos::logging::warn!("confab: the WebSocket died right after opening twice in a row; using the HTTP stream");
+                inner.fall_back();
+            }
+        }
+        if socket && !was_open {
+            // The upgrade failed: the stream tells a refused upgrade from a refused token or an
+            // unreachable server, and retries (or opens) from there.
+            leptos::task::spawn_local(async move { self.open_stream(generation, token, true).await });
+            return;
+        }
         if healthy || matches!(code, close::LOGGED_OUT | close::TOKEN_EXPIRED | close::GOING_AWAY) {
             // A healthy connection ended, the session changed, or the instance is stopping
             // (the others serve): come back quickly.
             inner.attempt.set(0);
         }
-        if !was_open && with_token {
-            inner.suspect.set(true);
-        }
         if let Some(hooks) = inner.hooks() {
             hooks.closed(code, was_open);
         }
         self.schedule_retry(generation, code);
+    }
+
+    /// Sends one frame on the open connection; `id` is the call awaiting its answer, failed at
+    /// once when the stream's POST is refused. False when nothing is open.
+    fn send_text(self, text: String, id: Option<i64>) -> bool {
+        let inner = self.inner.get_value();
+        let stream = match inner.conn.borrow().as_ref() {
+            Some(Conn { open: true, link: Link::Socket(socket), .. }) => return socket.ws.send_with_str(&text).is_ok(),
+            Some(Conn { open: true, link: Link::Stream(stream), .. }) => stream.clone(),
+            _ => return false,
+        };
+        let generation = inner.generation.get();
+        leptos::task::spawn_local(async move {
+            // Each POST carries the current access token, renewed as the socket's would be.
+            let hooks = self.inner.get_value().hooks();
+            let token = match hooks {
+                Some(hooks) => hooks.credentials(false).await,
+                None => None,
+            };
+            let failure = match stream.post(text, token).await {
+                Ok(Some(answer)) => return self.handle_frame(generation, &answer),
+                Ok(None) => return,
+                Err(PostError::Lost) => error(CONNECTION_LOST, "connection lost"),
+                Err(PostError::Status(413)) => error(REFUSED, "the message is too large"),
+                Err(PostError::Status(429)) => error(REFUSED, "too many requests; slow down"),
+                Err(PostError::Status(status)) => error(REFUSED, &format!("the server refused the request ({status})")),
+            };
+            let waiting = id.and_then(|id| self.inner.get_value().pending.borrow_mut().remove(&id));
+            if let Some(tx) = waiting {
+                let _ = tx.send(Err(failure));
+            }
+        });
+        true
     }
 
     fn schedule_retry(self, generation: u64, code: u16) {
@@ -448,11 +614,12 @@ impl Socket {
         let frame = serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
         let (tx, rx) = oneshot::channel();
         inner.pending.borrow_mut().insert(id, tx);
-        if !inner.send_text(&frame.to_string()) {
+        drop(inner);
+        if !self.send_text(frame.to_string(), Some(id)) {
+            let inner = self.inner.get_value();
             inner.pending.borrow_mut().remove(&id);
             return Err(error(NOT_CONNECTED, "not connected"));
         }
-        drop(inner);
         match select(rx, timeout).await {
             Either::Left((Ok(reply), _)) => reply,
             Either::Left((Err(_cancelled), _)) => Err(error(CONNECTION_LOST, "connection lost")),
@@ -468,6 +635,6 @@ impl Socket {
     pub fn notify<P: Method>(&self, params: P) {
         let Ok(params) = serde_json::to_value(params) else { return };
         let frame = serde_json::json!({ "jsonrpc": "2.0", "method": P::NAME, "params": params });
-        self.inner.get_value().send_text(&frame.to_string());
+        self.send_text(frame.to_string(), None);
     }
 }
