@@ -208,6 +208,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_EXPORT_TTL_HOURS", default_value_t = 24)]
     pub export_ttl_hours: u64,
 
+    /// Most reports one account may have open (not yet resolved) at once; beyond it
+    /// `message.report` answers -32009 until moderators resolve some. 0: no cap.
+    #[arg(long, env = "CONFAB_OPEN_REPORTS_PER_USER", default_value_t = 100)]
+    pub open_reports_per_user: u64,
+
     /// Days a room message is kept in rooms whose owner set no retention of their own; older
     /// ones are deleted by a sweep every minute (text and reactions go). 0 keeps them forever.
     #[arg(long, env = "CONFAB_RETENTION_DAYS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=3650))]
@@ -370,6 +375,7 @@ impl Config {
             jobs_per_user: 2,
             export_ttl_hours: 24,
             retention_days: 0,
+            open_reports_per_user: 100,
             // Short, so tests see announcements promptly; coalescing tests flush by hand.
             presence_tick_ms: 10,
             presence_watch_max: 1000,

@@ -353,6 +353,17 @@ const REPORT_COLUMNS: &str = "SELECT rp.id AS id, rp.message_id AS message_id, r
     rp.reason AS reason, rp.state AS state, rp.created_at AS created_at, rb.username AS resolved_by, rp.resolved_at AS resolved_at, \
     rp.resolution AS resolution, rp.note AS note FROM reports rp JOIN users u ON u.id = rp.reporter_id LEFT JOIN users rb ON rb.id = rp.resolved_by";
 
+/// How many of `reporter_id`'s reports are open.
+pub async fn open_reports_by(db: &Db, reporter_id: i64) -> StorageResult<u64> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        n: i64,
+    }
+    let sql = "SELECT COUNT(*) AS n FROM reports WHERE reporter_id = ? AND state = ?";
+    let row = Row::find_by_statement(statement(db, sql, vec![reporter_id.into(), "open".into()])).one(&db.conn).await?;
+    Ok(row.map_or(0, |r| r.n.max(0) as u64))
+}
+
 /// A report by id.
 pub async fn report_by_id(db: &Db, id: i64) -> StorageResult<Option<ReportRow>> {
     let sql = format!("{REPORT_COLUMNS} WHERE rp.id = ?");

@@ -745,6 +745,31 @@ async fn send_after(ws: &mut WsClient, room: &str, previous: &Message) -> Messag
 // ---- Reports and the audit log ----------------------------------------------------------
 
 #[tokio::test]
+async fn a_member_with_the_most_open_reports_may_report_again_once_one_is_resolved() {
+    let r = room_on(spawn_app_with(|c| c.open_reports_per_user = 3).await).await;
+    let mut target = r.joined(&r.target).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(target.ok(send(&r.name, &format!("report me {i}"))).await.id);
+    }
+    let mut member = r.joined(&r.member).await;
+    let mut filed = Vec::new();
+    for id in &ids[..3] {
+        filed.push(member.ok(ReportParams { id: *id, reason: "spam".into() }).await.report_id);
+    }
+    let refused = member.fail(ReportParams { id: ids[3], reason: "spam".into() }).await;
+    assert_code(&refused, -32009);
+    assert!(refused.message.contains("too many open reports"), "{refused:?}");
+    // Another member is not held back by the first one's reports.
+    let mut moderator = r.joined(&r.moderator).await;
+    moderator.ok(ReportParams { id: ids[3], reason: "spam".into() }).await;
+
+    let resolve = format!("/api/reports/{}/resolve", filed[0]);
+    body::<Value>(post(&r.app, &resolve, &r.moderator.access_token, json!({ "action": "dismissed" })).await).await;
+    member.ok(ReportParams { id: ids[3], reason: "spam".into() }).await;
+}
+
+#[tokio::test]
 async fn a_member_reports_a_message_once_and_the_rooms_moderators_see_and_resolve_it() {
     let r = room().await;
     let message = r.target_message().await;

@@ -27,9 +27,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `message.report`: a member of the message's room (or anyone who may read it) reports it,
-/// once.
+/// once, while they have fewer than `open_reports_per_user` reports open: one account cannot
+/// bury the moderators' queue (calls racing at the cap may pass it by the calls in flight).
 pub async fn report(state: &AppState, me: &Identity, p: ReportParams) -> AppResult<ReportAccepted> {
     let why = reason(Some(&p.reason), "reason")?.ok_or_else(|| AppError::invalid("reason", "must not be empty"))?;
+    let cap = state.config.open_reports_per_user;
+    if cap > 0 && store::open_reports_by(&state.db, me.user_id).await? >= cap {
+        return Err(AppError::Conflict("you have too many open reports; wait until moderators resolve some"));
+    }
     let message = messages::by_id(&state.db, p.id).await?.ok_or(AppError::NotFound("message"))?;
     let room = rooms::by_id(&state.db, message.room_id).await?.ok_or(AppError::NotFound("message"))?;
     crate::features::rooms::check_access(Some(me), &room)?;
