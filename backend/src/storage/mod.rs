@@ -105,6 +105,26 @@ impl Kind {
     }
 }
 
+/// Opens the SQLite pool, trying again while another connection holds the lock that switching
+/// a new file to WAL takes: SQLite answers that switch with SQLITE_BUSY at once rather than
+/// waiting out the busy timeout, so processes (or a test's instances) opening one fresh file
+/// together would otherwise fail at random. Gives up after the busy timeout's 10 s.
+async fn open_sqlite_pool(options: SqliteConnectOptions) -> Result<sea_orm::sqlx::SqlitePool, sea_orm::sqlx::Error> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await {
+            Err(err) if is_sqlite_busy(&err) && std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            opened => return opened,
+        }
+    }
+}
+
+/// SQLITE_BUSY, whatever its extended code.
+fn is_sqlite_busy(err: &sea_orm::sqlx::Error) -> bool {
+    let code = err.as_database_error().and_then(|e| e.code());
+    code.and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 5)
+}
+
 fn kind_of(err: &sea_orm::sqlx::Error) -> Kind {
     use sea_orm::sqlx::Error;
     match err {
@@ -166,8 +186,7 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(false);
-            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-            SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+            SqlxSqliteConnector::from_sqlx_sqlite_pool(open_sqlite_pool(options).await?)
         } else {
             let mut options = ConnectOptions::new(url.to_owned());
             options
