@@ -67,20 +67,21 @@ enum Source {
 }
 
 impl Source {
-    fn of(job: &job_entity::Model) -> Result<Self, ExportError> {
-        Ok(if job.kind == jobs::EXPORT_AUDIT { Self::Audit(jobs::audit_filter_of(job)?) } else { Self::Room(0) })
+    /// What `job` exports, looked up once (a room export of a room since deleted fails here).
+    async fn of(db: &Db, job: &job_entity::Model) -> Result<Self, ExportError> {
+        if job.kind == jobs::EXPORT_AUDIT {
+            return Ok(Self::Audit(jobs::audit_filter_of(job)?));
+        }
+        let room = rooms::by_name(db, &job.room).await?.ok_or_else(|| ExportError::Failed(anyhow::anyhow!("room {} is gone", job.room)))?;
+        Ok(Self::Room(room.id))
     }
 
     /// How many rows there are to export and the newest one's id.
-    async fn extent(&mut self, db: &Db, job: &job_entity::Model) -> Result<(u64, i64), ExportError> {
-        match self {
-            Self::Room(id) => {
-                let room = rooms::by_name(db, &job.room).await?.ok_or_else(|| ExportError::Failed(anyhow::anyhow!("room {} is gone", job.room)))?;
-                *id = room.id;
-                Ok(messages::extent(db, room.id).await?)
-            }
-            Self::Audit(filter) => Ok(audit_log::audit_extent(db, filter).await?),
-        }
+    async fn extent(&self, db: &Db) -> Result<(u64, i64), ExportError> {
+        Ok(match self {
+            Self::Room(room_id) => messages::extent(db, *room_id).await?,
+            Self::Audit(filter) => audit_log::audit_extent(db, filter).await?,
+        })
     }
 
     fn header(&self, encoder: &Encoder) -> Result<Vec<u8>, ExportError> {
@@ -203,8 +204,8 @@ impl<'a> ChunkWriter<'a> {
 
 async fn write(db: &Db, layer: &dyn ChannelLayer, job: &job_entity::Model, stop: &CancellationToken) -> Result<(), ExportError> {
     let format = jobs::format_of(job);
-    let mut source = Source::of(job)?;
-    let (total, newest) = source.extent(db, job).await?;
+    let source = Source::of(db, job).await?;
+    let (total, newest) = source.extent(db).await?;
     let mut out = ChunkWriter::new(db, job.id);
     let mut progress = Progress::new(job.id, job.owner_id, total);
     let mut encoder = Encoder::new(&format);

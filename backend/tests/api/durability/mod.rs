@@ -90,29 +90,15 @@ async fn kill_mid_send(db: &Database, webhook: bool) {
     assert!(joined.get("result").is_some(), "join failed: {joined}");
 
     // Flat out: IN_FLIGHT sends outstanding at all times; the server dies under them.
-    let mut nonce_of: HashMap<i64, String> = HashMap::new();
-    let mut acked: Vec<(String, i64, String)> = Vec::new();
-    let mut next = 0;
-    let mut killed = false;
-    loop {
-        while !killed && nonce_of.len() < IN_FLIGHT {
-            let nonce = format!("n{next}");
-            let id = socket.send("room.send", json!({"room": room, "text": format!("text {next}"), "nonce": nonce})).await;
-            nonce_of.insert(id, nonce);
-            next += 1;
-        }
-        // After the kill, read what the server wrote before it died (still in our socket buffer).
-        let Some(response) = socket.response().await else { break };
-        let nonce = nonce_of.remove(&response["id"].as_i64().expect("an integer id")).expect("a response to a call we made");
-        let result = &response["result"];
-        assert!(result.is_object(), "send failed before the kill: {response}");
-        acked.push((nonce, result["id"].as_i64().expect("a message id"), result["text"].as_str().expect("text").to_owned()));
-        if acked.len() == KILL_AFTER {
-            server.kill();
-            killed = true;
-        }
-    }
-    assert!(killed, "the socket closed before the server was killed");
+    let mut sent = 0..;
+    let calls = std::iter::from_fn(|| {
+        let next = sent.next()?;
+        let nonce = format!("n{next}");
+        Some((nonce.clone(), json!({"room": room, "text": format!("text {next}"), "nonce": nonce})))
+    });
+    let (acked, unanswered) = flat_out_then_kill(&mut server, &mut socket, "room.send", calls, |result| result.is_object()).await;
+    let acked: Vec<(String, i64, String)> =
+        acked.into_iter().map(|(nonce, result)| (nonce, result["id"].as_i64().expect("a message id"), result["text"].as_str().expect("text").to_owned())).collect();
 
     let server = Server::start(db).await;
     let rows = stored(db, room).await;
@@ -138,7 +124,7 @@ async fn kill_mid_send(db: &Database, webhook: bool) {
     let token = server.login("durable_ann").await;
     let mut socket = Socket::connect(server.port, &token).await;
     socket.call("room.join", json!({"room": room, "history": 0})).await;
-    let mut unanswered: Vec<String> = nonce_of.into_values().collect();
+    let mut unanswered = unanswered;
     unanswered.sort();
     for nonce in &unanswered {
         let response = socket.call("room.send", json!({"room": room, "text": format!("text {}", &nonce[1..]), "nonce": nonce})).await;
@@ -150,6 +136,40 @@ async fn kill_mid_send(db: &Database, webhook: bool) {
     let after = stored(db, room).await;
     assert_eq!(after.len(), rows.len() + unanswered.iter().filter(|n| !rows.contains_key(*n)).count());
     assert_seqs_are_one_to_n(db, room, &after).await;
+}
+
+/// Calls `method` flat out, [`IN_FLIGHT`] calls outstanding (the keys and params from
+/// `calls`), kills the server after [`KILL_AFTER`] acknowledgements, then reads what the
+/// server wrote before it died. Every answer before the kill must satisfy `acknowledged`.
+/// Returns the acknowledged calls' keys with their results, and the keys never answered.
+async fn flat_out_then_kill<K>(
+    server: &mut Server,
+    socket: &mut Socket,
+    method: &str,
+    mut calls: impl Iterator<Item = (K, Value)>,
+    acknowledged: impl Fn(&Value) -> bool,
+) -> (Vec<(K, Value)>, Vec<K>) {
+    let mut key_of: HashMap<i64, K> = HashMap::new();
+    let mut acked = Vec::new();
+    let mut killed = false;
+    loop {
+        while !killed && key_of.len() < IN_FLIGHT {
+            let Some((key, params)) = calls.next() else { break };
+            key_of.insert(socket.send(method, params).await, key);
+        }
+        // After the kill, read what the server wrote before it died (still in our socket buffer).
+        let Some(response) = socket.response().await else { break };
+        let key = key_of.remove(&response["id"].as_i64().expect("an integer id")).expect("a response to a call we made");
+        let result = &response["result"];
+        assert!(acknowledged(result), "{method} failed before the kill: {response}");
+        acked.push((key, result.clone()));
+        if acked.len() == KILL_AFTER {
+            server.kill();
+            killed = true;
+        }
+    }
+    assert!(killed, "the socket closed before the server was killed");
+    (acked, key_of.into_values().collect())
 }
 
 /// The room's sequence numbers are 1..=n without gaps or repeats, and its counter is at n.

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::json;
 
 use super::server::{Database, Server, Socket};
-use super::{IN_FLIGHT, KILL_AFTER};
+use super::{IN_FLIGHT, KILL_AFTER, flat_out_then_kill};
 
 #[tokio::test]
 async fn on_sqlite_a_kill_9_mid_reports_leaves_each_report_with_its_audit_row() {
@@ -65,32 +65,13 @@ async fn kill_mid_reports(db: &Database) {
     let reporter = server.login("civil_bob").await;
     let mut socket = Socket::connect(server.port, &reporter).await;
     socket.call("room.join", json!({"room": room, "history": 0})).await;
-    let mut message_of: HashMap<i64, i64> = HashMap::new();
-    let mut acked: Vec<i64> = Vec::new();
-    let mut next = messages.iter();
-    let mut killed = false;
-    loop {
-        while !killed && message_of.len() < IN_FLIGHT {
-            let Some(&message) = next.next() else { break };
-            let call = socket.send("message.report", json!({"id": message, "reason": "spam"})).await;
-            message_of.insert(call, message);
-        }
-        // After the kill, read what the server wrote before it died (still in our socket buffer).
-        let Some(response) = socket.response().await else { break };
-        let message = message_of.remove(&response["id"].as_i64().expect("an integer id")).expect("a response to a call we made");
-        assert!(response["result"]["report_id"].is_i64(), "report failed before the kill: {response}");
-        acked.push(message);
-        if acked.len() == KILL_AFTER {
-            server.kill();
-            killed = true;
-        }
-    }
-    assert!(killed, "the socket closed before the server was killed");
+    let calls = messages.iter().map(|&message| (message, json!({"id": message, "reason": "spam"})));
+    let (acked, _) = flat_out_then_kill(&mut server, &mut socket, "message.report", calls, |result| result["report_id"].is_i64()).await;
 
     let _server = Server::start_with(db, &no_cap).await;
     let reports = reported(db, room).await;
     let audit = audited(db, room).await;
-    for message in &acked {
+    for (message, _) in &acked {
         assert_eq!(reports.get(message), Some(&1), "acknowledged report of message {message} lost or doubled");
     }
     assert!(reports.values().all(|&n| n == 1), "a message reported twice by one reporter");
