@@ -77,6 +77,17 @@ async fn messages_in(app: &TestApp, room: &str) -> i64 {
     row.try_get::<i64>("", "n").expect("a count")
 }
 
+/// A server that lets one client send as fast as it likes, with a 256 KiB outbox: what
+/// holds a pipelining client back is its own reading, nothing else.
+async fn unthrottled_app() -> TestApp {
+    spawn_app_with(|c| {
+        c.rate_per_sec = 10_000_000;
+        c.write_bytes_per_sec = u32::MAX;
+        c.outbox_max_bytes = 256 << 10;
+    })
+    .await
+}
+
 /// Joins `room` on the split socket and waits for the answer.
 async fn join_on(sink: &mut Sink, stream: &mut Stream, room: &str) {
     sink.send(Message::text(call(0, "room.join", json!({"room": room})).to_string())).await.expect("the join is written");
@@ -94,12 +105,7 @@ async fn join_on(sink: &mut Sink, stream: &mut Stream, room: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_pipelining_50_000_sends_through_a_slow_reader_is_slowed_never_evicted_and_every_send_is_answered_and_stored() {
-    let app = spawn_app_with(|c| {
-        c.rate_per_sec = 10_000_000;
-        c.write_bytes_per_sec = u32::MAX;
-        c.outbox_max_bytes = 256 << 10;
-    })
-    .await;
+    let app = unthrottled_app().await;
     let me = app.signup_and_login(&unique("bot")).await;
     let room = unique("pipeline");
     let (mut sink, mut stream) = split_socket(app.addr, app.ws_bearer_request(&me.access_token)).await;
@@ -128,12 +134,7 @@ async fn a_client_pipelining_50_000_sends_through_a_slow_reader_is_slowed_never_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_pipelining_batches_of_sends_through_a_slow_reader_is_slowed_never_evicted() {
-    let app = spawn_app_with(|c| {
-        c.rate_per_sec = 10_000_000;
-        c.write_bytes_per_sec = u32::MAX;
-        c.outbox_max_bytes = 256 << 10;
-    })
-    .await;
+    let app = unthrottled_app().await;
     let me = app.signup_and_login(&unique("bot")).await;
     let room = unique("batches");
     let (mut sink, mut stream) = split_socket(app.addr, app.ws_bearer_request(&me.access_token)).await;
@@ -168,12 +169,7 @@ async fn a_client_pipelining_batches_of_sends_through_a_slow_reader_is_slowed_ne
 /// make the kernel reset the connection and destroy the close frame on the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evicted_client_reads_the_close_frame_and_its_code_even_with_requests_left_unread() {
-    let app = spawn_app_with(|c| {
-        c.rate_per_sec = 10_000_000;
-        c.write_bytes_per_sec = u32::MAX;
-        c.outbox_max_bytes = 256 << 10;
-    })
-    .await;
+    let app = unthrottled_app().await;
     let slow_user = app.signup_and_login(&unique("slow")).await;
     let slow_name = slow_user.user.username.clone();
     let room = unique("evict");
