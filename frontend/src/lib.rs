@@ -25,6 +25,8 @@ use leptos_router::path;
 
 use crate::api::socket::Socket;
 use crate::components::shell::Header;
+use crate::components::sidebar::{Drawer, Sidebar};
+use crate::components::switcher::{QuickSwitcher, Switcher};
 use crate::components::toasts::{ToastHost, Toasts};
 use crate::pages::NotFound;
 use crate::pages::dm::{ConversationPage, DmListPage};
@@ -49,6 +51,8 @@ pub fn App() -> impl IntoView {
     provide_context(session);
     provide_context(socket);
     provide_context(chat);
+    provide_context(Drawer(RwSignal::new(false)));
+    provide_context(Switcher(RwSignal::new(false)));
     chat.start();
 
     view! {
@@ -57,7 +61,11 @@ pub fn App() -> impl IntoView {
                 "Skip to content"
             </a>
             <Header />
-            <main id="main" class="main">
+            <div class="layout">
+                <Show when=move || session.is_logged_in()>
+                    <Sidebar />
+                </Show>
+                <main id="main" class="main">
                 <Routes fallback=|| view! { <NotFound /> }>
                     <Route path=path!("/") view=RoomsPage />
                     <Route path=path!("/rooms") view=RoomsPage />
@@ -71,7 +79,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/settings") view=SettingsPage />
                     <Route path=path!("/moderation") view=ModerationPage />
                 </Routes>
-            </main>
+                </main>
+            </div>
+            <QuickSwitcher />
             <ToastHost />
         </Router>
     }

@@ -1,4 +1,4 @@
-//! Small browser helpers: clock, randomness, local storage, time formatting, error wording.
+//! Small browser helpers: clock, randomness, local storage, focus, time formatting, error wording.
 
 use confab_shared::Timestamp;
 use confab_shared::rpc::{ErrorCode, ErrorObject};
@@ -21,6 +21,23 @@ pub fn nonce() -> String {
     // Time plus 48 random bits: unique per tab in practice, and the server only compares
     // nonces of the same user.
     format!("{:x}-{:012x}", now_ms() as u64, (random() * 281_474_976_710_656.0) as u64)
+}
+
+/// Focuses the element with this id, if it is still there.
+pub fn focus_by_id(id: &str) {
+    use wasm_bindgen::JsCast;
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(id))
+        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = el.focus();
+    }
+}
+
+/// Whether the window is phone-sized (the stylesheet's 720 px breakpoint).
+pub fn narrow_screen() -> bool {
+    web_sys::window().and_then(|w| w.inner_width().ok()).and_then(|w| w.as_f64()).is_some_and(|w| w <= 720.0)
 }
 
 /// Whether the tab is in front (a message arriving in a hidden tab is not "read").

@@ -15,4 +15,8 @@ limit?: number,
 /**
  * Only rooms whose name starts with this, up to 64 room-name characters; empty: every room.
  */
-prefix?: string, };
+prefix?: string, 
+/**
+ * `true`: only rooms the caller has joined (its sidebar); needs a logged-in caller.
+ */
+member?: boolean, };

@@ -15,4 +15,8 @@ limit: number | null,
 /**
  * Only rooms whose name starts with this; empty: every room.
  */
-prefix: string | null, };
+prefix: string | null, 
+/**
+ * `true`: only rooms the caller has joined; needs a bearer.
+ */
+member: boolean | null, };

@@ -338,6 +338,8 @@ wire! {
         #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{0,64}$", max_length = 64))]
         #[cfg_attr(feature = "openapi", param(pattern = "^[A-Za-z0-9_-]{0,64}$", max_length = 64))]
         pub prefix: Option<String>,
+        /// `true`: only rooms the caller has joined; needs a bearer.
+        pub member: Option<bool>,
     }
 
     /// Query of `GET /api/rooms/{room}/messages`.

@@ -48,14 +48,14 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(get, path = "/api/rooms", tag = "rooms", security((), ("bearer" = [])), params(RoomsQuery),
     responses(
         (status = 200, description = "Rooms by name with online counts; admin-only rooms only for admins", body = RoomsPage),
-        (status = 422, description = "Invalid cursor, limit or prefix", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid cursor, limit or prefix, or `member` without a bearer", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_rooms(
     State(state): State<AppState>,
     MaybeAuthUser(caller): MaybeAuthUser,
     ApiQuery(q): ApiQuery<RoomsQuery>,
 ) -> AppResult<Json<RoomsPage>> {
-    let params = RoomsListParams { cursor: q.cursor, limit: q.limit, prefix: q.prefix };
+    let params = RoomsListParams { cursor: q.cursor, limit: q.limit, prefix: q.prefix, member: q.member };
     list(&state, caller.as_ref(), params).await.map(Json)
 }
 
@@ -114,7 +114,13 @@ pub async fn list(state: &AppState, caller: Option<&Identity>, p: RoomsListParam
     };
     let after = p.cursor.as_deref().filter(|c| !c.is_empty()).map(Page::decode).transpose()?;
     let is_admin = caller.is_some_and(|c| c.is_admin);
-    let rows = rooms::page(&state.db, is_admin, prefix, after.as_deref(), limit as u64 + 1).await?;
+    let member = match (p.member, caller) {
+        (Some(true), Some(c)) => Some(c.user_id),
+        (Some(true), None) => return Err(AppError::invalid("member", "needs a logged-in caller")),
+        _ => None,
+    };
+    let query = rooms::RoomQuery { include_admin_only: is_admin, prefix, member };
+    let rows = rooms::page(&state.db, query, after.as_deref(), limit as u64 + 1).await?;
     let (rows, next_cursor) = Page::split(rows, limit, |r| r.name.clone());
     let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
     let online = state.presence.room_counts_of(&names).await?;
@@ -122,7 +128,7 @@ pub async fn list(state: &AppState, caller: Option<&Identity>, p: RoomsListParam
         Some(c) => Some(rooms::unread_counts(&state.db, c.user_id).await?),
         None => None,
     };
-    let total = rooms::count(&state.db, is_admin, prefix).await?;
+    let total = rooms::count(&state.db, query).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut roles = moderation_store::roles_of(&state.db, &ids).await?;
     let rooms = rows

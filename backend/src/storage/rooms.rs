@@ -58,11 +58,22 @@ pub async fn list(db: &Db, include_admin_only: bool) -> StorageResult<Vec<rooms:
     Ok(rooms)
 }
 
-/// Rooms whose name starts with `prefix` and sorts after `after`, by name (byte order), at
-/// most `limit`; admin-only rooms only when asked. A keyset page: inserts never shift it.
-pub async fn page(db: &Db, include_admin_only: bool, prefix: &str, after: Option<&str>, limit: u64) -> StorageResult<Vec<rooms::Model>> {
+/// Which rooms [`page`] and [`count`] list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoomQuery<'a> {
+    /// Admin-only rooms too.
+    pub include_admin_only: bool,
+    /// Only names starting with this (empty: every name).
+    pub prefix: &'a str,
+    /// Only rooms this user is a member of (has joined once).
+    pub member: Option<i64>,
+}
+
+/// The rooms `query` selects whose name sorts after `after`, by name (byte order), at most
+/// `limit`. A keyset page: inserts never shift it.
+pub async fn page(db: &Db, query: RoomQuery<'_>, after: Option<&str>, limit: u64) -> StorageResult<Vec<rooms::Model>> {
     let c = byte_order(db);
-    let (filter, mut values) = room_filter(c, include_admin_only, prefix);
+    let (filter, mut values) = room_filter(c, query);
     let mut sql = format!("SELECT * FROM rooms WHERE {filter}");
     if let Some(after) = after {
         sql.push_str(&format!(" AND name{c} > ?"));
@@ -74,23 +85,27 @@ pub async fn page(db: &Db, include_admin_only: bool, prefix: &str, after: Option
 }
 
 /// Rooms [`page`] would list, in all.
-pub async fn count(db: &Db, include_admin_only: bool, prefix: &str) -> StorageResult<u64> {
+pub async fn count(db: &Db, query: RoomQuery<'_>) -> StorageResult<u64> {
     #[derive(FromQueryResult)]
     struct Row {
         n: i64,
     }
-    let (filter, values) = room_filter(byte_order(db), include_admin_only, prefix);
+    let (filter, values) = room_filter(byte_order(db), query);
     let sql = format!("SELECT COUNT(*) AS n FROM rooms WHERE {filter}");
     let row = Row::find_by_statement(statement(db, &sql, values)).one(&db.conn).await?;
     Ok(row.map_or(0, |r| r.n.max(0) as u64))
 }
 
-fn room_filter(c: &str, include_admin_only: bool, prefix: &str) -> (String, Vec<sea_orm::Value>) {
+fn room_filter(c: &str, query: RoomQuery<'_>) -> (String, Vec<sea_orm::Value>) {
     let mut filter = format!("name{c} >= ? AND name{c} < ?");
-    let mut values: Vec<sea_orm::Value> = vec![prefix.into(), prefix_end(prefix).into()];
-    if !include_admin_only {
+    let mut values: Vec<sea_orm::Value> = vec![query.prefix.into(), prefix_end(query.prefix).into()];
+    if !query.include_admin_only {
         filter.push_str(" AND admin_only = ?");
         values.push(false.into());
+    }
+    if let Some(user_id) = query.member {
+        filter.push_str(" AND id IN (SELECT room_id FROM memberships WHERE user_id = ?)");
+        values.push(user_id.into());
     }
     (filter, values)
 }

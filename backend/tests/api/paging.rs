@@ -139,7 +139,7 @@ async fn rooms_page_by_name_with_counts_and_hide_admin_rooms() {
     confab::storage::rooms::create(&app.state().db, &format!("{base}_admins"), true, None).await.expect("a room");
     ws.ok(join(&format!("{base}_b"))).await;
 
-    let params = |cursor| RoomsListParams { prefix: Some(base.clone()), limit: Some(2), cursor };
+    let params = |cursor| RoomsListParams { prefix: Some(base.clone()), limit: Some(2), cursor, member: None };
     let first = ws.ok(params(None)).await;
     let first_names: Vec<&str> = first.rooms.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(first_names, [format!("{base}_a"), format!("{base}_b")]);

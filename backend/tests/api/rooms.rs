@@ -290,3 +290,33 @@ async fn rooms_list_counts_distinct_users_online() {
     tab1.ok(leave(&room)).await;
     assert_eq!(summary_of(&mut bob, &room).await.online, 1);
 }
+
+#[tokio::test]
+async fn a_member_filter_lists_only_the_rooms_the_caller_has_joined_over_the_socket_and_rest() {
+    let app = spawn_app().await;
+    let (ann, mut ann_ws) = app.user_online("ann").await;
+    let (_, mut bob_ws) = app.user_online("bob").await;
+    let base = unique("side");
+    let (mine, also_mine, not_mine) = (format!("{base}-a"), format!("{base}-b"), format!("{base}-c"));
+    ann_ws.ok(join(&mine)).await;
+    ann_ws.ok(join(&also_mine)).await;
+    bob_ws.ok(join(&not_mine)).await;
+    // Leaving the socket's subscription keeps the membership (and its read cursor).
+    ann_ws.ok(leave(&also_mine)).await;
+
+    let params = RoomsListParams { member: Some(true), prefix: Some(base.clone()), ..RoomsListParams::default() };
+    let page = ann_ws.ok(params.clone()).await;
+    let names: Vec<&str> = page.rooms.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, [mine.as_str(), also_mine.as_str()], "ann's rooms, by name, and not bob's");
+    assert_eq!(page.total, 2, "the total counts the filtered rooms");
+    let everyone = ann_ws.ok(RoomsListParams { prefix: Some(base.clone()), ..RoomsListParams::default() }).await;
+    assert_eq!(everyone.rooms.len(), 3, "without the filter every room is listed");
+
+    let rest: confab_shared::RoomsPage = body(app.get(&format!("/api/rooms?member=true&prefix={base}"), Some(&ann.access_token)).await).await;
+    assert_eq!(rest.rooms.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), names, "REST lists the same");
+
+    let mut anonymous = app.ws_anonymous().await;
+    assert_invalid_param(&anonymous.fail(params).await, "member");
+    let refused = app.get("/api/rooms?member=true", None).await;
+    assert_eq!(refused.status(), 422, "anonymous callers are members of nothing to list");
+}

@@ -1,6 +1,8 @@
 //! Reusable pieces of the UI.
 //!
 //! - [`shell`]: the header with navigation, unread badge, user menu.
+//! - [`sidebar`]: joined rooms and conversations beside every page (a drawer on phones);
+//!   [`switcher`]: Ctrl+K to jump to any of them.
 //! - [`connection`]: the connected / reconnecting / offline badge.
 //! - [`toasts`]: transient error and info messages.
 //! - [`presence`]: the Online/Offline badge.
@@ -28,5 +30,7 @@ pub mod room_settings;
 pub mod scroll_log;
 pub mod secret;
 pub mod shell;
+pub mod sidebar;
+pub mod switcher;
 pub mod toasts;
 pub mod typing;

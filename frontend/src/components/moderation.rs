@@ -18,7 +18,7 @@ use wasm_bindgen::JsCast;
 
 use crate::state::Chat;
 use crate::state::moderation::DURATIONS;
-use crate::util::{describe, short_time};
+use crate::util::{describe, focus_by_id, short_time};
 
 /// One entry of an [`ActionMenu`].
 #[derive(Clone)]
@@ -170,16 +170,6 @@ fn move_focus(menu: &web_sys::HtmlDivElement, step: impl Fn(usize, usize) -> usi
     }
 }
 
-/// Focuses the element with this id, if it is still there.
-pub fn focus_by_id(id: &str) {
-    if let Some(el) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id(id))
-        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
-    {
-        let _ = el.focus();
-    }
-}
 
 /// What the dialog is about to do.
 #[derive(Clone, Debug, PartialEq)]

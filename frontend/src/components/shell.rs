@@ -5,6 +5,7 @@ use leptos::task::spawn_local;
 use leptos_router::hooks::{use_location, use_navigate};
 
 use crate::components::connection::ConnectionBadge;
+use crate::components::sidebar::DrawerToggle;
 use crate::state::Chat;
 
 #[component]
@@ -51,6 +52,9 @@ pub fn Header() -> impl IntoView {
 
     view! {
         <header class="topbar">
+            <Show when=move || session.is_logged_in()>
+                <DrawerToggle />
+            </Show>
             <a class="brand" href="/rooms" aria-label="Confab home">
                 <span class="brand-mark" aria-hidden="true">"◆"</span>
                 "Confab"

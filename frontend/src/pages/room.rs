@@ -44,7 +44,8 @@ fn RoomView(name: String) -> impl IntoView {
     }
     read_while_shown(Target::Room(state.clone()));
 
-    let members_open = RwSignal::new(false);
+    // Beside the conversation on a wide screen; a panel to open on a phone.
+    let members_open = RwSignal::new(!crate::util::narrow_screen());
     let settings_open = RwSignal::new(false);
     let ask = RwSignal::new(None::<Ask>);
     provide_context(RoomDialog(ask));
@@ -119,9 +120,10 @@ fn RoomView(name: String) -> impl IntoView {
                     class="secondary small members-toggle"
                     aria-controls="room-members"
                     aria-expanded=move || members_open.get().to_string()
+                    data-testid="members-toggle"
                     on:click=move |_| members_open.update(|o| *o = !*o)
                 >
-                    "Members"
+                    {move || if members_open.get() { "Hide members" } else { "Members" }}
                 </button>
             </header>
             <ExportList room=export_room />

@@ -28,6 +28,8 @@ use crate::util::describe;
 pub const JOIN_HISTORY: u32 = 50;
 /// Pages of 200 rooms the room list loads at most.
 const ROOM_PAGES: usize = 5;
+/// Joined rooms the sidebar lists at most (the room list pages through the rest).
+const MINE_LIMIT: u32 = 200;
 /// Room members fetched per page in the member panel.
 const MEMBERS_PAGE: u32 = 100;
 
@@ -40,6 +42,8 @@ pub struct Rooms {
     /// The room list as `rooms.list` last returned it.
     pub list: RwSignal<Vec<RoomSummary>>,
     pub loaded: RwSignal<bool>,
+    /// The rooms this user has joined (the sidebar), by name: `rooms.list` with `member`.
+    pub mine: RwSignal<Vec<RoomSummary>>,
     /// Rooms with a page open, by the name the page asked for and the server's spelling.
     joined: StoredValue<HashMap<String, RoomState>>,
     /// How many mounted pages hold each room.
@@ -56,6 +60,7 @@ impl Rooms {
             toasts,
             list: RwSignal::new(Vec::new()),
             loaded: RwSignal::new(false),
+            mine: RwSignal::new(Vec::new()),
             joined: StoredValue::new(HashMap::new()),
             holds: StoredValue::new(HashMap::new()),
             read_sent: StoredValue::new(HashMap::new()),
@@ -74,7 +79,7 @@ impl Rooms {
         let mut all = Vec::new();
         let mut cursor = None;
         for _ in 0..ROOM_PAGES {
-            match self.socket.call(RoomsListParams { cursor, limit: Some(200), prefix: None }).await {
+            match self.socket.call(RoomsListParams { cursor, limit: Some(200), prefix: None, member: None }).await {
                 Ok(page) => {
                     all.extend(page.rooms);
                     cursor = page.next_cursor;
@@ -89,19 +94,44 @@ impl Rooms {
         self.loaded.set(true);
     }
 
+    /// Reloads the rooms this user has joined: one page of [`MINE_LIMIT`], by name. Nothing
+    /// for anonymous tabs (they are members of nothing).
+    pub async fn refresh_mine(self) {
+        if !self.session.is_logged_in_untracked() {
+            self.mine.set(Vec::new());
+            return;
+        }
+        let params = RoomsListParams { cursor: None, limit: Some(MINE_LIMIT), prefix: None, member: Some(true) };
+        match self.socket.call(params).await {
+            Ok(page) => self.mine.set(page.rooms),
+            Err(err) if is_connection_error(&err) => {}
+            Err(err) => self.report(&err),
+        }
+    }
+
     fn upsert_summary(&self, summary: RoomSummary) {
-        self.list.update(|rooms| match rooms.iter_mut().find(|r| r.name == summary.name) {
+        let upsert = |rooms: &mut Vec<RoomSummary>, summary: RoomSummary| match rooms.iter_mut().find(|r| r.name == summary.name) {
             Some(existing) => *existing = summary,
             None => rooms.push(summary),
-        });
+        };
+        // Joining makes a logged-in user a member: the sidebar lists the room from now on.
+        if self.session.is_logged_in_untracked() {
+            self.mine.update(|rooms| {
+                upsert(rooms, summary.clone());
+                rooms.sort_by(|a, b| a.name.cmp(&b.name));
+            });
+        }
+        self.list.update(|rooms| upsert(rooms, summary));
     }
 
     fn clear_unread(&self, name: &str) {
-        self.list.update(|rooms| {
+        let clear = |rooms: &mut Vec<RoomSummary>| {
             if let Some(summary) = rooms.iter_mut().find(|r| r.name == name) {
                 summary.unread = summary.unread.map(|_| 0);
             }
-        });
+        };
+        self.list.update(clear);
+        self.mine.update(clear);
     }
 
     // ----- holding rooms open --------------------------------------------------------

@@ -246,6 +246,10 @@ wire! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         pub prefix: Option<String>,
+        /// `true`: only rooms the caller has joined (its sidebar); needs a logged-in caller.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub member: Option<bool>,
     }
 
     /// Params of `room.members`.
