@@ -248,9 +248,9 @@ pub async fn suspensions(access_token: &str, cursor: &str) -> Result<Suspensions
 }
 
 /// `GET /api/rooms/{room}/bans` or `.../mutes` (`what`; the room's owner, moderators and
-/// admins): what is in force, newest first.
-pub async fn room_sanctions(access_token: &str, room: &str, what: &str, cursor: &str) -> Result<RoomSanctionsPage, ApiError> {
-    get_json(&with_query(&format!("/api/rooms/{room}/{what}"), &[("cursor", cursor)]), access_token).await
+/// admins): what is in force, newest first, `limit` at a time (empty: the server's 50).
+pub async fn room_sanctions(access_token: &str, room: &str, what: &str, cursor: &str, limit: &str) -> Result<RoomSanctionsPage, ApiError> {
+    get_json(&with_query(&format!("/api/rooms/{room}/{what}"), &[("cursor", cursor), ("limit", limit)]), access_token).await
 }
 
 fn user_path(username: &str, what: &str) -> String {

@@ -240,7 +240,7 @@ fn SanctionList(state: RoomState, kind: Sanction) -> impl IntoView {
         move |more: bool| {
             let room = state.wire_name();
             list.load(more, move |token, cursor| async move {
-                rest::room_sanctions(&token, &room, what, &cursor).await.map(|page| (page.sanctions, page.next_cursor))
+                rest::room_sanctions(&token, &room, what, &cursor, "").await.map(|page| (page.sanctions, page.next_cursor))
             });
         }
     };

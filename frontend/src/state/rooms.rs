@@ -460,7 +460,7 @@ impl Rooms {
     /// the settings panel pages the rest).
     async fn load_mutes(self, state: RoomState) {
         let room = state.wire_name();
-        let page = async { rest::room_sanctions(&self.session.access_token(REFRESH_MARGIN_MS).await?, &room, "mutes", "").await }.await;
+        let page = async { rest::room_sanctions(&self.session.access_token(REFRESH_MARGIN_MS).await?, &room, "mutes", "", "200").await }.await;
         // Unknown (the request failed), the menu offers "Mute"; the settings panel still lifts.
         if let Ok(page) = page {
             state.muted_members.set(page.sanctions.iter().map(|s| s.user.to_ascii_lowercase()).collect());
