@@ -47,6 +47,8 @@ use crate::{auth, features};
         features::moderation::room_routes::unmute,
         features::moderation::room_routes::set_role,
         features::moderation::room_routes::configure,
+        features::moderation::room_routes::bans,
+        features::moderation::room_routes::mutes,
         features::moderation::accounts::suspend,
         features::moderation::accounts::unsuspend,
         features::moderation::accounts::purge,
@@ -59,7 +61,7 @@ use crate::{auth, features};
         features::system::openapi_json,
         features::system::asyncapi_json,
     ),
-    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, SessionTokens, LoginProvider, OidcLogin, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, CreateJobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody, moderation::Sanction, moderation::ModerationAction, moderation::SanctionRequest, moderation::KickRequest, moderation::RoleRequest, moderation::SettingsRequest, moderation::RoomSettings, moderation::ModerationResult, moderation::RoomRole, moderation::Suspension, moderation::SuspendedAccount, moderation::SuspensionsPage, moderation::PurgeRequest, moderation::ReportState, moderation::Report, moderation::ReportsPage, moderation::ResolveReport, moderation::AuditEntry, moderation::AuditPage, moderation::AuditExportRequest, features::jobs::ExportFile)),
+    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, SessionTokens, LoginProvider, OidcLogin, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, CreateJobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody, moderation::Sanction, moderation::ModerationAction, moderation::SanctionRequest, moderation::KickRequest, moderation::RoleRequest, moderation::SettingsRequest, moderation::RoomSettings, moderation::ModerationResult, moderation::RoomRole, moderation::Suspension, moderation::SuspendedAccount, moderation::SuspensionsPage, moderation::RoomSanction, moderation::RoomSanctionsPage, moderation::PurgeRequest, moderation::ReportState, moderation::Report, moderation::ReportsPage, moderation::ResolveReport, moderation::AuditEntry, moderation::AuditPage, moderation::AuditExportRequest, features::jobs::ExportFile)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Accounts and tokens"),

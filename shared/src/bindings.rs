@@ -79,6 +79,9 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(crate::moderation::SuspendedAccount::export_all(&cfg))?;
     export(crate::moderation::SuspensionsPage::export_all(&cfg))?;
     export(crate::moderation::SuspensionsQuery::export_all(&cfg))?;
+    export(crate::moderation::RoomSanction::export_all(&cfg))?;
+    export(crate::moderation::RoomSanctionsPage::export_all(&cfg))?;
+    export(crate::moderation::RoomSanctionsQuery::export_all(&cfg))?;
     export(crate::moderation::ReportsPage::export_all(&cfg))?;
     export(crate::moderation::ReportsQuery::export_all(&cfg))?;
     export(crate::moderation::ResolveReport::export_all(&cfg))?;

@@ -370,6 +370,40 @@ wire! {
         pub limit: Option<u32>,
     }
 
+    /// A ban or mute in force in a room, as `GET /api/rooms/{room}/bans` and
+    /// `GET /api/rooms/{room}/mutes` list it.
+    pub struct RoomSanction {
+        /// The user banned or muted.
+        pub user: String,
+        /// The reason given.
+        pub reason: Option<String>,
+        /// When it ends; `null`: until lifted.
+        pub until: Option<Timestamp>,
+        /// Who decided it; `null` when that account no longer exists.
+        pub by: Option<String>,
+        /// When it was decided (a later ban or mute of the same user replaces it).
+        pub at: Timestamp,
+    }
+
+    /// A page of `GET /api/rooms/{room}/bans` or `GET /api/rooms/{room}/mutes`, newest first.
+    pub struct RoomSanctionsPage {
+        pub sanctions: Vec<RoomSanction>,
+        /// Pass as `cursor` for the next page; `null` on the last page.
+        pub next_cursor: Option<String>,
+    }
+
+    /// Query of `GET /api/rooms/{room}/bans` and `GET /api/rooms/{room}/mutes`.
+    #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+    #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+    pub struct RoomSanctionsQuery {
+        /// `next_cursor` of the previous page (`<milliseconds>-<digits>`; empty: the first page).
+        #[cfg_attr(feature = "openapi", param(pattern = "^([0-9]{1,15}-[0-9]{1,18})?$", max_length = 34))]
+        pub cursor: Option<String>,
+        /// 1 to 200, default 50.
+        #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
+        pub limit: Option<u32>,
+    }
+
     /// The body of `POST /api/users/{username}/purge`.
     #[derive(Default)]
     pub struct PurgeRequest {

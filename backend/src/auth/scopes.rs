@@ -121,6 +121,8 @@ pub const REST_ROUTES: &[(&str, &str, Need)] = &[
     ("DELETE", "/api/rooms/{room}/mutes/{username}", Need::Scope(Scope::Write)),
     ("PUT", "/api/rooms/{room}/roles/{username}", Need::Scope(Scope::Write)),
     ("PATCH", "/api/rooms/{room}/settings", Need::Scope(Scope::Write)),
+    ("GET", "/api/rooms/{room}/bans", Need::Scope(Scope::Read)),
+    ("GET", "/api/rooms/{room}/mutes", Need::Scope(Scope::Read)),
     ("GET", "/api/reports", Need::Scope(Scope::Read)),
     ("POST", "/api/reports/{id}/resolve", Need::Scope(Scope::Write)),
     ("GET", "/api/audit", Need::Scope(Scope::Read)),

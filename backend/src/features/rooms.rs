@@ -261,7 +261,11 @@ async fn enter(state: &AppState, conn: &mut Conn, name: &str, limit: u32) -> App
         Some(me) => moderation::roles::role(state, &room, me.user_id).await?,
         None => RoomRole::Member,
     };
-    let mut joined = JoinResult { room: summary, online, online_next_cursor, history: Vec::new(), history_more: false, role };
+    let muted = match &conn.identity {
+        Some(me) => moderation::enforce::mute_notice(state, room.id, &room.name, me.user_id).await?,
+        None => None,
+    };
+    let mut joined = JoinResult { room: summary, online, online_next_cursor, history: Vec::new(), history_more: false, role, muted };
     let mut budget = Budget::after(conn.answer_budget, &joined);
     joined.history = budget.newest(messages::to_wire(&state.db, rows).await?);
     joined.history_more = older || budget.cut();

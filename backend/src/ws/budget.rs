@@ -23,6 +23,9 @@ const PRESENCE_BYTES: usize = 64;
 /// One `RoomSummary`: a 64-character name, a count, a timestamp, an unread count, its owner
 /// and at most [`MAX_MODERATORS`](confab_shared::moderation::MAX_MODERATORS) moderators.
 const ROOM_BYTES: usize = 320 + (1 + confab_shared::moderation::MAX_MODERATORS) * NAME_BYTES;
+/// `room.join`'s `muted`: a `moderation.applied` with a 64-character room, a timestamp, a
+/// 32-character name and a reason of at most 500 characters of up to 4 bytes each.
+const MUTE_NOTICE_BYTES: usize = 256 + confab_shared::moderation::MAX_REASON_CHARS * 4;
 /// What a list page holds besides its items: a cursor (at most 100 characters), counts.
 const PAGE_FRAME_BYTES: usize = 256;
 /// The largest answer of the methods that answer an acknowledgement, a cursor count, a job
@@ -39,7 +42,8 @@ pub fn floor(request: &Request) -> usize {
         Request::RoomsList(_) => PAGE_FRAME_BYTES + LIST_PAGE * ROOM_BYTES,
         Request::RoomMembers(_) => PAGE_FRAME_BYTES + LIST_PAGE * NAME_BYTES,
         // The room, the first page of who is there and its cursor; the history is cut to fit.
-        Request::RoomJoin(_) => PAGE_FRAME_BYTES + ROOM_BYTES + JOIN_ONLINE * NAME_BYTES,
+        Request::RoomJoin(_) => PAGE_FRAME_BYTES + ROOM_BYTES + JOIN_ONLINE * NAME_BYTES
+            + MUTE_NOTICE_BYTES,
         Request::PresenceWatch(p) => PAGE_FRAME_BYTES + p.users.len().saturating_mul(PRESENCE_BYTES),
         Request::RoomSend(_) | Request::MessageEdit(_) | Request::MessageReact(_) => Message::MAX_JSON_BYTES,
         Request::RoomHistory(_) => Message::MAX_JSON_BYTES + 2,
@@ -137,6 +141,14 @@ mod tests {
             history: Vec::new(),
             history_more: false,
             role: confab_shared::moderation::RoomRole::Moderator,
+            muted: Some(confab_shared::moderation::ModerationApplied {
+                action: confab_shared::moderation::ModerationAction::Mute,
+                room: Some("r".repeat(64)),
+                until: Some(Timestamp::from_millis(253_402_300_799_999)),
+                reason: Some("\u{1F600}".repeat(confab_shared::moderation::MAX_REASON_CHARS)),
+                by: name(0),
+                role: None,
+            }),
         };
         let watched = 1000;
         let watch = PresenceWatchParams { users: (0..watched).map(name).collect(), replace: false };

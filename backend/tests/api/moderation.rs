@@ -443,6 +443,118 @@ async fn room_join_says_the_callers_role_and_a_moderator_deletes_a_members_messa
     assert_eq!((entry.actor.as_str(), entry.target.as_deref(), entry.room.as_deref()), (r.moderator.user.username.as_str(), Some(r.target.user.username.as_str()), Some(r.name.as_str())));
 }
 
+#[tokio::test]
+async fn a_muted_member_learns_of_the_mute_from_room_join_with_who_why_and_until_when() {
+    let r = room().await;
+    let user = r.target.user.username.clone();
+    let mut moderator = r.app.ws(&r.moderator.access_token).await;
+    let muted = moderator.ok(MuteParams { room: r.name.clone(), user: user.clone(), reason: Some("cool off".into()), duration_secs: Some(3600) }).await;
+
+    // A socket opened after the mute (a reload) hears of it in the join's answer.
+    let mut target = r.app.ws(&r.target.access_token).await;
+    let joined = target.ok(join(&r.name)).await;
+    let told = joined.muted.expect("the join says the caller is muted");
+    assert_eq!((told.action, told.room.as_deref(), told.reason.as_deref()), (ModerationAction::Mute, Some(r.name.as_str()), Some("cool off")));
+    assert_eq!((told.until, told.by.as_str()), (muted.until, r.moderator.user.username.as_str()));
+    let others = r.joined(&r.member).await.ok(join(&r.name)).await;
+    assert!(others.muted.is_none(), "only the muted member is told");
+
+    // Lifted, the next join says nothing, and the answer has no `muted` at all.
+    moderator.ok(UnmuteParams { room: r.name.clone(), user }).await;
+    let raw = target.call_raw(&json!({ "jsonrpc": "2.0", "id": 9, "method": "room.join", "params": { "room": r.name } }).to_string()).await;
+    assert!(raw["result"].is_object() && raw["result"].get("muted").is_none(), "{raw}");
+}
+
+#[tokio::test]
+async fn moderators_page_a_rooms_bans_and_mutes_newest_first_and_a_lifted_one_leaves_the_list() {
+    use confab_shared::moderation::RoomSanctionsPage;
+    use reqwest::Method;
+    let r = room().await;
+    let (owner, moderator) = (&r.owner.access_token, &r.moderator.access_token);
+    let at = |what: &str| format!("/api/rooms/{}/{what}", r.name);
+    let empty: RoomSanctionsPage = body(r.app.get(&at("bans"), Some(moderator)).await).await;
+    assert!(empty.sanctions.is_empty() && empty.next_cursor.is_none());
+
+    // Banned in the order their accounts were created, so a shared millisecond orders them the same way.
+    let mut ws = r.app.ws(moderator).await;
+    for (i, who) in [&r.member, &r.target].iter().enumerate() {
+        let duration_secs = (i == 0).then_some(3600);
+        ws.ok(BanParams { room: r.name.clone(), user: who.user.username.clone(), reason: Some(format!("reason {i}")), duration_secs }).await;
+    }
+    ws.ok(MuteParams { room: r.name.clone(), user: r.target.user.username.clone(), reason: None, duration_secs: None }).await;
+
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page: RoomSanctionsPage = body(r.app.get(&format!("{}?limit=1&cursor={cursor}", at("bans")), Some(owner)).await).await;
+        assert!(page.sanctions.len() <= 1);
+        seen.extend(page.sanctions);
+        match page.next_cursor {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    let names: Vec<&str> = seen.iter().map(|s| s.user.as_str()).collect();
+    assert_eq!(names, [&r.target.user.username, &r.member.user.username]);
+    assert!(seen.windows(2).all(|w| w[0].at >= w[1].at));
+    assert_eq!((seen[1].reason.as_deref(), seen[0].reason.as_deref()), (Some("reason 0"), Some("reason 1")));
+    assert!(seen[1].until.is_some() && seen[0].until.is_none());
+    assert!(seen.iter().all(|s| s.by.as_deref() == Some(r.moderator.user.username.as_str())));
+
+    // Mutes are their own list.
+    let mutes: RoomSanctionsPage = body(r.app.get(&at("mutes"), Some(moderator)).await).await;
+    let names: Vec<&str> = mutes.sanctions.iter().map(|s| s.user.as_str()).collect();
+    assert_eq!(names, [&r.target.user.username]);
+    assert!(mutes.sanctions[0].reason.is_none() && mutes.sanctions[0].until.is_none());
+
+    // Lifted (over REST, as the web app lifts them), it leaves its list.
+    body::<Value>(r.app.request(Method::DELETE, &at(&format!("bans/{}", r.target.user.username)), Some(owner), None::<&Value>).await).await;
+    body::<Value>(r.app.request(Method::DELETE, &at(&format!("mutes/{}", r.target.user.username)), Some(owner), None::<&Value>).await).await;
+    let bans: RoomSanctionsPage = body(r.app.get(&at("bans"), Some(moderator)).await).await;
+    let names: Vec<&str> = bans.sanctions.iter().map(|s| s.user.as_str()).collect();
+    assert_eq!(names, [&r.member.user.username]);
+    let mutes: RoomSanctionsPage = body(r.app.get(&at("mutes"), Some(moderator)).await).await;
+    assert!(mutes.sanctions.is_empty());
+}
+
+#[tokio::test]
+async fn only_the_rooms_owner_moderators_and_admins_list_its_bans_and_mutes_and_hidden_rooms_stay_hidden() {
+    use confab_shared::moderation::RoomSanctionsPage;
+    let r = room().await;
+    let at = |room: &str, what: &str| format!("/api/rooms/{room}/{what}");
+    let mut ws = r.app.ws(&r.owner.access_token).await;
+    ws.ok(BanParams { room: r.name.clone(), user: r.target.user.username.clone(), reason: None, duration_secs: None }).await;
+
+    for what in ["bans", "mutes"] {
+        let path = at(&r.name, what);
+        for who in [&r.admin, &r.owner, &r.moderator] {
+            body::<RoomSanctionsPage>(r.app.get(&path, Some(&who.access_token)).await).await;
+        }
+        // An API token reads it with `read`, for the one it belongs to.
+        let token = r.token(&r.moderator, &["read"]).await;
+        body::<RoomSanctionsPage>(r.app.get(&path, Some(&token)).await).await;
+        problem(r.app.get(&path, Some(&r.member.access_token)).await, 403).await;
+        problem(r.app.get(&path, Some(&r.target.access_token)).await, 403).await;
+        problem(r.app.get(&path, None).await, 401).await;
+        problem(r.app.get(&at(&unique("nowhere"), what), Some(&r.owner.access_token)).await, 404).await;
+        for bad in ["cursor=12", "cursor=1-x", "limit=0", "limit=201"] {
+            let refused = problem(r.app.get(&format!("{path}?{bad}"), Some(&r.owner.access_token)).await, 422).await;
+            assert_eq!(refused.field.as_deref(), Some(bad.split('=').next().unwrap_or_default()), "{bad}");
+        }
+        let bad_room = problem(r.app.get(&at("not%20a%20room", what), Some(&r.owner.access_token)).await, 422).await;
+        assert_eq!(bad_room.field.as_deref(), Some("room"));
+    }
+
+    // An admins-only room answers anyone else as a room that does not exist.
+    let hidden = unique("staff");
+    let created = r.app.post_json("/api/rooms", &json!({ "name": hidden, "admin_only": true }), Some(&r.admin.access_token)).await;
+    assert_eq!(created.status().as_u16(), 201);
+    body::<RoomSanctionsPage>(r.app.get(&at(&hidden, "bans"), Some(&r.admin.access_token)).await).await;
+    let absent = problem(r.app.get(&at(&unique("nowhere"), "bans"), Some(&r.owner.access_token)).await, 404).await;
+    let concealed = problem(r.app.get(&at(&hidden, "bans"), Some(&r.owner.access_token)).await, 404).await;
+    assert_eq!((concealed.title, concealed.detail), (absent.title, absent.detail));
+}
+
 // ---- Accounts ---------------------------------------------------------------------------
 
 #[tokio::test]

@@ -4,8 +4,10 @@
 // The owner appoints a moderator and turns slow mode on in the room settings panel (a
 // member then sees the wait instead of a failing composer); a member reports a message
 // through the keyboard-usable message menu; the moderator mutes that member (whose composer
-// then says why and until when) and bans another (who leaves the room view with the
-// reason); the admin resolves the report on the Moderation page, reads the audit log
+// then says why and until when, and says it again straight after a reload), unmutes them
+// from the member menu, removes them (they read why and come back with "Rejoin") and bans
+// another (who leaves the room view with the reason and no way back), then lifts that ban
+// in the room settings panel (and the way back opens); the admin resolves the report on the Moderation page, reads the audit log
 // (and filters it), then suspends an account and lifts the suspension. Every step waits on
 // what the pages show. The steps share state and run in order.
 
@@ -136,6 +138,46 @@ describe('Moderation', { concurrency: false }, () => {
     await expectCount(member.getByTestId('composer-input'), 0);
   });
 
+  test('the muted member reloads and is told at once; the moderator unmutes them from the member menu', async () => {
+    const { mod, member } = pages;
+    // A fresh load joins again: the mute comes with the join, before any send can fail.
+    await member.reload();
+    const notice = member.getByTestId('composer-muted');
+    await expectText(notice, '(by modmia): cool down');
+    await expectCount(member.getByTestId('composer-input'), 0);
+
+    // The moderator's page learns who is muted as it joins, so the menu offers Unmute.
+    await mod.reload();
+    const row = mod.locator('[data-testid="room-member"][data-username="membermo"]');
+    await row.getByTestId('member-menu').click();
+    const menu = mod.getByRole('menu');
+    await menu.getByTestId('unmute-button').waitFor();
+    assert.equal(await menu.getByTestId('mute-button').count(), 0);
+    await menu.getByTestId('unmute-button').click();
+    await expectText(mod.getByTestId('toast-info'), 'membermo may write again');
+    await member.getByTestId('composer-input').waitFor();
+    await expectCount(notice, 0);
+  });
+
+  test('the moderator removes the member, who reads why and comes back with one button', async () => {
+    const { mod, member } = pages;
+    const row = mod.locator('[data-testid="room-member"][data-username="membermo"]');
+    await row.getByTestId('member-menu').click();
+    await mod.getByRole('menu').getByTestId('kick-button').click();
+    const dialog = mod.getByTestId('action-dialog');
+    await dialog.getByTestId('dialog-reason').fill('take a break');
+    await dialog.getByTestId('dialog-submit').click();
+    await expectText(mod.getByTestId('toast-info'), 'membermo was removed from #civic');
+
+    await expectText(member.getByTestId('room-removed-why'), 'You were removed from #civic by modmia: take a break');
+    await expectCount(member.getByTestId('composer-input'), 0);
+    // A kick allows coming back: the button takes the focus, one Enter away.
+    await focusOn(member, 'room-rejoin');
+    await member.keyboard.press('Enter');
+    await member.getByTestId('composer-input').waitFor();
+    await expectCount(member.getByTestId('room-removed'), 0);
+  });
+
   test('the moderator bans another member, who leaves the room view with the reason', async () => {
     const { mod, troll } = pages;
     // From the member list this time.
@@ -148,9 +190,26 @@ describe('Moderation', { concurrency: false }, () => {
     await dialog.getByTestId('dialog-submit').click();
     await expectText(mod.getByTestId('toast-info'), 'trolltom is banned from #civic until lifted');
 
-    await expectText(troll.getByTestId('room-error'), 'You are banned from #civic by modmia: spam');
+    await expectText(troll.getByTestId('room-removed-why'), 'You are banned from #civic by modmia: spam');
     await expectCount(troll.getByTestId('composer-input'), 0);
     await expectCount(troll.getByTestId('message-log'), 0);
+    // A ban until lifted has no way back but a moderator's.
+    assert.equal(await troll.getByTestId('room-rejoin').count(), 0);
+  });
+
+  test('the moderator lifts the ban in the room settings panel, and the way back opens', async () => {
+    const { mod, troll } = pages;
+    await mod.getByTestId('room-settings-button').click();
+    const row = mod.getByTestId('room-bans').locator('[data-testid="room-sanction"][data-username="trolltom"]');
+    for (const text of ['spam', 'until lifted', 'modmia']) await expectText(row, text);
+    await mod.getByTestId('mutes-empty').waitFor();
+    await row.getByTestId('room-sanction-lift').click();
+    await expectText(mod.getByTestId('toast-info'), 'trolltom may join the room again');
+    await mod.getByTestId('bans-empty').waitFor();
+
+    await expectText(troll.getByTestId('room-removed-why'), 'modmia lifted your ban from #civic');
+    await troll.getByTestId('room-rejoin').click();
+    await troll.getByTestId('composer-input').waitFor();
   });
 
   test('the admin resolves the report on the Moderation page and reads the audit log', async () => {

@@ -1,7 +1,7 @@
 //! Typed helpers for the REST API. Every failure becomes an [`ApiError`] whose message is
 //! the server's problem+json `detail`, so forms can show exactly what went wrong.
 
-use confab_shared::moderation::{AuditPage, Report, ReportsPage, ResolveReport, SanctionRequest, Suspension, SuspensionsPage};
+use confab_shared::moderation::{AuditPage, Report, ReportsPage, ResolveReport, RoomSanctionsPage, SanctionRequest, Suspension, SuspensionsPage};
 use confab_shared::webhooks::{CreateWebhook, Webhook, WebhookCreated, WebhookDelivery};
 use confab_shared::{
     ApiToken, ApiTokenCreated, CreateApiToken, CreateJob, CreateRoom, Credentials, JobAccepted, LoginProvider,
@@ -245,6 +245,12 @@ pub async fn audit(access_token: &str, filters: &[(&str, &str)], cursor: &str) -
 /// `GET /api/suspensions` (admins): the accounts suspended now, newest first.
 pub async fn suspensions(access_token: &str, cursor: &str) -> Result<SuspensionsPage, ApiError> {
     get_json(&with_query("/api/suspensions", &[("cursor", cursor)]), access_token).await
+}
+
+/// `GET /api/rooms/{room}/bans` or `.../mutes` (`what`; the room's owner, moderators and
+/// admins): what is in force, newest first, `limit` at a time (empty: the server's 50).
+pub async fn room_sanctions(access_token: &str, room: &str, what: &str, cursor: &str, limit: &str) -> Result<RoomSanctionsPage, ApiError> {
+    get_json(&with_query(&format!("/api/rooms/{room}/{what}"), &[("cursor", cursor), ("limit", limit)]), access_token).await
 }
 
 fn user_path(username: &str, what: &str) -> String {

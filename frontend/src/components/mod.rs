@@ -13,7 +13,8 @@
 //! - [`typing`]: "… is typing".
 //! - [`export`]: "Export history" with live progress and the download.
 //! - [`moderation`]: the keyboard-usable action menu and the reason/duration dialog;
-//!   [`room_settings`]: a room's slow mode, retention and moderators.
+//!   [`room_settings`]: a room's slow mode, retention, moderators, bans and mutes;
+//!   [`paged`]: a list paged with the server's cursor.
 //! - [`form`]: form and field errors, checkbox groups; [`confirm`]: ask-again buttons;
 //!   [`secret`]: a secret shown once, with a copy button.
 
@@ -25,6 +26,7 @@ pub mod export;
 pub mod form;
 pub mod message;
 pub mod moderation;
+pub mod paged;
 pub mod presence;
 pub mod room_settings;
 pub mod scroll_log;

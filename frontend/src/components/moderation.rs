@@ -286,10 +286,12 @@ pub fn ActionDialog(ask: RwSignal<Option<Ask>>) -> impl IntoView {
                     .call(BanParams { room: room.clone(), user: user.clone(), reason: why, duration_secs: secs })
                     .await
                     .map(|r| format!("{user} is banned from #{room}{}.", ends(r.until))),
-                Act::Mute => socket
-                    .call(MuteParams { room: room.clone(), user: user.clone(), reason: why, duration_secs: secs })
-                    .await
-                    .map(|r| format!("{user} is muted in #{room}{}.", ends(r.until))),
+                Act::Mute => socket.call(MuteParams { room: room.clone(), user: user.clone(), reason: why, duration_secs: secs }).await.map(|r| {
+                    if let Some(state) = chat.rooms.get(&room) {
+                        state.set_muted(&user, true);
+                    }
+                    format!("{user} is muted in #{room}{}.", ends(r.until))
+                }),
             };
             busy.set(false);
             match done {

@@ -1,16 +1,21 @@
 //! A room's settings panel, for those who run it: slow mode (owner, moderators, admins),
-//! retention and the moderators (owner and admins). Everything goes through the socket
-//! (`room.configure`, `room.set_role`) and the room summary on screen follows the answers.
+//! retention and the moderators (owner and admins), and the bans and mutes in force, each
+//! with a "Lift" button. Changes go through the socket (`room.configure`, `room.set_role`,
+//! `room.unban`, `room.unmute`) and the room summary on screen follows the answers; the
+//! bans and mutes are paged over REST (`GET /api/rooms/{room}/bans`, `.../mutes`), read
+//! afresh each time the panel opens.
 
-use confab_shared::moderation::{MAX_RETENTION_DAYS, MAX_SLOW_MODE_SECS, RoomRole};
+use confab_shared::moderation::{MAX_RETENTION_DAYS, MAX_SLOW_MODE_SECS, RoomRole, RoomSanction, Sanction};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::api::rest;
 use crate::components::form::FormError;
+use crate::components::paged::{Paged, list_footer};
 use crate::state::Chat;
 use crate::state::room_state::RoomState;
-use crate::util::describe;
+use crate::util::{describe, long_time, short_time};
 
 /// Reads a whole number from a field, within `0..=max`.
 fn whole(text: &str, max: u32, what: &str) -> Result<u32, String> {
@@ -214,6 +219,95 @@ pub fn RoomSettingsPanel(state: RoomState) -> impl IntoView {
                 </form>
                 <FormError error=roles_error />
             </Show>
+            <SanctionList state=state.clone() kind=Sanction::Banned />
+            <SanctionList state=state.clone() kind=Sanction::Muted />
         </section>
+    }
+}
+
+/// The bans (`kind` `Banned`) or mutes in force in the room, newest first, each with a
+/// "Lift" button; `{bans,mutes}` name its test ids.
+#[component]
+fn SanctionList(state: RoomState, kind: Sanction) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let (what, heading, empty, lifted) = match kind {
+        Sanction::Banned => ("bans", "Banned", "Nobody is banned from this room.", "may join the room again"),
+        _ => ("mutes", "Muted", "Nobody is muted in this room.", "may write again"),
+    };
+    let list = Paged::<RoomSanction>::new();
+    let load = {
+        let state = state.clone();
+        move |more: bool| {
+            let room = state.wire_name();
+            list.load(more, move |token, cursor| async move {
+                rest::room_sanctions(&token, &room, what, &cursor, "").await.map(|page| (page.sanctions, page.next_cursor))
+            });
+        }
+    };
+    load(false);
+    let lift = move |user: String| {
+        let state = state.clone();
+        spawn_local(async move {
+            match chat.rooms.lift(state, kind, user.clone()).await {
+                Ok(()) => {
+                    list.items.update(|items| items.retain(|s| s.user != user));
+                    chat.toasts.info(format!("{user} {lifted}."));
+                }
+                Err(err) => chat.toasts.error(format!("Could not lift it: {}", describe(&err))),
+            }
+        });
+    };
+    let heading_id = format!("room-{what}-heading");
+    view! {
+        <h3 id=heading_id.clone()>{heading}</h3>
+        <div class="table-wrap">
+            <table class="settings-table" aria-labelledby=heading_id data-testid=format!("room-{what}")>
+                <thead>
+                    <tr>
+                        <th scope="col">"Who"</th>
+                        <th scope="col">"Reason"</th>
+                        <th scope="col">"Until"</th>
+                        <th scope="col">"By"</th>
+                        <th scope="col">"Since"</th>
+                        <th scope="col" class="actions">
+                            <span class="sr-only">"Actions"</span>
+                        </th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {move || {
+                        let lift = lift.clone();
+                        list.items
+                            .get()
+                            .into_iter()
+                            .map(|s| {
+                                let (lift, who) = (lift.clone(), s.user.clone());
+                                view! {
+                                    <tr data-testid="room-sanction" data-username=s.user.clone()>
+                                        <td>{s.user.clone()}</td>
+                                        <td>{s.reason}</td>
+                                        <td>{s.until.map_or_else(|| "until lifted".to_owned(), short_time)}</td>
+                                        <td>{s.by}</td>
+                                        <td title=long_time(s.at)>{short_time(s.at)}</td>
+                                        <td class="actions">
+                                            <button
+                                                type="button"
+                                                class="secondary small"
+                                                data-testid="room-sanction-lift"
+                                                aria-label=format!("Lift {}'s {}", s.user, if what == "bans" { "ban" } else { "mute" })
+                                                on:click=move |_| lift(who.clone())
+                                            >
+                                                "Lift"
+                                            </button>
+                                        </td>
+                                    </tr>
+                                }
+                            })
+                            .collect_view()
+                    }}
+                </tbody>
+            </table>
+        </div>
+        {list_footer(list, what, empty, move || load(true))}
     }
 }

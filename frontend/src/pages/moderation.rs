@@ -6,8 +6,6 @@
 //! cursor behind a "More" button, and an answer for an older question (the filters or the
 //! state changed meanwhile) is dropped.
 
-use std::future::Future;
-
 use confab_shared::moderation::{AuditEntry, ModerationAction, Report, ResolveReport, SanctionRequest, SuspendedAccount};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
@@ -16,6 +14,7 @@ use leptos::task::spawn_local;
 use super::{LoginPrompt, set_title};
 use crate::api::rest::{self, ApiError};
 use crate::components::form::FormError;
+use crate::components::paged::{Paged, list_footer};
 use crate::session::Session;
 use crate::state::moderation::DURATIONS;
 use crate::state::{Chat, REFRESH_MARGIN_MS};
@@ -23,102 +22,6 @@ use crate::util::{long_time, short_time};
 
 /// What a resolution can record (the server takes any short word; these are the usual ones).
 const RESOLUTIONS: [&str; 6] = ["dismissed", "deleted", "warned", "muted", "kicked", "banned"];
-
-/// One list of the page: its rows so far, where the next page starts, why it failed.
-struct Paged<T: Send + Sync + 'static> {
-    items: RwSignal<Vec<T>>,
-    next: RwSignal<Option<String>>,
-    loaded: RwSignal<bool>,
-    error: RwSignal<Option<String>>,
-    /// Bumped by every fresh load, so an answer to an older one is dropped.
-    generation: StoredValue<u64>,
-    session: Session,
-}
-
-impl<T: Send + Sync + 'static> Clone for Paged<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T: Send + Sync + 'static> Copy for Paged<T> {}
-
-impl<T: Clone + Send + Sync + 'static> Paged<T> {
-    fn new() -> Self {
-        Self {
-            items: RwSignal::new(Vec::new()),
-            next: RwSignal::new(None),
-            loaded: RwSignal::new(false),
-            error: RwSignal::new(None),
-            generation: StoredValue::new(0),
-            session: expect_context::<Chat>().session,
-        }
-    }
-
-    /// Loads the first page (`more`: the next one) with `fetch(access_token, cursor)`.
-    fn load<Fut>(self, more: bool, fetch: impl FnOnce(String, String) -> Fut + 'static)
-    where
-        Fut: Future<Output = Result<(Vec<T>, Option<String>), ApiError>> + 'static,
-    {
-        let session = self.session;
-        let cursor = if more { self.next.get_untracked().unwrap_or_default() } else { String::new() };
-        if !more {
-            self.generation.update_value(|g| *g += 1);
-        }
-        let asked = self.generation.get_value();
-        spawn_local(async move {
-            let result = async {
-                let token = session.access_token(REFRESH_MARGIN_MS).await?;
-                fetch(token, cursor).await
-            }
-            .await;
-            if self.generation.get_value() != asked {
-                return;
-            }
-            match result {
-                Ok((rows, next)) => {
-                    if more {
-                        self.items.update(|items| items.extend(rows));
-                    } else {
-                        self.items.set(rows);
-                    }
-                    self.next.set(next);
-                    self.error.set(None);
-                    self.loaded.set(true);
-                }
-                Err(err) => self.error.set(Some(err.message)),
-            }
-        });
-    }
-}
-
-/// Below a list: why it failed, that it is empty, or a "More" button (`{what}-more`).
-fn list_footer<T: Clone + Send + Sync + 'static>(
-    list: Paged<T>,
-    what: &'static str,
-    empty: &'static str,
-    more: impl Fn() + Clone + Send + Sync + 'static,
-) -> impl IntoView {
-    move || {
-        if let Some(err) = list.error.get() {
-            return view! { <p class="form-error" role="alert" data-testid=format!("{what}-error")>{err}</p> }.into_any();
-        }
-        if list.loaded.get() && list.items.with(Vec::is_empty) {
-            return view! { <p class="muted" data-testid=format!("{what}-empty")>{empty}</p> }.into_any();
-        }
-        let more = more.clone();
-        list.next
-            .with(Option::is_some)
-            .then(|| {
-                view! {
-                    <button type="button" class="secondary small" data-testid=format!("{what}-more") on:click=move |_| more()>
-                        "More"
-                    </button>
-                }
-            })
-            .into_any()
-    }
-}
 
 /// A labelled one-line text box bound to `value`; `id` is also its test id.
 fn text_field(id: &'static str, label: &'static str, value: RwSignal<String>) -> AnyView {

@@ -14,7 +14,7 @@ use crate::components::room_settings::RoomSettingsPanel;
 use crate::state::Chat;
 use crate::state::conversation::Target;
 use crate::state::room_state::{JoinStatus, Row, RoomState};
-use confab_shared::moderation::RoomRole;
+use confab_shared::moderation::{RoomRole, Sanction};
 use confab_shared::validate;
 
 /// The route: re-creates the room view when the name in the address changes.
@@ -70,20 +70,22 @@ fn RoomView(name: String) -> impl IntoView {
     // A memo, so that re-joining after a reconnect (status set to Joined again) does not
     // rebuild the body and lose the scroll position and the half-typed message.
     let refusal = Memo::new(move |_| match status.get() {
-        JoinStatus::Failed(why) => Some(why),
+        JoinStatus::Failed(why) => Some((why, None)),
+        JoinStatus::Removed { why, rejoin_at } => Some((why, Some(rejoin_at))),
         _ => None,
     });
     let settings_state = state.clone();
     let body = {
         let state = state.clone();
         move || match refusal.get() {
-            Some(why) => view! {
+            Some((why, None)) => view! {
                 <div class="card error" role="alert" data-testid="room-error">
                     <p>{why}</p>
                     <p><a href="/rooms">"Back to the rooms"</a></p>
                 </div>
             }
                 .into_any(),
+            Some((why, Some(rejoin_at))) => view! { <Removed state=state.clone() why rejoin_at /> }.into_any(),
             None => view! { <RoomBody state=state.clone() members_open /> }.into_any(),
         }
     };
@@ -138,6 +140,51 @@ fn RoomView(name: String) -> impl IntoView {
         </section>
     }
     .into_any()
+}
+
+/// In place of the room after a kick or a ban: why, and a "Rejoin" button once joining
+/// may succeed again (at once after a kick; when a timed ban ends; never for a ban until
+/// lifted, whose end only a reload or a moderator brings).
+#[component]
+fn Removed(state: RoomState, why: String, rejoin_at: Option<f64>) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let wait = rejoin_at.map(|at| at - crate::util::now_ms());
+    let may_rejoin = RwSignal::new(wait.is_some_and(|ms| ms <= 0.0));
+    // Timers cannot wait longer than about 24 days; a longer ban shows the button after a reload.
+    if let Some(ms) = wait.filter(|ms| *ms > 0.0 && *ms < 2_000_000_000.0) {
+        set_timeout(move || may_rejoin.set(true), std::time::Duration::from_millis(ms as u64 + 50));
+    }
+    let button = NodeRef::<leptos::html::Button>::new();
+    // The button takes focus as it appears, so a keyboard user is one Enter from the room.
+    Effect::new(move |_| {
+        if may_rejoin.get()
+            && let Some(button) = button.get()
+        {
+            let _ = button.focus();
+        }
+    });
+    view! {
+        <div class="card error" role="alert" data-testid="room-removed">
+            <p data-testid="room-removed-why">{why}</p>
+            <p class="row">
+                <Show when=move || may_rejoin.get()>
+                    <button
+                        type="button"
+                        class="primary"
+                        data-testid="room-rejoin"
+                        node_ref=button
+                        on:click={
+                            let state = state.clone();
+                            move |_| chat.rooms.join_again(state.clone())
+                        }
+                    >
+                        "Rejoin"
+                    </button>
+                </Show>
+                <a href="/rooms">"Back to the rooms"</a>
+            </p>
+        </div>
+    }
 }
 
 #[component]
@@ -223,8 +270,8 @@ fn RoomBody(state: RoomState, members_open: RwSignal<bool>) -> impl IntoView {
     }
 }
 
-/// The menu on a member of the room: what the caller may do to them (mute, remove, ban;
-/// appoint or remove as moderator for the owner and admins).
+/// The menu on a member of the room: what the caller may do to them (mute or unmute, remove,
+/// ban; appoint or remove as moderator for the owner and admins).
 fn member_actions(state: &RoomState, member: &str) -> AnyView {
     let chat = expect_context::<Chat>();
     let session = chat.session;
@@ -254,6 +301,18 @@ fn member_actions(state: &RoomState, member: &str) -> AnyView {
         })
     };
     let (appoint, dismiss) = (set_role(RoomRole::Moderator), set_role(RoomRole::Member));
+    let unmute = {
+        let (state, member) = (state.clone(), member.to_owned());
+        Callback::new(move |()| {
+            let (state, member) = (state.clone(), member.clone());
+            spawn_local(async move {
+                match chat.rooms.lift(state, Sanction::Muted, member.clone()).await {
+                    Ok(()) => chat.toasts.info(format!("{member} may write again.")),
+                    Err(err) => chat.report(&err),
+                }
+            });
+        })
+    };
     let items = {
         let (state, member) = (state.clone(), member.to_owned());
         Signal::derive(move || {
@@ -264,7 +323,11 @@ fn member_actions(state: &RoomState, member: &str) -> AnyView {
                 return items;
             }
             let item = |label: String, testid, danger, run| MenuItem { label, testid, danger, run };
-            items.push(item(format!("Mute {member}"), "mute-button", true, mute));
+            if state.is_muted(&member) {
+                items.push(item(format!("Unmute {member}"), "unmute-button", false, unmute));
+            } else {
+                items.push(item(format!("Mute {member}"), "mute-button", true, mute));
+            }
             items.push(item(format!("Remove {member} from the room"), "kick-button", true, kick));
             items.push(item(format!("Ban {member}"), "ban-button", true, ban));
             if mine.owns() {

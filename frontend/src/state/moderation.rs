@@ -97,9 +97,14 @@ impl Restriction {
         err.code == -32003 && err.data.as_ref().and_then(|d| d.get("reason")).and_then(serde_json::Value::as_str) == Some("banned")
     }
 
+    /// When the decision behind a refusal ends (`data.until`); `None`: until lifted.
+    pub fn until(err: &ErrorObject) -> Option<Timestamp> {
+        err.data.as_ref().and_then(|d| d.get("until")).cloned().and_then(|t| serde_json::from_value::<Timestamp>(t).ok())
+    }
+
     /// What a banned user reads in place of the room: why (the server's words) and until when.
     pub fn ban_text(err: &ErrorObject) -> String {
-        let until = err.data.as_ref().and_then(|d| d.get("until")).cloned().and_then(|t| serde_json::from_value::<Timestamp>(t).ok());
+        let until = Self::until(err);
         let why = crate::util::describe(err);
         let why = why.trim_end_matches('.');
         match until {

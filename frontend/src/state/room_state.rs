@@ -81,6 +81,10 @@ pub enum JoinStatus {
     Joined,
     /// Joining was refused; the reason is shown in place of the log.
     Failed(String),
+    /// Taken out of the room (a kick or a ban) or kept out of it (a ban): why, in place of
+    /// the log, and from when joining again may succeed (ms since the epoch; `0.0` at once,
+    /// after a kick; `None`: a ban until a moderator lifts it).
+    Removed { why: String, rejoin_at: Option<f64> },
 }
 
 /// The state of one room, cheap to clone (every field is a shared signal).
@@ -104,6 +108,10 @@ pub struct RoomState {
     pub role: ArcRwSignal<RoomRole>,
     /// A mute or slow mode wait the server told us about; cleared when it ends.
     pub restriction: ArcRwSignal<Option<Restriction>>,
+    /// For those who run the room: the members muted here (lowercase), as the room's mutes
+    /// list said at join and the caller's own mutes and unmutes since; it decides whether
+    /// the member menu offers "Mute" or "Unmute".
+    pub muted_members: ArcRwSignal<BTreeSet<String>>,
     next_event: Arc<AtomicU64>,
 }
 
@@ -121,6 +129,7 @@ impl RoomState {
             typing: ArcRwSignal::new(Vec::new()),
             role: ArcRwSignal::new(RoomRole::Member),
             restriction: ArcRwSignal::new(None),
+            muted_members: ArcRwSignal::new(BTreeSet::new()),
             next_event: Arc::new(AtomicU64::new(1)),
         }
     }
@@ -217,6 +226,23 @@ impl RoomState {
                 Duration::from_millis(ms as u64 + 50),
             );
         }
+    }
+
+    /// Whether `username` is muted here, as far as [`RoomState::muted_members`] knows.
+    pub fn is_muted(&self, username: &str) -> bool {
+        self.muted_members.with(|m| m.contains(&username.to_ascii_lowercase()))
+    }
+
+    /// Records that `username` was muted (`true`) or unmuted here.
+    pub fn set_muted(&self, username: &str, muted: bool) {
+        let key = username.to_ascii_lowercase();
+        self.muted_members.update(|m| {
+            if muted {
+                m.insert(key);
+            } else {
+                m.remove(&key);
+            }
+        });
     }
 
     /// A restriction of `kind` was lifted.

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use confab_shared::moderation::{
-    ConfigureParams, ModerationAction, ModerationApplied, RoomRole, RoomSettings, Sanction, SetRoleParams,
+    ConfigureParams, ModerationAction, ModerationApplied, RoomRole, RoomSettings, Sanction, SetRoleParams, UnbanParams, UnmuteParams,
 };
 use confab_shared::rpc::ErrorObject;
 use confab_shared::rpc::methods::*;
@@ -17,8 +17,10 @@ use leptos::task::spawn_local;
 
 use super::is_connection_error;
 use super::log::{PAGE, PendingSend, may_have_older};
-use super::moderation::{Restriction, removal};
+use super::REFRESH_MARGIN_MS;
+use super::moderation::{Rank, Restriction, removal};
 use super::room_state::{JoinStatus, MsgItem, RoomState};
+use crate::api::rest;
 use crate::api::socket::Socket;
 use crate::components::toasts::Toasts;
 use crate::session::Session;
@@ -218,6 +220,11 @@ impl Rooms {
                 }
                 state.summary.set(Some(joined.room.clone()));
                 state.role.set(joined.role);
+                // A mute decided while this page was away is known before the first keystroke.
+                match &joined.muted {
+                    Some(mute) => state.restrict(Restriction::muted(mute)),
+                    None => state.lift(Sanction::Muted),
+                }
                 state.online.set(joined.online.into_iter().collect());
                 state.online_total.set(joined.room.online);
                 state.members_cursor.set(joined.online_next_cursor);
@@ -227,9 +234,18 @@ impl Rooms {
                 }
                 state.status.set(JoinStatus::Joined);
                 self.upsert_summary(joined.room);
+                let admin = self.session.tokens_untracked().is_some_and(|t| t.user.is_admin);
+                if Rank::of(joined.role, admin).moderates() {
+                    spawn_local(self.load_mutes(state.clone()));
+                }
                 true
             }
             Err(err) if is_connection_error(&err) => false,
+            Err(err) if Restriction::banned(&err) => {
+                let rejoin_at = Restriction::until(&err).map(|t| t.millis() as f64);
+                state.status.set(JoinStatus::Removed { why: Restriction::ban_text(&err), rejoin_at });
+                false
+            }
             Err(err) => {
                 state.status.set(JoinStatus::Failed(self.join_refusal(&err)));
                 false
@@ -242,7 +258,6 @@ impl Rooms {
             -32004 if !self.session.is_logged_in_untracked() => {
                 "This room does not exist yet. Log in to create it.".into()
             }
-            -32003 if Restriction::banned(err) => Restriction::ban_text(err),
             -32003 => format!("You cannot enter this room: {}", describe(err)),
             _ => describe(err),
         }
@@ -434,7 +449,8 @@ impl Rooms {
     // ----- moderation ------------------------------------------------------------------
 
     /// A decision about us in a held room: a mute holds the composer back, a kick or a ban
-    /// ends the room view with the reason, a new role changes the actions offered.
+    /// ends the room view with the reason (and a way back once there is one), a new role
+    /// changes the actions offered.
     pub fn moderated(&self, applied: &ModerationApplied) {
         let Some(state) = applied.room.as_deref().and_then(|room| self.get(room)) else { return };
         match applied.action {
@@ -442,8 +458,18 @@ impl Rooms {
             ModerationAction::Unmute => state.lift(Sanction::Muted),
             ModerationAction::Kick | ModerationAction::Ban => {
                 if let Some(why) = removal(applied) {
-                    state.status.set(JoinStatus::Failed(why));
+                    let rejoin_at = match applied.action {
+                        ModerationAction::Kick => Some(0.0),
+                        _ => applied.until.map(|t| t.millis() as f64),
+                    };
+                    state.status.set(JoinStatus::Removed { why, rejoin_at });
                 }
+            }
+            // Kept out by a ban that was just lifted: the way back opens at once.
+            ModerationAction::Unban if matches!(state.status.get_untracked(), JoinStatus::Removed { .. }) => {
+                let room = applied.room.as_deref().unwrap_or("this room");
+                let why = format!("{} lifted your ban from #{room}. You may join it again.", applied.by);
+                state.status.set(JoinStatus::Removed { why, rejoin_at: Some(0.0) });
             }
             ModerationAction::SetRole => {
                 let role = applied.role.unwrap_or(RoomRole::Member);
@@ -458,6 +484,37 @@ impl Rooms {
             }
             _ => {}
         }
+    }
+
+    /// Who is muted in the room, for the member menu of those who run it (the first 200;
+    /// the settings panel pages the rest).
+    async fn load_mutes(self, state: RoomState) {
+        let room = state.wire_name();
+        let page = async { rest::room_sanctions(&self.session.access_token(REFRESH_MARGIN_MS).await?, &room, "mutes", "", "200").await }.await;
+        // Unknown (the request failed), the menu offers "Mute"; the settings panel still lifts.
+        if let Ok(page) = page {
+            state.muted_members.set(page.sanctions.iter().map(|s| s.user.to_ascii_lowercase()).collect());
+        }
+    }
+
+    /// Joins a room again after a kick, or after a ban ended.
+    pub fn join_again(&self, state: RoomState) {
+        let this = *self;
+        spawn_local(async move {
+            this.join(&state, JOIN_HISTORY).await;
+        });
+    }
+
+    /// Lifts `user`'s ban (`Sanction::Banned`) or mute in the room.
+    pub async fn lift(self, state: RoomState, kind: Sanction, user: String) -> Result<(), ErrorObject> {
+        let room = state.wire_name();
+        if kind == Sanction::Banned {
+            self.socket.call(UnbanParams { room, user }).await?;
+        } else {
+            self.socket.call(UnmuteParams { room, user: user.clone() }).await?;
+            state.set_muted(&user, false);
+        }
+        Ok(())
     }
 
     /// Appoints or removes a moderator (or, for an admin, hands the room over).

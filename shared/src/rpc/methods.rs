@@ -343,6 +343,11 @@ wire! {
         /// The caller's role in the room (`member` for anonymous callers).
         #[serde(default = "member")]
         pub role: RoomRole,
+        /// The caller's mute in this room, as `moderation.applied` announced it (`action: "mute"`);
+        /// absent when the caller may write.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pub muted: Option<crate::moderation::ModerationApplied>,
     }
 
     /// Params of `room.leave`.

@@ -155,10 +155,11 @@ pub async fn list(State(state): State<AppState>, AuthUser(caller): AuthUser, Api
     Ok(Json(SuspensionsPage { suspensions, next_cursor }))
 }
 
-/// The position a suspensions cursor stands for, `<created_at ms>-<user id>` (the list
-/// continues below it): a suspension has no id of its own, and two can share a millisecond.
+/// The position a suspensions (or a room's bans or mutes) cursor stands for,
+/// `<created_at ms>-<user id>` (the list continues below it): these rows have no id of their
+/// own, and two can share a millisecond.
 /// -32602 / 422 `cursor` for anything else; empty means the first page.
-fn decode_cursor(cursor: Option<&str>) -> AppResult<Option<(i64, i64)>> {
+pub(super) fn decode_cursor(cursor: Option<&str>) -> AppResult<Option<(i64, i64)>> {
     let bad = || AppError::invalid("cursor", "must be a next_cursor a list returned");
     let Some(cursor) = cursor.filter(|c| !c.is_empty()) else { return Ok(None) };
     let (at, user) = cursor.split_once('-').ok_or_else(bad)?;

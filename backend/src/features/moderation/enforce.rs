@@ -1,14 +1,18 @@
 //! The checks the other features call before they let someone in or let them speak: each
-//! reads the in-memory [`Sanctions`](super::sanctions::Sanctions), never the database.
+//! reads the in-memory [`Sanctions`](super::sanctions::Sanctions), never the database
+//! ([`mute_notice`] reads who decided a mute, and only for someone muted).
 
 use std::time::Instant;
 
-use confab_shared::moderation::Sanction;
+use confab_shared::Timestamp;
+use confab_shared::moderation::{ModerationAction, ModerationApplied, Sanction};
 
 use super::sanctions::Entry;
 use crate::auth::Identity;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::storage::moderation::{self as store, Kind};
+use crate::storage::now_ms;
 
 fn refused(reason: Sanction, entry: Entry, what: &str) -> AppError {
     let mut detail = what.to_owned();
@@ -52,4 +56,21 @@ pub fn not_suspended(state: &AppState, user_id: i64) -> AppResult<()> {
         Some(entry) => Err(refused(Sanction::Suspended, entry, "this account is suspended")),
         None => Ok(()),
     }
+}
+
+/// `user_id`'s mute in `room`, told as `moderation.applied` told it (`room.join`'s `muted`), so
+/// a client that joins again knows at once why its composer is held back.
+pub async fn mute_notice(state: &AppState, room_id: i64, room: &str, user_id: i64) -> AppResult<Option<ModerationApplied>> {
+    if state.sanctions.mute(room_id, user_id).is_none() {
+        return Ok(None);
+    }
+    let Some(row) = store::room_sanction(&state.db, room_id, user_id, Kind::Mute, now_ms()).await? else { return Ok(None) };
+    Ok(Some(ModerationApplied {
+        action: ModerationAction::Mute,
+        room: Some(room.to_owned()),
+        until: row.ends_at.map(Timestamp::from_millis),
+        reason: row.reason,
+        by: row.by_name.unwrap_or_else(|| "a former moderator".to_owned()),
+        role: None,
+    }))
 }
