@@ -127,7 +127,7 @@ pub async fn finish(callback: Callback) -> Result<(SessionTokens, String), ApiEr
     let pending: Option<Pending> = storage
         .as_ref()
         .and_then(|s| s.get_item(PENDING_KEY).ok().flatten())
-        .and_then(|text| serde_json::from_str(&text).ok());
+        .and_then(|text| crate::util::from_json(&text).ok());
     // Used once, whatever happens next.
     if let Some(storage) = &storage {
         let _ = storage.remove_item(PENDING_KEY);

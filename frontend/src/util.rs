@@ -49,10 +49,17 @@ fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()
 }
 
+/// Decodes JSON text into `T` through a `serde_json::Value`, as the socket decodes every
+/// frame: one deserializer per type in the WASM (the `Value` one) instead of one per
+/// reader, which keeps the download smaller for a parse a page never notices.
+pub fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {
+    serde_json::from_str::<serde_json::Value>(text).and_then(serde_json::from_value)
+}
+
 /// Reads and decodes a JSON value from `localStorage`; anything unreadable counts as absent.
 pub fn load_json<T: serde::de::DeserializeOwned>(key: &str) -> Option<T> {
     let text = storage()?.get_item(key).ok().flatten()?;
-    serde_json::from_str(&text).ok()
+    from_json(&text).ok()
 }
 
 /// Stores a JSON value in `localStorage`; a full or disabled storage only costs persistence.

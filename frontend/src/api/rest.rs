@@ -59,7 +59,7 @@ async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, Api
 
 async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
     let (status, text) = body_text(response).await;
-    serde_json::from_str(&text).map_err(|_| ApiError {
+    crate::util::from_json(&text).map_err(|_| ApiError {
         status,
         message: "The server sent an answer this page does not understand. Try reloading.".into(),
         field: None,
@@ -77,7 +77,7 @@ async fn problem(response: Response) -> ApiError {
     let status = response.status();
     let retry_after = response.headers().get("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
     let text = response.text().await.unwrap_or_default();
-    let (mut message, field) = match serde_json::from_str::<Problem>(&text) {
+    let (mut message, field) = match crate::util::from_json::<Problem>(&text) {
         Ok(p) if !p.detail.trim().is_empty() => (crate::util::sentence(p.detail.trim()), p.field),
         Ok(p) if !p.title.trim().is_empty() => (crate::util::sentence(p.title.trim()), p.field),
         _ => (fallback(status).to_owned(), None),
