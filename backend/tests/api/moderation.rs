@@ -1,5 +1,6 @@
 //! Moderation over real sockets: who may do what (a table of every action by every kind of
-//! caller), kicks, bans and mutes taking effect at once and ending on time, slow mode,
+//! caller), kicks, bans and mutes taking effect at once and ending on time, a muted user
+//! told of the mute by `room.join`, a room's bans and mutes listed for its moderators, slow mode,
 //! suspended accounts refused on every path, reports, the audit log, purges, decisions that
 //! survive a restart, a decision refused whole when its audit row cannot be written, and
 //! two instances on one Redis.
