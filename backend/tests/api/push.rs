@@ -240,6 +240,8 @@ async fn a_dm_to_someone_with_no_connection_reaches_their_push_service_encrypted
 
     // Carol has a tab open: her message arrives there, and nothing is queued for her browser.
     let mut carol_ws = app.ws(&carol.access_token).await;
+    // An answer on Carol's socket: her connection is counted by then (before any frame is read).
+    carol_ws.ok(confab_shared::rpc::DmHistoryParams { with: alice_name.clone(), before: None, limit: None }).await;
     let mut alice_ws = app.ws(&alice.access_token).await;
     alice_ws.ok(dm(&carol_name, "you are online")).await;
     carol_ws.next_notification("dm.message").await;
