@@ -249,6 +249,21 @@ pub struct Config {
     #[arg(long, env = "CONFAB_WEBHOOK_CA_FILE")]
     pub webhook_ca_file: Option<PathBuf>,
 
+    /// The VAPID private key Web Push is signed with (PKCS#8 PEM, P-256); unset = generated
+    /// once into the data dir (`vapid_private_key.pem`). Instances of a cluster share it:
+    /// browsers bind each subscription to its public half.
+    #[arg(long, env = "CONFAB_VAPID_PRIVATE_KEY_FILE")]
+    pub vapid_private_key_file: Option<PathBuf>,
+
+    /// The contact push services see in each push's VAPID claims (`mailto:` or `https:`).
+    #[arg(long, env = "CONFAB_VAPID_SUBJECT", default_value = "mailto:admin@localhost")]
+    pub vapid_subject: String,
+
+    /// Seconds during which further messages of one conversation push nothing to a person
+    /// without a connection (the first one did); 0 pushes every message.
+    #[arg(long, env = "CONFAB_PUSH_COALESCE_SECS", default_value_t = 60)]
+    pub push_coalesce_secs: u64,
+
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "CONFAB_LOG_JSON")]
     pub log_json: bool,
@@ -385,6 +400,10 @@ impl Config {
             webhook_max_failures: 15,
             webhook_allow_private: true,
             webhook_ca_file: None,
+            vapid_private_key_file: None,
+            vapid_subject: "mailto:admin@localhost".to_owned(),
+            // Every message pushes: coalescing tests set a window of their own.
+            push_coalesce_secs: 0,
             log_json: false,
         }
     }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 /// the ones before it, nothing else of the crate.
 const LOWER: &[&[&str]] = &[
     &["metrics", "redis_link", "auth::password", "client_ip", "tls", "signing"],
-    &["config", "files", "storage"],
+    &["config", "files", "storage", "webpush"],
     &["error"],
     &["layer"],
     &["presence"],

@@ -16,7 +16,8 @@
 //!    [`signing`] (Standard Webhooks signatures of webhook deliveries and hooks).
 //! 2. [`config`] (settings: flags and env vars); [`files`] (the data directory and its files,
 //!    owner-only); [`storage`] (sea-orm entities, migrations, queries, the room-message
-//!    appender and the webhook delivery queue).
+//!    appender and the webhook delivery queue); [`webpush`] (Web Push encryption and the
+//!    server's VAPID key, kept in the data directory).
 //! 3. [`error`]: the one feature-layer error, mapped to problem+json and to JSON-RPC errors.
 //! 4. [`layer`]: the channel layer trait, the local hub of connections, its in-process and
 //!    Redis implementations; [`presence`]: connection counting per user and per room, and
@@ -68,4 +69,5 @@ pub mod startup;
 pub mod state;
 pub mod storage;
 pub mod tls;
+pub mod webpush;
 pub mod ws;

@@ -40,6 +40,10 @@ use crate::{auth, features};
         features::webhooks::delete_webhook,
         features::webhooks::list_deliveries,
         features::webhooks::retry_delivery,
+        features::push::public_key,
+        features::push::create_subscription,
+        features::push::list_subscriptions,
+        features::push::delete_subscription,
         features::moderation::room_routes::kick,
         features::moderation::room_routes::ban,
         features::moderation::room_routes::unban,
@@ -61,7 +65,7 @@ use crate::{auth, features};
         features::system::openapi_json,
         features::system::asyncapi_json,
     ),
-    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, SessionTokens, LoginProvider, OidcLogin, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, CreateJobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody, moderation::Sanction, moderation::ModerationAction, moderation::SanctionRequest, moderation::KickRequest, moderation::RoleRequest, moderation::SettingsRequest, moderation::RoomSettings, moderation::ModerationResult, moderation::RoomRole, moderation::Suspension, moderation::SuspendedAccount, moderation::SuspensionsPage, moderation::RoomSanction, moderation::RoomSanctionsPage, moderation::PurgeRequest, moderation::ReportState, moderation::Report, moderation::ReportsPage, moderation::ResolveReport, moderation::AuditEntry, moderation::AuditPage, moderation::AuditExportRequest, features::jobs::ExportFile)),
+    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, SessionTokens, LoginProvider, OidcLogin, RoomSummary, RoomsPage, CreateRoom, Message, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, CreateJobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody, push::PushKey, push::PushSubscriptionKeys, push::CreatePushSubscription, push::PushSubscription, push::PushKind, push::PushMessage, moderation::Sanction, moderation::ModerationAction, moderation::SanctionRequest, moderation::KickRequest, moderation::RoleRequest, moderation::SettingsRequest, moderation::RoomSettings, moderation::ModerationResult, moderation::RoomRole, moderation::Suspension, moderation::SuspendedAccount, moderation::SuspensionsPage, moderation::RoomSanction, moderation::RoomSanctionsPage, moderation::PurgeRequest, moderation::ReportState, moderation::Report, moderation::ReportsPage, moderation::ResolveReport, moderation::AuditEntry, moderation::AuditPage, moderation::AuditExportRequest, features::jobs::ExportFile)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Accounts and tokens"),
@@ -71,6 +75,7 @@ use crate::{auth, features};
         (name = "jobs", description = "Background jobs (room exports) and their files"),
         (name = "tokens", description = "API tokens for programs: `Authorization: Bearer cfb_…`, scoped read / write / publish"),
         (name = "webhooks", description = "Signed outgoing events (Standard Webhooks) for admins' URLs"),
+        (name = "push", description = "Web Push subscriptions of the caller's browsers, and the server's VAPID key"),
         (name = "moderation", description = "Suspensions, purges, the reports queue and the audit log"),
         (name = "system", description = "Health and the API documents"),
     )

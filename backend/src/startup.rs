@@ -66,6 +66,7 @@ impl Application {
         webhooks.reload(&db).await.context("reading the webhooks")?;
         // A bad CONFAB_WEBHOOK_CA_FILE stops the start here, not every delivery later.
         crate::features::webhooks::destination::client(config.webhook_allow_private, config.webhook_ca_file.as_deref())?;
+        let vapid = crate::webpush::Vapid::load(config.vapid_private_key_file.as_deref(), &config.data_dir, &config.vapid_subject)?;
         let sanctions = Arc::new(Sanctions::default());
         sanctions.replace(Sanctions::load(&db).await.context("reading the moderation decisions")?);
         let pipeline = MessagePipeline::spawn(db.clone(), &config.database_url(), layer.clone(), webhooks.clone())
@@ -95,6 +96,8 @@ impl Application {
             pipeline,
             sanctions,
             webhooks,
+            vapid: Arc::new(vapid),
+            push_queue: crate::storage::push::PushQueue::default(),
             jobs: JobRunner::new(shutdown.clone()),
             shutdown,
             sessions: TaskTracker::new(),
@@ -124,6 +127,7 @@ impl Application {
             tokio::spawn(crate::features::moderation::refresh::run(db, sanctions, layer, tick, shutdown.clone()));
         }
         let deliveries = tokio::spawn(crate::features::webhooks::worker::run(state.clone()));
+        let pushes = tokio::spawn(crate::features::push::worker::run(state.clone()));
         let usage = {
             let (usage, db, shutdown) = (state.token_usage.clone(), state.db.clone(), shutdown.clone());
             tokio::spawn(async move { usage.flush_periodically(db, shutdown).await })
@@ -150,6 +154,9 @@ impl Application {
         tokio::join!(sessions, state.jobs.shutdown(&state.db));
         if let Err(err) = deliveries.await {
             tracing::warn!(%err, "webhook worker failed");
+        }
+        if let Err(err) = pushes.await {
+            tracing::warn!(%err, "push worker failed");
         }
         // The last token usage times are written once the sockets and requests are done.
         if let Err(err) = usage.await {
@@ -220,6 +227,7 @@ pub fn router(state: AppState) -> Router {
         .merge(system::router(&state.config.docs_assets_dir))
         .merge(tokens::router())
         .merge(webhooks::router())
+        .merge(crate::features::push::router())
         .merge(crate::features::moderation::router())
         // Every route above checks API tokens against its scope before its handler runs.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::extract::enforce_rest))

@@ -56,6 +56,10 @@ pub struct AppState {
     pub token_usage: Arc<TokenUsage>,
     /// The webhook delivery queue's hooks and the list of webhooks they consult.
     pub webhooks: crate::storage::webhook_queue::WebhookQueue,
+    /// The server's VAPID key pair, which signs every Web Push.
+    pub vapid: Arc<crate::webpush::Vapid>,
+    /// Wakes the Web Push worker when pushes are queued.
+    pub push_queue: crate::storage::push::PushQueue,
     /// The group-commit pipeline every `room.send` goes through (batch, append, broadcast, answer).
     pub pipeline: MessagePipeline,
     /// What moderation forbids now (bans, mutes, suspensions, slow mode): this instance's

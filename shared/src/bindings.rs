@@ -56,6 +56,10 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(crate::webhooks::WebhookCreated::export_all(&cfg))?;
     export(crate::webhooks::WebhookDelivery::export_all(&cfg))?;
     export(crate::webhooks::WebhookBody::export_all(&cfg))?;
+    export(crate::push::PushKey::export_all(&cfg))?;
+    export(crate::push::CreatePushSubscription::export_all(&cfg))?;
+    export(crate::push::PushSubscription::export_all(&cfg))?;
+    export(crate::push::PushMessage::export_all(&cfg))?;
     export(crate::hooks::HookRequest::export_all(&cfg))?;
     export(crate::hooks::HookAnswer::export_all(&cfg))?;
     export(HistoryQuery::export_all(&cfg))?;

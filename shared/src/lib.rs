@@ -11,6 +11,7 @@
 //! - [`json_error`]: serde_json's error messages reworded where they mislead (lone surrogates).
 //! - [`rest`]: bodies of the HTTP API, including the problem+json error.
 //! - [`webhooks`]: webhook bodies, events, deliveries and the signature headers.
+//! - [`push`]: Web Push subscriptions, the server's VAPID key and the pushed message.
 //! - [`hooks`]: what a backend hook is asked and answers (`CONFAB_HOOK_URL`).
 //! - [`moderation`]: room roles, moderation actions, reports and the audit log.
 //! - [`tokens`]: API tokens for programs: scopes, `/api/tokens` bodies, the method → scope table.
@@ -25,6 +26,7 @@
 pub mod hooks;
 pub mod json_error;
 pub mod moderation;
+pub mod push;
 pub mod rest;
 pub mod rpc;
 pub mod time;

@@ -110,6 +110,10 @@ pub const REST_ROUTES: &[(&str, &str, Need)] = &[
     ("DELETE", "/api/webhooks/{id}", Need::Login),
     ("GET", "/api/webhooks/{id}/deliveries", Need::Login),
     ("POST", "/api/webhooks/{id}/deliveries/{delivery_id}/retry", Need::Login),
+    ("GET", "/api/push/key", Need::Open),
+    ("GET", "/api/push/subscriptions", Need::Login),
+    ("POST", "/api/push/subscriptions", Need::Login),
+    ("DELETE", "/api/push/subscriptions/{id}", Need::Login),
     // Admins' and moderators' work: changing what others may do is writing.
     ("POST", "/api/users/{username}/suspend", Need::Scope(Scope::Write)),
     ("POST", "/api/users/{username}/unsuspend", Need::Scope(Scope::Write)),

@@ -1,7 +1,9 @@
 //! Private messages: `dm.send` (the result is the delivery receipt), `dm.history`, `dm.read`.
+//! A recipient with no connection anywhere gets a Web Push instead ([`super::push`]).
 
 use confab_shared::hooks::{HookName, HookRequest};
 use confab_shared::rpc::{Ack, DmHistoryParams, DmReadParams, DmSendParams, Notification};
+use confab_shared::push::{PushKind, PushMessage};
 use confab_shared::rpc::notify::ReadCursor;
 use confab_shared::{DirectMessage, validate};
 
@@ -20,7 +22,8 @@ async fn peer(state: &AppState, field: &'static str, name: &str) -> AppResult<us
 }
 
 /// `dm.send`: persisted whether or not the recipient is online, then pushed to every
-/// connection of the recipient and to the sender's other connections.
+/// connection of the recipient and to the sender's other connections, or, when the
+/// recipient has none, to their browsers by Web Push.
 pub async fn send(state: &AppState, conn: &Conn, p: DmSendParams) -> AppResult<DirectMessage> {
     let me = conn.user()?;
     let text = validate::message_text(&p.text).map_err(|m| AppError::invalid("text", m))?;
@@ -63,6 +66,14 @@ pub async fn send(state: &AppState, conn: &Conn, p: DmSendParams) -> AppResult<D
                 tracing::warn!(%err, id = message.id, "dm.message not pushed; the recipient gets it from history or sync");
             }
         }
+        let push = PushMessage {
+            kind: PushKind::Dm,
+            conversation: me.username.clone(),
+            from: me.username.clone(),
+            preview: confab_shared::push::preview(&message.text),
+            url: format!("/dm/{}", me.username),
+        };
+        super::push::notify_offline(state, super::push::Recipient { user_id: to.id, username: &to.username }, &push).await;
     }
     Ok(message)
 }

@@ -14,6 +14,7 @@
 //! - [`moderation`]: room roles, kicks, bans, mutes, slow mode, suspensions, purges, reports
 //!   and the audit log.
 //! - [`webhooks`]: signed outgoing events for admins' URLs (`/api/webhooks`), from a delivery queue in the database.
+//! - [`push`]: Web Push to people with no connection (`/api/push/…`), from a queue in the database.
 //! - [`system`]: health and the API documents.
 
 pub mod chat;
@@ -22,6 +23,7 @@ pub mod hooks;
 pub mod jobs;
 pub mod moderation;
 pub mod publish;
+pub mod push;
 pub mod rooms;
 pub mod sync;
 pub mod system;

@@ -7,6 +7,8 @@
 //! - [`webhook_queue`]: the hooks that enqueue webhook deliveries inside an event's own
 //!   transaction, and the in-memory list of webhooks that makes them free when nobody
 //!   subscribes (the delivery worker is `features::webhooks`).
+//! - [`push`]: Web Push subscriptions and the outbox of pushes (the push worker is
+//!   `features::push`).
 //! - [`exports`]: finished export files, in chunks, readable from every instance.
 //! - [`append`]: the hot path, appending batches of room messages on the drivers under
 //!   sea-orm (a SQLite writer thread, one PostgreSQL statement per batch).
@@ -23,6 +25,7 @@ pub mod jobs;
 pub mod messages;
 pub mod migration;
 pub mod moderation;
+pub mod push;
 pub mod rooms;
 pub mod sessions;
 pub mod users;

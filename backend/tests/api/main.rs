@@ -9,7 +9,7 @@
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames, the
 //!   byte budget of answers,
 //!   rooms, chat, presence (by interest), paging, private messages, catch-up, ordering,
-//!   back-pressure, pipelining and byte budgets, coalesced writes, publishing from outside, background jobs, API tokens, webhooks,
+//!   back-pressure, pipelining and byte budgets, coalesced writes, publishing from outside, background jobs, API tokens, webhooks, Web Push,
 //!   moderation (roles, kicks, bans, mutes, slow mode, suspensions, reports, the audit log), "Log in with" an identity provider, how
 //!   answers are compressed and cached.
 //! - hostile clients at the edge: [`socket_caps`] (open sockets per address and per user,
@@ -55,6 +55,7 @@ mod paging;
 mod pipelining;
 mod presence;
 mod publish;
+mod push;
 mod rest;
 mod rooms;
 mod security;

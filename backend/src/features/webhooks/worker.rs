@@ -156,7 +156,7 @@ async fn post(client: &reqwest::Client, allow_private: bool, hook: &webhooks::Mo
 }
 
 /// Words for a failed request, without the URL (it may carry credentials in its query).
-fn describe(err: reqwest::Error) -> String {
+pub fn describe(err: reqwest::Error) -> String {
     let kind = if err.is_timeout() {
         "timed out"
     } else if err.is_connect() {

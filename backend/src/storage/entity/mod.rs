@@ -8,6 +8,8 @@ pub mod external_identities;
 pub mod jobs;
 pub mod memberships;
 pub mod messages;
+pub mod push_deliveries;
+pub mod push_subscriptions;
 pub mod reactions;
 pub mod refresh_tokens;
 pub mod rooms;

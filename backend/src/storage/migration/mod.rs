@@ -17,6 +17,7 @@ mod m20261207_000001_create_external_identities;
 mod m20261208_000001_create_moderation;
 mod m20261209_000001_add_job_filter;
 mod m20261210_000001_add_room_sanctions_index;
+mod m20261210_000002_create_push;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000001_create_moderation::Migration),
             Box::new(m20261209_000001_add_job_filter::Migration),
             Box::new(m20261210_000001_add_room_sanctions_index::Migration),
+            Box::new(m20261210_000002_create_push::Migration),
         ]
     }
 }
@@ -56,6 +58,7 @@ mod tests {
         "m20261208_000001_create_moderation",
         "m20261209_000001_add_job_filter",
         "m20261210_000001_add_room_sanctions_index",
+        "m20261210_000002_create_push",
     ];
 
     #[test]
