@@ -47,14 +47,21 @@ pub struct SweepResult {
 }
 
 /// The seeded database of this benchmark run for `messages` messages in `rooms` rooms named
-/// `<prefix><i>`: written on first use, reused by later runs of the same process. Returns the
-/// file and the seconds writing it took (0 when reused).
+/// `<prefix><i>`: written on first use (removing earlier runs' seeds), reused by later runs of
+/// the same process. Returns the file and the seconds writing it took (0 when reused).
 pub async fn seed(env: &Env, rooms: usize, prefix: &str, messages: usize) -> anyhow::Result<(PathBuf, f64)> {
     let file = env.work_dir.join(format!("sweep-seed-{prefix}{rooms}-{messages}-{}.db", std::process::id()));
     if file.exists() {
         return Ok((file, 0.0));
     }
     which_sqlite3()?;
+    // Earlier benchmark runs' seeds (a few hundred MB each) are of no further use.
+    for entry in std::fs::read_dir(&env.work_dir)?.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with("sweep-seed-") && name.to_string_lossy().ends_with(".db") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     let started = Instant::now();
     let data = env.work_dir.join("sweep-seed-data");
     let _ = std::fs::remove_dir_all(&data);
