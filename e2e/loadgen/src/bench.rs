@@ -11,6 +11,10 @@
 //! shards, 3 masters + 3 replicas (`f-a-rc2`, `f-a-rc3`, `f-c-rc2`, `f-c-rc3`: 2 and 3
 //! instances, Confab only, the peers as set up here having no cluster mode), with the Redis
 //! CPU of every shard in the results.
+//!
+//! Beside (a) and (c), Confab only: `a-stream` and `c-stream` run them over the HTTP stream
+//! instead of the socket, and `c-sweep` runs (c) while the retention sweep deletes a large
+//! backlog of old messages in the same rooms ([`crate::sweep`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::dialect::Dialect;
-use crate::load::{self, LoadResult, Plan, RedisShardCpu, SendMode};
+use crate::load::{self, LoadResult, Plan, RedisShardCpu, SendMode, Transport};
 use crate::servers::{self, ConfabBacking, Env, PgDb, Proc, RedisCluster};
 use crate::{accounts, report};
 
@@ -66,6 +70,13 @@ pub struct Scenario {
     /// Socket.IO with its Redis adapter): what a deployment ready to scale out pays on one node.
     #[serde(default, skip_serializing_if = "is_false")]
     pub redis: bool,
+    /// Confab over its HTTP stream rather than the socket.
+    #[serde(default, skip_serializing_if = "Transport::is_socket")]
+    pub transport: Transport,
+    /// Messages older than the retention in the scenario's rooms when the server starts
+    /// (SQLite), which its retention sweep deletes during the run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub old_messages: usize,
 }
 
 impl Scenario {
@@ -85,6 +96,10 @@ fn is_zero(n: &usize) -> bool {
 
 /// Shards of the Redis Cluster of the `f-*-rc*` scenarios (each a master and a replica).
 pub const CLUSTER_SHARDS: usize = 3;
+
+/// Old messages of (c-sweep), full and quick profile.
+pub const SWEEP_MESSAGES_FULL: usize = 2_000_000;
+pub const SWEEP_MESSAGES_QUICK: usize = 600_000;
 
 pub const ALL_SERVERS: [Dialect; 3] = [Dialect::Confab, Dialect::Django, Dialect::Socketio];
 
@@ -107,6 +122,8 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
         redis_cluster_shards: 0,
         hook: false,
         redis: false,
+        transport: Transport::Socket,
+        old_messages: 0,
     };
     let a = Scenario {
         id: "a".into(),
@@ -155,6 +172,24 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
         hook: true,
         ..c.clone()
     };
+    // (c) while the sweep deletes old messages from its rooms: enough that it is still at it
+    // when the window ends (it starts with the server and deleted ~20 k/s beside (c) on the
+    // shared 2-core machine; a quiet one may be several times faster).
+    let old = if quick { SWEEP_MESSAGES_QUICK } else { SWEEP_MESSAGES_FULL };
+    let c_sweep = Scenario {
+        id: "c-sweep".into(),
+        title: format!("(c) while the retention sweep deletes {} k old messages from its rooms", old / 1000),
+        servers: vec![Dialect::Confab],
+        old_messages: old,
+        ..c.clone()
+    };
+    let over_stream = |s: &Scenario| Scenario {
+        id: format!("{}-stream", s.id),
+        title: format!("({}) over the HTTP stream", s.id),
+        servers: vec![Dialect::Confab],
+        transport: Transport::Stream,
+        ..s.clone()
+    };
     let idle = if quick { 1_000 } else { 10_000 };
     let d = Scenario {
         id: "d".into(),
@@ -201,7 +236,13 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
         redis: true,
         ..s.clone()
     };
-    let mut all = vec![a.clone(), a_echo, b, c.clone(), c_hook, d, e(Database::Sqlite)];
+    // Beside (a) and (c) in the full profile; in the quick one last, so that they use what is
+    // left of its minute rather than push the others out of it.
+    let mut all = if quick {
+        vec![a.clone(), a_echo, b, c.clone(), c_hook, d, e(Database::Sqlite)]
+    } else {
+        vec![a.clone(), over_stream(&a), a_echo, b, c.clone(), over_stream(&c), c_sweep.clone(), c_hook, d, e(Database::Sqlite)]
+    };
     if !quick {
         all.push(e(Database::Postgres));
     }
@@ -229,6 +270,8 @@ pub fn catalog(profile: Profile) -> Vec<Scenario> {
     if !quick {
         let redis: Vec<Scenario> = all.iter().filter(|s| ["a", "a-echo", "b", "c", "e16-sqlite"].contains(&s.id.as_str())).map(with_redis).collect();
         all.extend(redis);
+    } else {
+        all.extend([over_stream(&a), over_stream(&c), c_sweep]);
     }
     all
 }
@@ -247,7 +290,8 @@ pub struct Timing {
 
 pub fn timing(profile: Profile) -> Timing {
     match profile {
-        Profile::Full => Timing { warmup_secs: 1.0, duration_secs: 8.0, drain_secs: 5.0, settle_secs: 2.0, phase_timeout_secs: 60.0, budget_secs: 720.0 },
+        // The budget has room for (a-stream), (c-stream) and (c-sweep) with its seeding (~60 s).
+        Profile::Full => Timing { warmup_secs: 1.0, duration_secs: 8.0, drain_secs: 5.0, settle_secs: 2.0, phase_timeout_secs: 60.0, budget_secs: 780.0 },
         Profile::Quick => Timing { warmup_secs: 0.3, duration_secs: 1.5, drain_secs: 2.0, settle_secs: 0.5, phase_timeout_secs: 15.0, budget_secs: 50.0 },
     }
 }
@@ -430,6 +474,11 @@ fn backing_of(s: &Scenario, server: Dialect) -> String {
     }
 }
 
+/// The scenario's rooms are `<prefix><i>`.
+fn room_prefix(s: &Scenario) -> String {
+    format!("bench-{}-", s.id)
+}
+
 /// Users to create for a Confab run: tokens are shared by ~50 connections each.
 fn users_for(s: &Scenario, profile: Profile) -> usize {
     let conns = s.rooms * s.subscribers_per_room + s.publishers + s.idle;
@@ -467,6 +516,8 @@ async fn one(env: &Env, s: &Scenario, server: Dialect, timing: Timing, profile: 
     };
     // Dropped (database removed) after the servers stop.
     let mut _pg = None;
+    // (c-sweep): the instance's database, the seconds seeding took, and when it started.
+    let mut sweep = None;
     match server {
         Dialect::Confab => {
             let mut backing = ConfabBacking { database_url: None, redis_url: redis_url.clone() };
@@ -476,12 +527,26 @@ async fn one(env: &Env, s: &Scenario, server: Dialect, timing: Timing, profile: 
                 backing.database_url = Some(db.url.clone());
                 _pg = Some(db);
             }
-            let extra = if s.hook { crate::hook_responder::env(crate::hook_responder::start().await?) } else { Vec::new() };
-            for i in 0..s.instances {
-                let (proc, addr) = servers::confab_with(env, &format!("{tag}-{i}"), &backing, &extra).await?;
+            let mut extra = if s.hook { crate::hook_responder::env(crate::hook_responder::start().await?) } else { Vec::new() };
+            if s.old_messages > 0 {
+                anyhow::ensure!(s.database == Database::Sqlite && s.instances == 1, "old messages are seeded for one instance on SQLite");
+                let (file, secs) = crate::sweep::seed(env, s.rooms, &room_prefix(s), s.old_messages).await?;
+                let data = env.work_dir.join(format!("{tag}-0-data"));
+                crate::sweep::data_dir_from(&file, &data)?;
+                extra.push(("CONFAB_RETENTION_DAYS", crate::sweep::RETENTION_DAYS.to_string()));
+                let started_ms = chrono::Utc::now().timestamp_millis();
+                let (proc, addr) = servers::confab_at(env, &format!("{tag}-0"), &backing, servers::free_port()?, &data, &extra).await?;
                 server_pids.push(proc.pid);
                 procs.push(proc);
                 endpoints.push(addr);
+                sweep = Some((data.join("confab.db"), secs, started_ms));
+            } else {
+                for i in 0..s.instances {
+                    let (proc, addr) = servers::confab_with(env, &format!("{tag}-{i}"), &backing, &extra).await?;
+                    server_pids.push(proc.pid);
+                    procs.push(proc);
+                    endpoints.push(addr);
+                }
             }
             users = users_for(s, profile);
             tokens = accounts::tokens(&format!("http://{}", endpoints[0]), "bench", users).await?;
@@ -507,10 +572,11 @@ async fn one(env: &Env, s: &Scenario, server: Dialect, timing: Timing, profile: 
     let secs = Duration::from_secs_f64;
     let plan = Plan {
         dialect: server,
+        transport: s.transport,
         endpoints,
         tokens,
         rooms: s.rooms,
-        room_prefix: format!("bench-{}-", s.id),
+        room_prefix: room_prefix(s),
         subscribers_per_room: s.subscribers_per_room,
         publishers: s.publishers,
         idle: s.idle,
@@ -527,6 +593,9 @@ async fn one(env: &Env, s: &Scenario, server: Dialect, timing: Timing, profile: 
     };
     let mut result = load::run(plan).await?;
     drop(procs);
+    if let Some((db, seed_secs, started_ms)) = sweep {
+        result.sweep = Some(crate::sweep::read_back(&db, s.old_messages as u64, seed_secs, started_ms, result.window_unix_ms)?);
+    }
     if let Some(c) = &cluster {
         result.redis = redis_cpu(&result, &server_pids, c.shards());
     }
@@ -664,7 +733,7 @@ fn versions(env: &Env) -> BTreeMap<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{CLUSTER_SHARDS, Database, Profile, catalog};
+    use super::{CLUSTER_SHARDS, Database, Profile, Transport, catalog};
     use crate::dialect::Dialect;
 
     #[test]
@@ -680,6 +749,25 @@ mod tests {
             assert_eq!(s.instances, if s.id.ends_with("rc2") { 2 } else { 3 });
         }
         assert!(catalog(Profile::Quick).iter().all(|s| s.redis_cluster_shards == 0));
+    }
+
+    #[test]
+    fn a_and_c_run_over_the_http_stream_and_c_under_the_retention_sweep_against_confab_only() {
+        for profile in [Profile::Full, Profile::Quick] {
+            let all = catalog(profile);
+            let find = |id: &str| all.iter().find(|s| s.id == id).unwrap_or_else(|| panic!("no scenario {id} in {profile:?}"));
+            for base in ["a", "c"] {
+                let (plain, stream) = (find(base), find(&format!("{base}-stream")));
+                assert_eq!(stream.transport, Transport::Stream);
+                assert_eq!(stream.servers, [Dialect::Confab]);
+                assert_eq!((plain.rooms, plain.subscribers_per_room, plain.publishers, plain.mode, plain.window), (stream.rooms, stream.subscribers_per_room, stream.publishers, stream.mode, stream.window));
+            }
+            let (c, sweep) = (find("c"), find("c-sweep"));
+            assert!(sweep.old_messages >= 100_000 && c.old_messages == 0);
+            assert_eq!((sweep.database, sweep.instances, sweep.servers.as_slice()), (Database::Sqlite, 1, [Dialect::Confab].as_slice()));
+            assert_eq!((c.rooms, c.subscribers_per_room, c.publishers, c.mode), (sweep.rooms, sweep.subscribers_per_room, sweep.publishers, sweep.mode));
+            assert!(all.iter().filter(|s| s.id != "a-stream" && s.id != "c-stream").all(|s| s.transport == Transport::Socket));
+        }
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! atomic and no lock: the latency histogram and the counters are per worker, merged at the
 //! end. The controller (the caller's runtime) moves everyone through the phases with a
 //! `watch` channel and reads the few shared counters it needs to know when a phase is done.
+//!
+//! Confab's connections speak over a WebSocket or over its HTTP stream ([`Transport`]); on
+//! the stream, a publisher's sends go out as POSTs on up to [`POST_LANES`] keep-alive
+//! connections (lanes), opened as its backlog needs them, and their answers may come back in
+//! any order across lanes.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -23,6 +28,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 use crate::clock::now_ns;
 use crate::dialect::{Dialect, Incoming};
+use crate::http_stream::{self, EventReader, Line, PostConn};
 use crate::procfs;
 use crate::ws::{self, Frame, FrameReader, Opcode};
 
@@ -30,6 +36,27 @@ use crate::ws::{self, Frame, FrameReader, Opcode};
 const MAX_ERRORS: usize = 8;
 /// Histograms cover 1 µs to 100 s with 3 significant digits.
 const HIST_MAX_US: u64 = 100_000_000;
+/// Most POSTs one stream publisher has in flight: the server lets 8 calls wait per stream
+/// session and refuses more with 429.
+pub const POST_LANES: usize = 8;
+
+/// How a Confab connection talks to the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// A WebSocket (`/ws`; the peers' own paths).
+    #[default]
+    Socket,
+    /// Confab's HTTP stream: `GET /api/stream` carries the frames the socket would, each call
+    /// is a `POST /api/stream/{session}` whose response is its answer.
+    Stream,
+}
+
+impl Transport {
+    pub fn is_socket(&self) -> bool {
+        *self == Self::Socket
+    }
+}
 
 /// How publishers pace themselves.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,6 +76,8 @@ pub enum SendMode {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub dialect: Dialect,
+    /// Socket or HTTP stream (Confab only).
+    pub transport: Transport,
     /// Instances to spread connections over (round-robin by role index).
     pub endpoints: Vec<SocketAddr>,
     /// Bearer tokens handed out round-robin (Confab); empty for the peers.
@@ -153,6 +182,10 @@ pub struct LoadResult {
     /// Close codes the server sent, with counts (1013: slow consumer evicted).
     pub closes: BTreeMap<u16, usize>,
     pub errors: Vec<String>,
+    /// The measurement window in wall-clock milliseconds since the epoch (start, end), to
+    /// line it up with what the server records; not saved.
+    #[serde(skip)]
+    pub window_unix_ms: (i64, i64),
     /// CPU seconds in the window of each of [`Plan::server_pids`], in that order; not saved:
     /// the benchmark, which knows which pid is what, turns it into `redis`.
     #[serde(skip)]
@@ -161,6 +194,9 @@ pub struct LoadResult {
     /// `server_cpu_secs` already.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redis: Vec<RedisShardCpu>,
+    /// (c-sweep): what the retention sweep did meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::sweep::SweepResult>,
 }
 
 /// One Redis shard's CPU use in the measured window, from `/proc/<pid>/stat` of its processes.
@@ -378,12 +414,14 @@ pub async fn run(plan: Plan) -> anyhow::Result<LoadResult> {
         let cpu0 = cpu_each();
         let me0 = procfs::cpu_secs(std::process::id()).unwrap_or(0.0);
         let t0 = Instant::now();
+        let unix0 = chrono::Utc::now().timestamp_millis();
         shared.measure_start_ns.store(now_ns(), Relaxed);
         set_phase(Phase::Measure);
         tokio::time::sleep(plan.duration).await;
         let cpu1 = cpu_each();
         let me1 = procfs::cpu_secs(std::process::id()).unwrap_or(0.0);
         result.measured_secs = t0.elapsed().as_secs_f64();
+        result.window_unix_ms = (unix0, chrono::Utc::now().timestamp_millis());
         set_phase(Phase::Drain);
         // A process that vanished mid-window reads as zero: count it as no time, not negative.
         result.server_cpu_secs_each = cpu1.iter().zip(&cpu0).map(|(after, before)| (after - before).max(0.0)).collect();
@@ -508,7 +546,10 @@ fn worker(ctx: SendCtx, mut rx: mpsc::UnboundedReceiver<Cmd>) {
             match cmd {
                 Cmd::Open(specs) => {
                     for spec in specs {
-                        tokio::task::spawn_local(connection(spec, ctx.clone(), stats.clone()));
+                        match ctx.plan.transport {
+                            Transport::Socket => tokio::task::spawn_local(connection(spec, ctx.clone(), stats.clone())),
+                            Transport::Stream => tokio::task::spawn_local(stream_connection(spec, ctx.clone(), stats.clone())),
+                        };
                     }
                 }
                 Cmd::Collect(reply) => {
@@ -535,6 +576,23 @@ impl Outbound {
     }
 }
 
+/// Where a publisher's sends go: frames on its socket, or POSTs on its stream's lanes.
+#[derive(Clone)]
+enum Outlet {
+    Socket(Rc<Outbound>),
+    Posts(Rc<Posts>),
+}
+
+impl Outlet {
+    /// Sends the request `frame` whose id is `id`.
+    fn send(&self, frame: &[u8], id: u64) {
+        match self {
+            Self::Socket(out) => out.push(Opcode::Text, frame),
+            Self::Posts(posts) => posts.push(frame, id),
+        }
+    }
+}
+
 async fn write_loop(out: Rc<Outbound>, mut wr: OwnedWriteHalf) {
     let mut spare = Vec::with_capacity(256);
     loop {
@@ -554,6 +612,9 @@ async fn write_loop(out: Rc<Outbound>, mut wr: OwnedWriteHalf) {
 struct Publisher {
     room: usize,
     room_name: String,
+    /// Whether acknowledgements come back in send order (one socket), so a gap means a lost
+    /// one; over several POST lanes they need not.
+    ordered: bool,
     pending: RefCell<VecDeque<(u64, u64)>>,
     /// [`SendMode::Echo`]: send times of the messages whose echo has not come back, oldest first.
     echoes: RefCell<VecDeque<u64>>,
@@ -562,18 +623,33 @@ struct Publisher {
 }
 
 impl Publisher {
+    fn new(room: usize, room_name: String, ordered: bool) -> Self {
+        Self { room, room_name, ordered, pending: RefCell::new(VecDeque::new()), echoes: RefCell::new(VecDeque::new()), next_id: Cell::new(2), acked: Notify::new() }
+    }
+
     fn on_ack(&self, id: u64, ok: bool, now: u64, shared: &Shared, stats: &mut LocalStats) {
         let mut pending = self.pending.borrow_mut();
-        while let Some(&(pid, sent)) = pending.front() {
-            if pid > id {
+        let mut sent_at = None;
+        if self.ordered {
+            while let Some(&(pid, sent)) = pending.front() {
+                if pid > id {
+                    break;
+                }
+                pending.pop_front();
+                shared.in_flight.fetch_sub(1, Relaxed);
+                if pid < id {
+                    stats.error(format!("no acknowledgement for send {pid}"));
+                    continue;
+                }
+                sent_at = Some(sent);
                 break;
             }
-            pending.pop_front();
+        } else if let Some((_, sent)) = pending.iter().position(|&(pid, _)| pid == id).and_then(|at| pending.remove(at)) {
             shared.in_flight.fetch_sub(1, Relaxed);
-            if pid < id {
-                stats.error(format!("no acknowledgement for send {pid}"));
-                continue;
-            }
+            sent_at = Some(sent);
+        }
+        drop(pending);
+        if let Some(sent) = sent_at {
             if ok {
                 shared.acked[self.room].fetch_add(1, Relaxed);
                 let start = shared.measure_start_ns.load(Relaxed);
@@ -586,9 +662,7 @@ impl Publisher {
             } else {
                 stats.ack_errors += 1;
             }
-            break;
         }
-        drop(pending);
         self.acked.notify_one();
     }
 
@@ -657,8 +731,8 @@ async fn connection(spec: ConnSpec, ctx: Rc<WorkerCtx>, stats: Rc<RefCell<LocalS
             }
         }
         if let Role::Publisher { room } = spec.role {
-            let p = Rc::new(Publisher { room, room_name, pending: RefCell::new(VecDeque::new()), echoes: RefCell::new(VecDeque::new()), next_id: Cell::new(2), acked: Notify::new() });
-            tokio::task::spawn_local(publish(p.clone(), out.clone(), ctx.clone()));
+            let p = Rc::new(Publisher::new(room, room_name, true));
+            tokio::task::spawn_local(publish(p.clone(), Outlet::Socket(out.clone()), ctx.clone()));
             publisher = Some(p);
         }
     }
@@ -761,24 +835,8 @@ fn drain_frames(
     while let Some(frame) = reader.next_frame()? {
         match frame {
             Frame::Text(text) => match dialect.classify(text) {
-                Incoming::Message { sent_ns } => {
-                    if let Some(p) = publisher.filter(|_| ctx.plan.mode == SendMode::Echo) {
-                        p.on_echo(sent_ns, now, shared, st);
-                    }
-                    if subscriber_room.is_some() {
-                        messages += 1;
-                        if measure_start > 0 && sent_ns >= measure_start {
-                            let _ = st.latency.record((now.saturating_sub(sent_ns) / 1000).max(1));
-                        }
-                    }
-                }
-                Incoming::Ack { id, ok } => {
-                    if let Some(p) = publisher {
-                        p.on_ack(id, ok, now, shared, st);
-                    }
-                }
                 Incoming::Reply(reply) => out.push(Opcode::Text, reply),
-                Incoming::Opened | Incoming::Other => {}
+                incoming => on_incoming(incoming, now, measure_start, ctx, st, subscriber_room, publisher, &mut messages),
             },
             Frame::Ping(payload) => out.push(Opcode::Pong, payload),
             Frame::Close(code) => {
@@ -789,6 +847,46 @@ fn drain_frames(
             Frame::Binary(_) => {}
         }
     }
+    count_received(shared, st, subscriber_room, messages);
+    Ok(closed)
+}
+
+/// A room message or an answer, as read at `now`: counted, timed, handed to the publisher.
+#[expect(clippy::too_many_arguments, reason = "the per-message path's state, passed as it is rather than bundled per call")]
+fn on_incoming(
+    incoming: Incoming,
+    now: u64,
+    measure_start: u64,
+    ctx: &WorkerCtx,
+    st: &mut LocalStats,
+    subscriber_room: Option<usize>,
+    publisher: Option<&Publisher>,
+    messages: &mut u64,
+) {
+    let shared = &*ctx.shared;
+    match incoming {
+        Incoming::Message { sent_ns } => {
+            if let Some(p) = publisher.filter(|_| ctx.plan.mode == SendMode::Echo) {
+                p.on_echo(sent_ns, now, shared, st);
+            }
+            if subscriber_room.is_some() {
+                *messages += 1;
+                if measure_start > 0 && sent_ns >= measure_start {
+                    let _ = st.latency.record((now.saturating_sub(sent_ns) / 1000).max(1));
+                }
+            }
+        }
+        Incoming::Ack { id, ok } => {
+            if let Some(p) = publisher {
+                p.on_ack(id, ok, now, shared, st);
+            }
+        }
+        Incoming::Reply(_) | Incoming::Opened | Incoming::Other => {}
+    }
+}
+
+/// Adds a read's room messages to the subscriber's counts.
+fn count_received(shared: &Shared, st: &mut LocalStats, subscriber_room: Option<usize>, messages: u64) {
     if let (Some(room), true) = (subscriber_room, messages > 0) {
         st.room_received[room] += messages;
         if shared.phase() == Phase::Measure {
@@ -796,11 +894,10 @@ fn drain_frames(
         }
         shared.received.fetch_add(messages, Relaxed);
     }
-    Ok(closed)
 }
 
 /// Sends from warm-up until the drain: flat out within the window, or at a fixed rate.
-async fn publish(p: Rc<Publisher>, out: Rc<Outbound>, ctx: Rc<WorkerCtx>) {
+async fn publish(p: Rc<Publisher>, out: Outlet, ctx: Rc<WorkerCtx>) {
     let shared = &*ctx.shared;
     let dialect = ctx.plan.dialect;
     let window = ctx.plan.window.max(1);
@@ -818,7 +915,7 @@ async fn publish(p: Rc<Publisher>, out: Rc<Outbound>, ctx: Rc<WorkerCtx>) {
             let sent = now_ns();
             frame.clear();
             dialect.send(&mut frame, &p.room_name, id, sent);
-            out.push(Opcode::Text, &frame);
+            out.send(&frame, id);
             pending.push_back((id, sent));
             if echo {
                 p.echoes.borrow_mut().push_back(sent);
@@ -865,4 +962,193 @@ async fn publish(p: Rc<Publisher>, out: Rc<Outbound>, ctx: Rc<WorkerCtx>) {
             }
         }
     }
+}
+
+/// A stream publisher's sends waiting for a lane, and what a new lane needs to connect.
+struct Posts {
+    /// Requests not posted yet, oldest first, with their ids.
+    queue: RefCell<VecDeque<(u64, Vec<u8>)>>,
+    /// Buffers of answered requests, reused for the next ones.
+    spare: RefCell<Vec<Vec<u8>>>,
+    ready: Notify,
+    /// Lanes open (or opening), and those waiting for a request.
+    lanes: Cell<usize>,
+    idle: Cell<usize>,
+    /// Most lanes: the window, at most [`POST_LANES`].
+    max_lanes: usize,
+    endpoint: SocketAddr,
+    session: String,
+    token: Option<String>,
+}
+
+impl Posts {
+    fn push(&self, frame: &[u8], id: u64) {
+        let mut buf = self.spare.borrow_mut().pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(frame);
+        self.queue.borrow_mut().push_back((id, buf));
+        self.ready.notify_one();
+    }
+}
+
+/// One keep-alive POST connection of a stream publisher, posting its requests one at a
+/// time; when it takes a request while others wait and no lane is free, it opens another.
+async fn lane(conn: Option<PostConn>, posts: Rc<Posts>, p: Rc<Publisher>, ctx: Rc<WorkerCtx>, stats: Rc<RefCell<LocalStats>>) {
+    let shared = &*ctx.shared;
+    let mut conn = match conn {
+        Some(conn) => conn,
+        None => match PostConn::connect(posts.endpoint, &posts.session, posts.token.as_deref(), ctx.plan.phase_timeout).await {
+            Ok(conn) => conn,
+            Err(err) => {
+                posts.lanes.set(posts.lanes.get() - 1);
+                stats.borrow_mut().error(format!("POST lane: {err:#}"));
+                return;
+            }
+        },
+    };
+    loop {
+        let next = posts.queue.borrow_mut().pop_front();
+        let Some((id, frame)) = next else {
+            posts.idle.set(posts.idle.get() + 1);
+            posts.ready.notified().await;
+            posts.idle.set(posts.idle.get() - 1);
+            continue;
+        };
+        if !posts.queue.borrow().is_empty() && posts.idle.get() == 0 && posts.lanes.get() < posts.max_lanes {
+            posts.lanes.set(posts.lanes.get() + 1);
+            tokio::task::spawn_local(lane(None, posts.clone(), p.clone(), ctx.clone(), stats.clone()));
+        }
+        let answer = conn.call(&frame).await;
+        let now = now_ns();
+        let mut st = stats.borrow_mut();
+        let ok = match answer {
+            Ok((200, body)) => match ctx.plan.dialect.classify(body) {
+                Incoming::Ack { id: answered, ok } if answered == id => ok,
+                other => {
+                    st.error(format!("answer to send {id}: {other:?}"));
+                    false
+                }
+            },
+            Ok((status, body)) => {
+                st.error(format!("send {id}: HTTP {status} {}", String::from_utf8_lossy(body)));
+                false
+            }
+            Err(err) => {
+                st.error(format!("send {id}: {err:#}"));
+                p.on_ack(id, false, now, shared, &mut st);
+                posts.lanes.set(posts.lanes.get() - 1);
+                return;
+            }
+        };
+        p.on_ack(id, ok, now, shared, &mut st);
+        drop(st);
+        posts.spare.borrow_mut().push(frame);
+    }
+}
+
+/// A connection over the HTTP stream: open it, join with a POST, then read its events; a
+/// publisher keeps the join's POST connection as its first lane.
+async fn stream_connection(spec: ConnSpec, ctx: Rc<WorkerCtx>, stats: Rc<RefCell<LocalStats>>) {
+    let shared = &ctx.shared;
+    let dialect = ctx.plan.dialect;
+    let permit = shared.gate.acquire().await;
+    let opened = http_stream::open(spec.endpoint, spec.token.as_deref(), read_buffer(spec.role), ctx.plan.phase_timeout).await;
+    drop(permit);
+    let http_stream::Opened { mut stream, mut reader, session } = match opened {
+        Ok(opened) => opened,
+        Err(err) => {
+            shared.connect_failed.fetch_add(1, Relaxed);
+            stats.borrow_mut().error(format!("{err:#}"));
+            return;
+        }
+    };
+    shared.connected.fetch_add(1, Relaxed);
+
+    let (room, publishes) = match spec.role {
+        Role::Subscriber { room } => (Some(room), false),
+        Role::Publisher { room } => (Some(room), true),
+        Role::Idle => (None, false),
+    };
+    let mut publisher = None;
+    if let Some(room) = room {
+        let mut phase = ctx.phase.clone();
+        if phase.wait_for(|p| *p >= Phase::Join).await.is_err() {
+            return;
+        }
+        let room_name = format!("{}{room}", ctx.plan.room_prefix);
+        let join = async {
+            let mut conn = PostConn::connect(spec.endpoint, &session, spec.token.as_deref(), ctx.plan.phase_timeout).await?;
+            let mut frame = Vec::with_capacity(128);
+            dialect.join(&mut frame, &room_name, 1);
+            let (status, body) = conn.call(&frame).await?;
+            let ok = status == 200 && matches!(dialect.classify(body), Incoming::Ack { id: 1, ok: true });
+            anyhow::ensure!(ok, "join {room_name}: HTTP {status} {}", String::from_utf8_lossy(body));
+            Ok(conn)
+        };
+        let conn = match tokio::time::timeout(ctx.plan.phase_timeout, join).await {
+            Ok(Ok(conn)) => conn,
+            other => {
+                shared.join_failed.fetch_add(1, Relaxed);
+                let err = other.map_or_else(|_| "join timed out".to_owned(), |r| r.err().map(|e| format!("{e:#}")).unwrap_or_default());
+                stats.borrow_mut().error(err);
+                return;
+            }
+        };
+        shared.joined.fetch_add(1, Relaxed);
+        if publishes {
+            let p = Rc::new(Publisher::new(room, room_name, false));
+            let posts = Rc::new(Posts {
+                queue: RefCell::new(VecDeque::new()),
+                spare: RefCell::new(Vec::new()),
+                ready: Notify::new(),
+                lanes: Cell::new(1),
+                idle: Cell::new(0),
+                max_lanes: POST_LANES.min(ctx.plan.window.max(1)),
+                endpoint: spec.endpoint,
+                session,
+                token: spec.token.clone(),
+            });
+            tokio::task::spawn_local(lane(Some(conn), posts.clone(), p.clone(), ctx.clone(), stats.clone()));
+            tokio::task::spawn_local(publish(p.clone(), Outlet::Posts(posts), ctx.clone()));
+            publisher = Some(p);
+        }
+    }
+    let subscriber_room = match spec.role {
+        Role::Subscriber { room } => Some(room),
+        _ => None,
+    };
+    loop {
+        if drain_events(&mut reader, &ctx, &mut stats.borrow_mut(), subscriber_room, publisher.as_deref()) {
+            return;
+        }
+        match reader.fill(&mut stream).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(err) => {
+                stats.borrow_mut().error(format!("{err:#}"));
+                return;
+            }
+        }
+    }
+}
+
+/// [`drain_frames`] for a stream: every complete `data:` line in the buffer; `true` once
+/// `stream.closed` came.
+fn drain_events(reader: &mut EventReader, ctx: &WorkerCtx, st: &mut LocalStats, subscriber_room: Option<usize>, publisher: Option<&Publisher>) -> bool {
+    let shared = &*ctx.shared;
+    let dialect = ctx.plan.dialect;
+    let now = now_ns();
+    let measure_start = shared.measure_start_ns.load(Relaxed);
+    let mut messages = 0u64;
+    let mut closed = false;
+    while let Some(Line::Data(text)) = reader.next_line() {
+        if let Some(code) = http_stream::closed_code(text) {
+            *st.closes.entry(code).or_default() += 1;
+            closed = true;
+            break;
+        }
+        on_incoming(dialect.classify(text), now, measure_start, ctx, st, subscriber_room, publisher, &mut messages);
+    }
+    count_received(shared, st, subscriber_room, messages);
+    closed
 }

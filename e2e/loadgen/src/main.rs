@@ -12,6 +12,7 @@
 //!
 //! # Layout
 //! - [`ws`]: a lean WebSocket client (many frames per read, no allocation per message).
+//! - [`http_stream`]: the same for Confab's HTTP stream (chunked `data:` lines in, keep-alive POSTs out).
 //! - [`dialect`]: Confab JSON-RPC, the Django consumer's JSON, Socket.IO; the send time in the text.
 //! - [`load`]: connections, publishers, phases, histograms: one run, one [`load::LoadResult`].
 //! - [`accounts`]: Confab users and their tokens.
@@ -22,6 +23,7 @@
 //! - [`people`]: the scenarios with many distinct users: presence storm, idle
 //!   connections, restart.
 //! - [`soak`]: the hostile-client soak; [`hostile`]: its attacks.
+//! - [`sweep`]: the old messages of (c-sweep) and what the retention sweep did with them.
 //! - [`procfs`], [`clock`]: CPU time and RSS from `/proc`; one monotonic clock.
 
 mod accounts;
@@ -30,12 +32,14 @@ mod clock;
 mod dialect;
 mod hook_responder;
 mod hostile;
+mod http_stream;
 mod load;
 mod people;
 mod procfs;
 mod report;
 mod servers;
 mod soak;
+mod sweep;
 mod write_path;
 mod ws;
 
@@ -152,6 +156,9 @@ struct SoakCmd {
 struct RunCmd {
     #[arg(long, value_enum, default_value = "confab")]
     dialect: Dialect,
+    /// Confab only: over a WebSocket or over the HTTP stream.
+    #[arg(long, value_enum, default_value = "socket")]
+    transport: load::Transport,
     /// Server address(es); connections are spread over them.
     #[arg(long = "endpoint", required = true)]
     endpoints: Vec<SocketAddr>,
@@ -312,6 +319,7 @@ async fn run_cmd(cmd: RunCmd) -> anyhow::Result<()> {
     let secs = Duration::from_secs_f64;
     let plan = Plan {
         dialect: cmd.dialect,
+        transport: cmd.transport,
         endpoints: cmd.endpoints,
         tokens,
         rooms: cmd.rooms,

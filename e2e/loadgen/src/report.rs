@@ -8,6 +8,7 @@ use plotters::prelude::*;
 use crate::bench::{Results, Run, Scenario, Status, TargetCheck};
 use crate::dialect::Dialect;
 use crate::load::{LoadResult, RedisShardCpu, SendMode};
+use crate::sweep::SweepResult;
 
 pub fn write_all(results: &Results, out: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
@@ -66,7 +67,7 @@ pub fn one_line(s: &Scenario, run: &Run) -> String {
                 format!(" (redis {} cores)", r.redis.iter().map(shard).collect::<Vec<_>>().join(", "))
             },
             r.loadgen_cpu_cores
-        ),
+        ) + &r.sweep.as_ref().map_or(String::new(), |w| format!(", {}", sweep_cell(w))),
         (None, Some(reason)) => format!("{head}  {reason}"),
         (None, None) => head,
     }
@@ -87,6 +88,21 @@ fn redis_cells(shards: &[RedisShardCpu]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// What the retention sweep did in a run, in one phrase.
+fn sweep_cell(w: &SweepResult) -> String {
+    format!(
+        "sweep deleted {} of {} old messages in {} batches, {:.1} s from the server's start ({}/s); {} in the window ({}/s){}",
+        w.deleted,
+        w.seeded,
+        w.batches,
+        w.sweep_secs,
+        rate(w.deleted_per_s),
+        w.deleted_in_window,
+        rate(w.deleted_per_s_in_window),
+        if w.through_window { ", still deleting when it ended" } else { ", **done before the window ended**" }
+    )
 }
 
 fn lat(us: Option<u64>) -> String {
@@ -150,6 +166,17 @@ pub fn check_targets(scenarios: &[Scenario], runs: &[Run]) -> Vec<TargetCheck> {
         (Some(hooked), Some(plain)) if plain > 0.0 => (format!("{hooked:.1} µs vs {plain:.1} µs ({:.2}×), lost {}", hooked / plain, r.lost), hooked <= 2.0 * plain && r.lost == 0),
         _ => ("no (c) run to compare".into(), false),
     });
+    // The sweep never stalls the message writer: (c)'s p99 with it running stays within 2× of
+    // (c)'s without, in the same run.
+    let c_p99 = ok_result(runs, "c", Dialect::Confab).and_then(|r| r.latency_us.as_ref()).map(|l| l.p99);
+    check("c-sweep", "p99 within 2× of (c) without the sweep, 0 lost, the sweep deleting through the whole window", &|r| match (r.latency_us.as_ref(), c_p99, &r.sweep) {
+        (Some(l), Some(plain), Some(w)) if plain > 0 => (
+            format!("p99 {} vs {} ({:.2}×), lost {}, {} deleted in the window", lat(Some(l.p99)), lat(Some(plain)), l.p99 as f64 / plain as f64, r.lost, w.deleted_in_window),
+            l.p99 <= 2 * plain && r.lost == 0 && w.through_window,
+        ),
+        _ => ("no (c) run, or no sweep, to compare".into(), false),
+    });
+    check("c-stream", "0 lost over the HTTP stream", &|r| (format!("{} of {}", r.lost, r.expected), r.lost == 0 && r.expected > 0));
     check("d", "≤ 8 KB RSS per idle authenticated connection", &|r| {
         let b = r.rss_per_connection_bytes.unwrap_or(f64::INFINITY);
         (format!("{:.1} KiB", b / 1024.0), b <= 8192.0 && r.connect_failures == 0)
@@ -369,6 +396,12 @@ fn markdown(results: &Results) -> String {
             });
             row(&mut s, "connect (+auth) per second", &|r| format!("{:.0}", r.connect_per_s));
             row(&mut s, "server RSS at end", &|r| format!("{:.1} MiB", r.server_rss_after_kib as f64 / 1024.0));
+            if runs.iter().any(|r| r.result.as_ref().is_some_and(|x| x.sweep.is_some())) {
+                row(&mut s, "retention sweep", &|r| r.sweep.as_ref().map_or("-".into(), sweep_cell));
+                row(&mut s, "old messages written before the run (once per benchmark run)", &|r| {
+                    r.sweep.as_ref().map_or("-".into(), |w| if w.seed_secs > 0.0 { format!("{} in {:.1} s", w.seeded, w.seed_secs) } else { format!("{} (reused)", w.seeded) })
+                });
+            }
         }
         row(&mut s, "closes by server", &|r| {
             if r.closes.is_empty() { "none".into() } else { r.closes.iter().map(|(c, n)| format!("{n}× {c}")).collect::<Vec<_>>().join(", ") }
