@@ -2,6 +2,10 @@
 //! server has a default, `CONFAB_RETENTION_DAYS`), messages older than that are deleted as `message.delete` deletes them (text and reactions go, the ids stay, so
 //! history, `sync` and exports skip them), with an audit row by `system` per batch.
 //!
+//! Deleting takes the database's one write lock, which the message writer needs for every
+//! message: batches are small ([`BATCH`]) and each is followed by a pause at least as long as
+//! it took ([`PAUSE`]), so chat traffic never waits behind a sweep of a large backlog.
+//!
 //! Every instance sweeps every [`SWEEP_EVERY`]; each deletion is conditional on the message
 //! not being deleted yet, so two instances never both delete (or both record) one message.
 //! A sweep walks each room's messages oldest first and stops at the first one still within
@@ -21,8 +25,14 @@ use crate::storage::now_ms;
 /// How often each instance sweeps.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// Messages read (and at most deleted) per transaction.
-const BATCH: u64 = 500;
+/// Messages read (and at most deleted) per transaction: a few milliseconds of the database's
+/// one write lock.
+const BATCH: u64 = 200;
+
+/// The least pause after a batch that deleted something; the pause is at least as long as
+/// the batch took, so the sweep holds the write lock at most half the time and the message
+/// writer, which SQLite makes wait in steps of a few milliseconds, finds it free.
+const PAUSE: Duration = Duration::from_millis(10);
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -82,6 +92,7 @@ async fn sweep_rooms(state: &AppState, now: i64, progress: &mut Progress) -> cra
                 detail: Some(format!("{n} {} older than {days} {}", plural(n, "message"), plural(u64::from(days), "day"))),
                 instance: super::audit::instance(state),
             });
+            let started = std::time::Instant::now();
             let n = store::delete_messages(&state.db, &ids, audit).await?;
             if n > 0 {
                 tracing::info!(room = %room.name, messages = n, days, "retention deleted old messages");
@@ -91,6 +102,9 @@ async fn sweep_rooms(state: &AppState, now: i64, progress: &mut Progress) -> cra
             progress.insert(room.id, after);
             if expired.len() < rows.len() || (rows.len() as u64) < BATCH {
                 break;
+            }
+            if n > 0 {
+                tokio::time::sleep(started.elapsed().max(PAUSE)).await;
             }
         }
     }

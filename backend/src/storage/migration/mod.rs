@@ -47,7 +47,7 @@ mod tests {
     use super::*;
 
     /// What every database migrated so far has recorded, in the order it was applied.
-    const RECORDED: [&str; 10] = [
+    const RECORDED: [&str; 11] = [
         "m20261123_000001_create_tables",
         "m20261124_000001_add_job_heartbeat",
         "m20261201_000012_create_export_chunks",
