@@ -16,6 +16,7 @@ mod m20261201_000004_create_webhooks;
 mod m20261207_000001_create_external_identities;
 mod m20261208_000001_create_moderation;
 mod m20261209_000001_add_job_filter;
+mod m20261210_000001_create_mentions;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_create_external_identities::Migration),
             Box::new(m20261208_000001_create_moderation::Migration),
             Box::new(m20261209_000001_add_job_filter::Migration),
+            Box::new(m20261210_000001_create_mentions::Migration),
         ]
     }
 }
@@ -43,7 +45,7 @@ mod tests {
     use super::*;
 
     /// What every database migrated so far has recorded, in the order it was applied.
-    const RECORDED: [&str; 9] = [
+    const RECORDED: [&str; 10] = [
         "m20261123_000001_create_tables",
         "m20261124_000001_add_job_heartbeat",
         "m20261201_000012_create_export_chunks",
@@ -53,6 +55,7 @@ mod tests {
         "m20261207_000001_create_external_identities",
         "m20261208_000001_create_moderation",
         "m20261209_000001_add_job_filter",
+        "m20261210_000001_create_mentions",
     ];
 
     #[test]
