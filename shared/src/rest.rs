@@ -443,14 +443,6 @@ impl Message {
         + crate::mention::MAX_MENTIONS * (32 + 3);
 }
 
-impl Message {
-    /// Whether this message mentions `username`: named in `mentions` (regardless of case), or
-    /// reached by `@room` / `@here`; never by one's own message.
-    pub fn mentions_user(&self, username: &str) -> bool {
-        !self.author.eq_ignore_ascii_case(username) && (self.mention_all.is_some() || self.mentions.iter().any(|m| m.eq_ignore_ascii_case(username)))
-    }
-}
-
 impl DirectMessage {
     /// The most bytes a direct message takes as JSON (see [`Message::MAX_JSON_BYTES`]).
     pub const MAX_JSON_BYTES: usize = MESSAGE_FRAME_BYTES + 32 + 32 + ESCAPED_CHAR_BYTES * crate::validate::MAX_TEXT_CHARS;

@@ -132,8 +132,7 @@ methods! {
     /// Send a message to a joined room; persisted before it is broadcast as `room.message`.
     /// Authenticated (-32001) and joined (-32003) only. A repeat of a `nonce` with the same room
     /// and text returns the first message instead of a duplicate; the nonce reused for another
-    /// room or text is -32009 with `data.field = "nonce"`, and nothing is stored. The users it
-    /// mentions (see Mentions) get `mention`.
+    /// room or text is -32009 with `data.field = "nonce"`, and nothing is stored.
     RoomSend = "room.send" (SendParams) -> Message;
     /// Page back through a room's history, oldest first: the `limit` messages before `before`,
     /// or the newest of them that fit in 1 MiB (`MAX_ANSWER_BYTES`). A page shorter than
@@ -142,8 +141,7 @@ methods! {
     /// Tell the room you are typing; may be sent as a notification. At most once per 2 s per
     /// room: over the limit -32029 (silence for a notification).
     RoomTyping = "room.typing" (TypingParams) -> Ack;
-    /// Edit your own message (-32003 for someone else's, -32009 once deleted). Its mentions are
-    /// read again: users it mentions for the first time get `mention`.
+    /// Edit your own message (-32003 for someone else's, -32009 once deleted).
     MessageEdit = "message.edit" (EditParams) -> Message;
     /// Delete a message (its author, an admin, or the owner or a moderator of its room).
     MessageDelete = "message.delete" (DeleteParams) -> Ack;
