@@ -13,7 +13,9 @@
 # (e2e/browser/tests/stream-fallback.test.mjs) puts one person behind Debian's nginx refusing
 # WebSocket upgrades: the tab falls back to the HTTP stream, its badge says so, and it chats
 # with a person on a WebSocket both ways through a server restart; behind nginx cutting
-# sockets right after they open, a tab moves to the stream too.
+# sockets right after they open, a tab moves to the stream too. Another
+# (e2e/browser/tests/mentions.test.mjs) has a program mention a reader: the rooms list counts
+# it live, the tab title leads with it, and the opened room shows the message highlighted.
 #
 # Environment: CONFAB_BIN (the server), CONFAB_SCREENSHOTS=docs/screenshots to save the
 # PNGs of the main pages, CONFAB_SKIP_SPA_BUILD=1 to use frontend/dist as it is,

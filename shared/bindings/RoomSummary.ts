@@ -14,6 +14,11 @@ online: number, admin_only: boolean, last_message_at: Timestamp | null,
  */
 unread: number | null, 
 /**
+ * Unread messages that mention the caller (by name, `@room` or `@here`); `room.read`
+ * clears them with the rest; `null` for anonymous callers.
+ */
+mentions: number | null, 
+/**
  * The room's owner; `null`: admins only (a room created before owners existed, or
  * whose owner's account is gone).
  */

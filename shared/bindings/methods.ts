@@ -91,7 +91,7 @@ export type ServerFrame = RpcSuccess | RpcFailure | NotificationFrame | Array<Rp
 export const METHODS = ["echo", "users.list", "rooms.list", "room.join", "room.members", "presence.watch", "presence.unwatch", "room.leave", "room.send", "room.history", "room.typing", "message.edit", "message.delete", "message.react", "dm.send", "dm.history", "room.read", "dm.read", "sync", "job.subscribe", "auth.refresh", "room.kick", "room.ban", "room.unban", "room.mute", "room.unmute", "room.set_role", "room.configure", "message.report"] as const satisfies readonly MethodName[];
 
 /** Every notification method name. */
-export const NOTIFICATIONS = ["presence.changed", "room.message", "room.user_joined", "room.user_left", "room.online_changed", "room.typing", "message.edited", "message.reacted", "message.deleted", "dm.message", "job.progress", "job.finished", "notice", "session.expiring", "read.moved", "moderation.applied", "stream.opened", "stream.closed"] as const satisfies readonly NotificationMethod[];
+export const NOTIFICATIONS = ["presence.changed", "room.message", "room.user_joined", "room.user_left", "room.online_changed", "room.typing", "message.edited", "message.reacted", "message.deleted", "dm.message", "mention", "job.progress", "job.finished", "notice", "session.expiring", "read.moved", "moderation.applied", "stream.opened", "stream.closed"] as const satisfies readonly NotificationMethod[];
 
 /** JSON-RPC error codes. */
 export const ErrorCodes = {

@@ -48,6 +48,7 @@ export type { KickParams } from "./KickParams.js";
 export type { KickRequest } from "./KickRequest.js";
 export type { LeaveParams } from "./LeaveParams.js";
 export type { LoginProvider } from "./LoginProvider.js";
+export type { MentionAll } from "./MentionAll.js";
 export type { Message } from "./Message.js";
 export type { MessageRef } from "./MessageRef.js";
 export type { ModerationAction } from "./ModerationAction.js";

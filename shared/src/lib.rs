@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`time`]: the RFC 3339 millisecond timestamp every time on the wire uses.
 //! - [`validate`]: the name and text rules, shared so the SPA rejects what the server would.
+//! - [`mention`]: how `@name`, `@here` and `@room` are read in a room message.
 //! - [`json_error`]: serde_json's error messages reworded where they mislead (lone surrogates).
 //! - [`rest`]: bodies of the HTTP API, including the problem+json error.
 //! - [`webhooks`]: webhook bodies, events, deliveries and the signature headers.
@@ -25,6 +26,7 @@
 
 pub mod hooks;
 pub mod json_error;
+pub mod mention;
 pub mod moderation;
 pub mod push;
 pub mod rest;

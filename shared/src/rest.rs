@@ -121,6 +121,10 @@ wire! {
         pub last_message_at: Option<Timestamp>,
         /// Messages after the caller's read cursor; `null` for anonymous callers.
         pub unread: Option<i64>,
+        /// Unread messages that mention the caller (by name, `@room` or `@here`); `room.read`
+        /// clears them with the rest; `null` for anonymous callers.
+        #[serde(default)]
+        pub mentions: Option<i64>,
         /// The room's owner; `null`: admins only (a room created before owners existed, or
         /// whose owner's account is gone).
         #[serde(default)]
@@ -157,6 +161,24 @@ wire! {
         /// Emoji to the usernames that reacted with it, in reaction order: at most 20 emoji and
         /// 1 000 reactions in all.
         pub reactions: BTreeMap<String, Vec<String>>,
+        /// Users the text mentions with `@name` who exist and may read the room, spelled as
+        /// they spell their names; never the author; at most 20 (see Mentions).
+        #[serde(default)]
+        pub mentions: Vec<String>,
+        /// `room` or `here` when the room's owner, a moderator or an admin wrote `@room` or
+        /// `@here`; `null` otherwise (from anyone else those are plain text).
+        #[serde(default)]
+        pub mention_all: Option<MentionAll>,
+    }
+
+    /// Whom `@room` and `@here` mention.
+    #[derive(Copy, Eq)]
+    #[serde(rename_all = "snake_case")]
+    pub enum MentionAll {
+        /// `@room`: every member of the room.
+        Room,
+        /// `@here`: the members present in the room when it was sent.
+        Here,
     }
 
     /// A persisted one-to-one message; as the result of `dm.send` it is the delivery receipt.
@@ -418,7 +440,9 @@ impl Message {
         // `"emoji":[],`, the emoji escaped as the worst text is.
         + crate::validate::MAX_DISTINCT_REACTIONS * (ESCAPED_CHAR_BYTES * crate::validate::MAX_EMOJI_CHARS + 6)
         // `"username",`.
-        + crate::validate::MAX_REACTIONS * (32 + 3);
+        + crate::validate::MAX_REACTIONS * (32 + 3)
+        // `"username",` per mention.
+        + crate::mention::MAX_MENTIONS * (32 + 3);
 }
 
 impl DirectMessage {
@@ -460,6 +484,8 @@ mod tests {
             edited_at: Some(late()),
             deleted: false,
             reactions,
+            mentions: (0..crate::mention::MAX_MENTIONS).map(|i| user(2000 + i)).collect(),
+            mention_all: Some(MentionAll::Room),
         };
         let bytes = serde_json::to_string(&message).map(|json| json.len()).unwrap_or(usize::MAX);
         assert!(bytes <= Message::MAX_JSON_BYTES, "{bytes} > {}", Message::MAX_JSON_BYTES);

@@ -134,6 +134,8 @@ fn reference() -> Vec<Block> {
         ),
         Block::Heading(2, "Moderation".to_owned()),
         Block::Para(confab_shared::moderation::RULES.to_owned()),
+        Block::Heading(2, "Mentions".to_owned()),
+        Block::Para(confab_shared::mention::RULES.to_owned()),
         Block::Heading(2, "Methods".to_owned()),
         Block::Table(
             vec!["method", "params", "result", "description"],

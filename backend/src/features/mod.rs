@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`users`]: who exists and who is online; presence announcements.
 //! - [`rooms`]: listing, creating, joining and leaving rooms; history; typing; read cursors.
-//! - [`chat`]: sending (through the group-commit [`chat::pipeline`]), editing, deleting, reacting.
+//! - [`chat`]: sending (through the group-commit [`chat::pipeline`]), editing, deleting, reacting,
+//!   and whom a message mentions ([`chat::mentions`]).
 //! - [`dm`]: private messages and their receipts.
 //! - [`sync`]: catch-up after a reconnect.
 //! - [`publish`]: notices to a room, a user or everyone, from outside (`POST /api/publish`).

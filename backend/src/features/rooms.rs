@@ -1,4 +1,5 @@
-//! Rooms: list, create, join (creating on first join), leave, history, typing, read cursors.
+//! Rooms: list, create, join (creating on first join), leave, history, typing, read cursors
+//! (which clear unread messages and mentions alike).
 
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,7 @@ use crate::layer::{Class, Delivery, Except, group};
 use crate::state::AppState;
 use crate::storage::entity::rooms as room_entity;
 use crate::storage::moderation as moderation_store;
-use crate::storage::{StorageError, messages, rooms};
+use crate::storage::{StorageError, mentions, messages, rooms};
 use crate::ws::Conn;
 
 /// One `room.typing` per room per connection in this interval.
@@ -124,9 +125,9 @@ pub async fn list(state: &AppState, caller: Option<&Identity>, p: RoomsListParam
     let (rows, next_cursor) = Page::split(rows, limit, |r| r.name.clone());
     let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
     let online = state.presence.room_counts_of(&names).await?;
-    let unread = match caller {
-        Some(c) => Some(rooms::unread_counts(&state.db, c.user_id).await?),
-        None => None,
+    let (unread, mentioned) = match caller {
+        Some(c) => (Some(rooms::unread_counts(&state.db, c.user_id).await?), Some(mentions::unread_counts(&state.db, c.user_id).await?)),
+        None => (None, None),
     };
     let total = rooms::count(&state.db, query).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -138,6 +139,7 @@ pub async fn list(state: &AppState, caller: Option<&Identity>, p: RoomsListParam
             RoomSummary {
                 online: online.get(&room.name).copied().unwrap_or(0),
                 unread: unread.as_ref().map(|u| u.get(&room.id).copied().unwrap_or(0)),
+                mentions: mentioned.as_ref().map(|m| m.get(&room.id).copied().unwrap_or(0)),
                 owner,
                 moderators,
                 slow_mode_secs: room.slow_mode_secs.max(0) as u32,
@@ -153,9 +155,12 @@ pub async fn list(state: &AppState, caller: Option<&Identity>, p: RoomsListParam
 
 async fn summary(state: &AppState, caller: Option<&Identity>, room: &room_entity::Model) -> AppResult<RoomSummary> {
     let online = state.presence.room_count(&room.name).await?;
-    let unread = match caller {
-        Some(c) => Some(rooms::unread_counts(&state.db, c.user_id).await?.get(&room.id).copied().unwrap_or(0)),
-        None => None,
+    let (unread, mentioned) = match caller {
+        Some(c) => (
+            Some(rooms::unread_counts(&state.db, c.user_id).await?.get(&room.id).copied().unwrap_or(0)),
+            Some(mentions::unread_counts(&state.db, c.user_id).await?.get(&room.id).copied().unwrap_or(0)),
+        ),
+        None => (None, None),
     };
     let (owner, moderators) = moderation_store::roles_of(&state.db, &[room.id]).await?.remove(&room.id).unwrap_or_default();
     Ok(RoomSummary {
@@ -164,6 +169,7 @@ async fn summary(state: &AppState, caller: Option<&Identity>, room: &room_entity
         admin_only: room.admin_only,
         last_message_at: room.last_message_at.map(Timestamp::from_millis),
         unread,
+        mentions: mentioned,
         owner,
         moderators,
         slow_mode_secs: room.slow_mode_secs.max(0) as u32,

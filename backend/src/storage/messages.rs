@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use confab_shared::validate::{MAX_DISTINCT_REACTIONS, MAX_REACTIONS};
-use confab_shared::{Message, Timestamp};
+use confab_shared::{MentionAll, Message, Timestamp};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
@@ -22,6 +22,50 @@ pub struct NewMessage {
     pub author: String,
     pub text: String,
     pub nonce: Option<String>,
+    /// Whom it mentions, resolved before it is queued.
+    pub mentions: MentionTargets,
+}
+
+/// Whom a message mentions, once resolved against the users and the room: what its row and
+/// its wire form show, and who gets a mention row and a `mention` notification.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MentionTargets {
+    /// The wire's `mentions`: the named users, spelled as they spell their names.
+    pub names: Vec<String>,
+    /// The wire's `mention_all`, when `@room` / `@here` counted.
+    pub all: Option<MentionAll>,
+    /// Everyone mentioned (the named users and, for `@room` / `@here`, the members), by id,
+    /// distinct, never the author.
+    pub users: Vec<i64>,
+}
+
+impl MentionTargets {
+    /// The `mentions` column: the names separated by spaces (no username holds one).
+    pub fn names_column(&self) -> Option<String> {
+        (!self.names.is_empty()).then(|| self.names.join(" "))
+    }
+
+    /// The `mention_all` column.
+    pub fn all_column(&self) -> Option<&'static str> {
+        self.all.map(|all| match all {
+            MentionAll::Room => "room",
+            MentionAll::Here => "here",
+        })
+    }
+}
+
+/// The wire's `mentions` and `mention_all` from a row's columns.
+fn mentions_of(m: &messages::Model) -> (Vec<String>, Option<MentionAll>) {
+    if m.deleted {
+        return (Vec::new(), None);
+    }
+    let names = m.mentions.as_deref().map(|n| n.split(' ').filter(|n| !n.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+    let all = match m.mention_all.as_deref() {
+        Some("room") => Some(MentionAll::Room),
+        Some("here") => Some(MentionAll::Here),
+        _ => None,
+    };
+    (names, all)
 }
 
 impl NewMessage {
@@ -34,14 +78,25 @@ impl NewMessage {
 
     /// Its wire form once stored now with `id` in `room` (by name).
     pub fn into_wire(self, room: String, id: i64, now: i64) -> Message {
-        fresh_wire(id, room, self.author, self.text, now)
+        fresh_wire(id, room, self.author, self.text, self.mentions, now)
     }
 }
 
 /// The wire form of a message stored now: the one place it is built from what the sender
 /// gave and what the commit returned (nothing is read back).
-pub fn fresh_wire(id: i64, room: String, author: String, text: String, now: i64) -> Message {
-    Message { id, room, author, text, sent_at: Timestamp::from_millis(now), edited_at: None, deleted: false, reactions: BTreeMap::new() }
+pub fn fresh_wire(id: i64, room: String, author: String, text: String, mentions: MentionTargets, now: i64) -> Message {
+    Message {
+        id,
+        room,
+        author,
+        text,
+        sent_at: Timestamp::from_millis(now),
+        edited_at: None,
+        deleted: false,
+        reactions: BTreeMap::new(),
+        mentions: mentions.names,
+        mention_all: mentions.all,
+    }
 }
 
 /// The message an author already sent with this nonce.
@@ -208,6 +263,7 @@ pub async fn delete_with(db: &Db, id: i64, queue: &WebhookQueue, audit: Option<&
         .exec(&txn)
         .await?;
     reactions::Entity::delete_many().filter(reactions::Column::MessageId.eq(id)).exec(&txn).await?;
+    super::mentions::forget(&txn, &[id]).await?;
     if let Some(audit) = audit {
         super::moderation::record_on(&txn, audit).await?;
     }
@@ -358,6 +414,7 @@ pub async fn to_wire(db: &Db, rows: Vec<messages::Model>) -> StorageResult<Vec<M
 
 /// One row as a wire message, given its room name and reactions.
 pub fn wire(m: messages::Model, room: String, reactions: BTreeMap<String, Vec<String>>) -> Message {
+    let (mentions, mention_all) = mentions_of(&m);
     Message {
         id: m.id,
         room,
@@ -367,5 +424,7 @@ pub fn wire(m: messages::Model, room: String, reactions: BTreeMap<String, Vec<St
         edited_at: m.edited_at.map(Timestamp::from_millis),
         deleted: m.deleted,
         reactions,
+        mentions,
+        mention_all,
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`entity`]: one sea-orm entity per table; [`migration`]: the schema, applied on start.
-//! - [`users`], [`sessions`], [`rooms`], [`messages`], [`dms`], [`jobs`], [`api_tokens`], [`webhooks`], [`moderation`]: the
+//! - [`users`], [`sessions`], [`rooms`], [`messages`], [`mentions`], [`dms`], [`jobs`], [`api_tokens`], [`webhooks`], [`moderation`]: the
 //!   queries each feature needs, returning wire types where the caller only forwards them.
 //! - [`webhook_queue`]: the hooks that enqueue webhook deliveries inside an event's own
 //!   transaction, and the in-memory list of webhooks that makes them free when nobody
@@ -22,6 +22,7 @@ pub mod entity;
 pub mod exports;
 pub mod external_identities;
 pub mod jobs;
+pub mod mentions;
 pub mod messages;
 pub mod migration;
 pub mod moderation;

@@ -618,6 +618,7 @@ pub async fn delete_messages(db: &Db, ids: &[i64], audit: impl FnOnce(u64) -> Op
         return Ok(0);
     }
     exec(&txn, &format!("DELETE FROM reactions WHERE message_id IN ({marks})"), ids.iter().map(|id| (*id).into()).collect()).await?;
+    super::mentions::forget(&txn, ids).await?;
     if let Some(audit) = audit(n) {
         record_on(&txn, &audit).await?;
     }

@@ -115,6 +115,7 @@ mod tests {
             admin_only: false,
             last_message_at: Some(Timestamp::from_millis(253_402_300_799_999)),
             unread: Some(i64::MIN),
+            mentions: Some(i64::MIN),
             owner: Some(name(0)),
             moderators: (0..confab_shared::moderation::MAX_MODERATORS).map(name).collect(),
             slow_mode_secs: u32::MAX,

@@ -32,6 +32,7 @@ async fn seed_room(app: &TestApp, author: &TokenPair, n: usize, text: impl Fn(us
                 author: author.user.username.clone(),
                 text: text(i),
                 nonce: None,
+                mentions: Default::default(),
             };
             receipts.push(state.pipeline.submit(message, name.clone()).await.expect("the message is queued"));
         }

@@ -8,7 +8,7 @@
 //! - [`helpers`]: `spawn_app()`, the HTTP helpers and the JSON-RPC `WsClient`.
 //! - one module per area: accounts and tokens, REST, the socket's handshake and frames, the
 //!   byte budget of answers,
-//!   rooms, chat, presence (by interest), paging, private messages, catch-up, ordering,
+//!   rooms, chat, mentions, presence (by interest), paging, private messages, catch-up, ordering,
 //!   back-pressure, pipelining and byte budgets, coalesced writes, publishing from outside, background jobs, API tokens, webhooks, Web Push,
 //!   moderation (roles, kicks, bans, mutes, slow mode, suspensions, reports, the audit log), "Log in with" an identity provider, how
 //!   answers are compressed and cached.
@@ -48,6 +48,7 @@ mod issuers;
 mod jobs;
 mod login_throttle;
 mod logins;
+mod mentions;
 mod moderation;
 mod oidc;
 mod ordering;

@@ -67,6 +67,7 @@ async fn a_logged_in_user_creates_a_room() {
             admin_only: false,
             last_message_at: None,
             unread: Some(0),
+            mentions: Some(0),
             owner: Some(ann.user.username.clone()),
             moderators: Vec::new(),
             slow_mode_secs: 0,

@@ -34,6 +34,7 @@ async fn joining_an_unknown_room_creates_it() {
             admin_only: false,
             last_message_at: None,
             unread: Some(0),
+            mentions: Some(0),
             owner: Some(ann.user.username.clone()),
             moderators: Vec::new(),
             slow_mode_secs: 0,

@@ -34,6 +34,17 @@ pub fn MessageItem(item: MsgItem, state: RoomState) -> impl IntoView {
         let msg = msg.clone();
         move || msg.with(|m| m.deleted)
     };
+    // The server says whom a message mentions; an edit may change it.
+    let mentions_me = {
+        let msg = msg.clone();
+        move || {
+            session.username().is_some_and(|me| {
+                msg.with(|m| {
+                    !m.author.eq_ignore_ascii_case(&me) && (m.mention_all.is_some() || m.mentions.iter().any(|n| n.eq_ignore_ascii_case(&me)))
+                })
+            })
+        }
+    };
     let can_edit = {
         let (mine, deleted) = (mine.clone(), deleted.clone());
         move || mine() && !deleted()
@@ -161,6 +172,7 @@ pub fn MessageItem(item: MsgItem, state: RoomState) -> impl IntoView {
             class="msg"
             class:mine=mine.clone()
             class:deleted=deleted.clone()
+            class:mentioned=mentions_me
             data-testid="message"
             data-id=id.to_string()
             data-author=author.clone()

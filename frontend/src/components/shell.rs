@@ -32,6 +32,8 @@ pub fn Header() -> impl IntoView {
     };
     let current = move |name: &'static str| move || (section() == name).then_some("page");
     let dm_unread = move || chat.dms.index.with(|i| i.total_unread());
+    // The tab title counts what waits: unread private messages and mentions.
+    Effect::new(move |_| crate::pages::set_waiting(i64::from(dm_unread()) + chat.rooms.total_mentions()));
     // Come back to the page you were on after logging in.
     let login_href = move || {
         let here = path.get();

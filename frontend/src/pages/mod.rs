@@ -19,11 +19,30 @@ pub mod signup;
 
 use leptos::prelude::*;
 
+thread_local! {
+    /// The shown page's title and the count of what waits for the reader (unread private
+    /// messages and mentions), which the tab title leads with.
+    static TITLE: std::cell::RefCell<(String, i64)> = std::cell::RefCell::new(("Confab".to_owned(), 0));
+}
+
 /// Sets the tab title while a page is shown.
 pub fn set_title(title: &str) {
-    if let Some(document) = web_sys::window().and_then(|w| w.document()) {
-        document.set_title(&format!("{title} · Confab"));
+    TITLE.with_borrow_mut(|(base, _)| *base = format!("{title} · Confab"));
+    show_title();
+}
+
+/// Shows `waiting` (unread private messages and mentions) as `(N) ` before the tab title.
+pub fn set_waiting(waiting: i64) {
+    let changed = TITLE.with_borrow_mut(|(_, n)| std::mem::replace(n, waiting) != waiting);
+    if changed {
+        show_title();
     }
+}
+
+fn show_title() {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
+    let title = TITLE.with_borrow(|(base, n)| if *n > 0 { format!("({n}) {base}") } else { base.clone() });
+    document.set_title(&title);
 }
 
 /// Shown for an unknown address.

@@ -129,7 +129,7 @@ pub fn RoomsPage() -> impl IntoView {
                 <ul class="list room-list" data-testid="room-list">
                     <For
                         each=rooms
-                        key=|r| (r.name.clone(), r.online, r.unread, r.last_message_at, r.admin_only)
+                        key=|r| (r.name.clone(), r.online, r.unread, r.mentions, r.last_message_at, r.admin_only)
                         children=move |room| view! { <RoomRow room /> }
                     />
                 </ul>
@@ -145,6 +145,7 @@ pub fn RoomsPage() -> impl IntoView {
 fn RoomRow(room: RoomSummary) -> impl IntoView {
     let href = format!("/rooms/{}", room.name);
     let unread = room.unread.filter(|n| *n > 0);
+    let mentions = room.mentions.filter(|n| *n > 0);
     view! {
         <li class="list-item room-item" data-testid="room-item" data-room=room.name.clone()>
             <a class="room-link" href=href>
@@ -162,6 +163,16 @@ fn RoomRow(room: RoomSummary) -> impl IntoView {
                     .map(|n| {
                         view! {
                             <span class="badge unread" data-testid="room-unread" aria-label=format!("{n} unread")>
+                                {n}
+                            </span>
+                        }
+                    })}
+                {mentions
+                    .map(|n| {
+                        let label = if n == 1 { "1 mention".to_owned() } else { format!("{n} mentions") };
+                        view! {
+                            <span class="badge mention" data-testid="room-mentions" aria-label=label>
+                                "@"
                                 {n}
                             </span>
                         }

@@ -291,6 +291,7 @@ impl Chat {
                 }
             }
             Notification::DmMessage(dm) => self.dms.apply(dm, true),
+            Notification::Mention(message) => self.rooms.mentioned(&message.room),
             Notification::Notice(notice) => self.toasts.info(notice_text(&notice.payload)),
             Notification::SessionExpiring(_) => spawn_local(self.renew_token()),
             Notification::ReadMoved(ReadCursor::Dm { with, id }) => self.dms.read_moved(&with, id),

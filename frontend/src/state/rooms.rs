@@ -130,10 +130,29 @@ impl Rooms {
         let clear = |rooms: &mut Vec<RoomSummary>| {
             if let Some(summary) = rooms.iter_mut().find(|r| r.name == name) {
                 summary.unread = summary.unread.map(|_| 0);
+                summary.mentions = summary.mentions.map(|_| 0);
             }
         };
         self.list.update(clear);
         self.mine.update(clear);
+    }
+
+    /// A `mention` of the reader: one more on the room's count, unless a page has the room
+    /// open (opening a room reads it).
+    pub fn mentioned(&self, room: &str) {
+        if self.holds.with_value(|holds| holds.get(room).is_some_and(|n| *n > 0)) {
+            return;
+        }
+        self.list.update(|rooms| {
+            if let Some(summary) = rooms.iter_mut().find(|r| r.name == room) {
+                summary.mentions = Some(summary.mentions.unwrap_or(0) + 1);
+            }
+        });
+    }
+
+    /// Unread mentions in all the listed rooms.
+    pub fn total_mentions(&self) -> i64 {
+        self.list.with(|rooms| rooms.iter().filter_map(|r| r.mentions).sum())
     }
 
     // ----- holding rooms open --------------------------------------------------------

@@ -15,6 +15,8 @@ const message: Message = {
   edited_at: null,
   deleted: false,
   reactions: {},
+  mentions: [],
+  mention_all: null,
 };
 
 const change = (user: string, emoji: string, added: boolean, count = 0): ReactionChange => ({ id: 7, room: "lobby", emoji, user, added, count });

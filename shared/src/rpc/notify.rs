@@ -71,6 +71,10 @@ notifications! {
     MessageDeleted = "message.deleted" (MessageRef);
     /// A private message to or from this user.
     DmMessage = "dm.message" (DirectMessage);
+    /// A room message that mentions this user (by name, `@room` or `@here`), to every
+    /// connection of theirs, whether or not it joined the room; an edit that adds the
+    /// mention sends it then. Never for one's own messages.
+    Mention = "mention" (Message);
     /// A job of this user made progress.
     JobProgress = "job.progress" (JobProgress);
     /// A job of this user finished or failed.
@@ -234,6 +238,8 @@ mod tests {
             edited_at: None,
             deleted: false,
             reactions: Default::default(),
+            mentions: Vec::new(),
+            mention_all: None,
         };
         let change = |user: &str, emoji: &str, added: bool| ReactionChange {
             id: 7,

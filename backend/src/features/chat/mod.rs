@@ -1,5 +1,6 @@
 //! Room messages: send, edit, delete, react.
 
+pub mod mentions;
 pub mod pipeline;
 
 use confab_shared::hooks::{HookName, HookRequest};
@@ -41,6 +42,7 @@ pub async fn submit(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<p
         author: me.username.clone(),
         text: text.to_owned(),
         nonce: nonce.map(str::to_owned),
+        mentions: Default::default(),
     };
     if state.hooks.is_on(HookName::RoomSend) {
         // A retry of a stored message is answered with it, without asking again (the hook may
@@ -60,6 +62,8 @@ pub async fn submit(state: &AppState, conn: &Conn, p: SendParams) -> AppResult<p
             }
         }
     }
+    // Read from the text that is stored: the hook may have replaced it.
+    message.mentions = mentions::resolve(state, me, room_id, &message.text).await?;
     state.pipeline.submit(message, p.room).await
 }
 
@@ -92,9 +96,15 @@ pub async fn edit(state: &AppState, conn: &Conn, p: EditParams) -> AppResult<Mes
         let request = HookRequest::MessageEdit { user: hooks::user(me), room: room.clone(), params: EditParams { id: p.id, text: text.to_owned() } };
         replaced = state.hooks.allowed(&request).await?.text;
     }
-    messages::edit_with(&state.db, p.id, replaced.as_deref().unwrap_or(text), &state.webhooks).await?;
+    let text = replaced.as_deref().unwrap_or(text);
+    let targets = mentions::resolve(state, me, row.room_id, text).await?;
+    // Mentions first, so a `message.edited` webhook reading the row sees them with the text.
+    let added = crate::storage::mentions::replace(&state.db, p.id, row.room_id, &targets).await?;
+    messages::edit_with(&state.db, p.id, text, &state.webhooks).await?;
     let message = reload(state, p.id).await?;
     broadcast(state, &room, &Notification::MessageEdited(message.clone()), Class::Reliable);
+    // Only those the edit mentions for the first time hear of it.
+    pipeline::notify_mentioned(state.layer.as_ref(), &added, &Notification::Mention(message.clone()).to_frame());
     Ok(message)
 }
 

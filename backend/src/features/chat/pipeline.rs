@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
 use crate::storage::webhook_queue::WebhookQueue;
-use crate::layer::{ChannelLayer, Delivery, group};
+use crate::layer::{ChannelLayer, Class, Delivery, Except, group};
 use crate::metrics::METRICS;
 use crate::storage::append::{Appended, Appender, Written};
 use crate::storage::messages::{self, NewMessage};
@@ -49,13 +49,16 @@ pub struct Committed {
     pub message: Message,
     /// `message` as JSON: the params of its `room.message` and the result of its `room.send`.
     pub json: Arc<str>,
+    /// The ids of the users it mentions (each got a `mention` notification): those a push to
+    /// people with no open connection would go to.
+    pub mentioned: Arc<[i64]>,
 }
 
 impl Committed {
     fn new(message: Message) -> Self {
         // A message holds strings, numbers and a string-keyed map: serializing cannot fail.
         let json = serde_json::to_string(&message).unwrap_or_default().into();
-        Self { message, json }
+        Self { message, json, mentioned: Arc::new([]) }
     }
 }
 
@@ -190,16 +193,21 @@ fn deliver(db: &Db, layer: &dyn ChannelLayer, rows: Vec<NewMessage>, addressees:
             settled.push(Settled::Earlier { message, to });
             continue;
         };
+        let mut message = message;
+        let mentioned: Arc<[i64]> = std::mem::take(&mut message.mentions.users).into();
         let message = message.into_wire(to.room, id, now);
         let committed = match json {
             // Serialized already by the appender, for the message's webhook deliveries.
-            Some(json) => Committed { message, json },
-            None => Committed::new(message),
+            Some(json) => Committed { message, json, mentioned },
+            None => Committed { mentioned, ..Committed::new(message) },
         };
-        let text = room_message_frame(&committed.json).into();
+        let text = frame("room.message", &committed.json).into();
         if let Err(err) = layer.group_send(&group::room(&committed.message.room), Delivery::Ordered { text, seq }) {
             // Persisted all the same: clients catch up with `sync` once the layer is back.
             tracing::warn!(%err, id, "room.message not broadcast");
+        }
+        if !committed.mentioned.is_empty() {
+            notify_mentioned(layer, &committed.mentioned, &frame("mention", &committed.json));
         }
         settled.push(Settled::Stored { committed, reply: to.reply, repeats: to.repeats });
     }
@@ -261,12 +269,25 @@ fn failure(err: &StorageError) -> AppError {
     }
 }
 
-/// The `room.message` notification around a message's JSON (what
+/// Sends a `mention` frame to every connection of each of `users`, on every instance (the
+/// channel layer's per-user group, as a DM reaches its recipient).
+pub fn notify_mentioned(layer: &dyn ChannelLayer, users: &[i64], frame: &str) {
+    let text: axum::extract::ws::Utf8Bytes = frame.to_owned().into();
+    for &user in users {
+        let delivery = Delivery::Frame { text: text.clone(), class: Class::Reliable, except: Except::Nobody };
+        if let Err(err) = layer.group_send(&group::user(user), delivery) {
+            tracing::warn!(%err, user, "mention not pushed; the count in rooms.list still has it");
+        }
+    }
+}
+
+/// A message notification (`room.message`, `mention`) around a message's JSON (what
 /// `Notification::RoomMessage(m).to_frame()` makes, without serializing the message again).
-fn room_message_frame(json: &str) -> String {
-    const HEAD: &str = r#"{"jsonrpc":"2.0","method":"room.message","params":"#;
-    let mut frame = String::with_capacity(HEAD.len() + json.len() + 1);
-    frame.push_str(HEAD);
+fn frame(method: &str, json: &str) -> String {
+    let mut frame = String::with_capacity(48 + method.len() + json.len());
+    frame.push_str(r#"{"jsonrpc":"2.0","method":""#);
+    frame.push_str(method);
+    frame.push_str(r#"","params":"#);
     frame.push_str(json);
     frame.push('}');
     frame
@@ -292,16 +313,21 @@ mod tests {
             edited_at: None,
             deleted: false,
             reactions: BTreeMap::new(),
+            mentions: Vec::new(),
+            mention_all: None,
         };
         let committed = Committed::new(message.clone());
-        let ours: serde_json::Value = serde_json::from_str(&room_message_frame(&committed.json)).expect("valid JSON");
-        let theirs: serde_json::Value = serde_json::from_str(&Notification::RoomMessage(message).to_frame()).expect("valid JSON");
+        let ours: serde_json::Value = serde_json::from_str(&frame("room.message", &committed.json)).expect("valid JSON");
+        let theirs: serde_json::Value = serde_json::from_str(&Notification::RoomMessage(message.clone()).to_frame()).expect("valid JSON");
+        assert_eq!(ours, theirs);
+        let ours: serde_json::Value = serde_json::from_str(&frame("mention", &committed.json)).expect("valid JSON");
+        let theirs: serde_json::Value = serde_json::from_str(&Notification::Mention(message).to_frame()).expect("valid JSON");
         assert_eq!(ours, theirs);
     }
 
     #[test]
     fn the_json_the_appender_builds_for_webhooks_is_the_json_the_socket_gets() {
-        let new = NewMessage { room_id: 1, author_id: 2, author: "ann".into(), text: "hi \"there\"\n".into(), nonce: None };
+        let new = NewMessage { room_id: 1, author_id: 2, author: "ann".into(), text: "hi \"there\"\n".into(), nonce: None, mentions: Default::default() };
         let now = 1_700_000_000_000;
         let message = Message {
             id: 7,
@@ -312,13 +338,15 @@ mod tests {
             edited_at: None,
             deleted: false,
             reactions: BTreeMap::new(),
+            mentions: Vec::new(),
+            mention_all: None,
         };
         assert_eq!(crate::storage::append::fresh_json(&new, "lobby", 7, now), Committed::new(message).json);
     }
 
     fn pending(room_id: i64, text: &str, nonce: &str) -> (Pending, oneshot::Receiver<AppResult<Committed>>) {
         let (reply, answer) = oneshot::channel();
-        let message = NewMessage { room_id, author_id: 2, author: "ann".into(), text: text.into(), nonce: Some(nonce.into()) };
+        let message = NewMessage { room_id, author_id: 2, author: "ann".into(), text: text.into(), nonce: Some(nonce.into()), mentions: Default::default() };
         (Pending { message, room: format!("room{room_id}"), reply, repeats: Vec::new() }, answer)
     }
 
@@ -345,6 +373,8 @@ mod tests {
             edited_at: None,
             deleted: false,
             reactions: BTreeMap::new(),
+            mentions: Vec::new(),
+            mention_all: None,
         };
         let first = Committed::new(message);
         let (retry, _) = pending(1, "hi", "n");

@@ -306,6 +306,8 @@ mod tests {
             edited_at: None,
             deleted: false,
             reactions: BTreeMap::new(),
+            mentions: Vec::new(),
+            mention_all: None,
         }
     }
 

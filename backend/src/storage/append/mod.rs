@@ -85,7 +85,7 @@ impl Written {
 /// The wire form of a message stored now, as JSON: what the `room.message` notification and
 /// the `room.send` result carry.
 pub fn fresh_json(m: &NewMessage, room: &str, id: i64, now: i64) -> Arc<str> {
-    let message = super::messages::fresh_wire(id, room.to_owned(), m.author.clone(), m.text.clone(), now);
+    let message = super::messages::fresh_wire(id, room.to_owned(), m.author.clone(), m.text.clone(), m.mentions.clone(), now);
     // Strings, numbers and a string-keyed map: serializing cannot fail.
     serde_json::to_string(&message).unwrap_or_default().into()
 }
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_hooked_message_is_delivered_as_its_wire_json_inside_the_webhook_body() {
-        let m = NewMessage { room_id: 1, author_id: 2, author: "ann".into(), text: "hi \"you\"".into(), nonce: None };
+        let m = NewMessage { room_id: 1, author_id: 2, author: "ann".into(), text: "hi \"you\"".into(), nonce: None, mentions: Default::default() };
         let sub = Subscribed { index: 0, room: "lobby".into(), webhooks: vec![4, 9] };
         let (json, rows) = outgoing(&m, &sub, 17, 1_700_000_000_000);
         let wire: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");

@@ -10,10 +10,11 @@
 //! racing the same nonce make the later statement fail on the index; it is then run again
 //! and the repeat is found.
 //!
-//! A batch with messages webhooks want runs that statement and one `UNNEST` insert of its deliveries
-//! in a transaction (the rooms stay locked until the deliveries are in, so another
-//! instance's batch over the same room numbers its deliveries after these); a batch
-//! without any stays the single implicit-transaction statement.
+//! A batch with messages webhooks want, or that mention users, runs that statement and one
+//! `UNNEST` insert of its deliveries (and one of its mention rows) in a transaction (the
+//! rooms stay locked until the deliveries are in, so another instance's batch over the same
+//! room numbers its deliveries after these); a batch without any stays the single
+//! implicit-transaction statement.
 
 use std::time::Duration;
 
@@ -30,14 +31,14 @@ use crate::storage::{Db, StorageError, StorageResult};
 /// unacknowledged, and a retry with the same nonce finds it).
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `$1…$5`: the batch as arrays (`ord` is the position, from 1); `$6`: the time.
+/// `$1…$5`, `$7`, `$8`: the batch as arrays (`ord` is the position, from 1); `$6`: the time.
 ///
 /// `gate` makes the counter update wait for every lock: the update's rows come out of a
 /// join with that one-row count, which cannot produce a row before `locked` is complete.
 const APPEND: &str = "\
 WITH input AS (
-    SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[])
-        WITH ORDINALITY AS t(room_id, author_id, author, text, nonce, ord)
+    SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $7::text[], $8::text[])
+        WITH ORDINALITY AS t(room_id, author_id, author, text, nonce, mentions, mention_all, ord)
 ), fresh AS (
     SELECT i.* FROM input i
     WHERE i.nonce IS NULL
@@ -57,8 +58,8 @@ WITH input AS (
     SELECT f.*, b.base + row_number() OVER (PARTITION BY f.room_id ORDER BY f.ord) AS seq
     FROM fresh f JOIN bumped b ON b.id = f.room_id
 ), inserted AS (
-    INSERT INTO messages (room_id, seq, author_id, author, text, sent_at, edited_at, deleted, nonce)
-    SELECT room_id, seq, author_id, author, text, $6, NULL, FALSE, nonce FROM numbered ORDER BY ord
+    INSERT INTO messages (room_id, seq, author_id, author, text, sent_at, edited_at, deleted, nonce, mentions, mention_all)
+    SELECT room_id, seq, author_id, author, text, $6, NULL, FALSE, nonce, mentions, mention_all FROM numbered ORDER BY ord
     RETURNING id, room_id, seq
 )
 SELECT n.ord, i.id, i.seq FROM inserted i JOIN numbered n ON n.room_id = i.room_id AND n.seq = i.seq";
@@ -71,6 +72,11 @@ SELECT webhook_id, event_id, $5, ordering_key, body, $6, 0, $7, $7
 FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(webhook_id, event_id, ordering_key, body, ord)
 ORDER BY ord";
 
+/// `$1…$3`: the mention rows of a batch as arrays.
+const MENTION: &str = "\
+INSERT INTO mentions (user_id, message_id, room_id)
+SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[]) ON CONFLICT DO NOTHING";
+
 /// The batch as the statement's arrays.
 struct Arrays<'a> {
     room_ids: Vec<i64>,
@@ -78,6 +84,8 @@ struct Arrays<'a> {
     authors: Vec<&'a str>,
     texts: Vec<&'a str>,
     nonces: Vec<Option<&'a str>>,
+    mentions: Vec<Option<String>>,
+    mention_all: Vec<Option<&'static str>>,
 }
 
 /// Most attempts at a batch that keeps meeting a nonce another instance is inserting.
@@ -106,6 +114,8 @@ impl PgAppender {
             authors: Vec::with_capacity(batch.len()),
             texts: Vec::with_capacity(batch.len()),
             nonces: Vec::with_capacity(batch.len()),
+            mentions: Vec::with_capacity(batch.len()),
+            mention_all: Vec::with_capacity(batch.len()),
         };
         for m in batch {
             arrays.room_ids.push(m.room_id);
@@ -113,12 +123,15 @@ impl PgAppender {
             arrays.authors.push(m.author.as_str());
             arrays.texts.push(m.text.as_str());
             arrays.nonces.push(m.nonce.as_deref());
+            arrays.mentions.push(m.mentions.names_column());
+            arrays.mention_all.push(m.mentions.all_column());
         }
+        let mentioning = batch.iter().any(|m| !m.mentions.users.is_empty());
         let mut attempt = 0;
         loop {
             attempt += 1;
             let written = async {
-                if subscribed.is_empty() {
+                if subscribed.is_empty() && !mentioning {
                     let rows = self.insert(&arrays, now, &self.pool).await?;
                     let results = checked(batch, rows)?;
                     Ok(Written { results, ..Written::default() })
@@ -126,6 +139,9 @@ impl PgAppender {
                     let mut tx = self.pool.begin().await?;
                     let rows = self.insert(&arrays, now, &mut *tx).await?;
                     let results = checked(batch, rows)?;
+                    if mentioning {
+                        mention(&mut tx, batch, &results).await?;
+                    }
                     let (json, enqueued) = enqueue(&mut tx, batch, subscribed, &results, now).await?;
                     tx.commit().await?;
                     Ok(Written { results, json, enqueued })
@@ -152,6 +168,8 @@ impl PgAppender {
             .bind(&a.texts)
             .bind(&a.nonces)
             .bind(now)
+            .bind(&a.mentions)
+            .bind(&a.mention_all)
             .fetch_all(executor)
             .await?)
     }
@@ -166,6 +184,24 @@ fn checked(batch: &[NewMessage], rows: Vec<(i64, i64, i64)>) -> StorageResult<Ve
         return Err(StorageError::Db("a message's room does not exist".into()));
     }
     Ok(out)
+}
+
+/// Inserts the mention rows of the messages stored now, in one statement on `conn`.
+async fn mention(conn: &mut PgConnection, batch: &[NewMessage], results: &[Appended]) -> StorageResult<()> {
+    let (mut users, mut messages, mut rooms) = (Vec::new(), Vec::new(), Vec::new());
+    for (m, appended) in batch.iter().zip(results) {
+        if let Appended::New { id, .. } = appended {
+            for &user in &m.mentions.users {
+                users.push(user);
+                messages.push(*id);
+                rooms.push(m.room_id);
+            }
+        }
+    }
+    if !users.is_empty() {
+        sqlx::query(MENTION).bind(&users).bind(&messages).bind(&rooms).execute(conn).await?;
+    }
+    Ok(())
 }
 
 /// Inserts the deliveries of the subscribed messages stored now, in one statement on `conn`;

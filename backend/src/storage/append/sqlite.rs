@@ -5,7 +5,8 @@
 //! batch is one hop to the thread and back, and one `BEGIN IMMEDIATE … COMMIT` there: an
 //! insert per message (a few µs each, cached statement), then one counter update per room.
 //! A message some webhook wants gets its delivery rows right after its insert, in the same
-//! transaction (another cached statement); a batch without any never prepares it.
+//! transaction (another cached statement); a batch without any never prepares it. A message
+//! that mentions users gets their mention rows the same way.
 //! Only the database work happens on the thread: the broadcast that follows runs on the
 //! runtime, where waking a thousand connection tasks is a local queue push each.
 //!
@@ -38,8 +39,11 @@ use crate::storage::{StorageError, StorageResult};
 /// unique index is the table's only constraint a row of ours can break: every `NOT NULL`
 /// column is bound, the id is the database's), and a statement that cannot abort needs no
 /// statement journal, which copies every page the insert touches first.
-const INSERT: &str = "INSERT OR IGNORE INTO messages (room_id, seq, author_id, author, text, sent_at, edited_at, deleted, nonce) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, FALSE, ?7)";
+const INSERT: &str = "INSERT OR IGNORE INTO messages (room_id, seq, author_id, author, text, sent_at, edited_at, deleted, nonce, mentions, mention_all) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, FALSE, ?7, ?8, ?9)";
+/// One mentioned user of a message stored now (the users are distinct; `OR IGNORE` for the
+/// same reason as [`INSERT`]).
+const MENTION: &str = "INSERT OR IGNORE INTO mentions (user_id, message_id, room_id) VALUES (?1, ?2, ?3)";
 const LOAD_SEQ: &str = "SELECT last_seq FROM rooms WHERE id = ?1";
 const MOVE_SEQ: &str = "UPDATE rooms SET last_seq = ?1, last_message_at = ?2 WHERE id = ?3 AND last_seq = ?4";
 const ENQUEUE: &str = "INSERT INTO webhook_deliveries \
@@ -196,11 +200,18 @@ impl SqliteAppender {
                     }
                 };
                 let seq = counter.1 + 1;
-                let stored = insert.execute(params![m.room_id, seq, m.author_id, m.author, m.text, now, m.nonce])? == 1;
+                let mentions = (m.mentions.names_column(), m.mentions.all_column());
+                let stored = insert.execute(params![m.room_id, seq, m.author_id, m.author, m.text, now, m.nonce, mentions.0, mentions.1])? == 1;
                 match stored.then(|| self.conn.last_insert_rowid()) {
                     Some(id) => {
                         counter.1 = seq;
                         out.push(Appended::New { id, seq });
+                        if !m.mentions.users.is_empty() {
+                            let mut mention = self.conn.prepare_cached(MENTION)?;
+                            for user in &m.mentions.users {
+                                mention.execute(params![user, id, m.room_id])?;
+                            }
+                        }
                         if let (Some(sub), Some(enqueue)) = (sub, enqueue.as_mut()) {
                             let (wire, rows) = outgoing(m, sub, id, now);
                             for d in rows {
@@ -296,7 +307,7 @@ mod tests {
     }
 
     fn message(room_id: i64, text: &str, nonce: Option<&str>) -> NewMessage {
-        NewMessage { room_id, author_id: 1, author: "ann".into(), text: text.into(), nonce: nonce.map(str::to_owned) }
+        NewMessage { room_id, author_id: 1, author: "ann".into(), text: text.into(), nonce: nonce.map(str::to_owned), mentions: Default::default() }
     }
 
     async fn last_seq(db: &Db, room: i64) -> i64 {

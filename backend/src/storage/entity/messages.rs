@@ -18,6 +18,11 @@ pub struct Model {
     pub deleted: bool,
     /// Client de-duplication key, unique per author.
     pub nonce: Option<String>,
+    /// The usernames the text mentions (who existed and could read the room), separated by
+    /// spaces, as the wire's `mentions` shows them; `None`: nobody.
+    pub mentions: Option<String>,
+    /// `room` or `here` when a moderator's `@room` / `@here` counted.
+    pub mention_all: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,7 @@ pub mod dm_reads;
 pub mod external_identities;
 pub mod jobs;
 pub mod memberships;
+pub mod mentions;
 pub mod messages;
 pub mod push_deliveries;
 pub mod push_subscriptions;

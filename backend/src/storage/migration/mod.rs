@@ -18,6 +18,7 @@ mod m20261208_000001_create_moderation;
 mod m20261209_000001_add_job_filter;
 mod m20261210_000001_add_room_sanctions_index;
 mod m20261210_000002_create_push;
+mod m20261210_000003_create_mentions;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_000001_add_job_filter::Migration),
             Box::new(m20261210_000001_add_room_sanctions_index::Migration),
             Box::new(m20261210_000002_create_push::Migration),
+            Box::new(m20261210_000003_create_mentions::Migration),
         ]
     }
 }
@@ -47,7 +49,7 @@ mod tests {
     use super::*;
 
     /// What every database migrated so far has recorded, in the order it was applied.
-    const RECORDED: [&str; 11] = [
+    const RECORDED: [&str; 12] = [
         "m20261123_000001_create_tables",
         "m20261124_000001_add_job_heartbeat",
         "m20261201_000012_create_export_chunks",
@@ -59,6 +61,7 @@ mod tests {
         "m20261209_000001_add_job_filter",
         "m20261210_000001_add_room_sanctions_index",
         "m20261210_000002_create_push",
+        "m20261210_000003_create_mentions",
     ];
 
     #[test]

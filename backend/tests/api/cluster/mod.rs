@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use confab_shared::rpc::{
-    DmSendParams, JoinParams, PresenceWatchParams, SendParams, SyncParams, TypingParams, UsersListParams,
+    DmSendParams, JoinParams, PresenceWatchParams, RoomsListParams, SendParams, SyncParams, TypingParams, UsersListParams,
 };
 use confab_shared::{Job, JobAccepted, JobState, Message};
 use harness::{Client, Cluster};
@@ -474,4 +474,30 @@ async fn a_terminated_instance_closes_with_1001_and_loses_nothing_it_answered() 
     let synced = moved.call(SyncParams { rooms: [(room.clone(), 0)].into(), dm_after: None }).await.expect("sync");
     let ids: BTreeSet<i64> = synced.messages.iter().map(|m| m.id).collect();
     assert!(answered.is_subset(&ids), "answered sends missing after the stop");
+}
+
+/// A mention written on one instance reaches every tab of the mentioned user on the others,
+/// and the count their room list shows is the same through any instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mention_reaches_the_mentioned_users_tabs_on_every_instance() {
+    let cluster = Cluster::start(2).await;
+    let (ann, bob) = (format!("mann_{}", cluster.tag), format!("mbob_{}", cluster.tag));
+    let ann_token = cluster.login(0, &ann).await;
+    let bob_token = cluster.login(1, &bob).await;
+    let room = cluster.room("mention");
+    let mut ann_tab = Client::connect(cluster.port(0), &ann_token).await;
+    ann_tab.call(JoinParams { room: room.clone(), history: Some(0) }).await.expect("ann joins");
+    let mut bob_tabs = [Client::connect(cluster.port(0), &bob_token).await, Client::connect(cluster.port(1), &bob_token).await];
+
+    let sent = ann_tab.call(SendParams { room: room.clone(), text: format!("@{bob} ping"), nonce: None }).await.expect("send");
+
+    assert_eq!(sent.mentions, vec![bob.clone()]);
+    for tab in &mut bob_tabs {
+        let got = tab.expect_notification("mention", |p| p["id"] == sent.id).await;
+        assert_eq!(got["room"], room.as_str());
+    }
+    for tab in &mut bob_tabs {
+        let page = tab.call(RoomsListParams { cursor: None, limit: None, prefix: Some(room.clone()) }).await.expect("rooms.list");
+        assert_eq!(page.rooms.iter().find(|r| r.name == room).and_then(|r| r.mentions), Some(1));
+    }
 }
