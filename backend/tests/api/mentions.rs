@@ -11,7 +11,7 @@ use crate::helpers::{PASSWORD, TestApp, WsClient, join, send, spawn_app, unique}
 
 /// The caller's summary of `room` in `rooms.list`.
 async fn listed(ws: &mut WsClient, room: &str) -> RoomSummary {
-    let page = ws.ok(RoomsListParams { cursor: None, limit: None, prefix: Some(room.to_owned()) }).await;
+    let page = ws.ok(RoomsListParams { prefix: Some(room.to_owned()), ..RoomsListParams::default() }).await;
     page.rooms.into_iter().find(|r| r.name == room).expect("the room is listed")
 }
 

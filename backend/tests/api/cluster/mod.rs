@@ -497,7 +497,7 @@ async fn a_mention_reaches_the_mentioned_users_tabs_on_every_instance() {
         assert_eq!(got["room"], room.as_str());
     }
     for tab in &mut bob_tabs {
-        let page = tab.call(RoomsListParams { cursor: None, limit: None, prefix: Some(room.clone()) }).await.expect("rooms.list");
+        let page = tab.call(RoomsListParams { prefix: Some(room.clone()), ..RoomsListParams::default() }).await.expect("rooms.list");
         assert_eq!(page.rooms.iter().find(|r| r.name == room).and_then(|r| r.mentions), Some(1));
     }
 }
