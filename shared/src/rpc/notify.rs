@@ -10,11 +10,32 @@ use crate::{DirectMessage, Job, Message, Timestamp, UserPresence};
 macro_rules! notifications {
     ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal ($params:ty); )*) => {
         /// A server-pushed notification: `{"jsonrpc":"2.0","method":…,"params":…}`.
-        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[derive(Clone, Debug, PartialEq, Serialize)]
         #[serde(tag = "method", content = "params")]
         #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
         pub enum Notification {
             $( $(#[doc = $doc])* #[serde(rename = $name)] $variant($params), )*
+        }
+
+        /// Read by method name, then the params as that method's type. serde's derive for an
+        /// adjacently tagged enum buffers the params and decodes each type through a third
+        /// deserializer of its own; this one needs only the `Value` one, which the web app's
+        /// WASM holds anyway (a smaller download for the same frames).
+        impl<'de> Deserialize<'de> for Notification {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                use serde::de::Error;
+                #[derive(Deserialize)]
+                struct Frame {
+                    method: String,
+                    #[serde(default)]
+                    params: serde_json::Value,
+                }
+                let Frame { method, params } = Frame::deserialize(deserializer)?;
+                match method.as_str() {
+                    $( $name => serde_json::from_value(params).map(Self::$variant).map_err(D::Error::custom), )*
+                    other => Err(D::Error::unknown_variant(other, Self::METHODS)),
+                }
+            }
         }
 
         impl Notification {
