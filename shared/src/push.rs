@@ -37,8 +37,10 @@ wire! {
     /// The keys of a push subscription, base64url (padding tolerated).
     pub struct PushSubscriptionKeys {
         /// The browser's P-256 public key: an uncompressed point, 65 bytes.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^B[A-P][A-Za-z0-9_-]{84}[AEIMQUYcgkosw048]=?$"))]
         pub p256dh: String,
         /// The browser's authentication secret: 16 bytes.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{21}[AQgw](==)?$"))]
         pub auth: String,
     }
 
@@ -48,7 +50,7 @@ wire! {
         /// The push service's URL for this browser: `https://`, at most 2000 characters
         /// (`http://` and private addresses only where the server allows them for webhooks,
         /// `CONFAB_WEBHOOK_ALLOW_PRIVATE`).
-        #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
+        #[cfg_attr(feature = "openapi", schema(schema_with = endpoint_schema))]
         pub endpoint: String,
         /// What the push messages are encrypted for.
         pub keys: PushSubscriptionKeys,
@@ -104,6 +106,23 @@ pub fn preview(text: &str) -> String {
         None => text.to_owned(),
         Some((cut, _)) => format!("{}…", text[..cut].trim_end()),
     }
+}
+
+/// The schema of [`CreatePushSubscription::endpoint`]: the webhooks' URL rule, stated in full.
+#[cfg(feature = "openapi")]
+fn endpoint_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom("uri".to_owned())))
+        .max_length(Some(2000))
+        .pattern(Some(crate::webhooks::WEBHOOK_URL_PATTERN))
+        .description(Some(
+            "The push service's URL for this browser: `https://` with a DNS name, at most 2000 characters \
+             (`http://` and private addresses only where the server allows them for webhooks, \
+             `CONFAB_WEBHOOK_ALLOW_PRIVATE`).",
+        ))
+        .build()
 }
 
 #[cfg(test)]
