@@ -17,6 +17,7 @@ endpoint: string,
  */
 keys: PushSubscriptionKeys, 
 /**
- * A name for the device, shown in the list (e.g. `Firefox on Linux`); at most 64 characters.
+ * A name for the device, shown in the list (e.g. `Firefox on Linux`); at most 64
+ * characters, none of them control characters.
  */
 device?: string, };

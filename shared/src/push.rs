@@ -54,10 +54,11 @@ wire! {
         pub endpoint: String,
         /// What the push messages are encrypted for.
         pub keys: PushSubscriptionKeys,
-        /// A name for the device, shown in the list (e.g. `Firefox on Linux`); at most 64 characters.
+        /// A name for the device, shown in the list (e.g. `Firefox on Linux`); at most 64
+        /// characters, none of them control characters.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
-        #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", max_length = 64))]
         pub device: Option<String>,
     }
 
