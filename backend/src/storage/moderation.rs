@@ -243,9 +243,10 @@ pub async fn sanctions_in_force(db: &Db, now: i64) -> StorageResult<Vec<Sanction
     Ok(SanctionRow::find_by_statement(statement(db, sql, vec![now.into()])).all(&db.conn).await?)
 }
 
-/// A ban or mute in force as a room's moderators see it.
+/// A sanction in force as a list shows it: a room's ban or mute to its moderators, an
+/// account's suspension to the admins. `user_id` and `created_at` are the list's keyset.
 #[derive(Clone, Debug, FromQueryResult)]
-pub struct RoomSanctionRow {
+pub struct ListedSanction {
     pub user_id: i64,
     pub username: String,
     pub reason: Option<String>,
@@ -254,29 +255,40 @@ pub struct RoomSanctionRow {
     pub created_at: i64,
 }
 
-const ROOM_SANCTION_COLUMNS: &str = "SELECT s.user_id AS user_id, u.username AS username, s.reason AS reason, s.ends_at AS ends_at, \
-                                     b.username AS by_name, s.created_at AS created_at FROM room_sanctions s JOIN users u ON u.id = s.user_id \
-                                     LEFT JOIN users b ON b.id = s.by_id";
+/// The columns of a [`ListedSanction`] read from `table` (aliased `s`: `user_id`, `reason`,
+/// `ends_at`, `by_id`, `created_at`), with the names of the user and of who imposed it.
+fn listed_from(table: &str) -> String {
+    format!(
+        "SELECT s.user_id AS user_id, u.username AS username, s.reason AS reason, s.ends_at AS ends_at, \
+         b.username AS by_name, s.created_at AS created_at FROM {table} s JOIN users u ON u.id = s.user_id \
+         LEFT JOIN users b ON b.id = s.by_id"
+    )
+}
 
-/// The bans or mutes of `room_id` in force at `now`, newest first (by `created_at`, then user
-/// id), starting below `before` (`(created_at, user_id)` of the previous page's last row).
-pub async fn room_sanctions_page(db: &Db, room_id: i64, kind: Kind, now: i64, before: Option<(i64, i64)>, limit: u64) -> StorageResult<Vec<RoomSanctionRow>> {
-    let mut sql = format!("{ROOM_SANCTION_COLUMNS} WHERE s.room_id = ? AND s.kind = ? AND (s.ends_at IS NULL OR s.ends_at > ?)");
-    let mut values: Vec<sea_orm::Value> = vec![room_id.into(), kind.as_str().into(), now.into()];
+/// One page of `sql` (a [`listed_from`] query with its `WHERE`): newest first (by
+/// `created_at`, then user id), starting below `before` (`(created_at, user_id)` of the
+/// previous page's last row).
+async fn newest_first(db: &Db, mut sql: String, mut values: Vec<sea_orm::Value>, before: Option<(i64, i64)>, limit: u64) -> StorageResult<Vec<ListedSanction>> {
     if let Some((at, user_id)) = before {
         sql.push_str(" AND (s.created_at < ? OR (s.created_at = ? AND s.user_id < ?))");
         values.extend([at.into(), at.into(), user_id.into()]);
     }
     sql.push_str(" ORDER BY s.created_at DESC, s.user_id DESC LIMIT ?");
-    values.push((limit as i64).into());
-    Ok(RoomSanctionRow::find_by_statement(statement(db, &sql, values)).all(&db.conn).await?)
+    values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    Ok(ListedSanction::find_by_statement(statement(db, &sql, values)).all(&db.conn).await?)
+}
+
+/// The bans or mutes of `room_id` in force at `now`, newest first, below `before`.
+pub async fn room_sanctions_page(db: &Db, room_id: i64, kind: Kind, now: i64, before: Option<(i64, i64)>, limit: u64) -> StorageResult<Vec<ListedSanction>> {
+    let sql = format!("{} WHERE s.room_id = ? AND s.kind = ? AND (s.ends_at IS NULL OR s.ends_at > ?)", listed_from("room_sanctions"));
+    newest_first(db, sql, vec![room_id.into(), kind.as_str().into(), now.into()], before, limit).await
 }
 
 /// The ban or mute of `user_id` in `room_id`, if one is in force at `now`.
-pub async fn room_sanction(db: &Db, room_id: i64, user_id: i64, kind: Kind, now: i64) -> StorageResult<Option<RoomSanctionRow>> {
-    let sql = format!("{ROOM_SANCTION_COLUMNS} WHERE s.room_id = ? AND s.user_id = ? AND s.kind = ? AND (s.ends_at IS NULL OR s.ends_at > ?)");
+pub async fn room_sanction(db: &Db, room_id: i64, user_id: i64, kind: Kind, now: i64) -> StorageResult<Option<ListedSanction>> {
+    let sql = format!("{} WHERE s.room_id = ? AND s.user_id = ? AND s.kind = ? AND (s.ends_at IS NULL OR s.ends_at > ?)", listed_from("room_sanctions"));
     let values = vec![room_id.into(), user_id.into(), kind.as_str().into(), now.into()];
-    Ok(RoomSanctionRow::find_by_statement(statement(db, &sql, values)).one(&db.conn).await?)
+    Ok(ListedSanction::find_by_statement(statement(db, &sql, values)).one(&db.conn).await?)
 }
 
 // ---- Suspensions ----------------------------------------------------------------------
@@ -313,32 +325,10 @@ pub async fn suspensions_in_force(db: &Db, now: i64) -> StorageResult<Vec<Suspen
     Ok(SuspensionRow::find_by_statement(statement(db, sql, vec![now.into()])).all(&db.conn).await?)
 }
 
-/// A suspension in force as the admins' list shows it.
-#[derive(Clone, Debug, FromQueryResult)]
-pub struct SuspendedRow {
-    pub user_id: i64,
-    pub username: String,
-    pub reason: Option<String>,
-    pub ends_at: Option<i64>,
-    pub by_name: Option<String>,
-    pub created_at: i64,
-}
-
-/// Suspensions in force at `now`, newest first (by `created_at`, then user id), starting
-/// below `before` (`(created_at, user_id)` of the previous page's last row).
-pub async fn suspensions_page(db: &Db, now: i64, before: Option<(i64, i64)>, limit: u64) -> StorageResult<Vec<SuspendedRow>> {
-    let mut sql = "SELECT s.user_id AS user_id, u.username AS username, s.reason AS reason, s.ends_at AS ends_at, b.username AS by_name, \
-                   s.created_at AS created_at FROM suspensions s JOIN users u ON u.id = s.user_id LEFT JOIN users b ON b.id = s.by_id \
-                   WHERE (s.ends_at IS NULL OR s.ends_at > ?)"
-        .to_owned();
-    let mut values: Vec<sea_orm::Value> = vec![now.into()];
-    if let Some((at, user_id)) = before {
-        sql.push_str(" AND (s.created_at < ? OR (s.created_at = ? AND s.user_id < ?))");
-        values.extend([at.into(), at.into(), user_id.into()]);
-    }
-    sql.push_str(" ORDER BY s.created_at DESC, s.user_id DESC LIMIT ?");
-    values.push((limit as i64).into());
-    Ok(SuspendedRow::find_by_statement(statement(db, &sql, values)).all(&db.conn).await?)
+/// Suspensions in force at `now`, newest first, below `before`.
+pub async fn suspensions_page(db: &Db, now: i64, before: Option<(i64, i64)>, limit: u64) -> StorageResult<Vec<ListedSanction>> {
+    let sql = format!("{} WHERE (s.ends_at IS NULL OR s.ends_at > ?)", listed_from("suspensions"));
+    newest_first(db, sql, vec![now.into()], before, limit).await
 }
 
 /// The rooms in slow mode: id → seconds.
