@@ -16,7 +16,6 @@ case "$profile" in
 esac
 shift || true
 
-command -v sqlite3 >/dev/null || { echo "the sqlite3 shell is missing (apt-get install sqlite3)" >&2; exit 1; }
 cargo test --release --quiet --workspace --exclude confab-frontend --no-run
 mkdir -p target/bench/bin
 cp target/release/confab target/release/loadgen target/bench/bin/

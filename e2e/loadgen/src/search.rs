@@ -8,8 +8,8 @@
 //! their case endings). Everything is deterministic (one seed), so runs compare.
 //!
 //! It is written in bulk, not sent: the users through `confab user import` (so the searcher can
-//! log in), the rooms and messages with the database's own shell (`sqlite3`'s `.import`,
-//! `psql`'s `\copy`) into a database the server's migrations made, so the search index is
+//! log in), the rooms and messages in one transaction (SQLite, through the SQLite the server
+//! links) or with `psql`'s `\copy` (PostgreSQL), into a database the server's migrations made, so the search index is
 //! built by the same triggers or expression indexes that keep it in step at run time.
 //!
 //! Then the server starts on it; a few clients send room messages at a steady rate (the write
@@ -309,6 +309,10 @@ fn text(vocabulary: &Vocabulary, rng: &mut StdRng) -> String {
 
 // ---- Seeding ------------------------------------------------------------------------------
 
+/// Where the corpus is loaded first: `room \t author \t text` and `from \t to \t text`, by index.
+const CORPUS_TABLES: &str = "CREATE TEMP TABLE corpus_rooms (room INTEGER, author INTEGER, text TEXT);
+CREATE TEMP TABLE corpus_dms (from_i INTEGER, to_i INTEGER, text TEXT);";
+
 /// The name of the `i`th author (imported with a password, so the searcher can log in).
 fn author(i: usize) -> String {
     crate::people::name(i)
@@ -328,12 +332,10 @@ async fn seed(env: &Env, engine: Engine, backing: &ConfabBacking, port: u16, dir
     let step = (30 * 86_400_000 / size.room_messages.max(1)).max(1);
     let dm_step = (30 * 86_400_000 / size.direct_messages.max(1)).max(1);
     let start = now - 30 * 86_400_000;
-    let sql = |copy_rooms: String, copy_dms: String| {
+    // From the corpus tables (filled by the caller) into Confab's.
+    let sql = |preamble: String| {
         format!(
-            "CREATE TEMP TABLE corpus_rooms (room INTEGER, author INTEGER, text TEXT);
-CREATE TEMP TABLE corpus_dms (from_i INTEGER, to_i INTEGER, text TEXT);
-{copy_rooms}
-{copy_dms}
+            "{preamble}
 BEGIN;
 CREATE TEMP TABLE corpus_room_lines AS SELECT row_number() OVER (ORDER BY {order}) AS line, room, author, text FROM corpus_rooms;
 CREATE TEMP TABLE corpus_dm_lines AS SELECT row_number() OVER (ORDER BY {order}) AS line, from_i, to_i, text FROM corpus_dms;
@@ -363,18 +365,30 @@ COMMIT;
     match engine {
         Engine::Sqlite => {
             let db = dir.join("data").join("confab.db");
-            let script = sql(format!(".mode tabs\n.import --schema temp {} corpus_rooms", rooms.display()), format!(".import --schema temp {} corpus_dms", dms.display()));
-            shell("sqlite3", &[OsArg::Path(&db)], &script)?;
-            shell("sqlite3", &[OsArg::Path(&db)], "PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;")?;
+            let mut conn = rusqlite::Connection::open(&db).with_context(|| format!("open {}", db.display()))?;
+            conn.execute_batch(CORPUS_TABLES)?;
+            let txn = conn.transaction()?;
+            for (table, tsv) in [("corpus_rooms", &corpus.rooms_tsv), ("corpus_dms", &corpus.dms_tsv)] {
+                let mut insert = txn.prepare(&format!("INSERT INTO {table} VALUES (?1, ?2, ?3)"))?;
+                for line in tsv.lines() {
+                    let mut fields = line.splitn(3, '\t');
+                    let (Some(a), Some(b), Some(text)) = (fields.next(), fields.next(), fields.next()) else { bail!("a corpus line: {line:?}") };
+                    insert.execute(rusqlite::params![a.parse::<i64>()?, b.parse::<i64>()?, text])?;
+                }
+            }
+            txn.commit()?;
+            conn.execute_batch(&sql(String::new()))?;
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;")?;
         }
         Engine::Postgres => {
             let url = backing.database_url.as_deref().context("a PostgreSQL URL")?;
-            let script = sql(
-                format!("\\copy corpus_rooms FROM '{}' WITH (FORMAT text)", rooms.display()),
-                format!("\\copy corpus_dms FROM '{}' WITH (FORMAT text)", dms.display()),
-            );
-            shell("psql", &[OsArg::Str(url), OsArg::Str("-v"), OsArg::Str("ON_ERROR_STOP=1"), OsArg::Str("-q")], &script)?;
-            shell("psql", &[OsArg::Str(url), OsArg::Str("-q")], "VACUUM ANALYZE;")?;
+            let script = sql(format!(
+                "{CORPUS_TABLES}\n\\copy corpus_rooms FROM '{}' WITH (FORMAT text)\n\\copy corpus_dms FROM '{}' WITH (FORMAT text)",
+                rooms.display(),
+                dms.display()
+            ));
+            shell("psql", &[url, "-v", "ON_ERROR_STOP=1", "-q"], &script)?;
+            shell("psql", &[url, "-q"], "VACUUM ANALYZE;")?;
         }
     }
     Ok(tokens.into_iter().map(|(_, token)| token).collect())
@@ -388,25 +402,11 @@ fn pad(engine: Engine, column: &str) -> String {
     }
 }
 
-enum OsArg<'a> {
-    Str(&'a str),
-    Path(&'a Path),
-}
-
-/// Runs `program args…` with `script` on its standard input; fails with its error output.
-fn shell(program: &str, args: &[OsArg<'_>], script: &str) -> anyhow::Result<String> {
+/// Runs `psql args…` with `script` on its standard input; fails with its error output.
+fn shell(program: &str, args: &[&str], script: &str) -> anyhow::Result<String> {
     use std::io::Write as _;
-    let mut command = Command::new(program);
-    for arg in args {
-        match arg {
-            OsArg::Str(s) => command.arg(s),
-            OsArg::Path(p) => command.arg(p),
-        };
-    }
-    if program == "sqlite3" {
-        command.arg("-bail");
-    }
-    let mut child = command
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -414,7 +414,7 @@ fn shell(program: &str, args: &[OsArg<'_>], script: &str) -> anyhow::Result<Stri
         .with_context(|| format!("running {program}"))?;
     child.stdin.take().context("stdin")?.write_all(script.as_bytes())?;
     let out = child.wait_with_output()?;
-    if !out.status.success() || (program == "sqlite3" && !out.stderr.is_empty()) {
+    if !out.status.success() {
         bail!("{program}: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -422,24 +422,27 @@ fn shell(program: &str, args: &[OsArg<'_>], script: &str) -> anyhow::Result<Stri
 
 /// The search index's bytes, and the whole database's.
 fn sizes(engine: Engine, dir: &Path, backing: &ConfabBacking) -> anyhow::Result<(u64, u64)> {
-    let parse = |out: String| -> anyhow::Result<(u64, u64)> {
-        let mut fields = out.trim().split('|').map(|f| f.trim().parse::<u64>().unwrap_or(0));
-        Ok((fields.next().unwrap_or(0), fields.next().unwrap_or(0)))
-    };
     match engine {
         // The FTS5 tables and their shadow tables (`*_data`, `*_idx`, `*_docsize`, `*_config`).
-        Engine::Sqlite => parse(shell(
-            "sqlite3",
-            &[OsArg::Path(&dir.join("data").join("confab.db"))],
-            "SELECT (SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name GLOB '*_words*' OR name GLOB '*_grams*'), \
-             (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size());",
-        )?),
-        Engine::Postgres => parse(shell(
-            "psql",
-            &[OsArg::Str(backing.database_url.as_deref().unwrap_or_default()), OsArg::Str("-qtA")],
-            "SELECT (SELECT coalesce(sum(pg_relation_size(oid)), 0) FROM pg_class WHERE relname LIKE '%search%' AND relkind = 'i') \
-             || '|' || pg_database_size(current_database());",
-        )?),
+        Engine::Sqlite => {
+            let conn = rusqlite::Connection::open(dir.join("data").join("confab.db"))?;
+            Ok(conn.query_row(
+                "SELECT (SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name GLOB '*_words*' OR name GLOB '*_grams*'), \
+                 (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())",
+                [],
+                |row| Ok((row.get::<_, i64>(0)?.max(0) as u64, row.get::<_, i64>(1)?.max(0) as u64)),
+            )?)
+        }
+        Engine::Postgres => {
+            let out = shell(
+                "psql",
+                &[backing.database_url.as_deref().unwrap_or_default(), "-qtA"],
+                "SELECT (SELECT coalesce(sum(pg_relation_size(oid)), 0) FROM pg_class WHERE relname LIKE '%search%' AND relkind = 'i') \
+                 || '|' || pg_database_size(current_database());",
+            )?;
+            let mut fields = out.trim().split('|').map(|f| f.trim().parse::<u64>().unwrap_or(0));
+            Ok((fields.next().unwrap_or(0), fields.next().unwrap_or(0)))
+        }
     }
 }
 

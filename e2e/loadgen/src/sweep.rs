@@ -3,7 +3,7 @@
 //!
 //! The old messages are written once per benchmark run into a SQLite file whose schema the
 //! server's own migrations made (a Confab instance is started on an empty data dir and
-//! stopped), with the `sqlite3` shell: rooms named as the load names them, owned by one
+//! stopped), with the SQLite the server links (rusqlite): rooms named as the load names them, owned by one
 //! archive account, and messages sent long ago spread over them in send order. Each run of
 //! the scenario starts on a copy. The server sweeps when it starts and then once a minute, so
 //! the sweep starts with the server and runs through the measurement window when there are
@@ -11,10 +11,9 @@
 //! "N messages older than D days", by `system`, stamped when the batch committed).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::servers::{self, ConfabBacking, Env};
@@ -54,7 +53,6 @@ pub async fn seed(env: &Env, rooms: usize, prefix: &str, messages: usize) -> any
     if file.exists() {
         return Ok((file, 0.0));
     }
-    which_sqlite3()?;
     // Earlier benchmark runs' seeds (a few hundred MB each) are of no further use.
     for entry in std::fs::read_dir(&env.work_dir)?.flatten() {
         let name = entry.file_name();
@@ -71,8 +69,8 @@ pub async fn seed(env: &Env, rooms: usize, prefix: &str, messages: usize) -> any
     let (mut proc, _) = servers::confab_at(env, "sweep-seed", &ConfabBacking::default(), port, &data, &[]).await?;
     proc.terminate(Duration::from_secs(10));
     let db = data.join("confab.db");
-    sqlite3(&db, &seed_sql(rooms, prefix, messages, chrono::Utc::now().timestamp_millis()))?;
-    sqlite3(&db, "PRAGMA wal_checkpoint(TRUNCATE);")?;
+    execute(&db, &seed_sql(rooms, prefix, messages, chrono::Utc::now().timestamp_millis()))?;
+    execute(&db, "PRAGMA wal_checkpoint(TRUNCATE);")?;
     std::fs::rename(&db, &file).with_context(|| format!("move {} to {}", db.display(), file.display()))?;
     let _ = std::fs::remove_dir_all(&data);
     Ok((file, started.elapsed().as_secs_f64()))
@@ -118,9 +116,9 @@ pub fn read_back(db: &Path, seeded: u64, seed_secs: f64, started_ms: i64, window
          coalesce(sum(CASE WHEN created_at >= {from} AND created_at <= {to} THEN CAST(detail AS INTEGER) ELSE 0 END), 0) \
          FROM audit_log WHERE action = 'retention';"
     );
-    let out = sqlite3(db, &sql)?;
-    let fields: Vec<i64> = out.trim().split('|').map(|f| f.parse::<i64>()).collect::<Result<_, _>>().with_context(|| format!("sweep audit rows: {out:?}"))?;
-    let [batches, deleted, last_ms, in_window] = fields[..] else { bail!("sweep audit rows: {out:?}") };
+    let conn = rusqlite::Connection::open(db).with_context(|| format!("open {}", db.display()))?;
+    let (batches, deleted, last_ms, in_window): (i64, i64, i64, i64) =
+        conn.query_row(&sql, [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))).context("the sweep's audit rows")?;
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
     let sweep_secs = if batches > 0 { (last_ms - started_ms).max(0) as f64 / 1e3 } else { 0.0 };
     let window_secs = (to - from).max(1) as f64 / 1e3;
@@ -138,20 +136,10 @@ pub fn read_back(db: &Path, seeded: u64, seed_secs: f64, started_ms: i64, window
     })
 }
 
-fn which_sqlite3() -> anyhow::Result<()> {
-    match Command::new("sqlite3").arg("-version").output() {
-        Ok(out) if out.status.success() => Ok(()),
-        _ => bail!("skipped: the sqlite3 shell, which writes the old messages, is missing (apt-get install sqlite3)"),
-    }
-}
-
-/// Runs `sql` against `db` with the `sqlite3` shell; returns what it printed.
-fn sqlite3(db: &Path, sql: &str) -> anyhow::Result<String> {
-    let out = Command::new("sqlite3").arg("-bail").arg(db).arg(sql).output().context("sqlite3")?;
-    if !out.status.success() {
-        bail!("sqlite3 {}: {}", db.display(), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// Runs the statements of `sql` against `db`.
+pub fn execute(db: &Path, sql: &str) -> anyhow::Result<()> {
+    let conn = rusqlite::Connection::open(db).with_context(|| format!("open {}", db.display()))?;
+    conn.execute_batch(sql).with_context(|| format!("seeding {}", db.display()))
 }
 
 #[cfg(test)]
