@@ -51,10 +51,6 @@ migrate:
 bench:
     bash e2e/bench/run.sh full
 
-# Search latency over a generated corpus (1M room + 100k direct messages) on SQLite and PostgreSQL while messages are written; `quick` is a tenth. Writes docs/bench/search/ (full) or target/bench/search-quick/.
-bench-search profile="full":
-    bash e2e/bench/search.sh {{profile}}
-
 # Lighthouse (mobile) on /login and a room page of a release server; rewrites docs/lighthouse.md and .json.
 lighthouse:
     bash scripts/build.sh server spa

@@ -6,8 +6,6 @@
 //!   `results.json`, `results.md` and `chart.svg`. `just bench` / `just bench-quick`.
 //! - `loadgen run …`: one load against servers that are already running.
 //! - `loadgen report`: re-renders the Markdown and the chart from a `results.json`.
-//! - `loadgen search --profile full|quick`: search latency over a generated corpus
-//!   (`just bench-search`).
 //! - `loadgen soak --profile full|quick`: well-behaved clients chatting while hostile ones
 //!   attack; exits non-zero on any loss, closed well-behaved socket or RSS past its bound.
 //!   `just soak` (full) and `just soak quick`.
@@ -26,8 +24,6 @@
 //!   connections, restart.
 //! - [`soak`]: the hostile-client soak; [`hostile`]: its attacks.
 //! - [`sweep`]: the old messages of (c-sweep) and what the retention sweep did with them.
-//! - [`search`]: the search benchmark (`loadgen search`): query latency over a generated
-//!   corpus of a million messages while messages are written, on SQLite and PostgreSQL.
 //! - [`procfs`], [`clock`]: CPU time and RSS from `/proc`; one monotonic clock.
 
 mod accounts;
@@ -42,7 +38,6 @@ mod people;
 mod procfs;
 mod report;
 mod servers;
-mod search;
 mod soak;
 mod sweep;
 mod write_path;
@@ -73,8 +68,6 @@ enum Command {
     Run(RunCmd),
     /// Well-behaved clients chatting while hostile ones attack (starts its own server).
     Soak(SoakCmd),
-    /// Search latency over a generated corpus, on SQLite and PostgreSQL (starts its own servers).
-    Search(SearchCmd),
     /// Re-render results.md and chart.svg from a results.json.
     Report {
         /// The results file.
@@ -160,29 +153,6 @@ struct SoakCmd {
 }
 
 #[derive(clap::Args, Debug)]
-struct SearchCmd {
-    /// full: 1 000 000 room and 100 000 direct messages; quick: a tenth of that.
-    #[arg(long, value_enum, default_value = "quick")]
-    profile: bench::Profile,
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "sqlite,postgres")]
-    databases: Vec<search::Engine>,
-    #[arg(long, env = "CONFAB_BIN", default_value = "target/release/confab")]
-    confab_bin: PathBuf,
-    /// Where search.json and search.md go.
-    #[arg(long, default_value = "target/bench/search")]
-    out: PathBuf,
-    /// Logs, data dirs and the corpus files.
-    #[arg(long, default_value = "target/bench/work")]
-    work_dir: PathBuf,
-    /// An existing PostgreSQL to create the database in (scripts/services.sh start gives one).
-    #[arg(long, env = "CONFAB_BENCH_PG_URL", default_value = "postgres://postgres@127.0.0.1:15432/postgres")]
-    pg_url: String,
-    /// The commit measured, for the report.
-    #[arg(long, default_value = "unknown")]
-    commit: String,
-}
-
-#[derive(clap::Args, Debug)]
 struct RunCmd {
     #[arg(long, value_enum, default_value = "confab")]
     dialect: Dialect,
@@ -249,7 +219,6 @@ fn main() -> ExitCode {
             Ok(false) => Err(anyhow::anyhow!("the soak failed a check (see above)")),
             Err(err) => Err(err),
         },
-        Command::Search(cmd) => runtime.block_on(search_cmd(cmd)),
         Command::Report { results, out } => report_cmd(&results, out),
     };
     match outcome {
@@ -337,28 +306,6 @@ async fn soak_cmd(cmd: SoakCmd) -> anyhow::Result<bool> {
     let args = soak::SoakArgs { profile: cmd.profile, env, out: cmd.out, max_rss_mib: cmd.max_rss_mib, seed: cmd.seed, commit: cmd.commit, command: cmd.command_line };
     tokio::select! {
         r = soak::run(args) => r,
-        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
-    }
-}
-
-async fn search_cmd(cmd: SearchCmd) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cmd.work_dir)?;
-    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
-    let env = servers::Env {
-        confab_bin: absolute(cmd.confab_bin),
-        peers_dir: PathBuf::new(),
-        venv: PathBuf::new(),
-        work_dir: absolute(cmd.work_dir),
-        server_cpus: None,
-        pg_url: Some(cmd.pg_url),
-        cluster_ports: (17301, 17399),
-    };
-    tokio::select! {
-        r = search::run(&env, cmd.profile, &cmd.databases, &cmd.out, cmd.commit) => {
-            r?;
-            eprintln!("wrote {0}/search.json and {0}/search.md", cmd.out.display());
-            Ok(())
-        }
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
     }
 }
