@@ -43,32 +43,25 @@ fn js_message(err: &JsValue) -> String {
     Reflect::get(err, &JsValue::from_str("message")).ok().and_then(|m| m.as_string()).unwrap_or_else(|| "The browser refused.".to_owned())
 }
 
-async fn settle(value: JsValue) -> Result<JsValue, String> {
-    match value.dyn_into::<Promise>() {
-        Ok(promise) => JsFuture::from(promise).await.map_err(|e| js_message(&e)),
-        Err(value) => Ok(value),
-    }
-}
-
 /// `on`, `off`, `denied` or `unsupported`.
 pub fn state() -> String {
     call("state", &[]).ok().and_then(|s| s.as_string()).unwrap_or_else(|| "unsupported".to_owned())
 }
 
-/// Asks for permission, subscribes to Web Push and stores the subscription on the server
-/// (with `token`, named after the browser: `Chrome on Linux`); or why not.
-pub async fn enable(token: &str) -> Result<(), String> {
-    settle(call("enable", &[token.into()])?).await.map(drop)
-}
-
-/// Turns notifications off in this browser, ends its push subscription and removes it from
-/// the server.
-pub async fn disable(token: &str) -> Result<(), String> {
-    settle(call("disable", &[token.into()])?).await.map(drop)
+/// Calls `confabNotify[name](token, id)` and waits for its promise: `enable` (asks for
+/// permission, subscribes to Web Push and stores the subscription on the server, named
+/// after the browser: `Chrome on Linux`), `disable` (ends it here and removes it there),
+/// `remove` (the device `id`; this browser's turns notifications off here too), `devices`
+/// (the caller's, see [`devices_of`]).
+pub async fn ask(name: &str, token: &str, id: f64) -> Result<JsValue, String> {
+    match call(name, &[token.into(), id.into()])?.dyn_into::<Promise>() {
+        Ok(promise) => JsFuture::from(promise).await.map_err(|e| js_message(&e)),
+        Err(value) => Ok(value),
+    }
 }
 
 /// A device that gets pushes, as Settings lists it.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Device {
     pub id: f64,
     pub name: String,
@@ -76,23 +69,17 @@ pub struct Device {
     pub here: bool,
 }
 
-/// The caller's devices that get pushes (`GET /api/push/subscriptions`, through notify.js).
-pub async fn devices(token: &str) -> Result<Vec<Device>, String> {
-    let list = settle(call("devices", &[token.into()])?).await?;
+/// What `devices` answered: `[{id, name, here}]`.
+pub fn devices_of(list: &JsValue) -> Vec<Device> {
     let field = |item: &JsValue, name: &str| Reflect::get(item, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
-    Ok(js_sys::Array::from(&list)
+    js_sys::Array::from(list)
         .iter()
         .map(|item| Device {
             id: field(&item, "id").as_f64().unwrap_or(0.0),
             name: field(&item, "name").as_string().unwrap_or_default(),
             here: field(&item, "here").is_truthy(),
         })
-        .collect())
-}
-
-/// Removes one of the caller's devices (this browser's: notifications go off here too).
-pub async fn remove(token: &str, id: f64) -> Result<(), String> {
-    settle(call("remove", &[token.into(), id.into()])?).await.map(drop)
+        .collect()
 }
 
 /// Shows a notification of `kind` (`dm`, `mention`) in `conversation` when notify.js

@@ -153,18 +153,13 @@ fn QuietToggle(state: RoomState) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let summary = state.summary.clone();
     let quiet = Signal::derive(move || summary.with(|s| s.as_ref().is_some_and(|s| s.quiet)));
-    let busy = RwSignal::new(false);
-    let toggle = {
-        move |_| {
-            let (state, to) = (state.clone(), !quiet.get_untracked());
-            busy.set(true);
-            spawn_local(async move {
-                if let Err(err) = chat.rooms.set_quiet(state, to).await {
-                    chat.report(&err);
-                }
-                busy.set(false);
-            });
-        }
+    let toggle = move |_| {
+        let (state, to) = (state.clone(), !quiet.get_untracked());
+        spawn_local(async move {
+            if let Err(err) = chat.rooms.set_quiet(state, to).await {
+                chat.report(&err);
+            }
+        });
     };
     view! {
         <button
@@ -173,7 +168,6 @@ fn QuietToggle(state: RoomState) -> impl IntoView {
             data-testid="room-quiet"
             aria-pressed=move || quiet.get().to_string()
             title=move || if quiet.get() { "Quiet: click to get notifications from this room again" } else { "Notifications on: click to keep this room quiet" }
-            disabled=move || busy.get()
             on:click=toggle
         >
             <span aria-hidden="true">{move || if quiet.get() { "🔕 " } else { "🔔 " }}</span>

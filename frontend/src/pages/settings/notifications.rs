@@ -11,6 +11,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::Section;
+use wasm_bindgen::JsValue;
+
 use crate::notify::{self, Device};
 use crate::state::{Chat, REFRESH_MARGIN_MS};
 
@@ -21,57 +23,41 @@ pub fn NotificationsSection() -> impl IntoView {
     let on = RwSignal::new(notify::state() == "on");
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
-    let devices = RwSignal::new(None::<Vec<Device>>);
     // An empty list says so in its place (style.css, `.device-list:empty`).
-    let load = move || {
-        spawn_local(async move {
-            let Ok(token) = session.access_token(REFRESH_MARGIN_MS).await else { return };
-            match notify::devices(&token).await {
-                Ok(list) => devices.set(Some(list)),
-                Err(why) => error.set(Some(format!("Could not load the devices: {why}"))),
-            }
-        });
-    };
-    load();
-    // notify.js loads with `defer`: by the time a person reaches Settings it has run, but a
-    // first paint straight onto /settings may come before it.
-    set_timeout(move || on.set(notify::state() == "on"), std::time::Duration::from_millis(500));
-
-    let switch = move |_| {
-        if busy.get_untracked() {
-            return;
-        }
+    let devices = RwSignal::new(None::<Vec<Device>>);
+    // One way for every click: `act` (if any) through notify.js, then the list afresh.
+    let run = move |act: Option<&'static str>, id: f64| {
         error.set(None);
         busy.set(true);
-        let turn_on = !on.get_untracked();
         spawn_local(async move {
-            let outcome = match session.access_token(REFRESH_MARGIN_MS).await {
-                Err(err) => Err(err.message),
-                Ok(token) if turn_on => notify::enable(&token).await,
-                Ok(token) => notify::disable(&token).await,
-            };
-            match outcome {
-                Ok(()) => on.set(turn_on),
-                Err(why) => {
-                    error.set(Some(why));
-                    on.set(notify::state() == "on");
+            let mut outcome = Ok(JsValue::NULL);
+            match session.access_token(REFRESH_MARGIN_MS).await {
+                Err(err) => outcome = Err(err.message),
+                Ok(token) => {
+                    if let Some(act) = act {
+                        outcome = notify::ask(act, &token, id).await;
+                    }
+                    match notify::ask("devices", &token, 0.0).await {
+                        Ok(list) => devices.set(Some(notify::devices_of(&list))),
+                        Err(why) if outcome.is_ok() => outcome = Err(format!("Could not load the devices: {why}")),
+                        Err(_) => {}
+                    }
                 }
             }
-            busy.set(false);
-            load();
-        });
-    };
-    let remove = move |id: f64| {
-        error.set(None);
-        spawn_local(async move {
-            let Ok(token) = session.access_token(REFRESH_MARGIN_MS).await else { return };
-            if let Err(why) = notify::remove(&token, id).await {
-                error.set(Some(format!("Could not remove the device: {why}")));
+            if let Err(why) = outcome {
+                error.set(Some(why));
             }
             on.set(notify::state() == "on");
-            load();
+            busy.set(false);
         });
     };
+    run(None, 0.0);
+    let switch = move |_| {
+        if !busy.get_untracked() {
+            run(Some(if on.get_untracked() { "disable" } else { "enable" }), 0.0);
+        }
+    };
+    let remove = move |id: f64| run(Some("remove"), id);
     let blocked = move || notify::state() == "denied";
 
     view! {
