@@ -2,6 +2,8 @@
 # Builds the SPA into frontend/dist, ready to be served as is (see backend/src/spa.rs):
 #
 #   frontend/dist/index.html, favicon.svg                  revalidated on every load
+#   frontend/dist/favicon-unread.svg, notify.js, sw.js     (the service worker keeps its
+#                                                         name: its scope is where it is)
 #   frontend/dist/assets/confab_frontend-<hash>.js         the wasm-bindgen glue
 #   frontend/dist/assets/confab_frontend_bg-<hash>.wasm    the app
 #   frontend/dist/assets/style-<hash>.css
@@ -83,7 +85,7 @@ for url in "$js_url" "$wasm_url" "$css_url"; do
     exit 1
   fi
 done
-cp "$here/favicon.svg" "$dist/"
+cp "$here/favicon.svg" "$here/favicon-unread.svg" "$here/notify.js" "$here/sw.js" "$dist/"
 
 # -n: no name or time stamp in the gzip header, so a rebuild of the same file is identical.
 while IFS= read -r -d '' file; do

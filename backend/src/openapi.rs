@@ -28,6 +28,7 @@ use crate::{auth, features};
         features::rooms::list_rooms,
         features::rooms::create_room,
         features::rooms::room_messages,
+        features::rooms::put_quiet,
         features::publish::publish,
         features::jobs::create_job,
         features::jobs::get_job,
@@ -65,7 +66,7 @@ use crate::{auth, features};
         features::system::openapi_json,
         features::system::asyncapi_json,
     ),
-    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, SessionTokens, LoginProvider, OidcLogin, RoomSummary, RoomsPage, CreateRoom, Message, MentionAll, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, CreateJobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody, push::PushKey, push::PushSubscriptionKeys, push::CreatePushSubscription, push::PushSubscription, push::PushKind, push::PushMessage, moderation::Sanction, moderation::ModerationAction, moderation::SanctionRequest, moderation::KickRequest, moderation::RoleRequest, moderation::SettingsRequest, moderation::RoomSettings, moderation::ModerationResult, moderation::RoomRole, moderation::Suspension, moderation::SuspendedAccount, moderation::SuspensionsPage, moderation::RoomSanction, moderation::RoomSanctionsPage, moderation::PurgeRequest, moderation::ReportState, moderation::Report, moderation::ReportsPage, moderation::ResolveReport, moderation::AuditEntry, moderation::AuditPage, moderation::AuditExportRequest, features::jobs::ExportFile)),
+    components(schemas(User, UserPresence, UsersPage, Credentials, RefreshRequest, TokenPair, SessionTokens, LoginProvider, OidcLogin, RoomSummary, RoomsPage, CreateRoom, QuietRequest, Message, MentionAll, DirectMessage, PublishTarget, PublishRequest, PublishAccepted, JobKind, CreateJobKind, ExportFormat, CreateJob, JobAccepted, JobState, Job, Health, Status, Problem, Scope, CreateApiToken, ApiToken, ApiTokenCreated, webhooks::WebhookEvent, webhooks::CreateWebhook, webhooks::Webhook, webhooks::WebhookCreated, webhooks::DeliveryStatus, webhooks::WebhookDelivery, webhooks::WebhookBody, push::PushKey, push::PushSubscriptionKeys, push::CreatePushSubscription, push::PushSubscription, push::PushKind, push::PushMessage, moderation::Sanction, moderation::ModerationAction, moderation::SanctionRequest, moderation::KickRequest, moderation::RoleRequest, moderation::SettingsRequest, moderation::RoomSettings, moderation::ModerationResult, moderation::RoomRole, moderation::Suspension, moderation::SuspendedAccount, moderation::SuspensionsPage, moderation::RoomSanction, moderation::RoomSanctionsPage, moderation::PurgeRequest, moderation::ReportState, moderation::Report, moderation::ReportsPage, moderation::ResolveReport, moderation::AuditEntry, moderation::AuditPage, moderation::AuditExportRequest, features::jobs::ExportFile)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Accounts and tokens"),

@@ -69,7 +69,8 @@ impl Application {
         let vapid = crate::webpush::Vapid::load(config.vapid_private_key_file.as_deref(), &config.data_dir, &config.vapid_subject)?;
         let sanctions = Arc::new(Sanctions::default());
         sanctions.replace(Sanctions::load(&db).await.context("reading the moderation decisions")?);
-        let pipeline = MessagePipeline::spawn(db.clone(), &config.database_url(), layer.clone(), webhooks.clone())
+        let push_alerts = crate::storage::push::Alerts::default();
+        let pipeline = MessagePipeline::spawn(db.clone(), &config.database_url(), layer.clone(), webhooks.clone(), push_alerts.clone())
             .context("starting the message pipeline")?;
         // Jobs left unfinished by an earlier run (or, with Redis, by a dead instance) are failed.
         jobs::runner::sweep(&db, layer.as_ref(), config.redis_url.is_none()).await;
@@ -98,6 +99,7 @@ impl Application {
             webhooks,
             vapid: Arc::new(vapid),
             push_queue: crate::storage::push::PushQueue::default(),
+            push_alerts,
             jobs: JobRunner::new(shutdown.clone()),
             shutdown,
             sessions: TaskTracker::new(),
@@ -128,6 +130,7 @@ impl Application {
         }
         let deliveries = tokio::spawn(crate::features::webhooks::worker::run(state.clone()));
         let pushes = tokio::spawn(crate::features::push::worker::run(state.clone()));
+        tokio::spawn(crate::features::push::offline::run(state.clone()));
         let usage = {
             let (usage, db, shutdown) = (state.token_usage.clone(), state.db.clone(), shutdown.clone());
             tokio::spawn(async move { usage.flush_periodically(db, shutdown).await })

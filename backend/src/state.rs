@@ -60,6 +60,8 @@ pub struct AppState {
     pub vapid: Arc<crate::webpush::Vapid>,
     /// Wakes the Web Push worker when pushes are queued.
     pub push_queue: crate::storage::push::PushQueue,
+    /// Where private messages and mentions are handed over for people with no connection.
+    pub push_alerts: crate::storage::push::Alerts,
     /// The group-commit pipeline every `room.send` goes through (batch, append, broadcast, answer).
     pub pipeline: MessagePipeline,
     /// What moderation forbids now (bans, mutes, suspensions, slow mode): this instance's

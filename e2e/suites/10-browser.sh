@@ -16,6 +16,10 @@
 # sockets right after they open, a tab moves to the stream too. Another
 # (e2e/browser/tests/mentions.test.mjs) has a program mention a reader: the rooms list counts
 # it live, the tab title leads with it, and the opened room shows the message highlighted.
+# Another (e2e/browser/tests/notifications.test.mjs) autocompletes `@` by keyboard, checks the
+# title and favicon on a private message, turns notifications on in Settings (the push
+# subscription is stored and listed), gets desktop notifications in a hidden tab but none for
+# a quiet room, and has the service worker show a push delivered through the DevTools protocol.
 #
 # Environment: CONFAB_BIN (the server), CONFAB_SCREENSHOTS=docs/screenshots to save the
 # PNGs of the main pages, CONFAB_SKIP_SPA_BUILD=1 to use frontend/dist as it is,

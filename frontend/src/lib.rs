@@ -9,10 +9,12 @@
 //!   around the socket: reconnect, re-join, `sync`, token renewal.
 //! - [`components`]: reusable UI pieces; [`pages`]: one module per route.
 //! - [`oidc`]: "Log in with <provider>": PKCE, `state` and `nonce` around the provider's redirect.
+//! - [`notify`]: the favicon's dot, desktop notifications and Web Push (through `/notify.js`).
 //! - [`util`]: clock, storage, time formatting, error wording.
 
 pub mod api;
 pub mod components;
+pub mod notify;
 pub mod oidc;
 pub mod pages;
 pub mod session;

@@ -34,4 +34,9 @@ slow_mode_secs: number,
 /**
  * Messages older than this many days are deleted; `null`: the server's default.
  */
-retention_days: number | null, };
+retention_days: number | null, 
+/**
+ * The caller keeps the room quiet (`room.set_quiet`): no notification, no Web Push
+ * for a mention; `false` for anonymous callers.
+ */
+quiet: boolean, };

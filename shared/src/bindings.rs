@@ -42,6 +42,7 @@ pub fn write_all(out_dir: &Path) -> Result<(), String> {
     export(LoginProvider::export_all(&cfg))?;
     export(OidcLogin::export_all(&cfg))?;
     export(CreateRoom::export_all(&cfg))?;
+    export(QuietRequest::export_all(&cfg))?;
     export(PublishRequest::export_all(&cfg))?;
     export(PublishAccepted::export_all(&cfg))?;
     export(CreateJob::export_all(&cfg))?;

@@ -184,6 +184,7 @@ pub fn valid_params(method: &str) -> BoxedStrategy<Map<String, Value>> {
         "dm.history" => vec![required("with", user()), optional("before", id()), optional("limit", limit())],
         "room.read" => vec![required("room", room()), required("id", id())],
         "dm.read" => vec![required("with", user()), required("id", id())],
+        "room.set_quiet" => vec![required("room", room()), required("quiet", any::<bool>().prop_map(Value::Bool).boxed())],
         "sync" => vec![
             required("rooms", btree_map(prop_oneof![Just(ROOM.to_owned()), "[a-z0-9-]{1,8}"], 0i64..8, 0..3).prop_map(|m| json!(m)).boxed()),
             optional("dm_after", (0i64..8).prop_map(Value::from).boxed()),

@@ -138,6 +138,10 @@ wire! {
         /// Messages older than this many days are deleted; `null`: the server's default.
         #[serde(default)]
         pub retention_days: Option<u32>,
+        /// The caller keeps the room quiet (`room.set_quiet`): no notification, no Web Push
+        /// for a mention; `false` for anonymous callers.
+        #[serde(default)]
+        pub quiet: bool,
     }
 
     /// The body of `POST /api/rooms`.
@@ -147,6 +151,13 @@ wire! {
         pub name: String,
         #[serde(default)]
         pub admin_only: bool,
+    }
+
+    /// The body of `PUT /api/rooms/{room}/quiet` (`room.set_quiet` over REST).
+    pub struct QuietRequest {
+        /// `true`: hear nothing of the room (no notification, no Web Push for a mention);
+        /// `false`: hear of it again.
+        pub quiet: bool,
     }
 
     /// A persisted room message. A deleted message keeps its id, with `text: ""`.

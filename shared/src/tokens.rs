@@ -145,6 +145,7 @@ pub const METHOD_SCOPES: &[(&str, Option<Scope>)] = &[
     ("dm.history", Some(Scope::Read)),
     ("room.read", Some(Scope::Write)),
     ("dm.read", Some(Scope::Write)),
+    ("room.set_quiet", Some(Scope::Write)),
     ("sync", Some(Scope::Read)),
     ("job.subscribe", Some(Scope::Read)),
     // A token connection keeps its token: `auth.refresh` answers it with -32003 itself.

@@ -97,6 +97,8 @@ pub const REST_ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/rooms", Need::Scope(Scope::Read)),
     ("POST", "/api/rooms", Need::Scope(CREATE_ROOM_SCOPE)),
     ("GET", "/api/rooms/{room}/messages", Need::Scope(Scope::Read)),
+    // Like `room.read`: the caller's own state in the room, written.
+    ("PUT", "/api/rooms/{room}/quiet", Need::Scope(Scope::Write)),
     ("POST", "/api/publish", Need::Scope(Scope::Publish)),
     // An export stores a copy of a room's history and keeps a worker busy: writing.
     ("POST", "/api/jobs", Need::Scope(Scope::Write)),

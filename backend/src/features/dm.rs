@@ -73,7 +73,7 @@ pub async fn send(state: &AppState, conn: &Conn, p: DmSendParams) -> AppResult<D
             preview: confab_shared::push::preview(&message.text),
             url: format!("/dm/{}", me.username),
         };
-        super::push::notify_offline(state, super::push::Recipient { user_id: to.id, username: &to.username }, &push).await;
+        state.push_alerts.dm(to.id, push);
     }
     Ok(message)
 }

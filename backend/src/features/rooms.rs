@@ -1,23 +1,24 @@
 //! Rooms: list, create, join (creating on first join), leave, history, typing, read cursors
-//! (which clear unread messages and mentions alike).
+//! (which clear unread messages and mentions alike), and quiet rooms (a member's choice to
+//! hear nothing of a room: no notification, no Web Push for a mention).
 
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use confab_shared::hooks::{HookName, HookRequest};
 use confab_shared::rpc::notify::RoomUser;
 use confab_shared::rpc::{
     Ack, HistoryParams, JoinParams, JoinResult, LeaveParams, Notification, RoomMembersPage, RoomMembersParams,
-    RoomReadParams, RoomsListParams, TypingParams,
+    RoomReadParams, RoomsListParams, SetQuietParams, TypingParams,
 };
 use confab_shared::rpc::MAX_ANSWER_BYTES;
 use confab_shared::rpc::notify::ReadCursor;
 use confab_shared::moderation::RoomRole;
 use confab_shared::tokens::CREATE_ROOM_SCOPE;
-use confab_shared::{CreateRoom, HistoryQuery, Message, Problem, RoomSummary, RoomsPage, RoomsQuery, Timestamp, validate};
+use confab_shared::{CreateRoom, HistoryQuery, Message, Problem, QuietRequest, RoomSummary, RoomsPage, RoomsQuery, Timestamp, validate};
 
 use super::{hooks, moderation};
 use super::{Budget, Page, list_limit, page_limit};
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/rooms", get(list_rooms).post(create_room))
         .route("/api/rooms/{room}/messages", get(room_messages))
+        .route("/api/rooms/{room}/quiet", put(put_quiet))
 }
 
 /// A page of the rooms visible to the caller, by name.
@@ -105,6 +107,34 @@ pub async fn room_messages(
     history(&state, caller.as_ref(), params, MAX_ANSWER_BYTES).await.map(Json)
 }
 
+/// Keep the room quiet for the caller, or hear of it again (`room.set_quiet`).
+#[utoipa::path(put, path = "/api/rooms/{room}/quiet", tag = "rooms", security(("bearer" = [])),
+    params(("room" = String, Path, description = "Room name", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body = QuietRequest,
+    responses(
+        (status = 200, description = "The room as the caller's `rooms.list` shows it now", body = RoomSummary),
+        (status = 401, description = "Not logged in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admin-only room, or banned from it", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such room", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid room or body", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put_quiet(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(room): Path<String>,
+    ApiJson(QuietRequest { quiet }): ApiJson<QuietRequest>,
+) -> AppResult<Json<RoomSummary>> {
+    set_quiet(&state, &caller, SetQuietParams { room, quiet }).await.map(Json)
+}
+
+/// `room.set_quiet` and `PUT /api/rooms/{room}/quiet`: for a room the caller may read; the
+/// caller becomes a member if they were not one.
+pub async fn set_quiet(state: &AppState, me: &Identity, p: SetQuietParams) -> AppResult<RoomSummary> {
+    let room = readable(state, Some(me), &p.room).await?;
+    rooms::set_quiet(&state.db, me.user_id, room.id, p.quiet).await?;
+    summary(state, Some(me), &room).await
+}
+
 /// `rooms.list` and `GET /api/rooms`: a keyset page of the rooms visible to `caller`, by
 /// name, with online counts and unread counts.
 pub async fn list(state: &AppState, caller: Option<&Identity>, p: RoomsListParams) -> AppResult<RoomsPage> {
@@ -125,9 +155,13 @@ pub async fn list(state: &AppState, caller: Option<&Identity>, p: RoomsListParam
     let (rows, next_cursor) = Page::split(rows, limit, |r| r.name.clone());
     let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
     let online = state.presence.room_counts_of(&names).await?;
-    let (unread, mentioned) = match caller {
-        Some(c) => (Some(rooms::unread_counts(&state.db, c.user_id).await?), Some(mentions::unread_counts(&state.db, c.user_id).await?)),
-        None => (None, None),
+    let (unread, mentioned, quiet) = match caller {
+        Some(c) => (
+            Some(rooms::unread_counts(&state.db, c.user_id).await?),
+            Some(mentions::unread_counts(&state.db, c.user_id).await?),
+            rooms::quiet_rooms(&state.db, c.user_id).await?,
+        ),
+        None => (None, None, Default::default()),
     };
     let total = rooms::count(&state.db, query).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -144,6 +178,7 @@ pub async fn list(state: &AppState, caller: Option<&Identity>, p: RoomsListParam
                 moderators,
                 slow_mode_secs: room.slow_mode_secs.max(0) as u32,
                 retention_days: room.retention_days.map(|d| d.max(0) as u32),
+                quiet: quiet.contains(&room.id),
                 name: room.name,
                 admin_only: room.admin_only,
                 last_message_at: room.last_message_at.map(Timestamp::from_millis),
@@ -155,12 +190,13 @@ pub async fn list(state: &AppState, caller: Option<&Identity>, p: RoomsListParam
 
 async fn summary(state: &AppState, caller: Option<&Identity>, room: &room_entity::Model) -> AppResult<RoomSummary> {
     let online = state.presence.room_count(&room.name).await?;
-    let (unread, mentioned) = match caller {
+    let (unread, mentioned, quiet) = match caller {
         Some(c) => (
             Some(rooms::unread_counts(&state.db, c.user_id).await?.get(&room.id).copied().unwrap_or(0)),
             Some(mentions::unread_counts(&state.db, c.user_id).await?.get(&room.id).copied().unwrap_or(0)),
+            rooms::quiet_rooms(&state.db, c.user_id).await?.contains(&room.id),
         ),
-        None => (None, None),
+        None => (None, None, false),
     };
     let (owner, moderators) = moderation_store::roles_of(&state.db, &[room.id]).await?.remove(&room.id).unwrap_or_default();
     Ok(RoomSummary {
@@ -174,6 +210,7 @@ async fn summary(state: &AppState, caller: Option<&Identity>, room: &room_entity
         moderators,
         slow_mode_secs: room.slow_mode_secs.max(0) as u32,
         retention_days: room.retention_days.map(|d| d.max(0) as u32),
+        quiet,
     })
 }
 

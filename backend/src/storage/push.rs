@@ -1,10 +1,15 @@
 //! Web Push subscriptions and the push outbox: a person's subscriptions (one row per
 //! endpoint, at most a fixed number per person), the pushes queued for them (coalesced per
 //! conversation), and the push worker's queue (take the due pushes, lease one, record what
-//! happened), in the webhook queue's manner (`super::webhooks`).
+//! happened), in the webhook queue's manner (`super::webhooks`). In memory: the [`Alerts`]
+//! handed over for pushes before they are queued, and the worker's wake-up.
 
+use std::sync::{Arc, Mutex};
+
+use confab_shared::push::PushMessage;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
+use tokio::sync::mpsc;
+use sea_orm::{ActiveModelTrait, FromQueryResult as _, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
 
 use super::entity::{push_deliveries as deliveries, push_subscriptions as subscriptions};
 use super::{Db, StorageResult, now_ms};
@@ -26,6 +31,65 @@ impl PushQueue {
     /// Resolves at the next [`wake`](Self::wake) (or at once, if one came while no one waited).
     pub async fn woken(&self) {
         self.wake.notified().await;
+    }
+}
+
+/// Most messages waiting for their pushes ([`Alerts`]); past this, new ones get none.
+pub const MAX_WAITING_ALERTS: usize = 4096;
+
+/// Something stored that people with no connection should hear about by Web Push.
+pub struct Alert {
+    /// Who may hear of it (before the subscription, quiet and presence filters).
+    pub to: Arc<[i64]>,
+    /// The room of a mention, whose quiet members are skipped; `None` for a private message.
+    pub room_id: Option<i64>,
+    pub message: PushMessage,
+}
+
+/// The queue from the features that store messages to the task that turns them into
+/// pushes (`features::push::offline`): handing over never waits; cheap to clone.
+#[derive(Clone)]
+pub struct Alerts {
+    tx: mpsc::Sender<Alert>,
+    /// The receiving end, until that task takes it. Locked only to take it, never across
+    /// an await.
+    rx: Arc<Mutex<Option<mpsc::Receiver<Alert>>>>,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(MAX_WAITING_ALERTS);
+        Self { tx, rx: Arc::new(Mutex::new(Some(rx))) }
+    }
+}
+
+impl Alerts {
+    /// A private message to `to`.
+    pub fn dm(&self, to: i64, message: PushMessage) {
+        self.hand_over(Alert { to: Arc::new([to]), room_id: None, message });
+    }
+
+    /// A room message (or an edit) mentioning `to` in the room `room_id`.
+    pub fn mention(&self, room_id: i64, to: Arc<[i64]>, message: PushMessage) {
+        if !to.is_empty() {
+            self.hand_over(Alert { to, room_id: Some(room_id), message });
+        }
+    }
+
+    fn hand_over(&self, alert: Alert) {
+        match self.tx.try_send(alert) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(alert)) => {
+                tracing::warn!(conversation = %alert.message.conversation, "too many pushes waiting; this message gets none");
+            }
+            // Shutting down.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// The receiving end, for the one task that queues the pushes; `None` once taken.
+    pub fn take(&self) -> Option<mpsc::Receiver<Alert>> {
+        self.rx.lock().map(|mut rx| rx.take()).unwrap_or(None)
     }
 }
 
@@ -114,6 +178,32 @@ pub async fn unsubscribe(db: &Db, id: i64, owner: Option<i64>) -> StorageResult<
     }
     txn.commit().await?;
     Ok(gone)
+}
+
+/// Of `user_ids`, those with at least one subscription, with their names; with `quiet_in`,
+/// not those who keep that room quiet. One query: `user_ids` is bounded by the caller.
+pub async fn reachable(db: &Db, user_ids: &[i64], quiet_in: Option<i64>) -> StorageResult<Vec<(i64, String)>> {
+    #[derive(sea_orm::FromQueryResult)]
+    struct Row {
+        id: i64,
+        username: String,
+    }
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; user_ids.len()].join(",");
+    let mut values: Vec<sea_orm::Value> = user_ids.iter().map(|&id| id.into()).collect();
+    let mut sql = format!(
+        "SELECT u.id AS id, u.username AS username FROM users u WHERE u.id IN ({marks}) \
+         AND EXISTS (SELECT 1 FROM push_subscriptions s WHERE s.user_id = u.id)"
+    );
+    if let Some(room_id) = quiet_in {
+        sql.push_str(" AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.room_id = ? AND m.quiet = ?)");
+        values.push(room_id.into());
+        values.push(true.into());
+    }
+    let rows = Row::find_by_statement(super::statement(db, &sql, values)).all(&db.conn).await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.username)).collect())
 }
 
 /// Queues `body` for each of `user_id`'s subscriptions, unless a push of `topic` was queued

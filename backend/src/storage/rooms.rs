@@ -122,6 +122,7 @@ async fn join_at(db: &Db, user_id: i64, room_id: i64, latest: i64) -> StorageRes
         room_id: Set(room_id),
         joined_at: Set(now_ms()),
         last_read_id: Set(latest),
+        quiet: Set(false),
     })
     .on_conflict(OnConflict::columns([memberships::Column::UserId, memberships::Column::RoomId]).do_nothing().to_owned())
     .exec_without_returning(&db.conn)
@@ -180,4 +181,31 @@ pub async fn unread_counts(db: &Db, user_id: i64) -> StorageResult<HashMap<i64, 
     .all(&db.conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.room_id, r.unread)).collect())
+}
+
+/// Makes the room quiet for a member (`true`) or not (`false`), joining them first if they
+/// were not a member (as `room.read` does).
+pub async fn set_quiet(db: &Db, user_id: i64, room_id: i64, quiet: bool) -> StorageResult<()> {
+    join_at(db, user_id, room_id, latest_message_id(db, room_id).await?).await?;
+    memberships::Entity::update_many()
+        .col_expr(memberships::Column::Quiet, Expr::value(quiet))
+        .filter(memberships::Column::UserId.eq(user_id))
+        .filter(memberships::Column::RoomId.eq(room_id))
+        .exec(&db.conn)
+        .await?;
+    Ok(())
+}
+
+/// The rooms a user keeps quiet.
+pub async fn quiet_rooms(db: &Db, user_id: i64) -> StorageResult<std::collections::HashSet<i64>> {
+    use sea_orm::QuerySelect;
+    let ids: Vec<i64> = memberships::Entity::find()
+        .select_only()
+        .column(memberships::Column::RoomId)
+        .filter(memberships::Column::UserId.eq(user_id))
+        .filter(memberships::Column::Quiet.eq(true))
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    Ok(ids.into_iter().collect())
 }

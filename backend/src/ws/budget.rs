@@ -40,6 +40,7 @@ pub fn floor(request: &Request) -> usize {
         Request::Echo(p) => json_len(p),
         Request::UsersList(_) => PAGE_FRAME_BYTES + LIST_PAGE * PRESENCE_BYTES,
         Request::RoomsList(_) => PAGE_FRAME_BYTES + LIST_PAGE * ROOM_BYTES,
+        Request::RoomSetQuiet(_) => ROOM_BYTES,
         Request::RoomMembers(_) => PAGE_FRAME_BYTES + LIST_PAGE * NAME_BYTES,
         // The room, the first page of who is there and its cursor; the history is cut to fit.
         Request::RoomJoin(_) => PAGE_FRAME_BYTES + ROOM_BYTES + JOIN_ONLINE * NAME_BYTES
@@ -120,6 +121,7 @@ mod tests {
             moderators: (0..confab_shared::moderation::MAX_MODERATORS).map(name).collect(),
             slow_mode_secs: u32::MAX,
             retention_days: Some(u32::MAX),
+            quiet: true,
         }
     }
 

@@ -32,6 +32,7 @@ pub async fn dispatch(state: &AppState, conn: &mut Conn, request: Request) -> Re
         Request::DmSend(p) => json(dm::send(state, conn, p).await),
         Request::DmHistory(p) => json(dm::history(state, conn, p).await),
         Request::RoomRead(p) => json(rooms::read(state, conn, p).await),
+        Request::RoomSetQuiet(p) => json(async { rooms::set_quiet(state, conn.user()?, p).await }.await),
         Request::DmRead(p) => json(dm::read(state, conn, p).await),
         Request::Sync(p) => json(sync::sync(state, conn, p).await),
         Request::JobSubscribe(p) => json(crate::features::jobs::subscribe(state, conn, p).await),

@@ -4,7 +4,9 @@
 //! for the subscription (opened here with the subscription's private key, RFC 8291 written
 //! out independently of the server's code) and signed with the server's VAPID key (the JWT
 //! checked here); 410 removes the subscription, a push service that is down is retried,
-//! and one conversation pushes at most once per coalescing window.
+//! and one conversation pushes at most once per coalescing window. A mention (in a message
+//! or added by an edit) pushes to the mentioned with no connection, unless they keep the
+//! room quiet.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -21,7 +23,7 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::helpers::{TestApp, body, dm, problem, spawn_app, spawn_app_with, unique, within};
+use crate::helpers::{TestApp, body, dm, join, problem, send, spawn_app, spawn_app_with, unique, within};
 
 /// One POST the stand-in push service got.
 #[derive(Clone, Debug)]
@@ -146,6 +148,16 @@ async fn subscribe(app: &TestApp, token: &str, browser: &Browser, endpoint: &str
 
 async fn deliveries(app: &TestApp) -> u64 {
     push_deliveries::Entity::find().count(&app.state().db.conn).await.expect("the push outbox")
+}
+
+/// Pushes are queued after the sender's answer: waits until the outbox holds `n`.
+async fn wait_for_deliveries(app: &TestApp, n: u64) {
+    within(&format!("{n} queued pushes"), async {
+        while deliveries(app).await < n {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -369,7 +381,59 @@ async fn one_conversation_pushes_at_most_once_per_coalescing_window() {
     for text in ["one", "two", "three"] {
         alice_ws.ok(dm(&bob_name, text)).await;
     }
-    assert_eq!(deliveries(&app).await, 1, "Alice's conversation pushed once");
+    // Pushes are queued in order, after the answers: once Dave's (another conversation) is
+    // there, Alice's three have been looked at.
     dave_ws.ok(dm(&bob_name, "another conversation")).await;
-    assert_eq!(deliveries(&app).await, 2, "Dave's is another conversation");
+    wait_for_deliveries(&app, 2).await;
+    let topics: Vec<String> = push_deliveries::Entity::find().all(&app.state().db.conn).await.expect("the outbox").into_iter().map(|d| d.topic).collect();
+    assert_eq!(topics.len(), 2, "Alice's conversation pushed once, Dave's once: {topics:?}");
+    assert_ne!(topics[0], topics[1]);
+}
+
+#[tokio::test]
+async fn a_mention_of_someone_with_no_connection_pushes_to_them_unless_they_keep_the_room_quiet() {
+    let app = spawn_app().await;
+    let (service, addr) = PushService::start(&[]).await;
+    let room = unique("lobby");
+    let (alice, mut alice_ws) = app.user_online("alice").await;
+    let alice_name = alice.user.username.clone();
+    alice_ws.ok(join(&room)).await;
+    let bob_name = unique("bob");
+    let bob = app.signup_and_login(&bob_name).await;
+    let mut bob_browser = Browser::new();
+    subscribe(&app, &bob.access_token, &bob_browser, &format!("http://{addr}/push/bob")).await;
+
+    let sent = alice_ws.ok(send(&room, &format!("@{bob_name} standup in 5"))).await;
+    let hits = service.wait_for(1).await;
+    assert_eq!(hits[0].path, "/push/bob");
+    let message: PushMessage = serde_json::from_slice(&bob_browser.open(&hits[0].body)).expect("a PushMessage");
+    assert_eq!(message.kind, PushKind::Mention);
+    assert_eq!((message.conversation.as_str(), message.from.as_str()), (room.as_str(), alice_name.as_str()));
+    assert_eq!((message.url, message.preview), (format!("/rooms/{room}"), sent.text.clone()));
+
+    // Carol keeps the room quiet: a mention there pushes nothing; a private message still
+    // does (pushes are queued in order, so once it arrives the mention was passed over).
+    let carol_name = unique("carol");
+    let carol = app.signup_and_login(&carol_name).await;
+    let mut carol_browser = Browser::new();
+    subscribe(&app, &carol.access_token, &carol_browser, &format!("http://{addr}/push/carol")).await;
+    let quiet = app.request(reqwest::Method::PUT, &format!("/api/rooms/{room}/quiet"), Some(&carol.access_token), Some(&json!({"quiet": true}))).await;
+    assert_eq!(quiet.status(), 200);
+    alice_ws.ok(send(&room, &format!("@{carol_name} are you there?"))).await;
+    alice_ws.ok(dm(&carol_name, "psst")).await;
+    let hits = service.wait_for(2).await;
+    assert_eq!(hits[1].path, "/push/carol");
+    let message: PushMessage = serde_json::from_slice(&carol_browser.open(&hits[1].body)).expect("a PushMessage");
+    assert_eq!((message.kind, message.preview.as_str()), (PushKind::Dm, "psst"), "the quiet room's mention pushed nothing");
+
+    // An edit that mentions someone for the first time pushes to them.
+    let dave_name = unique("dave");
+    let dave = app.signup_and_login(&dave_name).await;
+    let mut dave_browser = Browser::new();
+    subscribe(&app, &dave.access_token, &dave_browser, &format!("http://{addr}/push/dave")).await;
+    alice_ws.ok(confab_shared::rpc::EditParams { id: sent.id, text: format!("@{bob_name} @{dave_name} standup in 5") }).await;
+    let hits = service.wait_for(3).await;
+    assert_eq!(hits[2].path, "/push/dave", "Bob was mentioned before: only Dave hears of the edit");
+    let message: PushMessage = serde_json::from_slice(&dave_browser.open(&hits[2].body)).expect("a PushMessage");
+    assert_eq!((message.kind, message.conversation.as_str()), (PushKind::Mention, room.as_str()));
 }

@@ -72,6 +72,7 @@ async fn a_logged_in_user_creates_a_room() {
             moderators: Vec::new(),
             slow_mode_secs: 0,
             retention_days: None,
+            quiet: false,
         },
         "its creator owns it"
     );

@@ -1,12 +1,13 @@
 //! Rooms over the socket: joining (and creating), leaving, who is here, history pages,
-//! admin-only rooms, read cursors and unread counts.
+//! admin-only rooms, read cursors and unread counts, quiet rooms.
 
 use confab_shared::rpc::notify::{ReadCursor, RoomUser};
-use confab_shared::rpc::{JoinParams, RoomReadParams, RoomsListParams};
-use confab_shared::{CreateRoom, Message, RoomSummary};
+use confab_shared::rpc::{JoinParams, RoomReadParams, RoomsListParams, SetQuietParams};
+use confab_shared::{CreateRoom, Message, RoomSummary, RoomsPage};
+use serde_json::json;
 
 use crate::helpers::{
-    WsClient, assert_code, assert_invalid_param, body, history, join, leave, send, spawn_app, unique,
+    WsClient, assert_code, assert_invalid_param, body, history, join, leave, problem, send, spawn_app, unique,
 };
 
 fn ids(messages: &[Message]) -> Vec<i64> {
@@ -39,6 +40,7 @@ async fn joining_an_unknown_room_creates_it() {
             moderators: Vec::new(),
             slow_mode_secs: 0,
             retention_days: None,
+            quiet: false,
         },
         "whoever creates a room by joining it owns it"
     );
@@ -320,4 +322,54 @@ async fn a_member_filter_lists_only_the_rooms_the_caller_has_joined_over_the_soc
     assert_invalid_param(&anonymous.fail(params).await, "member");
     let refused = app.get("/api/rooms?member=true", None).await;
     assert_eq!(refused.status(), 422, "anonymous callers are members of nothing to list");
+}
+
+#[tokio::test]
+async fn a_member_keeps_a_room_quiet_and_hears_of_it_again_over_the_socket_and_rest() {
+    let app = spawn_app().await;
+    let room = unique("quiet");
+    let (ann, mut ws) = app.user_online("ann").await;
+    assert!(!ws.ok(join(&room)).await.room.quiet, "a room is not quiet to begin with");
+
+    let quiet = ws.ok(SetQuietParams { room: room.clone(), quiet: true }).await;
+    assert_eq!((quiet.name.as_str(), quiet.quiet), (room.as_str(), true));
+    assert!(summary_of(&mut ws, &room).await.quiet, "rooms.list shows it");
+    assert!(ws.ok(join(&room)).await.room.quiet, "room.join shows it");
+    let member = RoomsListParams { member: Some(true), ..RoomsListParams::default() };
+    assert!(ws.ok(member).await.rooms.iter().any(|r| r.name == room && r.quiet), "the sidebar's list shows it");
+
+    // Someone else's view of the room is theirs.
+    let (_, mut bob) = app.user_online("bob").await;
+    assert!(!bob.ok(join(&room)).await.room.quiet);
+
+    let path = format!("/api/rooms/{room}/quiet");
+    let loud: RoomSummary = body(app.request(reqwest::Method::PUT, &path, Some(&ann.access_token), Some(&json!({"quiet": false}))).await).await;
+    assert!(!loud.quiet);
+    assert!(!summary_of(&mut ws, &room).await.quiet);
+    // Setting it twice is harmless.
+    for _ in 0..2 {
+        assert!(ws.ok(SetQuietParams { room: room.clone(), quiet: true }).await.quiet);
+    }
+    let anonymous: RoomsPage = body(app.get("/api/rooms", None).await).await;
+    assert!(anonymous.rooms.iter().any(|r| r.name == room && !r.quiet), "anonymous callers see no one's choice");
+}
+
+#[tokio::test]
+async fn quiet_is_refused_to_anonymous_callers_and_for_bad_or_unknown_rooms() {
+    let app = spawn_app().await;
+    let room = unique("quiet");
+    let (ann, mut ws) = app.user_online("ann").await;
+    ws.ok(join(&room)).await;
+
+    let mut anonymous = app.ws_anonymous().await;
+    assert_code(&anonymous.fail(SetQuietParams { room: room.clone(), quiet: true }).await, -32001);
+    assert_eq!(app.request(reqwest::Method::PUT, &format!("/api/rooms/{room}/quiet"), None, Some(&json!({"quiet": true}))).await.status(), 401);
+
+    assert_invalid_param(&ws.fail(SetQuietParams { room: "no spaces".into(), quiet: true }).await, "room");
+    assert_code(&ws.fail(SetQuietParams { room: unique("nowhere"), quiet: true }).await, -32004);
+    let token = Some(ann.access_token.as_str());
+    assert_eq!(app.request(reqwest::Method::PUT, &format!("/api/rooms/{}/quiet", unique("nowhere")), token, Some(&json!({"quiet": true}))).await.status(), 404);
+    assert_eq!(app.request(reqwest::Method::PUT, "/api/rooms/no%20spaces/quiet", token, Some(&json!({"quiet": true}))).await.status(), 422);
+    let refused = problem(app.request(reqwest::Method::PUT, &format!("/api/rooms/{room}/quiet"), token, Some(&json!({"quiet": "yes"}))).await, 422).await;
+    assert_eq!(refused.field.as_deref(), Some("quiet"));
 }

@@ -106,6 +106,7 @@ async fn every_socket_method_needs_the_scope_of_its_table_row() {
             "dm.send" => json!({"to": bob.user.username, "text": "psst"}),
             "dm.history" => json!({"with": bob.user.username}),
             "room.read" => json!({"room": room, "id": message.id}),
+            "room.set_quiet" => json!({"room": room, "quiet": true}),
             "dm.read" => json!({"with": bob.user.username, "id": 1}),
             "sync" => json!({"rooms": {}}),
             "job.subscribe" => json!({"job_id": 1}),

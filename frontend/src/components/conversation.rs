@@ -74,15 +74,17 @@ pub fn ConversationPane(
         let target = target.clone();
         Callback::new(move |text: String| chat.send(&target, &text))
     };
-    let (typing, on_typing) = match &target {
+    let (typing, on_typing, members) = match &target {
         Target::Room(state) => {
             let typing_in = state.clone();
+            let online = state.online.clone();
             (
                 Some(view! { <TypingIndicator state=state.clone() /> }),
                 Some(Callback::new(move |()| chat.rooms.typing(&typing_in))),
+                Some(Signal::derive(move || online.with(|names| names.iter().cloned().collect::<Vec<_>>()))),
             )
         }
-        Target::Dm(_) => (None, None),
+        Target::Dm(_) => (None, None, None),
     };
     let offline = Signal::derive(move || chat.socket.state() != ConnState::Connected);
     let composer = StoredValue::new((composer_label, placeholder));
@@ -158,9 +160,11 @@ pub fn ConversationPane(
                     }}
                     {move || {
                         let (label, placeholder) = composer.get_value();
-                        match on_typing {
-                            Some(on_typing) => view! { <Composer label placeholder on_send on_typing offline held /> }.into_any(),
-                            None => view! { <Composer label placeholder on_send offline held /> }.into_any(),
+                        match (on_typing, members) {
+                            (Some(on_typing), Some(members)) => {
+                                view! { <Composer label placeholder on_send on_typing offline held members /> }.into_any()
+                            }
+                            _ => view! { <Composer label placeholder on_send offline held /> }.into_any(),
                         }
                     }}
                 </Show>

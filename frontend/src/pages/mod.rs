@@ -31,11 +31,13 @@ pub fn set_title(title: &str) {
     show_title();
 }
 
-/// Shows `waiting` (unread private messages and mentions) as `(N) ` before the tab title.
+/// Shows `waiting` (unread private messages and mentions) as `(N) ` before the tab title,
+/// and as a dot on the favicon.
 pub fn set_waiting(waiting: i64) {
     let changed = TITLE.with_borrow_mut(|(_, n)| std::mem::replace(n, waiting) != waiting);
     if changed {
         show_title();
+        crate::notify::show_waiting(waiting);
     }
 }
 

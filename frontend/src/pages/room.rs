@@ -1,4 +1,5 @@
-//! One room: the log, who is here, who is typing, and the composer; for those who run the
+//! One room: the log, who is here, who is typing, and the composer; the reader's "Quiet
+//! room" toggle (no notification, no Web Push for a mention here); for those who run the
 //! room, its settings panel, and moderation actions on messages and members.
 
 use leptos::prelude::*;
@@ -75,6 +76,7 @@ fn RoomView(name: String) -> impl IntoView {
         _ => None,
     });
     let settings_state = state.clone();
+    let quiet_state = state.clone();
     let body = {
         let state = state.clone();
         move || match refusal.get() {
@@ -105,6 +107,7 @@ fn RoomView(name: String) -> impl IntoView {
                 </span>
                 <span class="spacer"></span>
                 <Show when=move || chat.session.is_logged_in()>
+                    <QuietToggle state=quiet_state.clone() />
                     <ExportButton room=export_room />
                 </Show>
                 <Show when=runs_room.clone()>
@@ -140,6 +143,37 @@ fn RoomView(name: String) -> impl IntoView {
         </section>
     }
     .into_any()
+}
+
+/// The bell in the room's header: pressed, the room is quiet for the reader (`room.set_quiet`).
+/// The name stays "Quiet room" (a toggle button says its state with `aria-pressed`); the
+/// tooltip says what a click does.
+#[component]
+fn QuietToggle(state: RoomState) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let summary = state.summary.clone();
+    let quiet = Signal::derive(move || summary.with(|s| s.as_ref().is_some_and(|s| s.quiet)));
+    let toggle = move |_| {
+        let (state, to) = (state.clone(), !quiet.get_untracked());
+        spawn_local(async move {
+            if let Err(err) = chat.rooms.set_quiet(state, to).await {
+                chat.report(&err);
+            }
+        });
+    };
+    view! {
+        <button
+            type="button"
+            class="secondary small quiet-toggle"
+            data-testid="room-quiet"
+            aria-pressed=move || quiet.get().to_string()
+            title=move || if quiet.get() { "Quiet: click to get notifications from this room again" } else { "Notifications on: click to keep this room quiet" }
+            on:click=toggle
+        >
+            <span aria-hidden="true">{move || if quiet.get() { "🔕 " } else { "🔔 " }}</span>
+            "Quiet room"
+        </button>
+    }
 }
 
 /// In place of the room after a kick or a ban: why, and a "Rejoin" button once joining

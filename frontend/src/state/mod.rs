@@ -290,8 +290,14 @@ impl Chat {
                     state.mark_deleted(deleted.id);
                 }
             }
-            Notification::DmMessage(dm) => self.dms.apply(dm, true),
-            Notification::Mention(message) => self.rooms.mentioned(&message.room),
+            Notification::DmMessage(dm) => {
+                crate::notify::dm(&dm, self.session.is_me_untracked(&dm.from));
+                self.dms.apply(dm, true);
+            }
+            Notification::Mention(message) => {
+                crate::notify::mention(&message, self.rooms.is_quiet(&message.room));
+                self.rooms.mentioned(&message.room);
+            }
             Notification::Notice(notice) => self.toasts.info(notice_text(&notice.payload)),
             Notification::SessionExpiring(_) => spawn_local(self.renew_token()),
             Notification::ReadMoved(ReadCursor::Dm { with, id }) => self.dms.read_moved(&with, id),

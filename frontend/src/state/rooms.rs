@@ -635,6 +635,22 @@ impl Rooms {
             state.typing.set(Vec::new());
         }
     }
+
+    // ----- quiet rooms ---------------------------------------------------------------
+
+    /// Whether the reader keeps `room` quiet (no notification for a mention there).
+    pub fn is_quiet(&self, room: &str) -> bool {
+        let quiet = |rooms: &Vec<RoomSummary>| rooms.iter().any(|r| r.name == room && r.quiet);
+        self.mine.with_untracked(quiet) || self.list.with_untracked(quiet)
+    }
+
+    /// `room.set_quiet`: the room's summary comes back with the reader's choice.
+    pub async fn set_quiet(self, state: RoomState, quiet: bool) -> Result<(), ErrorObject> {
+        let summary = self.socket.call(SetQuietParams { room: state.wire_name(), quiet }).await?;
+        state.summary.set(Some(summary.clone()));
+        self.upsert_summary(summary);
+        Ok(())
+    }
 }
 
 /// Puts `user` in the summary's owner or moderators as `role` says.

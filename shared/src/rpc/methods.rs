@@ -163,6 +163,11 @@ methods! {
     /// Move the read cursor of a conversation forward (never back, never past its newest
     /// message); the caller's other connections get `read.moved` with the cursor's new place.
     DmRead = "dm.read" (DmReadParams) -> Ack;
+    /// Keep a room quiet for the caller (`quiet: true`: no notification, no Web Push for a
+    /// mention there; unread counts go on) or hear of it again; the result is the room as
+    /// `rooms.list` shows it to the caller. Authenticated only (-32001); not moderation
+    /// (`room.mute` silences a member for everyone).
+    RoomSetQuiet = "room.set_quiet" (SetQuietParams) -> RoomSummary;
     /// Catch up after a reconnect: everything newer than the given ids, at most 500 items
     /// (messages and DMs together) and 1 MiB; `complete: false` means call again with the newer
     /// ids. At most 5000 rooms per call (-32602 with `data.field = "rooms"` beyond).
@@ -466,6 +471,15 @@ wire! {
         /// The newest message id read; the cursor never moves back. An id past the room's
         /// newest message moves it to that message (later messages stay unread).
         pub id: i64,
+    }
+
+    /// Params of `room.set_quiet`.
+    pub struct SetQuietParams {
+        /// The room's name.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
+        pub room: String,
+        /// `true`: hear nothing of the room; `false`: hear of it again.
+        pub quiet: bool,
     }
 
     /// Params of `dm.read`.

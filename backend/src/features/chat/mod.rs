@@ -105,6 +105,7 @@ pub async fn edit(state: &AppState, conn: &Conn, p: EditParams) -> AppResult<Mes
     broadcast(state, &room, &Notification::MessageEdited(message.clone()), Class::Reliable);
     // Only those the edit mentions for the first time hear of it.
     pipeline::notify_mentioned(state.layer.as_ref(), &added, &Notification::Mention(message.clone()).to_frame());
+    state.push_alerts.mention(row.room_id, added.into(), pipeline::mention_push(&message));
     Ok(message)
 }
 

@@ -14,6 +14,9 @@
 //! what the commit returned, serialized once, and that JSON is both the `room.message`
 //! broadcast and the `result` of the sender's response.
 //!
+//! The people a message mentions get a `mention` notification on their connections, and
+//! those with none are handed over for a push ([`Alerts`]) (which never makes the batch wait).
+//!
 //! `room.message` webhooks ride along: before the append the batch asks the [`WebhookQueue`]
 //! which webhooks want which message (one atomic load when none does), and the appender
 //! writes those deliveries in the batch's own transaction, so an acknowledged message always
@@ -30,9 +33,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use confab_shared::Message;
+use confab_shared::push::{PushKind, PushMessage};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
+use crate::storage::push::Alerts;
 use crate::storage::webhook_queue::WebhookQueue;
 use crate::layer::{ChannelLayer, Class, Delivery, Except, group};
 use crate::metrics::METRICS;
@@ -49,8 +54,8 @@ pub struct Committed {
     pub message: Message,
     /// `message` as JSON: the params of its `room.message` and the result of its `room.send`.
     pub json: Arc<str>,
-    /// The ids of the users it mentions (each got a `mention` notification): those a push to
-    /// people with no open connection would go to.
+    /// The ids of the users it mentions (each got a `mention` notification, and those with no
+    /// connection a push).
     pub mentioned: Arc<[i64]>,
 }
 
@@ -106,11 +111,12 @@ pub struct MessagePipeline {
 impl MessagePipeline {
     /// Starts the owner of the message writes for `db` (connected with `url`); it ends when
     /// every handle is dropped. Call from within the runtime. `webhooks` says which webhooks
-    /// want each batch's messages (their deliveries commit with the batch).
-    pub fn spawn(db: Db, url: &str, layer: Arc<dyn ChannelLayer>, webhooks: WebhookQueue) -> anyhow::Result<Self> {
+    /// want each batch's messages (their deliveries commit with the batch); `pushes` hears of
+    /// each mention.
+    pub fn spawn(db: Db, url: &str, layer: Arc<dyn ChannelLayer>, webhooks: WebhookQueue, pushes: Alerts) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
         let appender = Appender::open(&db, url)?;
-        tokio::spawn(run(rx, appender, db, layer, webhooks));
+        tokio::spawn(run(rx, appender, Sinks { db, layer, pushes }, webhooks));
         Ok(Self { tx })
     }
 
@@ -141,7 +147,15 @@ impl Receipt {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, db: Db, layer: Arc<dyn ChannelLayer>, webhooks: WebhookQueue) {
+/// Where a committed batch goes: the database (for repeated nonces), the channel layer, and
+/// the pushes of its mentions.
+struct Sinks {
+    db: Db,
+    layer: Arc<dyn ChannelLayer>,
+    pushes: Alerts,
+}
+
+async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, sinks: Sinks, webhooks: WebhookQueue) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (rows, addressees): (Vec<NewMessage>, Vec<Addressee>) = nest_repeats(std::mem::take(&mut batch)).into_iter().map(Pending::split).unzip();
@@ -151,7 +165,7 @@ async fn run(mut rx: mpsc::Receiver<Pending>, appender: Appender, db: Db, layer:
         if outcome.as_ref().is_ok_and(|w| w.enqueued) {
             webhooks.wake();
         }
-        deliver(&db, layer.as_ref(), rows, addressees, now, outcome);
+        deliver(&sinks, rows, addressees, now, outcome);
     }
 }
 
@@ -177,7 +191,8 @@ fn nest_repeats(batch: Vec<Pending>) -> Vec<Pending> {
 }
 
 /// After a commit: broadcast every new message in batch (= id) order, then answer.
-fn deliver(db: &Db, layer: &dyn ChannelLayer, rows: Vec<NewMessage>, addressees: Vec<Addressee>, now: i64, outcome: StorageResult<Written>) {
+fn deliver(sinks: &Sinks, rows: Vec<NewMessage>, addressees: Vec<Addressee>, now: i64, outcome: StorageResult<Written>) {
+    let (db, layer) = (&sinks.db, sinks.layer.as_ref());
     let written = match outcome {
         Ok(w) if w.results.len() == addressees.len() && rows.len() == addressees.len() => w,
         Ok(_) => return fail_all(addressees, &StorageError::Db("the batch returned a different number of rows".into())),
@@ -194,6 +209,7 @@ fn deliver(db: &Db, layer: &dyn ChannelLayer, rows: Vec<NewMessage>, addressees:
             continue;
         };
         let mut message = message;
+        let room_id = message.room_id;
         let mentioned: Arc<[i64]> = std::mem::take(&mut message.mentions.users).into();
         let message = message.into_wire(to.room, id, now);
         let committed = match json {
@@ -208,6 +224,7 @@ fn deliver(db: &Db, layer: &dyn ChannelLayer, rows: Vec<NewMessage>, addressees:
         }
         if !committed.mentioned.is_empty() {
             notify_mentioned(layer, &committed.mentioned, &frame("mention", &committed.json));
+            sinks.pushes.mention(room_id, committed.mentioned.clone(), mention_push(&committed.message));
         }
         settled.push(Settled::Stored { committed, reply: to.reply, repeats: to.repeats });
     }
@@ -278,6 +295,17 @@ pub fn notify_mentioned(layer: &dyn ChannelLayer, users: &[i64], frame: &str) {
         if let Err(err) = layer.group_send(&group::user(user), delivery) {
             tracing::warn!(%err, user, "mention not pushed; the count in rooms.list still has it");
         }
+    }
+}
+
+/// The push a mention in `message` sends to the mentioned who have no connection.
+pub fn mention_push(message: &Message) -> PushMessage {
+    PushMessage {
+        kind: PushKind::Mention,
+        conversation: message.room.clone(),
+        from: message.author.clone(),
+        preview: confab_shared::push::preview(&message.text),
+        url: format!("/rooms/{}", message.room),
     }
 }
 

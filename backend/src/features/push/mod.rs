@@ -1,11 +1,12 @@
 //! Web Push for people with no tab open: the routes where a browser stores its push
-//! subscription (`/api/push/…`), and [`notify_offline`], which queues an encrypted push to
-//! each of a person's subscriptions when something arrives for them while they have no
-//! connection on any instance.
+//! subscription (`/api/push/…`), and the task ([`offline`]) that queues an encrypted
+//! push to each of a person's subscriptions when a private message or a mention arrives for
+//! them while they have no connection on any instance.
 //!
 //! # Layout
-//! - this file: the routes (the VAPID public key; create, list and remove subscriptions)
-//!   and [`notify_offline`], which private messages call (and mentions may).
+//! - this file: the routes (the VAPID public key; create, list and remove subscriptions).
+//! - [`offline`]: what private messages and mentions hand over, and the task that turns it
+//!   into queued pushes (subscribed, not quiet, offline; coalesced; bounded per message).
 //! - [`crate::storage::push`] (below this layer): subscriptions and the push outbox.
 //! - [`worker`]: the delivery task: lease, encrypt (RFC 8291), sign (VAPID, RFC 8292), POST,
 //!   retry with backoff; 404 or 410 from the push service removes the subscription.
@@ -16,6 +17,7 @@
 //! `CONFAB_WEBHOOK_ALLOW_PRIVATE` allows private ones (and then `http://` too). Only a login
 //! may manage subscriptions: a browser does this, never a program with an API token.
 
+pub mod offline;
 pub mod worker;
 
 use axum::extract::{Path, State};
@@ -23,8 +25,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use confab_shared::push::{
-    CreatePushSubscription, MAX_PUSH_DEVICE_CHARS, MAX_PUSH_ENDPOINT_CHARS, MAX_PUSH_SUBSCRIPTIONS, PushKey, PushKind, PushMessage,
-    PushSubscription,
+    CreatePushSubscription, MAX_PUSH_DEVICE_CHARS, MAX_PUSH_ENDPOINT_CHARS, MAX_PUSH_SUBSCRIPTIONS, PushKey, PushSubscription,
 };
 use confab_shared::{Problem, Timestamp};
 
@@ -133,39 +134,5 @@ fn listed(row: subscription_entity::Model) -> PushSubscription {
         device: row.device,
         created_at: Timestamp::from_millis(row.created_at),
         last_push_at: row.last_push_at.map(Timestamp::from_millis),
-    }
-}
-
-/// Who a push is for.
-pub struct Recipient<'a> {
-    pub user_id: i64,
-    pub username: &'a str,
-}
-
-/// Queues `message` for each of the recipient's push subscriptions when they have no live
-/// connection on any instance, at most one per conversation per `CONFAB_PUSH_COALESCE_SECS`.
-/// Best effort: the message itself is stored already, so a failure here is logged, not
-/// returned. Private messages call it; so may anything else a person should hear about.
-pub async fn notify_offline(state: &AppState, to: Recipient<'_>, message: &PushMessage) {
-    match state.presence.online_among(&[to.username.to_owned()]).await {
-        Ok(online) if online.first() == Some(&false) => {}
-        Ok(_) => return,
-        Err(err) => return tracing::warn!(%err, user = %to.username, "presence unknown; no push"),
-    }
-    let kind = match message.kind {
-        PushKind::Dm => "dm",
-        PushKind::Mention => "room",
-    };
-    let topic = format!("{kind}:{}", message.conversation);
-    // Plain strings: serializing cannot fail.
-    let body = serde_json::to_string(message).unwrap_or_default();
-    let window_ms = i64::try_from(state.config.push_coalesce_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    match store::enqueue(&state.db, to.user_id, &topic, &body, window_ms).await {
-        Ok(0) => {}
-        Ok(queued) => {
-            tracing::debug!(user = %to.username, queued, %topic, "push queued");
-            state.push_queue.wake();
-        }
-        Err(err) => tracing::warn!(%err, user = %to.username, "push not queued"),
     }
 }

@@ -1,4 +1,4 @@
-//! Who has joined which room, with their read cursor.
+//! Who has joined which room, with their read cursor and whether they keep it quiet.
 
 use sea_orm::entity::prelude::*;
 
@@ -12,6 +12,8 @@ pub struct Model {
     pub joined_at: i64,
     /// The highest message id the user has read; only ever moves forward.
     pub last_read_id: i64,
+    /// The member hears nothing of the room: no notification, no Web Push for a mention.
+    pub quiet: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

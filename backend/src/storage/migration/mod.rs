@@ -19,6 +19,7 @@ mod m20261209_000001_add_job_filter;
 mod m20261210_000001_add_room_sanctions_index;
 mod m20261210_000002_create_push;
 mod m20261210_000003_create_mentions;
+mod m20261211_000001_add_membership_quiet;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000001_add_room_sanctions_index::Migration),
             Box::new(m20261210_000002_create_push::Migration),
             Box::new(m20261210_000003_create_mentions::Migration),
+            Box::new(m20261211_000001_add_membership_quiet::Migration),
         ]
     }
 }
@@ -49,7 +51,7 @@ mod tests {
     use super::*;
 
     /// What every database migrated so far has recorded, in the order it was applied.
-    const RECORDED: [&str; 12] = [
+    const RECORDED: [&str; 13] = [
         "m20261123_000001_create_tables",
         "m20261124_000001_add_job_heartbeat",
         "m20261201_000012_create_export_chunks",
@@ -62,6 +64,7 @@ mod tests {
         "m20261210_000001_add_room_sanctions_index",
         "m20261210_000002_create_push",
         "m20261210_000003_create_mentions",
+        "m20261211_000001_add_membership_quiet",
     ];
 
     #[test]

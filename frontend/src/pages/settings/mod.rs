@@ -1,5 +1,7 @@
-//! `/settings`: what a signed-in person configures for programs.
+//! `/settings`: what a signed-in person configures: notifications, and what programs use.
 //!
+//! - [`notifications`]: desktop notifications and Web Push in this browser, and the list of
+//!   devices that get pushes.
 //! - [`tokens`]: API tokens (everyone): create (the secret is shown once), list, revoke.
 //! - [`webhooks`]: webhooks (admins only): create, list, delete, and each one's recent
 //!   deliveries with a retry.
@@ -7,6 +9,7 @@
 //! Both talk REST only. A form keeps what was typed until the server accepts it, and puts
 //! the server's reason next to the field it names (problem+json `field`), or under the form.
 
+mod notifications;
 mod tokens;
 mod webhooks;
 
@@ -48,12 +51,13 @@ pub fn SettingsPage() -> impl IntoView {
         <section class="page settings-page" data-testid="settings-page">
             <header class="page-head">
                 <h1>"Settings"</h1>
-                <p class="muted">"Credentials for programs that talk to Confab: bots, backends, CI jobs."</p>
+                <p class="muted">"Notifications, and credentials for programs that talk to Confab: bots, backends, CI jobs."</p>
             </header>
             <Show
                 when=move || session.is_logged_in()
                 fallback=|| view! { <LoginPrompt what="to manage API tokens" /> }
             >
+                <notifications::NotificationsSection />
                 <tokens::TokensSection />
                 <Show when=move || session.is_admin()>
                     <webhooks::WebhooksSection />
