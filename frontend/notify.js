@@ -113,6 +113,36 @@
       const list = (await api("GET", "/api/push/subscriptions", token)) || [];
       return list.map((s) => ({ id: s.id, name: s.device || s.service, here: String(s.id) === here }));
     },
+    // Fills Settings' list (`ul`) with `devices`: a row each with its name, "This device" on
+    // this browser's, and a Remove button carrying the device's id (the page handles the
+    // clicks). Text goes in as text, never as markup.
+    fill(ul, devices) {
+      const el = (tag, testid, text) => {
+        const e = document.createElement(tag);
+        if (testid) e.dataset.testid = testid;
+        if (text) e.textContent = text;
+        return e;
+      };
+      ul.replaceChildren(...devices.map((d) => {
+        const li = el("li", "device-row");
+        li.className = "device";
+        li.dataset.id = d.id;
+        li.dataset.this = d.here;
+        li.append(el("span", "", d.name));
+        if (d.here) {
+          const badge = el("span", "device-this", "This device");
+          badge.className = "badge";
+          li.append(badge);
+        }
+        const remove = el("button", "device-remove", "Remove");
+        remove.type = "button";
+        remove.className = "secondary small";
+        remove.dataset.id = d.id;
+        remove.setAttribute("aria-label", `Remove ${d.name}`);
+        li.append(remove);
+        return li;
+      }));
+    },
     // Removes one of the caller's devices; this browser's turns notifications off here too.
     async remove(token, id) {
       if (String(id) === localStorage.getItem(SUBSCRIPTION)) return this.disable(token);

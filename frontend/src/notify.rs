@@ -52,7 +52,7 @@ pub fn state() -> String {
 /// permission, subscribes to Web Push and stores the subscription on the server, named
 /// after the browser: `Chrome on Linux`), `disable` (ends it here and removes it there),
 /// `remove` (the device `id`; this browser's turns notifications off here too), `devices`
-/// (the caller's, see [`devices_of`]).
+/// (the caller's: `[{id, name, here}]`, for [`fill`]).
 pub async fn ask(name: &str, token: &str, id: f64) -> Result<JsValue, String> {
     match call(name, &[token.into(), id.into()])?.dyn_into::<Promise>() {
         Ok(promise) => JsFuture::from(promise).await.map_err(|e| js_message(&e)),
@@ -60,26 +60,10 @@ pub async fn ask(name: &str, token: &str, id: f64) -> Result<JsValue, String> {
     }
 }
 
-/// A device that gets pushes, as Settings lists it.
-#[derive(Clone)]
-pub struct Device {
-    pub id: f64,
-    pub name: String,
-    /// This browser's own.
-    pub here: bool,
-}
-
-/// What `devices` answered: `[{id, name, here}]`.
-pub fn devices_of(list: &JsValue) -> Vec<Device> {
-    let field = |item: &JsValue, name: &str| Reflect::get(item, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
-    js_sys::Array::from(list)
-        .iter()
-        .map(|item| Device {
-            id: field(&item, "id").as_f64().unwrap_or(0.0),
-            name: field(&item, "name").as_string().unwrap_or_default(),
-            here: field(&item, "here").is_truthy(),
-        })
-        .collect()
+/// Fills Settings' list of devices (`ul`) with `list` (what [`ask`]`("devices", …)` gave);
+/// each row's Remove button carries the device's id in `data-id`.
+pub fn fill(ul: &web_sys::HtmlUListElement, list: &JsValue) {
+    let _ = call("fill", &[JsValue::from(ul.clone()), list.clone()]);
 }
 
 /// Shows a notification of `kind` (`dm`, `mention`) in `conversation` when notify.js

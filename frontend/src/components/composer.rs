@@ -51,7 +51,9 @@ pub fn Composer(
     // The `@name` being typed: where its `@` is and what follows it, up to the caret.
     let typed = RwSignal::new(None::<(u32, String)>);
     let active = RwSignal::new(0usize);
-    let suggestions = Memo::new(move |_| {
+    // A closure, not a memo: a few dozen names compared at a keystroke cost less than the
+    // memo's code in the WASM.
+    let suggestions = move || {
         let (Some(members), Some((_, prefix))) = (members, typed.get()) else { return Vec::new() };
         let prefix = prefix.to_lowercase();
         members.with(|all| {
@@ -61,8 +63,8 @@ pub fn Composer(
                 .cloned()
                 .collect::<Vec<_>>()
         })
-    });
-    let listing = move || !suggestions.with(Vec::is_empty);
+    };
+    let listing = move || !suggestions().is_empty();
     let find_mention = move || {
         let Some(el) = area.get_untracked() else { return };
         let caret = el.selection_start().ok().flatten().unwrap_or(0);
@@ -109,14 +111,15 @@ pub fn Composer(
         }
     };
     let on_keydown = move |ev: KeyboardEvent| {
-        let count = suggestions.with_untracked(Vec::len);
+        let names = untrack(suggestions);
+        let count = names.len();
         if count > 0 && !ev.is_composing() {
             match ev.key().as_str() {
                 "ArrowDown" => active.update(|a| *a = (*a + 1) % count),
                 "ArrowUp" => active.update(|a| *a = (*a + count - 1) % count),
                 "Enter" | "Tab" if !ev.shift_key() => {
-                    if let Some(name) = suggestions.with_untracked(|s| s.get(active.get_untracked()).cloned()) {
-                        pick(name);
+                    if let Some(name) = names.get(active.get_untracked()) {
+                        pick(name.clone());
                     }
                 }
                 "Escape" => typed.set(None),
@@ -160,8 +163,7 @@ pub fn Composer(
             <Show when=listing>
                 <ul id="mention-options" class="mention-options" role="listbox" aria-label="People to mention" data-testid="mention-options">
                     {move || {
-                        suggestions
-                            .get()
+                        suggestions()
                             .into_iter()
                             .enumerate()
                             .map(|(i, name)| {

@@ -146,8 +146,8 @@ fn RoomView(name: String) -> impl IntoView {
 }
 
 /// The bell in the room's header: pressed, the room is quiet for the reader (`room.set_quiet`).
-/// The name stays "Quiet room" (a toggle button says its state with `aria-pressed`); the
-/// tooltip says what a click does.
+/// The name stays "Quiet room" (a toggle button says its state with `aria-pressed`, which
+/// style.css also draws as the bell); the tooltip says what pressing it means.
 #[component]
 fn QuietToggle(state: RoomState) -> impl IntoView {
     let chat = expect_context::<Chat>();
@@ -167,10 +167,10 @@ fn QuietToggle(state: RoomState) -> impl IntoView {
             class="secondary small quiet-toggle"
             data-testid="room-quiet"
             aria-pressed=move || quiet.get().to_string()
-            title=move || if quiet.get() { "Quiet: click to get notifications from this room again" } else { "Notifications on: click to keep this room quiet" }
+            title="No notification or push for this room while pressed"
             on:click=toggle
         >
-            <span aria-hidden="true">{move || if quiet.get() { "🔕 " } else { "🔔 " }}</span>
+            // The bell is drawn by style.css from `aria-pressed`.
             "Quiet room"
         </button>
     }

@@ -11,9 +11,10 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::Section;
-use wasm_bindgen::JsValue;
+use leptos::html;
+use wasm_bindgen::{JsCast, JsValue};
 
-use crate::notify::{self, Device};
+use crate::notify;
 use crate::state::{Chat, REFRESH_MARGIN_MS};
 
 #[component]
@@ -23,8 +24,9 @@ pub fn NotificationsSection() -> impl IntoView {
     let on = RwSignal::new(notify::state() == "on");
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
-    // An empty list says so in its place (style.css, `.device-list:empty`).
-    let devices = RwSignal::new(None::<Vec<Device>>);
+    // notify.js fills the list; an empty one says so in its place (style.css,
+    // `.device-list:empty`).
+    let list = NodeRef::<html::Ul>::new();
     // One way for every click: `act` (if any) through notify.js, then the list afresh.
     let run = move |act: Option<&'static str>, id: f64| {
         error.set(None);
@@ -38,7 +40,11 @@ pub fn NotificationsSection() -> impl IntoView {
                         outcome = notify::ask(act, &token, id).await;
                     }
                     match notify::ask("devices", &token, 0.0).await {
-                        Ok(list) => devices.set(Some(notify::devices_of(&list))),
+                        Ok(devices) => {
+                            if let Some(ul) = list.get_untracked() {
+                                notify::fill(&ul, &devices);
+                            }
+                        }
                         Err(why) if outcome.is_ok() => outcome = Err(format!("Could not load the devices: {why}")),
                         Err(_) => {}
                     }
@@ -93,35 +99,23 @@ pub fn NotificationsSection() -> impl IntoView {
             </p>
             {move || error.get().map(|why| view! { <p class="form-error" role="alert" data-testid="notifications-error">{why}</p> })}
             <h3>"Devices that get pushes"</h3>
-            {move || {
-                devices.get().map(|list| {
-                    view! {
-                        <ul class="device-list" data-testid="device-list">
-                            {list
-                                .into_iter()
-                                .map(|device| {
-                                    let Device { id, name, here: this } = device;
-                                    view! {
-                                        <li class="device" data-testid="device-row" data-id=id.to_string() data-this=this.to_string()>
-                                            <span>{name.clone()}</span>
-                                            {this.then(|| view! { <span class="badge" data-testid="device-this">"This device"</span> })}
-                                            <button
-                                                type="button"
-                                                class="secondary small"
-                                                data-testid="device-remove"
-                                                aria-label=format!("Remove {name}")
-                                                on:click=move |_| remove(id)
-                                            >
-                                                "Remove"
-                                            </button>
-                                        </li>
-                                    }
-                                })
-                                .collect_view()}
-                        </ul>
+            // One handler for the rows' Remove buttons, which carry the device's id.
+            <ul
+                class="device-list"
+                data-testid="device-list"
+                node_ref=list
+                on:click=move |ev| {
+                    let id = ev
+                        .target()
+                        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                        .and_then(|e| e.closest("button[data-id]").ok().flatten())
+                        .and_then(|b| b.get_attribute("data-id"))
+                        .and_then(|id| id.parse::<i64>().ok());
+                    if let Some(id) = id {
+                        remove(id as f64);
                     }
-                })
-            }}
+                }
+            ></ul>
         </Section>
     }
 }
