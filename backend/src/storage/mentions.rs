@@ -50,6 +50,11 @@ pub async fn replace(db: &Db, message_id: i64, room_id: i64, targets: &MentionTa
     }
     let txn = db.conn.begin().await?;
     let backend = txn.get_database_backend();
+    // The write first: on SQLite a transaction that reads first and writes later fails at
+    // once (SQLITE_BUSY, no busy wait) when another connection committed in between; one
+    // that writes first waits for the lock and then reads what is current.
+    let set = "UPDATE messages SET mentions = ?, mention_all = ? WHERE id = ?";
+    txn.execute(statement_on(backend, set, vec![targets.names_column().into(), targets.all_column().map(str::to_owned).into(), message_id.into()])).await?;
     let before: HashSet<i64> = Row::find_by_statement(statement_on(backend, "SELECT user_id FROM mentions WHERE message_id = ?", vec![message_id.into()]))
         .all(&txn)
         .await?
@@ -57,8 +62,6 @@ pub async fn replace(db: &Db, message_id: i64, room_id: i64, targets: &MentionTa
         .map(|r| r.user_id)
         .collect();
     let now: HashSet<i64> = targets.users.iter().copied().collect();
-    let set = "UPDATE messages SET mentions = ?, mention_all = ? WHERE id = ?";
-    txn.execute(statement_on(backend, set, vec![targets.names_column().into(), targets.all_column().map(str::to_owned).into(), message_id.into()])).await?;
     let gone: Vec<i64> = before.difference(&now).copied().collect();
     for chunk in gone.chunks(CHUNK) {
         let marks = vec!["?"; chunk.len()].join(", ");
